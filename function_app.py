@@ -1,0 +1,9 @@
+"""The Functions entry point: wiring only (one Blueprint per trigger, logic in ``shared``)."""
+
+import azure.functions as func
+
+from functions import deadletter, dispatch
+
+app = func.FunctionApp()
+app.register_functions(dispatch.bp)
+app.register_functions(deadletter.bp)

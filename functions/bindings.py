@@ -1,0 +1,28 @@
+"""Binding names shared by the blueprints (the host resolves ``%Setting%`` from app settings)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import azure.functions as func
+
+from shared.services.dispatch import Inbound
+from shared.settings import STORAGE_CONNECTION
+
+CONNECTION = STORAGE_CONNECTION
+REQUESTS_QUEUE = "%VNB_REQUESTS_QUEUE%"
+POISON_QUEUE = "%VNB_REQUESTS_QUEUE%-poison"
+EVENTS_QUEUE = "%VNB_EVENTS_QUEUE%"
+RECONCILE_SCHEDULE = "%VNB_RECONCILE_SCHEDULE%"
+SCHEDULES_TIMER = "%VNB_SCHEDULES_TIMER%"
+
+
+def inbound(msg: func.QueueMessage) -> Inbound:
+    """The trigger's message as the services see it (no azure.functions types past here)."""
+    inserted: datetime | None = msg.insertion_time
+    return Inbound(
+        message_id=msg.id or "",
+        body=msg.get_body(),
+        dequeue_count=msg.dequeue_count or 1,
+        inserted_at=inserted,
+    )

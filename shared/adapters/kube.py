@@ -1,0 +1,333 @@
+"""Kubernetes adapter: the only module that talks to the Kubernetes API.
+
+It rides on the official client's ``ApiClient`` (auth, TLS, proxies, token refresh hook)
+but sends plain dicts and reads raw JSON: the typed models of kubernetes 37 are pydantic
+objects whose (de)serialisation costs more than the HTTP round trip on the hot path, and
+the manifests are already validated values (``shared.jobspec``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import kubernetes.client
+import kubernetes.config
+import urllib3
+
+from shared.errors import PermanentError, TransientError, VnbError
+
+JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
+PODS = "/api/v1/namespaces/{ns}/pods"
+NODES = "/api/v1/nodes"
+NAMESPACES = "/api/v1/namespaces"
+
+_TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# 401/403 are usually a role assignment that has not propagated yet (Azure RBAC can take
+# minutes): worth the host's retries before the message is dead-lettered.
+_RETRY_AUTH_STATUS = frozenset({401, 403})
+
+
+class KubeApiError(VnbError):
+    """A Kubernetes API call failed; ``status``/``reason`` come from the API's Status."""
+
+
+class KubeTransientError(TransientError):
+    pass
+
+
+class KubePermanentError(PermanentError):
+    pass
+
+
+class AlreadyExists(KubePermanentError):
+    """409 AlreadyExists on create: the object is there (an idempotent create found it)."""
+
+
+class Conflict(KubeTransientError):
+    """409 Conflict: the object changed since it was read (resourceVersion mismatch)."""
+
+
+def _error(method: str, path: str, status: int, body: bytes) -> VnbError:
+    reason, message = None, body[:500].decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("kind") == "Status":
+        reason = parsed.get("reason")
+        message = parsed.get("message") or message
+    text = f"Kubernetes API {method} {path} returned {status} {reason or ''}: {message}".replace("  ", " ")
+    if status == 409 and reason == "AlreadyExists":
+        return AlreadyExists(text, status=status, reason=reason)
+    if status == 409:
+        return Conflict(text, status=status, reason=reason)
+    if status in _TRANSIENT_STATUS or status in _RETRY_AUTH_STATUS:
+        hint = ""
+        if status in _RETRY_AUTH_STATUS:
+            hint = (
+                " — the app's identity needs 'Azure Kubernetes Service RBAC Writer' on the namespace "
+                "(or an equivalent Role); new role assignments can take minutes to apply"
+            )
+        return KubeTransientError(text + hint, status=status, reason=reason)
+    return KubePermanentError(text, status=status, reason=reason)
+
+
+class KubeHttp:
+    """JSON over the official client's connection pool. One per process (see ``clients``)."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient, *, timeout: float) -> None:
+        self._api = api_client
+        self._timeout = (min(timeout, 5.0), timeout)
+
+    @property
+    def host(self) -> str:
+        return str(self._api.configuration.host)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        raw: bool = False,
+    ) -> Any:
+        """Send one request; return parsed JSON (or text when ``raw``); raise a VnbError."""
+        headers = {"Accept": "text/plain" if raw else "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            params = self._api.param_serialize(
+                method,
+                path,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self._api.call_api(*params, _request_timeout=self._timeout)
+            data = response.read()  # type: ignore[no-untyped-call]
+            response.response.release_conn()
+        except kubernetes.client.ApiException as e:  # status 0: TLS or request preparation
+            raise KubeTransientError(
+                f"Kubernetes API {method} {path} failed: {e.reason}", status=e.status or None
+            ) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeTransientError(
+                f"Kubernetes API {method} {path} unreachable at {self.host}: {type(e).__name__}: {e}"
+            ) from e
+        if not 200 <= response.status < 300:
+            raise _error(method, path, response.status, data or b"")
+        if raw:
+            return (data or b"").decode("utf-8", errors="replace")
+        return json.loads(data) if data else None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    continue_token: str | None
+
+
+class Cluster:
+    """The calls the services make, in one namespace (small and typed, easy to stand in for)."""
+
+    def __init__(self, http: KubeHttp, namespace: str) -> None:
+        self.http = http
+        self.namespace = namespace
+        self._jobs = JOBS.format(ns=quote(namespace))
+        self._pods = PODS.format(ns=quote(namespace))
+
+    # jobs
+    def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.http.call("POST", self._jobs, body=manifest)
+        return result
+
+    def get_job(self, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self.http.call("GET", f"{self._jobs}/{quote(name)}")
+        except KubePermanentError as e:
+            if e.status == 404:
+                return None
+            raise
+        return result
+
+    def list_jobs(self, *, label_selector: str, limit: int, continue_token: str | None = None) -> Page:
+        query: dict[str, str | int] = {"labelSelector": label_selector, "limit": limit}
+        if continue_token:
+            query["continue"] = continue_token
+        result = self.http.call("GET", self._jobs, query=query)
+        return Page(
+            items=list(result.get("items") or []), continue_token=(result.get("metadata") or {}).get("continue") or None
+        )
+
+    def patch_job_metadata(
+        self,
+        name: str,
+        *,
+        labels: Mapping[str, str | None] | None = None,
+        annotations: Mapping[str, str | None] | None = None,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge-patch labels/annotations (None deletes); with a resourceVersion it is a CAS."""
+        metadata: dict[str, Any] = {}
+        if labels is not None:
+            metadata["labels"] = dict(labels)
+        if annotations is not None:
+            metadata["annotations"] = dict(annotations)
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
+        result: dict[str, Any] = self.http.call(
+            "PATCH",
+            f"{self._jobs}/{quote(name)}",
+            body={"metadata": metadata},
+            content_type="application/merge-patch+json",
+        )
+        return result
+
+    def delete_job(self, name: str, *, propagation: str = "Background") -> bool:
+        """Delete a Job and (Background) its pods; False if it was already gone.
+
+        batch/v1 orphans a Job's pods by default: without Background propagation the pods,
+        and on ACI their container groups, would stay behind.
+        """
+        try:
+            self.http.call(
+                "DELETE",
+                f"{self._jobs}/{quote(name)}",
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
+            )
+        except KubePermanentError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    # pods, logs, nodes, namespaces
+    def list_pods(self, *, label_selector: str) -> list[dict[str, Any]]:
+        result = self.http.call("GET", self._pods, query={"labelSelector": label_selector})
+        return list(result.get("items") or [])
+
+    def pod_log(self, pod: str, *, tail_lines: int, limit_bytes: int, container: str | None = None) -> str | None:
+        """The tail of a pod's log, or None when it cannot be read (never started, gone)."""
+        query: dict[str, str | int] = {"tailLines": tail_lines, "limitBytes": limit_bytes}
+        if container:
+            query["container"] = container
+        try:
+            text: str = self.http.call("GET", f"{self._pods}/{quote(pod)}/log", query=query, raw=True)
+        except KubePermanentError:
+            return None
+        return text
+
+    def get_node(self, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self.http.call("GET", f"{NODES}/{quote(name)}")
+        except KubePermanentError as e:
+            if e.status == 404:
+                return None
+            raise
+        return result
+
+    def namespace_exists(self) -> bool:
+        try:
+            self.http.call("GET", f"{NAMESPACES}/{quote(self.namespace)}")
+        except KubePermanentError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    def create_namespace(self) -> bool:
+        """Create the namespace; False if it already existed."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": self.namespace, "labels": {"app.kubernetes.io/managed-by": "vnode-batch"}},
+        }
+        try:
+            self.http.call("POST", NAMESPACES, body=body)
+        except AlreadyExists:
+            return False
+        return True
+
+
+# --- client construction: lazily, once per process -------------------------------------
+
+_lock = threading.Lock()
+_cache: dict[tuple[Any, ...], KubeHttp] = {}
+
+
+def _cached(key: tuple[Any, ...], build: Callable[[], KubeHttp]) -> KubeHttp:
+    with _lock:
+        client = _cache.get(key)
+        if client is None:
+            client = _cache[key] = build()
+        return client
+
+
+def _pool(cfg: kubernetes.client.Configuration) -> None:
+    # The dispatch function runs up to batchSize invocations at once per instance.
+    cfg.connection_pool_maxsize = 32
+
+
+def from_kubeconfig_file(path: str, *, context: str | None, timeout: float) -> KubeHttp:
+    """A client for a kubeconfig file (bring-your-own-cluster mode), cached per file+context."""
+    file = Path(path).expanduser()
+    try:
+        stamp = file.stat().st_mtime_ns
+    except OSError as e:
+        raise PermanentError(f"VNB_KUBECONFIG: cannot read {file}: {e.strerror}") from e
+
+    def build() -> KubeHttp:
+        cfg = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(file), context=context, client_configuration=cfg, persist_config=False
+            )
+        except kubernetes.config.ConfigException as e:
+            raise PermanentError(f"VNB_KUBECONFIG: {file} is not usable: {e}") from e
+        _pool(cfg)
+        return KubeHttp(kubernetes.client.ApiClient(cfg), timeout=timeout)
+
+    return _cached(("file", str(file), stamp, context, timeout), build)
+
+
+def from_kubeconfig_dict(config: Mapping[str, Any], *, context: str | None, timeout: float) -> KubeHttp:
+    """A client for an in-memory kubeconfig (not cached: the caller owns its lifetime)."""
+    cfg = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+        dict(config), context=context, client_configuration=cfg, persist_config=False
+    )
+    _pool(cfg)
+    return KubeHttp(kubernetes.client.ApiClient(cfg), timeout=timeout)
+
+
+def from_token(*, server: str, ca_pem: bytes, token: Callable[[], str], timeout: float, cache_key: str) -> KubeHttp:
+    """A client with a bearer token refreshed through ``token()`` before every request.
+
+    ``token`` should be cheap when the token is still valid (azure-identity caches it);
+    this is how an Entra ID (AAD) cluster is reached without kubelogin or admin credentials.
+    """
+
+    def build() -> KubeHttp:
+        cfg = kubernetes.client.Configuration(host=server)
+        cfg.ssl_ca_cert = None
+        cfg.ca_cert_data = ca_pem.decode()
+        cfg.api_key_prefix = {"authorization": "Bearer"}
+        cfg.api_key = {"authorization": token()}
+
+        def refresh(c: kubernetes.client.Configuration) -> None:
+            c.api_key["authorization"] = token()
+
+        cfg.refresh_api_key_hook = refresh  # type: ignore[assignment]
+        _pool(cfg)
+        return KubeHttp(kubernetes.client.ApiClient(cfg), timeout=timeout)
+
+    return _cached(("token", cache_key, server, timeout), build)

@@ -1,0 +1,142 @@
+"""Storage-queue adapter: the only module that imports azure.storage.queue.
+
+The same connection the bindings use (``AzureWebJobsStorage``): a connection string (Azurite,
+``UseDevelopmentStorage=true``) locally, an identity-based queue service URI with
+DefaultAzureCredential in Azure. Messages are plain UTF-8 text: host.json sets
+``messageEncoding: none`` so that every producer (az CLI, SDKs, portal) interoperates.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+from azure.storage.queue import QueueClient, QueueServiceClient
+
+from shared.errors import TransientError
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+# Azurite's well-known development account (public, documented by Microsoft; not a secret).
+_DEV_ACCOUNT = "devstoreaccount1"
+_DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+_DEV_CONNECTION = (
+    f"DefaultEndpointsProtocol=http;AccountName={_DEV_ACCOUNT};AccountKey={_DEV_KEY};"
+    f"QueueEndpoint=http://127.0.0.1:10001/{_DEV_ACCOUNT};"
+)
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    id: str
+    body: str
+    dequeue_count: int
+    inserted_at: datetime | None
+    pop_receipt: str
+
+
+class QueueSendError(TransientError):
+    pass
+
+
+class Queues:
+    """Queue clients for one storage account, created on first use and kept per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._service: QueueServiceClient | None = None
+        self._clients: dict[str, QueueClient] = {}
+        self._lock = threading.Lock()
+
+    def _credential(self) -> TokenCredential:
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential(managed_identity_client_id=self._settings.storage_client_id)
+
+    def service(self) -> QueueServiceClient:
+        with self._lock:
+            if self._service is None:
+                conn = self._settings.storage_connection
+                if conn:
+                    if conn.strip().lower().rstrip(";") == "usedevelopmentstorage=true":
+                        conn = _DEV_CONNECTION
+                    self._service = QueueServiceClient.from_connection_string(conn)
+                else:
+                    assert self._settings.storage_queue_uri  # settings guarantee one of the two
+                    self._service = QueueServiceClient(self._settings.storage_queue_uri, credential=self._credential())
+            return self._service
+
+    def client(self, queue: str) -> QueueClient:
+        with self._lock:
+            client = self._clients.get(queue)
+        if client is None:
+            client = self.service().get_queue_client(queue)
+            with self._lock:
+                self._clients.setdefault(queue, client)
+        return client
+
+    def send(self, queue: str, text: str, *, visibility_timeout: int | None = None) -> str:
+        """Send one message; return its id. Failures are transient (the caller retries)."""
+        try:
+            message = self.client(queue).send_message(text, visibility_timeout=visibility_timeout)
+        except HttpResponseError as e:
+            if e.status_code == 404:
+                self.ensure(queue)
+                message = self.client(queue).send_message(text, visibility_timeout=visibility_timeout)
+            else:
+                raise QueueSendError(f"sending to queue {queue!r} failed: {e.message}", status=e.status_code) from e
+        except AzureError as e:
+            raise QueueSendError(f"sending to queue {queue!r} failed: {e}") from e
+        return str(message.id)
+
+    def send_event(self, text: str) -> str:
+        return self.send(self._settings.events_queue, text)
+
+    def ensure(self, queue: str) -> None:
+        try:
+            self.client(queue).create_queue()
+        except ResourceExistsError:
+            pass
+
+    def receive(self, queue: str, *, max_messages: int = 32, visibility_timeout: int = 30) -> Iterator[ReceivedMessage]:
+        for m in self.client(queue).receive_messages(
+            messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility_timeout
+        ):
+            yield ReceivedMessage(
+                id=str(m.id),
+                body=_text(m.content),
+                dequeue_count=int(m.dequeue_count or 0),
+                inserted_at=m.inserted_on,
+                pop_receipt=str(m.pop_receipt),
+            )
+
+    def delete(self, queue: str, message: ReceivedMessage) -> None:
+        self.client(queue).delete_message(message.id, message.pop_receipt)
+
+    def peek(self, queue: str, *, max_messages: int = 32) -> list[str]:
+        return [_text(m.content) for m in self.client(queue).peek_messages(max_messages=max_messages)]
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, bytes):
+        return content.decode("utf-8", errors="replace")
+    return str(content or "")
+
+
+_instances: dict[Settings, Queues] = {}
+_instances_lock = threading.Lock()
+
+
+def queues_for(settings: Settings) -> Queues:
+    """The process-wide Queues for these settings (clients are reused across invocations)."""
+    with _instances_lock:
+        q = _instances.get(settings)
+        if q is None:
+            q = _instances[settings] = Queues(settings)
+        return q

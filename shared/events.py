@@ -1,0 +1,166 @@
+"""CloudEvents 1.0 (structured JSON) for every request outcome (pure: values, no I/O).
+
+Delivery is at-least-once, so every event has an ``id`` that is stable per outcome: the
+same outcome reported twice (a redelivered message, a reconciler that crashed between
+sending and marking) carries the same id, and consumers de-duplicate on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from shared.request import FieldError
+
+TYPE_PREFIX: Final = "io.vnodebatch"
+JOB_SUCCEEDED: Final = f"{TYPE_PREFIX}.job.succeeded"
+JOB_FAILED: Final = f"{TYPE_PREFIX}.job.failed"
+REQUEST_REJECTED: Final = f"{TYPE_PREFIX}.request.rejected"
+REQUEST_DEADLETTERED: Final = f"{TYPE_PREFIX}.request.deadlettered"
+EVENT_TYPES: Final = (JOB_SUCCEEDED, JOB_FAILED, REQUEST_REJECTED, REQUEST_DEADLETTERED)
+DATA_SCHEMA_BASE: Final = "https://vnode-batch.dev/schemas/events"
+
+# An event is one queue message: 64 KiB at most. Keep headroom for the envelope.
+MAX_EVENT_BYTES: Final = 60 * 1024
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 UTC with a ``Z``, as Kubernetes and CloudEvents consumers expect."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def stable_id(event_type: str, *parts: str) -> str:
+    digest = hashlib.sha256("\x1f".join((event_type, *parts)).encode()).hexdigest()
+    return digest[:32]
+
+
+def envelope(
+    *,
+    event_type: str,
+    event_id: str,
+    source: str,
+    subject: str | None,
+    time: datetime,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "time": iso(time),
+        "datacontenttype": "application/json",
+        "dataschema": f"{DATA_SCHEMA_BASE}/{event_type.removeprefix(TYPE_PREFIX + '.')}.v1.json",
+        "data": data,
+    }
+    if subject:
+        event["subject"] = subject
+    return event
+
+
+def encode(event: dict[str, Any]) -> str:
+    """The queue message text of an event (compact JSON, UTF-8)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def _with_body(event: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """Attach the original message body, truncated so the event still fits one message."""
+    data = event["data"]
+    data["bodySize"] = len(body)
+    try:
+        text: str | None = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    budget = MAX_EVENT_BYTES - len(encode(event).encode()) - 64
+    if text is not None:
+        encoded = json.dumps(text, ensure_ascii=False)
+        if len(encoded.encode()) <= budget:
+            data["body"] = text
+            data["bodyTruncated"] = False
+            return event
+        # cut on a character boundary, leaving room for JSON escaping of the kept part
+        cut = text.encode()[: max(budget // 2, 0)].decode("utf-8", errors="ignore")
+        while len(json.dumps(cut, ensure_ascii=False).encode()) > budget:
+            cut = cut[: len(cut) * 3 // 4]
+        data["body"] = cut
+        data["bodyTruncated"] = True
+        return event
+    raw = base64.b64encode(body[: budget * 3 // 4]).decode()
+    data["bodyBase64"] = raw
+    data["bodyTruncated"] = len(raw) * 3 // 4 < len(body)
+    return event
+
+
+def request_rejected(
+    *,
+    source: str,
+    message_id: str,
+    body: bytes,
+    errors: Sequence[FieldError],
+    now: datetime,
+    key: str | None = None,
+    correlation_id: str | None = None,
+    reason: str = "InvalidRequest",
+    dequeue_count: int | None = None,
+) -> str:
+    """A request that can never become a Job: field errors plus the original body."""
+    data: dict[str, Any] = {
+        "reason": reason,
+        "messageId": message_id,
+        "requestKey": key,
+        "correlationId": correlation_id,
+        "errors": [e.as_dict() for e in errors],
+        "rejectedAt": iso(now),
+    }
+    if dequeue_count is not None:
+        data["dequeueCount"] = dequeue_count
+    event = envelope(
+        event_type=REQUEST_REJECTED,
+        event_id=stable_id(REQUEST_REJECTED, message_id),
+        source=source,
+        subject=key or message_id,
+        time=now,
+        data=data,
+    )
+    return encode(_with_body(event, body))
+
+
+def request_deadlettered(
+    *,
+    source: str,
+    message_id: str,
+    body: bytes,
+    dequeue_count: int,
+    now: datetime,
+    reason: str,
+    detail: str,
+    queue: str,
+    key: str | None = None,
+    correlation_id: str | None = None,
+    inserted_at: datetime | None = None,
+) -> str:
+    """A message the app gave up on: retried until poisoned, or waited too long for a cluster."""
+    data: dict[str, Any] = {
+        "reason": reason,
+        "detail": detail,
+        "queue": queue,
+        "messageId": message_id,
+        "requestKey": key,
+        "correlationId": correlation_id,
+        "dequeueCount": dequeue_count,
+        "enqueuedAt": iso(inserted_at) if inserted_at else None,
+        "deadletteredAt": iso(now),
+    }
+    event = envelope(
+        event_type=REQUEST_DEADLETTERED,
+        event_id=stable_id(REQUEST_DEADLETTERED, message_id),
+        source=source,
+        subject=key or message_id,
+        time=now,
+        data=data,
+    )
+    return encode(_with_body(event, body))

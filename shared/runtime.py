@@ -1,0 +1,35 @@
+"""The composition root: settings, queue clients and the cluster gate, built once per process.
+
+Functions call ``runtime()`` on each invocation; everything in it is created on first use
+and cached, so the hot path neither re-parses settings nor rebuilds clients.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from shared.adapters.queues import Queues, queues_for
+from shared.services.dispatch import ClusterGate
+from shared.services.gate import gate_for
+from shared.settings import Settings, settings_from
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    queues: Queues
+    gate: ClusterGate
+
+    def requeue(self, text: str, delay: int) -> None:
+        self.queues.send(self.settings.requests_queue, text, visibility_timeout=delay)
+
+
+def runtime() -> Runtime:
+    settings = settings_from(os.environ)
+    return Runtime(settings=settings, queues=queues_for(settings), gate=gate_for(settings))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

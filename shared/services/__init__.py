@@ -1,0 +1,1 @@
+"""Services: dispatch, deadletter, reconcile, schedule, bootstrap; they call adapters."""

@@ -1,0 +1,231 @@
+"""Dispatch: one queue message → exactly one Job, or exactly one event saying why not.
+
+Outcomes, and what the function does with them:
+- created / duplicate: the Job exists (a redelivered message finds its own Job) → complete.
+- rejected: the message can never become a Job → a ``request.rejected`` event, complete.
+- deferred: the cluster is not ready → the request is re-enqueued with a visibility delay
+  (carrying its key and first-seen time) and this message completes.
+- dead-lettered: it waited for the cluster longer than allowed → a ``request.deadlettered`` event.
+- transient failures raise, so the host retries and finally poisons the message.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from shared import events
+from shared.adapters.kube import AlreadyExists, Cluster, KubePermanentError
+from shared.deferral import Deferral, unwrap, wrap
+from shared.errors import PermanentError, TransientError
+from shared.jobspec import ANN_REQUEST_HASH, JobMeta, build_job, job_name
+from shared.request import BatchRequest, FieldError, RequestInvalid, decode_body, parse_request
+from shared.settings import Settings
+
+log = logging.getLogger("vnode_batch.dispatch")
+
+
+class Outcome(enum.StrEnum):
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    DEFERRED = "deferred"
+    DEADLETTERED = "deadlettered"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A queue message as the trigger delivers it."""
+
+    message_id: str
+    body: bytes
+    dequeue_count: int = 1
+    inserted_at: datetime | None = None
+
+
+@dataclass
+class DispatchResult:
+    outcome: Outcome
+    key: str | None = None
+    job_name: str | None = None
+    detail: str = ""
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The cluster gate's answer: a Cluster to use, or why not (and whether waiting helps)."""
+
+    cluster: Cluster | None
+    reason: str = ""
+    hopeless: bool = False
+
+
+class ClusterGate(Protocol):
+    def check(self) -> Readiness: ...
+
+
+Requeue = Callable[[str, int], None]
+"""Send ``text`` to the requests queue, invisible for ``delay`` seconds."""
+
+
+def dispatch(
+    message: Inbound,
+    *,
+    settings: Settings,
+    gate: ClusterGate,
+    requeue: Requeue,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> DispatchResult:
+    """Handle one request message (see the module docstring for the outcomes)."""
+    data, errors = decode_body(message.body)
+    if data is None:
+        return _rejected(message, settings, errors, now())
+    data, deferral = unwrap(data)
+    key_default = deferral.key if deferral else message.message_id
+    try:
+        request = parse_request(data, settings=settings)
+    except RequestInvalid as e:
+        cid = data.get("correlationId") if isinstance(data.get("correlationId"), str) else None
+        return _rejected(message, settings, e.errors, now(), correlation_id=cid)
+    key = request.id or key_default
+    enqueued_at = deferral.first_seen if deferral else message.inserted_at
+    meta = JobMeta(key=key, message_id=deferral.message_id if deferral else message.message_id, enqueued_at=enqueued_at)
+    manifest = build_job(request, meta, settings=settings)
+
+    readiness = gate.check()
+    if readiness.cluster is None:
+        return _defer(message, settings, request, data, meta, deferral, readiness, requeue, now())
+    return _create(message, settings, readiness.cluster, request, manifest, meta, now())
+
+
+def _create(
+    message: Inbound,
+    settings: Settings,
+    cluster: Cluster,
+    request: BatchRequest,
+    manifest: dict[str, Any],
+    meta: JobMeta,
+    now: datetime,
+) -> DispatchResult:
+    name = manifest["metadata"]["name"]
+    try:
+        cluster.create_job(manifest)
+    except AlreadyExists:
+        existing = cluster.get_job(name)
+        if existing is None:  # deleted between our create and get: let the host retry
+            raise TransientError(f"Job {name} for key {meta.key!r} vanished while checking a duplicate") from None
+        theirs = (existing.get("metadata", {}).get("annotations") or {}).get(ANN_REQUEST_HASH)
+        if theirs == request.content_hash():
+            log.info("duplicate delivery of key %s: Job %s already exists", meta.key, name)
+            return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=name, detail="already created")
+        error = FieldError(
+            "id",
+            f"id {meta.key!r} was already used for a different request (Job {name} in namespace "
+            f"{settings.namespace}); use a new id for new work",
+        )
+        return _rejected(
+            message, settings, [error], now, key=meta.key, correlation_id=request.correlationId, reason="IdReused"
+        )
+    except KubePermanentError as e:
+        if e.status == 404:  # namespace missing: an operator (or the bootstrap) must create it
+            raise TransientError(
+                f"namespace {settings.namespace!r} does not exist in the cluster (VNB_NAMESPACE); "
+                "create it or let the bootstrap create it",
+                status=404,
+            ) from e
+        # 400/422: the API refused the manifest. The request passed our schema, so this is
+        # a cluster policy (admission webhook, quota object, LimitRange): retrying cannot help.
+        error = FieldError("$job", str(e))
+        return _rejected(
+            message,
+            settings,
+            [error],
+            now,
+            key=meta.key,
+            correlation_id=request.correlationId,
+            reason="KubernetesRejected",
+        )
+    log.info("created Job %s for key %s", name, meta.key)
+    return DispatchResult(Outcome.CREATED, key=meta.key, job_name=name, detail="created")
+
+
+def _defer(
+    message: Inbound,
+    settings: Settings,
+    request: BatchRequest,
+    data: dict[str, Any],
+    meta: JobMeta,
+    deferral: Deferral | None,
+    readiness: Readiness,
+    requeue: Requeue,
+    now: datetime,
+) -> DispatchResult:
+    first_seen = meta.enqueued_at or now
+    waited = (now - first_seen).total_seconds()
+    if readiness.hopeless or waited >= settings.bootstrap_max_wait_seconds:
+        why = "cannot become ready" if readiness.hopeless else f"not ready after {int(waited)} s"
+        detail = f"the cluster {why}: {readiness.reason}"
+        event = events.request_deadlettered(
+            source=settings.event_source,
+            message_id=meta.message_id,
+            body=message.body,
+            dequeue_count=message.dequeue_count,
+            now=now,
+            reason="ClusterNotReady",
+            detail=detail,
+            queue=settings.requests_queue,
+            key=meta.key,
+            correlation_id=request.correlationId,
+            inserted_at=first_seen,
+        )
+        log.error("dead-lettering key %s: %s", meta.key, detail)
+        return DispatchResult(
+            Outcome.DEADLETTERED, key=meta.key, job_name=job_name(meta.key), detail=detail, events=[event]
+        )
+    count = (deferral.count if deferral else 0) + 1
+    text = wrap(
+        data, key=meta.key, message_id=meta.message_id, first_seen=first_seen, count=count, reason=readiness.reason
+    )
+    requeue(text, settings.bootstrap_defer_seconds)
+    log.info(
+        "cluster not ready (%s): key %s deferred %d s (deferral %d)",
+        readiness.reason,
+        meta.key,
+        settings.bootstrap_defer_seconds,
+        count,
+    )
+    return DispatchResult(Outcome.DEFERRED, key=meta.key, detail=readiness.reason)
+
+
+def _rejected(
+    message: Inbound,
+    settings: Settings,
+    errors: list[FieldError],
+    now: datetime,
+    *,
+    key: str | None = None,
+    correlation_id: str | None = None,
+    reason: str = "InvalidRequest",
+) -> DispatchResult:
+    event = events.request_rejected(
+        source=settings.event_source,
+        message_id=message.message_id,
+        body=message.body,
+        errors=errors,
+        now=now,
+        key=key,
+        correlation_id=correlation_id,
+        reason=reason,
+        dequeue_count=message.dequeue_count,
+    )
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    log.warning("rejected message %s: %s", message.message_id, detail)
+    return DispatchResult(Outcome.REJECTED, key=key, detail=detail, events=[event])
+
+
+__all__ = ["ClusterGate", "DispatchResult", "Inbound", "Outcome", "PermanentError", "Readiness", "dispatch"]

@@ -1,0 +1,423 @@
+"""The app's settings: one typed object built from environment variables in one place.
+
+Every field's alias is the app-setting name (what goes in local.settings.json ``Values`` or
+in the Function App's configuration). ``Settings.from_env`` reports every missing or
+malformed setting at once, each by its name, so a deployment is fixed in one pass.
+The README's settings table and local.settings.sample.json are checked against this class
+by tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.quantity import parse_cpu, parse_memory
+
+STORAGE_CONNECTION = "AzureWebJobsStorage"
+"""The connection name every queue binding uses (a setting *prefix* with identity connections)."""
+
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_NCRONTAB_FIELDS = 6
+
+
+class SettingsError(ValueError):
+    """One or more settings are missing or malformed; the message lists each by name."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {name}: {why}" for name, why in problems)
+        super().__init__(
+            f"vnode-batch cannot start: {len(problems)} app setting(s) need fixing "
+            f"(local.settings.json Values locally, the Function App configuration in Azure):\n{lines}"
+        )
+
+
+def _field(alias: str, default: Any = ..., doc: str = "") -> Any:
+    return Field(default, alias=alias, description=doc)
+
+
+class Settings(BaseModel):
+    """All app settings. ``description`` is the documentation shown in the README table."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    # --- storage and queues -------------------------------------------------------------
+    storage_connection: str | None = _field(
+        "AzureWebJobsStorage",
+        None,
+        "Storage connection for the queues. Locally `UseDevelopmentStorage=true` or an Azurite "
+        "connection string; in Azure leave it unset and use the identity form "
+        "`AzureWebJobsStorage__queueServiceUri` (+ `__credential`, `__clientId`).",
+    )
+    storage_queue_uri: str | None = _field(
+        "AzureWebJobsStorage__queueServiceUri",
+        None,
+        "Queue service URI for an identity-based connection (no keys), e.g. "
+        "`https://<account>.queue.core.windows.net`.",
+    )
+    storage_client_id: str | None = _field(
+        "AzureWebJobsStorage__clientId",
+        None,
+        "Client id of the user-assigned managed identity used for the queues.",
+    )
+    requests_queue: str = _field(
+        "VNB_REQUESTS_QUEUE",
+        ...,
+        "Queue the dispatch function reads requests from (bound as `%VNB_REQUESTS_QUEUE%`); "
+        "poisoned messages go to `<name>-poison`.",
+    )
+    events_queue: str = _field(
+        "VNB_EVENTS_QUEUE",
+        ...,
+        "Queue that receives one CloudEvent per request outcome (bound as `%VNB_EVENTS_QUEUE%`).",
+    )
+    event_source: str = _field("VNB_EVENT_SOURCE", "/vnode-batch", "CloudEvents `source` attribute of every event.")
+
+    # --- cluster access ------------------------------------------------------------------
+    cluster_mode: Literal["aks", "kubeconfig"] = _field(
+        "VNB_CLUSTER_MODE",
+        "aks",
+        "`aks`: the app finds or bootstraps the AKS cluster through ARM with its managed "
+        "identity. `kubeconfig`: bring your own cluster, reached with `VNB_KUBECONFIG`; ARM is never called.",
+    )
+    kubeconfig: str | None = _field("VNB_KUBECONFIG", None, "Path of the kubeconfig file (kubeconfig mode only).")
+    kube_context: str | None = _field(
+        "VNB_KUBE_CONTEXT", None, "Context to use from the kubeconfig (default: its current-context)."
+    )
+    namespace: str = _field("VNB_NAMESPACE", "vnode-batch", "Namespace the Jobs are created in.")
+    kube_timeout_seconds: float = _field(
+        "VNB_KUBE_TIMEOUT_SECONDS",
+        10.0,
+        "Timeout of one Kubernetes API call; a timeout is a transient failure (the message is retried).",
+    )
+
+    # --- request admission ---------------------------------------------------------------
+    allowed_registries: tuple[str, ...] = _field(
+        "VNB_ALLOWED_REGISTRIES",
+        ("mcr.microsoft.com",),
+        "Comma-separated registry hosts or host/path prefixes an image must come from "
+        "(`docker.io` covers Docker Hub short names like `busybox`). `*` allows any.",
+    )
+    default_cpu: Decimal = _field(
+        "VNB_DEFAULT_CPU", Decimal(1), "vCPU for a request without `cpu` (ACI's own default is 1)."
+    )
+    default_memory: int = _field(
+        "VNB_DEFAULT_MEMORY",
+        parse_memory("1.5Gi"),
+        "Memory for a request without `memory`, as a Kubernetes quantity (ACI's default is 1.5 GB).",
+    )
+    max_cpu: Decimal = _field(
+        "VNB_MAX_CPU",
+        Decimal(4),
+        "Largest `cpu` a request may ask for. ACI allows up to 31 vCPU per container group, "
+        "but above 4 vCPU requests often fail on regional capacity.",
+    )
+    max_memory: int = _field(
+        "VNB_MAX_MEMORY",
+        parse_memory("16Gi"),
+        "Largest `memory` a request may ask for (ACI: up to 240 GB; above 16 GB capacity is scarce).",
+    )
+    max_completions: int = _field(
+        "VNB_MAX_COMPLETIONS",
+        100,
+        "Largest `completions` of an array request (ACI's default quota is 100 container groups per region).",
+    )
+    max_parallelism: int = _field("VNB_MAX_PARALLELISM", 20, "Largest `parallelism` of an array request.")
+    default_timeout_seconds: int = _field(
+        "VNB_DEFAULT_TIMEOUT_SECONDS",
+        3600,
+        "`activeDeadlineSeconds` of a Job whose request has no `timeoutSeconds`.",
+    )
+    max_timeout_seconds: int = _field(
+        "VNB_MAX_TIMEOUT_SECONDS", 86400, "Largest `timeoutSeconds` a request may ask for."
+    )
+    job_ttl_seconds: int = _field(
+        "VNB_JOB_TTL_SECONDS",
+        86400,
+        "`ttlSecondsAfterFinished` backstop: Kubernetes deletes a finished Job after this even if "
+        "the reconciler never reported it. Keep it far above the reconcile interval.",
+    )
+
+    # --- reconcile (completion events) ---------------------------------------------------
+    reconcile_schedule: str = _field(
+        "VNB_RECONCILE_SCHEDULE",
+        ...,
+        "NCRONTAB (six fields, seconds first, UTC) of the reconcile timer that reports finished Jobs.",
+    )
+    pending_timeout_seconds: int = _field(
+        "VNB_PENDING_TIMEOUT_SECONDS",
+        900,
+        "A Job whose pod stays Pending on the virtual node longer than this (ACI capacity, quota, "
+        "image pull) is failed with a `job.failed` event and deleted.",
+    )
+    keep_finished_seconds: int = _field(
+        "VNB_KEEP_FINISHED_SECONDS",
+        0,
+        "How long a reported Job is kept before the reconciler deletes it (0 = at once).",
+    )
+    log_tail_lines: int = _field("VNB_LOG_TAIL_LINES", 50, "Lines of pod log carried in completion events.")
+    log_tail_bytes: int = _field("VNB_LOG_TAIL_BYTES", 4096, "Bytes of pod log carried in completion events (per pod).")
+    reconcile_page_size: int = _field(
+        "VNB_RECONCILE_PAGE_SIZE", 200, "Jobs per list page when the reconciler scans (limit/continue)."
+    )
+
+    # --- schedules -----------------------------------------------------------------------
+    schedules_file: str = _field(
+        "VNB_SCHEDULES_FILE",
+        "schedules.json",
+        "Periodic batch definitions (relative to the app root).",
+    )
+    schedules_timer: str = _field(
+        "VNB_SCHEDULES_TIMER",
+        ...,
+        "NCRONTAB of the timer that enqueues due periodic batches.",
+    )
+
+    # --- bootstrap (aks mode) ------------------------------------------------------------
+    subscription_id: str | None = _field("VNB_SUBSCRIPTION_ID", None, "Subscription of the cluster (aks mode).")
+    resource_group: str | None = _field(
+        "VNB_RESOURCE_GROUP",
+        None,
+        "Resource group of the cluster, created by infra/; the app's identity has rights only there (aks mode).",
+    )
+    cluster_name: str = _field("VNB_CLUSTER_NAME", "vnode-batch-aks", "AKS cluster name.")
+    location: str | None = _field(
+        "VNB_LOCATION", None, "Region of the cluster and network (default: the resource group's)."
+    )
+    vnet_name: str = _field("VNB_VNET_NAME", "vnetAks", "Virtual network name.")
+    vnet_cidr: str = _field("VNB_VNET_CIDR", "10.0.0.0/8", "Virtual network address space.")
+    cluster_subnet_name: str = _field("VNB_CLUSTER_SUBNET_NAME", "AksSubnet", "Subnet of the AKS nodes (Azure CNI).")
+    cluster_subnet_cidr: str = _field(
+        "VNB_CLUSTER_SUBNET_CIDR", "10.240.0.0/16", "Address prefix of the cluster subnet."
+    )
+    vnode_subnet_name: str = _field(
+        "VNB_VNODE_SUBNET_NAME", "vNodeSubnet", "Subnet of the virtual node (delegated to ACI)."
+    )
+    vnode_subnet_cidr: str = _field(
+        "VNB_VNODE_SUBNET_CIDR", "10.241.0.0/16", "Address prefix of the virtual-node subnet."
+    )
+    service_cidr: str = _field("VNB_SERVICE_CIDR", "10.0.0.0/16", "Kubernetes service CIDR (must overlap no subnet).")
+    dns_service_ip: str = _field(
+        "VNB_DNS_SERVICE_IP", "10.0.0.10", "Cluster DNS service IP (inside the service CIDR, not its first address)."
+    )
+    node_count: int = _field("VNB_NODE_COUNT", 1, "System node pool size.")
+    node_vm_size: str = _field("VNB_NODE_VM_SIZE", "Standard_D2s_v5", "System node VM size.")
+    kubernetes_version: str | None = _field(
+        "VNB_KUBERNETES_VERSION", None, "Kubernetes version (default: AKS's default)."
+    )
+    app_principal_id: str | None = _field(
+        "VNB_APP_PRINCIPAL_ID",
+        None,
+        "Object id of the app's managed identity; bootstrap grants it AKS RBAC Writer on the namespace (aks mode).",
+    )
+    arm_endpoint: str = _field("VNB_ARM_ENDPOINT", "https://management.azure.com", "Azure Resource Manager endpoint.")
+    bootstrap_defer_seconds: int = _field(
+        "VNB_BOOTSTRAP_DEFER_SECONDS",
+        30,
+        "While the cluster is not ready, a request is re-enqueued with this visibility delay.",
+    )
+    bootstrap_max_wait_seconds: int = _field(
+        "VNB_BOOTSTRAP_MAX_WAIT_SECONDS",
+        3600,
+        "A request waiting longer than this for the cluster ends in a `request.deadlettered` event.",
+    )
+    ready_cache_seconds: float = _field(
+        "VNB_READY_CACHE_SECONDS",
+        60.0,
+        "How long a process trusts a 'cluster ready' answer before asking ARM/Kubernetes again.",
+    )
+
+    # --- validators ----------------------------------------------------------------------
+    @field_validator("allowed_registries", mode="before")
+    @classmethod
+    def _split_registries(cls, value: object) -> object:
+        if isinstance(value, str):
+            items = tuple(part.strip().rstrip("/").lower() for part in value.split(",") if part.strip())
+            if not items:
+                raise ValueError("list at least one registry, e.g. `mcr.microsoft.com`, or `*`")
+            return items
+        return value
+
+    @field_validator("default_cpu", "max_cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_cpu(value)
+        return value
+
+    @field_validator("default_memory", "max_memory", mode="before")
+    @classmethod
+    def _memory(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_memory(value)
+        return value
+
+    @field_validator("requests_queue", "events_queue")
+    @classmethod
+    def _queue_name(cls, value: str) -> str:
+        if not _QUEUE_NAME.match(value):
+            raise ValueError(
+                "a queue name is 3-63 lowercase letters, digits and single hyphens, "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("reconcile_schedule", "schedules_timer")
+    @classmethod
+    def _ncrontab(cls, value: str) -> str:
+        from croniter import croniter
+
+        fields = value.split()
+        if len(fields) == _NCRONTAB_FIELDS:
+            if croniter.is_valid(value, second_at_beginning=True):
+                return value
+        elif re.fullmatch(r"\d{1,2}:\d{2}:\d{2}", value):
+            return value  # the host also takes a TimeSpan (App Service plans)
+        raise ValueError("expected an NCRONTAB expression with six fields, seconds first, e.g. `*/15 * * * * *`")
+
+    @field_validator("vnet_cidr", "cluster_subnet_cidr", "vnode_subnet_cidr", "service_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            ipaddress.IPv4Network(value, strict=True)
+        except ValueError as e:
+            raise ValueError(f"not an IPv4 CIDR with host bits zero ({e})") from e
+        return value
+
+    @field_validator("dns_service_ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError as e:
+            raise ValueError(f"not an IPv4 address ({e})") from e
+        return value
+
+    @field_validator(
+        "kube_timeout_seconds",
+        "ready_cache_seconds",
+    )
+    @classmethod
+    def _positive_float(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+    @field_validator(
+        "max_completions",
+        "max_parallelism",
+        "default_timeout_seconds",
+        "max_timeout_seconds",
+        "job_ttl_seconds",
+        "pending_timeout_seconds",
+        "log_tail_lines",
+        "log_tail_bytes",
+        "reconcile_page_size",
+        "node_count",
+        "bootstrap_defer_seconds",
+        "bootstrap_max_wait_seconds",
+    )
+    @classmethod
+    def _positive_int(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be a whole number of at least 1")
+        return value
+
+    @field_validator("keep_finished_seconds")
+    @classmethod
+    def _non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 or more")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems: list[str] = []
+        if not (self.storage_connection or self.storage_queue_uri):
+            problems.append(
+                "AzureWebJobsStorage: set it (locally `UseDevelopmentStorage=true`) or use an "
+                "identity connection with AzureWebJobsStorage__queueServiceUri"
+            )
+        if self.cluster_mode == "kubeconfig" and not self.kubeconfig:
+            problems.append("VNB_KUBECONFIG: required when VNB_CLUSTER_MODE=kubeconfig")
+        if self.cluster_mode == "aks":
+            for alias, value in (
+                ("VNB_SUBSCRIPTION_ID", self.subscription_id),
+                ("VNB_RESOURCE_GROUP", self.resource_group),
+                ("VNB_APP_PRINCIPAL_ID", self.app_principal_id),
+            ):
+                if not value:
+                    problems.append(f"{alias}: required when VNB_CLUSTER_MODE=aks")
+        if self.default_cpu > self.max_cpu:
+            problems.append("VNB_DEFAULT_CPU: larger than VNB_MAX_CPU")
+        if self.max_cpu > Decimal(31):
+            problems.append("VNB_MAX_CPU: ACI allows at most 31 vCPU per container group")
+        if self.default_memory > self.max_memory:
+            problems.append("VNB_DEFAULT_MEMORY: larger than VNB_MAX_MEMORY")
+        if self.max_memory > parse_memory("240Gi"):
+            problems.append("VNB_MAX_MEMORY: ACI allows at most 240 GB per container group")
+        if self.default_timeout_seconds > self.max_timeout_seconds:
+            problems.append("VNB_DEFAULT_TIMEOUT_SECONDS: larger than VNB_MAX_TIMEOUT_SECONDS")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # --- construction --------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build the settings from app settings; raise SettingsError naming every bad one."""
+        aliases = {f.alias for f in cls.model_fields.values() if f.alias}
+        values = {k: v for k, v in environ.items() if k in aliases and v != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as e:
+            raise SettingsError(_problems(e)) from None
+
+    @property
+    def poison_queue(self) -> str:
+        return f"{self.requests_queue}-poison"
+
+    @property
+    def allows_any_registry(self) -> bool:
+        return "*" in self.allowed_registries
+
+
+def _problems(error: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for item in error.errors():
+        loc = item.get("loc", ())
+        if loc:
+            name = str(loc[0])
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "missing":
+                field = next((f for f in Settings.model_fields.values() if f.alias == name), None)
+                message = "required and not set" + (f" ({field.description})" if field and field.description else "")
+            problems.append((name, message))
+        else:  # model-level checks already name their settings
+            for part in item["msg"].removeprefix("Value error, ").split("; "):
+                name, _, why = part.partition(": ")
+                problems.append((name, why))
+    return problems
+
+
+@lru_cache(maxsize=1)
+def _cached(items: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings.from_env(dict(items))
+
+
+def settings_from(environ: Mapping[str, str]) -> Settings:
+    """Settings for this environment, parsed once per distinct environment (hot-path safe)."""
+    aliases = _ALIASES
+    return _cached(tuple(sorted((k, v) for k, v in environ.items() if k in aliases)))
+
+
+_ALIASES: frozenset[str] = frozenset(f.alias for f in Settings.model_fields.values() if f.alias)
+
+SettingName = Annotated[str, "app setting name"]
