@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -113,16 +114,18 @@ class BatchRequest(BaseModel):
         None,
         description="Memory as a Kubernetes quantity (`512Mi`, `1.5Gi`); requests = limits.",
     )
-    completions: int = Field(
+    completions: StrictInt = Field(
         1, ge=1, description="Number of successful runs wanted; > 1 makes an Indexed Job (JOB_COMPLETION_INDEX)."
     )
-    parallelism: int | None = Field(
+    parallelism: StrictInt | None = Field(
         None, ge=1, description="How many indexes run at once (default: min(completions, VNB_MAX_PARALLELISM))."
     )
-    timeoutSeconds: int | None = Field(  # noqa: N815 - wire name
+    timeoutSeconds: StrictInt | None = Field(  # noqa: N815 - wire name
         None, ge=1, description="Job activeDeadlineSeconds (default VNB_DEFAULT_TIMEOUT_SECONDS)."
     )
-    retries: int = Field(0, ge=0, le=10, description="Retries per run (backoffLimit; per index for array requests).")
+    retries: StrictInt = Field(
+        0, ge=0, le=10, description="Retries per run (backoffLimit; per index for array requests)."
+    )
     labels: dict[str, str] | None = Field(
         None, max_length=20, description="Extra Kubernetes labels on the Job and its pods."
     )
@@ -303,21 +306,30 @@ def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
 def parse_request(data: dict[str, Any], *, settings: Settings) -> BatchRequest:
     """Validate a decoded JSON object; raise RequestInvalid with every field error."""
     try:
-        return BatchRequest.model_validate(data, context={"settings": settings}, strict=False)
+        return BatchRequest.model_validate(data, context={"settings": settings})
     except ValidationError as e:
         raise RequestInvalid([_field_error(item) for item in e.errors()]) from None
 
 
 def _field_error(item: Any) -> FieldError:
-    loc = ".".join(str(part) for part in item.get("loc", ())) or "$"
+    parts = [str(part) for part in item.get("loc", ()) if part != "[key]"]
+    loc = ".".join(parts) or "$"
     kind = item.get("type", "")
     message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and parts:
+        message = _PATTERN_HELP.get(parts[0], message) + " (pattern mismatch)"
     if kind == "extra_forbidden":
         message = "unknown field (schema v1 accepts: " + ", ".join(_FIELDS) + ")"
     elif kind == "missing":
         message = "required"
     return FieldError(loc, message)
 
+
+_PATTERN_HELP = {
+    "id": "1-128 characters: letters, digits and . _ : @ + -, starting and ending with a letter or digit",
+    "env": "an environment variable name is letters, digits and _, not starting with a digit",
+    "correlationId": "printable ASCII without leading or trailing spaces",
+}
 
 _FIELDS = tuple(f.alias or name for name, f in BatchRequest.model_fields.items())
 

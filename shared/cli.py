@@ -1,0 +1,233 @@
+"""``python -m shared.cli``: render, submit and follow work from a terminal.
+
+Settings come from the environment, falling back to ``local.settings.json`` (Core Tools'
+file) in the current directory, so the CLI sees the same app settings as ``func start``.
+Exit codes: 0 ok, 2 invalid input (field errors on stderr), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from shared.request import RequestInvalid, decode_body, parse_request
+from shared.settings import Settings, SettingsError
+
+EXIT_INVALID = 2
+
+
+def load_environment(settings_file: str | None) -> dict[str, str]:
+    """App settings as the host would see them: local.settings.json Values under os.environ."""
+    values: dict[str, str] = {}
+    path = Path(settings_file or "local.settings.json")
+    if path.is_file():
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        values.update({k: str(v) for k, v in (raw.get("Values") or {}).items()})
+    elif settings_file:
+        raise SystemExit(f"settings file {path} not found")
+    values.update(os.environ)
+    return values
+
+
+def message_encoding(host_json: str | Path = "host.json") -> str:
+    """The queue trigger's messageEncoding from host.json (the host's default is base64)."""
+    path = Path(host_json)
+    if not path.is_file():
+        return "base64"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    return str(config.get("extensions", {}).get("queues", {}).get("messageEncoding", "base64")).lower()
+
+
+def encode_for_trigger(text: str, encoding: str) -> str:
+    return base64.b64encode(text.encode()).decode() if encoding == "base64" else text
+
+
+def _read(source: str) -> bytes:
+    return sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+
+
+def _print_errors(errors: Iterable[Any], stream: TextIO) -> None:
+    for e in errors:
+        print(f"{e.field}: {e.message}", file=stream)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(load_environment(args.settings))
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from shared.jobspec import JobMeta, build_job
+
+    settings = _settings(args)
+    data, errors = decode_body(_read(args.file))
+    if data is None:
+        _print_errors(errors, sys.stderr)
+        return EXIT_INVALID
+    try:
+        request = parse_request(data, settings=settings)
+    except RequestInvalid as e:
+        _print_errors(e.errors, sys.stderr)
+        return EXIT_INVALID
+    key = request.id or args.message_id
+    manifest = build_job(request, JobMeta(key=key, message_id=args.message_id, enqueued_at=None), settings=settings)
+    json.dump(manifest, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def _requests_from(source: str) -> list[bytes]:
+    """One request per file; a JSON array or JSON lines give several."""
+    raw = _read(source)
+    text = raw.decode("utf-8", errors="strict").strip()
+    if text.startswith("["):
+        return [json.dumps(item).encode() for item in json.loads(text)]
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and all(line.lstrip().startswith("{") and line.rstrip().endswith("}") for line in lines):
+        return [line.encode() for line in lines]
+    return [raw]
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from shared.adapters.queues import Queues
+
+    settings = _settings(args)
+    bodies = _requests_from(args.file)
+    if not args.no_validate:
+        bad = 0
+        for index, body in enumerate(bodies):
+            data, errors = decode_body(body)
+            try:
+                if data is not None:
+                    parse_request(data, settings=settings)
+            except RequestInvalid as e:
+                errors = e.errors
+            if errors:
+                bad += 1
+                print(f"request {index}:", file=sys.stderr)
+                _print_errors(errors, sys.stderr)
+        if bad:
+            print(
+                f"{bad} invalid request(s): nothing sent (use --no-validate to send anyway and get rejection events)",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+    encoding = message_encoding(args.host_json)
+    queues = Queues(settings)
+    queues.ensure(settings.requests_queue)
+    for body in bodies:
+        message_id = queues.send(settings.requests_queue, encode_for_trigger(body.decode(), encoding))
+        print(f"queued {message_id} on {settings.requests_queue}")
+    return 0
+
+
+def format_event(event: Mapping[str, Any]) -> str:
+    """One line a person can read: time, outcome, key, job, duration, reason."""
+    data = event.get("data") or {}
+    kind = str(event.get("type", "?")).removeprefix("io.vnodebatch.")
+    parts = [str(event.get("time", "")), f"{kind:<20}", f"key={data.get('requestKey') or '-'}"]
+    if data.get("jobName"):
+        parts.append(f"job={data['jobName']}")
+    if data.get("durationSeconds") is not None:
+        parts.append(f"took={data['durationSeconds']}s")
+    if data.get("exitCode") is not None:
+        parts.append(f"exit={data['exitCode']}")
+    if data.get("reason"):
+        parts.append(f"reason={data['reason']}")
+    if data.get("errors"):
+        first = data["errors"][0]
+        more = f" (+{len(data['errors']) - 1} more)" if len(data["errors"]) > 1 else ""
+        parts.append(f"error={first.get('field')}: {first.get('message')}{more}")
+    if data.get("detail"):
+        parts.append(f"detail={data['detail'][:120]}")
+    if data.get("correlationId"):
+        parts.append(f"correlation={data['correlationId']}")
+    return "  ".join(parts)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from shared.adapters.queues import Queues
+
+    settings = _settings(args)
+    queues = Queues(settings)
+    queues.ensure(settings.events_queue)
+    emit: Callable[[str], None] = print
+    seen = 0
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    while True:
+        got = 0
+        if args.peek:
+            texts = queues.peek(settings.events_queue)
+            for text in texts:
+                emit(_render_event(text, as_json=args.json))
+            return 0
+        for message in queues.receive(settings.events_queue, max_messages=32, visibility_timeout=30):
+            emit(_render_event(message.body, as_json=args.json))
+            queues.delete(settings.events_queue, message)
+            got += 1
+        seen += got
+        sys.stdout.flush()
+        if args.count and seen >= args.count:
+            return 0
+        if not args.follow and got == 0:
+            return 0
+        if deadline is not None and time.monotonic() > deadline:
+            return 0
+        if got == 0:
+            time.sleep(0.5)
+
+
+def _render_event(text: str, *, as_json: bool) -> str:
+    if as_json:
+        return text
+    try:
+        return format_event(json.loads(text))
+    except (ValueError, AttributeError):
+        return f"(not an event) {text[:200]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.cli", description=__doc__.split("\n\n")[0] if __doc__ else ""
+    )
+    parser.add_argument("--settings", help="local.settings.json to read (default: ./local.settings.json if present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("render", help="print the Job manifest a request becomes (no cluster needed)")
+    p.add_argument("file", help="request JSON file, or - for stdin")
+    p.add_argument(
+        "--message-id", default="local-render", help="queue message id to assume (the key when id is absent)"
+    )
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("submit", help="validate and enqueue request(s) on the requests queue")
+    p.add_argument("file", help="request JSON file (object, array, or JSON lines), or - for stdin")
+    p.add_argument("--host-json", default="host.json", help="host.json whose messageEncoding the trigger uses")
+    p.add_argument("--no-validate", action="store_true", help="send even if invalid (to see the rejection event)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("events", help="read outcome events from the events queue (consumes them)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep waiting for new events")
+    p.add_argument("--json", action="store_true", help="print the raw CloudEvents JSON, one per line")
+    p.add_argument("--peek", action="store_true", help="show up to 32 events without consuming them")
+    p.add_argument("--count", type=int, default=0, help="stop after this many events")
+    p.add_argument("--timeout", type=float, default=0, help="stop following after this many seconds")
+    p.set_defaults(func=cmd_events)
+
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except SettingsError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

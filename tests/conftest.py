@@ -1,0 +1,48 @@
+"""Fixtures shared by every test folder: settings built the way the app builds them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+BASE_ENV: dict[str, str] = {
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    "VNB_REQUESTS_QUEUE": "vnb-requests",
+    "VNB_EVENTS_QUEUE": "vnb-events",
+    "VNB_RECONCILE_SCHEDULE": "*/5 * * * * *",
+    "VNB_SCHEDULES_TIMER": "0 * * * * *",
+    "VNB_CLUSTER_MODE": "kubeconfig",
+    "VNB_KUBECONFIG": "/nonexistent/kubeconfig",
+    "VNB_ALLOWED_REGISTRIES": "mcr.microsoft.com,docker.io",
+}
+
+
+def make_env(**overrides: str) -> dict[str, str]:
+    env = dict(BASE_ENV)
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    def build(**overrides: str) -> Settings:
+        return Settings.from_env(make_env(**overrides))
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+def sample_requests() -> dict[str, Any]:
+    return json.loads((REPO / "samples" / "requests.json").read_text())

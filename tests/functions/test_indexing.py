@@ -1,0 +1,73 @@
+"""The app as the Functions host indexes it: every function, binding and annotation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import typing
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def functions() -> dict[str, Any]:
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def bindings(fn: Any) -> dict[str, dict[str, Any]]:
+    return {b["name"]: b for b in json.loads(fn.get_function_json())["bindings"]}
+
+
+def test_dispatch_bindings(functions: dict[str, Any]) -> None:
+    b = bindings(functions["dispatch"])
+    assert b["msg"] == {
+        "direction": "IN",
+        "type": "queueTrigger",
+        "name": "msg",
+        "queueName": "%VNB_REQUESTS_QUEUE%",
+        "connection": "AzureWebJobsStorage",
+    }
+    assert b["events"]["type"] == "queue"
+    assert b["events"]["direction"] == "OUT"
+    assert b["events"]["queueName"] == "%VNB_EVENTS_QUEUE%"
+    assert b["events"]["connection"] == "AzureWebJobsStorage"
+
+
+def test_deadletter_reads_the_poison_queue(functions: dict[str, Any]) -> None:
+    b = bindings(functions["deadletter"])
+    assert b["msg"]["type"] == "queueTrigger"
+    assert b["msg"]["queueName"] == "%VNB_REQUESTS_QUEUE%-poison"
+    assert b["events"]["queueName"] == "%VNB_EVENTS_QUEUE%"
+
+
+def test_outputs_are_declared_as_func_out(functions: dict[str, Any]) -> None:
+    # A plain `str` annotation indexes fine but fails in the real worker.
+    for name, fn in functions.items():
+        hints = typing.get_type_hints(fn.get_user_function())
+        for binding in bindings(fn).values():
+            if binding["direction"] == "OUT":
+                hint = hints[binding["name"]]
+                assert typing.get_origin(hint) is func.Out, f"{name}.{binding['name']} must be func.Out[...]"
+
+
+def test_every_function_has_a_unique_name_and_known_trigger(functions: dict[str, Any]) -> None:
+    triggers = {
+        name: next(b["type"] for b in bindings(fn).values() if b["direction"] == "IN") for name, fn in functions.items()
+    }
+    assert triggers["dispatch"] == "queueTrigger"
+    assert triggers["deadletter"] == "queueTrigger"
+    assert set(triggers.values()) <= {"queueTrigger", "timerTrigger"}
+
+
+def test_importing_the_app_does_not_load_management_sdks() -> None:
+    # Cold start: the queue-trigger path must not pay for azure.mgmt.* (~0.5 s, 60+ MB).
+    code = "import sys, function_app; print(sorted(m for m in sys.modules if m.startswith('azure.mgmt')))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

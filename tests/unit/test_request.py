@@ -1,0 +1,145 @@
+"""Request schema v1: every malformed message is answered with a precise field error."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.request import RequestInvalid, decode_body, json_schema, normalize_image, parse_request
+from shared.settings import Settings
+
+GOOD = {"image": "mcr.microsoft.com/azurelinux/base/core:3.0", "command": ["sh", "-c", "echo hi"]}
+
+
+def errors_for(body: bytes, settings: Settings) -> list[tuple[str, str]]:
+    data, errors = decode_body(body)
+    if data is None:
+        return [(e.field, e.message) for e in errors]
+    try:
+        parse_request(data, settings=settings)
+    except RequestInvalid as e:
+        return [(x.field, x.message) for x in e.errors]
+    return []
+
+
+def j(**fields: Any) -> bytes:
+    return json.dumps({**GOOD, **fields}).encode()
+
+
+# (case, body, field the error must name, a phrase the message must contain)
+MALFORMED: list[tuple[str, bytes, str, str]] = [
+    ("not json", b"hello world", "$body", "not JSON"),
+    ("not utf-8", b"\xff\xfe{\x00", "$body", "not UTF-8"),
+    ("json array", b"[1, 2]", "$body", "expected a JSON object"),
+    ("json string", b'"image"', "$body", "expected a JSON object"),
+    ("empty", b"", "$body", "not JSON"),
+    ("missing image", json.dumps({"command": ["x"]}).encode(), "image", "required"),
+    ("image wrong type", j(image=42), "image", "string"),
+    ("bad image reference", j(image="UPPER/Case:tag!"), "image", "not a valid image reference"),
+    ("registry not allowed", j(image="evil.example.com/miner:latest"), "image", "is not allowed"),
+    ("unknown field", j(privileged=True), "privileged", "unknown field"),
+    ("securityContext refused", j(securityContext={"privileged": True}), "securityContext", "unknown field"),
+    ("volumes refused", j(volumes=[{"hostPath": {"path": "/"}}]), "volumes", "unknown field"),
+    ("command not a list", j(command="echo hi"), "command", "list"),
+    ("args without command", json.dumps({"image": GOOD["image"], "args": ["x"]}).encode(), "$", "args"),
+    ("env not strings", j(env={"A": 1}), "env.A", "string"),
+    ("env bad name", j(env={"1BAD": "x"}), "env.1BAD", "environment variable name"),
+    ("env reserved name", j(env={"VNB_REQUEST_KEY": "x"}), "env", "reserved"),
+    ("env oversize", j(env={f"V{i}": "x" * 1000 for i in range(40)}), "env", "at most"),
+    ("cpu over ACI bound", j(cpu=8), "cpu", "VNB_MAX_CPU"),
+    ("cpu not a quantity", j(cpu="lots"), "cpu", "not a Kubernetes quantity"),
+    ("cpu too small", j(cpu="10m"), "cpu", "at least 0.1"),
+    ("memory over bound", j(memory="64Gi"), "memory", "VNB_MAX_MEMORY"),
+    ("memory negative", j(memory="-1Gi"), "memory", "greater than 0"),
+    ("negative completions", j(completions=-1), "completions", "greater than or equal to 1"),
+    ("completions over limit", j(completions=1000), "$", "VNB_MAX_COMPLETIONS"),
+    ("parallelism > completions", j(completions=2, parallelism=5), "$", "parallelism cannot exceed"),
+    ("negative retries", j(retries=-3), "retries", "greater than or equal to 0"),
+    ("retries too many", j(retries=99), "retries", "less than or equal to 10"),
+    ("timeout zero", j(timeoutSeconds=0), "timeoutSeconds", "greater than or equal to 1"),
+    ("timeout over max", j(timeoutSeconds=10**7), "$", "VNB_MAX_TIMEOUT_SECONDS"),
+    ("bad label key", j(labels={"-bad": "x"}), "labels", "name must be"),
+    ("bad label value", j(labels={"team": "has spaces"}), "labels", "value must be"),
+    ("reserved label", j(labels={"vnode-batch.io/state": "reported"}), "labels", "reserved"),
+    ("managed-by label", j(labels={"app.kubernetes.io/managed-by": "me"}), "labels", "reserved"),
+    ("id with spaces", j(id="my id"), "id", "1-128 characters"),
+    ("id too long", j(id="a" * 200), "id", "1-128 characters"),
+    ("correlationId control chars", j(correlationId="a\nb"), "correlationId", "printable ASCII"),
+    ("completions as string", j(completions="3"), "completions", "valid integer"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field", "phrase"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_request_names_field(case: str, body: bytes, field: str, phrase: str, settings: Settings) -> None:
+    errors = errors_for(body, settings)
+    assert errors, f"{case}: accepted"
+    fields = [f for f, _ in errors]
+    assert field in fields, errors
+    message = next(m for f, m in errors if f == field)
+    assert phrase in message, errors
+
+
+def test_valid_request_accepted_with_normalised_resources(settings: Settings) -> None:
+    request = parse_request({**GOOD, "cpu": "500m", "memory": "1536Mi", "completions": 3}, settings=settings)
+    assert request.cpu == "500m"
+    assert request.memory == "1.5Gi"
+    assert request.completions == 3
+
+
+def test_every_error_reported_at_once(settings: Settings) -> None:
+    errors = errors_for(j(cpu=99, retries=-1, bogus=1), settings)
+    assert {"cpu", "retries", "bogus"} <= {f for f, _ in errors}
+
+
+def test_base64_body_from_storage_explorer_is_accepted(settings: Settings) -> None:
+    body = base64.b64encode(json.dumps(GOOD).encode())
+    data, errors = decode_body(body)
+    assert errors == []
+    assert data is not None
+    assert parse_request(data, settings=settings).image == GOOD["image"]
+
+
+def test_docker_hub_short_names_need_docker_io_allowed(make_settings: Any) -> None:
+    only_mcr = make_settings(VNB_ALLOWED_REGISTRIES="mcr.microsoft.com")
+    assert errors_for(j(image="busybox"), only_mcr)
+    assert normalize_image("busybox") == "docker.io/library/busybox"
+    assert normalize_image("myorg/tool:1") == "docker.io/myorg/tool:1"
+    assert errors_for(j(image="busybox:1.36"), make_settings(VNB_ALLOWED_REGISTRIES="docker.io")) == []
+    assert errors_for(j(image="evil.io/x"), make_settings(VNB_ALLOWED_REGISTRIES="*")) == []
+
+
+def test_registry_prefix_must_match_a_path_boundary(make_settings: Any) -> None:
+    s = make_settings(VNB_ALLOWED_REGISTRIES="myacr.azurecr.io/team")
+    assert errors_for(j(image="myacr.azurecr.io/team/job:1"), s) == []
+    assert errors_for(j(image="myacr.azurecr.io/teamevil/job:1"), s)
+    assert errors_for(j(image="myacr.azurecr.io.evil.com/team/job:1"), s)
+
+
+def test_content_hash_ignores_id_but_not_content(settings: Settings) -> None:
+    a = parse_request({**GOOD, "id": "a"}, settings=settings)
+    b = parse_request({**GOOD, "id": "b"}, settings=settings)
+    c = parse_request({**GOOD, "id": "a", "env": {"X": "1"}}, settings=settings)
+    assert a.content_hash() == b.content_hash() != c.content_hash()
+
+
+def test_published_schema_matches_model() -> None:
+    from tests.conftest import REPO
+
+    published = json.loads((REPO / "docs" / "schemas" / "request.v1.json").read_text())
+    assert published == json.loads(json.dumps(json_schema())), "run: python -m shared.schema_export"
+
+
+@given(st.dictionaries(st.text(max_size=12), st.one_of(st.none(), st.integers(), st.text(max_size=20)), max_size=6))
+def test_arbitrary_objects_never_raise_unexpectedly(data: dict[str, Any]) -> None:
+    from tests.conftest import make_env
+
+    settings = Settings.from_env(make_env())
+    try:
+        parse_request(data, settings=settings)
+    except RequestInvalid as e:
+        assert e.errors

@@ -1,0 +1,79 @@
+"""Settings: one object, every bad setting named, every setting documented."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from shared.settings import Settings, SettingsError
+from tests.conftest import BASE_ENV, REPO, make_env
+
+IDENTITY_ONLY = {"AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__clientId"}
+ALIASES = {f.alias for f in Settings.model_fields.values() if f.alias}
+
+
+def test_defaults_follow_the_seed_and_aci() -> None:
+    s = Settings.from_env(BASE_ENV)
+    assert (s.vnet_cidr, s.cluster_subnet_cidr, s.vnode_subnet_cidr) == ("10.0.0.0/8", "10.240.0.0/16", "10.241.0.0/16")
+    assert (s.service_cidr, s.dns_service_ip) == ("10.0.0.0/16", "10.0.0.10")
+    assert s.poison_queue == "vnb-requests-poison"
+    assert s.default_memory == 1536 * 1024 * 1024
+
+
+def test_every_problem_is_listed_by_setting_name() -> None:
+    env = {"VNB_MAX_CPU": "lots", "VNB_REQUESTS_QUEUE": "Bad_Name", "VNB_RECONCILE_SCHEDULE": "*/5 * * * *"}
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(env)
+    named = {name for name, _ in e.value.problems}
+    assert {
+        "VNB_MAX_CPU",
+        "VNB_REQUESTS_QUEUE",
+        "VNB_RECONCILE_SCHEDULE",
+        "VNB_EVENTS_QUEUE",
+        "VNB_SCHEDULES_TIMER",
+    } <= named
+    text = str(e.value)
+    assert "six fields, seconds first" in text
+    assert "VNB_MAX_CPU" in text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        ({"VNB_CLUSTER_MODE": "aks"}, "VNB_SUBSCRIPTION_ID"),
+        ({"VNB_CLUSTER_MODE": "kubeconfig", "VNB_KUBECONFIG": ""}, "VNB_KUBECONFIG"),
+        ({"AzureWebJobsStorage": ""}, "AzureWebJobsStorage"),
+        ({"VNB_DEFAULT_CPU": "8"}, "VNB_DEFAULT_CPU"),
+        ({"VNB_MAX_MEMORY": "512Gi"}, "VNB_MAX_MEMORY"),
+        ({"VNB_CLUSTER_MODE": "magic"}, "VNB_CLUSTER_MODE"),
+        ({"VNB_SERVICE_CIDR": "10.0.0.1/16"}, "VNB_SERVICE_CIDR"),
+        ({"VNB_NODE_COUNT": "0"}, "VNB_NODE_COUNT"),
+    ],
+)
+def test_bad_setting_is_named(overrides: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(**overrides))
+    assert name in {n for n, _ in e.value.problems}, e.value
+
+
+def test_identity_connection_needs_no_connection_string() -> None:
+    env = make_env(AzureWebJobsStorage="")
+    env["AzureWebJobsStorage__queueServiceUri"] = "https://acct.queue.core.windows.net"
+    assert Settings.from_env(env).storage_queue_uri == "https://acct.queue.core.windows.net"
+
+
+def test_sample_local_settings_lists_every_setting() -> None:
+    values = json.loads((REPO / "local.settings.sample.json").read_text())["Values"]
+    missing = ALIASES - IDENTITY_ONLY - set(values)
+    assert not missing, f"add to local.settings.sample.json: {sorted(missing)}"
+    unknown = {k for k in values if k.startswith("VNB_")} - ALIASES
+    assert not unknown, f"not settings: {sorted(unknown)}"
+
+
+def test_readme_table_documents_every_setting_with_its_default() -> None:
+    readme = (REPO / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Za-z_]+)` \|", readme, flags=re.M))
+    missing = ALIASES - documented
+    assert not missing, f"add to the README settings table: {sorted(missing)}"
