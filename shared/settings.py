@@ -421,3 +421,27 @@ def settings_from(environ: Mapping[str, str]) -> Settings:
 _ALIASES: frozenset[str] = frozenset(f.alias for f in Settings.model_fields.values() if f.alias)
 
 SettingName = Annotated[str, "app setting name"]
+
+
+def markdown_table() -> str:
+    """The README's settings table, generated from the fields (``python -m shared.settings``)."""
+    rows = ["| Setting | Default | What it does |", "|---|---|---|"]
+    for name, f in Settings.model_fields.items():
+        default: object = f.default
+        if f.is_required():
+            shown = "**required**"
+        elif default is None:
+            shown = "—"
+        elif isinstance(default, tuple):
+            shown = "`" + ",".join(str(x) for x in default) + "`"
+        elif name in ("default_memory", "max_memory"):
+            shown = "`1.5Gi`" if name == "default_memory" else "`16Gi`"
+        else:
+            shown = f"`{default}`"
+        doc = (f.description or "").replace("|", "\\|")
+        rows.append(f"| `{f.alias}` | {shown} | {doc} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
