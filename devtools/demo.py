@@ -1,0 +1,127 @@
+"""The local demo (``./scripts/demo``): the real functions, Azurite, and a Kubernetes stand-in.
+
+It starts Azurite (queues) and the HTTPS Kubernetes stand-in with its simulated virtual node,
+runs the app's own indexed functions in the local runner with the host's queue and timer
+semantics, submits ``samples/requests.json`` (a job, an array job, a failing job, a bad
+request), and prints Jobs as they appear on the virtual node and every event as it arrives,
+until each request has its terminal event. Then it stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+REPO = Path(__file__).resolve().parent.parent
+TERMINAL = ("job.succeeded", "job.failed", "request.rejected", "request.deadlettered")
+
+
+def demo_settings(azurite_connection: str, kubeconfig: Path, schedules_file: Path | None = None) -> dict[str, str]:
+    """local.settings.sample.json, pointed at this run's Azurite and stand-in."""
+    values: dict[str, str] = json.loads((REPO / "local.settings.sample.json").read_text())["Values"]
+    values.update(
+        {
+            "AzureWebJobsStorage": azurite_connection,
+            "VNB_CLUSTER_MODE": "kubeconfig",
+            "VNB_KUBECONFIG": str(kubeconfig),
+            "VNB_RECONCILE_SCHEDULE": "*/2 * * * * *",
+            "VNB_ALLOWED_REGISTRIES": "mcr.microsoft.com,docker.io",
+        }
+    )
+    if schedules_file is not None:
+        values["VNB_SCHEDULES_FILE"] = str(schedules_file)
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--requests", default=str(REPO / "samples" / "requests.json"))
+    parser.add_argument("--timeout", type=float, default=90.0, help="give up after this many seconds")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(REPO))
+
+    from devtools.azurite import Azurite
+    from devtools.runner import LocalRunner
+    from devtools.standins.kube import KubeStandIn
+    from shared.cli import encode_for_trigger, format_event, message_encoding
+
+    console = Console(highlight=False)
+    requests: list[dict[str, Any]] = json.loads(Path(args.requests).read_text())
+    workdir = Path(tempfile.mkdtemp(prefix="vnb-demo-"))
+
+    console.print("[bold]vnode-batch local demo[/] — Azurite + Kubernetes stand-in + the app's functions\n")
+    with Azurite(REPO) as azurite, KubeStandIn(pod_start_seconds=0.5) as kube:
+        kubeconfig = kube.write_kubeconfig(workdir / "kubeconfig")
+        console.print(f"  Azurite queues   http://127.0.0.1:{azurite.port}")
+        console.print(f"  Kubernetes API   {kube.url}  (virtual node virtual-node-aci-linux, Ready)")
+        settings = demo_settings(azurite.connection_string, kubeconfig, REPO / "samples" / "demo-schedules.json")
+
+        import function_app
+
+        runner = LocalRunner(function_app.app, settings=settings, host_json=REPO / "host.json")
+        service = azurite.queue_service()
+        requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
+        events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])
+        for q in (requests_q, events_q):
+            try:
+                q.create_queue()
+            except Exception:  # noqa: BLE001 - already exists
+                pass
+        with runner:
+            console.print(f"  functions        {', '.join(sorted(runner.function_names))}\n")
+            encoding = message_encoding(REPO / "host.json")
+            for body in requests:
+                requests_q.send_message(encode_for_trigger(json.dumps(body), encoding))
+                console.print(f"[cyan]submitted[/]  {body.get('id')}  {body.get('image')}")
+            console.print()
+
+            seen_jobs: dict[str, str] = {}
+            terminal = 0
+            deadline = time.monotonic() + args.timeout
+            while terminal < len(requests) and time.monotonic() < deadline:
+                for job in kube.jobs(settings["VNB_NAMESPACE"]):
+                    name = job["metadata"]["name"]
+                    state = _job_state(job, kube)
+                    if seen_jobs.get(name) != state:
+                        seen_jobs[name] = state
+                        console.print(f"[magenta]job[/]        {name}  {state}")
+                for message in events_q.receive_messages(max_messages=32, visibility_timeout=30):
+                    text = str(message.content)
+                    events_q.delete_message(message)
+                    event = json.loads(text)
+                    kind = str(event.get("type", "")).removeprefix("io.vnodebatch.")
+                    colour = {"job.succeeded": "green", "job.failed": "red"}.get(kind, "yellow")
+                    console.print(f"[{colour}]event[/]      {format_event(event)}")
+                    if kind in TERMINAL:
+                        terminal += 1
+                time.sleep(0.3)
+        left = len(kube.jobs(settings["VNB_NAMESPACE"]))
+    console.print()
+    if terminal >= len(requests):
+        console.print(f"[bold green]done[/]: {len(requests)} requests, {terminal} terminal events, {left} Jobs left in the cluster")
+        return 0
+    console.print(f"[bold red]timed out[/]: {terminal} of {len(requests)} requests have a terminal event")
+    return 1
+
+
+def _job_state(job: dict[str, Any], kube: Any) -> str:
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return f"{cond['type']} ({cond.get('reason', '')})".replace(" ()", "")
+    pods = [p for p in kube.pods(job["metadata"]["namespace"]) if p["metadata"].get("labels", {}).get("job-name") == job["metadata"]["name"]]
+    nodes = sorted({p["spec"].get("nodeName") or "unscheduled" for p in pods})
+    return f"active={status.get('active', 0)} succeeded={status.get('succeeded', 0)} failed={status.get('failed', 0)} on {','.join(nodes) or '-'}"
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

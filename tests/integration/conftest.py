@@ -1,0 +1,119 @@
+"""Integration fixtures: a real Azurite, the HTTPS Kubernetes stand-in, and the local runner
+driving the app's own functions with the host's queue semantics.
+
+Each test gets its own queue names, so one Azurite serves the whole session.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.storage.queue import QueueClient, QueueServiceClient
+
+from devtools.azurite import Azurite
+from devtools.runner import LocalRunner
+from devtools.standins.kube import KubeStandIn
+from tests.conftest import BASE_ENV, REPO
+
+# The shipped host.json, with the waits shortened so retries and polling take milliseconds.
+# Same semantics (batching, visibility on failure, poison after maxDequeueCount).
+FAST_HOST = {
+    "version": "2.0",
+    "extensions": {
+        "queues": {
+            "maxPollingInterval": "00:00:00.200",
+            "visibilityTimeout": "00:00:00.100",
+            "batchSize": 16,
+            "newBatchThreshold": 8,
+            "maxDequeueCount": 3,
+            "messageEncoding": "none",
+        }
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    with Azurite(REPO) as server:
+        yield server
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeStandIn]:
+    with KubeStandIn(pod_start_seconds=0.02) as server:
+        yield server
+
+
+@pytest.fixture
+def app_env(azurite: Azurite, kube: KubeStandIn, tmp_path: Path) -> dict[str, str]:
+    prefix = "t" + uuid.uuid4().hex[:8]
+    env = dict(BASE_ENV)
+    env.update(
+        {
+            "AzureWebJobsStorage": azurite.connection_string,
+            "VNB_REQUESTS_QUEUE": f"{prefix}-requests",
+            "VNB_EVENTS_QUEUE": f"{prefix}-events",
+            "VNB_KUBECONFIG": str(kube.write_kubeconfig(tmp_path / "kubeconfig")),
+            "VNB_KUBE_TIMEOUT_SECONDS": "5",
+            "VNB_RECONCILE_SCHEDULE": "*/1 * * * * *",
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def make_runner(app_env: dict[str, str]) -> Iterator[Callable[..., LocalRunner]]:
+    import function_app
+
+    runners: list[LocalRunner] = []
+
+    def build(host: dict[str, Any] | None = None, **overrides: str) -> LocalRunner:
+        runner = LocalRunner(function_app.app, settings={**app_env, **overrides}, host_json=host or FAST_HOST)
+        runners.append(runner)
+        return runner
+
+    yield build
+    for runner in runners:
+        runner.stop()
+
+
+class Queues:
+    """Test-side view of the app's queues (what a producer and a consumer would do)."""
+
+    def __init__(self, service: QueueServiceClient, env: dict[str, str]) -> None:
+        self.requests = service.get_queue_client(env["VNB_REQUESTS_QUEUE"])
+        self.poison = service.get_queue_client(env["VNB_REQUESTS_QUEUE"] + "-poison")
+        self.events = service.get_queue_client(env["VNB_EVENTS_QUEUE"])
+        for q in (self.requests, self.poison, self.events):
+            q.create_queue()
+
+    def submit(self, body: dict[str, Any] | bytes | str) -> str:
+        text = json.dumps(body) if isinstance(body, dict) else body
+        return str(self.requests.send_message(text).id)
+
+    def drain_events(self) -> list[dict[str, Any]]:
+        return [json.loads(text) for text in drain(self.events)]
+
+    def count(self, q: QueueClient) -> int:
+        return int(q.get_queue_properties().approximate_message_count)
+
+
+def drain(q: QueueClient) -> list[str]:
+    out: list[str] = []
+    while True:
+        batch = list(q.receive_messages(max_messages=32, visibility_timeout=30))
+        if not batch:
+            return out
+        for m in batch:
+            out.append(str(m.content))
+            q.delete_message(m)
+
+
+@pytest.fixture
+def queues(azurite: Azurite, app_env: dict[str, str]) -> Queues:
+    return Queues(azurite.queue_service(), app_env)
