@@ -77,3 +77,20 @@ def test_readme_table_documents_every_setting_with_its_default() -> None:
     documented = set(re.findall(r"^\| `([A-Za-z_]+)` \|", readme, flags=re.M))
     missing = ALIASES - documented
     assert not missing, f"add to the README settings table: {sorted(missing)}"
+
+
+def test_readme_table_is_generated_from_the_settings_object() -> None:
+    from shared.settings import markdown_table
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- settings-table:start -->\n", 1)[1].split("<!-- settings-table:end -->", 1)[0]
+    assert block.strip() == markdown_table().strip(), "regenerate: python -m shared.settings"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    readme = (REPO / "README.md").read_text()
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
+    assert commands == ["./scripts/demo", "./scripts/test"]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "exec scripts/test" in ci
