@@ -289,7 +289,7 @@ def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
     if stripped and stripped[0] not in '{["' and not stripped[0].isdigit():
         try:
             decoded = base64.b64decode(stripped, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):
             pass
         else:
             if decoded.lstrip().startswith("{"):
