@@ -1,0 +1,445 @@
+"""The ARM stand-in, driven by the real management SDKs and the real DefaultAzureCredential.
+
+Everything goes over loopback sockets: HTTPS (test CA) for ARM, plain HTTP for the App Service
+managed-identity endpoint. The environment is set with monkeypatch exactly as the app would see it.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.identity import DefaultAzureCredential
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
+from azure.mgmt.containerservice import ContainerServiceClient
+from azure.mgmt.containerservice import models as cs
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.network import models as nm
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from devtools.standins.arm import AKS_AAD_SERVER_APP_ID, CREDENTIAL_ENV_CONFLICTS, ArmStandIn
+from devtools.tls import shared_ca
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+RG = "rg-aks"
+NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+KUBE_SERVER = "https://127.0.0.1:6443"
+KUBE_CA = b"-----BEGIN CERTIFICATE-----\nTESTCA\n-----END CERTIFICATE-----\n"
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ArmStandIn]]:
+    started: list[ArmStandIn] = []
+
+    def make(**kwargs: Any) -> ArmStandIn:
+        kwargs.setdefault("kubeconfig_cluster", (KUBE_SERVER, KUBE_CA))
+        arm = ArmStandIn(**kwargs).start()
+        started.append(arm)
+        for name in CREDENTIAL_ENV_CONFLICTS:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in arm.credential_env().items():
+            monkeypatch.setenv(name, value)
+        arm.create_resource_group("rg-Aks", "westus")  # ARM matches group names case-insensitively
+        return arm
+
+    yield make
+    for arm in started:
+        arm.stop()
+
+
+@pytest.fixture
+def arm(make_arm: Callable[..., ArmStandIn]) -> ArmStandIn:
+    return make_arm()
+
+
+class Clients:
+    def __init__(self, arm: ArmStandIn) -> None:
+        cred = DefaultAzureCredential()
+        sub = arm.subscription_id
+        self.cred = cred
+        self.resource = ResourceManagementClient(cred, sub, base_url=arm.url)
+        self.network = NetworkManagementClient(cred, sub, base_url=arm.url)
+        self.aks = ContainerServiceClient(cred, sub, base_url=arm.url)
+        self.auth = AuthorizationManagementClient(cred, sub, base_url=arm.url)
+
+
+def _vnet(subnets: list[nm.Subnet] | None = None) -> nm.VirtualNetwork:
+    return nm.VirtualNetwork(
+        location="westus",
+        address_space=nm.AddressSpace(address_prefixes=["10.0.0.0/8"]),
+        subnets=subnets,
+    )
+
+
+def _network(c: Clients) -> tuple[str, str]:
+    vnet = c.network.virtual_networks.begin_create_or_update(
+        RG, "vnetAks", _vnet([nm.Subnet(name="AksSubnet", address_prefix="10.240.0.0/16")])
+    ).result()
+    vnode = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "vNodeSubnet", nm.Subnet(address_prefix="10.241.0.0/16")
+    ).result()
+    return vnet.subnets[0].id, vnode.id
+
+
+def _cluster(aks_subnet_id: str, *, addon: bool, plugin: str = "azure") -> cs.ManagedCluster:
+    return cs.ManagedCluster(
+        location="westus",
+        dns_prefix="aks",
+        identity=cs.ManagedClusterIdentity(type="SystemAssigned"),
+        agent_pool_profiles=[
+            cs.ManagedClusterAgentPoolProfile(
+                name="system",
+                mode="System",
+                count=1,
+                vm_size="Standard_D4s_v5",
+                os_type="Linux",
+                vnet_subnet_id=aks_subnet_id,
+            )
+        ],
+        network_profile=cs.ContainerServiceNetworkProfile(
+            network_plugin=plugin, service_cidr="10.0.0.0/16", dns_service_ip="10.0.0.10"
+        ),
+        addon_profiles=(
+            {"aciConnectorLinux": cs.ManagedClusterAddonProfile(enabled=True, config={"SubnetName": "vNodeSubnet"})}
+            if addon
+            else None
+        ),
+        aad_profile=cs.ManagedClusterAADProfile(managed=True, enable_azure_rbac=True),
+        disable_local_accounts=True,
+    )
+
+
+def _register_aci(arm: ArmStandIn, c: Clients) -> None:
+    arm.grant(
+        arm.app_principal_id, f"/subscriptions/{arm.subscription_id}", ["Microsoft.ContainerInstance/register/action"]
+    )
+    c.resource.providers.register("Microsoft.ContainerInstance")
+    _wait_for(lambda: c.resource.providers.get("Microsoft.ContainerInstance").registration_state == "Registered")
+
+
+def _code(exc: HttpResponseError) -> str | None:
+    return exc.error.code if exc.error else None
+
+
+# ---------------------------------------------------------------------------------------- identity
+def test_default_azure_credential_gets_tokens_from_the_identity_endpoint(make_arm: Callable[..., ArmStandIn]) -> None:
+    arm = make_arm(token_lifetime_seconds=120)  # < 5 min: MSAL and azure-core treat it as due for refresh
+    cred = DefaultAzureCredential()
+
+    arm_token = cred.get_token("https://management.azure.com/.default")
+    assert arm.validate_token(arm_token.token, "https://management.azure.com") == arm.app_principal_id
+    assert arm.validate_token(arm_token.token, AKS_AAD_SERVER_APP_ID) is None
+
+    kube_token = cred.get_token(f"{AKS_AAD_SERVER_APP_ID}/.default")
+    assert arm.validate_token(kube_token.token, AKS_AAD_SERVER_APP_ID) == arm.app_principal_id
+    validator = arm.kube_token_validator()
+    assert validator(kube_token.token)
+    assert not validator(arm_token.token)
+    assert not validator(None)
+    assert not validator("forged")
+
+    again = cred.get_token(f"{AKS_AAD_SERVER_APP_ID}/.default")
+    assert again.token != kube_token.token  # short-lived tokens are fetched again
+    calls = arm.token_requests
+    assert [r.resource for r in calls] == ["https://management.azure.com", AKS_AAD_SERVER_APP_ID, AKS_AAD_SERVER_APP_ID]
+    assert {r.client_id for r in calls} == {arm.app_client_id}
+    assert {r.status for r in calls} == {200}
+
+
+def test_unauthenticated_and_wrong_audience_requests_get_401(arm: ArmStandIn) -> None:
+    url = f"{arm.url}/subscriptions/{arm.subscription_id}/resourcegroups/{RG}?api-version=2025-04-01"
+    verify = str(shared_ca().ca_path)
+
+    anonymous = requests.get(url, verify=verify, timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "AuthenticationFailed"
+
+    kube_only = arm.issue_token(arm.app_principal_id, AKS_AAD_SERVER_APP_ID)
+    wrong = requests.get(url, headers={"Authorization": f"Bearer {kube_only}"}, verify=verify, timeout=10)
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["code"] == "InvalidAuthenticationTokenAudience"
+
+    ok = requests.get(
+        url, headers={"Authorization": f"Bearer {arm.issue_token(arm.app_principal_id)}"}, verify=verify, timeout=10
+    )
+    assert ok.status_code == 200
+    assert ok.json()["name"] == "rg-Aks"
+
+
+# ---------------------------------------------------------------------------------------- providers
+def test_provider_registration_progresses_and_needs_subscription_scope(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    assert c.resource.resource_groups.check_existence("RG-AKS")
+    assert c.resource.providers.get("Microsoft.ContainerService").registration_state == "Registered"
+    assert c.resource.providers.get("Microsoft.ContainerInstance").registration_state == "NotRegistered"
+
+    with pytest.raises(HttpResponseError) as denied:  # the app's default rights stop at its resource group
+        c.resource.providers.register("Microsoft.ContainerInstance")
+    assert denied.value.status_code == 403
+    assert "'Microsoft.ContainerInstance/register/action' over scope" in str(denied.value)
+
+    arm.grant(
+        arm.app_principal_id, f"/subscriptions/{arm.subscription_id}", ["Microsoft.ContainerInstance/register/action"]
+    )
+    assert c.resource.providers.register("Microsoft.ContainerInstance").registration_state == "Registering"
+    _wait_for(lambda: c.resource.providers.get("Microsoft.ContainerInstance").registration_state == "Registered")
+
+
+# ---------------------------------------------------------------------------------------- network
+def test_vnet_and_subnets_with_arm_validation(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    aks_subnet_id, vnode_id = _network(c)
+
+    vnet = c.network.virtual_networks.get(RG, "vnetAks")
+    assert vnet.provisioning_state == "Succeeded"
+    assert sorted(s.name for s in vnet.subnets) == ["AksSubnet", "vNodeSubnet"]
+    subnet = c.network.subnets.get(RG, "vnetAks", "vNodeSubnet")
+    assert subnet.address_prefix == "10.241.0.0/16"
+    assert subnet.id == vnode_id
+    assert [s.name for s in c.network.subnets.list(RG, "vnetAks")] == ["AksSubnet", "vNodeSubnet"]
+
+    with pytest.raises(HttpResponseError) as overlap:
+        c.network.subnets.begin_create_or_update(RG, "vnetAks", "clash", nm.Subnet(address_prefix="10.241.128.0/24"))
+    assert overlap.value.status_code == 400
+    assert _code(overlap.value) == "NetcfgSubnetRangesOverlap"
+
+    with pytest.raises(HttpResponseError) as outside:
+        c.network.subnets.begin_create_or_update(RG, "vnetAks", "outside", nm.Subnet(address_prefix="192.168.0.0/24"))
+    assert outside.value.status_code == 400
+    assert _code(outside.value) == "NetcfgInvalidSubnet"
+
+    with pytest.raises(HttpResponseError) as host_bits:
+        c.network.subnets.begin_create_or_update(RG, "vnetAks", "sloppy", nm.Subnet(address_prefix="10.242.0.1/16"))
+    assert _code(host_bits.value) == "InvalidCIDRNotation"
+
+    # ARM trap: a vnet PUT without "subnets" deletes the existing (unused) subnets.
+    c.network.virtual_networks.begin_create_or_update(RG, "vnetAks", _vnet()).result()
+    assert c.network.virtual_networks.get(RG, "vnetAks").subnets == []
+    assert arm.get(aks_subnet_id) is None
+
+
+# ---------------------------------------------------------------------------------------- clusters
+def test_cluster_create_is_an_lro_awaited_with_result(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    aks_subnet_id, _ = _network(c)
+    mc = c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=False)).result()
+    assert mc.provisioning_state == "Succeeded"
+    assert mc.identity.principal_id
+    assert mc.identity.tenant_id == arm.tenant_id
+    assert mc.fqdn
+    assert mc.node_resource_group == "MC_rg-Aks_aks_westus"
+    assert mc.network_profile.network_plugin == "azure"
+    assert mc.network_profile.dns_service_ip == "10.0.0.10"
+    assert mc.aad_profile.enable_azure_rbac
+    assert mc.disable_local_accounts
+    again = c.aks.managed_clusters.get(RG, "aks")
+    assert again.identity.principal_id == mc.identity.principal_id  # stable per cluster
+    assert [x.name for x in c.aks.managed_clusters.list_by_resource_group(RG)] == ["aks"]
+
+    with pytest.raises(HttpResponseError) as in_use:  # the vnet-PUT-without-subnets trap, once a subnet is used
+        c.network.virtual_networks.begin_create_or_update(RG, "vnetAks", _vnet())
+    assert _code(in_use.value) == "InUseSubnetCannotBeDeleted"
+
+    put = next(r for r in arm.write_requests() if r.path.endswith("/managedClusters/aks"))
+    assert (put.method, put.status, put.api_version) == ("PUT", 201, "2026-08-01")
+
+
+def test_cluster_create_observed_without_waiting_and_concurrent_put_conflicts(
+    make_arm: Callable[..., ArmStandIn],
+) -> None:
+    arm = make_arm(cluster_create_seconds=1.5)
+    c = Clients(arm)
+    aks_subnet_id, _ = _network(c)
+    poller = c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=False))
+    assert not poller.done()
+    assert c.aks.managed_clusters.get(RG, "aks").provisioning_state == "Creating"
+
+    with pytest.raises(ResourceExistsError) as conflict:
+        c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=False))
+    assert conflict.value.status_code == 409
+    assert _code(conflict.value) == "OperationNotAllowed"
+    assert "in progress create managed cluster operation" in str(conflict.value)
+
+    _wait_for(lambda: c.aks.managed_clusters.get(RG, "aks").provisioning_state == "Succeeded")
+    poller.wait()
+    assert poller.status() == "Succeeded"
+
+
+def test_addon_enable_assigns_identity_calls_hook_and_delegates_subnet(make_arm: Callable[..., ArmStandIn]) -> None:
+    calls: list[str] = []
+    arm = make_arm(on_virtual_node_enabled=lambda: calls.append("virtual-node"))
+    c = Clients(arm)
+    aks_subnet_id, vnode_id = _network(c)
+    c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=False)).result()
+
+    mc = c.aks.managed_clusters.get(RG, "aks")
+    mc.addon_profiles = {
+        "aciConnectorLinux": cs.ManagedClusterAddonProfile(enabled=True, config={"SubnetName": "vNodeSubnet"})
+    }
+    with pytest.raises(HttpResponseError) as unregistered:  # the provider must be registered first
+        c.aks.managed_clusters.begin_create_or_update(RG, "aks", mc)
+    assert _code(unregistered.value) == "MissingSubscriptionRegistration"
+
+    _register_aci(arm, c)
+    assert arm.get(vnode_id)["properties"]["delegations"] == []  # type: ignore[index]
+    updated = c.aks.managed_clusters.begin_create_or_update(RG, "aks", mc).result()
+
+    addon = updated.addon_profiles["aciConnectorLinux"]
+    assert addon.enabled
+    assert addon.config == {"SubnetName": "vNodeSubnet"}
+    assert addon.identity.object_id
+    assert addon.identity.client_id
+    assert addon.identity.resource_id.endswith("/userAssignedIdentities/aciconnectorlinux-aks")
+    assert calls == ["virtual-node"]
+    subnet = c.network.subnets.get(RG, "vnetAks", "vNodeSubnet")
+    assert [d.service_name for d in subnet.delegations] == ["Microsoft.ContainerInstance/containerGroups"]
+
+    with pytest.raises(HttpResponseError) as undelegate:  # the connector's service association link needs it
+        c.network.subnets.begin_create_or_update(
+            RG, "vnetAks", "vNodeSubnet", nm.Subnet(address_prefix="10.241.0.0/16")
+        )
+    assert _code(undelegate.value) == "SubnetMissingRequiredDelegation"
+
+    # a second, unrelated update keeps the identity and does not fire the hook again
+    mc2 = c.aks.managed_clusters.get(RG, "aks")
+    mc2.tags = {"owner": "vnode-batch"}
+    kept = c.aks.managed_clusters.begin_create_or_update(RG, "aks", mc2).result()
+    assert kept.addon_profiles["aciConnectorLinux"].identity.object_id == addon.identity.object_id
+    assert calls == ["virtual-node"]
+
+
+def test_virtual_node_validation_and_delegation_conflict(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    aks_subnet_id, _ = _network(c)
+    _register_aci(arm, c)
+
+    with pytest.raises(HttpResponseError) as kubenet:
+        c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=True, plugin="kubenet"))
+    assert kubenet.value.status_code == 400
+
+    bad_dns = _cluster(aks_subnet_id, addon=False)
+    bad_dns.network_profile.dns_service_ip = "10.1.0.10"
+    with pytest.raises(HttpResponseError) as dns:
+        c.aks.managed_clusters.begin_create_or_update(RG, "aks", bad_dns)
+    assert dns.value.status_code == 400
+
+    missing = _cluster(aks_subnet_id, addon=True)
+    missing.addon_profiles["aciConnectorLinux"].config = {"SubnetName": "nope"}
+    with pytest.raises(HttpResponseError) as no_subnet:
+        c.aks.managed_clusters.begin_create_or_update(RG, "aks", missing)
+    assert no_subnet.value.status_code == 400
+
+    c.network.subnets.begin_create_or_update(
+        RG,
+        "vnetAks",
+        "vNodeSubnet",
+        nm.Subnet(
+            address_prefix="10.241.0.0/16",
+            delegations=[nm.Delegation(name="web", service_name="Microsoft.Web/serverFarms")],
+        ),
+    ).result()
+    poller = c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=True))
+    with pytest.raises(HttpResponseError) as failed:
+        poller.result()
+    assert "SubnetDelegationConflict" in str(failed.value)
+    assert c.aks.managed_clusters.get(RG, "aks").provisioning_state == "Failed"
+
+
+def test_user_kubeconfig_carries_server_and_ca_and_admin_is_refused(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    aks_subnet_id, _ = _network(c)
+    c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=False)).result()
+
+    creds = c.aks.managed_clusters.list_cluster_user_credentials(RG, "aks")
+    raw = creds.kubeconfigs[0].value
+    assert isinstance(raw, bytes)
+    kubeconfig = yaml.safe_load(raw)
+    cluster = kubeconfig["clusters"][0]["cluster"]
+    assert cluster["server"] == KUBE_SERVER
+    assert base64.b64decode(cluster["certificate-authority-data"]) == KUBE_CA
+    exec_args = kubeconfig["users"][0]["user"]["exec"]["args"]
+    assert exec_args[exec_args.index("--server-id") + 1] == AKS_AAD_SERVER_APP_ID
+
+    with pytest.raises(HttpResponseError) as admin:
+        c.aks.managed_clusters.list_cluster_admin_credentials(RG, "aks")
+    assert admin.value.status_code == 400
+    assert "disable local accounts" in str(admin.value)
+    assert not [r for r in arm.write_requests() if "listCluster" in r.path]
+
+
+# ---------------------------------------------------------------------------------------- roles
+def test_role_assignments_exists_conflict_and_revoked_403(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    _, vnode_id = _network(c)
+    principal = str(uuid.uuid4())  # a fresh identity the directory does not know yet
+    role_id = (
+        f"/subscriptions/{arm.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{NETWORK_CONTRIBUTOR}"
+    )
+    params = RoleAssignmentCreateParameters(
+        role_definition_id=role_id, principal_id=principal, principal_type="ServicePrincipal"
+    )
+    name = str(uuid.uuid4())
+    ra = c.auth.role_assignments.create(vnode_id, name, params)
+    assert ra.principal_type == "ServicePrincipal"
+    assert ra.scope.lower() == vnode_id.lower()
+    assert c.auth.role_assignments.get(vnode_id, name).principal_id == principal
+    listed = list(c.auth.role_assignments.list_for_scope(vnode_id, filter=f"principalId eq '{principal}'"))
+    assert [x.name for x in listed] == [name]
+    assert c.auth.role_definitions.get(f"/subscriptions/{arm.subscription_id}", NETWORK_CONTRIBUTOR).role_name == (
+        "Network Contributor"
+    )
+
+    with pytest.raises(HttpResponseError) as exists:
+        c.auth.role_assignments.create(vnode_id, str(uuid.uuid4()), params)
+    assert exists.value.status_code == 409
+    assert _code(exists.value) == "RoleAssignmentExists"
+    assert "The role assignment already exists." in str(exists.value)
+
+    arm.revoke(arm.app_principal_id, "Microsoft.Authorization/roleAssignments/write")
+    other = str(uuid.uuid4())
+    with pytest.raises(HttpResponseError) as denied:
+        c.auth.role_assignments.create(vnode_id, other, params)
+    assert denied.value.status_code == 403
+    assert _code(denied.value) == "AuthorizationFailed"
+    scope = f"{vnode_id}/providers/Microsoft.Authorization/roleAssignments/{other}"
+    assert (
+        f"The client '{arm.app_client_id}' with object id '{arm.app_principal_id}' does not have authorization to "
+        f"perform action 'Microsoft.Authorization/roleAssignments/write' over scope '{scope}' or the scope is "
+        "invalid. If access was recently granted, please refresh your credentials."
+    ) in str(denied.value)
+
+
+# ---------------------------------------------------------------------------------------- faults
+def test_sdk_retry_policy_survives_throttling_and_a_5xx(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    arm.throttle(2, retry_after_seconds=0.2, path_regex=r"/virtualNetworks/vnetAks$")
+    arm.fail(1, status=503, path_regex=r"/resourcegroups/[^/]+$", method="GET")
+    vnet = c.network.virtual_networks.begin_create_or_update(RG, "vnetAks", _vnet()).result()
+    assert vnet.name == "vnetAks"
+    assert c.resource.resource_groups.get(RG).name == "rg-Aks"
+
+    puts = [r.status for r in arm.requests if r.method == "PUT"]
+    assert puts == [429, 429, 201]
+    rg_gets = [
+        r.status
+        for r in arm.requests
+        if r.method == "GET" and "/resourcegroups/" in r.path.lower() and "/providers/" not in r.path
+    ]
+    assert rg_gets == [503, 200]
