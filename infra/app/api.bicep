@@ -1,0 +1,136 @@
+// The Function App on a Flex Consumption (FC1) plan, Python 3.11, running as the user-assigned
+// identity. On Flex the runtime is declared in functionAppConfig.runtime: FUNCTIONS_WORKER_RUNTIME
+// (and FUNCTIONS_EXTENSION_VERSION) must NOT be app settings, the platform rejects them.
+param name string
+param planName string
+param location string
+param tags object = {}
+
+@description('azd service name in azure.yaml; azd finds the app by the azd-service-name tag.')
+param serviceName string
+
+param identityId string
+param identityClientId string
+param storageAccountName string
+param deploymentContainerName string
+param applicationInsightsName string
+param maximumInstanceCount int = 100
+param instanceMemoryMB int = 2048
+
+@description('The VNB_* settings built in main.bicep.')
+param appSettings object
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+// Identity-based connections only. The host needs the blob service (leases that keep the timers
+// singletons, host keys, Flex deployment), the queue service (triggers and outputs) and the table
+// service (the host writes its diagnostic events there, AZFD0003 otherwise). APPLICATIONINSIGHTS_
+// CONNECTION_STRING carries no secret here: the component has local auth disabled, so it only
+// names the ingestion endpoint and ingestion takes an Entra ID token for the identity below.
+var hostSettings = {
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
+  AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
+  AZURE_CLIENT_ID: identityClientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  //checkov:skip=CKV_AZURE_225: Zone-redundant Flex Consumption keeps at least two always-ready instances per function group, billed while idle, and is offered only in some regions; this app must cost ~0 when idle, and a lost instance only delays queue messages, which the host retries.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  //checkov:skip=CKV_AZURE_222: azd deploy publishes through the app's SCM endpoint, which needs public network access unless the app gets VNet integration and a private endpoint (an opt-in hardening, see docs/deploy.md); the app has no HTTP triggers and basic publishing credentials are disabled below, so that endpoint accepts Entra ID tokens only.
+  //checkov:skip=CKV_AZURE_17: The app serves no HTTP endpoints of its own (queue and timer triggers only), so there is no client to present a certificate; the deployment endpoint is authenticated with Entra ID.
+  //checkov:skip=CKV_AZURE_212: Minimum (always-ready) instances are billed while idle; queue and timer triggers tolerate a cold start, and the app is meant to cost ~0 when no work arrives.
+  //checkov:skip=CKV_AZURE_213: Health check probes an HTTP path and this app exposes none; its liveness shows in Application Insights and in the events queue (every request ends in exactly one event).
+  name: name
+  location: location
+  tags: union(tags, {
+    'azd-service-name': serviceName
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      // siteConfig.appSettings replaces the app's whole settings list on every deployment, so a
+      // setting changed by hand in the portal is reset by the next `azd provision`.
+      appSettings: [
+        for setting in items(union(appSettings, hostSettings)): {
+          name: setting.key
+          value: setting.value
+        }
+      ]
+    }
+  }
+}
+
+// azd deploys with an Entra ID token; nothing needs the legacy publishing user/password.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = functionApp.name
+output id string = functionApp.id

@@ -1,0 +1,229 @@
+// vnode-batch: everything `azd up` deploys and `azd down` removes.
+//
+// Two resource groups:
+//   rg-<env>      the Function App (Flex Consumption), its identity, storage, monitoring
+//   rg-<env>-aks  EMPTY at deploy time; the app bootstraps vnet, subnets and AKS into it with its
+//                 managed identity, which holds rights only there (app/cluster-rbac.bicep)
+// Nothing here uses an account key or a connection string with a secret: storage has shared key
+// access disabled and every data-plane call authenticates with the user-assigned identity.
+//
+// Layout follows Azure-Samples/functions-quickstart-python-azd (main.bicep + app/*.bicep), with
+// plain resources instead of registry (AVM) modules so that the tests in tests/infra and checkov
+// can read every property that is deployed.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name: part of every resource name and the azd-env-name tag.')
+param environmentName string
+
+@minLength(1)
+@description('Region of the app resources; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('App resource group name (default: rg-<environmentName>).')
+param resourceGroupName string = ''
+
+@description('Cluster resource group name (default: rg-<environmentName>-aks). Created empty; the app bootstraps into it.')
+param clusterResourceGroupName string = ''
+
+@description('Region of the cluster and its network (default: location). It must offer AKS virtual nodes.')
+param clusterLocation string = ''
+
+// --- app settings exposed as parameters (defaults = the seed's values / Settings defaults) -------
+
+@description('Queue of batch requests (VNB_REQUESTS_QUEUE); its poison queue is <name>-poison.')
+param requestsQueueName string = 'vnb-requests'
+
+@description('Queue of outcome events (VNB_EVENTS_QUEUE).')
+param eventsQueueName string = 'vnb-events'
+
+@description('NCRONTAB of the reconcile timer (VNB_RECONCILE_SCHEDULE). Every 30 s keeps idle executions inside the monthly free grant.')
+param reconcileSchedule string = '*/30 * * * * *'
+
+@description('NCRONTAB of the schedules timer (VNB_SCHEDULES_TIMER).')
+param schedulesTimer string = '0 * * * * *'
+
+@description('Comma-separated registries images may come from (VNB_ALLOWED_REGISTRIES).')
+param allowedRegistries string = 'mcr.microsoft.com'
+
+@description('AKS cluster the app bootstraps (VNB_CLUSTER_NAME).')
+param clusterName string = 'vnode-batch-aks'
+
+@description('Virtual network address space (VNB_VNET_CIDR).')
+param vnetCidr string = '10.0.0.0/8'
+
+@description('AKS node subnet (VNB_CLUSTER_SUBNET_CIDR).')
+param clusterSubnetCidr string = '10.240.0.0/16'
+
+@description('Virtual-node (ACI) subnet (VNB_VNODE_SUBNET_CIDR).')
+param vnodeSubnetCidr string = '10.241.0.0/16'
+
+@description('Kubernetes service CIDR (VNB_SERVICE_CIDR). The seed\'s value lies inside the vnet range; it overlaps no subnet.')
+param serviceCidr string = '10.0.0.0/16'
+
+@description('Cluster DNS service IP, inside the service CIDR (VNB_DNS_SERVICE_IP).')
+param dnsServiceIp string = '10.0.0.10'
+
+@description('System node pool VM size (VNB_NODE_VM_SIZE): the one always-on cost once the cluster exists.')
+param nodeVmSize string = 'Standard_D2s_v5'
+
+@minValue(1)
+@description('System node pool size (VNB_NODE_COUNT).')
+param nodeCount int = 1
+
+@minValue(1)
+@maxValue(1000)
+@description('Flex Consumption: most instances the app may scale out to.')
+param maximumInstanceCount int = 100
+
+@allowed([512, 2048, 4096])
+@description('Flex Consumption: memory per instance (MB).')
+param instanceMemoryMB int = 2048
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var appResourceGroupName = !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+var aksResourceGroupName = !empty(clusterResourceGroupName) ? clusterResourceGroupName : 'rg-${environmentName}-aks'
+var aksLocation = !empty(clusterLocation) ? clusterLocation : location
+var functionAppName = 'func-vnb-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
+var poisonQueueName = '${requestsQueueName}-poison'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: appResourceGroupName
+  location: location
+  tags: tags
+}
+
+// Not tagged azd-env-name: azd looks for the service's resource group by that tag, and this group
+// holds no azd service. azd down still deletes it: the role assignments below are deployed into it,
+// so it is among the deployment's resource groups.
+resource clusterRg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: aksResourceGroupName
+  location: aksLocation
+  tags: {
+    'vnb-env-name': environmentName
+    'vnb-role': 'aks-bootstrap-target'
+  }
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-vnb-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'stvnb${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    queueNames: [
+      requestsQueueName
+      poisonQueueName
+      eventsQueueName
+    ]
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-vnb-${resourceToken}'
+    applicationInsightsName: 'appi-vnb-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// Every VNB_* setting the app reads in Azure (shared/settings.py; tests/infra checks the keys).
+// The storage and monitoring connection settings are added in app/api.bicep.
+var appSettings = {
+  VNB_CLUSTER_MODE: 'aks'
+  VNB_SUBSCRIPTION_ID: subscription().subscriptionId
+  VNB_RESOURCE_GROUP: clusterRg.name
+  VNB_LOCATION: aksLocation
+  VNB_APP_PRINCIPAL_ID: identity.outputs.principalId
+  VNB_REQUESTS_QUEUE: requestsQueueName
+  VNB_EVENTS_QUEUE: eventsQueueName
+  VNB_RECONCILE_SCHEDULE: reconcileSchedule
+  VNB_SCHEDULES_TIMER: schedulesTimer
+  VNB_ALLOWED_REGISTRIES: allowedRegistries
+  VNB_CLUSTER_NAME: clusterName
+  VNB_VNET_CIDR: vnetCidr
+  VNB_CLUSTER_SUBNET_CIDR: clusterSubnetCidr
+  VNB_VNODE_SUBNET_CIDR: vnodeSubnetCidr
+  VNB_SERVICE_CIDR: serviceCidr
+  VNB_DNS_SERVICE_IP: dnsServiceIp
+  VNB_NODE_VM_SIZE: nodeVmSize
+  VNB_NODE_COUNT: string(nodeCount)
+}
+
+module api 'app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-vnb-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'processor'
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    appSettings: appSettings
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module clusterRbac 'app/cluster-rbac.bicep' = {
+  name: 'cluster-rbac'
+  scope: clusterRg
+  params: {
+    principalId: identity.outputs.principalId
+  }
+}
+
+// Outputs azd stores in .azure/<env>/.env (AZURE_RESOURCE_GROUP tells azd where the service is).
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_CLUSTER_RESOURCE_GROUP string = clusterRg.name
+output AZURE_FUNCTION_NAME string = api.outputs.name
+output SERVICE_PROCESSOR_NAME string = api.outputs.name
+output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_QUEUE_SERVICE_URI string = storage.outputs.queueEndpoint
+output VNB_REQUESTS_QUEUE string = requestsQueueName
+output VNB_EVENTS_QUEUE string = eventsQueueName
+output VNB_CLUSTER_NAME string = clusterName
