@@ -159,8 +159,10 @@ class Settings(BaseModel):
     )
     keep_finished_seconds: int = _field(
         "VNB_KEEP_FINISHED_SECONDS",
-        0,
-        "How long a reported Job is kept before the reconciler deletes it (0 = at once).",
+        3600,
+        "Idempotency window: a reported Job's pods are deleted at once (freeing ACI container groups), "
+        "but the Job object stays this long so a late redelivery of its message still finds it and "
+        "creates nothing. Cover the host's redelivery window (visibility lease × maxDequeueCount).",
     )
     log_tail_lines: int = _field("VNB_LOG_TAIL_LINES", 50, "Lines of pod log carried in completion events.")
     log_tail_bytes: int = _field("VNB_LOG_TAIL_BYTES", 4096, "Bytes of pod log carried in completion events (per pod).")
