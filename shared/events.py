@@ -164,3 +164,52 @@ def request_deadlettered(
         data=data,
     )
     return encode(_with_body(event, body))
+
+
+def job_succeeded(
+    *, source: str, job_uid: str, subject: str | None, finished_at: datetime, data: dict[str, Any]
+) -> str:
+    """A Job that completed. ``data`` comes from ``shared.outcome.event_data``."""
+    return _job_event(JOB_SUCCEEDED, source=source, job_uid=job_uid, subject=subject, time=finished_at, data=data)
+
+
+def job_failed(*, source: str, job_uid: str, subject: str | None, finished_at: datetime, data: dict[str, Any]) -> str:
+    """A Job that failed, got stuck Pending, or was deleted before it finished."""
+    return _job_event(JOB_FAILED, source=source, job_uid=job_uid, subject=subject, time=finished_at, data=data)
+
+
+def _job_event(
+    event_type: str, *, source: str, job_uid: str, subject: str | None, time: datetime, data: dict[str, Any]
+) -> str:
+    # The id depends on the Job's uid and the outcome only: a reconciler that crashed after
+    # sending and before marking the Job sends the very same id again on its next pass.
+    # ``time`` is when the Job finished (not when the event was built), for the same reason.
+    event = envelope(
+        event_type=event_type,
+        event_id=stable_id(event_type, job_uid),
+        source=source,
+        subject=subject,
+        time=time,
+        data=data,
+    )
+    return encode(_fit_logs(event))
+
+
+def _fit_logs(event: dict[str, Any]) -> dict[str, Any]:
+    """Shrink the log tails (keeping their ends), then drop them, then cut the message,
+    until the event fits one queue message. The outcome itself is never cut."""
+    data = event["data"]
+    tails: list[dict[str, Any]] = data.get("logTail") or []
+    while len(encode(event).encode()) > MAX_EVENT_BYTES:
+        longest = max(tails, key=lambda t: len(t["text"].encode()), default=None)
+        if longest is not None and len(longest["text"].encode()) > 256:
+            raw = longest["text"].encode()
+            longest["text"] = raw[len(raw) // 2 :].decode("utf-8", errors="ignore")
+            longest["truncated"] = True
+        elif tails:
+            tails.pop()
+        elif len(data.get("message") or "") > 256:
+            data["message"] = data["message"][: len(data["message"]) // 2] + " …"
+        else:
+            break  # nothing left to cut: the caller's data is unusually large in its fixed fields
+    return event
