@@ -23,6 +23,7 @@ LABEL_KEY_HASH = f"{RESERVED_LABEL_DOMAIN}/key-hash"
 LABEL_STATE = f"{RESERVED_LABEL_DOMAIN}/state"
 STATE_UNREPORTED = "unreported"
 STATE_REPORTED = "reported"
+FINALIZER_REPORT = f"{RESERVED_LABEL_DOMAIN}/report"  # the reconciler removes it once the outcome event is out
 ANN_KEY = f"{RESERVED_LABEL_DOMAIN}/key"
 ANN_MESSAGE_ID = f"{RESERVED_LABEL_DOMAIN}/message-id"
 ANN_CORRELATION_ID = f"{RESERVED_LABEL_DOMAIN}/correlation-id"
@@ -147,6 +148,7 @@ def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> di
             "namespace": settings.namespace,
             "labels": {**labels, LABEL_STATE: STATE_UNREPORTED},
             "annotations": annotations,
+            "finalizers": [FINALIZER_REPORT],
         },
         "spec": spec,
     }

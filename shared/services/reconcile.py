@@ -1,0 +1,495 @@
+"""Reconcile: one completion event for every Job, then the Job goes away.
+
+A pass lists the app's *unreported* Jobs (label selector, paged with limit/continue, so its
+cost grows with the Jobs not yet reported — running ones included — never with the Jobs
+already reported and deleted). For each Job that is done, or that the app declares failed:
+
+1. build the outcome from the Job and its pods (``shared.outcome``, pure);
+2. read a bounded log tail of the pods that matter, *before* anything is deleted (ACI keeps
+   little, and nothing once the container group is gone);
+3. send one CloudEvent with the queue client (``job.succeeded`` / ``job.failed``);
+4. then mark the Job reported — a merge patch of the state label, the reported-at annotation
+   and the finalizer list, guarded by the resourceVersion read in the list (compare-and-swap);
+5. then free its ACI container groups: with VNB_KEEP_FINISHED_SECONDS = 0 delete the Job with
+   Background propagation (its pods go with it); otherwise delete only its pods and keep the
+   Job object that long — the idempotency window in which a late redelivery of its message
+   still meets the Job (409) and creates nothing — and let the sweep delete it afterwards.
+   A Job the app judged failed (stuck) is not finished in Kubernetes' eyes: its pods would be
+   recreated, so it is deleted at once whatever the setting.
+
+A crash between 3 and 4 sends the same event again on the next pass (same ``id``: it depends
+on the Job's uid and the outcome only); nothing is lost, consumers de-duplicate on ``id``.
+
+Stuck and lost Jobs: a pod Pending longer than VNB_PENDING_TIMEOUT_SECONDS, or a Job deleted
+by someone else (it stays visible, Terminating, because build_job gives every Job the
+``vnode-batch.io/report`` finalizer that only step 4 removes). Kubernetes still considers
+those Jobs alive, so the verdict is first written on the Job (an annotation, CAS) and the
+event is built from it: a repeat after a crash says the same thing.
+
+Failures: an error on one Job is logged and the pass goes on with the others; a transient
+error (Kubernetes 5xx/timeout, queue send failure) ends the pass, and the next timer run
+picks up where it stopped (nothing was marked that was not reported).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from shared import events
+from shared.adapters.kube import JOBS, PODS, Cluster, Conflict, KubePermanentError, Page
+from shared.errors import TransientError, VnbError
+from shared.jobspec import FINALIZER_REPORT, LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
+from shared.outcome import (
+    ANN_REPORTED_AT,
+    ANN_VERDICT,
+    CONTROLLER_UID,
+    LogTail,
+    Outcome,
+    Verdict,
+    cut_tail,
+    event_data,
+    is_deleting,
+    job_name_of,
+    job_uid,
+    lost_verdict,
+    needs_pods,
+    outcome,
+    parse_time,
+    stuck_verdict,
+    terminal_condition,
+)
+from shared.services.dispatch import ClusterGate
+from shared.settings import Settings
+
+log = logging.getLogger("vnode_batch.reconcile")
+
+SELECT_UNREPORTED = f"{MANAGED_BY}={MANAGER},{LABEL_STATE}={STATE_UNREPORTED}"
+SELECT_REPORTED = f"{MANAGED_BY}={MANAGER},{LABEL_STATE}={STATE_REPORTED}"
+POD_SELECTOR_CHUNK = 50
+"""Job uids per ``controller-uid in (...)`` pod list: one call for many Jobs, a short URL."""
+DEFAULT_BUDGET_SECONDS = 240.0
+"""Stop starting new pages after this long: host.json's functionTimeout is 5 minutes, and
+the next timer run continues with whatever is still unreported."""
+DEFAULT_WORKERS = 8
+"""Jobs settled concurrently within a page: each costs ~3 API calls and one queue send, so a
+real API server's round trips, not CPU, bound a pass."""
+SWEEP_EVERY_MIN_SECONDS = 60.0
+"""The sweep lists every kept (reported) Job, so it runs at most this often — or every tenth of
+VNB_KEEP_FINISHED_SECONDS if longer — not on every timer run: its cost then stays a small
+fraction of a pass even when thousands of Jobs are kept."""
+LOG_FETCH_FLOOR_BYTES = 16 * 1024
+"""ACI keeps 16 KB of a stopped container's log: ask for all of it, keep the end locally."""
+
+
+class JobStore(Protocol):
+    """The Kubernetes calls a pass makes (``KubeJobs`` over the Cluster adapter in the app)."""
+
+    def list_jobs(self, *, label_selector: str, limit: int, continue_token: str | None = None) -> Page: ...
+
+    def list_pods(self, *, label_selector: str) -> list[dict[str, Any]]: ...
+
+    def pod_log(self, pod: str, *, tail_lines: int, limit_bytes: int, container: str | None = None) -> str | None: ...
+
+    def get_job(self, name: str) -> dict[str, Any] | None: ...
+
+    def annotate_job(self, name: str, *, annotations: dict[str, str], resource_version: str) -> dict[str, Any]: ...
+
+    def mark_reported(
+        self, name: str, *, reported_at: str, finalizers: list[str], resource_version: str
+    ) -> dict[str, Any]: ...
+
+    def delete_job(self, name: str, *, propagation: str = "Background") -> bool: ...
+
+    def delete_pod(self, name: str) -> bool: ...
+
+
+class KubeJobs:
+    """``JobStore`` over the Cluster adapter.
+
+    ``mark_reported`` (a merge patch of ``metadata.finalizers``) and ``delete_pod`` are not
+    offered by ``Cluster`` yet; they go through the adapter's own HTTP client with the
+    adapter's paths and error mapping. (They belong in shared/adapters/kube.py; moving them
+    there is a two-method change.)
+    """
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self._jobs = JOBS.format(ns=quote(cluster.namespace))
+        self._pods = PODS.format(ns=quote(cluster.namespace))
+
+    def list_jobs(self, *, label_selector: str, limit: int, continue_token: str | None = None) -> Page:
+        return self._cluster.list_jobs(label_selector=label_selector, limit=limit, continue_token=continue_token)
+
+    def list_pods(self, *, label_selector: str) -> list[dict[str, Any]]:
+        return self._cluster.list_pods(label_selector=label_selector)
+
+    def pod_log(self, pod: str, *, tail_lines: int, limit_bytes: int, container: str | None = None) -> str | None:
+        return self._cluster.pod_log(pod, tail_lines=tail_lines, limit_bytes=limit_bytes, container=container)
+
+    def get_job(self, name: str) -> dict[str, Any] | None:
+        return self._cluster.get_job(name)
+
+    def annotate_job(self, name: str, *, annotations: dict[str, str], resource_version: str) -> dict[str, Any]:
+        return self._cluster.patch_job_metadata(name, annotations=dict(annotations), resource_version=resource_version)
+
+    def mark_reported(
+        self, name: str, *, reported_at: str, finalizers: list[str], resource_version: str
+    ) -> dict[str, Any]:
+        # A merge patch replaces a list wholesale: without the resourceVersion a finalizer that
+        # another controller added since our read would be dropped. With it, that is a 409.
+        body = {
+            "metadata": {
+                "labels": {LABEL_STATE: STATE_REPORTED},
+                "annotations": {ANN_REPORTED_AT: reported_at},
+                "finalizers": finalizers,
+                "resourceVersion": resource_version,
+            }
+        }
+        result: dict[str, Any] = self._cluster.http.call(
+            "PATCH", f"{self._jobs}/{quote(name)}", body=body, content_type="application/merge-patch+json"
+        )
+        return result
+
+    def delete_job(self, name: str, *, propagation: str = "Background") -> bool:
+        return self._cluster.delete_job(name, propagation=propagation)
+
+    def delete_pod(self, name: str) -> bool:
+        """Delete one (terminated) pod; False if it was already gone."""
+        try:
+            self._cluster.http.call("DELETE", f"{self._pods}/{quote(name)}")
+        except KubePermanentError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+
+SendEvent = Callable[[str], object]
+"""Send one event's text to the events queue (``Queues.send_event``); raise if it was not sent."""
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass did (logged by the function; the benchmark and tests read it)."""
+
+    scanned: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    deleted: int = 0
+    pods_deleted: int = 0
+    swept: int = 0
+    errors: int = 0
+    aborted: str | None = None
+    incomplete: bool = False
+    swept_at: datetime | None = None
+    event_ids: list[str] = field(default_factory=list)
+
+    @property
+    def reported(self) -> int:
+        return self.succeeded + self.failed
+
+    def summary(self) -> str:
+        text = (
+            f"scanned {self.scanned} unreported Job(s): {self.succeeded} succeeded, {self.failed} failed, "
+            f"{self.running} still running; deleted {self.deleted} Job(s) and {self.pods_deleted} pod(s) of kept ones, "
+            f"swept {self.swept}, errors {self.errors}"
+        )
+        if self.incomplete:
+            text += "; time budget used up, the next run continues"
+        if self.aborted:
+            text += f"; pass ended early: {self.aborted}"
+        return text
+
+
+class _Abort(Exception):
+    """A transient failure: end the pass, the next timer run retries."""
+
+
+def run(
+    *,
+    settings: Settings,
+    gate: ClusterGate,
+    send_event: SendEvent,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ReconcileReport:
+    """One timer run: find the cluster, then :func:`reconcile` it."""
+    readiness = gate.check()
+    if readiness.cluster is None:
+        report = ReconcileReport(aborted=f"cluster not ready: {readiness.reason}")
+        log.info("reconcile skipped: %s", report.aborted)
+        return report
+    cluster = readiness.cluster
+    key = f"{cluster.http.host}|{cluster.namespace}"
+    moment = now()
+    every = max(SWEEP_EVERY_MIN_SECONDS, settings.keep_finished_seconds / 10)
+    with _sweep_lock:
+        last = _last_sweep.get(key)
+        sweep = last is None or (moment - last).total_seconds() >= every
+    report = reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=send_event, now=now, sweep=sweep)
+    if report.swept_at is not None:
+        with _sweep_lock:
+            _last_sweep[key] = report.swept_at
+    return report
+
+
+_last_sweep: dict[str, datetime] = {}
+_sweep_lock = threading.Lock()
+
+
+def reconcile(
+    *,
+    settings: Settings,
+    jobs: JobStore,
+    send_event: SendEvent,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    workers: int = DEFAULT_WORKERS,
+    sweep: bool = True,
+) -> ReconcileReport:
+    """One pass over the unreported Jobs, then (``sweep``) the deletion of reported Jobs past
+    their keep time."""
+    report = ReconcileReport()
+    pass_ = _Pass(settings, jobs, send_event, now, report)
+    started = time.monotonic()
+    token: str | None = None
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="reconcile") as pool:
+        while True:
+            if time.monotonic() - started > budget_seconds:
+                report.incomplete = True
+                break
+            try:
+                page = jobs.list_jobs(
+                    label_selector=SELECT_UNREPORTED, limit=settings.reconcile_page_size, continue_token=token
+                )
+                report.scanned += len(page.items)
+                pass_.page(page.items, pool)
+            except _Abort as e:
+                report.aborted = str(e)
+                break
+            except VnbError as e:  # listing failed (5xx, an expired continue token, RBAC)
+                report.aborted = f"listing Jobs failed: {e}"
+                break
+            token = page.continue_token
+            if not token:
+                break
+    if report.aborted is None and sweep:
+        try:
+            pass_.sweep()
+            report.swept_at = now()
+        except VnbError as e:
+            report.aborted = f"sweeping reported Jobs failed: {e}"
+    log.log(logging.WARNING if report.aborted or report.errors else logging.INFO, "reconcile: %s", report.summary())
+    return report
+
+
+class _Pass:
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: JobStore,
+        send_event: SendEvent,
+        now: Callable[[], datetime],
+        report: ReconcileReport,
+    ) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.send_event = send_event
+        self.now = now
+        self.report = report
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stop_reason = ""
+
+    # --- one page of unreported Jobs ------------------------------------------------------
+
+    def page(self, items: Sequence[dict[str, Any]], pool: ThreadPoolExecutor) -> None:
+        moment = self.now()
+        timeout = self.settings.pending_timeout_seconds
+        todo = [job for job in items if needs_pods(job, now=moment, pending_timeout=timeout)]
+        self._count("running", len(items) - len(todo))
+        if not todo:
+            return
+        try:
+            pods = self._pods_of(todo)
+        except TransientError as e:
+            raise _Abort(f"listing pods failed: {e}") from e
+        list(pool.map(lambda job: self._one(job, pods.get(job_uid(job), [])), todo))
+        if self._stop.is_set():
+            raise _Abort(self._stop_reason)
+
+    def _pods_of(self, todo: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Pods of these Jobs, by Job uid, in one list call per chunk (not one per Job)."""
+        uids = [job_uid(j) for j in todo if job_uid(j)]
+        out: dict[str, list[dict[str, Any]]] = {uid: [] for uid in uids}
+        for i in range(0, len(uids), POD_SELECTOR_CHUNK):
+            chunk = uids[i : i + POD_SELECTOR_CHUNK]
+            for pod in self.jobs.list_pods(label_selector=f"{CONTROLLER_UID} in ({','.join(chunk)})"):
+                owner = ((pod.get("metadata") or {}).get("labels") or {}).get(CONTROLLER_UID)
+                if owner in out:
+                    out[owner].append(pod)
+        return out
+
+    def _one(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        if self._stop.is_set():
+            return
+        name = job_name_of(job)
+        try:
+            self._settle(job, pods)
+        except TransientError as e:
+            log.warning("Job %s: %s; ending this pass, the next timer run retries", name, e)
+            with self._lock:
+                if not self._stop.is_set():
+                    self._stop_reason = f"Job {name}: {e}"
+                    self._stop.set()
+        except Exception:
+            # One malformed Job (or a bug it triggers) must not stop the others' events.
+            log.exception("Job %s could not be reported; it stays unreported and is retried next pass", name)
+            self._count("errors")
+
+    def _settle(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        name, moment = job_name_of(job), self.now()
+        verdict = Verdict.of(job)
+        if verdict is None and terminal_condition(job) is None:
+            if is_deleting(job):
+                verdict = lost_verdict(job, now=moment)
+            else:
+                verdict = stuck_verdict(job, pods, now=moment, pending_timeout=self.settings.pending_timeout_seconds)
+            if verdict is None:
+                self._count("running")
+                return
+            try:
+                job = self.jobs.annotate_job(
+                    name, annotations={ANN_VERDICT: verdict.annotation()}, resource_version=_rv(job)
+                )
+            except Conflict:
+                log.info("Job %s changed while being judged %s; judging it again next pass", name, verdict.reason)
+                self._count("running")
+                return
+            log.warning("Job %s judged failed: %s: %s", name, verdict.reason, verdict.message)
+        result = outcome(job, pods, verdict=verdict, now=moment)
+        text = self._event(job, result)
+        self.send_event(text)
+        self._mark(job, moment)
+        self._count("succeeded" if result.succeeded else "failed")
+        if is_deleting(job):
+            return  # its deletion completes now that the finalizer is gone
+        if self.settings.keep_finished_seconds == 0 or verdict is not None:
+            if self.jobs.delete_job(name, propagation="Background"):
+                self._count("deleted")
+            return
+        for pod in pods:  # finished: the Job controller creates no new pods
+            self.jobs.delete_pod(str((pod.get("metadata") or {}).get("name")))
+        self._count("pods_deleted", len(pods))
+
+    def _event(self, job: dict[str, Any], result: Outcome) -> str:
+        tails = self._logs(result)
+        data = event_data(job, result, tails)
+        build = events.job_succeeded if result.succeeded else events.job_failed
+        text = build(
+            source=self.settings.event_source,
+            job_uid=job_uid(job),
+            subject=data["requestKey"] or data["jobName"],
+            finished_at=result.finished_at,
+            data=data,
+        )
+        with self._lock:
+            self.report.event_ids.append(
+                events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
+            )
+        return text
+
+    def _logs(self, result: Outcome) -> list[LogTail]:
+        s = self.settings
+        tails = []
+        for source in result.log_sources:
+            text = self.jobs.pod_log(
+                source.pod,
+                tail_lines=s.log_tail_lines,
+                limit_bytes=max(s.log_tail_bytes * 4, LOG_FETCH_FLOOR_BYTES),
+                container=source.container,
+            )
+            if text is None:
+                continue  # never started, or already gone: the event says what it can
+            kept, cut = cut_tail(text, s.log_tail_bytes)
+            tails.append(
+                LogTail(pod=source.pod, container=source.container, index=source.index, text=kept, truncated=cut)
+            )
+        return tails
+
+    def _mark(self, job: dict[str, Any], moment: datetime) -> None:
+        """Mark reported (CAS). On a conflict, read again: someone else may have reported it."""
+        name = job_name_of(job)
+        for attempt in (1, 2):
+            try:
+                self.jobs.mark_reported(
+                    name,
+                    reported_at=events.iso(moment),
+                    finalizers=[f for f in _finalizers(job) if f != FINALIZER_REPORT],
+                    resource_version=_rv(job),
+                )
+                return
+            except KubePermanentError as e:
+                if e.status == 404:
+                    return  # gone already (its deletion completed): nothing left to mark
+                raise
+            except Conflict:
+                fresh = self.jobs.get_job(name)
+                if fresh is None or _state(fresh) == STATE_REPORTED or job_uid(fresh) != job_uid(job):
+                    return
+                if attempt == 2:
+                    raise
+                job = fresh
+
+    # --- reported Jobs past their keep time ----------------------------------------------------
+
+    def sweep(self) -> None:
+        """Delete reported Jobs older than VNB_KEEP_FINISHED_SECONDS (and leftovers of a pass
+        that marked a Job but could not delete it). Costs one list call when there are none."""
+        keep = self.settings.keep_finished_seconds
+        moment = self.now()
+        token: str | None = None
+        while True:
+            page = self.jobs.list_jobs(
+                label_selector=SELECT_REPORTED, limit=self.settings.reconcile_page_size, continue_token=token
+            )
+            for job in page.items:
+                if is_deleting(job):
+                    continue
+                ann = (job.get("metadata") or {}).get("annotations") or {}
+                since = parse_time(ann.get(ANN_REPORTED_AT)) or parse_time(
+                    (job.get("metadata") or {}).get("creationTimestamp")
+                )
+                if keep and since is not None and (moment - since).total_seconds() < keep:
+                    continue
+                if self.jobs.delete_job(job_name_of(job), propagation="Background"):
+                    self._count("swept")
+            token = page.continue_token
+            if not token:
+                return
+
+    def _count(self, what: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.report, what, getattr(self.report, what) + n)
+
+
+def _rv(job: dict[str, Any]) -> str:
+    return str((job.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _finalizers(job: dict[str, Any]) -> list[str]:
+    return [str(f) for f in (job.get("metadata") or {}).get("finalizers") or []]
+
+
+def _state(job: dict[str, Any]) -> str | None:
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    value = labels.get(LABEL_STATE)
+    return str(value) if value is not None else None
