@@ -2,8 +2,10 @@
 
 import azure.functions as func
 
-from functions import deadletter, dispatch
+from functions import deadletter, dispatch, reconcile, schedules
 
 app = func.FunctionApp()
 app.register_functions(dispatch.bp)
 app.register_functions(deadletter.bp)
+app.register_functions(reconcile.bp)
+app.register_functions(schedules.bp)
