@@ -10,6 +10,7 @@ until each request has its terminal event. Then it stops everything.
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import os
 import sys
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from devtools.standins.kube import KubeStandIn
     from shared.cli import encode_for_trigger, format_event, message_encoding
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=200, soft_wrap=True)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     requests: list[dict[str, Any]] = json.loads(Path(args.requests).read_text())
     workdir = Path(tempfile.mkdtemp(prefix="vnb-demo-"))
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         kubeconfig = kube.write_kubeconfig(workdir / "kubeconfig")
         console.print(f"  Azurite queues   http://127.0.0.1:{azurite.port}")
         console.print(f"  Kubernetes API   {kube.url}  (virtual node virtual-node-aci-linux, Ready)")
-        settings = demo_settings(azurite.connection_string, kubeconfig, REPO / "samples" / "demo-schedules.json")
+        settings = demo_settings(azurite.connection_string, kubeconfig)
 
         import function_app
 
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:  # noqa: BLE001 - already exists
                 pass
         with runner:
-            console.print(f"  functions        {', '.join(sorted(runner.function_names))}\n")
+            console.print(f"  functions        {', '.join(sorted(f.name for f in runner.functions))}\n")
             encoding = message_encoding(REPO / "host.json")
             for body in requests:
                 requests_q.send_message(encode_for_trigger(json.dumps(body), encoding))
@@ -106,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         left = len(kube.jobs(settings["VNB_NAMESPACE"]))
     console.print()
     if terminal >= len(requests):
-        console.print(f"[bold green]done[/]: {len(requests)} requests, {terminal} terminal events, {left} Jobs left in the cluster")
+        console.print(
+            f"[bold green]done[/]: {len(requests)} requests, {terminal} terminal events; "
+            f"{left} reported Jobs kept (pods deleted) for the idempotency window"
+        )
         return 0
     console.print(f"[bold red]timed out[/]: {terminal} of {len(requests)} requests have a terminal event")
     return 1
@@ -117,7 +122,11 @@ def _job_state(job: dict[str, Any], kube: Any) -> str:
     for cond in status.get("conditions") or []:
         if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
             return f"{cond['type']} ({cond.get('reason', '')})".replace(" ()", "")
-    pods = [p for p in kube.pods(job["metadata"]["namespace"]) if p["metadata"].get("labels", {}).get("job-name") == job["metadata"]["name"]]
+    pods = [
+        p
+        for p in kube.pods(job["metadata"]["namespace"])
+        if p["metadata"].get("labels", {}).get("job-name") == job["metadata"]["name"]
+    ]
     nodes = sorted({p["spec"].get("nodeName") or "unscheduled" for p in pods})
     return f"active={status.get('active', 0)} succeeded={status.get('succeeded', 0)} failed={status.get('failed', 0)} on {','.join(nodes) or '-'}"
 

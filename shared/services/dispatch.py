@@ -90,8 +90,11 @@ def dispatch(
     try:
         request = parse_request(data, settings=settings)
     except RequestInvalid as e:
-        cid = data.get("correlationId") if isinstance(data.get("correlationId"), str) else None
-        return _rejected(message, settings, e.errors, now(), correlation_id=cid)
+        # Echo what the producer sent to match the event to its request, even though invalid.
+        raw_id, raw_cid = data.get("id"), data.get("correlationId")
+        key = raw_id if isinstance(raw_id, str) else (deferral.key if deferral else None)
+        cid = raw_cid if isinstance(raw_cid, str) else None
+        return _rejected(message, settings, e.errors, now(), key=key, correlation_id=cid)
     key = request.id or key_default
     enqueued_at = deferral.first_seen if deferral else message.inserted_at
     meta = JobMeta(key=key, message_id=deferral.message_id if deferral else message.message_id, enqueued_at=enqueued_at)
