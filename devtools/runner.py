@@ -74,6 +74,7 @@ __all__ = [
     "RunnerError",
     "TimerTriggerBinding",
     "exported_settings",
+    "get_functions_again",
     "load_app",
     "load_local_settings",
     "main",
@@ -594,6 +595,23 @@ def _index_function(fn: Any, settings: Mapping[str, str]) -> IndexedFunction | s
                            outputs=tuple(outputs), pass_context="context" in params)
 
 
+def get_functions_again(app: func.FunctionApp) -> list[Any]:
+    """``app.get_functions()``, callable more than once per process.
+
+    azure-functions 1.26's duplicate-name check remembers earlier get_functions() calls in
+    app.functions_bindings, so a second call on the same app raises "does not have a unique
+    function name". The worker indexes once per process; tests build many runners. Index
+    with a fresh check (duplicates are still caught) and put the attribute back, so
+    neither we nor other code calling get_functions() later see a side effect.
+    """
+    remembered = app.functions_bindings
+    app.functions_bindings = None
+    try:
+        return list(app.get_functions())
+    finally:
+        app.functions_bindings = remembered
+
+
 def index_app(app: func.FunctionApp, settings: Mapping[str, str]) -> tuple[list[IndexedFunction], dict[str, str]]:
     """(functions to run, {skipped function: why}) for ``app``, like the worker's indexing.
 
@@ -602,18 +620,7 @@ def index_app(app: func.FunctionApp, settings: Mapping[str, str]) -> tuple[list[
     """
     functions: list[IndexedFunction] = []
     skipped: dict[str, str] = {}
-    # azure-functions 1.26's duplicate-name check remembers earlier get_functions() calls in
-    # app.functions_bindings, so a second call on the same app raises "does not have a unique
-    # function name". The worker indexes once per process; tests build many runners. Index
-    # with a fresh check (duplicates are still caught) and put the attribute back, so
-    # neither we nor other code calling get_functions() later see a side effect.
-    remembered = app.functions_bindings
-    app.functions_bindings = None
-    try:
-        indexed = app.get_functions()
-    finally:
-        app.functions_bindings = remembered
-    for fn in indexed:
+    for fn in get_functions_again(app):
         name = fn.get_function_name() or ""
         if settings.get(f"AzureWebJobs.{name}.Disabled", "").strip().lower() in ("true", "1"):
             skipped[name] = f"disabled by the AzureWebJobs.{name}.Disabled setting"

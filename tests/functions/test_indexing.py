@@ -11,6 +11,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from devtools.runner import get_functions_again
 from tests.conftest import REPO
 
 
@@ -18,7 +19,7 @@ from tests.conftest import REPO
 def functions() -> dict[str, Any]:
     import function_app
 
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return {f.get_function_name(): f for f in get_functions_again(function_app.app)}
 
 
 def bindings(fn: Any) -> dict[str, dict[str, Any]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from devtools.runner import get_functions_again
 from functions import bindings
 from tests.infra.app_settings import HOST_SETTINGS, app_settings_env, main_template, resolved_app_settings
 from tests.infra.bicep_model import Unresolved
@@ -61,7 +62,7 @@ def _indexed_bindings() -> list[tuple[str, dict[str, Any]]]:
 
     return [
         (function.get_function_name(), binding.get_dict_repr())
-        for function in app.get_functions()
+        for function in get_functions_again(app)
         for binding in function.get_bindings()
     ]
 

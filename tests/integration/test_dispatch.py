@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from devtools.runner import LocalRunner, exported_settings
+from devtools.runner import LocalRunner, exported_settings, get_functions_again
 from devtools.standins.kube import KubeStandIn
 from shared.jobspec import job_name
 from tests.integration.conftest import Queues
@@ -89,7 +89,7 @@ def test_redelivered_message_without_id_finds_its_own_job(
     import function_app
 
     message_id = queues.submit({"image": IMAGE})
-    fn = next(f for f in function_app.app.get_functions() if f.get_function_name() == "dispatch")
+    fn = next(f for f in get_functions_again(function_app.app) if f.get_function_name() == "dispatch")
 
     class Out(func.Out[list[str]]):
         value: list[str] | None = None
