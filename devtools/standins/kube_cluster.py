@@ -497,6 +497,7 @@ class Cluster:
         self._to_schedule: dict[tuple[str, str], None] = {}
         self._unschedulable: set[tuple[str, str]] = set()
         self._gc_owners: dict[str, str] = {}  # uid → namespace, for Background deletes
+        self._background_held: set[str] = set()  # uids deleted with Background while finalizers held them
         self._runtime: dict[tuple[str, str], PodRuntime] = {}
         self._ip_seq = itertools.count(4)
         self._seed_seq: dict[str, int] = {}
@@ -1015,7 +1016,9 @@ class Cluster:
             return cur  # no-op updates do not bump the resourceVersion, as in etcd3 storage
         md["resourceVersion"] = self.next_rv()
         self.jobs.put(obj)
-        if self._finished(obj):
+        if md.get("deletionTimestamp"):
+            self._mark_dirty(ns, name)  # a finalizer may just have been removed: finish the deletion
+        elif self._finished(obj):
             self._schedule_ttl(obj)
         else:
             self._mark_dirty(ns, name)
@@ -1051,6 +1054,14 @@ class Cluster:
             )
         policy = policy or "Orphan"  # batch/v1 Jobs orphan their pods by default
         if md.get("deletionTimestamp"):
+            return job
+        if policy == "Background" and md.get("finalizers"):
+            # Finalizers hold the object: it is only marked (Terminating) and stays readable until
+            # their controllers remove them; its pods are collected once it is really gone.
+            md["deletionTimestamp"] = now_rfc3339()
+            md["deletionGracePeriodSeconds"] = 0
+            self._background_held.add(md["uid"])
+            self._touch(job)
             return job
         if policy == "Background":
             self._remove_job(ns, name)
@@ -1311,17 +1322,31 @@ class Cluster:
         st = self._states.setdefault(uid, JobState(uid=uid))
         owned = self._pods_by_owner.setdefault(uid, set())
         if md.get("deletionTimestamp"):
-            fins = md.get("finalizers") or []
+            fins = list(md.get("finalizers") or [])
             if "foregroundDeletion" in fins:
                 for pname in sorted(owned):
                     self._remove_pod(ns, pname, count_failure=False)
+                fins.remove("foregroundDeletion")
             elif "orphan" in fins:
                 for pname in sorted(owned):
                     pod = self.pods.get(ns, pname)
                     if pod is not None:
                         pod["metadata"].pop("ownerReferences", None)
                         self._touch(pod)
-            self._pods_by_owner.pop(uid, None)
+                fins.remove("orphan")
+                owned.clear()
+            if fins:
+                # Another controller's finalizer: the Job stays Terminating (and its controller
+                # creates no pods) until that controller removes it with an update.
+                if fins != md.get("finalizers"):
+                    md["finalizers"] = fins
+                    self._touch(job)
+                return
+            if uid in self._background_held:
+                self._background_held.discard(uid)
+                self._gc_owners[uid] = ns
+            else:
+                self._pods_by_owner.pop(uid, None)
             self._remove_job(ns, name)
             return
         if self._finished(job):
