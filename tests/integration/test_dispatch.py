@@ -47,16 +47,22 @@ def test_valid_request_runs_once_on_the_virtual_node(
     make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
 ) -> None:
     queues.submit({"id": "hello-1", "image": IMAGE, "command": ["sh", "-c", "echo hi"], "correlationId": "c-1"})
-    # Keep reported Jobs around so the test can look at where the pods ran.
-    with make_runner(VNB_KEEP_FINISHED_SECONDS="3600") as runner:
+    # The reconcile timer is parked (1 January only) so the test can look at the pods
+    # before the reconciler reports and cleans up; then it fires the timer itself.
+    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *") as runner:
         runner.run_until_idle()
-    jobs = kube.jobs(NS)
-    assert [j["metadata"]["name"] for j in jobs] == [job_name("hello-1")]
-    done = wait_for(lambda: condition(kube.job(NS, job_name("hello-1")) or {}), what="job to finish")
-    assert done == "Complete"
-    pods = [p for p in kube.pods(NS) if p["metadata"]["labels"].get("job-name") == job_name("hello-1")]
-    assert pods
-    assert {p["spec"]["nodeName"] for p in pods} == {"virtual-node-aci-linux"}
+        jobs = kube.jobs(NS)
+        assert [j["metadata"]["name"] for j in jobs] == [job_name("hello-1")]
+        done = wait_for(lambda: condition(kube.job(NS, job_name("hello-1")) or {}), what="job to finish")
+        assert done == "Complete"
+        pods = [p for p in kube.pods(NS) if p["metadata"]["labels"].get("job-name") == job_name("hello-1")]
+        assert pods
+        assert {p["spec"]["nodeName"] for p in pods} == {"virtual-node-aci-linux"}
+        assert runner.fire_timer("reconcile") == "succeeded"
+    events = queues.drain_events()
+    assert [(e["type"], e["data"]["requestKey"], e["data"]["correlationId"]) for e in events] == [
+        ("io.vnodebatch.job.succeeded", "hello-1", "c-1")
+    ]
     assert queues.count(queues.requests) == 0
     assert queues.count(queues.poison) == 0
 
@@ -118,8 +124,8 @@ def test_reused_id_with_different_content_is_rejected(
         queues.submit({"id": "order-7", "image": IMAGE, "command": ["sh", "-c", "echo b"], "correlationId": "c-7"})
         runner.run_until_idle()
     assert len(kube.jobs(NS)) == 1
-    events = queues.drain_events()
-    assert len(events) == 1
+    events = [e for e in queues.drain_events() if e["type"] != "io.vnodebatch.job.succeeded"]
+    assert len(events) == 1  # the first request's own completion aside
     event = events[0]
     assert event["type"] == "io.vnodebatch.request.rejected"
     assert event["data"]["reason"] == "IdReused"
