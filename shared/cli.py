@@ -192,6 +192,35 @@ def _render_event(text: str, *, as_json: bool) -> str:
         return f"(not an event) {text[:200]}"
 
 
+def _aks_settings(args: argparse.Namespace) -> Settings | None:
+    """Settings for plan/bootstrap; None (reported) when they are invalid or not aks mode."""
+    try:
+        settings = _settings(args)
+    except SettingsError as e:
+        print(str(e), file=sys.stderr)
+        return None
+    if settings.cluster_mode != "aks":
+        print("VNB_CLUSTER_MODE is kubeconfig: the cluster is yours, there is nothing to bootstrap", file=sys.stderr)
+        return None
+    return settings
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from shared.services.bootstrap import cli_plan
+
+    settings = _aks_settings(args)
+    return EXIT_INVALID if settings is None else cli_plan(settings, sys.stdout, sys.stderr)
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from shared.services.bootstrap import cli_bootstrap
+
+    settings = _aks_settings(args)
+    if settings is None:
+        return EXIT_INVALID
+    return cli_bootstrap(settings, sys.stdout, sys.stderr, timeout=args.timeout, poll_seconds=args.poll)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m shared.cli", description=__doc__.split("\n\n")[0] if __doc__ else ""
@@ -219,6 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=0, help="stop after this many events")
     p.add_argument("--timeout", type=float, default=0, help="stop following after this many seconds")
     p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser(
+        "plan", help="what-if of the AKS bootstrap: what exists, what would be created and why (no writes)"
+    )
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("bootstrap", help="build the AKS cluster with the virtual node now and wait until it is Ready")
+    p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds (default 1800)")
+    p.add_argument("--poll", type=float, default=10, help="seconds between checks while waiting (default 10)")
+    p.set_defaults(func=cmd_bootstrap)
 
     args = parser.parse_args(argv)
     try:
