@@ -426,7 +426,10 @@ def decide_cluster(
         )
     state = cluster_state(cluster)
     props = cluster.get("properties") or {}
-    if state.lower() in _IN_PROGRESS_STATES:
+    # Only a cluster being created (or deleted) is not there yet. Updating/Upgrading/Scaling
+    # clusters serve their API: the later steps go on, and those that must PUT the cluster
+    # (the addon) wait for it to settle themselves.
+    if state.lower() in ("creating", "deleting"):
         return Decision(step, Do.WAIT, f"managed cluster {name} is {state}", targets.cluster_id)
     if state.lower() in ("failed", "canceled"):
         return Decision(
@@ -485,6 +488,10 @@ def decide_cluster(
         changes.append("enable Entra ID with Azure RBAC")
     if not props.get("disableLocalAccounts"):
         changes.append("disable local accounts")
+    if changes and state.lower() in _IN_PROGRESS_STATES:
+        return Decision(
+            step, Do.WAIT, f"managed cluster {name} is {state}; then: " + " and ".join(changes), targets.cluster_id
+        )
     if changes:
         body = copy.deepcopy(dict(cluster))
         bprops = body.setdefault("properties", {})
@@ -575,6 +582,13 @@ def decide_addon(cluster: Mapping[str, Any], plan: NetworkPlan, targets: Targets
 # --- steps 4, 6, 7: role assignments -----------------------------------------------------------
 
 
+_WHO = {
+    Step.CLUSTER_SUBNET_ROLE: "the cluster identity",
+    Step.VNODE_SUBNET_ROLE: "the virtual-node addon identity",
+    Step.APP_ROLE: "the app identity",
+}
+
+
 @dataclass(frozen=True)
 class RoleGrant:
     """A role assignment the bootstrap makes. The name is a function of (scope, principal, role),
@@ -610,7 +624,8 @@ class RoleGrant:
             }
         }
 
-    def describe(self, who: str) -> str:
+    def describe(self) -> str:
+        who = _WHO.get(self.step, "principal")
         return f"{self.role_name} for {who} {self.principal_id} on {self.scope}"
 
 
@@ -640,17 +655,9 @@ def app_namespace_grant(targets: Targets) -> RoleGrant:
     )
 
 
-_WHO = {
-    Step.CLUSTER_SUBNET_ROLE: "the cluster identity",
-    Step.VNODE_SUBNET_ROLE: "the virtual-node addon identity",
-    Step.APP_ROLE: "the app identity",
-}
-
-
 def decide_role(grant: RoleGrant, observed: Mapping[str, Any] | None) -> Decision:
-    who = _WHO.get(grant.step, "principal")
     if observed is None:
-        return Decision(grant.step, Do.CREATE, f"grant {grant.describe(who)}", grant.name, grant.body)
+        return Decision(grant.step, Do.CREATE, f"grant {grant.describe()}", grant.name, grant.body)
     props = observed.get("properties") or {}
     if str(props.get("principalId", "")).lower() != grant.principal_id.lower() or not str(
         props.get("roleDefinitionId", "")
@@ -662,7 +669,7 @@ def decide_role(grant: RoleGrant, observed: Mapping[str, Any] | None) -> Decisio
             f"({props.get('principalId')}, {props.get('roleDefinitionId')}): delete it so the bootstrap can recreate it",
             grant.name,
         )
-    return Decision(grant.step, Do.NOTHING, f"{grant.describe(who)} granted", grant.name)
+    return Decision(grant.step, Do.NOTHING, f"{grant.describe()} granted", grant.name)
 
 
 # --- steps 8 and 9: Kubernetes ------------------------------------------------------------------

@@ -42,7 +42,6 @@ from shared.bootstrap_plan import (
     classify,
     cluster_body,
     cluster_principal,
-    cluster_state,
     cluster_subnet_grant,
     decide_addon,
     decide_cluster,
@@ -111,7 +110,9 @@ class Evaluation:
         Usually the only one; the exception is the provider, whose registration runs while
         the network and the cluster are built.
         """
-        return next((d for d in reversed(self.decisions) if not d.done and d.do is not Do.PENDING), None)
+        waiting = (d for d in reversed(self.decisions) if not d.done and d.do is not Do.PENDING)
+        pending = (d for d in self.decisions if d.do is Do.PENDING)
+        return next(waiting, None) or next(pending, None)
 
     @property
     def ready(self) -> bool:
@@ -338,7 +339,7 @@ class Bootstrap:
         return p.kube
 
     def _namespace(self, p: _Pass) -> Decision:
-        if p.cluster is None or cluster_state(p.cluster).lower() != "succeeded" or Step.APP_ROLE not in p.done:
+        if Step.CLUSTER not in p.done or Step.APP_ROLE not in p.done:
             return Decision(Step.NAMESPACE, Do.PENDING, "after the cluster and the app's role on the namespace")
         ns = self.settings.namespace
         try:

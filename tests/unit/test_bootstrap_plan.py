@@ -271,7 +271,14 @@ def observed_cluster(t: Targets, **props: Any) -> dict[str, Any]:
 CLUSTER_CASES: list[tuple[str, dict[str, Any], Do, str]] = [
     ("as desired", {}, Do.NOTHING, ""),
     ("creating", {"provisioningState": "Creating"}, Do.WAIT, "Creating"),
-    ("upgrading", {"provisioningState": "Upgrading"}, Do.WAIT, "Upgrading"),
+    ("upgrading: it exists and serves its API", {"provisioningState": "Upgrading"}, Do.NOTHING, "Upgrading"),
+    ("deleting", {"provisioningState": "Deleting"}, Do.WAIT, "Deleting"),
+    (
+        "updating, access to fix afterwards",
+        {"provisioningState": "Updating", "disableLocalAccounts": False},
+        Do.WAIT,
+        "then: disable local accounts",
+    ),
     ("failed", {"provisioningState": "Failed"}, Do.BLOCKED, "az aks update"),
     (
         "failed with AKS's error",
