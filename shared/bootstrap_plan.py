@@ -793,6 +793,13 @@ def classify(step: Step, fault: ArmFault, targets: Targets) -> Decision:
             f"{code}: {fault.message[:200]} — the cluster's resource group is created by infra/ (`azd up`); create it "
             "or correct VNB_SUBSCRIPTION_ID / VNB_RESOURCE_GROUP",
         )
+    if code == "PrincipalNotFound":
+        return Decision(
+            step,
+            Do.WAIT,
+            f"Entra ID does not know the identity yet ({fault.message[:160]}): new managed identities take a while to "
+            "replicate",
+        )
     if code == "MissingSubscriptionRegistration" or "not registered to use namespace" in lowered:
         return Decision(
             step,

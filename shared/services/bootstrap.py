@@ -218,9 +218,23 @@ class Bootstrap:
 
     # --- the steps -----------------------------------------------------------------------
     def _provider(self, p: _Pass) -> Decision:
+        from shared.adapters.arm import ArmCallFailed
+
         if "provider" in self._known_done:
             return decide_provider("Registered")
-        decision = decide_provider(self.arm.provider_state(ACI_PROVIDER))
+        try:
+            state = self.arm.provider_state(ACI_PROVIDER)
+        except ArmCallFailed as e:
+            if e.status != 403:
+                raise
+            # Reading a provider is a subscription-scope read; should resource-group rights not
+            # cover it, go on: the addon PUT says MissingSubscriptionRegistration if it matters.
+            return Decision(
+                Step.PROVIDER,
+                Do.NOTHING,
+                f"registration state of {ACI_PROVIDER} not readable with the app's rights (403): assumed registered",
+            )
+        decision = decide_provider(state)
         if decision.writes and p.apply:
             decision = decide_provider(self.arm.register_provider(ACI_PROVIDER))
             if decision.do is Do.WAIT:

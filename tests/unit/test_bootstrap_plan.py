@@ -557,6 +557,12 @@ CLASSIFY: list[tuple[str, ArmFault, Do, list[str]]] = [
         ["az provider register"],
     ),
     (
+        "identity not replicated yet",
+        ArmFault(400, "PrincipalNotFound", "Principal x does not exist"),
+        Do.WAIT,
+        ["replicate"],
+    ),
+    (
         "no resource group",
         ArmFault(404, "ResourceGroupNotFound", "Resource group 'rg-aks' could not be found."),
         Do.BLOCKED,
