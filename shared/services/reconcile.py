@@ -192,6 +192,7 @@ class ReconcileReport:
     incomplete: bool = False
     swept_at: datetime | None = None
     event_ids: list[str] = field(default_factory=list)
+    """Ids of the events sent by this pass (a repeat after a crash has the same id)."""
 
     @property
     def reported(self) -> int:
@@ -275,8 +276,8 @@ def reconcile(
             except _Abort as e:
                 report.aborted = str(e)
                 break
-            except VnbError as e:  # listing failed (5xx, an expired continue token, RBAC)
-                report.aborted = f"listing Jobs failed: {e}"
+            except VnbError as e:  # a list call failed (5xx, an expired continue token, RBAC)
+                report.aborted = f"listing Jobs or their pods failed: {e}"
                 break
             token = page.continue_token
             if not token:
@@ -378,6 +379,10 @@ class _Pass:
         result = outcome(job, pods, verdict=verdict, now=moment)
         text = self._event(job, result)
         self.send_event(text)
+        with self._lock:
+            self.report.event_ids.append(
+                events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
+            )
         self._mark(job, moment)
         self._count("succeeded" if result.succeeded else "failed")
         if is_deleting(job):
@@ -394,18 +399,13 @@ class _Pass:
         tails = self._logs(result)
         data = event_data(job, result, tails)
         build = events.job_succeeded if result.succeeded else events.job_failed
-        text = build(
+        return build(
             source=self.settings.event_source,
             job_uid=job_uid(job),
             subject=data["requestKey"] or data["jobName"],
             finished_at=result.finished_at,
             data=data,
         )
-        with self._lock:
-            self.report.event_ids.append(
-                events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
-            )
-        return text
 
     def _logs(self, result: Outcome) -> list[LogTail]:
         s = self.settings
