@@ -230,6 +230,12 @@ class Settings(BaseModel):
         3600,
         "A request waiting longer than this for the cluster ends in a `request.deadlettered` event.",
     )
+    permission_grace_seconds: int = _field(
+        "VNB_PERMISSION_GRACE_SECONDS",
+        900,
+        "A bootstrap step refused for a missing role keeps requests waiting this long before they are "
+        "dead-lettered: new role assignments can take up to ~10 minutes to apply.",
+    )
     ready_cache_seconds: float = _field(
         "VNB_READY_CACHE_SECONDS",
         60.0,
@@ -332,7 +338,7 @@ class Settings(BaseModel):
             raise ValueError("must be a whole number of at least 1")
         return value
 
-    @field_validator("keep_finished_seconds")
+    @field_validator("keep_finished_seconds", "permission_grace_seconds")
     @classmethod
     def _non_negative(cls, value: int) -> int:
         if value < 0:

@@ -170,8 +170,11 @@ def _defer(
 ) -> DispatchResult:
     first_seen = meta.enqueued_at or now
     waited = (now - first_seen).total_seconds()
-    if readiness.hopeless or waited >= settings.bootstrap_max_wait_seconds:
-        why = "cannot become ready" if readiness.hopeless else f"not ready after {int(waited)} s"
+    # A "hopeless" answer (e.g. 403: a role is missing) is trusted only after a grace period:
+    # role assignments made by `azd up` can take up to ~10 minutes to apply in Azure.
+    hopeless = readiness.hopeless and waited >= settings.permission_grace_seconds
+    if hopeless or waited >= settings.bootstrap_max_wait_seconds:
+        why = "cannot become ready" if hopeless else f"not ready after {int(waited)} s"
         detail = f"the cluster {why}: {readiness.reason}"
         event = events.request_deadlettered(
             source=settings.event_source,

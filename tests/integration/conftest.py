@@ -61,6 +61,8 @@ def app_env(azurite: Azurite, kube: KubeStandIn, tmp_path: Path) -> dict[str, st
             "VNB_KUBECONFIG": str(kube.write_kubeconfig(tmp_path / "kubeconfig")),
             "VNB_KUBE_TIMEOUT_SECONDS": "5",
             "VNB_RECONCILE_SCHEDULE": "*/1 * * * * *",
+            # Tests revoke roles on purpose; no need to wait for Azure's propagation delay.
+            "VNB_PERMISSION_GRACE_SECONDS": "0",
         }
     )
     return env

@@ -1,0 +1,98 @@
+"""Dispatch decisions while the cluster is not ready (the gate is injected, not patched)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.deferral import unwrap
+from shared.services.dispatch import Inbound, Outcome, Readiness, dispatch
+from shared.settings import Settings
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+BODY = json.dumps({"image": "mcr.microsoft.com/azurelinux/base/core:3.0", "correlationId": "c-1"}).encode()
+
+
+class NotReady:
+    def __init__(self, reason: str, *, hopeless: bool = False) -> None:
+        self.answer = Readiness(cluster=None, reason=reason, hopeless=hopeless)
+
+    def check(self) -> Readiness:
+        return self.answer
+
+
+class Requeued:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int]] = []
+
+    def __call__(self, text: str, delay: int) -> None:
+        self.sent.append((text, delay))
+
+
+def run(
+    settings: Settings, gate: Any, body: bytes = BODY, *, at: datetime, message_id: str = "m-1"
+) -> tuple[Any, Requeued]:
+    requeue = Requeued()
+    result = dispatch(
+        Inbound(message_id=message_id, body=body, inserted_at=T0),
+        settings=settings,
+        gate=gate,
+        requeue=requeue,
+        now=lambda: at,
+    )
+    return result, requeue
+
+
+def test_not_ready_defers_with_the_key_of_the_first_message(settings: Settings) -> None:
+    result, requeue = run(settings, NotReady("cluster: Creating"), at=T0 + timedelta(seconds=5))
+    assert result.outcome is Outcome.DEFERRED
+    assert result.events == []
+    [(text, delay)] = requeue.sent
+    assert delay == settings.bootstrap_defer_seconds
+    request, deferral = unwrap(json.loads(text))
+    assert deferral is not None
+    assert (deferral.key, deferral.message_id, deferral.first_seen, deferral.count) == ("m-1", "m-1", T0, 1)
+    assert request == json.loads(BODY)
+
+    # The re-enqueued message has a new id, but keeps its key, first-seen time and count.
+    again, requeue2 = run(
+        settings, NotReady("cluster: Creating"), text.encode(), at=T0 + timedelta(seconds=40), message_id="m-2"
+    )
+    assert again.outcome is Outcome.DEFERRED
+    assert again.key == "m-1"
+    _, deferral2 = unwrap(json.loads(requeue2.sent[0][0]))
+    assert deferral2 is not None
+    assert (deferral2.key, deferral2.first_seen, deferral2.count) == ("m-1", T0, 2)
+
+
+def test_waiting_longer_than_allowed_is_deadlettered_with_the_reason(make_settings: Any) -> None:
+    settings = make_settings(VNB_BOOTSTRAP_MAX_WAIT_SECONDS="60")
+    result, requeue = run(settings, NotReady("aciConnectorLinux: Updating"), at=T0 + timedelta(seconds=61))
+    assert result.outcome is Outcome.DEADLETTERED
+    assert requeue.sent == []
+    event = json.loads(result.events[0])
+    assert event["type"] == "io.vnodebatch.request.deadlettered"
+    assert event["data"]["reason"] == "ClusterNotReady"
+    assert "aciConnectorLinux: Updating" in event["data"]["detail"]
+    assert event["data"]["correlationId"] == "c-1"
+
+
+def test_missing_role_waits_out_the_propagation_grace_then_deadletters(make_settings: Any) -> None:
+    settings = make_settings(VNB_PERMISSION_GRACE_SECONDS="600")
+    gate = NotReady("grant Network Contributor on /subscriptions/s/resourceGroups/rg-aks", hopeless=True)
+    early, requeue = run(settings, gate, at=T0 + timedelta(seconds=30))
+    assert early.outcome is Outcome.DEFERRED
+    assert len(requeue.sent) == 1
+    late, _ = run(settings, gate, at=T0 + timedelta(seconds=601))
+    assert late.outcome is Outcome.DEADLETTERED
+    assert "Network Contributor" in json.loads(late.events[0])["data"]["detail"]
+
+
+def test_invalid_request_is_rejected_before_the_cluster_is_asked(settings: Settings) -> None:
+    class Unreachable:
+        def check(self) -> Readiness:
+            raise AssertionError("the gate must not be consulted for an invalid request")
+
+    result, _ = run(settings, Unreachable(), b'{"image": 1}', at=T0)
+    assert result.outcome is Outcome.REJECTED
