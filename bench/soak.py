@@ -1,0 +1,344 @@
+"""Fault-injection soak: every request ends in exactly one terminal event, and nothing is lost.
+
+What runs: Azurite (persistent, so it can be restarted mid-run with its messages), the HTTPS
+Kubernetes stand-in (in this process, so it can be restarted and its request log read), and the
+app's own functions in the local runner — dispatch, deadletter and the reconcile timer (every
+second) — with the shipped host.json except shorter waits (maxPollingInterval 0.2 s,
+visibilityTimeout 1 s; maxDequeueCount stays 5) and a 5 s message lease (so a message whose
+delete failed while Azurite was down comes back in seconds, not the 10-minute default).
+
+The requests (``--requests N``, reproducible with ``--seed``):
+* 10 % malformed (not JSON, a missing image, a disallowed registry, an unknown field);
+* 10 % duplicates: a second message with the same id and content as an earlier request;
+* ~10 % failing Jobs (``sh -c "exit 3"``), ~10 % array Jobs (Indexed, 3 completions), the rest
+  ordinary Jobs.
+
+Faults while they flow: on every Kubernetes API call 5 % HTTP 500, 5 % slow (0.3 s) and 2 %
+dropped connections — in the first half of the run before the request takes effect, in the
+second half after it (the create happened, the answer was lost); a stand-in restart (1 s
+down) at 40 % of the requests sent, an Azurite restart (1 s down) at 70 %.
+
+The ledger. A request is identified by its id (valid requests; its duplicates are the same
+request) or by its message id (malformed ones). Expected: exactly one terminal event per request
+— ``job.succeeded`` / ``job.failed`` (by ``data.requestKey``), ``request.rejected`` /
+``request.deadlettered`` (by ``data.messageId``, or the original body for a message that went
+through the poison queue). A duplicate message produces no event of its own. Delivery is
+at-least-once: the same event id seen twice counts once and is reported as a raw repeat; two
+*different* terminal event ids for one request are a duplicate outcome. No Job name may be
+created (201) twice. At the end no message may be left in the requests or poison queue (the
+events queue is drained by this script, as a consumer would).
+
+Exit status 0 only with no lost request, no duplicate outcome, no duplicate Job, no unexpected
+event and no leftover message.
+
+Usage: .venv/bin/python bench/soak.py [--requests 1000] [--seed 1] [--timeout 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._harness import IMAGE, REPO, TimedKubeStandIn, app_settings, quiet_logs
+
+PREFIX = "io.vnodebatch."
+TERMINAL = {"job.succeeded", "job.failed", "request.rejected", "request.deadlettered"}
+
+SOAK_HOST: dict[str, Any] = {
+    "version": "2.0",
+    "extensions": {
+        "queues": {
+            "maxPollingInterval": "00:00:00.200",
+            "visibilityTimeout": "00:00:01",
+            "batchSize": 16,
+            "newBatchThreshold": 8,
+            "maxDequeueCount": 5,
+            "messageEncoding": "none",
+        }
+    },
+}
+
+
+@dataclass
+class Planned:
+    """One message to send. ``key`` is the ledger key (the request it belongs to)."""
+
+    text: str
+    kind: str  # ok, fail, array, malformed, duplicate
+    key: str | None  # None for malformed: keyed by message id once sent
+
+
+@dataclass
+class Ledger:
+    sent: int = 0
+    requests: int = 0
+    duplicates_sent: int = 0
+    expected: dict[str, str] = field(default_factory=dict)  # ledger key → expected outcome kind
+    outcomes: dict[str, set[str]] = field(default_factory=lambda: collections.defaultdict(set))
+    outcome_types: dict[str, str] = field(default_factory=dict)  # event id → type
+    raw_events: int = 0
+    repeated_event_ids: int = 0
+    unexpected: list[str] = field(default_factory=list)
+    duplicated_jobs: list[str] = field(default_factory=list)
+    left_in_queues: dict[str, int] = field(default_factory=dict)
+    kube_requests: int = 0
+    kube_faults: str = ""
+    elapsed: float = 0.0
+
+    def count(self, kind: str) -> int:
+        return sum(1 for ids in self.outcomes.values() for i in ids if self.outcome_types[i] == kind)
+
+    @property
+    def lost(self) -> list[str]:
+        return sorted(k for k in self.expected if not self.outcomes.get(k))
+
+    @property
+    def duplicated_outcomes(self) -> list[str]:
+        return sorted(k for k, ids in self.outcomes.items() if len(ids) > 1)
+
+    @property
+    def wrong(self) -> list[str]:
+        """Requests whose single outcome is not the one their content calls for."""
+        bad = []
+        for key, ids in self.outcomes.items():
+            want = self.expected.get(key)
+            got = {self.outcome_types[i] for i in ids}
+            if want and got and want not in got and "request.deadlettered" not in got:
+                bad.append(f"{key}: expected {want}, got {sorted(got)}")
+        return bad
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.lost
+            or self.duplicated_outcomes
+            or self.duplicated_jobs
+            or self.unexpected
+            or self.wrong
+            or any(self.left_in_queues.values())
+        )
+
+    def report(self) -> str:
+        lines = [
+            f"sent {self.sent} messages = {self.requests} requests + {self.duplicates_sent} duplicate messages "
+            f"in {self.elapsed:.1f} s",
+            f"  terminal outcomes: rejected {self.count('request.rejected')}, succeeded {self.count('job.succeeded')}, "
+            f"failed {self.count('job.failed')}, deadlettered {self.count('request.deadlettered')}",
+            f"  lost {len(self.lost)}, duplicated outcomes {len(self.duplicated_outcomes)}, "
+            f"duplicated Jobs {len(self.duplicated_jobs)}, wrong outcome {len(self.wrong)}, "
+            f"unexpected events {len(self.unexpected)}",
+            f"  events received {self.raw_events}, repeated event ids (at-least-once, de-duplicated) "
+            f"{self.repeated_event_ids}",
+            f"  left in queues: {self.left_in_queues}",
+            f"  Kubernetes API requests {self.kube_requests}; {self.kube_faults}",
+        ]
+        for title, items in (
+            ("lost", self.lost),
+            ("duplicated outcomes", self.duplicated_outcomes),
+            ("duplicated Jobs", self.duplicated_jobs),
+            ("wrong", self.wrong),
+            ("unexpected", self.unexpected),
+        ):
+            if items:
+                lines.append(f"  {title}: {items[:10]}")
+        lines.append("PASS" if self.ok else "FAIL")
+        return "\n".join(lines)
+
+
+def plan(n: int, seed: int) -> list[Planned]:
+    """N messages: 10 % malformed, 10 % duplicates of an earlier valid request, the rest valid
+    (about one in eight of them failing, one in eight arrays). Shuffled deterministically."""
+    rng = random.Random(seed)
+    n_bad = n // 10
+    n_dup = n // 10
+    n_valid = n - n_bad - n_dup
+    valid: list[Planned] = []
+    for i in range(n_valid):
+        key = f"soak-{seed}-{i:05d}"
+        body: dict[str, Any] = {"id": key, "image": IMAGE, "correlationId": f"c-{i}"}
+        r = rng.random()
+        if r < 0.125:
+            kind = "fail"
+            body["command"] = ["sh", "-c", "exit 3"]
+        elif r < 0.25:
+            kind = "array"
+            body.update(command=["sh", "-c", "echo $JOB_COMPLETION_INDEX"], completions=3, parallelism=2)
+        else:
+            kind = "ok"
+            body["command"] = ["sh", "-c", f"echo {i}"]
+        valid.append(Planned(json.dumps(body), kind, key))
+    bad: list[Planned] = []
+    for i in range(n_bad):
+        variant = i % 4
+        if variant == 0:
+            text = f"not json {seed}-{i} {{"
+        elif variant == 1:
+            text = json.dumps({"id": f"bad-{seed}-{i}", "command": ["true"]})  # no image
+        elif variant == 2:
+            text = json.dumps({"image": f"evil.example.com/x:{i}"})  # registry not allowed, no id
+        else:
+            text = json.dumps({"id": f"bad-{seed}-{i}", "image": IMAGE, "privileged": True})
+        bad.append(Planned(text, "malformed", None))
+    messages = valid + bad
+    rng.shuffle(messages)
+    # A duplicate goes after its original (a producer retry), anywhere later in the stream.
+    for _ in range(n_dup):
+        original = rng.choice(valid)
+        at = messages.index(original)
+        messages.insert(rng.randint(at + 1, len(messages)), Planned(original.text, "duplicate", original.key))
+    return messages
+
+
+EXPECTED = {"ok": "job.succeeded", "array": "job.succeeded", "fail": "job.failed", "malformed": "request.rejected"}
+
+
+def run_soak(
+    requests: int = 1000,
+    seed: int = 1,
+    *,
+    timeout: float = 300.0,
+    workdir: Path | None = None,
+    progress: bool = True,
+) -> Ledger:
+    import function_app
+    from devtools.azurite import Azurite
+    from devtools.runner import LocalRunner
+
+    say = print if progress else (lambda *a, **k: None)
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="vnb-soak-"))
+    messages = plan(requests, seed)
+    ledger = Ledger()
+    body_key: dict[str, str] = {}
+    started = time.monotonic()
+    with (
+        Azurite(REPO, persist_dir=workdir / "azurite") as azurite,
+        TimedKubeStandIn(pod_start_seconds=0.05) as kube,
+    ):
+        settings = app_settings(
+            azurite.connection_string,
+            kube.write_kubeconfig(workdir / "kubeconfig"),
+            prefix=f"soak{seed}",
+            reconcile_schedule="*/1 * * * * *",
+            VNB_KUBE_TIMEOUT_SECONDS="3",
+        )
+        service = azurite.queue_service()
+        requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
+        poison_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"] + "-poison")
+        events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])
+        runner = LocalRunner(function_app.app, settings=settings, host_json=SOAK_HOST, message_lease_seconds=5)
+        seen_ids: dict[str, str] = {}
+
+        def drain() -> None:
+            try:
+                batch = list(events_q.receive_messages(max_messages=32, visibility_timeout=30))
+                for m in batch:
+                    events_q.delete_message(m)
+                    record(json.loads(str(m.content)))
+            except Exception as e:  # Azurite restarting: try again on the next call
+                logging.getLogger("soak").debug("draining events: %s", e)
+
+        def record(event: dict[str, Any]) -> None:
+            ledger.raw_events += 1
+            kind = str(event.get("type", "")).removeprefix(PREFIX)
+            event_id = str(event.get("id"))
+            if event_id in seen_ids:
+                ledger.repeated_event_ids += 1
+                return
+            seen_ids[event_id] = kind
+            if kind not in TERMINAL:
+                return
+            data = event.get("data") or {}
+            key = data.get("requestKey") if kind.startswith("job.") else None
+            if key is None:
+                key = body_key.get(str(data.get("messageId"))) or body_key.get(str(data.get("body")))
+            if key is None or key not in ledger.expected:
+                ledger.unexpected.append(f"{kind} {event_id} {json.dumps(data)[:200]}")
+                return
+            ledger.outcomes[key].add(event_id)
+            ledger.outcome_types[event_id] = kind
+
+        runner.start()
+        try:
+            kube.set_fault_rates(error_rate=0.05, slow_rate=0.05, slow_seconds=0.3, drop_rate=0.02, seed=seed)
+            kube_restart_at, azurite_restart_at, after_at = (int(len(messages) * f) for f in (0.4, 0.7, 0.5))
+            for i, m in enumerate(messages):
+                if i == kube_restart_at:
+                    say(f"  [{time.monotonic() - started:5.1f}s] restarting the Kubernetes stand-in (1 s down)")
+                    kube.restart(1.0)
+                if i == after_at:
+                    kube.set_fault_rates(
+                        error_rate=0.05, slow_rate=0.05, slow_seconds=0.3, drop_rate=0.02, seed=seed + 1, after=True
+                    )
+                if i == azurite_restart_at:
+                    say(f"  [{time.monotonic() - started:5.1f}s] restarting Azurite (1 s down, persistent)")
+                    azurite.restart(1.0)
+                message_id = str(requests_q.send_message(m.text).id)
+                ledger.sent += 1
+                if m.kind == "duplicate":
+                    ledger.duplicates_sent += 1
+                    continue
+                ledger.requests += 1
+                key = m.key or f"msg:{message_id}"
+                ledger.expected[key] = EXPECTED[m.kind]
+                body_key[message_id] = key
+                body_key[m.text] = key
+                if i % 16 == 0:
+                    drain()
+            say(f"  [{time.monotonic() - started:5.1f}s] all {ledger.sent} messages sent; waiting for outcomes")
+            deadline = time.monotonic() + timeout
+            while ledger.lost and time.monotonic() < deadline:
+                drain()
+                time.sleep(0.2)
+            # Faults off, then let anything still in flight (a late repeat, a second outcome)
+            # arrive before counting: three reconcile periods after the queues are idle.
+            kube.clear_faults()
+            try:
+                runner.run_until_idle(settle_seconds=3.0, timeout=60)
+            except TimeoutError as e:
+                say(f"  runner not idle: {e}")
+            end = time.monotonic() + 3
+            while time.monotonic() < end:
+                drain()
+                time.sleep(0.2)
+        finally:
+            runner.stop()
+        drain()
+        for q in (requests_q, poison_q):
+            ledger.left_in_queues[q.queue_name] = int(q.get_queue_properties().approximate_message_count)
+        ledger.duplicated_jobs = sorted(name for name, n in kube.job_creates.items() if n > 1)
+        counts = kube.request_counts()
+        ledger.kube_requests = sum(counts.values())
+        ledger.kube_faults = "Job creates answered (after any fault before the call): " + ", ".join(
+            f"{k}: {v}" for k, v in sorted(kube.create_statuses.items())
+        )
+    ledger.elapsed = time.monotonic() - started
+    return ledger
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for outcomes after sending")
+    args = parser.parse_args(argv)
+    quiet_logs()
+    logging.getLogger("devtools").setLevel(logging.CRITICAL)  # expected: polls failing while Azurite restarts
+    logging.getLogger("vnode_batch").setLevel(logging.CRITICAL)
+    print(f"soak: {args.requests} messages, seed {args.seed}")
+    ledger = run_soak(args.requests, args.seed, timeout=args.timeout)
+    print(ledger.report())
+    return 0 if ledger.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
