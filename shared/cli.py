@@ -167,7 +167,8 @@ def cmd_events(args: argparse.Namespace) -> int:
             for text in texts:
                 emit(_render_event(text, as_json=args.json))
             return 0
-        for message in queues.receive(settings.events_queue, max_messages=32, visibility_timeout=30):
+        batch = min(32, args.count - seen) if args.count else 32
+        for message in queues.receive(settings.events_queue, max_messages=batch, visibility_timeout=30):
             emit(_render_event(message.body, as_json=args.json))
             queues.delete(settings.events_queue, message)
             got += 1
@@ -203,6 +204,33 @@ def _aks_settings(args: argparse.Namespace) -> Settings | None:
         print("VNB_CLUSTER_MODE is kubeconfig: the cluster is yours, there is nothing to bootstrap", file=sys.stderr)
         return None
     return settings
+
+
+def cmd_schedules(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from shared.schedules import SchedulesError
+    from shared.services.schedule import describe_schedules
+
+    settings = _settings(args)
+    try:
+        rows = describe_schedules(settings, datetime.now(UTC))
+    except SchedulesError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"no schedules in {settings.schedules_file}")
+        return 0
+    for row in rows:
+        state = "enabled " if row.enabled else "disabled"
+        when = row.next_run.isoformat() if row.next_run else "-"
+        print(
+            f"{row.name:<24} {state} {row.cron!r:<18} {row.time_zone:<18} next {when}  id {row.next_request_id or '-'}  {row.image}"
+        )
+    return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -253,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         "plan", help="what-if of the AKS bootstrap: what exists, what would be created and why (no writes)"
     )
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("schedules", help="list the periodic batches and their next run (validates the file)")
+    p.add_argument("--json", action="store_true", help="machine-readable rows")
+    p.set_defaults(func=cmd_schedules)
 
     p = sub.add_parser("bootstrap", help="build the AKS cluster with the virtual node now and wait until it is Ready")
     p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds (default 1800)")
