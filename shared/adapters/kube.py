@@ -176,14 +176,22 @@ class Cluster:
         *,
         labels: Mapping[str, str | None] | None = None,
         annotations: Mapping[str, str | None] | None = None,
+        finalizers: list[str] | None = None,
         resource_version: str | None = None,
     ) -> dict[str, Any]:
-        """Merge-patch labels/annotations (None deletes); with a resourceVersion it is a CAS."""
+        """Merge-patch labels/annotations (None deletes) and, if given, the finalizer list.
+
+        A merge patch replaces a list wholesale, so pass ``resource_version`` with
+        ``finalizers``: a finalizer another controller added since the read then makes it a 409
+        instead of being dropped.
+        """
         metadata: dict[str, Any] = {}
         if labels is not None:
             metadata["labels"] = dict(labels)
         if annotations is not None:
             metadata["annotations"] = dict(annotations)
+        if finalizers is not None:
+            metadata["finalizers"] = list(finalizers)
         if resource_version is not None:
             metadata["resourceVersion"] = resource_version
         result: dict[str, Any] = self.http.call(
@@ -206,6 +214,16 @@ class Cluster:
                 f"{self._jobs}/{quote(name)}",
                 body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
             )
+        except KubePermanentError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    def delete_pod(self, name: str) -> bool:
+        """Delete one (terminated) pod, freeing its ACI container group; False if already gone."""
+        try:
+            self.http.call("DELETE", f"{self._pods}/{quote(name)}")
         except KubePermanentError as e:
             if e.status == 404:
                 return False

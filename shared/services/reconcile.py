@@ -41,10 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from shared import events
-from shared.adapters.kube import JOBS, PODS, Cluster, Conflict, KubePermanentError, Page
+from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
 from shared.errors import TransientError, VnbError
 from shared.jobspec import FINALIZER_REPORT, LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
 from shared.outcome import (
@@ -112,18 +111,10 @@ class JobStore(Protocol):
 
 
 class KubeJobs:
-    """``JobStore`` over the Cluster adapter.
-
-    ``mark_reported`` (a merge patch of ``metadata.finalizers``) and ``delete_pod`` are not
-    offered by ``Cluster`` yet; they go through the adapter's own HTTP client with the
-    adapter's paths and error mapping. (They belong in shared/adapters/kube.py; moving them
-    there is a two-method change.)
-    """
+    """``JobStore`` over the Cluster adapter."""
 
     def __init__(self, cluster: Cluster) -> None:
         self._cluster = cluster
-        self._jobs = JOBS.format(ns=quote(cluster.namespace))
-        self._pods = PODS.format(ns=quote(cluster.namespace))
 
     def list_jobs(self, *, label_selector: str, limit: int, continue_token: str | None = None) -> Page:
         return self._cluster.list_jobs(label_selector=label_selector, limit=limit, continue_token=continue_token)
@@ -143,33 +134,19 @@ class KubeJobs:
     def mark_reported(
         self, name: str, *, reported_at: str, finalizers: list[str], resource_version: str
     ) -> dict[str, Any]:
-        # A merge patch replaces a list wholesale: without the resourceVersion a finalizer that
-        # another controller added since our read would be dropped. With it, that is a 409.
-        body = {
-            "metadata": {
-                "labels": {LABEL_STATE: STATE_REPORTED},
-                "annotations": {ANN_REPORTED_AT: reported_at},
-                "finalizers": finalizers,
-                "resourceVersion": resource_version,
-            }
-        }
-        result: dict[str, Any] = self._cluster.http.call(
-            "PATCH", f"{self._jobs}/{quote(name)}", body=body, content_type="application/merge-patch+json"
+        return self._cluster.patch_job_metadata(
+            name,
+            labels={LABEL_STATE: STATE_REPORTED},
+            annotations={ANN_REPORTED_AT: reported_at},
+            finalizers=finalizers,
+            resource_version=resource_version,
         )
-        return result
 
     def delete_job(self, name: str, *, propagation: str = "Background") -> bool:
         return self._cluster.delete_job(name, propagation=propagation)
 
     def delete_pod(self, name: str) -> bool:
-        """Delete one (terminated) pod; False if it was already gone."""
-        try:
-            self._cluster.http.call("DELETE", f"{self._pods}/{quote(name)}")
-        except KubePermanentError as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
+        return self._cluster.delete_pod(name)
 
 
 SendEvent = Callable[[str], object]
