@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,14 +32,6 @@ from tests.conftest import BASE_ENV
 RG = "rg-aks"
 
 
-class Arm(ArmStandIn):
-    """Accepts Azure RBAC namespace scopes (see tests/integration/bootstrap_fixtures.py)."""
-
-    def _check_scope_exists(self, scope: str) -> None:
-        m = re.match(r"(?i)^(.*/managedclusters/[^/]+)/namespaces/[^/]+$", scope)
-        super()._check_scope_exists(m.group(1) if m else scope)
-
-
 def step_of(r: RecordedRequest) -> str:
     p = r.path.lower()
     if "/roleassignments/" in p:
@@ -50,19 +43,37 @@ def step_of(r: RecordedRequest) -> str:
     if "/virtualnetworks/" in p:
         return "network"
     if p.endswith("/listclusterusercredential"):
-        return "namespace (server+CA)"
+        return "virtual-node (server+CA)"
+    if "/managednamespaces/" in p:
+        return "namespace"
     if "/managedclusters/" in p:
         if r.method == "PUT":
             return "cluster" if r.status == 201 else "virtual-node-addon"
-        return "cluster GET (read by steps 3-7)"
+        return "cluster GET (read by steps 3-8)"
     if re.search(r"/resourcegroups/[^/]+$", p):
         return "location (once)"
     return p
 
 
-def world(**arm_options: float) -> tuple[Arm, KubeStandIn, dict[str, str]]:
+def namespace_creator(kube: KubeStandIn) -> Callable[[str], None]:
+    """AKS creating the managed namespace in the cluster (as in tests/integration/bootstrap_fixtures.py)."""
+
+    def create(name: str) -> None:
+        with kube.cluster.lock:
+            if name not in kube.cluster.namespaces:
+                kube.cluster.create_namespace({"metadata": {"name": name}})
+
+    return create
+
+
+def world(**arm_options: float) -> tuple[ArmStandIn, KubeStandIn, dict[str, str]]:
     kube = KubeStandIn(virtual_node=False, namespaces=("default",)).start()
-    arm = Arm(kubeconfig_cluster=(kube.url, kube.ca_pem), on_virtual_node_enabled=kube.add_virtual_node, **arm_options)
+    arm = ArmStandIn(
+        kubeconfig_cluster=(kube.url, kube.ca_pem),
+        on_virtual_node_enabled=kube.add_virtual_node,
+        on_namespace_created=namespace_creator(kube),
+        **arm_options,
+    )
     arm.start()
     kube.token_validator = arm.kube_token_validator()
     arm.create_resource_group(RG, "westus")

@@ -140,8 +140,19 @@ class Targets:
 
     @property
     def namespace_scope(self) -> str:
-        """Azure RBAC for Kubernetes scopes a grant to one namespace this way."""
+        """Azure RBAC for Kubernetes scopes a grant to one namespace this way (manage-azure-rbac docs).
+
+        The managed-namespaces docs assign the same roles on the managed namespace's own id
+        (:attr:`managed_namespace_id`) instead; both are documented. This scope is kept: it does
+        not depend on the managed namespace existing, and role assignments made by earlier
+        versions (named from this scope) stay the ones found.
+        """
         return f"{self.cluster_id}/namespaces/{self.namespace}"
+
+    @property
+    def managed_namespace_id(self) -> str:
+        """The AKS managed namespace (an ARM child resource of the cluster) the app runs its Jobs in."""
+        return f"{self.cluster_id}/managedNamespaces/{self.namespace}"
 
 
 def targets_for(settings: Settings) -> Targets:
@@ -672,13 +683,93 @@ def decide_role(grant: RoleGrant, observed: Mapping[str, Any] | None) -> Decisio
     return Decision(grant.step, Do.NOTHING, f"{grant.describe()} granted", grant.name)
 
 
-# --- steps 8 and 9: Kubernetes ------------------------------------------------------------------
+# --- step 8: the namespace, as an AKS managed namespace (ARM) ---------------------------------
+
+NAMESPACE_LABELS = {"app.kubernetes.io/managed-by": "vnode-batch"}
+NAMESPACE_NETWORK_POLICY = {"ingress": "AllowSameNamespace", "egress": "AllowAll"}
+"""AKS's documented defaults, stated so the body says what applies: the Jobs receive nothing
+from outside their namespace and reach anything they need. Enforced only on a cluster with a
+network policy engine, which the bootstrap's cluster does not set."""
 
 
-def decide_namespace(exists: bool, namespace: str) -> Decision:
-    if exists:
-        return Decision(Step.NAMESPACE, Do.NOTHING, f"namespace {namespace} exists", namespace)
-    return Decision(Step.NAMESPACE, Do.CREATE, f"namespace {namespace} does not exist: create it", namespace)
+def managed_namespace_body(targets: Targets, location: str) -> dict[str, Any]:
+    """The PUT body of ``managedClusters/{c}/managedNamespaces/{ns}`` (api-version 2026-08-01).
+
+    Created through ARM because the app's Kubernetes rights stop at its namespace (AKS RBAC
+    Writer on ``{clusterId}/namespaces/{ns}``): creating a Namespace object is cluster-scoped,
+    while ``managedClusters/managedNamespaces/write`` is an ARM action that AKS Contributor
+    (``managedClusters/*``), already held on the resource group, covers.
+
+    - ``adoptionPolicy: Always``: a namespace made before (by an earlier version of the app
+      through the Kubernetes API, or by hand with ``kubectl create namespace``) is taken over,
+      not refused (``Never``) or refused on the first differing label (``IfIdentical``).
+    - ``deletePolicy: Keep``: deleting the ARM resource leaves the namespace and its Jobs.
+    - no ``defaultResourceQuota``: concurrency is bounded by VNB_MAX_PARALLELISM and ACI's
+      quotas; a namespace quota would make every pod declare requests and cap parallelism a
+      second time, with rejected pods instead of deferred requests.
+    """
+    return {
+        "location": location,
+        "tags": dict(MANAGED_BY),
+        "properties": {
+            "labels": dict(NAMESPACE_LABELS),
+            "defaultNetworkPolicy": dict(NAMESPACE_NETWORK_POLICY),
+            "adoptionPolicy": "Always",
+            "deletePolicy": "Keep",
+        },
+    }
+
+
+def _ns_error(observed: Mapping[str, Any]) -> str:
+    props = observed.get("properties") or {}
+    err = (props.get("status") or {}).get("provisioningError") or props.get("error") or {}
+    return f" ({err.get('code')}: {err.get('message')})" if err else ""
+
+
+def decide_namespace(
+    observed: Mapping[str, Any] | None,
+    targets: Targets,
+    desired: Mapping[str, Any] | None,
+    cluster_state: str = "Succeeded",
+) -> Decision:
+    """Create the managed namespace if absent; wait while ARM works on it; done once Succeeded.
+
+    An existing Succeeded managed namespace is left as it is: quota, policies or labels an
+    operator set afterwards are theirs (a PUT would replace them), and the app needs only the
+    namespace to exist.
+    """
+    step = Step.NAMESPACE
+    ns, rid = targets.namespace, targets.managed_namespace_id
+    if observed is None:
+        if cluster_state.lower() != "succeeded":
+            return Decision(
+                step, Do.WAIT, f"cluster {cluster_state}: managed namespace {ns} is created once it settles", rid
+            )
+        return Decision(
+            step,
+            Do.CREATE,
+            f"managed namespace {ns} does not exist: create it through ARM (the app has no cluster-scope Kubernetes "
+            "rights to create a Namespace)",
+            rid,
+            desired,
+        )
+    state = str((observed.get("properties") or {}).get("provisioningState") or "Succeeded")
+    if state.lower() in _IN_PROGRESS_STATES:
+        return Decision(step, Do.WAIT, f"managed namespace {ns} is {state}", rid)
+    if state.lower() in ("failed", "canceled"):
+        return Decision(
+            step,
+            Do.BLOCKED,
+            f"managed namespace {ns} is in provisioningState {state}{_ns_error(observed)}: see the activity log of "
+            f"resource group {targets.resource_group}; then `az aks namespace delete -g {targets.resource_group} "
+            f"--cluster-name {targets.cluster_name} -n {ns}` and the bootstrap creates it again (system namespaces such "
+            "as kube-system cannot be managed: choose another VNB_NAMESPACE)",
+            rid,
+        )
+    return Decision(step, Do.NOTHING, f"managed namespace {ns} {state}", rid)
+
+
+# --- step 9: the virtual node (Kubernetes) -----------------------------------------------------
 
 
 def node_ready(node: Mapping[str, Any] | None) -> bool:
@@ -764,6 +855,11 @@ _ROLE_FOR_ACTION: tuple[tuple[str, str], ...] = (
         "Contributor and AKS RBAC Writer only)",
     ),
     ("microsoft.network/", "Network Contributor"),
+    (
+        "microsoft.containerservice/managedclusters/managednamespaces/",
+        "Azure Kubernetes Service Contributor Role (or, for namespaces only, Azure Kubernetes Service Namespace "
+        "Contributor)",
+    ),
     (
         "microsoft.containerservice/managedclusters/listclusterusercredential",
         "Azure Kubernetes Service Cluster User Role",

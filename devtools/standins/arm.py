@@ -17,8 +17,15 @@ Modelled (paths as the SDKs send them; api-version is recorded, not enforced):
   PUT/GET/DELETE (+ list). PUT replaces the inline subnet list, as ARM does.
 * ``Microsoft.ContainerService/managedClusters/{name}`` PUT/GET/DELETE (+ lists),
   ``listClusterUserCredential``, ``listClusterAdminCredential``.
+* ``.../managedClusters/{name}/managedNamespaces/{ns}`` PUT/GET/DELETE (+ list): an LRO on an
+  existing cluster (404 ``ParentResourceNotFound`` while the cluster is absent or not Succeeded,
+  409 while an operation runs on it). When a create or update succeeds, ``on_namespace_created(ns)``
+  runs before the namespace shows ``Succeeded`` (tests wire it to the Kubernetes stand-in); a
+  delete with ``deletePolicy: Delete`` runs ``on_namespace_deleted(ns)``.
 * ``{scope}/providers/Microsoft.Authorization/roleAssignments/{name}`` PUT/GET/DELETE and list at
   scope with ``$filter``; ``{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}``.
+  A scope must exist; Azure RBAC for Kubernetes' namespace scopes ``{clusterId}/namespaces/{ns}``
+  and ``{clusterId}/managedNamespaces/{ns}`` need only the cluster (the namespace may not exist yet).
 * LROs: PUT/DELETE answer with ``Azure-AsyncOperation`` + ``Location`` headers pointing at
   ``/subscriptions/{s}/providers/{ns}/locations/{loc}/operations/{id}`` (status document) and
   ``.../operationresults/{id}``. Poll hints use ``retry-after-ms`` (azure-core honours it) so the
@@ -205,6 +212,23 @@ _RG = _S + r"/resourcegroups/(?P<rg>[^/]+)"
 _NET = _RG + r"/providers/microsoft\.network/virtualnetworks"
 _AKS = _RG + r"/providers/microsoft\.containerservice/managedclusters"
 _AUTHZ = r"(?P<scope>.*)/providers/microsoft\.authorization"
+_NAMESPACE_SCOPE = re.compile(
+    r"^(.*/providers/microsoft\.containerservice/managedclusters/[^/]+)/(?:managed)?namespaces/[^/]+$"
+)
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SYSTEM_NAMESPACES = frozenset(
+    {
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "app-routing-system",
+        "istio-system",
+        "gatekeeper-system",
+        "calico-system",
+        "tigera-operator",
+    }
+)
+_POLICY_RULES = ("DenyAll", "AllowAll", "AllowSameNamespace")
 
 
 class _ArmRequestHandler(BaseHTTPRequestHandler):
@@ -252,10 +276,13 @@ class ArmStandIn:
         location: str = "westus",
         kubeconfig_cluster: tuple[str, bytes] | None = None,
         on_virtual_node_enabled: Callable[[], None] | None = None,
+        on_namespace_created: Callable[[str], None] | None = None,
+        on_namespace_deleted: Callable[[str], None] | None = None,
         cluster_create_seconds: float = 0.5,
         addon_enable_seconds: float = 0.3,
         provider_register_seconds: float = 0.2,
         network_seconds: float = 0.05,
+        namespace_seconds: float = 0.1,
         token_lifetime_seconds: int = 3600,
         port: int = 0,
         poll_interval_ms: int = 50,
@@ -269,10 +296,13 @@ class ArmStandIn:
         self.location = location
         self.kubeconfig_cluster = kubeconfig_cluster
         self.on_virtual_node_enabled = on_virtual_node_enabled
+        self.on_namespace_created = on_namespace_created
+        self.on_namespace_deleted = on_namespace_deleted
         self.cluster_create_seconds = cluster_create_seconds
         self.addon_enable_seconds = addon_enable_seconds
         self.provider_register_seconds = provider_register_seconds
         self.network_seconds = network_seconds
+        self.namespace_seconds = namespace_seconds
         self.poll_interval_ms = poll_interval_ms
 
         self._lock = threading.RLock()
@@ -304,6 +334,8 @@ class ArmStandIn:
         self._clusters: dict[str, dict[str, Any]] = {}
         self._cluster_ops: dict[str, str] = {}  # cluster key -> op id in progress
         self._role_assignments: dict[str, dict[str, Any]] = {}
+        self._managed_namespaces: dict[str, dict[str, Any]] = {}
+        self._namespace_ops: dict[str, str] = {}  # managed namespace key -> op id in progress
         self._ops: dict[str, _Op] = {}
         self._routes = self._build_routes()
 
@@ -494,7 +526,8 @@ class ArmStandIn:
             self._identity.requests.clear()
 
     def get(self, resource_id: str) -> dict[str, Any] | None:
-        """A deep copy of the stored resource (vnet, subnet, cluster, role assignment, rg, provider)."""
+        """A deep copy of the stored resource (vnet, subnet, cluster, managed namespace, role assignment, rg,
+        provider)."""
         self._advance()
         with self._lock:
             found = self._find(resource_id)
@@ -506,7 +539,7 @@ class ArmStandIn:
 
     def _find(self, resource_id: str) -> dict[str, Any] | None:
         k = _key(resource_id)
-        for table in (self._vnets, self._clusters, self._role_assignments):
+        for table in (self._vnets, self._clusters, self._managed_namespaces, self._role_assignments):
             if k in table:
                 return table[k]
         m = re.fullmatch(r"(?P<vnet>.*/virtualnetworks/[^/]+)/subnets/(?P<name>[^/]+)", k)
@@ -796,6 +829,18 @@ class ArmStandIn:
                     "GET": (self._cluster_get, f"{aks}/read", None),
                     "PUT": (self._cluster_put, f"{aks}/write", None),
                     "DELETE": (self._cluster_delete, f"{aks}/delete", None),
+                },
+            ),
+            (
+                _AKS + r"/(?P<name>[^/]+)/managednamespaces",
+                {"GET": (self._namespace_list, f"{aks}/managedNamespaces/read", None)},
+            ),
+            (
+                _AKS + r"/(?P<name>[^/]+)/managednamespaces/(?P<mns>[^/]+)",
+                {
+                    "GET": (self._namespace_get, f"{aks}/managedNamespaces/read", None),
+                    "PUT": (self._namespace_put, f"{aks}/managedNamespaces/write", None),
+                    "DELETE": (self._namespace_delete, f"{aks}/managedNamespaces/delete", None),
                 },
             ),
             (
@@ -1651,6 +1696,8 @@ class ArmStandIn:
 
             def complete() -> tuple[None, list[Callable[[], None]]]:
                 gone = self._clusters.pop(key, None)
+                for ns_key in [k for k in self._managed_namespaces if k.startswith(key + "/managednamespaces/")]:
+                    self._managed_namespaces.pop(ns_key, None)
                 for v in self._vnets.values():
                     for s in v["properties"]["subnets"]:
                         links = s["properties"].get("serviceAssociationLinks") or []
@@ -1660,6 +1707,176 @@ class ArmStandIn:
 
             op = self._new_op("Microsoft.ContainerService", "delete", c["id"], self.cluster_create_seconds, complete)
             self._cluster_ops[key] = op.id
+            return 202, self._lro_headers(op, ctx.params.get("api-version")), None
+
+    # ------------------------------------------------------------------ managed namespaces
+    def _namespace_key(self, g: dict[str, str]) -> str:
+        return _key(f"{self._cluster_id(g)}/managedNamespaces/{g['mns']}")
+
+    def _parent_for_write(self, g: dict[str, str]) -> dict[str, Any]:
+        """The cluster a managed namespace is written under: it must exist and be Succeeded."""
+        c = self._clusters.get(_key(self._cluster_id(g)))
+        running = self._in_progress(_key(self._cluster_id(g))) if c is not None else None
+        if c is not None and running is not None and running.kind != "create":
+            raise self._conflict(running, c["name"])
+        state = (c or {}).get("properties", {}).get("provisioningState")
+        if c is None or state != "Succeeded":
+            raise ArmError(
+                404,
+                "ParentResourceNotFound",
+                f"Can not perform requested operation on nested resource. Parent resource "
+                f"'{g['name']}' not found" + (f" (provisioningState {state})." if c is not None else "."),
+            )
+        return c
+
+    def _namespace_running(self, key: str) -> _Op | None:
+        op_id = self._namespace_ops.get(key)
+        op = self._ops.get(op_id) if op_id else None
+        return op if op is not None and op.status == "InProgress" else None
+
+    def _namespace_list(self, ctx: _Ctx) -> _Result:
+        with self._lock:
+            prefix = _key(self._cluster(ctx.g)["id"]) + "/managednamespaces/"
+            found = [copy.deepcopy(n) for k, n in self._managed_namespaces.items() if k.startswith(prefix)]
+            return 200, {}, {"value": found}
+
+    def _namespace_get(self, ctx: _Ctx) -> _Result:
+        with self._lock:
+            self._cluster(ctx.g)
+            ns = self._managed_namespaces.get(self._namespace_key(ctx.g))
+            if ns is None:
+                raise ArmError(
+                    404,
+                    "NotFound",
+                    f"The managed namespace '{ctx.g['mns']}' of managed cluster '{ctx.g['name']}' was not found.",
+                )
+            return 200, {}, copy.deepcopy(ns)
+
+    @staticmethod
+    def _validate_namespace(name: str, body: dict[str, Any]) -> dict[str, Any]:
+        def bad(message: str, code: str = "InvalidParameter") -> ArmError:
+            return ArmError(400, code, message)
+
+        if not _DNS_LABEL.fullmatch(name) or len(name) > 63:
+            raise bad(f"The managed namespace name '{name}' is not a valid Kubernetes namespace name (RFC 1123 label).")
+        if name in _SYSTEM_NAMESPACES:
+            raise bad(f"The namespace '{name}' is a system namespace and cannot be a managed namespace.")
+        if not body.get("location"):
+            raise bad("The location property is required for this definition.", "LocationRequired")
+        props = body.get("properties") or {}
+        policy = props.get("defaultNetworkPolicy") or {}
+        for direction in ("ingress", "egress"):
+            if policy.get(direction) is not None and policy[direction] not in _POLICY_RULES:
+                raise bad(
+                    f"The value of parameter defaultNetworkPolicy.{direction} is invalid: '{policy[direction]}' "
+                    f"(one of {', '.join(_POLICY_RULES)})."
+                )
+        for field_name, allowed in (
+            ("adoptionPolicy", ("Never", "IfIdentical", "Always")),
+            ("deletePolicy", ("Keep", "Delete")),
+        ):
+            if props.get(field_name) is not None and props[field_name] not in allowed:
+                raise bad(f"The value of parameter {field_name} is invalid: '{props[field_name]}'.")
+        return props
+
+    def _namespace_put(self, ctx: _Ctx) -> _Result:
+        body = ctx.body if isinstance(ctx.body, dict) else {}
+        with self._lock:
+            c = self._parent_for_write(ctx.g)
+            key = self._namespace_key(ctx.g)
+            existing = self._managed_namespaces.get(key)
+            name = existing["name"] if existing else ctx.g["mns"]
+            running = self._namespace_running(key)
+            if running is not None:
+                raise ArmError(
+                    409,
+                    "OperationNotAllowed",
+                    f"Operation is not allowed because there's an in progress {running.kind} managed namespace "
+                    f"operation on '{name}'. Please try again later.",
+                )
+            props = self._validate_namespace(name, body)
+            policy = {"ingress": "AllowSameNamespace", "egress": "AllowAll"} | {
+                k: v for k, v in (props.get("defaultNetworkPolicy") or {}).items() if v is not None
+            }
+            ns: dict[str, Any] = {
+                "id": f"{c['id']}/managedNamespaces/{name}",
+                "name": name,
+                "type": "Microsoft.ContainerService/managedClusters/managedNamespaces",
+                "location": body["location"],
+                "eTag": str(uuid.uuid4()),
+                "properties": {
+                    "provisioningState": "Updating" if existing else "Creating",
+                    "labels": props.get("labels") or {},
+                    "annotations": props.get("annotations") or {},
+                    "defaultNetworkPolicy": policy,
+                    "adoptionPolicy": props.get("adoptionPolicy") or "Never",
+                    "deletePolicy": props.get("deletePolicy") or "Keep",
+                    "portalFqdn": c["properties"].get("azurePortalFQDN"),
+                },
+            }
+            if props.get("defaultResourceQuota") is not None:
+                ns["properties"]["defaultResourceQuota"] = props["defaultResourceQuota"]
+            if body.get("tags") is not None:
+                ns["tags"] = body["tags"]
+            self._managed_namespaces[key] = ns
+            op = self._new_op(
+                "Microsoft.ContainerService",
+                "update" if existing else "create",
+                ns["id"],
+                self.namespace_seconds,
+                self._finish_namespace(key, ns, name),
+            )
+            self._namespace_ops[key] = op.id
+            return (200 if existing else 201), self._lro_headers(op, ctx.params.get("api-version")), copy.deepcopy(ns)
+
+    def _finish_namespace(
+        self, key: str, ns: dict[str, Any], name: str
+    ) -> Callable[[], tuple[None, list[Callable[[], None]]]]:
+        def settle() -> None:
+            # The namespace appears in the cluster first, then ARM says Succeeded: whoever sees
+            # Succeeded can use the namespace at once.
+            failure: BaseException | None = None
+            try:
+                if self.on_namespace_created is not None:
+                    self.on_namespace_created(name)
+            except BaseException as exc:
+                failure = exc
+            with self._lock:
+                if self._managed_namespaces.get(key) is ns:
+                    ns["properties"]["provisioningState"] = "Failed" if failure else "Succeeded"
+            if failure is not None:
+                raise failure
+
+        def complete() -> tuple[None, list[Callable[[], None]]]:
+            return None, [settle]
+
+        return complete
+
+    def _namespace_delete(self, ctx: _Ctx) -> _Result:
+        with self._lock:
+            key = self._namespace_key(ctx.g)
+            ns = self._managed_namespaces.get(key)
+            if ns is None:
+                return 204, {}, None
+            self._parent_for_write(ctx.g)
+            running = self._namespace_running(key)
+            if running is not None:
+                raise ArmError(
+                    409,
+                    "OperationNotAllowed",
+                    f"Operation is not allowed because there's an in progress {running.kind} managed namespace "
+                    f"operation on '{ns['name']}'. Please try again later.",
+                )
+            ns["properties"]["provisioningState"] = "Deleting"
+            name, delete_in_cluster = ns["name"], ns["properties"].get("deletePolicy") == "Delete"
+
+            def complete() -> tuple[None, list[Callable[[], None]]]:
+                self._managed_namespaces.pop(key, None)
+                hook = self.on_namespace_deleted
+                return None, ([lambda: hook(name)] if hook is not None and delete_in_cluster else [])
+
+            op = self._new_op("Microsoft.ContainerService", "delete", ns["id"], self.namespace_seconds, complete)
+            self._namespace_ops[key] = op.id
             return 202, self._lro_headers(op, ctx.params.get("api-version")), None
 
     def _kubeconfig(self, c: dict[str, Any], *, admin: bool) -> bytes:
@@ -1737,6 +1954,12 @@ class ArmStandIn:
     # ------------------------------------------------------------------ authorization
     def _check_scope_exists(self, scope: str) -> None:
         k = _key(scope)
+        # Azure RBAC for Kubernetes grants per namespace at {clusterId}/namespaces/{ns} (or, for
+        # AKS managed namespaces, {clusterId}/managedNamespaces/{ns}): ARM accepts these for an
+        # existing cluster, whether the namespace exists yet or not.
+        namespace_scope = _NAMESPACE_SCOPE.match(k)
+        if namespace_scope is not None:
+            k = namespace_scope.group(1)
         m = re.match(_S + r"(?:/resourcegroups/(?P<rg>[^/]+))?(?P<rest>/providers/.*)?$", k)
         if m is None:
             return
@@ -1749,7 +1972,7 @@ class ArmStandIn:
             "/providers/microsoft.network/virtualnetworks/",
             "/providers/microsoft.containerservice/managedclusters/",
         )
-        if m["rg"] and any(rest.startswith(p) for p in modelled) and self._find(scope) is None:
+        if m["rg"] and any(rest.startswith(p) for p in modelled) and self._find(k) is None:
             raise ArmError(
                 404,
                 "ResourceNotFound",

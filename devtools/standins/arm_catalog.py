@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-# Built-in role definitions (azure-brief.md §1 plus Owner/Reader and the AKS RBAC admin roles).
+# Built-in role definitions (azure-brief.md §1 plus Owner/Reader, the AKS RBAC admin roles, AKS Contributor
+# and the two managed-namespace roles; actions as published in the role definitions).
 BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": ("Owner", ["*"]),
     "b24988ac-6180-42a0-ab88-20f7382dd24c": ("Contributor", ["*"]),
@@ -38,6 +39,37 @@ BUILTIN_ROLES: dict[str, tuple[str, list[str]]] = {
             "Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action",
             "Microsoft.ContainerService/managedClusters/accessProfiles/listCredential/action",
             "Microsoft.ContainerService/managedClusters/read",
+        ],
+    ),
+    "ed7f3fbd-7b88-4dd4-9017-9adb7ce333f8": (
+        "Azure Kubernetes Service Contributor Role",
+        [
+            "Microsoft.Authorization/*/read",
+            "Microsoft.ContainerService/locations/*",
+            "Microsoft.ContainerService/managedClusters/*",
+            "Microsoft.ContainerService/managedclustersnapshots/*",
+            "Microsoft.ContainerService/snapshots/*",
+            "Microsoft.Insights/alertRules/*",
+            "Microsoft.Resources/deployments/*",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "Microsoft.ContainerService/deploymentSafeguards/*",
+        ],
+    ),
+    "289d8817-ee69-43f1-a0af-43a45505b488": (
+        "Azure Kubernetes Service Namespace Contributor",
+        [
+            "Microsoft.Authorization/*/read",
+            "Microsoft.Insights/alertRules/*",
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            "Microsoft.ContainerService/managedClusters/managedNamespaces/*",
+            "Microsoft.Resources/deployments/*",
+        ],
+    ),
+    "c9f76ca8-b262-4b10-8ed2-09cf0948aa35": (
+        "Azure Kubernetes Service Namespace User",
+        [
+            "Microsoft.ContainerService/managedClusters/managedNamespaces/read",
+            "Microsoft.ContainerService/managedClusters/managedNamespaces/listCredential/action",
         ],
     ),
     "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb": (

@@ -34,9 +34,12 @@ resource appNetworkContributor 'Microsoft.Authorization/roleAssignments@2022-04-
 }
 
 // Azure Kubernetes Service Contributor Role: create and update the managed cluster (PUT with the
-// aciConnectorLinux addon) and read its state. The node resource group (MC_...) is created by the
-// AKS resource provider itself, so no subscription-scope right is needed for it. Once the cluster
-// is built this assignment may be removed; the app then keeps only what steady state needs.
+// aciConnectorLinux addon) and read its state, and create the app's namespace as an AKS managed
+// namespace (managedClusters/managedNamespaces/write, under managedClusters/*): the app holds no
+// cluster-scope Kubernetes rights, so it cannot create a Namespace through the Kubernetes API. The
+// node resource group (MC_...) is created by the AKS resource provider itself, so no subscription-
+// scope right is needed for it. Once the cluster and the namespace are built this assignment may be
+// removed; the app then keeps only what steady state needs.
 resource appAksContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(resourceGroup().id, principalId, aksContributor)
   properties: {

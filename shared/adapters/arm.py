@@ -290,6 +290,25 @@ class ArmAdapter:
             ),
         )
 
+    def get_managed_namespace(self, resource_group: str, cluster: str, name: str) -> dict[str, Any] | None:
+        namespace = self._call(
+            f"GET managed namespace {cluster}/{name}",
+            lambda: self._client("aks").managed_namespaces.get(resource_group, cluster, name),
+            none_on_404=True,
+        )
+        return None if namespace is None else dict(namespace.as_dict())
+
+    def put_managed_namespace(self, resource_group: str, cluster: str, name: str, body: dict[str, Any]) -> None:
+        """Start the create (or update) of an AKS managed namespace; like the cluster, not awaited."""
+        from azure.mgmt.containerservice import models
+
+        self._call(
+            f"PUT managed namespace {cluster}/{name}",
+            lambda: self._client("aks").managed_namespaces.begin_create_or_update(
+                resource_group, cluster, name, models.ManagedNamespace(body), polling=False
+            ),
+        )
+
     def cluster_user_kubeconfig(self, resource_group: str, name: str) -> bytes:
         """The USER kubeconfig (server, CA, kubelogin exec entry). Never the admin one: local
         accounts are disabled, and the app needs no more than its namespace."""

@@ -42,6 +42,7 @@ from shared.bootstrap_plan import (
     classify,
     cluster_body,
     cluster_principal,
+    cluster_state,
     cluster_subnet_grant,
     decide_addon,
     decide_cluster,
@@ -51,6 +52,7 @@ from shared.bootstrap_plan import (
     decide_role,
     decide_virtual_node,
     kube_endpoint,
+    managed_namespace_body,
     node_ready,
     targets_for,
     vnet_body,
@@ -79,6 +81,8 @@ class ArmApi(Protocol):
     def put_subnet(self, resource_group: str, vnet: str, name: str, body: dict[str, Any]) -> None: ...
     def get_cluster(self, resource_group: str, name: str) -> dict[str, Any] | None: ...
     def put_cluster(self, resource_group: str, name: str, body: dict[str, Any]) -> None: ...
+    def get_managed_namespace(self, resource_group: str, cluster: str, name: str) -> dict[str, Any] | None: ...
+    def put_managed_namespace(self, resource_group: str, cluster: str, name: str, body: dict[str, Any]) -> None: ...
     def cluster_user_kubeconfig(self, resource_group: str, name: str) -> bytes: ...
     def get_role_assignment(self, scope: str, name: str) -> dict[str, Any] | None: ...
     def create_role_assignment(self, scope: str, name: str, body: dict[str, Any]) -> bool: ...
@@ -353,28 +357,25 @@ class Bootstrap:
         return p.kube
 
     def _namespace(self, p: _Pass) -> Decision:
-        if Step.CLUSTER not in p.done or Step.APP_ROLE not in p.done:
-            return Decision(Step.NAMESPACE, Do.PENDING, "after the cluster and the app's role on the namespace")
-        ns = self.settings.namespace
-        try:
-            kube = self._kube(p)
-            decision = decide_namespace(kube.namespace_exists(), ns)
-            if decision.writes and p.apply:
-                kube.create_namespace()
-                decision = Decision(Step.NAMESPACE, Do.NOTHING, f"namespace {ns} created", ns)
-                log.info("bootstrap namespace: created %s", ns)
-        except ValueError as e:  # the user kubeconfig did not parse
-            return Decision(Step.NAMESPACE, Do.BLOCKED, f"the cluster user credential is unusable: {e}")
-        except VnbError as e:
-            if e.status in (401, 403):
-                return Decision(
-                    Step.NAMESPACE,
-                    Do.WAIT,
-                    f"Kubernetes answered {e.status} for namespace {ns}: Azure RBAC assignments take minutes to apply; "
-                    f"if it persists, create the namespace once (`kubectl create namespace {ns}`) or give the app "
-                    "Azure Kubernetes Service RBAC Writer on the whole cluster",
-                )
-            raise
+        # An AKS managed namespace, through ARM: the app's Kubernetes rights (RBAC Writer on its
+        # namespace) cannot create a Namespace, which is cluster-scoped; AKS Contributor on the
+        # resource group covers managedClusters/managedNamespaces/write.
+        if p.cluster is None or Step.CLUSTER not in p.done:
+            return Decision(Step.NAMESPACE, Do.PENDING, "after the cluster (a managed namespace is part of it)")
+        t = self.targets
+        observed = self.arm.get_managed_namespace(t.resource_group, t.cluster_name, t.namespace)
+        desired = None
+        if observed is None:
+            location = str(p.cluster.get("location") or "") or self._location_for_create()
+            desired = managed_namespace_body(t, location)
+        decision = decide_namespace(observed, t, desired, cluster_state(p.cluster))
+        if decision.writes and p.apply:
+            assert decision.body is not None
+            self.arm.put_managed_namespace(t.resource_group, t.cluster_name, t.namespace, dict(decision.body))
+            log.info("bootstrap namespace: creating managed namespace %s", t.namespace)
+            return Decision(
+                Step.NAMESPACE, Do.WAIT, f"creating managed namespace {t.namespace}", t.managed_namespace_id
+            )
         return decision
 
     def _virtual_node(self, p: _Pass) -> Decision:
@@ -382,6 +383,8 @@ class Bootstrap:
             return Decision(Step.VIRTUAL_NODE, Do.PENDING, "after the addon and the namespace")
         try:
             return decide_virtual_node(self._kube(p).get_node(VIRTUAL_NODE))
+        except ValueError as e:  # the user kubeconfig did not parse
+            return Decision(Step.VIRTUAL_NODE, Do.BLOCKED, f"the cluster user credential is unusable: {e}")
         except VnbError as e:
             if e.status != 403:
                 raise

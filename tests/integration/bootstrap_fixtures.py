@@ -1,6 +1,7 @@
 """Fixtures for the bootstrap tests: the ARM stand-in (with its managed-identity endpoint), a
 Kubernetes stand-in that has NO virtual node until the ARM stand-in finishes enabling the
-addon, Azurite, and app settings in aks mode pointing at all three.
+addon and NO app namespace until the ARM stand-in finishes creating the managed namespace,
+Azurite, and app settings in aks mode pointing at all three.
 
 The app's real SDK clients and the real DefaultAzureCredential are used: the credential finds
 the stand-in's App Service identity endpoint through the environment, exactly as in a
@@ -33,39 +34,35 @@ __all__ = [
     "NS",
     "RG",
     "AksWorld",
-    "Arm",
     "aks",
     "aks_queues",
     "aks_runner",
     "drive",
     "make_aks",
+    "namespace_creator",
 ]
 
 RG = "rg-aks"
 NS = "vnode-batch"
 
 
-class Arm(ArmStandIn):
-    """The ARM stand-in, accepting Azure RBAC's Kubernetes namespace scopes.
+def namespace_creator(kube: KubeStandIn) -> Callable[[str], None]:
+    """What AKS does when a managed namespace is created: the Namespace appears in the cluster
+    (or an existing one is adopted, with ``adoptionPolicy: Always``)."""
 
-    ``{clusterId}/namespaces/{ns}`` is where AKS RBAC Writer is assigned per namespace; real
-    ARM accepts it for an existing cluster, while devtools/standins/arm.py (as of this commit)
-    answers 404 ResourceNotFound because a namespace is not an ARM resource it models. Until
-    the stand-in learns it, scope checks here use the cluster the namespace belongs to.
-    """
+    def create(name: str) -> None:
+        with kube.cluster.lock:
+            if name not in kube.cluster.namespaces:
+                kube.cluster.create_namespace(
+                    {"metadata": {"name": name, "labels": {"kubernetes.azure.com/managedByArm": "true"}}}
+                )
 
-    _NAMESPACE_SCOPE = re.compile(
-        r"(?i)^(.*/providers/microsoft\.containerservice/managedclusters/[^/]+)/namespaces/[^/]+$"
-    )
-
-    def _check_scope_exists(self, scope: str) -> None:
-        m = self._NAMESPACE_SCOPE.match(scope)
-        super()._check_scope_exists(m.group(1) if m else scope)
+    return create
 
 
 @dataclass
 class AksWorld:
-    arm: Arm
+    arm: ArmStandIn
     kube: KubeStandIn
     env: dict[str, str]
     gates: list[AksGate] = field(default_factory=list)
@@ -114,7 +111,7 @@ def drive(gate: AksGate, *, timeout: float = 30.0, pause: float = 0.05) -> tuple
 def make_aks(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> Iterator[Callable[..., AksWorld]]:
     """Build a world: ``make_aks(register=False)`` leaves the app unable to register the ACI
     provider; other keyword arguments go to the ARM stand-in (LRO durations, token lifetime)."""
-    started: list[tuple[Arm, KubeStandIn]] = []
+    started: list[tuple[ArmStandIn, KubeStandIn]] = []
 
     # the SDKs' HTTP logging (INFO) would drown the app's own lines in caplog
     monkeypatch.setattr(logging.getLogger("azure"), "level", logging.WARNING)
@@ -129,7 +126,12 @@ def make_aks(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> Iterator[Call
             "network_seconds": 0.05,
         }
         options.update(arm_options)
-        arm = Arm(kubeconfig_cluster=(kube.url, kube.ca_pem), on_virtual_node_enabled=kube.add_virtual_node, **options)
+        arm = ArmStandIn(
+            kubeconfig_cluster=(kube.url, kube.ca_pem),
+            on_virtual_node_enabled=kube.add_virtual_node,
+            on_namespace_created=namespace_creator(kube),
+            **options,
+        )
         arm.start()
         started.append((arm, kube))
         kube.token_validator = arm.kube_token_validator()  # only AKS Entra tokens open the API

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -189,6 +190,32 @@ def _assert_seed_topology(aks: AksWorld) -> None:
     namespace_scoped = [r for r in aks.puts(r"/roleAssignments/") if "/namespaces/" in r.path]
     assert namespace_scoped[0].path.startswith(f"{aks.cluster_id}/namespaces/{NS}/providers/")
 
+    # The namespace is an AKS managed namespace, created through ARM (AKS Contributor covers
+    # managedClusters/managedNamespaces/write); the app never asks Kubernetes for a Namespace,
+    # which its namespace-scoped Azure RBAC role would not allow.
+    [namespace_put] = aks.puts(rf"/managedClusters/vnode-batch-aks/managedNamespaces/{NS}$")
+    assert (namespace_put.status, namespace_put.api_version) == (201, "2026-08-01")
+    assert namespace_put.body == {
+        "location": "westus",
+        "tags": {"managed-by": "vnode-batch"},
+        "properties": {
+            "labels": {"app.kubernetes.io/managed-by": "vnode-batch"},
+            "defaultNetworkPolicy": {"ingress": "AllowSameNamespace", "egress": "AllowAll"},
+            "adoptionPolicy": "Always",
+            "deletePolicy": "Keep",
+        },
+    }
+    managed = arm.get(f"{aks.cluster_id}/managedNamespaces/{NS}")
+    assert managed is not None
+    assert managed["properties"]["provisioningState"] == "Succeeded"
+    namespace_calls = [
+        (method, path)
+        for method, path, _ in aks.kube.request_log
+        if re.fullmatch(r"/api/v1/namespaces(/[^/]+)?/?", path)
+    ]
+    assert namespace_calls == []  # no POST /api/v1/namespaces (and no namespace read either)
+    assert aks.kube.request_counts()[("POST", "/api/v1/namespaces")] == 0
+
 
 def test_a_missing_permission_dead_letters_the_request_naming_role_and_scope(
     aks: AksWorld,
@@ -200,7 +227,8 @@ def test_a_missing_permission_dead_letters_the_request_naming_role_and_scope(
     aks.arm.revoke(aks.arm.app_principal_id, "Microsoft.Authorization/roleAssignments/write")
     aks_queues.submit({"id": "denied-1", "image": IMAGE, "correlationId": "c-denied"})
 
-    with aks_runner():
+    # No grace for the missing role (in Azure it covers role assignments still propagating).
+    with aks_runner(VNB_PERMISSION_GRACE_SECONDS="0"):
         [event] = wait_for(lambda: _events_until(aks_queues, 1), what="the dead-letter event")
 
     subnet_scope = (

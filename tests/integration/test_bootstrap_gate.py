@@ -133,6 +133,8 @@ def test_two_instances_racing_create_each_resource_once(aks: AksWorld) -> None:
     cluster = [p for p in created if p.endswith("/managedclusters/vnode-batch-aks")]
     assert [created[p] for p in vnet] == [1]
     assert [created[p] for p in cluster] == [1]
+    namespace = [p for p in created if p.endswith(f"/managednamespaces/{NS}")]
+    assert [created[p] for p in namespace] == [1]
     # Same deterministic names on both instances: three assignments exist, not six.
     assert len(aks.arm.role_assignments()) == 3
     refused = [r for r in aks.arm.requests if r.status >= 400 and r.status not in (404, 409)]
@@ -211,3 +213,37 @@ def test_an_unreadable_provider_state_does_not_stop_the_bootstrap(make_aks: Call
     assert "az provider register" in readiness.reason
     assert not readiness.hopeless
     assert aks.arm.get(aks.cluster_id) is not None
+
+
+def test_the_namespace_is_a_managed_namespace_made_through_arm_not_kubernetes(aks: AksWorld) -> None:
+    # With Azure RBAC the app holds AKS RBAC Writer on its namespace only: a Namespace (cluster
+    # scope) is out of its reach in Kubernetes, so it asks ARM for an AKS managed namespace.
+    ready(aks)
+    managed = aks.arm.get(f"{aks.cluster_id}/managedNamespaces/{NS}")
+    assert managed is not None
+    assert managed["properties"]["provisioningState"] == "Succeeded"
+    with aks.kube.cluster.lock:
+        assert NS in aks.kube.cluster.namespaces  # made by "AKS" when the managed namespace succeeded
+    assert not [r for r in aks.kube.request_log if r[0] == "POST" and r[1] == "/api/v1/namespaces"]
+
+
+def test_a_namespace_made_earlier_is_adopted(aks: AksWorld) -> None:
+    # An earlier version created the namespace through Kubernetes (or an operator did, with
+    # kubectl): adoptionPolicy Always takes it over instead of failing.
+    aks.arm.on_namespace_created = None  # keep the stand-in from creating it: it exists already
+    with aks.kube.cluster.lock:
+        aks.kube.cluster.create_namespace({"metadata": {"name": NS}})
+    ready(aks)
+    [put] = [r for r in aks.arm.requests if r.method == "PUT" and r.path.endswith(f"/managedNamespaces/{NS}")]
+    assert put.body["properties"]["adoptionPolicy"] == "Always"
+
+
+def test_a_missing_managed_namespace_permission_names_the_role(aks: AksWorld) -> None:
+    aks.arm.revoke(aks.arm.app_principal_id, "Microsoft.ContainerService/managedClusters/managedNamespaces/write")
+    readiness, _ = drive(aks.gate())
+    assert readiness.hopeless
+    assert readiness.reason.startswith("namespace: grant Azure Kubernetes Service Contributor Role")
+    assert "the failed action was Microsoft.ContainerService/managedClusters/managedNamespaces/write" in (
+        readiness.reason
+    )
+    assert aks.kube.jobs(NS) == []

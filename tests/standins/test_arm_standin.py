@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.models import RoleAssignmentCreateParameters
@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 RG = "rg-aks"
 NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+AKS_RBAC_WRITER = "a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb"
 KUBE_SERVER = "https://127.0.0.1:6443"
 KUBE_CA = b"-----BEGIN CERTIFICATE-----\nTESTCA\n-----END CERTIFICATE-----\n"
 
@@ -424,6 +425,113 @@ def test_role_assignments_exists_conflict_and_revoked_403(arm: ArmStandIn) -> No
         f"perform action 'Microsoft.Authorization/roleAssignments/write' over scope '{scope}' or the scope is "
         "invalid. If access was recently granted, please refresh your credentials."
     ) in str(denied.value)
+
+
+def test_namespace_scopes_of_azure_rbac_need_only_the_cluster(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    aks_subnet_id, _ = _network(c)
+    cluster_id = (
+        f"/subscriptions/{arm.subscription_id}/resourceGroups/{RG}/providers/Microsoft.ContainerService/"
+        "managedClusters/aks"
+    )
+    params = RoleAssignmentCreateParameters(
+        role_definition_id=(
+            f"/subscriptions/{arm.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{AKS_RBAC_WRITER}"
+        ),
+        principal_id=arm.app_principal_id,
+        principal_type="ServicePrincipal",
+    )
+    with pytest.raises(HttpResponseError) as no_cluster:  # the namespace's cluster must exist
+        c.auth.role_assignments.create(f"{cluster_id}/namespaces/team", str(uuid.uuid4()), params)
+    assert (no_cluster.value.status_code, _code(no_cluster.value)) == (404, "ResourceNotFound")
+
+    c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=False)).result()
+    # Azure RBAC for Kubernetes' per-namespace scope, and the managed-namespaces docs' one: accepted
+    # on an existing cluster whether or not the namespace exists yet.
+    for scope in (f"{cluster_id}/namespaces/team", f"{cluster_id}/managedNamespaces/team"):
+        name = str(uuid.uuid4())
+        ra = c.auth.role_assignments.create(scope, name, params)
+        assert ra.scope == scope
+        assert c.auth.role_assignments.get(scope, name).principal_id == arm.app_principal_id
+    with pytest.raises(HttpResponseError) as other_cluster:
+        c.auth.role_assignments.create(f"{cluster_id}-2/namespaces/team", str(uuid.uuid4()), params)
+    assert other_cluster.value.status_code == 404
+
+
+def _namespace(**properties: Any) -> cs.ManagedNamespace:
+    return cs.ManagedNamespace(
+        location="westus",
+        tags={"managed-by": "test"},
+        properties=cs.NamespaceProperties(
+            labels={"team": "a"}, adoption_policy="Always", delete_policy="Keep", **properties
+        ),
+    )
+
+
+def test_managed_namespace_is_an_lro_under_a_succeeded_cluster_and_calls_the_hook(
+    make_arm: Callable[..., ArmStandIn],
+) -> None:
+    created: list[str] = []
+    deleted: list[str] = []
+    arm = make_arm(on_namespace_created=created.append, on_namespace_deleted=deleted.append, namespace_seconds=0.3)
+    c = Clients(arm)
+    aks_subnet_id, _ = _network(c)
+    with pytest.raises(HttpResponseError) as no_parent:
+        c.aks.managed_namespaces.begin_create_or_update(RG, "aks", "team", _namespace(), polling=False)
+    assert (no_parent.value.status_code, _code(no_parent.value)) == (404, "ParentResourceNotFound")
+
+    creating = c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=False))
+    with pytest.raises(HttpResponseError) as still_creating:  # not Succeeded yet
+        c.aks.managed_namespaces.begin_create_or_update(RG, "aks", "team", _namespace(), polling=False)
+    assert _code(still_creating.value) == "ParentResourceNotFound"
+    creating.result()
+
+    # Started without waiting (what the app does), then observed through provisioningState.
+    c.aks.managed_namespaces.begin_create_or_update(RG, "aks", "team", _namespace(), polling=False)
+    first = c.aks.managed_namespaces.get(RG, "aks", "team")
+    assert first.properties.provisioning_state == "Creating"
+    assert created == []
+    with pytest.raises(ResourceExistsError) as busy:
+        c.aks.managed_namespaces.begin_create_or_update(RG, "aks", "team", _namespace(), polling=False)
+    assert "in progress create managed namespace operation" in str(busy.value)
+    _wait_for(lambda: c.aks.managed_namespaces.get(RG, "aks", "team").properties.provisioning_state == "Succeeded")
+    assert created == ["team"]  # the namespace is in the cluster before ARM says Succeeded
+
+    ns = c.aks.managed_namespaces.get(RG, "aks", "team")
+    assert ns.id.endswith("/managedClusters/aks/managedNamespaces/team")
+    assert ns.type == "Microsoft.ContainerService/managedClusters/managedNamespaces"
+    assert ns.properties.labels == {"team": "a"}
+    assert (ns.properties.default_network_policy.ingress, ns.properties.default_network_policy.egress) == (
+        "AllowSameNamespace",
+        "AllowAll",
+    )  # AKS's defaults when the body leaves them out
+    assert [x.name for x in c.aks.managed_namespaces.list_by_managed_cluster(RG, "aks")] == ["team"]
+    puts = [r for r in arm.write_requests() if r.path.endswith("/managedNamespaces/team")]
+    assert [r.status for r in puts] == [404, 404, 201, 409]
+    put = puts[2]
+    assert (put.method, put.api_version) == ("PUT", "2026-08-01")
+    assert "provisioningState" not in put.body["properties"]  # read-only fields are not sent
+
+    updated = c.aks.managed_namespaces.begin_create_or_update(
+        RG, "aks", "team", _namespace(default_resource_quota=cs.ResourceQuota(cpu_request="1000m"))
+    ).result()  # the SDK's own poller completes too
+    assert updated.properties.default_resource_quota.cpu_request == "1000m"
+    assert created == ["team", "team"]
+
+    with pytest.raises(HttpResponseError) as system:
+        c.aks.managed_namespaces.begin_create_or_update(RG, "aks", "kube-system", _namespace(), polling=False)
+    assert (system.value.status_code, _code(system.value)) == (400, "InvalidParameter")
+
+    arm.revoke(arm.app_principal_id, "Microsoft.ContainerService/managedClusters/managedNamespaces/write")
+    with pytest.raises(HttpResponseError) as denied:
+        c.aks.managed_namespaces.begin_create_or_update(RG, "aks", "other", _namespace(), polling=False)
+    assert denied.value.status_code == 403
+    assert "'Microsoft.ContainerService/managedClusters/managedNamespaces/write' over scope" in str(denied.value)
+
+    c.aks.managed_namespaces.begin_delete(RG, "aks", "team").result()
+    assert deleted == []  # deletePolicy Keep: the Kubernetes namespace stays
+    with pytest.raises(ResourceNotFoundError):
+        c.aks.managed_namespaces.get(RG, "aks", "team")
 
 
 # ---------------------------------------------------------------------------------------- faults

@@ -33,6 +33,7 @@ from shared.bootstrap_plan import (
     decide_virtual_node,
     dns_prefix,
     kube_endpoint,
+    managed_namespace_body,
     targets_for,
     vnet_body,
     vnode_subnet_grant,
@@ -428,12 +429,66 @@ def test_decide_role(t: Targets) -> None:
     assert decide_role(grant, stolen).do is Do.BLOCKED
 
 
-# --- Kubernetes steps -----------------------------------------------------------------------
+# --- the namespace (an AKS managed namespace, through ARM) and the virtual node ----------------
 
 
-def test_namespace_and_virtual_node() -> None:
-    assert decide_namespace(True, "ns").do is Do.NOTHING
-    assert decide_namespace(False, "ns").do is Do.CREATE
+def test_managed_namespace_body_is_what_the_sdk_models_serialize_to(t: Targets) -> None:
+    expected = cs.ManagedNamespace(
+        location="westus",
+        tags={"managed-by": "vnode-batch"},
+        properties=cs.NamespaceProperties(
+            labels={"app.kubernetes.io/managed-by": "vnode-batch"},
+            default_network_policy=cs.NetworkPolicies(ingress="AllowSameNamespace", egress="AllowAll"),
+            adoption_policy="Always",  # a namespace made earlier (kubectl, older versions) is taken over
+            delete_policy="Keep",  # deleting the ARM resource never deletes running Jobs
+        ),
+    ).as_dict()
+    assert managed_namespace_body(t, "westus") == expected
+    assert "defaultResourceQuota" not in expected["properties"]  # VNB_MAX_PARALLELISM bounds the work
+    assert t.managed_namespace_id == f"{t.cluster_id}/managedNamespaces/vnode-batch"
+
+
+def managed_namespace(state: str, **props: Any) -> dict[str, Any]:
+    return {"name": "vnode-batch", "properties": {"provisioningState": state, **props}}
+
+
+NAMESPACE: list[tuple[str, dict[str, Any] | None, str, Do, str]] = [
+    ("absent", None, "Succeeded", Do.CREATE, "create it through ARM"),
+    ("absent, cluster busy", None, "Updating", Do.WAIT, "cluster Updating"),
+    ("creating", managed_namespace("Creating"), "Succeeded", Do.WAIT, "is Creating"),
+    ("updating", managed_namespace("Updating"), "Succeeded", Do.WAIT, "is Updating"),
+    ("deleting", managed_namespace("Deleting"), "Succeeded", Do.WAIT, "is Deleting"),
+    (
+        "failed",
+        managed_namespace("Failed", error={"code": "AdoptionFailed", "message": "differs"}),
+        "Succeeded",
+        Do.BLOCKED,
+        "(AdoptionFailed: differs)",
+    ),
+    ("canceled", managed_namespace("Canceled"), "Succeeded", Do.BLOCKED, "az aks namespace delete -g rg-aks"),
+    ("succeeded", managed_namespace("Succeeded"), "Succeeded", Do.NOTHING, "vnode-batch Succeeded"),
+    (
+        "succeeded, changed by an operator",
+        managed_namespace("Succeeded", labels={}, defaultResourceQuota={"cpuLimit": "4000m"}, deletePolicy="Delete"),
+        "Updating",
+        Do.NOTHING,
+        "Succeeded",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "observed", "cluster", "do", "words"), NAMESPACE, ids=[c[0] for c in NAMESPACE])
+def test_namespace(t: Targets, case: str, observed: dict[str, Any] | None, cluster: str, do: Do, words: str) -> None:
+    desired = managed_namespace_body(t, "westus")
+    d = decide_namespace(observed, t, desired, cluster)
+    assert d.do is do, d.why
+    assert words in d.why, f"{case}: {words!r} not in {d.why!r}"
+    assert d.step is Step.NAMESPACE
+    assert d.resource == t.managed_namespace_id
+    assert d.body == (desired if do is Do.CREATE else None)  # written only when absent: no PUT on a finished one
+
+
+def test_virtual_node() -> None:
     assert decide_virtual_node(None).do is Do.WAIT
     ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
     assert decide_virtual_node(ready).do is Do.NOTHING
@@ -508,6 +563,12 @@ CLASSIFY: list[tuple[str, ArmFault, Do, list[str]]] = [
         denied("Microsoft.ContainerService/managedClusters/write", RG_SCOPE),
         Do.BLOCKED,
         ["Azure Kubernetes Service Contributor Role"],
+    ),
+    (
+        "managed namespace denied",
+        denied("Microsoft.ContainerService/managedClusters/managedNamespaces/write", RG_SCOPE),
+        Do.BLOCKED,
+        ["grant Azure Kubernetes Service Contributor Role", "Namespace Contributor", "managedNamespaces/write"],
     ),
     (
         "credentials denied",
