@@ -10,8 +10,9 @@ until each request has its terminal event. Then it stops everything.
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError
 from rich.console import Console
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,10 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
         events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])
         for q in (requests_q, events_q):
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 q.create_queue()
-            except Exception:  # noqa: BLE001 - already exists
-                pass
         with runner:
             console.print(f"  functions        {', '.join(sorted(f.name for f in runner.functions))}\n")
             encoding = message_encoding(REPO / "host.json")
