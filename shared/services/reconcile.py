@@ -77,6 +77,10 @@ POD_SELECTOR_CHUNK = 50
 DEFAULT_BUDGET_SECONDS = 240.0
 """Stop starting new pages after this long: host.json's functionTimeout is 5 minutes, and
 the next timer run continues with whatever is still unreported."""
+TRANSIENT_STREAK_LIMIT = 5
+"""End a pass after this many Jobs in a row failed transiently: the API or the queue is down
+and the next timer run retries. Isolated transient failures (a 500, a dropped connection) only
+skip their own Job, so one flaky call does not hold back the rest of the page."""
 DEFAULT_WORKERS = 8
 """Jobs settled concurrently within a page: each costs ~3 API calls and one queue send, so a
 real API server's round trips, not CPU, bound a pass."""
@@ -165,6 +169,8 @@ class ReconcileReport:
     pods_deleted: int = 0
     swept: int = 0
     errors: int = 0
+    retry_later: int = 0
+    """Jobs skipped after a transient failure; still unreported, retried by the next pass."""
     aborted: str | None = None
     incomplete: bool = False
     swept_at: datetime | None = None
@@ -179,7 +185,7 @@ class ReconcileReport:
         text = (
             f"scanned {self.scanned} unreported Job(s): {self.succeeded} succeeded, {self.failed} failed, "
             f"{self.running} still running; deleted {self.deleted} Job(s) and {self.pods_deleted} pod(s) of kept ones, "
-            f"swept {self.swept}, errors {self.errors}"
+            f"swept {self.swept}, errors {self.errors}, retry later {self.retry_later}"
         )
         if self.incomplete:
             text += "; time budget used up, the next run continues"
@@ -286,6 +292,7 @@ class _Pass:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._stop_reason = ""
+        self._streak = 0
 
     # --- one page of unreported Jobs ------------------------------------------------------
 
@@ -323,15 +330,22 @@ class _Pass:
         try:
             self._settle(job, pods)
         except TransientError as e:
-            log.warning("Job %s: %s; ending this pass, the next timer run retries", name, e)
             with self._lock:
-                if not self._stop.is_set():
-                    self._stop_reason = f"Job {name}: {e}"
+                self.report.retry_later += 1
+                self._streak += 1
+                streak = self._streak
+                if streak >= TRANSIENT_STREAK_LIMIT and not self._stop.is_set():
+                    self._stop_reason = f"{streak} Jobs in a row failed transiently, last {name}: {e}"
                     self._stop.set()
+            log.warning("Job %s: %s; it stays unreported and the next pass retries it", name, e)
+            return
         except Exception:
             # One malformed Job (or a bug it triggers) must not stop the others' events.
             log.exception("Job %s could not be reported; it stays unreported and is retried next pass", name)
             self._count("errors")
+            return
+        with self._lock:
+            self._streak = 0
 
     def _settle(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         name, moment = job_name_of(job), self.now()

@@ -6,6 +6,7 @@ schedule; any rejected input yields at least one field error; nothing else is ev
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -164,3 +165,27 @@ def test_well_formed_requests_are_accepted_and_render_valid_jobs(body: dict[str,
     assert schedulable_on_virtual_node(manifest["spec"]["template"]["spec"])
     if request.completions > 1:
         assert manifest["spec"]["completionMode"] == "Indexed"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(min_size=1, max_size=60).map(lambda b: (b * (70_000 // len(b) + 1))[:70_000]),
+        # repeated snippets: multi-byte characters and control characters that JSON escapes 6×
+        st.text(min_size=1, max_size=40).map(lambda t: (t * (70_000 // len(t) + 1))[:70_000].encode()),
+    )
+)
+def test_a_rejection_event_for_any_body_fits_one_queue_message(body: bytes) -> None:
+    from shared import events
+    from shared.request import FieldError
+
+    errors = [FieldError(f"f{i}", "x" * 200) for i in range(20)]
+    text = events.request_rejected(
+        source="/vnode-batch", message_id="m", body=body, errors=errors, now=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert len(text.encode()) <= 64 * 1024
+    data = json.loads(text)["data"]
+    assert data["bodySize"] == len(body)
+    kept = data["body"].encode() if "body" in data else base64.b64decode(data["bodyBase64"])
+    assert body.startswith(kept)
+    assert data["bodyTruncated"] is (len(kept) < len(body))

@@ -34,6 +34,7 @@ class FakeJobs:
         self.pods: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.fail: dict[str, Exception] = {}  # call name → exception raised once
+        self.fail_always: dict[str, Exception] = {}  # call name → raised on every call
         self._rv = 100
 
     def add(self, name: str, job: dict[str, Any], pods: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
@@ -51,6 +52,8 @@ class FakeJobs:
         self.calls.append((what, arg))
         if what in self.fail:
             raise self.fail.pop(what)
+        if what in self.fail_always:
+            raise self.fail_always[what]
 
     def _bump(self, job: dict[str, Any]) -> None:
         self._rv += 1
@@ -191,23 +194,45 @@ def test_crash_between_send_and_mark_repeats_the_same_event(settings: Settings) 
     assert "a" not in jobs.jobs
 
 
-def test_a_transient_error_ends_the_pass_and_nothing_unsent_is_marked(make_settings: Callable[..., Settings]) -> None:
+def test_an_isolated_transient_error_skips_only_its_job(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(VNB_RECONCILE_PAGE_SIZE="2", VNB_KEEP_FINISHED_SECONDS="0")
     jobs, events = FakeJobs(), Events()
     for name in "abcde":
         jobs.add(name, done(), [make_pod("p", "Succeeded", exit_code=0)])
     jobs.fail["mark_reported"] = KubeTransientError("503 from the API server", status=503)
     report = pass_(s, jobs, events)
+    assert report.aborted is None
+    assert report.retry_later == 1
+    assert report.reported == 4
+    assert jobs.jobs["a"]["metadata"]["labels"]["vnode-batch.io/state"] == "unreported"  # sent, not marked
+    report = pass_(s, jobs, events)
+    assert report.reported == 1
+    assert jobs.jobs == {}
+    sent = [e["data"]["jobName"] for e in events.sent]
+    assert sorted(sent) == ["a", "a", "b", "c", "d", "e"]  # "a" repeated, with the same id
+    ids_of_a = {e["id"] for e in events.sent if e["data"]["jobName"] == "a"}
+    assert len(ids_of_a) == 1
+
+
+def test_a_streak_of_transient_errors_ends_the_pass_and_nothing_unsent_is_marked(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(VNB_RECONCILE_PAGE_SIZE="3", VNB_KEEP_FINISHED_SECONDS="0")
+    jobs, events = FakeJobs(), Events()
+    for name in "abcdefghij":
+        jobs.add(name, done(), [make_pod("p", "Succeeded", exit_code=0)])
+    jobs.fail_always["mark_reported"] = KubeTransientError("503 from the API server", status=503)
+    report = pass_(s, jobs, events)
     assert report.aborted
     assert "503" in report.aborted
     assert report.reported == 0
-    assert [e["data"]["jobName"] for e in events.sent] == ["a"]  # sent, not marked: repeated next pass
-    assert [c[0] for c in jobs.calls if c[0] == "list_jobs"] == ["list_jobs"]  # no sweep, no next page
+    assert len([c for c in jobs.calls if c[0] == "list_jobs"]) < 4  # stopped before the last page, no sweep
+    assert all(j["metadata"]["labels"]["vnode-batch.io/state"] == "unreported" for j in jobs.jobs.values())
+    del jobs.fail_always["mark_reported"]
     report = pass_(s, jobs, events)
-    assert report.reported == 5
+    assert report.reported == 10
     assert report.aborted is None
     assert jobs.jobs == {}
-    assert [e["data"]["jobName"] for e in events.sent] == ["a", "a", "b", "c", "d", "e"]
 
 
 def test_one_bad_job_does_not_stop_the_others(settings: Settings) -> None:
