@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], *, what: str = "condition", timeout: float = 30.0) -> T:
+    """Poll until ``probe`` returns something truthy and return it; fail naming ``what``.
+
+    Tests wait for behaviour this way instead of asserting durations.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
 
 BASE_ENV: dict[str, str] = {
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",

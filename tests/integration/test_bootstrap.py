@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from devtools.runner import LocalRunner
 from shared import roles
 from shared.bootstrap_plan import Step
 from shared.jobspec import job_name
+from tests.conftest import wait_for
 from tests.integration.bootstrap_fixtures import *  # noqa: F403
 from tests.integration.bootstrap_fixtures import NS, AksWorld
 from tests.integration.conftest import Queues
@@ -30,16 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
 STEP_ORDER = [str(s) for s in Step]
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def body_of(requests: list[Any], what: str) -> dict[str, Any]:

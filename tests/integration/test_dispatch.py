@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from devtools.runner import LocalRunner, exported_settings, get_functions_again
 from devtools.standins.kube import KubeStandIn
 from shared.jobspec import job_name
+from tests.conftest import wait_for
 from tests.integration.conftest import Queues
 from tests.unit.test_request import MALFORMED
 
@@ -24,16 +24,6 @@ pytestmark = pytest.mark.integration
 
 NS = "vnode-batch"
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def condition(job: dict[str, Any]) -> str | None:

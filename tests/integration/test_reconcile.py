@@ -20,6 +20,7 @@ from shared.adapters.queues import Queues as AppQueues
 from shared.jobspec import job_name
 from shared.services.reconcile import KubeJobs, reconcile
 from shared.settings import Settings
+from tests.conftest import wait_for
 from tests.integration.conftest import Queues
 from tests.unit.test_reconcile_events import validate_event
 
@@ -28,16 +29,6 @@ pytestmark = pytest.mark.integration
 NS = "vnode-batch"
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
 TERMINAL = ("io.vnodebatch.job.succeeded", "io.vnodebatch.job.failed")
-
-
-def wait_for(probe: Callable[[], Any], *, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def running(kube: KubeStandIn, key: str) -> bool:

@@ -9,7 +9,6 @@ Jobs without finalizers behave as before (tests/standins cover that).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,20 +17,11 @@ from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
 from shared.jobspec import FINALIZER_REPORT
 from shared.services.reconcile import KubeJobs
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
 NS = "vnode-batch"
-
-
-def wait_for(probe: Callable[[], Any], *, what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.01)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def manifest(name: str, script: str, **spec: Any) -> dict[str, Any]:

@@ -22,8 +22,9 @@ from shared.adapters.queues import Queues as AppQueues
 from shared.jobspec import job_name
 from shared.services.schedule import enqueue_due
 from shared.settings import Settings
+from tests.conftest import wait_for
 from tests.integration.conftest import Queues, drain
-from tests.integration.test_reconcile import EventLog, wait_for
+from tests.integration.test_reconcile import EventLog
 
 pytestmark = pytest.mark.integration
 

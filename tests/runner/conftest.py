@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -71,15 +70,6 @@ def queue(azurite: Azurite) -> Callable[..., QueueClient]:
                                                   message_encode_policy=policy)
 
     return client
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` (no timing asserts)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def raw_messages(client: QueueClient) -> list[str]:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from azure.storage.queue import QueueClient
 
 from devtools.runner import LocalRunner, Outcome
+from tests.conftest import wait_for
 from tests.runner import sample_app
-from tests.runner.conftest import raw_messages, wait_for
+from tests.runner.conftest import raw_messages
 
 PROBE = sample_app.PROBE
 NO_TIMER = {"AzureWebJobs.tick.Disabled": "true"}

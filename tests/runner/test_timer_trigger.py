@@ -9,8 +9,9 @@ import azure.functions as func
 import pytest
 
 from devtools.runner import LocalRunner
+from tests.conftest import wait_for
 from tests.runner import sample_app
-from tests.runner.conftest import FakeClock, wait_for
+from tests.runner.conftest import FakeClock
 
 PROBE = sample_app.PROBE
 HOST = {"version": "2.0"}

@@ -22,6 +22,7 @@ import urllib3
 from kubernetes.client import ApiClient, ApiException, BatchV1Api, CoreV1Api
 
 from devtools.standins.kube import SYSTEM_NODE, VIRTUAL_NODE, KubeStandIn
+from tests.conftest import wait_for
 
 NS = "vnode-batch"
 K8S_VERSION = "1.33"
@@ -32,18 +33,6 @@ VNODE_TOLERATIONS = [
     {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
     {"key": "azure.com/aci", "effect": "NoSchedule"},
 ]
-
-
-def wait_for(probe: Callable[[], T | None], *, what: str, timeout: float = 10.0) -> T:
-    """Poll until ``probe`` returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def job_manifest(
