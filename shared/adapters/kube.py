@@ -152,14 +152,28 @@ class Cluster:
         result: dict[str, Any] = self.http.call("POST", self._jobs, body=manifest)
         return result
 
-    def get_job(self, name: str) -> dict[str, Any] | None:
+    def _get(self, path: str) -> dict[str, Any] | None:
+        """GET an object; None when it does not exist (404)."""
         try:
-            result: dict[str, Any] = self.http.call("GET", f"{self._jobs}/{quote(name)}")
+            result: dict[str, Any] = self.http.call("GET", path)
         except KubePermanentError as e:
             if e.status == 404:
                 return None
             raise
         return result
+
+    def _delete(self, path: str, body: Mapping[str, Any] | None = None) -> bool:
+        """DELETE an object; False when it was already gone (404)."""
+        try:
+            self.http.call("DELETE", path, body=body)
+        except KubePermanentError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    def get_job(self, name: str) -> dict[str, Any] | None:
+        return self._get(f"{self._jobs}/{quote(name)}")
 
     def list_jobs(self, *, label_selector: str, limit: int, continue_token: str | None = None) -> Page:
         query: dict[str, str | int] = {"labelSelector": label_selector, "limit": limit}
@@ -208,27 +222,14 @@ class Cluster:
         batch/v1 orphans a Job's pods by default: without Background propagation the pods,
         and on ACI their container groups, would stay behind.
         """
-        try:
-            self.http.call(
-                "DELETE",
-                f"{self._jobs}/{quote(name)}",
-                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
-            )
-        except KubePermanentError as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
+        return self._delete(
+            f"{self._jobs}/{quote(name)}",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
+        )
 
     def delete_pod(self, name: str) -> bool:
         """Delete one (terminated) pod, freeing its ACI container group; False if already gone."""
-        try:
-            self.http.call("DELETE", f"{self._pods}/{quote(name)}")
-        except KubePermanentError as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
+        return self._delete(f"{self._pods}/{quote(name)}")
 
     # pods, logs, nodes, namespaces
     def list_pods(self, *, label_selector: str) -> list[dict[str, Any]]:
@@ -247,35 +248,10 @@ class Cluster:
         return text
 
     def get_node(self, name: str) -> dict[str, Any] | None:
-        try:
-            result: dict[str, Any] = self.http.call("GET", f"{NODES}/{quote(name)}")
-        except KubePermanentError as e:
-            if e.status == 404:
-                return None
-            raise
-        return result
+        return self._get(f"{NODES}/{quote(name)}")
 
     def namespace_exists(self) -> bool:
-        try:
-            self.http.call("GET", f"{NAMESPACES}/{quote(self.namespace)}")
-        except KubePermanentError as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
-
-    def create_namespace(self) -> bool:
-        """Create the namespace; False if it already existed."""
-        body = {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": self.namespace, "labels": {"app.kubernetes.io/managed-by": "vnode-batch"}},
-        }
-        try:
-            self.http.call("POST", NAMESPACES, body=body)
-        except AlreadyExists:
-            return False
-        return True
+        return self._get(f"{NAMESPACES}/{quote(self.namespace)}") is not None
 
 
 # --- client construction: lazily, once per process -------------------------------------

@@ -8,6 +8,7 @@ DefaultAzureCredential in Azure. Messages are plain UTF-8 text: host.json sets
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -129,14 +130,7 @@ def _text(content: Any) -> str:
     return str(content or "")
 
 
-_instances: dict[Settings, Queues] = {}
-_instances_lock = threading.Lock()
-
-
+@functools.cache
 def queues_for(settings: Settings) -> Queues:
     """The process-wide Queues for these settings (clients are reused across invocations)."""
-    with _instances_lock:
-        q = _instances.get(settings)
-        if q is None:
-            q = _instances[settings] = Queues(settings)
-        return q
+    return Queues(settings)

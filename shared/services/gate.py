@@ -7,6 +7,7 @@ management SDKs load only when a cluster has to be found or built.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 from shared.adapters.kube import Cluster, from_kubeconfig_file
@@ -25,23 +26,26 @@ class KubeconfigGate:
         return Readiness(cluster=Cluster(http, s.namespace))
 
 
-_gates: dict[Settings, ClusterGate] = {}
 _lock = threading.Lock()
 
 
 def gate_for(settings: Settings) -> ClusterGate:
-    """The process-wide gate for these settings (its readiness cache lives as long)."""
-    with _lock:
-        gate = _gates.get(settings)
-        if gate is None:
-            if settings.cluster_mode == "kubeconfig":
-                gate = KubeconfigGate(settings)
-            else:
-                from shared.services.bootstrap import AksGate
+    """The process-wide gate for these settings (its readiness cache lives as long).
 
-                gate = AksGate(settings)
-            _gates[settings] = gate
-        return gate
+    Built under a lock: concurrent first invocations must share one gate, so that one
+    bootstrap evaluation runs per process at a time.
+    """
+    with _lock:
+        return _gate(settings)
+
+
+@functools.cache
+def _gate(settings: Settings) -> ClusterGate:
+    if settings.cluster_mode == "kubeconfig":
+        return KubeconfigGate(settings)
+    from shared.services.bootstrap import AksGate  # keeps azure.mgmt off the cold path
+
+    return AksGate(settings)
 
 
 def cluster_for(settings: Settings) -> Cluster | None:
