@@ -35,6 +35,8 @@ from shared.settings import Settings
 SCHEMA_VERSION = "v1"
 MAX_BODY_BYTES = 48 * 1024  # a queue message carries at most 64 KiB, 48 KiB of it once base64-encoded
 MAX_ENV_BYTES = 32 * 1024
+MIN_CPU = Decimal("0.1")
+MIN_MEMORY = 128 * 1024 * 1024  # 128Mi
 RESERVED_LABEL_DOMAIN = "vnode-batch.io"
 
 _KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
@@ -172,7 +174,7 @@ class BatchRequest(BaseModel):
         if value is None:
             return None
         cores = parse_cpu(value)
-        if cores < Decimal("0.1"):
+        if cores < MIN_CPU:
             raise ValueError("at least 0.1 vCPU (100m)")
         settings = _settings(info)
         if settings is not None and cores > settings.max_cpu:
@@ -187,7 +189,7 @@ class BatchRequest(BaseModel):
         if value is None:
             return None
         size = parse_memory(value)
-        if size < parse_memory("128Mi"):
+        if size < MIN_MEMORY:
             raise ValueError("at least 128Mi")
         settings = _settings(info)
         if settings is not None and size > settings.max_memory:
