@@ -107,7 +107,10 @@ def test_requested_cpu_125m_is_applied_as_130m_and_says_so(settings: Settings) -
     applied = resources_for(request, settings)
     assert (applied.cpu_requested, applied.cpu) == ("125m", "130m")
     assert applied.as_dict()["cpu"] == {"requested": "125m", "applied": "130m"}
-    assert applied.changes()[0].startswith("cpu: requested 125m, applied 130m")
+    assert applied.describe() == [
+        "cpu: 130m (requested 125m; ACI takes vCPU in steps of 10m, rounded up)",
+        "memory: 1500M (the default, VNB_DEFAULT_MEMORY, on ACI's step)",
+    ]
     assert resources_for(parse_request({"image": "mcr.microsoft.com/a:1"}, settings=settings), settings).as_dict() == {
         "cpu": {"requested": None, "applied": "1"},
         "memory": {"requested": None, "applied": "1500M"},
