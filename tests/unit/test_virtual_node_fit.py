@@ -151,6 +151,11 @@ def test_accepted_requests_give_pods_aci_accepts_by_the_written_rules(
         )
         assert parse_memory(res["limits"]["memory"]) // 100_000_000 <= 160  # 16 GB
         assert cpu_limit <= 4
+        # ... and never less than the request asked for.
+        if "memory" in body:
+            assert parse_memory(res["limits"]["memory"]) // 100_000_000 * 100_000_000 >= parse_memory(body["memory"])
+        if "cpu" in body:
+            assert cpu_request * 1000 >= int(parse_cpu(body["cpu"]) * 1000) - 1e-6
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
