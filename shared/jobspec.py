@@ -153,7 +153,8 @@ def resources_for(request: BatchRequest, settings: Settings) -> Resources:
 def literal_env_value(value: str) -> str:
     """``value`` written so the container receives it unchanged.
 
-    virtual-kubelet resolves env values like the kubelet (node/env.go, k8s expansion rules):
+    virtual-kubelet resolves env values like the kubelet (internal/podutils/env.go
+    makeEnvironmentMap with internal/expansion Expand):
     ``$$`` becomes ``$`` and ``$(NAME)`` becomes NAME's value. Doubling every ``$`` makes
     each one literal: ``s3cr$$t`` is written ``s3cr$$$$t`` and arrives as ``s3cr$$t``.
     """

@@ -129,7 +129,7 @@ def test_env_values_reach_the_container_literally(settings: Settings) -> None:
 
 
 def expand(value: str, env: dict[str, str]) -> str:
-    """Kubernetes' env expansion (third_party/forked/golang/expansion Expand), for the test only:
+    """virtual-kubelet internal/expansion Expand (the kubelet's rules), for the test only:
     ``$$`` is an escaped ``$``, ``$(NAME)`` is NAME's value if defined, anything else is literal."""
     out, i = [], 0
     while i < len(value):
