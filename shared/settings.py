@@ -73,7 +73,7 @@ class Settings(BaseModel):
         "VNB_REQUESTS_QUEUE",
         ...,
         "Queue the dispatch function reads requests from (bound as `%VNB_REQUESTS_QUEUE%`); "
-        "poisoned messages go to `<name>-poison`.",
+        "poisoned messages go to `<name>-poison`, so at most 56 characters and not ending in `-poison`.",
     )
     events_queue: str = _field(
         "VNB_EVENTS_QUEUE",
