@@ -4,9 +4,11 @@ The definitions file (VNB_SCHEDULES_FILE, relative to the app root) is read and 
 first use and again only when it changes on disk; a bad file raises SchedulesError naming
 each schedule and field, so the timer's failure log says exactly what to fix.
 
-The slot's request id is the idempotency key: if this run is repeated (the host fires the
-same occurrence twice, two instances run it, a send is retried), dispatch meets the Job that
-the first copy created (409) and the duplicate completes without a second Job.
+The slot's request id is the idempotency key: if this run is repeated (the host died during
+it before recording it, and runs that occurrence again as past due when it restarts —
+``TimerListener.StartAsync``; a send is retried), dispatch meets the Job that the first copy
+created (409) and the duplicate completes without a second Job. (Across scaled-out instances
+the host's singleton lease lets one instance fire the timer.)
 """
 
 from __future__ import annotations
