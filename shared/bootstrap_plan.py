@@ -197,8 +197,61 @@ def decide_provider(state: str | None) -> Decision:
 # --- step 2: vnet and subnets -------------------------------------------------------------
 
 
-def subnet_entry(name: str, prefix: str) -> dict[str, Any]:
-    return {"name": name, "properties": {"addressPrefix": prefix}}
+VNODE_SUBNET_EGRESS: dict[str, Any] = {"defaultOutboundAccess": True}
+"""Outbound access of the virtual-node subnet, stated explicitly (docs/bootstrap.md, "Egress").
+
+From network api-version 2025-07-01 a subnet created without ``defaultOutboundAccess`` is
+private (``false``): no implicit outbound IP ("Private subnets by default in Azure virtual
+networks", Azure Networking Blog, techcommunity.microsoft.com, 2026; learn.microsoft.com
+virtual-network/ip-services/default-outbound-access). The pinned azure-mgmt-network 33.1.0
+sends api-version 2026-03-01 (``operations/_operations.py`` build_subnets_create_or_update_request),
+so without this the ACI container groups of the virtual node would have no internet egress:
+no image pulls from public registries, no calls to public endpoints. The cluster subnet needs
+nothing: its nodes leave through the AKS standard load balancer (outboundType loadBalancer,
+the default), an explicit outbound method."""
+
+
+def subnet_entry(name: str, prefix: str, *, egress: bool = False) -> dict[str, Any]:
+    props: dict[str, Any] = {"addressPrefix": prefix}
+    if egress:
+        props.update(VNODE_SUBNET_EGRESS)
+    return {"name": name, "properties": props}
+
+
+def subnet_has_egress(subnet: Mapping[str, Any]) -> bool:
+    """Whether a subnet as ARM returns it gives ACI container groups a way out: default outbound
+    access (``defaultOutboundAccess`` true, or absent on a subnet older than private-by-default),
+    a NAT gateway, or a route table (a user-defined route to a firewall is an explicit outbound
+    method; its routes are not read here)."""
+    props = subnet.get("properties") or {}
+    if props.get("natGateway") or props.get("routeTable"):
+        return True
+    return props.get("defaultOutboundAccess") is not False
+
+
+_WRITABLE_SUBNET_PROPERTIES = (
+    "addressPrefix",
+    "addressPrefixes",
+    "delegations",
+    "networkSecurityGroup",
+    "routeTable",
+    "natGateway",
+    "serviceEndpoints",
+    "privateEndpointNetworkPolicies",
+    "privateLinkServiceNetworkPolicies",
+)
+
+
+def subnet_with_egress(subnet: Mapping[str, Any]) -> dict[str, Any]:
+    """The PUT body that keeps an observed subnet as it is and turns default outbound access on
+    (a subnet PUT replaces the subnet: every writable property is carried over)."""
+    props = subnet.get("properties") or {}
+    kept = {k: copy.deepcopy(props[k]) for k in _WRITABLE_SUBNET_PROPERTIES if props.get(k) is not None}
+    kept["delegations"] = [
+        {"name": d.get("name"), "properties": {"serviceName": (d.get("properties") or {}).get("serviceName")}}
+        for d in kept.get("delegations") or []
+    ]
+    return {"properties": {**kept, **VNODE_SUBNET_EGRESS}}
 
 
 def vnet_body(plan: NetworkPlan, location: str) -> dict[str, Any]:
@@ -214,7 +267,7 @@ def vnet_body(plan: NetworkPlan, location: str) -> dict[str, Any]:
             "addressSpace": {"addressPrefixes": [str(plan.vnet)]},
             "subnets": [
                 subnet_entry(plan.cluster_subnet_name, str(plan.cluster_subnet)),
-                subnet_entry(plan.vnode_subnet_name, str(plan.vnode_subnet)),
+                subnet_entry(plan.vnode_subnet_name, str(plan.vnode_subnet), egress=True),
             ],
         },
     }
@@ -308,7 +361,26 @@ def decide_network(vnet: Mapping[str, Any] | None, plan: NetworkPlan, location: 
         sub_state = str((found.get("properties") or {}).get("provisioningState") or "Succeeded")
         if sub_state.lower() in _IN_PROGRESS_STATES:
             return Decision(step, Do.WAIT, f"subnet {name} is {sub_state}", f"subnet:{name}")
-    for cidr_setting, name_setting, name, prefix, _ in wanted:
+        if not is_cluster and not subnet_has_egress(found):
+            if (vnet.get("tags") or {}).get("managed-by") == MANAGED_BY["managed-by"]:
+                return Decision(
+                    step,
+                    Do.UPDATE,
+                    f"subnet {name} is private (defaultOutboundAccess false, no NAT gateway): the virtual node's pods "
+                    "would have no internet egress; turn default outbound access on",
+                    f"subnet:{name}",
+                    subnet_with_egress(found),
+                )
+            return Decision(
+                step,
+                Do.BLOCKED,
+                f"subnet {name} of vnet {plan.vnet_name} is private (defaultOutboundAccess false, no NAT gateway or "
+                "route table): the virtual node's pods would have no internet egress. Attach a NAT gateway, or run "
+                f"`az network vnet subnet update --vnet-name {plan.vnet_name} -n {name} -g <group> "
+                "--default-outbound-access true` (the vnet is not the app's, so the app does not change it)",
+                f"subnet:{name}",
+            )
+    for cidr_setting, name_setting, name, prefix, is_cluster in wanted:
         if name.lower() in existing:
             continue
         if not any(s is not None and prefix.subnet_of(s) for s in space):
@@ -336,7 +408,7 @@ def decide_network(vnet: Mapping[str, Any] | None, plan: NetworkPlan, location: 
             f"vnet {plan.vnet_name} exists without subnet {name}: create the subnet on its own (a vnet PUT would "
             "replace the vnet's subnet list)",
             f"subnet:{name}",
-            {"properties": {"addressPrefix": str(prefix)}},
+            {"properties": subnet_entry(name, str(prefix), egress=not is_cluster)["properties"]},
         )
     return Decision(
         step,

@@ -236,6 +236,42 @@ def test_vnet_and_subnets_with_arm_validation(arm: ArmStandIn) -> None:
     assert arm.get(aks_subnet_id) is None
 
 
+def test_subnets_created_at_network_api_2025_07_01_or_later_are_private(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    c.network.virtual_networks.begin_create_or_update(RG, "vnetAks", _vnet()).result()
+    # The pinned SDK's api-version (2026-03-01) and no property: private, no egress.
+    private = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "private", nm.Subnet(address_prefix="10.1.0.0/24")
+    ).result()
+    assert private.default_outbound_access is False
+    assert not arm.has_egress(private.id)
+    # Opting in, or an explicit outbound method, gives egress.
+    opted = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "opted", nm.Subnet(address_prefix="10.2.0.0/24", default_outbound_access=True)
+    ).result()
+    assert opted.default_outbound_access is True
+    assert arm.has_egress(opted.id)
+    nat = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "nat", nm.Subnet(address_prefix="10.3.0.0/24", nat_gateway=nm.SubResource(id="/x/natGateways/n"))
+    ).result()
+    assert arm.has_egress(nat.id)
+    # An older api-version leaves the property unset: default outbound access, as before.
+    older = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "older", nm.Subnet(address_prefix="10.4.0.0/24"), api_version="2024-05-01"
+    ).result()
+    assert older.default_outbound_access is None
+    assert arm.has_egress(older.id)
+    # A later PUT without the property keeps what the subnet had; a PUT with it changes it.
+    again = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "older", nm.Subnet(address_prefix="10.4.0.0/24")
+    ).result()
+    assert again.default_outbound_access is None
+    fixed = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "private", nm.Subnet(address_prefix="10.1.0.0/24", default_outbound_access=True)
+    ).result()
+    assert arm.has_egress(fixed.id)
+
+
 # ---------------------------------------------------------------------------------------- clusters
 def test_cluster_create_is_an_lro_awaited_with_result(arm: ArmStandIn) -> None:
     c = Clients(arm)
