@@ -759,37 +759,55 @@ def decide_role(grant: RoleGrant, observed: Mapping[str, Any] | None) -> Decisio
 
 NAMESPACE_LABELS = {"app.kubernetes.io/managed-by": "vnode-batch"}
 NAMESPACE_NETWORK_POLICY = {"ingress": "AllowSameNamespace", "egress": "AllowAll"}
-"""AKS's documented defaults, stated so the body says what applies: the Jobs receive nothing
-from outside their namespace and reach anything they need. Enforced only on a cluster with a
-network policy engine, which the bootstrap's cluster does not set."""
+"""What ``az aks namespace add`` sends when no ``--ingress-policy``/``--egress-policy`` is given
+(azure-cli ``src/azure-cli/azure/cli/command_modules/acs/managednamespace.py``
+setNetworkPolicyRule): the Jobs receive nothing from outside their namespace and reach
+anything they need. Sent only to a cluster with a network policy engine (see below)."""
 
 
-def managed_namespace_body(targets: Targets, location: str) -> dict[str, Any]:
-    """The PUT body of ``managedClusters/{c}/managedNamespaces/{ns}`` (api-version 2026-08-01).
+def network_policy_engine(cluster: Mapping[str, Any] | None) -> str | None:
+    """The cluster's network policy engine (``networkProfile.networkPolicy``: azure, calico,
+    cilium), or None when it has none (absent or ``none``)."""
+    net = ((cluster or {}).get("properties") or {}).get("networkProfile") or {}
+    engine = net.get("networkPolicy")
+    return str(engine) if engine and str(engine).lower() != "none" else None
+
+
+def managed_namespace_body(targets: Targets, location: str, *, network_policy: str | None = None) -> dict[str, Any]:
+    """The PUT body of ``managedClusters/{c}/managedNamespaces/{ns}``: what ``az aks namespace
+    add`` sends (azure-cli ``acs/managednamespace.py`` aks_managed_namespace_add /
+    constructNamespace: the cluster's location, tags, labels, default network policy, adoption
+    and delete policies), less what does not apply here.
 
     Created through ARM because the app's Kubernetes rights stop at its namespace (AKS RBAC
     Writer on ``{clusterId}/namespaces/{ns}``): creating a Namespace object is cluster-scoped,
     while ``managedClusters/managedNamespaces/write`` is an ARM action that AKS Contributor
     (``managedClusters/*``), already held on the resource group, covers.
 
-    - ``adoptionPolicy: Always``: a namespace made before (by an earlier version of the app
-      through the Kubernetes API, or by hand with ``kubectl create namespace``) is taken over,
-      not refused (``Never``) or refused on the first differing label (``IfIdentical``).
-    - ``deletePolicy: Keep``: deleting the ARM resource leaves the namespace and its Jobs.
-    - no ``defaultResourceQuota``: concurrency is bounded by VNB_MAX_PARALLELISM and ACI's
+    - ``adoptionPolicy: Always`` (the CLI defaults to ``Never``): a namespace made before (by
+      an earlier version of the app through the Kubernetes API, or by hand with ``kubectl
+      create namespace``) is taken over, not refused (``Never``) or refused on the first
+      differing label (``IfIdentical``).
+    - ``deletePolicy: Keep`` (the CLI's default): deleting the ARM resource leaves the namespace
+      and its Jobs.
+    - no ``defaultResourceQuota``: the REST schema does not require it (azure-rest-api-specs
+      ``specification/containerservice/resource-manager/Microsoft.ContainerService/aks/stable/
+      2025-10-01/managedClusters.json`` NamespaceProperties has no ``required`` list); only the
+      CLI insists on all four values, client-side (setResourceQuota raises
+      RequiredArgumentMissingError). Concurrency is bounded by VNB_MAX_PARALLELISM and ACI's
       quotas; a namespace quota would make every pod declare requests and cap parallelism a
       second time, with rejected pods instead of deferred requests.
+    - ``defaultNetworkPolicy`` only when ``network_policy`` names the cluster's engine
+      (:func:`network_policy_engine`): "To use the network policy feature, the AKS cluster
+      needs to be configured with a network policy engine" (learn.microsoft.com
+      azure/aks/managed-namespaces, Prerequisites). The bootstrap's own cluster sets none, so
+      its body has no policy; a cluster brought with an engine gets the CLI's defaults.
     """
-    return {
-        "location": location,
-        "tags": dict(MANAGED_BY),
-        "properties": {
-            "labels": dict(NAMESPACE_LABELS),
-            "defaultNetworkPolicy": dict(NAMESPACE_NETWORK_POLICY),
-            "adoptionPolicy": "Always",
-            "deletePolicy": "Keep",
-        },
-    }
+    props: dict[str, Any] = {"labels": dict(NAMESPACE_LABELS)}
+    if network_policy:
+        props["defaultNetworkPolicy"] = dict(NAMESPACE_NETWORK_POLICY)
+    props.update({"adoptionPolicy": "Always", "deletePolicy": "Keep"})
+    return {"location": location, "tags": dict(MANAGED_BY), "properties": props}
 
 
 def _ns_error(observed: Mapping[str, Any]) -> str:

@@ -1812,6 +1812,8 @@ class ArmStandIn:
             raise bad("The location property is required for this definition.", "LocationRequired")
         props = body.get("properties") or {}
         policy = props.get("defaultNetworkPolicy") or {}
+        # Enums of the 2025-10-01 spec (managedClusters.json PolicyRule, AdoptionPolicy,
+        # DeletePolicy); the same sets azure-cli checks (acs/managednamespace.py).
         for direction in ("ingress", "egress"):
             if policy.get(direction) is not None and policy[direction] not in _POLICY_RULES:
                 raise bad(
@@ -1842,9 +1844,28 @@ class ArmStandIn:
                     f"operation on '{name}'. Please try again later.",
                 )
             props = self._validate_namespace(name, body)
-            policy = {"ingress": "AllowSameNamespace", "egress": "AllowAll"} | {
-                k: v for k, v in (props.get("defaultNetworkPolicy") or {}).items() if v is not None
-            }
+            engine = ((c.get("properties") or {}).get("networkProfile") or {}).get("networkPolicy")
+            has_engine = bool(engine) and str(engine).lower() != "none"
+            if props.get("defaultNetworkPolicy") is not None and not has_engine:
+                # learn.microsoft.com azure/aks/managed-namespaces, Prerequisites: "To use the
+                # network policy feature, the AKS cluster needs to be configured with a network
+                # policy engine." The docs do not show ARM's answer to a policy on a cluster
+                # without one (refused, or accepted and never enforced); refusing is the model
+                # under which a body that passes here passes either way. Code and wording are ours.
+                raise ArmError(
+                    400,
+                    "InvalidParameter",
+                    f"Managed namespace '{name}': defaultNetworkPolicy needs a network policy engine on cluster "
+                    f"'{c['name']}' (networkProfile.networkPolicy is not set); omit defaultNetworkPolicy.",
+                )
+            # Without a policy in the body: the CLI's defaults (azure-cli acs/managednamespace.py
+            # setNetworkPolicyRule) on a cluster with an engine; none shown without one (not documented).
+            policy: dict[str, Any] | None = (
+                {"ingress": "AllowSameNamespace", "egress": "AllowAll"}
+                | {k: v for k, v in (props.get("defaultNetworkPolicy") or {}).items() if v is not None}
+                if has_engine
+                else None
+            )
             ns: dict[str, Any] = {
                 "id": f"{c['id']}/managedNamespaces/{name}",
                 "name": name,
@@ -1855,12 +1876,17 @@ class ArmStandIn:
                     "provisioningState": "Updating" if existing else "Creating",
                     "labels": props.get("labels") or {},
                     "annotations": props.get("annotations") or {},
-                    "defaultNetworkPolicy": policy,
                     "adoptionPolicy": props.get("adoptionPolicy") or "Never",
                     "deletePolicy": props.get("deletePolicy") or "Keep",
                     "portalFqdn": c["properties"].get("azurePortalFQDN"),
                 },
             }
+            if policy is not None:
+                ns["properties"]["defaultNetworkPolicy"] = policy
+            # Optional: NamespaceProperties has no "required" list (azure-rest-api-specs
+            # specification/containerservice/resource-manager/Microsoft.ContainerService/aks/
+            # stable/2025-10-01/managedClusters.json); only `az aks namespace add` demands the four
+            # quota values, client-side (azure-cli acs/managednamespace.py setResourceQuota).
             if props.get("defaultResourceQuota") is not None:
                 ns["properties"]["defaultResourceQuota"] = props["defaultResourceQuota"]
             if body.get("tags") is not None:

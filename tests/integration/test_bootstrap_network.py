@@ -69,3 +69,19 @@ def test_a_private_virtual_node_subnet_in_someone_elses_vnet_is_reported_not_cha
     assert "--default-outbound-access true" in readiness.reason
     assert aks.puts(r"/subnets/") == []
     assert not aks.arm.has_egress(subnet_id(aks, "vNodeSubnet"))
+
+
+def test_the_managed_namespace_body_is_what_az_aks_namespace_add_sends_less_what_does_not_apply(
+    aks: AksWorld,
+) -> None:
+    readiness, reasons = drive(aks.gate())
+    assert readiness.cluster is not None, reasons
+    [put] = aks.puts(r"/managedNamespaces/vnode-batch$")
+    cluster = aks.arm.get(aks.cluster_id)
+    assert cluster is not None
+    assert "networkPolicy" not in cluster["properties"]["networkProfile"]  # the bootstrap sets no engine
+    assert put.body["location"] == cluster["location"]  # as the CLI: the cluster's location
+    props = put.body["properties"]
+    assert "defaultNetworkPolicy" not in props  # the stand-in refuses it without an engine
+    assert "defaultResourceQuota" not in props  # optional in the REST schema
+    assert (props["adoptionPolicy"], props["deletePolicy"]) == ("Always", "Keep")

@@ -99,7 +99,9 @@ def _network(c: Clients) -> tuple[str, str]:
     return vnet.subnets[0].id, vnode.id
 
 
-def _cluster(aks_subnet_id: str, *, addon: bool, plugin: str = "azure") -> cs.ManagedCluster:
+def _cluster(
+    aks_subnet_id: str, *, addon: bool, plugin: str = "azure", network_policy: str | None = None
+) -> cs.ManagedCluster:
     return cs.ManagedCluster(
         location="westus",
         dns_prefix="aks",
@@ -115,7 +117,10 @@ def _cluster(aks_subnet_id: str, *, addon: bool, plugin: str = "azure") -> cs.Ma
             )
         ],
         network_profile=cs.ContainerServiceNetworkProfile(
-            network_plugin=plugin, service_cidr="10.0.0.0/16", dns_service_ip="10.0.0.10"
+            network_plugin=plugin,
+            service_cidr="10.0.0.0/16",
+            dns_service_ip="10.0.0.10",
+            network_policy=network_policy,
         ),
         addon_profiles=(
             {"aciConnectorLinux": cs.ManagedClusterAddonProfile(enabled=True, config={"SubnetName": "vNodeSubnet"})}
@@ -537,10 +542,8 @@ def test_managed_namespace_is_an_lro_under_a_succeeded_cluster_and_calls_the_hoo
     assert ns.id.endswith("/managedClusters/aks/managedNamespaces/team")
     assert ns.type == "Microsoft.ContainerService/managedClusters/managedNamespaces"
     assert ns.properties.labels == {"team": "a"}
-    assert (ns.properties.default_network_policy.ingress, ns.properties.default_network_policy.egress) == (
-        "AllowSameNamespace",
-        "AllowAll",
-    )  # AKS's defaults when the body leaves them out
+    assert ns.properties.default_network_policy is None  # no network policy engine on this cluster
+    assert ns.properties.default_resource_quota is None  # optional in the REST schema
     assert [x.name for x in c.aks.managed_namespaces.list_by_managed_cluster(RG, "aks")] == ["team"]
     puts = [r for r in arm.write_requests() if r.path.endswith("/managedNamespaces/team")]
     assert [r.status for r in puts] == [404, 404, 201, 409]
@@ -568,6 +571,36 @@ def test_managed_namespace_is_an_lro_under_a_succeeded_cluster_and_calls_the_hoo
     assert deleted == []  # deletePolicy Keep: the Kubernetes namespace stays
     with pytest.raises(ResourceNotFoundError):
         c.aks.managed_namespaces.get(RG, "aks", "team")
+
+
+def test_a_managed_namespace_network_policy_needs_a_network_policy_engine(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    aks_subnet_id, _ = _network(c)
+    c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=False)).result()
+    policy = cs.NetworkPolicies(ingress="AllowSameNamespace", egress="AllowAll")
+    with pytest.raises(HttpResponseError) as refused:
+        c.aks.managed_namespaces.begin_create_or_update(
+            RG, "aks", "team", _namespace(default_network_policy=policy), polling=False
+        )
+    assert (refused.value.status_code, _code(refused.value)) == (400, "InvalidParameter")
+    assert "network policy engine" in str(refused.value)
+    # Without the policy (and without a quota, which the schema does not require): accepted.
+    made = c.aks.managed_namespaces.begin_create_or_update(RG, "aks", "team", _namespace()).result()
+    assert made.properties.provisioning_state == "Succeeded"
+
+    c.aks.managed_clusters.begin_create_or_update(
+        RG, "aks2", _cluster(aks_subnet_id, addon=False, network_policy="cilium")
+    ).result()
+    with_engine = c.aks.managed_namespaces.begin_create_or_update(
+        RG, "aks2", "team", _namespace(default_network_policy=cs.NetworkPolicies(ingress="DenyAll"))
+    ).result()
+    assert (
+        with_engine.properties.default_network_policy.ingress,
+        with_engine.properties.default_network_policy.egress,
+    ) == (
+        "DenyAll",
+        "AllowAll",  # the CLI's default for the direction left out
+    )
 
 
 # ---------------------------------------------------------------------------------------- faults

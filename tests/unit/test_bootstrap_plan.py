@@ -34,6 +34,7 @@ from shared.bootstrap_plan import (
     dns_prefix,
     kube_endpoint,
     managed_namespace_body,
+    network_policy_engine,
     targets_for,
     vnet_body,
     vnode_subnet_grant,
@@ -434,18 +435,40 @@ def test_decide_role(t: Targets) -> None:
 
 
 def test_managed_namespace_body_is_what_the_sdk_models_serialize_to(t: Targets) -> None:
+    # A cluster without a network policy engine (the bootstrap's own): no defaultNetworkPolicy.
     expected = cs.ManagedNamespace(
         location="westus",
         tags={"managed-by": "vnode-batch"},
         properties=cs.NamespaceProperties(
             labels={"app.kubernetes.io/managed-by": "vnode-batch"},
-            default_network_policy=cs.NetworkPolicies(ingress="AllowSameNamespace", egress="AllowAll"),
             adoption_policy="Always",  # a namespace made earlier (kubectl, older versions) is taken over
             delete_policy="Keep",  # deleting the ARM resource never deletes running Jobs
         ),
     ).as_dict()
     assert managed_namespace_body(t, "westus") == expected
-    assert "defaultResourceQuota" not in expected["properties"]  # VNB_MAX_PARALLELISM bounds the work
+    assert "defaultResourceQuota" not in expected["properties"]  # not required by the REST schema
+    # With an engine: the policy `az aks namespace add` sends by default.
+    with_engine = managed_namespace_body(t, "westus", network_policy="cilium")
+    assert with_engine["properties"]["defaultNetworkPolicy"] == cs.NetworkPolicies(
+        ingress="AllowSameNamespace", egress="AllowAll"
+    ).as_dict()
+
+
+@pytest.mark.parametrize(
+    ("network_profile", "engine"),
+    [
+        ({"networkPlugin": "azure"}, None),
+        ({"networkPlugin": "azure", "networkPolicy": "none"}, None),
+        ({"networkPlugin": "azure", "networkPolicy": "azure"}, "azure"),
+        ({"networkPlugin": "azure", "networkPolicy": "cilium"}, "cilium"),
+    ],
+)
+def test_network_policy_engine(network_profile: dict[str, str], engine: str | None) -> None:
+    assert network_policy_engine({"properties": {"networkProfile": network_profile}}) == engine
+    assert network_policy_engine(None) is None
+
+
+def test_the_namespace_id(t: Targets) -> None:
     assert t.managed_namespace_id == f"{t.cluster_id}/managedNamespaces/vnode-batch"
 
 
