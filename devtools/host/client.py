@@ -184,6 +184,10 @@ class WorkerClient:
                 request_id, response = conn.recv()
             except (EOFError, OSError):
                 break
+            if request_id is None:  # a log record relayed by the worker
+                _, name, level, message = response
+                logging.getLogger(name).log(level, "%s", message)
+                continue
             with self._lock:
                 future = self._pending.pop(request_id, None)
             if future is not None and not future.done():

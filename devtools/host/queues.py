@@ -60,10 +60,32 @@ def poison_queue_name(queue_name: str) -> str | None:
     return queue_name + POISON_SUFFIX
 
 
-def next_backoff(current: float | None, maximum: float, rng: random.Random) -> float:
-    """Next empty-poll delay: the minimum first, then doubled, randomised ±20 %, capped."""
-    base = MIN_POLLING_INTERVAL_S if current is None else min(current * 2, maximum)
-    return max(MIN_POLLING_INTERVAL_S, min(maximum, base * rng.uniform(0.8, 1.2)))
+class Backoff:
+    """azure-webjobs-sdk ``Timers/RandomizedExponentialBackoffStrategy.cs`` ``GetNextDelay``.
+
+    A success resets to the minimum (exponent 1). Each empty poll adds
+    ``uniform(0.8, 1.2) * 2**(exponent-1) * minimum`` to the minimum (the very first empty poll
+    waits the minimum itself), until that reaches the maximum, which then stays.
+    """
+
+    def __init__(self, minimum: float, maximum: float, rng: random.Random) -> None:
+        self.minimum, self.maximum, self.rng = minimum, maximum, rng
+        self.current = 0.0
+        self.exponent = 0
+
+    def next_delay(self, succeeded: bool) -> float:
+        if succeeded:
+            self.current, self.exponent = self.minimum, 1
+        elif self.current != self.maximum:
+            interval = self.minimum
+            if self.exponent > 0:
+                interval += self.rng.uniform(0.8, 1.2) * 2.0 ** (self.exponent - 1) * self.minimum
+            if interval < self.maximum:
+                self.current = interval
+                self.exponent += 1
+            else:
+                self.current = self.maximum
+        return self.current
 
 
 def encode(text: str | bytes, encoding: str) -> str:
@@ -102,7 +124,7 @@ class QueueListener:
 
     def run(self) -> None:
         host, opts = self.host, self.host.queues_options
-        delay: float | None = None
+        backoff = Backoff(MIN_POLLING_INTERVAL_S, opts.max_polling_interval, self.rng)
         while not host.stopping.is_set():
             with self.cond:
                 while self.in_flight > opts.new_batch_threshold and not host.stopping.is_set():
@@ -111,14 +133,14 @@ class QueueListener:
                 break
             batch = self._receive()
             if batch:
-                delay = None
+                backoff.next_delay(succeeded=True)
                 for message in batch:
                     self._submit(message)
                 continue
-            delay = next_backoff(delay, opts.max_polling_interval, self.rng)
+            delay = backoff.next_delay(succeeded=False)
             self.delays.append(delay)
             if self.wake.wait(delay):
-                delay = None
+                backoff.next_delay(succeeded=True)  # QueueListener.Notify: poll again now
             self.wake.clear()
 
     def _receive(self) -> list[QueueMessage]:

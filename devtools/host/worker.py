@@ -20,6 +20,7 @@ Wire format: pickled ``(request_id, name, StreamingMessage)`` from the host and
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
@@ -86,7 +87,36 @@ def serve(conn: Connection, app_dir: str) -> None:
             asyncio.run_coroutine_threadsafe(answer(request_id, name, message), loop)
 
     threading.Thread(target=read, name="host-pipe", daemon=True).start()
+    _relay_logs(conn, send_lock)
     loop.run_forever()
+
+
+class _PipeLogHandler(logging.Handler):
+    """Sends log records to the host, as the proxy streams ``RpcLog`` messages (proxy_worker
+    ``dispatcher.py`` ``AsyncLoggingHandler``/``on_logging``); the host logs them again under
+    the same logger name."""
+
+    def __init__(self, conn: Connection, lock: threading.Lock) -> None:
+        super().__init__(logging.INFO)
+        self.conn, self.send_lock = conn, lock
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("azure") and record.levelno < logging.WARNING:
+            return  # SDK request logs and the runtime's per-invocation chatter
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+            with self.send_lock:
+                self.conn.send((None, ("log", record.name, record.levelno, message)))
+        except Exception:  # the host is gone or the record cannot be formatted
+            self.handleError(record)
+
+
+def _relay_logs(conn: Connection, lock: threading.Lock) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(_PipeLogHandler(conn, lock))
 
 
 def main() -> None:
