@@ -66,6 +66,7 @@ class WorkerClient:
         self.restarts = 0
         self._lock = threading.RLock()
         self._send_lock = threading.Lock()
+        self._restart_lock = threading.Lock()
         self._ids = itertools.count()
         self._pending: dict[str, Future[Any]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -130,7 +131,7 @@ class WorkerClient:
         With ``generation``, only if no restart happened since (two timeouts in one worker
         restart it once, as the host restarts the worker holding the invocation id).
         """
-        with self._lock:
+        with self._restart_lock:  # not self._lock: the pipe reader needs it while start() waits
             if generation is not None and generation != self.restarts:
                 return
             log.warning("Restarting the worker process: %s", reason)
