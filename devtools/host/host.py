@@ -140,11 +140,15 @@ class LocalHost:
         self.http: Any = None
         self.worker = WorkerClient(self.app_dir, {**os.environ, **self.settings})
         self.worker.start()
-        self.functions, self.skipped = function_specs(self.worker.functions, self.settings)
-        self._stats = {f.name: FunctionStats() for f in self.functions}
-        for spec in self.functions:
-            if isinstance(spec.trigger, TimerTrigger):
-                self._timers[spec.name] = TimerListener(self, spec, self.monitor, self.now, self._tick)
+        try:
+            self.functions, self.skipped = function_specs(self.worker.functions, self.settings)
+            self._stats = {f.name: FunctionStats() for f in self.functions}
+            for spec in self.functions:
+                if isinstance(spec.trigger, TimerTrigger):
+                    self._timers[spec.name] = TimerListener(self, spec, self.monitor, self.now, self._tick)
+        except BaseException:
+            self.worker.stop()  # a bad setting: do not leave the worker process behind
+            raise
 
     # -- public API ---------------------------------------------------------------------------
 

@@ -121,8 +121,8 @@ setattr(_SameSite, "None", 0)
 RpcHttpCookie = _message("RpcHttpCookie", dict.fromkeys(
     ("name", "value", "domain", "path", "expires", "secure", "http_only", "same_site", "max_age")),
     SameSite=_SameSite)
-RpcHttp = _message("RpcHttp", {
-    "method": "", "url": "", "headers": dict, "body": None, "params": dict, "status_code": "",
+RpcHttp = _message("RpcHttp", {  # an unset message field reads as an empty message, as in protobuf
+    "method": "", "url": "", "headers": dict, "body": TypedData, "params": dict, "status_code": "",
     "query": dict, "enable_content_negotiation": False, "raw_body": None, "identities": list,
     "cookies": list, "nullable_headers": dict, "nullable_params": dict, "nullable_query": dict})
 

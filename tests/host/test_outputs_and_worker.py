@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from azure.storage.queue import QueueClient
 
-from devtools.host import LocalHost, protos  # noqa: F401
+from devtools.host import LocalHost, protos
 from devtools.host.bindings import read_as_enumerable
 from devtools.host.settings import worker_thread_count
 from tests.conftest import wait_for

@@ -28,7 +28,8 @@ def test_success_passes_host_metadata_writes_outputs_then_deletes(
     [call] = probe(probe_file, "work")
     # The trigger metadata the host passes reaches the function as QueueMessage fields.
     assert (call["message_id"], call["dequeue_count"]) == (sent.id, 1)
-    assert call["inserted"] and call["pop_receipt"]
+    assert call["inserted"]
+    assert call["pop_receipt"]
     # list[str] elements are written verbatim, one message each (no JSON re-serialising).
     assert sorted(raw_messages(queue(f"{work}-out"))) == ["a:0", '{"k": 1}']
     assert queue(work).get_queue_properties().approximate_message_count == 0
