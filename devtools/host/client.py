@@ -139,6 +139,11 @@ class WorkerClient:
             self.restarts += 1
             self.start()
 
+    @property
+    def pid(self) -> int | None:
+        """The worker process id (None when not running)."""
+        return self._proc.pid if self._proc is not None else None
+
     # -- requests -------------------------------------------------------------------------------
 
     def request(self, name: str, message: Any, *, timeout: float | None) -> Any:
