@@ -194,9 +194,10 @@ def _is_json(text: str) -> bool:
 
 def _jtoken_to_string(token: Any) -> str:
     # JValue.ToString() of a string is the string itself; JObject/JArray.ToString() is
-    # Formatting.Indented (Newtonsoft.Json JToken.ToString()): two spaces, CRLF line ends
-    # (as ../shared/reference/functions-host.md records from the host), ": " between key and
-    # value, non-ASCII kept as is.
+    # JToken.ToString() is Newtonsoft.Json Formatting.Indented: two spaces, ": " between key
+    # and value, non-ASCII kept as is, and CRLF line ends as the project's host reference
+    # records (Newtonsoft writes the writer's NewLine; on a Linux instance that could be LF —
+    # not verified against a running host).
     if isinstance(token, str):
         return token
     if isinstance(token, (dict, list)):
