@@ -139,6 +139,30 @@ class WorkerClient:
             self.restarts += 1
             self.start()
 
+    def specialize(self, app_dir: Path, env: dict[str, str]) -> None:
+        """``function_environment_reload_request``: turn a placeholder worker into the app's.
+
+        What the host sends when a pre-started placeholder worker (started on an app directory
+        without ``function_app.py``, so init indexed nothing) is assigned to an app (Linux
+        Consumption / Flex placeholder mode, azure_functions_runtime ``handle_event.
+        function_environment_reload_request``): the runtime replaces ``os.environ``, adds the
+        directory to ``sys.path``, indexes the app and changes directory; the host then asks for
+        metadata and loads. Raises :class:`HostError` on failure (e.g. a refused function).
+        """
+        self.app_dir = str(Path(app_dir).resolve())
+        response = self.request("function_environment_reload_request", protos.FunctionEnvironmentReloadRequest(
+            environment_variables=dict(env), function_app_directory=self.app_dir), timeout=120)
+        error = status_error(response.result)
+        if error:
+            raise HostError(f"the worker could not reload its environment: {error}")
+        self.env = {**env, "PYTHONPATH": self.env.get("PYTHONPATH", "")}
+        metadata = self.request("functions_metadata_request", protos.FunctionsMetadataRequest(
+            function_app_directory=self.app_dir), timeout=60)
+        self.functions = {m.name: m for m in metadata.function_metadata_results or []}
+        for meta in self.functions.values():
+            self.request("function_load_request", protos.FunctionLoadRequest(
+                function_id=meta.function_id, metadata=meta), timeout=60)
+
     @property
     def pid(self) -> int | None:
         """The worker process id (None when not running)."""

@@ -45,3 +45,31 @@ def test_an_unresolved_setting_token_names_the_setting(azurite: Azurite, names: 
     del settings["RETURN_QUEUE"]
     with pytest.raises(HostError, match="'%RETURN_QUEUE%' does not resolve to a value"):
         LocalHost(APP_DIR, settings=settings, host_json={"version": "2.0"})
+
+
+def test_a_placeholder_worker_is_specialised_by_an_environment_reload(
+        azurite: Azurite, names: dict[str, str], tmp_path: Path) -> None:
+    import os
+
+    from devtools.host.bindings import queue_trigger_data
+    from devtools.host.client import WorkerClient
+    from devtools.host.protos import InvocationRequest
+
+    placeholder = tmp_path / "placeholder"
+    placeholder.mkdir()
+    worker = WorkerClient(placeholder, dict(os.environ)).start()  # no function_app.py: nothing indexed
+    try:
+        assert worker.functions == {}
+        worker.specialize(APP_DIR, {**os.environ, "PYTHON_SCRIPT_FILE_NAME": "sample_app.py",
+                                    "TestStorage": azurite.connection_string, **names,
+                                    "PROBE_FILE": str(tmp_path / "probe.jsonl")})
+        data, metadata = queue_trigger_data("msg", json.dumps({"id": "r"}), message_id="m1", dequeue_count=1,
+                                            inserted_on=None, expires_on=None, next_visible_on=None, pop_receipt="p")
+        metadata = {k: v for k, v in metadata.items() if k not in ("InsertionTime", "ExpirationTime", "NextVisibleTime")}
+        response = worker.invoke(InvocationRequest(invocation_id="i1", function_id=worker.functions["work"].function_id,
+                                                   input_data=data, trigger_metadata=metadata), timeout=30)
+        assert response.result.status == 1, response.result.exception
+    finally:
+        worker.stop()
+    # The settings of the reload reached the app: it wrote where the new PROBE_FILE says.
+    assert [c["id"] for c in probe(tmp_path / "probe.jsonl", "work")] == ["r"]
