@@ -46,8 +46,7 @@ def _complete(job: dict[str, Any] | None) -> bool:
 
 
 def measure(azurite: Any, workdir: Path, schedule: str, samples: int, idle: float, tag: str) -> list[tuple[float, float]]:
-    import function_app
-    from devtools.runner import LocalRunner
+    from devtools.host import LocalHost
 
     out: list[tuple[float, float]] = []
     with TimedKubeStandIn(pod_start_seconds=0.5) as kube:
@@ -60,7 +59,7 @@ def measure(azurite: Any, workdir: Path, schedule: str, samples: int, idle: floa
         for q in (requests_q, events_q):
             q.create_queue()
         app = Settings.from_env(settings)
-        with LocalRunner(function_app.app, settings=settings, host_json=REPO / "host.json"):
+        with LocalHost(REPO, settings=settings, host_json=REPO / "host.json", state_dir=workdir / f"timers-{tag}"):
             last_activity = time.time()
             for i in range(samples):
                 while time.time() - last_activity < idle:
