@@ -79,3 +79,10 @@ def get_functions_again(app: Any) -> list[Any]:
         return list(app.get_functions())
     finally:
         app.functions_bindings = remembered
+
+
+def job_name_for(key: str, **overrides: str) -> str:
+    """The Job name the app gives ``key`` with the test settings (namespace ``vnode-batch``)."""
+    from shared.jobspec import job_name
+
+    return job_name(key, settings=Settings.from_env(make_env(**overrides)))
