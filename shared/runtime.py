@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from shared.adapters.queues import Queues, queues_for
 from shared.services.dispatch import ClusterGate
 from shared.services.gate import gate_for
+from shared.services.ledger import Ledger, ledger_for
 from shared.settings import Settings, settings_from
 
 
@@ -21,6 +22,11 @@ class Runtime:
     settings: Settings
     queues: Queues
     gate: ClusterGate
+
+    @property
+    def ledger(self) -> Ledger:
+        """The request ledger (its table client is created on first use)."""
+        return ledger_for(self.settings)
 
     def requeue(self, text: str, delay: int) -> None:
         self.queues.send(self.settings.requests_queue, text, visibility_timeout=delay)
