@@ -18,6 +18,7 @@ from devtools.runner import LocalRunner
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.adapters.tables import EntityPage, Stored, TableError, Tables
+from shared.errors import TransientError
 from shared.jobspec import job_name
 from shared.ledger import State
 from shared.services.dispatch import Inbound, Outcome, Readiness, dispatch
@@ -114,7 +115,8 @@ def test_a_request_through_the_app_records_each_state_once_and_a_late_redelivery
         wait_for(log.poll, what="the completion event")
         wait_for(lambda: not kube.jobs(NS), what="the reported Job to be deleted at once")
         done = ledger.get("life-1")
-        assert done is not None and done.state == State.SUCCEEDED
+        assert done is not None
+        assert done.state == State.SUCCEEDED
         queues.submit(body)  # a late redelivery, after the Job is gone
         queues.submit(body)
         runner.run_until_idle()
@@ -124,9 +126,11 @@ def test_a_request_through_the_app_records_each_state_once_and_a_late_redelivery
     assert {"received", "submitted", "succeeded"} <= set(again.times)
     assert again.job_name == job_name("life-1")
     assert again.labels == {"team": "billing"}
-    assert again.outcome is not None and again.outcome["exitCode"] == 0
+    assert again.outcome is not None
+    assert again.outcome["exitCode"] == 0
     assert again.outcome["eventId"] == log.events[0]["id"]
-    assert job_creates(kube) == 1 and kube.jobs(NS) == []
+    assert job_creates(kube) == 1
+    assert kube.jobs(NS) == []
     assert [e["type"] for e in log.poll()] == ["io.vnodebatch.job.succeeded"]
 
 
@@ -144,7 +148,8 @@ def test_waiting_for_the_cluster_is_recorded_with_attempts_then_submitted(
     )
     assert first.outcome == Outcome.DEFERRED
     record = ledger.get("wait-1")
-    assert record is not None and record.state == State.WAITING_FOR_CLUSTER
+    assert record is not None
+    assert record.state == State.WAITING_FOR_CLUSTER
     assert (record.attempts, record.reason) == (1, "cluster Creating")
     # The same (re-enqueued) message delivered twice once the cluster is ready: one Job.
     gate.cluster = cluster
@@ -158,9 +163,11 @@ def test_waiting_for_the_cluster_is_recorded_with_attempts_then_submitted(
         )
         assert result.outcome in (Outcome.CREATED, Outcome.DUPLICATE)
     record = ledger.get("wait-1")
-    assert record is not None and record.state == State.SUBMITTED
+    assert record is not None
+    assert record.state == State.SUBMITTED
     assert set(record.times) == {"received", "waiting-for-cluster", "submitted"}
-    assert job_creates(kube) == 2 and len(kube.jobs(NS)) == 1  # the second met 409
+    assert job_creates(kube) == 2
+    assert len(kube.jobs(NS)) == 1
 
 
 def test_crash_between_job_create_and_ledger_write_is_repaired_by_the_redelivery(
@@ -189,7 +196,8 @@ def test_crash_between_job_create_and_ledger_write_is_repaired_by_the_redelivery
     assert result.outcome == Outcome.DUPLICATE
     assert healthy.writes == [("replace", "submitted")]
     record = Ledger(tables).get("crash-1")
-    assert record is not None and record.state == State.SUBMITTED
+    assert record is not None
+    assert record.state == State.SUBMITTED
     assert len(kube.jobs(NS)) == 1
 
 
@@ -209,7 +217,8 @@ def test_crash_between_event_and_ledger_write_resends_the_same_event_and_records
     sent: list[str] = []
     broken = FlakyStore(tables, fail=lambda op, entity: entity["state"] in ("succeeded", "failed"))
     first = reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=sent.append, ledger=Ledger(broken))
-    assert first.retry_later == 1 and len(sent) == 1
+    assert first.retry_later == 1
+    assert len(sent) == 1
     assert kube.jobs(NS), "not marked, not deleted: the next pass retries"
     healthy = FlakyStore(tables, fail=lambda op, entity: False)
     second = reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=sent.append, ledger=Ledger(healthy))
@@ -218,7 +227,8 @@ def test_crash_between_event_and_ledger_write_resends_the_same_event_and_records
     assert [w for w in healthy.writes if w[1] == "succeeded"] == [("replace", "succeeded")]
     assert kube.jobs(NS) == []
     record = ledger.get("rc-1")
-    assert record is not None and record.state == State.SUCCEEDED
+    assert record is not None
+    assert record.state == State.SUCCEEDED
     # The Job is gone; the ledger still absorbs a redelivery.
     again = dispatch(
         message({"id": "rc-1", "image": IMAGE, "command": ["sh", "-c", "echo x"]}),
@@ -227,7 +237,8 @@ def test_crash_between_event_and_ledger_write_resends_the_same_event_and_records
         requeue=lambda t, d: None,
         ledger=ledger,
     )
-    assert again.outcome == Outcome.DUPLICATE and kube.jobs(NS) == []
+    assert again.outcome == Outcome.DUPLICATE
+    assert kube.jobs(NS) == []
 
 
 def test_a_kubernetes_create_whose_answer_was_lost_still_makes_one_job(
@@ -235,7 +246,7 @@ def test_a_kubernetes_create_whose_answer_was_lost_still_makes_one_job(
 ) -> None:
     # The stand-in creates the Job, then drops the connection: the app sees a transient error.
     kube.fail_requests(method="POST", path_regex=r"/jobs$", drop=True, after=True, count=1)
-    with pytest.raises(Exception):  # noqa: B017 - whichever transient error the client raises
+    with pytest.raises(TransientError):
         dispatch(
             message({"id": "lost-1", "image": IMAGE}),
             settings=settings,
@@ -283,7 +294,8 @@ def test_two_racing_instances_create_one_job_and_record_each_state_once(
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(results).count(Outcome.CREATED) == 1 and len(results) == 6
+    assert sorted(results).count(Outcome.CREATED) == 1
+    assert len(results) == 6
     writes = [w for s in stores for w in s.writes]
     assert writes.count(("insert", "received")) == 1
     assert writes.count(("replace", "submitted")) == 1
@@ -310,7 +322,8 @@ def test_ledger_compare_and_swap_under_contention_keeps_every_first_time(setting
     for t in threads:
         t.join(60)
     record = Ledger(Tables(settings)).get("cas-1")
-    assert record is not None and record.state == State.SUCCEEDED
+    assert record is not None
+    assert record.state == State.SUCCEEDED
     assert record.times["succeeded"] == "2026-11-29T00:04:00.000Z"
     assert set(record.times) == {"received", *(s.value for s in order)}
 
@@ -349,4 +362,5 @@ def test_retention_purges_old_records(settings: Settings, ledger: Ledger) -> Non
     ledger.create(new_record("old-1", State.SUCCEEDED, old))
     ledger.create(new_record("new-1", State.RECEIVED, datetime.now(UTC)))
     assert ledger.purge(datetime(2021, 1, 1, tzinfo=UTC)) == 1
-    assert ledger.get("old-1") is None and ledger.get("new-1") is not None
+    assert ledger.get("old-1") is None
+    assert ledger.get("new-1") is not None
