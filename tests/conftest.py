@@ -6,16 +6,13 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-
-T = TypeVar("T")
-
 
 def wait_for[T](probe: Callable[[], T | None], *, what: str = "condition", timeout: float = 30.0) -> T:
     """Poll until ``probe`` returns something truthy and return it; fail naming ``what``.

@@ -26,6 +26,17 @@ def test_defaults_follow_the_seed_and_aci() -> None:
     assert s.default_memory == 1536 * 1024 * 1024
 
 
+@pytest.mark.parametrize("name", ["q" * 57, "vnb-requests-poison"])
+def test_a_requests_queue_the_host_would_give_no_poison_queue_is_refused(name: str) -> None:
+    # 57 characters + "-poison" is over the 63-character limit; a "-poison" name gets none either.
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(VNB_REQUESTS_QUEUE=name))
+    [(setting, message)] = e.value.problems
+    assert setting == "VNB_REQUESTS_QUEUE"
+    assert "at most 56 characters" in message
+    assert Settings.from_env(make_env(VNB_REQUESTS_QUEUE="q" * 56)).poison_queue == "q" * 56 + "-poison"
+
+
 def test_every_problem_is_listed_by_setting_name() -> None:
     env = {"VNB_MAX_CPU": "lots", "VNB_REQUESTS_QUEUE": "Bad_Name", "VNB_RECONCILE_SCHEDULE": "*/5 * * * *"}
     with pytest.raises(SettingsError) as e:
@@ -56,6 +67,10 @@ def test_every_problem_is_listed_by_setting_name() -> None:
         ({"VNB_NODE_COUNT": "0"}, "VNB_NODE_COUNT"),
         ({"VNB_LEDGER_TABLE": "bad-name"}, "VNB_LEDGER_TABLE"),
         ({"VNB_LEDGER_RETENTION_SECONDS": "60"}, "VNB_LEDGER_RETENTION_SECONDS"),
+        ({"VNB_SCHEDULES_TIMER": "*/30 * * * * *"}, "VNB_SCHEDULES_TIMER"),
+        ({"VNB_SCHEDULES_TIMER": "* * * * * *"}, "VNB_SCHEDULES_TIMER"),
+        ({"VNB_SCHEDULES_TIMER": "0,30 0 * * * *"}, "VNB_SCHEDULES_TIMER"),
+        ({"VNB_SCHEDULES_TIMER": "00:00:30"}, "VNB_SCHEDULES_TIMER"),
     ],
 )
 def test_bad_setting_is_named(overrides: dict[str, str], name: str) -> None:
@@ -109,3 +124,14 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert commands == ["./scripts/demo", "./scripts/test"]
     ci = (REPO / ".ci" / "run").read_text()
     assert "exec scripts/test" in ci
+
+
+@pytest.mark.parametrize("timer", ["0 * * * * *", "30 */5 * * * *", "0 0 2 * * *", "00:01:00", "01:00:00"])
+def test_a_schedules_timer_firing_at_most_once_a_minute_is_accepted(timer: str) -> None:
+    # The host keeps its schedule monitor (catch-up) only for these (TimerSchedule.Create).
+    assert Settings.from_env(make_env(VNB_SCHEDULES_TIMER=timer)).schedules_timer == timer
+
+
+def test_the_reconcile_timer_may_still_fire_every_few_seconds() -> None:
+    # Reconcile needs no catch-up: a sub-minute schedule stays allowed there.
+    assert Settings.from_env(make_env(VNB_RECONCILE_SCHEDULE="*/15 * * * * *")).reconcile_schedule == "*/15 * * * * *"
