@@ -296,20 +296,25 @@ class RequestsApi:
         )
 
     def _finish_cancel(self, record: Record, was: str) -> ApiResponse:
-        """Delete the Job (if any) and send the event; safe to repeat."""
+        """Delete the Job (if any), send the event once and note its id in the ledger.
+
+        Safe to repeat: a repeat after the event was noted sends nothing; a repeat of a cancel
+        cut short before that (crash, 503) completes it.
+        """
+        if (record.outcome or {}).get("eventId"):
+            return ApiResponse(200, view(record))
         was_state = _state_named(was)
         if record.job_name is None or (was_state is not None and was_state in WAITING):
-            self.send_event(
-                events.request_cancelled(
-                    source=self.settings.event_source,
-                    key=record.key,
-                    now=self.now(),
-                    state=was_state.value if was_state else State.RECEIVED.value,
-                    correlation_id=record.correlation_id,
-                    received_at=record.received_at or None,
-                )
+            text = events.request_cancelled(
+                source=self.settings.event_source,
+                key=record.key,
+                now=self.now(),
+                state=was_state.value if was_state else State.RECEIVED.value,
+                correlation_id=record.correlation_id,
+                received_at=record.received_at or None,
             )
-            return ApiResponse(200, view(record))
+            self.send_event(text)
+            return ApiResponse(200, view(self.ledger.note_outcome(record, {"eventId": _event_id(text)})))
         try:
             cluster = self.cluster()
             if cluster is None:
@@ -321,16 +326,16 @@ class RequestsApi:
             log.warning("cancel %s: deleting Job %s failed: %s", record.key, record.job_name, e)
             return _unavailable(f"deleting Job {record.job_name} failed ({e}); repeat the DELETE")
         now = self.now()
-        self.send_event(
-            events.job_cancelled(
-                source=self.settings.event_source,
-                key=record.key,
-                job_uid=_job_uid(job),
-                now=now,
-                data=ran(job, record, namespace=self.settings.namespace, state=was_state, now=now),
-            )
+        data = ran(job, record, namespace=self.settings.namespace, state=was_state, now=now)
+        text = events.job_cancelled(
+            source=self.settings.event_source, key=record.key, job_uid=_job_uid(job), now=now, data=data
         )
-        return ApiResponse(200, view(record))
+        self.send_event(text)
+        return ApiResponse(200, view(self.ledger.note_outcome(record, {**data, "eventId": _event_id(text)})))
+
+
+def _event_id(text: str) -> str:
+    return str(json.loads(text)["id"])
 
 
 def ran(

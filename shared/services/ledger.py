@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from shared.ledger import (
     iso,
     partition_key,
     query_filter,
+    summary,
     to_entity,
 )
 from shared.settings import Settings
@@ -133,6 +135,31 @@ class Ledger:
             return _with_etag(nxt, etag)
         raise TransientError(f"ledger: key {key!r} kept changing while moving it to {target}")
 
+    def note_outcome(self, record: Record, outcome: Mapping[str, Any]) -> Record:
+        """Keep ``outcome`` (``shared.ledger.summary`` of it) on ``record`` without changing its
+        state: how a cancel records that its event was sent, so a repeated DELETE sends none.
+
+        Conditional on the record's ETag; after a 412 the record is re-read and the write is
+        skipped when another writer already stored an ``eventId``.
+        """
+        current: Record | None = record
+        for _ in range(CAS_ATTEMPTS):
+            if current is None or current.etag is None:
+                current = self.get(record.key)
+                if current is None:
+                    return record
+            if (current.outcome or {}).get("eventId"):
+                return current
+            nxt = replace(current, outcome=summary(outcome))
+            assert current.etag is not None
+            try:
+                etag = self.store.replace(to_entity(nxt), etag=current.etag)
+            except EntityChanged:
+                current = None
+                continue
+            return _with_etag(nxt, etag)
+        raise TransientError(f"ledger: key {record.key!r} kept changing while noting its outcome")
+
     def list(self, query: Query, *, limit: int, page_token: str | None = None) -> tuple[list[Record], str | None]:
         """One page of records matching ``query`` and the token of the next page (None: last).
 
@@ -161,8 +188,6 @@ class Ledger:
 
 
 def _with_etag(record: Record, etag: str) -> Record:
-    from dataclasses import replace
-
     return replace(record, etag=etag)
 
 
