@@ -93,7 +93,12 @@ class HttpFrontEnd:
             def handle_one(self) -> None:
                 front.handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_one
+            # Every method (any token, e.g. TRACE or QUERY) reaches the router, where a method no
+            # route allows is a 404 as above; none gets http.server's own 501 page.
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_"):
+                    return self.handle_one
+                raise AttributeError(name)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
