@@ -86,6 +86,11 @@ class HttpFrontEnd:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, the body waits for
+            # the client's delayed ACK of the headers (~40 ms per keep-alive response on Linux).
+            # Kestrel sets TCP_NODELAY by default (learn.microsoft.com KestrelServerOptions.NoDelay:
+            # "Defaults to true"; SocketTransportOptions.NoDelay in later ASP.NET Core versions).
+            disable_nagle_algorithm = True
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("http: " + fmt, *args)
