@@ -14,6 +14,7 @@ updating the same request never lose each other's write; the loser re-reads and 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from requests.utils import get_environ_proxies
 
 from shared.errors import TransientError, VnbError
 from shared.settings import Settings
@@ -68,6 +71,29 @@ class EntityPage:
     continuation: dict[str, Any] | None
 
 
+def network_options(endpoint: str) -> dict[str, Any]:
+    """Client options that read the environment's network settings once, for ``endpoint``.
+
+    azure-core's ``RequestsTransport`` leaves ``requests``' ``trust_env`` on (its
+    ``use_env_settings``), so every call re-reads the proxy variables, tests ``NO_PROXY`` and
+    looks for ~/.netrc (requests ``Session.merge_environment_settings`` → ``get_environ_proxies``,
+    ``Session.prepare_request`` → ``get_netrc_auth``): ~9 % of a table call's client CPU here
+    (bench/ledger.py; docs/performance.md). The result cannot change within a process for one
+    endpoint, so it is resolved here once with the same functions: the proxies
+    ``get_environ_proxies`` picks for the endpoint (honouring ``NO_PROXY``), and the CA bundle
+    from ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` as requests would. netrc is not consulted:
+    storage calls carry their own Authorization (shared key or bearer token).
+    """
+    proxies = get_environ_proxies(endpoint)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    options: dict[str, Any] = {"transport": RequestsTransport(use_env_settings=False)}
+    if proxies:
+        options["proxies"] = dict(proxies)
+    if bundle:
+        options["connection_verify"] = bundle
+    return options
+
+
 class Tables:
     """One table's client, created on first use and kept per process (the table is created
     on first use too, once per process)."""
@@ -90,10 +116,12 @@ class Tables:
                 if conn:
                     if conn.strip().lower().rstrip(";") == "usedevelopmentstorage=true":
                         conn = _DEV_CONNECTION
-                    service = TableServiceClient.from_connection_string(conn)
+                    endpoint = TableServiceClient.from_connection_string(conn).url
+                    service = TableServiceClient.from_connection_string(conn, **network_options(endpoint))
                 else:
-                    assert self._settings.storage_table_uri  # settings require it with identity connections
-                    service = TableServiceClient(self._settings.storage_table_uri, credential=self._credential())
+                    uri = self._settings.storage_table_uri
+                    assert uri  # settings require it with identity connections
+                    service = TableServiceClient(uri, credential=self._credential(), **network_options(uri))
                 client = service.get_table_client(self._name)
                 try:
                     client.create_table()
