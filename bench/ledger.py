@@ -13,10 +13,14 @@ Kubernetes stand-in in its own process (HTTPS on loopback):
    function always passes it), so the service is driven directly; the queue's receive/delete
    calls, the same in both, are left out, which makes the relative cost an upper bound.
 3. API submit: ``RequestsApi.submit`` (validate, ledger insert, enqueue) one at a time
-   (latency percentiles), then 8 threads at once (requests/s). Not through HTTP: the local
-   host serving HTTP triggers lands separately; its figure is for after that merge.
+   (latency percentiles), then 8 threads at once (requests/s), in this process.
+4. API through HTTP on the local host: ``POST /api/requests`` with the function key to the
+   host's loopback front end, which invokes the app's ``submit_request`` function in the real
+   worker runtime (worker process): one caller (keep-alive) for latency percentiles, then 8
+   callers for requests/s; ``GET /api/requests/{id}`` latency too. The queue and timer
+   functions are disabled (``AzureWebJobs.<name>.Disabled``) so only the API is measured.
 
-Usage: .venv/bin/python bench/ledger.py [--requests 200]
+Usage: .venv/bin/python bench/ledger.py [--requests 200] [--only http]
 """
 
 from __future__ import annotations
@@ -182,9 +186,81 @@ def api_latency(settings: Settings, cluster: Cluster, n: int) -> None:
     print(f"  API submit, 8 concurrent callers: {n / (time.perf_counter() - started):.0f} requests/s")
 
 
+def table_cpu(settings: Settings, n: int) -> None:
+    """Client CPU (this process only; Azurite is another process) per ledger write, sequential."""
+    from shared.ledger import State, new_record
+
+    ledger = Ledger(Tables(settings))
+    now = datetime.now(UTC)
+    run = f"{time.time_ns()}"
+    ledger.create(new_record(f"cpu-warm-{run}", State.RECEIVED, now))
+    keys = [f"cpu-{run}-{i}" for i in range(n)]
+    t0 = time.process_time()
+    records = [ledger.create(new_record(k, State.RECEIVED, now))[0] for k in keys]
+    t1 = time.process_time()
+    for r in records:
+        ledger.move(r.key, State.SUBMITTED, now, job_name="vnb-x", known=r)
+    t2 = time.process_time()
+    print(
+        f"  client CPU per call, one at a time: insert {(t1 - t0) / n * 1000:.2f} ms, "
+        f"conditional replace {(t2 - t1) / n * 1000:.2f} ms"
+    )
+
+
+def api_http(env: dict[str, str], n: int) -> None:
+    import requests
+
+    from devtools.host import LocalHost
+
+    off = {f"AzureWebJobs.{name}.Disabled": "true" for name in ("dispatch", "deadletter", "reconcile", "schedules")}
+    with tempfile.TemporaryDirectory() as state, LocalHost(
+        REPO, settings={**env, **off}, host_json=REPO / "host.json", state_dir=Path(state), http_port=0
+    ) as host:
+        url = f"{host.http_url}/api/requests"
+        headers = {"x-functions-key": host.function_keys["default"], "content-type": "application/json"}
+        body = {"image": IMAGE, "command": ["sh", "-c", "echo hi"], "labels": {"team": "bench"}}
+        session = requests.Session()
+        for i in range(10):  # warm-up: the worker's first invocations import and connect
+            session.post(url, data=json.dumps({**body, "id": f"http-warm-{i}"}), headers=headers).raise_for_status()
+        times, reads = [], []
+        for i in range(n):
+            data = json.dumps({**body, "id": f"http-{i}"})
+            t0 = time.perf_counter()
+            r = session.post(url, data=data, headers=headers)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 202, r.text
+        for i in range(n):
+            t0 = time.perf_counter()
+            r = session.get(f"{url}/http-{i}", headers=headers)
+            reads.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 200, r.text
+        print(
+            f"  POST /api/requests → 202, one caller: p50 {percentile(times, 50):.1f} ms, "
+            f"p95 {percentile(times, 95):.1f} ms, mean {statistics.mean(times):.1f} ms"
+        )
+        print(
+            f"  GET /api/requests/{{id}} → 200, one caller: p50 {percentile(reads, 50):.1f} ms, "
+            f"p95 {percentile(reads, 95):.1f} ms"
+        )
+        local = threading.local()
+
+        def post(i: int) -> int:
+            if not hasattr(local, "s"):
+                local.s = requests.Session()
+            return int(local.s.post(url, data=json.dumps({**body, "id": f"httpc-{i}"}), headers=headers).status_code)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(post, range(n)))
+        rate = n / (time.perf_counter() - started)
+        assert set(codes) == {202}, collections.Counter(codes)
+        print(f"  POST /api/requests, 8 concurrent callers: {rate:.0f} requests/s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--only", choices=["http", "cpu"], help="run only the HTTP section (4) or the CPU one (5)")
     args = parser.parse_args()
     quiet_logs()
     n = args.requests
@@ -194,6 +270,15 @@ def main() -> int:
         env = app_settings(azurite.connection_string, kubeconfig, prefix="ledger", VNB_KEEP_FINISHED_SECONDS="0")
         settings = Settings.from_env(env)
         cluster = Cluster(from_kubeconfig_file(str(kubeconfig), context=None, timeout=10), settings.namespace)
+        if args.only == "cpu":
+            print("5. table client CPU")
+            for _ in range(3):
+                table_cpu(settings, n)
+            return 0
+        if args.only == "http":
+            print("4. API through HTTP on the local host (real runtime, worker process)")
+            api_http(env, n)
+            return 0
         print("1. storage calls the ledger adds")
         storage_calls(settings, cluster, min(n, 100))
         print("2. dispatch throughput, 16 threads calling the dispatch service")
@@ -206,6 +291,10 @@ def main() -> int:
             )
         print("3. API service submit")
         api_latency(settings, cluster, n)
+        print("4. API through HTTP on the local host (real runtime, worker process)")
+        api_http(env, n)
+        print("5. table client CPU")
+        table_cpu(settings, n)
     return 0
 
 
