@@ -16,7 +16,8 @@ Sources:
   Function or Admin, ``admin`` needs Admin (``Security/Authorization/AuthUtility.cs``
   ``PrincipalHasAuthLevelClaim``); otherwise 401 Unauthorized.
 * Request to the worker: ``RpcHttp`` with ``method``, ``url``, lower-cased ``headers``,
-  non-empty ``query`` values, route ``params`` and the body as bytes (the worker announces
+  non-empty ``query`` values (a repeated parameter's values joined with commas, as
+  ``StringValues.ToString()`` does), route ``params`` and the body as bytes (the worker announces
   ``RawHttpBodyBytes``/``RpcHttpBodyOnly``) (``src/WebJobs.Script.Grpc/MessageExtensions/
   GrpcMessageConversionExtensions.cs`` ``ToRpcHttp``); no trigger metadata, since the worker
   announces ``RpcHttpTriggerMetadataRemoved``.
@@ -141,7 +142,12 @@ class HttpFrontEnd:
             return
         spec, params = found
         assert isinstance(spec.trigger, HttpTrigger)
-        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        # A repeated parameter is one value joined with commas: the host passes
+        # ``pair.Value.ToString()`` of ASP.NET's StringValues (GrpcMessageConversionExtensions.ToRpcHttp).
+        values: dict[str, list[str]] = {}
+        for name, value in parse_qsl(split.query, keep_blank_values=True):
+            values.setdefault(name, []).append(value)
+        query = {name: ",".join(v) for name, v in values.items()}
         key = req.headers.get("x-functions-key") or query.get("code")
         if not authorized(spec.trigger.auth_level, key, self.host.function_keys, self.host.master_key):
             self._reply(req, 401, {}, b"")

@@ -114,6 +114,15 @@ def test_cancelling_a_finished_request_is_409(queues: Queues, host: LocalHost) -
     assert "succeeded" in body["detail"]
 
 
+def test_repeated_label_parameters_all_apply(host: LocalHost) -> None:
+    # The host joins a repeated parameter with commas (ToRpcHttp); the API reads k1=v1,k2=v2.
+    for key, labels in (("both", {"team": "a", "tier": "b"}), ("one", {"team": "a"})):
+        body = {"id": key, "image": IMAGE, "labels": labels}
+        assert call(host, "POST", "/api/requests", json=body).status_code == 202
+    r = call(host, "GET", "/api/requests?label=tier=b&label=team=a")  # the last alone would match both
+    assert [item["id"] for item in documented(r, "/api/requests", "get")["items"]] == ["both"]
+
+
 def test_an_invalid_request_is_a_400_with_the_field_errors_of_the_rejection_event(host: LocalHost) -> None:
     body = problem(
         call(host, "POST", "/api/requests", json={"id": "bad-1", "image": "quay.io/x/y:1", "cpu": "lots"}), 400
