@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.3)
             if terminal >= len(requests):
                 _status_and_cancel(console, runner.http_url, runner.function_keys["default"], events_q)
+                # The cancelled Job goes once the reconciler's next pass releases its finalizer.
+                gone_by = time.monotonic() + 10
+                while kube.jobs(settings["VNB_NAMESPACE"]) and time.monotonic() < gone_by:
+                    time.sleep(0.5)
         left = len(kube.jobs(settings["VNB_NAMESPACE"]))
     console.print()
     if terminal >= len(requests):
