@@ -1,10 +1,14 @@
 """The local demo (``./scripts/demo``): the real functions, Azurite, and a Kubernetes stand-in.
 
-It starts Azurite (queues) and the HTTPS Kubernetes stand-in with its simulated virtual node,
+It starts Azurite (queues and tables) and the HTTPS Kubernetes stand-in with its simulated virtual node,
 runs the app's own indexed functions in the local runner with the host's queue and timer
 semantics, submits ``samples/requests.json`` (a job, an array job, a failing job, a bad
 request), and prints Jobs as they appear on the virtual node and every event as it arrives,
-until each request has its terminal event. Then it stops everything.
+until each request has its terminal event. Then it submits a long request through the HTTP API
+that the local host serves (function key, real runtime), prints the ledger's listing
+(``GET /api/requests``, what ``python -m shared.cli ls`` shows), cancels the long request while
+it runs (``DELETE /api/requests/{id}``) and shows the ``job.cancelled`` event. Then it stops
+everything.
 """
 
 from __future__ import annotations
@@ -69,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = demo_settings(azurite.connection_string, kubeconfig)
 
         # The app runs on the real Python worker runtime in a worker process (devtools/host).
-        runner = LocalHost(REPO, settings=settings, host_json=REPO / "host.json", state_dir=workdir / "timers")
+        # HTTP triggers on a free loopback port, guarded by a function key made up for this run.
+        runner = LocalHost(
+            REPO, settings=settings, host_json=REPO / "host.json", state_dir=workdir / "timers", http_port=0
+        )
         service = azurite.queue_service()
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
         events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])
@@ -77,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(ResourceExistsError):
                 q.create_queue()
         with runner:
-            console.print(f"  functions        {', '.join(sorted(f.name for f in runner.functions))}\n")
+            console.print(f"  functions        {', '.join(sorted(f.name for f in runner.functions))}")
+            console.print(f"  HTTP API         {runner.http_url}/api/requests  (x-functions-key required)\n")
             encoding = message_encoding(REPO / "host.json")
             for body in requests:
                 requests_q.send_message(encode_for_trigger(json.dumps(body), encoding))
@@ -104,16 +112,54 @@ def main(argv: list[str] | None = None) -> int:
                     if kind in TERMINAL:
                         terminal += 1
                 time.sleep(0.3)
+            if terminal >= len(requests):
+                _status_and_cancel(console, runner.http_url, runner.function_keys["default"], events_q)
+                # The cancelled Job goes once the reconciler's next pass releases its finalizer.
+                gone_by = time.monotonic() + 10
+                while kube.jobs(settings["VNB_NAMESPACE"]) and time.monotonic() < gone_by:
+                    time.sleep(0.5)
         left = len(kube.jobs(settings["VNB_NAMESPACE"]))
     console.print()
     if terminal >= len(requests):
         console.print(
             f"[bold green]done[/]: {len(requests)} requests, {terminal} terminal events; "
-            f"{left} reported Jobs kept (pods deleted) for the idempotency window"
+            f"{left} Jobs left (reported Jobs are deleted at once; the ledger remembers their keys)"
         )
         return 0
     console.print(f"[bold red]timed out[/]: {terminal} of {len(requests)} requests have a terminal event")
     return 1
+
+
+def _status_and_cancel(console: Any, base_url: str, function_key: str, events_q: Any) -> None:
+    """The requests API in action over HTTP on the local host (the same client as
+    ``python -m shared.cli``): submit, list the ledger, cancel the request while it runs."""
+    from shared.cli_api import ApiClient, format_record
+
+    api = ApiClient(base_url=base_url, function_key=function_key)
+    long = {"id": "demo-long-1", "image": "mcr.microsoft.com/azurelinux/base/core:3.0"}
+    long |= {"command": ["sh", "-c", "sleep 600"], "labels": {"team": "demo"}}
+    status, _, headers = api.call("POST", "/api/requests", body=json.dumps(long).encode())
+    console.print(f"\n[cyan]POST {base_url}/api/requests[/]  {status}  Location: {headers.get('Location')}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and api.status("demo-long-1").get("state") != "running":
+        time.sleep(0.5)
+    console.print("[bold]GET /api/requests[/] (what `python -m shared.cli ls` prints):")
+    for record in api.list({}).get("items", []):
+        console.print(f"  {format_record(record)}")
+    cancelled = api.cancel("demo-long-1")
+    console.print(f"[cyan]DELETE /api/requests/demo-long-1[/]  {cancelled.get('state')}  ({cancelled.get('reason')})")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for message in events_q.receive_messages(max_messages=32, visibility_timeout=30):
+            events_q.delete_message(message)
+            event = json.loads(str(message.content))
+            data = event.get("data") or {}
+            console.print(
+                f"[yellow]event[/]      {event.get('type', '').removeprefix('io.vnodebatch.')}  key={data.get('requestKey')}  "
+                f"job={data.get('jobName')}  ran={data.get('ran')}"
+            )
+            return
+        time.sleep(0.3)
 
 
 def _job_state(job: dict[str, Any], kube: Any) -> str:

@@ -21,4 +21,4 @@ def reconcile(timer: func.TimerRequest) -> None:
     needs no catch-up; and the host turns it off for the usual sub-minute schedules anyway
     (azure-webjobs-sdk-extensions ``Extensions/Timers/Scheduling/TimerSchedule.cs``)."""
     rt = runtime()
-    run(settings=rt.settings, gate=rt.gate, send_event=rt.queues.send_event, now=utcnow)
+    run(settings=rt.settings, gate=rt.gate, send_event=rt.queues.send_event, now=utcnow, ledger=rt.ledger)

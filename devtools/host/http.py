@@ -16,7 +16,8 @@ Sources:
   Function or Admin, ``admin`` needs Admin (``Security/Authorization/AuthUtility.cs``
   ``PrincipalHasAuthLevelClaim``); otherwise 401 Unauthorized.
 * Request to the worker: ``RpcHttp`` with ``method``, ``url``, lower-cased ``headers``,
-  non-empty ``query`` values, route ``params`` and the body as bytes (the worker announces
+  non-empty ``query`` values (a repeated parameter's values joined with commas, as
+  ``StringValues.ToString()`` does), route ``params`` and the body as bytes (the worker announces
   ``RawHttpBodyBytes``/``RpcHttpBodyOnly``) (``src/WebJobs.Script.Grpc/MessageExtensions/
   GrpcMessageConversionExtensions.cs`` ``ToRpcHttp``); no trigger metadata, since the worker
   announces ``RpcHttpTriggerMetadataRemoved``.
@@ -86,6 +87,11 @@ class HttpFrontEnd:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, the body waits for
+            # the client's delayed ACK of the headers (~40 ms per keep-alive response on Linux).
+            # Kestrel sets TCP_NODELAY by default (learn.microsoft.com KestrelServerOptions.NoDelay:
+            # "Defaults to true"; SocketTransportOptions.NoDelay in later ASP.NET Core versions).
+            disable_nagle_algorithm = True
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("http: " + fmt, *args)
@@ -93,7 +99,12 @@ class HttpFrontEnd:
             def handle_one(self) -> None:
                 front.handle(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_one
+            # Every method (any token, e.g. TRACE or QUERY) reaches the router, where a method no
+            # route allows is a 404 as above; none gets http.server's own 501 page.
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_"):
+                    return self.handle_one
+                raise AttributeError(name)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
@@ -131,7 +142,12 @@ class HttpFrontEnd:
             return
         spec, params = found
         assert isinstance(spec.trigger, HttpTrigger)
-        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        # A repeated parameter is one value joined with commas: the host passes
+        # ``pair.Value.ToString()`` of ASP.NET's StringValues (GrpcMessageConversionExtensions.ToRpcHttp).
+        values: dict[str, list[str]] = {}
+        for name, value in parse_qsl(split.query, keep_blank_values=True):
+            values.setdefault(name, []).append(value)
+        query = {name: ",".join(v) for name, v in values.items()}
         key = req.headers.get("x-functions-key") or query.get("code")
         if not authorized(spec.trigger.auth_level, key, self.host.function_keys, self.host.master_key):
             self._reply(req, 401, {}, b"")

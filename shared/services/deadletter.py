@@ -24,8 +24,11 @@ from datetime import datetime
 
 from shared import events
 from shared.deferral import unwrap
+from shared.errors import VnbError
 from shared.request import as_correlation_id, as_key, decode_body
+from shared.services import tracking
 from shared.services.dispatch import Inbound
+from shared.services.ledger import Ledger
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.deadletter")
@@ -71,7 +74,7 @@ def identify(body: bytes) -> Identity:
     )
 
 
-def deadletter(message: Inbound, *, settings: Settings, now: datetime) -> str:
+def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: Ledger | None = None) -> str:
     """The ``request.deadlettered`` event (CloudEvents JSON text) for one poison-queue message.
 
     ``message.inserted_at`` is when the host wrote the poison copy (``poisonedAt``);
@@ -92,6 +95,8 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime) -> str:
         enqueued_at=_utc_or_none(who.first_seen),
         poisoned_at=message.inserted_at,
     )
+    if ledger is not None and who.key:  # ledger: ends a waiting request; a submitted one is the reconciler's
+        _record(ledger, who, now)
     log.error(
         "a request was poisoned: key %s, %d-byte body, poison copy %s",
         who.key or "unknown",
@@ -99,6 +104,25 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime) -> str:
         message.message_id,
     )
     return event
+
+
+def _record(ledger: Ledger, who: Identity, now: datetime) -> None:
+    """Record ``dead-lettered``, best effort: this function must never fail (module docstring),
+    so a ledger outage is logged and the record stays as it was until retention purges it."""
+    assert who.key is not None
+    try:
+        tracking.deadlettered(
+            ledger,
+            key=who.key,
+            reason="MaxDequeueCountExceeded",
+            correlation_id=who.correlation_id,
+            message_id=who.message_id,
+            now=now,
+        )
+    except VnbError as e:
+        log.warning("key %s: recording dead-lettered in the ledger failed: %s", who.key, e)
+    except Exception:  # never fail this function: see the module docstring
+        log.exception("key %s: recording dead-lettered in the ledger failed", who.key)
 
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:

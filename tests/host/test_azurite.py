@@ -29,8 +29,7 @@ def test_restart_with_persist_dir_keeps_messages_and_the_host_recovers(tmp_path:
 
         azurite.restart()
         assert azurite.port == port  # clients built before the restart keep working
-        assert azurite.queue_service().get_queue_client("kept").get_queue_properties() \
-            .approximate_message_count == 1
+        assert azurite.queue_service().get_queue_client("kept").get_queue_properties().approximate_message_count == 1
 
         probe_file = tmp_path / "probe.jsonl"
         settings = {"PYTHON_SCRIPT_FILE_NAME": "sample_app.py", "PROBE_FILE": str(probe_file),
@@ -47,3 +46,17 @@ def test_restart_with_persist_dir_keeps_messages_and_the_host_recovers(tmp_path:
         assert [(c["id"], c["dequeue_count"]) for c in probe(probe_file, "work")] == [
             ("before-restart", 1), ("after-restart", 1)]
     assert not azurite.running
+
+
+def test_the_table_service_runs_beside_the_queues_and_keeps_entities_across_a_restart(tmp_path: Path) -> None:
+    from azure.data.tables import TableServiceClient
+
+    with Azurite(persist_dir=tmp_path / "azurite") as azurite:
+        assert f"TableEndpoint=http://127.0.0.1:{azurite.table_port}/devstoreaccount1;" in azurite.connection_string
+        table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client("kept")
+        table.create_table()
+        for i in range(20):
+            table.create_entity({"PartitionKey": f"k{i}", "RowKey": "r", "n": i})
+        azurite.restart()  # the request ledger must survive an emulator restart like the queues do
+        table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client("kept")
+        assert sorted(e["n"] for e in table.list_entities()) == list(range(20))

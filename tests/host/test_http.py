@@ -29,6 +29,11 @@ def test_route_parameters_query_body_and_response_reach_through_the_runtime(host
     assert r.json() == {"name": "ada", "method": "POST", "query": {"x": "1"}, "body": "payload", "agent": "probe"}
 
 
+def test_a_repeated_query_parameter_arrives_joined_with_commas(host: LocalHost) -> None:
+    r = requests.get(f"{host.http_url}/api/hello/ada?tag=a&tag=b&one=1", headers={"x-functions-key": FUNCTION_KEY})
+    assert r.json()["query"] == {"tag": "a,b", "one": "1"}
+
+
 def test_the_code_query_parameter_is_a_key_too(host: LocalHost) -> None:
     r = requests.get(f"{host.http_url}/api/hello/bob", params={"code": FUNCTION_KEY})
     assert r.status_code == 200

@@ -19,7 +19,9 @@ def ignored(path: str, patterns: list[str]) -> bool:
 
 def test_funcignore_ships_the_app_and_nothing_else() -> None:
     patterns = [
-        line.strip() for line in (REPO / ".funcignore").read_text().splitlines() if line.strip() and not line.startswith("#")
+        line.strip()
+        for line in (REPO / ".funcignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
     ]
     assert [p for p in NEEDED if ignored(p, patterns)] == []
     assert [p for p in LEFT_OUT if not ignored(p, patterns)] == []
