@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from shared import events
 from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
+from shared.cost import job_cost
 from shared.errors import TransientError, VnbError
 from shared.jobspec import FINALIZER_REPORT, LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
 from shared.outcome import (
@@ -368,7 +369,7 @@ class _Pass:
                 return
             log.warning("Job %s judged failed: %s: %s", name, verdict.reason, verdict.message)
         result = outcome(job, pods, verdict=verdict, now=moment)
-        text = self._event(job, result)
+        text = self._event(job, result, pods)
         self.send_event(text)
         with self._lock:
             self.report.event_ids.append(
@@ -386,9 +387,10 @@ class _Pass:
             self.jobs.delete_pod(str((pod.get("metadata") or {}).get("name")))
         self._count("pods_deleted", len(pods))
 
-    def _event(self, job: dict[str, Any], result: Outcome) -> str:
+    def _event(self, job: dict[str, Any], result: Outcome, pods: Sequence[dict[str, Any]]) -> str:
         tails = self._logs(result)
         data = event_data(job, result, tails)
+        data["cost"] = job_cost(pods, prices=self.settings.prices, until=result.finished_at)
         build = events.job_succeeded if result.succeeded else events.job_failed
         return build(
             source=self.settings.event_source,
