@@ -6,7 +6,6 @@ import azure.functions as func
 
 from functions.bindings import RECONCILE_SCHEDULE
 from shared.runtime import runtime, utcnow
-from shared.services.reconcile import run
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -16,6 +15,15 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def reconcile(timer: func.TimerRequest) -> None:
     """Events are sent with the queue client, not an output binding: each must be out *before*
     its Job is marked reported, inside this invocation. A pass cut short by a transient error
-    is logged and resumed by the next timer run (timers are not retried)."""
+    is logged and resumed by the next timer run (timers are not retried). With
+    VNB_IDLE_STOP_MINUTES set, the pass is followed by one step of the idle-stop policy."""
+    from shared.services.idle import reconcile_timer  # the idle policy (aks mode): not on the queue path
+
     rt = runtime()
-    run(settings=rt.settings, gate=rt.gate, send_event=rt.queues.send_event, now=utcnow)
+    reconcile_timer(
+        settings=rt.settings,
+        gate=rt.gate,
+        send_event=rt.queues.send_event,
+        waiting=lambda: rt.queues.approximate_count(rt.settings.requests_queue),
+        now=utcnow,
+    )

@@ -255,7 +255,7 @@ class Settings(BaseModel):
         "VNB_PRICE_VCPU_SECOND",
         DEFAULT_PRICE_VCPU_SECOND,
         "Price of one vCPU-second of an ACI Linux container group, in `VNB_PRICE_CURRENCY`, for the `cost` "
-        "of job events and `cli cost`. Default: the pay-as-you-go list price of East US (README \"Cost\").",
+        'of job events and `cli cost`. Default: the pay-as-you-go list price of East US (README "Cost").',
     )
     price_gb_second: Decimal = _field(
         "VNB_PRICE_GB_SECOND",
@@ -268,7 +268,7 @@ class Settings(BaseModel):
         None,
         "aks mode: stop the AKS cluster (ARM managedClusters stop) after this many minutes with no Job, no waiting "
         "request and no schedule due within `VNB_CLUSTER_START_SECONDS`; the next request starts it again. "
-        "Unset = never stop (docs/operations.md \"Idle stop\").",
+        'Unset = never stop (docs/operations.md "Idle stop").',
     )
     cluster_start_seconds: int = _field(
         "VNB_CLUSTER_START_SECONDS",
@@ -438,7 +438,9 @@ class Settings(BaseModel):
         if self.max_memory > parse_memory("240Gi"):
             problems.append("VNB_MAX_MEMORY: ACI allows at most 240 GB per container group")
         if self.idle_stop_minutes is not None and self.cluster_mode != "aks":
-            problems.append("VNB_IDLE_STOP_MINUTES: only for VNB_CLUSTER_MODE=aks (the app cannot stop your own cluster)")
+            problems.append(
+                "VNB_IDLE_STOP_MINUTES: only for VNB_CLUSTER_MODE=aks (the app cannot stop your own cluster)"
+            )
         if self.default_timeout_seconds > self.max_timeout_seconds:
             problems.append("VNB_DEFAULT_TIMEOUT_SECONDS: larger than VNB_MAX_TIMEOUT_SECONDS")
         if problems:
