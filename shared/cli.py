@@ -291,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--poll", type=float, default=10, help="seconds between checks while waiting (default 10)")
     p.set_defaults(func=cmd_bootstrap)
 
+    from shared import cli_cluster
+
+    cli_cluster.register(sub, _aks_settings)
+
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)

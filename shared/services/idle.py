@@ -143,7 +143,8 @@ def reconcile_timer(
     return report
 
 
-def _unreported(gate: IdleGate) -> int:
+def unreported_jobs(gate: IdleGate) -> int:
+    """Jobs of the app not yet reported (0, 1, or 2 meaning "more"): one list call, limit 1."""
     cluster = gate.inner.check().cluster
     if cluster is None:
         raise VnbError("the cluster is not ready: cannot tell whether Jobs are in flight")
@@ -166,7 +167,7 @@ def _next_schedule(settings: Settings, moment: datetime) -> datetime | None:
 def observe(settings: Settings, gate: IdleGate, waiting: Callable[[], int], moment: datetime) -> Observation:
     return Observation(
         now=moment,
-        unreported_jobs=_unreported(gate),
+        unreported_jobs=unreported_jobs(gate),
         waiting_requests=waiting(),
         next_schedule=_next_schedule(settings, moment),
     )
@@ -208,7 +209,7 @@ def _stop(settings: Settings, gate: IdleGate, stopping: PowerRecord, *, reason: 
     from shared.adapters.arm import ArmCallFailed
 
     try:
-        busy = _unreported(gate)
+        busy = unreported_jobs(gate)
     except VnbError as e:
         _revert(gate, f"stop aborted: could not list Jobs before stopping ({e})")
         return False
@@ -220,7 +221,7 @@ def _stop(settings: Settings, gate: IdleGate, stopping: PowerRecord, *, reason: 
     except ArmCallFailed as e:
         _revert(gate, f"stop refused by ARM: {e}")
         return False
-    _settle(gate, Phase.STOPPED, f"stopped: {reason}")
+    settle(gate, Phase.STOPPED, f"stopped: {reason}")
     gate.inner.forget()
     log.warning(
         "idle stop: cluster %s is being stopped (%s); the next request starts it", settings.cluster_name, reason
@@ -228,7 +229,8 @@ def _stop(settings: Settings, gate: IdleGate, stopping: PowerRecord, *, reason: 
     return True
 
 
-def _settle(gate: IdleGate, phase: Phase, reason: str, *, active: bool = False) -> bool:
+def settle(gate: IdleGate, phase: Phase, reason: str, *, active: bool = False) -> bool:
+    """Move the record to ``phase`` whatever it says now (re-read on a lost CAS)."""
     for _ in range(CAS_ATTEMPTS):
         record, etag = gate.store.read()
         if record is None or etag is None:
@@ -243,4 +245,4 @@ def _settle(gate: IdleGate, phase: Phase, reason: str, *, active: bool = False) 
 
 def _revert(gate: IdleGate, reason: str) -> None:
     log.info("idle stop: %s", reason)
-    _settle(gate, Phase.RUNNING, reason, active=True)
+    settle(gate, Phase.RUNNING, reason, active=True)

@@ -325,3 +325,40 @@ def test_no_stop_with_a_job_from_an_instance_that_trusted_an_older_ready_answer(
     assert record.phase is Phase.RUNNING
     assert "Job(s) appeared during the drain" in record.reason
     assert world.kube.job(NS, job_name("stale-1")) is not None
+
+
+def test_operator_commands_refuse_with_work_in_flight_then_stop_and_start(
+    aks: AksWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.cli import main
+
+    world = aks
+    local = tmp_path / "local.settings.json"
+    local.write_text(json.dumps({"IsEncrypted": False, "Values": world.env}))
+    gate = idle_gate(world, Clock())
+    assert submit(gate, "op-1", "echo working; sleep 30") is Outcome.CREATED
+    assert main(["--settings", str(local), "cluster", "stop"]) == 1
+    assert "refusing to stop" in capsys.readouterr().err
+    assert stops(world) == []
+
+    world.kube.delete_job_behind_the_apps_back(NS, job_name("op-1"))
+    from shared.services.reconcile import run
+
+    wait_for(
+        lambda: run(settings=gate.settings, gate=gate.inner, send_event=lambda text: "id").reported,
+        what="the lost Job to be reported",
+    )
+    assert main(["--settings", str(local), "cluster", "stop"]) == 0
+    wait_for(lambda: power(world) == "Stopped", what="the cluster to stop")
+    record, _ = gate.store.read()
+    assert record is not None
+    assert record.phase is Phase.STOPPED
+    assert main(["--settings", str(local), "cluster", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "powerState Stopped" in out
+    assert "stopped since" in out
+    assert main(["--settings", str(local), "cluster", "start"]) == 0
+    wait_for(lambda: power(world) == "Running", what="the cluster to start")
+    record, _ = gate.store.read()
+    assert record is not None
+    assert record.phase is Phase.RUNNING
