@@ -2,10 +2,11 @@
 
 import azure.functions as func
 
-from functions import deadletter, dispatch, reconcile, schedules
+from functions import api, deadletter, dispatch, reconcile, schedules
 
 app = func.FunctionApp()
 app.register_functions(dispatch.bp)
 app.register_functions(deadletter.bp)
 app.register_functions(reconcile.bp)
 app.register_functions(schedules.bp)
+app.register_functions(api.bp)

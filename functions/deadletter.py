@@ -16,4 +16,4 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.queue_output(arg_name="events", queue_name=EVENTS_QUEUE, connection=CONNECTION)
 def deadletter(msg: func.QueueMessage, events: func.Out[str]) -> None:
     rt = runtime()
-    events.set(deadletter_event(inbound(msg), settings=rt.settings, now=utcnow()))
+    events.set(deadletter_event(inbound(msg), settings=rt.settings, now=utcnow(), ledger=rt.ledger))

@@ -18,6 +18,8 @@ def dispatch(msg: func.QueueMessage, events: func.Out[list[str]]) -> None:
     """Events go through the output binding: the host writes them only if the function
     succeeds, so a retried invocation never leaves a stray event behind."""
     rt = runtime()
-    result = dispatch_request(inbound(msg), settings=rt.settings, gate=rt.gate, requeue=rt.requeue, now=utcnow)
+    result = dispatch_request(
+        inbound(msg), settings=rt.settings, gate=rt.gate, requeue=rt.requeue, now=utcnow, ledger=rt.ledger
+    )
     if result.events:
         events.set(result.events)

@@ -26,4 +26,5 @@ def reconcile(timer: func.TimerRequest) -> None:
         send_event=rt.queues.send_event,
         waiting=lambda: rt.queues.approximate_count(rt.settings.requests_queue),
         now=utcnow,
+        ledger=rt.ledger,
     )

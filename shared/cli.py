@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from shared import cli_api
 from shared.request import RequestInvalid, decode_body, parse_request
 from shared.settings import Settings, SettingsError
 
@@ -97,8 +98,12 @@ def _requests_from(source: str) -> list[bytes]:
 def cmd_submit(args: argparse.Namespace) -> int:
     from shared.adapters.queues import Queues
 
-    settings = _settings(args)
     bodies = _requests_from(args.file)
+    if args.wait:  # through the HTTP API, then follow each request to its end
+        from shared.cli_api import submit_and_wait
+
+        return submit_and_wait(args, bodies)
+    settings = _settings(args)
     if not args.no_validate:
         bad = 0
         for index, body in enumerate(bodies):
@@ -267,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file", help="request JSON file (object, array, or JSON lines), or - for stdin")
     p.add_argument("--host-json", default="host.json", help="host.json whose messageEncoding the trigger uses")
     p.add_argument("--no-validate", action="store_true", help="send even if invalid (to see the rejection event)")
+    p.add_argument(
+        "--wait", action="store_true", help="submit through the HTTP API and follow until done (needs VNB_API_URL)"
+    )
+    p.add_argument("--timeout", type=float, default=0, help="with --wait: give up after this many seconds")
+    cli_api.add_api_options(p)
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("events", help="read outcome events from the events queue (consumes them)")
@@ -290,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds (default 1800)")
     p.add_argument("--poll", type=float, default=10, help="seconds between checks while waiting (default 10)")
     p.set_defaults(func=cmd_bootstrap)
+
+    cli_api.register(sub)
 
     from shared import cli_cluster
 

@@ -21,7 +21,16 @@ JOB_SUCCEEDED: Final = f"{TYPE_PREFIX}.job.succeeded"
 JOB_FAILED: Final = f"{TYPE_PREFIX}.job.failed"
 REQUEST_REJECTED: Final = f"{TYPE_PREFIX}.request.rejected"
 REQUEST_DEADLETTERED: Final = f"{TYPE_PREFIX}.request.deadlettered"
-EVENT_TYPES: Final = (JOB_SUCCEEDED, JOB_FAILED, REQUEST_REJECTED, REQUEST_DEADLETTERED)
+REQUEST_CANCELLED: Final = f"{TYPE_PREFIX}.request.cancelled"
+JOB_CANCELLED: Final = f"{TYPE_PREFIX}.job.cancelled"
+EVENT_TYPES: Final = (
+    JOB_SUCCEEDED,
+    JOB_FAILED,
+    REQUEST_REJECTED,
+    REQUEST_DEADLETTERED,
+    REQUEST_CANCELLED,
+    JOB_CANCELLED,
+)
 DATA_SCHEMA_BASE: Final = "https://vnode-batch.dev/schemas/events"
 
 # An event is one queue message: 64 KiB at most. Keep headroom for the envelope.
@@ -213,3 +222,41 @@ def _fit_logs(event: dict[str, Any]) -> dict[str, Any]:
         else:
             break  # nothing left to cut: the caller's data is unusually large in its fixed fields
     return event
+
+
+# --- cancellation (DELETE /api/requests/{id}) ---------------------------------------------
+
+
+def request_cancelled(
+    *, source: str, key: str, now: datetime, state: str, correlation_id: str | None, received_at: str | None
+) -> str:
+    """A request cancelled before it had a Job: it never runs. One per key (stable id)."""
+    data: dict[str, Any] = {
+        "requestKey": key,
+        "correlationId": correlation_id,
+        "state": state,
+        "receivedAt": received_at,
+        "cancelledAt": iso(now),
+    }
+    event = envelope(
+        event_type=REQUEST_CANCELLED,
+        event_id=stable_id(REQUEST_CANCELLED, key),
+        source=source,
+        subject=key,
+        time=now,
+        data=data,
+    )
+    return encode(event)
+
+
+def job_cancelled(*, source: str, key: str, job_uid: str | None, now: datetime, data: dict[str, Any]) -> str:
+    """A request whose Job was deleted on request; ``data`` says what ran (``shared.services.api``)."""
+    event = envelope(
+        event_type=JOB_CANCELLED,
+        event_id=stable_id(JOB_CANCELLED, key, job_uid or ""),
+        source=source,
+        subject=key,
+        time=now,
+        data=data,
+    )
+    return encode(event)

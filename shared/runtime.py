@@ -9,11 +9,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from shared.adapters.queues import Queues, queues_for
 from shared.services.dispatch import ClusterGate
 from shared.services.gate import gate_for
+from shared.services.ledger import Ledger, ledger_for
 from shared.settings import Settings, settings_from
+
+if TYPE_CHECKING:
+    from shared.services.api import RequestsApi
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,25 @@ class Runtime:
     settings: Settings
     queues: Queues
     gate: ClusterGate
+
+    @property
+    def ledger(self) -> Ledger:
+        """The request ledger (its table client is created on first use)."""
+        return ledger_for(self.settings)
+
+    def api(self) -> RequestsApi:
+        """The HTTP API's service over this process's ledger, queues and cluster gate."""
+        from shared.services.api import RequestsApi
+        from shared.services.gate import cluster_for
+
+        settings = self.settings
+        return RequestsApi(
+            settings=settings,
+            ledger=self.ledger,
+            enqueue=lambda text: self.queues.send(settings.requests_queue, text),
+            send_event=self.queues.send_event,
+            cluster=lambda: cluster_for(settings),
+        )
 
     def requeue(self, text: str, delay: int) -> None:
         self.queues.send(self.settings.requests_queue, text, visibility_timeout=delay)

@@ -70,6 +70,12 @@ class Settings(BaseModel):
         "Queue service URI for an identity-based connection (no keys), e.g. "
         "`https://<account>.queue.core.windows.net`.",
     )
+    storage_table_uri: str | None = _field(
+        "AzureWebJobsStorage__tableServiceUri",
+        None,
+        "Table service URI of the request ledger for an identity-based connection, e.g. "
+        "`https://<account>.table.core.windows.net` (required with `__queueServiceUri`).",
+    )
     storage_client_id: str | None = _field(
         "AzureWebJobsStorage__clientId",
         None,
@@ -167,15 +173,28 @@ class Settings(BaseModel):
     )
     keep_finished_seconds: int = _field(
         "VNB_KEEP_FINISHED_SECONDS",
-        3600,
-        "Idempotency window: a reported Job's pods are deleted at once (freeing ACI container groups), "
-        "but the Job object stays this long so a late redelivery of its message still finds it and "
-        "creates nothing. Cover the host's redelivery window (visibility lease × maxDequeueCount).",
+        0,
+        "How long a reported Job object is kept (its pods are deleted at once, freeing ACI container "
+        "groups), e.g. to inspect it with kubectl. 0 deletes it at once: the request ledger remembers "
+        "finished keys, so a late redelivery of the message creates nothing either way.",
     )
     log_tail_lines: int = _field("VNB_LOG_TAIL_LINES", 50, "Lines of pod log carried in completion events.")
     log_tail_bytes: int = _field("VNB_LOG_TAIL_BYTES", 4096, "Bytes of pod log carried in completion events (per pod).")
     reconcile_page_size: int = _field(
         "VNB_RECONCILE_PAGE_SIZE", 200, "Jobs per list page when the reconciler scans (limit/continue)."
+    )
+
+    # --- request ledger (Table storage) ----------------------------------------------------
+    ledger_table: str = _field(
+        "VNB_LEDGER_TABLE",
+        "vnbrequests",
+        "Table of the request ledger (one entity per request key: state, timestamps, Job name, outcome).",
+    )
+    ledger_retention_seconds: int = _field(
+        "VNB_LEDGER_RETENTION_SECONDS",
+        7 * 86400,
+        "Ledger entities not updated for this long are purged by the reconcile timer. It is also the "
+        "idempotency window for finished requests: keep it above the longest redelivery delay.",
     )
 
     # --- schedules -----------------------------------------------------------------------
@@ -302,6 +321,20 @@ class Settings(BaseModel):
             return parse_memory(value)
         return value
 
+    @field_validator("ledger_table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", value) or value.lower() == "tables":
+            raise ValueError("a table name is 3-63 letters and digits, starting with a letter (not `tables`)")
+        return value
+
+    @field_validator("ledger_retention_seconds")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value < 3600:
+            raise ValueError("must be at least 3600 (an hour): it bounds the redelivery idempotency window")
+        return value
+
     @field_validator("requests_queue", "events_queue")
     @classmethod
     def _queue_name(cls, value: str) -> str:
@@ -418,6 +451,11 @@ class Settings(BaseModel):
             problems.append(
                 "AzureWebJobsStorage: set it (locally `UseDevelopmentStorage=true`) or use an "
                 "identity connection with AzureWebJobsStorage__queueServiceUri"
+            )
+        if not self.storage_connection and self.storage_queue_uri and not self.storage_table_uri:
+            problems.append(
+                "AzureWebJobsStorage__tableServiceUri: required with AzureWebJobsStorage__queueServiceUri "
+                "(the request ledger lives in Table storage), e.g. https://<account>.table.core.windows.net"
             )
         if self.cluster_mode == "kubeconfig" and not self.kubeconfig:
             problems.append("VNB_KUBECONFIG: required when VNB_CLUSTER_MODE=kubeconfig")

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T | None], *, what: str = "condition", timeout: float = 30.0) -> T:
+def wait_for[T](probe: Callable[[], T | None], *, what: str = "condition", timeout: float = 30.0) -> T:
     """Poll until ``probe`` returns something truthy and return it; fail naming ``what``.
 
     Tests wait for behaviour this way instead of asserting durations.

@@ -8,13 +8,15 @@ from datetime import datetime
 from shared import events
 from shared.deferral import unwrap
 from shared.request import decode_body
+from shared.services import tracking
 from shared.services.dispatch import Inbound
+from shared.services.ledger import Ledger
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.deadletter")
 
 
-def deadletter(message: Inbound, *, settings: Settings, now: datetime) -> str:
+def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: Ledger | None = None) -> str:
     """The event for a message the host moved to ``<requests>-poison``.
 
     The body is kept as it was; the key and correlation id are recovered when the body is
@@ -32,6 +34,15 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime) -> str:
         "the host moved it to the poison queue. Its exceptions are in the function logs "
         "(Application Insights) under this message id."
     )
+    if ledger is not None and key:  # ledger: ends a waiting request; a submitted one is the reconciler's
+        tracking.deadlettered(
+            ledger,
+            key=key,
+            reason="MaxDequeueCountExceeded",
+            correlation_id=correlation_id,
+            message_id=message.message_id,
+            now=now,
+        )
     log.error("message %s (key %s) was poisoned after %d deliveries", message.message_id, key, message.dequeue_count)
     return events.request_deadlettered(
         source=settings.event_source,

@@ -6,7 +6,12 @@ Outcomes, and what the function does with them:
 - deferred: the cluster is not ready → the request is re-enqueued with a visibility delay
   (carrying its key and first-seen time) and this message completes.
 - dead-lettered: it waited for the cluster longer than allowed → a ``request.deadlettered`` event.
+- cancelled: the request was cancelled (DELETE /api/requests/{id}) before its Job ran → complete.
 - transient failures raise, so the host retries and finally poisons the message.
+
+With a ``ledger`` (the app always passes one), each step is recorded there too
+(``shared.services.tracking``); the ledger also remembers finished keys, so a redelivered
+message for a request that already ran (its Job deleted since) is a duplicate, not a new Job.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from shared.adapters.kube import AlreadyExists, Cluster, KubePermanentError
 from shared.deferral import Deferral, unwrap, wrap
 from shared.errors import PermanentError, TransientError
 from shared.jobspec import ANN_REQUEST_HASH, JobMeta, build_job, job_name
+from shared.ledger import Record, State
 from shared.request import BatchRequest, FieldError, RequestInvalid, decode_body, parse_request
+from shared.services import tracking
+from shared.services.ledger import Ledger
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.dispatch")
@@ -35,6 +43,7 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"
     DEFERRED = "deferred"
     DEADLETTERED = "deadlettered"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ def dispatch(
     gate: ClusterGate,
     requeue: Requeue,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ledger: Ledger | None = None,
 ) -> DispatchResult:
     """Handle one request message (see the module docstring for the outcomes)."""
     data, errors = decode_body(message.body)
@@ -94,16 +104,78 @@ def dispatch(
         raw_id, raw_cid = data.get("id"), data.get("correlationId")
         key = raw_id if isinstance(raw_id, str) else (deferral.key if deferral else None)
         cid = raw_cid if isinstance(raw_cid, str) else None
-        return _rejected(message, settings, e.errors, now(), key=key, correlation_id=cid)
+        result = _rejected(message, settings, e.errors, now(), key=key, correlation_id=cid)
+        if ledger is not None and key:  # ledger: a new key only (never overwrites a live request)
+            tracking.rejected(
+                ledger,
+                key=key,
+                errors=e.errors,
+                reason="InvalidRequest",
+                correlation_id=cid,
+                message_id=message.message_id,
+                now=now(),
+            )
+        return result
     key = request.id or key_default
     enqueued_at = deferral.first_seen if deferral else message.inserted_at
     meta = JobMeta(key=key, message_id=deferral.message_id if deferral else message.message_id, enqueued_at=enqueued_at)
     manifest = build_job(request, meta, settings=settings)
 
+    if ledger is not None:  # ledger: record first; a finished or cancelled key never runs again
+        known = tracking.received(
+            ledger, key=key, request=request, message_id=meta.message_id, now=now(), source="queue"
+        )
+        early = _ledger_says(message, settings, request, meta, known, now())
+        if early is not None:
+            return early
+
     readiness = gate.check()
     if readiness.cluster is None:
-        return _defer(message, settings, request, data, meta, deferral, readiness, requeue, now())
-    return _create(message, settings, readiness.cluster, request, manifest, meta, now())
+        result = _defer(message, settings, request, data, meta, deferral, readiness, requeue, now())
+        if ledger is not None and result.outcome == Outcome.DEFERRED:  # ledger
+            attempts = (deferral.count if deferral else 0) + 1
+            tracking.waiting(ledger, key=key, reason=readiness.reason, attempts=attempts, now=now())
+        elif ledger is not None and result.outcome == Outcome.DEADLETTERED:  # ledger
+            tracking.deadlettered(
+                ledger,
+                key=key,
+                reason=result.detail,
+                correlation_id=request.correlationId,
+                message_id=meta.message_id,
+                now=now(),
+            )
+        return result
+    result = _create(message, settings, readiness.cluster, request, manifest, meta, now())
+    if ledger is not None and result.outcome in (Outcome.CREATED, Outcome.DUPLICATE) and result.job_name:  # ledger
+        record = tracking.submitted(ledger, key=key, job_name=result.job_name, now=now())
+        if record is not None and record.state == State.CANCELLED:
+            # Cancelled while this invocation created the Job: take it back before it runs.
+            readiness.cluster.delete_job(result.job_name, propagation="Background")
+            log.info("key %s was cancelled while its Job %s was created; deleted it", key, result.job_name)
+            return DispatchResult(Outcome.CANCELLED, key=key, job_name=result.job_name, detail="cancelled")
+    return result
+
+
+def _ledger_says(
+    message: Inbound, settings: Settings, request: BatchRequest, meta: JobMeta, known: Record, now: datetime
+) -> DispatchResult | None:
+    """The outcome the ledger already decides for this key: a reused id, a finished or a
+    cancelled request. None: go on (new, waiting, or submitted: the Job's 409 settles it)."""
+    if known.content_hash is not None and known.content_hash != request.content_hash():
+        error = FieldError(
+            "id",
+            f"id {meta.key!r} was already used for a different request ({known.state} in the ledger); "
+            "use a new id for new work",
+        )
+        return _rejected(
+            message, settings, [error], now, key=meta.key, correlation_id=request.correlationId, reason="IdReused"
+        )
+    if known.state == State.CANCELLED:
+        return DispatchResult(Outcome.CANCELLED, key=meta.key, job_name=known.job_name, detail="cancelled")
+    if known.terminal:
+        log.info("duplicate delivery of key %s: already %s in the ledger", meta.key, known.state)
+        return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=known.job_name, detail=f"already {known.state}")
+    return None
 
 
 def _create(

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.errors import VnbError
 from shared.idle import Act, Observation, Phase, PowerRecord, Step, decide, gate_view
@@ -30,6 +30,9 @@ from shared.services.bootstrap import AksGate
 from shared.services.dispatch import ClusterGate, Readiness
 from shared.services.reconcile import SELECT_UNREPORTED, KubeJobs, ReconcileReport, SendEvent, run
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.services.ledger import Ledger
 
 log = logging.getLogger("vnode_batch.idle")
 
@@ -128,16 +131,17 @@ def reconcile_timer(
     send_event: SendEvent,
     waiting: Callable[[], int],
     now: Callable[[], datetime] = _utcnow,
+    ledger: Ledger | None = None,
 ) -> ReconcileReport:
     """The reconcile timer: the usual pass, then (idle stop on) one step of the policy."""
     if not isinstance(gate, IdleGate):
-        return run(settings=settings, gate=gate, send_event=send_event, now=now)
+        return run(settings=settings, gate=gate, send_event=send_event, now=now, ledger=ledger)
     record, _ = gate.store.read()
     if record is not None and record.phase in (Phase.STOPPING, Phase.STOPPED):
         report = ReconcileReport(aborted=f"cluster {record.phase} by the idle policy since {record.since.isoformat()}")
         log.info("reconcile skipped: %s", report.aborted)
         return report
-    report = run(settings=settings, gate=gate.inner, send_event=send_event, now=now)
+    report = run(settings=settings, gate=gate.inner, send_event=send_event, now=now, ledger=ledger)
     if report.aborted is None:
         idle_step(settings=settings, gate=gate, waiting=waiting, now=now)
     return report

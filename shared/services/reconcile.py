@@ -26,6 +26,13 @@ by someone else (it stays visible, Terminating, because build_job gives every Jo
 those Jobs alive, so the verdict is first written on the Job (an annotation, CAS) and the
 event is built from it: a repeat after a crash says the same thing.
 
+The request ledger (when given; the app always gives it) is kept current at fixed points:
+``running`` for started Jobs; the outcome after step 3 and before step 4 (a crash in between
+re-sends the same event, and the ledger write is then a no-op); a Job whose request was
+cancelled (DELETE /api/requests/{id}) gets no outcome event — the cancel sent one. Because the
+ledger remembers finished keys, a reported Job can go at once (VNB_KEEP_FINISHED_SECONDS=0, the
+default). Every sweep also purges ledger records older than VNB_LEDGER_RETENTION_SECONDS.
+
 Failures: an error on one Job is logged and the pass goes on with the others; a transient
 error (Kubernetes 5xx/timeout, queue send failure) ends the pass, and the next timer run
 picks up where it stopped (nothing was marked that was not reported).
@@ -39,7 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared import events
@@ -66,7 +73,9 @@ from shared.outcome import (
     stuck_verdict,
     terminal_condition,
 )
+from shared.services import tracking
 from shared.services.dispatch import ClusterGate
+from shared.services.ledger import Ledger
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.reconcile")
@@ -205,6 +214,7 @@ def run(
     gate: ClusterGate,
     send_event: SendEvent,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ledger: Ledger | None = None,
 ) -> ReconcileReport:
     """One timer run: find the cluster, then :func:`reconcile` it."""
     readiness = gate.check()
@@ -219,11 +229,25 @@ def run(
     with _sweep_lock:
         last = _last_sweep.get(key)
         sweep = last is None or (moment - last).total_seconds() >= every
-    report = reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=send_event, now=now, sweep=sweep)
+    report = reconcile(
+        settings=settings, jobs=KubeJobs(cluster), send_event=send_event, now=now, sweep=sweep, ledger=ledger
+    )
     if report.swept_at is not None:
         with _sweep_lock:
             _last_sweep[key] = report.swept_at
+        if ledger is not None:  # ledger: retention
+            _purge(ledger, settings, report.swept_at)
     return report
+
+
+def _purge(ledger: Ledger, settings: Settings, moment: datetime) -> None:
+    try:
+        purged = ledger.purge(moment - timedelta(seconds=settings.ledger_retention_seconds))
+    except VnbError as e:
+        log.warning("purging the request ledger failed (the next sweep retries): %s", e)
+        return
+    if purged:
+        log.info("purged %d ledger record(s) older than %d s", purged, settings.ledger_retention_seconds)
 
 
 _last_sweep: dict[str, datetime] = {}
@@ -239,11 +263,12 @@ def reconcile(
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
     workers: int = DEFAULT_WORKERS,
     sweep: bool = True,
+    ledger: Ledger | None = None,
 ) -> ReconcileReport:
     """One pass over the unreported Jobs, then (``sweep``) the deletion of reported Jobs past
     their keep time."""
     report = ReconcileReport()
-    pass_ = _Pass(settings, jobs, send_event, now, report)
+    pass_ = _Pass(settings, jobs, send_event, now, report, ledger)
     started = time.monotonic()
     token: str | None = None
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="reconcile") as pool:
@@ -284,7 +309,9 @@ class _Pass:
         send_event: SendEvent,
         now: Callable[[], datetime],
         report: ReconcileReport,
+        ledger: Ledger | None = None,
     ) -> None:
+        self.ledger = ledger
         self.settings = settings
         self.jobs = jobs
         self.send_event = send_event
@@ -302,6 +329,10 @@ class _Pass:
         timeout = self.settings.pending_timeout_seconds
         todo = [job for job in items if needs_pods(job, now=moment, pending_timeout=timeout)]
         self._count("running", len(items) - len(todo))
+        if self.ledger is not None:  # ledger: running (once per key per process)
+            for job in items:
+                if not any(job is t for t in todo):
+                    self._track_running(job, moment)
         if not todo:
             return
         try:
@@ -358,6 +389,8 @@ class _Pass:
                 verdict = stuck_verdict(job, pods, now=moment, pending_timeout=self.settings.pending_timeout_seconds)
             if verdict is None:
                 self._count("running")
+                if self.ledger is not None:  # ledger
+                    self._track_running(job, moment)
                 return
             try:
                 job = self.jobs.annotate_job(
@@ -369,11 +402,26 @@ class _Pass:
                 return
             log.warning("Job %s judged failed: %s: %s", name, verdict.reason, verdict.message)
         result = outcome(job, pods, verdict=verdict, now=moment)
-        text = self._event(job, result, pods)
+        if self.ledger is not None and tracking.cancelled_job(self.ledger, job=job):
+            # ledger: cancelled through the API, which sent job.cancelled: no second outcome event.
+            self._mark(job, moment)
+            if not is_deleting(job):
+                self.jobs.delete_job(name, propagation="Background")
+            return
+        cost = job_cost(pods, prices=self.settings.prices, until=result.finished_at)
+        text = self._event(job, result, cost)
         self.send_event(text)
+        event_id = events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
         with self._lock:
-            self.report.event_ids.append(
-                events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
+            self.report.event_ids.append(event_id)
+        if self.ledger is not None:  # ledger: after the event, before the Job is marked and deleted
+            tracking.finished(
+                self.ledger,
+                job=job,
+                succeeded=result.succeeded,
+                data={**event_data(job, result, []), "cost": cost},
+                event_id=event_id,
+                now=moment,
             )
         self._mark(job, moment)
         self._count("succeeded" if result.succeeded else "failed")
@@ -387,10 +435,10 @@ class _Pass:
             self.jobs.delete_pod(str((pod.get("metadata") or {}).get("name")))
         self._count("pods_deleted", len(pods))
 
-    def _event(self, job: dict[str, Any], result: Outcome, pods: Sequence[dict[str, Any]]) -> str:
+    def _event(self, job: dict[str, Any], result: Outcome, cost: dict[str, Any]) -> str:
         tails = self._logs(result)
         data = event_data(job, result, tails)
-        data["cost"] = job_cost(pods, prices=self.settings.prices, until=result.finished_at)
+        data["cost"] = cost
         build = events.job_succeeded if result.succeeded else events.job_failed
         return build(
             source=self.settings.event_source,
@@ -468,6 +516,13 @@ class _Pass:
             token = page.continue_token
             if not token:
                 return
+
+    def _track_running(self, job: dict[str, Any], moment: datetime) -> None:
+        assert self.ledger is not None
+        try:
+            tracking.running(self.ledger, job=job, now=moment)
+        except VnbError as e:  # a status nicety: never worth holding back the outcome events
+            log.warning("Job %s: recording running in the ledger failed: %s", job_name_of(job), e)
 
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:

@@ -53,7 +53,7 @@ def test_outputs_are_declared_as_func_out(functions: dict[str, Any]) -> None:
     for name, fn in functions.items():
         hints = typing.get_type_hints(fn.get_user_function())
         for binding in bindings(fn).values():
-            if binding["direction"] == "OUT":
+            if binding["direction"] == "OUT" and binding["name"] != "$return":  # HTTP: the return value
                 hint = hints[binding["name"]]
                 assert typing.get_origin(hint) is func.Out, f"{name}.{binding['name']} must be func.Out[...]"
 
@@ -64,7 +64,29 @@ def test_every_function_has_a_unique_name_and_known_trigger(functions: dict[str,
     }
     assert triggers["dispatch"] == "queueTrigger"
     assert triggers["deadletter"] == "queueTrigger"
-    assert set(triggers.values()) <= {"queueTrigger", "timerTrigger"}
+    assert set(triggers.values()) <= {"queueTrigger", "timerTrigger", "httpTrigger"}
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "route"),
+    [
+        ("submit_request", "POST", "requests"),
+        ("list_requests", "GET", "requests"),
+        ("get_request", "GET", "requests/{id}"),
+        ("cancel_request", "DELETE", "requests/{id}"),
+    ],
+)
+def test_api_routes_need_a_function_key(functions: dict[str, Any], name: str, method: str, route: str) -> None:
+    b = bindings(functions[name])
+    assert b["req"] == {
+        "direction": "IN",
+        "type": "httpTrigger",
+        "name": "req",
+        "methods": [method],
+        "authLevel": "FUNCTION",
+        "route": route,
+    }
+    assert b["$return"] == {"direction": "OUT", "type": "http", "name": "$return"}
 
 
 def test_importing_the_app_does_not_load_management_sdks() -> None:

@@ -63,6 +63,10 @@ def app_env(azurite: Azurite, kube: KubeStandIn, tmp_path: Path) -> dict[str, st
             "VNB_RECONCILE_SCHEDULE": "*/1 * * * * *",
             # Tests revoke roles on purpose; no need to wait for Azure's propagation delay.
             "VNB_PERMISSION_GRACE_SECONDS": "0",
+            # One ledger table per test, like the queues.
+            "VNB_LEDGER_TABLE": f"{prefix}ledger",
+            # These tests look at finished Jobs; the ledger tests set 0 (the app's default).
+            "VNB_KEEP_FINISHED_SECONDS": "3600",
         }
     )
     return env

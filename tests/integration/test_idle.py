@@ -30,11 +30,9 @@ from tests.conftest import wait_for
 from tests.integration.bootstrap_fixtures import *  # noqa: F403
 from tests.integration.bootstrap_fixtures import NS, RG, AksWorld, drive
 from tests.integration.conftest import Queues
-from tests.integration.table_fixture import azurite_tables, table_endpoint
 from tests.integration.test_reconcile import EventLog
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-__all__ = ["azurite_tables"]
 
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
 T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
@@ -62,14 +60,13 @@ class Ticks:
 
 
 @pytest.fixture
-def aks(make_aks: Callable[..., AksWorld], azurite_tables: int, tmp_path: Path) -> AksWorld:
+def aks(make_aks: Callable[..., AksWorld], tmp_path: Path) -> AksWorld:
     """The bootstrapped AKS world with idle stop on (replaces bootstrap_fixtures' ``aks``, so
     ``aks_runner`` runs against this one)."""
     aks = make_aks()
     aks.arm.on_power_changed = aks.kube.power
     schedules = tmp_path / "schedules.json"
     schedules.write_text(json.dumps({"version": 1, "schedules": []}))
-    aks.env["AzureWebJobsStorage"] += table_endpoint(azurite_tables)
     aks.env.update(
         {
             "VNB_IDLE_STOP_MINUTES": "30",

@@ -10,7 +10,11 @@ import pytest
 from shared.settings import Settings, SettingsError
 from tests.conftest import BASE_ENV, REPO, make_env
 
-IDENTITY_ONLY = {"AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__clientId"}
+IDENTITY_ONLY = {
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__clientId",
+}
 ALIASES = {f.alias for f in Settings.model_fields.values() if f.alias}
 
 
@@ -50,6 +54,8 @@ def test_every_problem_is_listed_by_setting_name() -> None:
         ({"VNB_CLUSTER_MODE": "magic"}, "VNB_CLUSTER_MODE"),
         ({"VNB_SERVICE_CIDR": "10.0.0.1/16"}, "VNB_SERVICE_CIDR"),
         ({"VNB_NODE_COUNT": "0"}, "VNB_NODE_COUNT"),
+        ({"VNB_LEDGER_TABLE": "bad-name"}, "VNB_LEDGER_TABLE"),
+        ({"VNB_LEDGER_RETENTION_SECONDS": "60"}, "VNB_LEDGER_RETENTION_SECONDS"),
     ],
 )
 def test_bad_setting_is_named(overrides: dict[str, str], name: str) -> None:
@@ -61,7 +67,16 @@ def test_bad_setting_is_named(overrides: dict[str, str], name: str) -> None:
 def test_identity_connection_needs_no_connection_string() -> None:
     env = make_env(AzureWebJobsStorage="")
     env["AzureWebJobsStorage__queueServiceUri"] = "https://acct.queue.core.windows.net"
+    env["AzureWebJobsStorage__tableServiceUri"] = "https://acct.table.core.windows.net"
     assert Settings.from_env(env).storage_queue_uri == "https://acct.queue.core.windows.net"
+
+
+def test_identity_connection_names_the_missing_table_uri() -> None:
+    env = make_env(AzureWebJobsStorage="")
+    env["AzureWebJobsStorage__queueServiceUri"] = "https://acct.queue.core.windows.net"
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(env)
+    assert "AzureWebJobsStorage__tableServiceUri" in {n for n, _ in e.value.problems}
 
 
 def test_sample_local_settings_lists_every_setting() -> None:

@@ -1,0 +1,56 @@
+"""HTTP triggers: the requests API (docs/openapi.yaml), thin over ``shared.services.api``.
+
+Function keys guard every route (``auth_level=FUNCTION``); in Azure, App Service
+authentication (Entra ID) sits in front as well, so callers may send a bearer token.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.runtime import runtime
+from shared.services.api import ApiResponse
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+def _reply(response: ApiResponse) -> func.HttpResponse:
+    return func.HttpResponse(
+        body=response.text(),
+        status_code=response.status,
+        headers=response.headers,
+        mimetype=response.content_type,
+        charset="utf-8",
+    )
+
+
+@bp.function_name("submit_request")
+@bp.route(route="requests", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def submit_request(req: func.HttpRequest) -> func.HttpResponse:
+    api = runtime().api()
+    body, content_type = req.get_body(), req.headers.get("content-type")
+    return _reply(api.handle(lambda: api.submit(body, content_type=content_type)))
+
+
+@bp.function_name("list_requests")
+@bp.route(route="requests", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def list_requests(req: func.HttpRequest) -> func.HttpResponse:
+    api = runtime().api()
+    params = dict(req.params)
+    return _reply(api.handle(lambda: api.list(params)))
+
+
+@bp.function_name("get_request")
+@bp.route(route="requests/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def get_request(req: func.HttpRequest) -> func.HttpResponse:
+    api = runtime().api()
+    key = req.route_params.get("id", "")
+    return _reply(api.handle(lambda: api.status(key)))
+
+
+@bp.function_name("cancel_request")
+@bp.route(route="requests/{id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
+def cancel_request(req: func.HttpRequest) -> func.HttpResponse:
+    api = runtime().api()
+    key = req.route_params.get("id", "")
+    return _reply(api.handle(lambda: api.cancel(key)))
