@@ -218,7 +218,7 @@ def summary(data: Mapping[str, Any]) -> dict[str, Any]:
     the event has the detail), so an array of 100 indexes stays a small entity."""
     kept = {k: data[k] for k in _OUTCOME_FIELDS if k in data and data[k] is not None}
     if isinstance(kept.get("cost"), Mapping):
-        kept["cost"] = {k: v for k, v in kept["cost"].items() if k != "indexes"}
+        kept["cost"] = {**kept["cost"], "indexes": None}
     return kept
 
 

@@ -27,9 +27,10 @@ from urllib.parse import quote
 
 from shared import events
 from shared.adapters.kube import Cluster
+from shared.cost import job_cost
 from shared.errors import VnbError
 from shared.ledger import ACTIVE, WAITING, Query, Record, State, new_record, view
-from shared.outcome import parse_time
+from shared.outcome import CONTROLLER_UID, parse_time
 from shared.request import MAX_BODY_BYTES, FieldError, RequestInvalid, decode_body, parse_request
 from shared.services.ledger import Ledger
 from shared.settings import Settings
@@ -315,19 +316,27 @@ class RequestsApi:
             if cluster is None:
                 return _unavailable("the cluster is not reachable now")
             job = cluster.get_job(record.job_name)
+            pods = cluster.list_pods(label_selector=f"{CONTROLLER_UID}={_job_uid(job)}") if job is not None else []
             if job is not None:
                 cluster.delete_job(record.job_name, propagation="Background")
         except VnbError as e:
             log.warning("cancel %s: deleting Job %s failed: %s", record.key, record.job_name, e)
             return _unavailable(f"deleting Job {record.job_name} failed ({e}); repeat the DELETE")
         now = self.now()
+        data = ran(job, record, namespace=self.settings.namespace, state=was_state, now=now)
+        # What its container groups ran until now; a repeated DELETE (pods gone) repeats what the
+        # first one recorded, so the event with the same id says the same thing.
+        recorded = (record.outcome or {}).get("cost")
+        data["cost"] = job_cost(pods, prices=self.settings.prices, until=now) if pods or not recorded else recorded
+        if pods:
+            self.ledger.add_outcome(record.key, {"cost": data["cost"], "finishedAt": events.iso(now)})
         self.send_event(
             events.job_cancelled(
                 source=self.settings.event_source,
                 key=record.key,
                 job_uid=_job_uid(job),
                 now=now,
-                data=ran(job, record, namespace=self.settings.namespace, state=was_state, now=now),
+                data=data,
             )
         )
         return ApiResponse(200, view(record))

@@ -322,6 +322,14 @@ def test_cancel_a_job_deletes_it_and_reports_what_ran_once(
     if when == "running":
         assert event["data"]["ran"]["active"] >= 1
         assert event["data"]["startedAt"]
+        # what its container group ran until the cancel, in the event and in the ledger
+        cost = event["data"]["cost"]
+        assert cost["containerGroups"] == 1
+        assert cost["currency"] == settings.price_currency
+        stored = ledger.get(key)
+        assert stored is not None
+        assert stored.outcome is not None
+        assert stored.outcome["cost"]["amount"] == cost["amount"]
     # The Job is Terminating (its report finalizer); the reconciler releases it without a
     # second outcome event.
     sent: list[str] = []
