@@ -303,9 +303,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cli_api.register(sub)
 
-    from shared import cli_cluster
+    from shared import cli_cluster, cli_cost
 
     cli_cluster.register(sub, _aks_settings)
+    cli_cost.register(sub, _settings)
 
     args = parser.parse_args(argv)
     try:
