@@ -60,12 +60,12 @@ class Prices:
         return {"currency": self.currency, "vcpuSecond": str(self.vcpu_second), "gbSecond": str(self.gb_second)}
 
 
-def aci_cpu(request: Decimal) -> Decimal:
+def billed_cpu(request: Decimal) -> Decimal:
     """vCPU ACI receives for a CPU request: floored to 0.01 (azure-aci ``getContainers``)."""
     return (request / _CENTI).to_integral_value(rounding=ROUND_FLOOR) * _CENTI
 
 
-def aci_memory_gb(request_bytes: int) -> Decimal:
+def billed_memory_gb(request_bytes: int) -> Decimal:
     """Decimal GB ACI receives for a memory request: bytes / 10^9 floored to 0.1
     (azure-aci ``getContainers``). ``1Gi`` is 1.0 GB, ``1.5Gi`` is 1.6 GB."""
     return (Decimal(request_bytes) / _GB / _DECI).to_integral_value(rounding=ROUND_FLOOR) * _DECI
@@ -78,9 +78,9 @@ def billed_resources(pod: Obj) -> tuple[Decimal, Decimal]:
     for c in (pod.get("spec") or {}).get("containers") or []:
         requests = (c.get("resources") or {}).get("requests") or {}
         if requests.get("cpu") is not None:
-            cpu += aci_cpu(parse_cpu(str(requests["cpu"])))
+            cpu += billed_cpu(parse_cpu(str(requests["cpu"])))
         if requests.get("memory") is not None:
-            gb += aci_memory_gb(parse_memory(str(requests["memory"])))
+            gb += billed_memory_gb(parse_memory(str(requests["memory"])))
     return cpu, gb
 
 

@@ -3,7 +3,7 @@ computed by hand from what the stand-in reported (each pod's container start and
 
 The app's real reconcile pass reads the Job and its pods over HTTPS and sends the event to
 Azurite; the test reads the same pods *before* the pass (it deletes them) and does the
-arithmetic itself: ACI's rounding (250m → 0.25 vCPU, 1536Mi → 1.6 GB) × seconds × price.
+arithmetic itself: the resources ACI bills (250m → 0.25 vCPU, 1.5G → 1.5 GB) × seconds × price.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_cost_of_a_retried_array_job_matches_the_hand_computed_value(
             "image": IMAGE,
             "command": ["sh", "-c", "sleep 1; fail-once; sleep 2; echo done"],
             "cpu": "250m",
-            "memory": "1536Mi",
+            "memory": "1.5G",
             "completions": 2,
             "parallelism": 2,
             "retries": 3,
@@ -70,14 +70,20 @@ def test_cost_of_a_retried_array_job_matches_the_hand_computed_value(
     key = "cost-array-1"
     cluster = Cluster(from_kubeconfig_dict(kube.kubeconfig_dict(), context=None, timeout=5), NS)
     cluster.create_job(build_job(request, JobMeta(key=key, message_id="m-1", enqueued_at=None), settings=settings))
-    wait_for(lambda: _finished(kube.job(NS, job_name(key))), what="the array Job to finish", timeout=30)
-    pods = [p for p in kube.pods(NS) if p["metadata"]["labels"].get("batch.kubernetes.io/job-name") == job_name(key)]
+    wait_for(
+        lambda: _finished(kube.job(NS, job_name(key, settings=settings))), what="the array Job to finish", timeout=30
+    )
+    pods = [
+        p
+        for p in kube.pods(NS)
+        if p["metadata"]["labels"].get("batch.kubernetes.io/job-name") == job_name(key, settings=settings)
+    ]
 
     # --- by hand, from the stand-in's own report -----------------------------------------------
     failed = [p for p in pods if p["status"]["phase"] == "Failed"]
     assert (len(failed), len(pods)) == (2, 4), "one failed attempt per index, then a success"
     seconds = {p["metadata"]["name"]: _window(p) for p in pods}
-    cpu, gb = Decimal("0.25"), Decimal("1.6")  # 250m floored to 0.01; 1536Mi = 1.61 GB floored to 0.1
+    cpu, gb = Decimal("0.25"), Decimal("1.5")  # on ACI's steps (10m, 0.1 GB): billed as requested
     total_s = sum(seconds.values())
     failed_s = sum(seconds[p["metadata"]["name"]] for p in failed)
     expected = cpu * total_s * VCPU_PRICE + gb * total_s * GB_PRICE

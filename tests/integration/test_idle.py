@@ -321,7 +321,7 @@ def test_no_stop_with_a_job_from_an_instance_that_trusted_an_older_ready_answer(
     assert record is not None
     assert record.phase is Phase.RUNNING
     assert "Job(s) appeared during the drain" in record.reason
-    assert world.kube.job(NS, job_name("stale-1")) is not None
+    assert world.kube.job(NS, job_name("stale-1", settings=settings)) is not None
 
 
 def test_operator_commands_refuse_with_work_in_flight_then_stop_and_start(
@@ -338,7 +338,7 @@ def test_operator_commands_refuse_with_work_in_flight_then_stop_and_start(
     assert "refusing to stop" in capsys.readouterr().err
     assert stops(world) == []
 
-    world.kube.delete_job_behind_the_apps_back(NS, job_name("op-1"))
+    world.kube.delete_job_behind_the_apps_back(NS, job_name("op-1", settings=gate.settings))
     from shared.services.reconcile import run
 
     wait_for(

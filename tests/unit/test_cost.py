@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.cost import Prices, aci_cpu, aci_memory_gb, billed_resources, group_window, job_cost
+from shared.cost import Prices, billed_cpu, billed_memory_gb, billed_resources, group_window, job_cost
 from shared.settings import SettingsError
 from tests.conftest import make_env
 
@@ -53,7 +53,7 @@ def pod(
 def test_cpu_is_floored_to_a_hundredth_as_azure_aci_does(cpu: str, billed: str) -> None:
     from shared.quantity import parse_cpu
 
-    assert aci_cpu(parse_cpu(cpu)) == Decimal(billed)
+    assert billed_cpu(parse_cpu(cpu)) == Decimal(billed)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def test_cpu_is_floored_to_a_hundredth_as_azure_aci_does(cpu: str, billed: str) 
 def test_memory_is_decimal_gb_floored_to_a_tenth(memory: str, gb: str) -> None:
     from shared.quantity import parse_memory
 
-    assert aci_memory_gb(parse_memory(memory)) == Decimal(gb)
+    assert billed_memory_gb(parse_memory(memory)) == Decimal(gb)
 
 
 def test_a_group_sums_its_containers() -> None:
