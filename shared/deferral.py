@@ -4,16 +4,41 @@ A deferred request is re-enqueued as a new message, so it gets a new message id.
 envelope carries what must survive that hop: the idempotency key (a request without ``id``
 is keyed by its *first* message id, so a retry still finds the same Job), the original
 message id and first-seen time (how long it has waited), and how often it was deferred.
+
+Size. A queue message is at most 64 KiB: Put Message, "The encoded message can be up to 64
+kibibytes (KiB) in size" (learn.microsoft.com/rest/api/storageservices/put-message), counted
+as the UTF-8 bytes of the message text (Azurite ``src/queue/handlers/MessagesHandler.ts``
+enqueue: ``getUTF8ByteSize(messageText) > MESSAGETEXT_LENGTH_MAX``, 65536, answered
+``RequestBodyTooLarge``). With host.json ``messageEncoding: base64`` the text is the base64 of
+the bytes, so 48 KiB of payload at most; this app sends plain text (``none``,
+shared/adapters/queues.py). The envelope adds bytes to a request, so a request that fits
+the queue may not fit once wrapped: :func:`room` says, before any wait, whether the worst-case
+envelope of this request still fits; dispatch refuses the request up front when it does not
+(the same answer whether or not the cluster is ready at that moment).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
 
 ENVELOPE = "vnodeBatchDeferred"
+QUEUE_MESSAGE_LIMIT: Final = 64 * 1024
+"""Bytes of encoded message text a Storage queue message may carry (see the module docstring)."""
+BUDGET: Final = QUEUE_MESSAGE_LIMIT
+"""What a wrapped request may use: the documented limit. (Azurite 3.35 sometimes refuses texts
+of 2-byte characters a few bytes under it, e.g. ``"é" * 32767`` = 65,534 bytes on one try and
+not the next: it seems to miscount a character split across request chunks. The Put Message
+docs give no such rule, so it is not modelled; tests near the limit use ASCII.)"""
+REASON_MAX: Final = 200
+"""Characters of the not-ready reason kept in the envelope (the event carries the full one)."""
+_WORST_COUNT: Final = 10**10 - 1
+_WORST_FIRST_SEEN: Final = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+Encoding = Literal["none", "base64"]
 
 
 @dataclass(frozen=True)
@@ -25,15 +50,38 @@ class Deferral:
     reason: str
 
 
+def encoded_size(text: str, encoding: Encoding = "none") -> int:
+    """Bytes the queue counts for ``text`` sent with host.json's ``messageEncoding``."""
+    raw = len(text.encode("utf-8"))
+    return raw if encoding == "none" else 4 * math.ceil(raw / 3)
+
+
+def _reason(reason: str) -> str:
+    """At most REASON_MAX printable characters that JSON needs not escape (so the envelope's
+    size is bounded by the reason's length)."""
+    kept = "".join(c if c.isprintable() and c not in '"\\' else " " for c in reason[:REASON_MAX])
+    return kept.encode("ascii", "replace").decode("ascii")
+
+
 def wrap(request: dict[str, Any], *, key: str, message_id: str, first_seen: datetime, count: int, reason: str) -> str:
     meta = {
         "key": key,
         "messageId": message_id,
         "firstSeen": first_seen.isoformat(),
         "count": count,
-        "reason": reason[:500],
+        "reason": _reason(reason),
     }
     return json.dumps({ENVELOPE: meta, "request": request}, separators=(",", ":"), ensure_ascii=False)
+
+
+def room(request: dict[str, Any], *, key: str, message_id: str, encoding: Encoding = "none") -> int:
+    """Bytes to spare under :data:`BUDGET` once ``request`` is wrapped with the
+    largest envelope it can ever get (any reason, count, first-seen time); negative when the
+    request cannot wait for the cluster."""
+    worst = wrap(
+        request, key=key, message_id=message_id, first_seen=_WORST_FIRST_SEEN, count=_WORST_COUNT, reason="x" * 10_000
+    )
+    return BUDGET - encoded_size(worst, encoding)
 
 
 def unwrap(data: dict[str, Any]) -> tuple[dict[str, Any], Deferral | None]:

@@ -225,7 +225,8 @@ class Settings(BaseModel):
     schedules_timer: str = _field(
         "VNB_SCHEDULES_TIMER",
         ...,
-        "NCRONTAB of the timer that enqueues due periodic batches.",
+        "NCRONTAB of the timer that enqueues due periodic batches; at most once a minute (one seconds value), "
+        "else the host turns off the schedule monitor that catch-up needs.",
     )
 
     # --- bootstrap (aks mode) ------------------------------------------------------------
@@ -376,6 +377,36 @@ class Settings(BaseModel):
         elif re.fullmatch(r"\d{1,2}:\d{2}:\d{2}", value):
             return value  # the host also takes a TimeSpan (App Service plans)
         raise ValueError("expected an NCRONTAB expression with six fields, seconds first, e.g. `*/15 * * * * *`")
+
+    @field_validator("schedules_timer")
+    @classmethod
+    def _once_a_minute_at_most(cls, value: str) -> str:
+        """Catch-up after downtime needs the host's schedule monitor (ScheduleStatus.Last,
+        IsPastDue), which the host silently turns off for a schedule with more than one
+        occurrence in the next minute, or a TimeSpan under a minute
+        (azure-webjobs-sdk-extensions ``src/WebJobs.Extensions/Extensions/Timers/Scheduling/
+        TimerSchedule.cs`` Create: ``attribute.UseMonitor = false``). The host tests the
+        minute after start only; one seconds value is what keeps every minute to one fire.
+        """
+        from croniter import croniter
+
+        span = re.fullmatch(r"(\d{1,2}):(\d{2}):(\d{2})", value)
+        if span:
+            hours, minutes, seconds = (int(g) for g in span.groups())
+            if hours * 3600 + minutes * 60 + seconds < 60:
+                raise ValueError(
+                    "fires more than once a minute: the host then turns its schedule monitor off and "
+                    "missed periodic batches are never caught up; use a period of at least 00:01:00"
+                )
+            return value
+        seconds_field = croniter(value, second_at_beginning=True).expanded[-1]
+        if seconds_field == ["*"] or len(set(seconds_field)) > 1:
+            raise ValueError(
+                "fires more than once a minute (its seconds field has several values): the host then turns "
+                "its schedule monitor off and missed periodic batches are never caught up; "
+                "use one seconds value, e.g. `0 * * * * *`"
+            )
+        return value
 
     @field_validator("vnet_cidr", "cluster_subnet_cidr", "vnode_subnet_cidr", "service_cidr")
     @classmethod

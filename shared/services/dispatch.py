@@ -2,7 +2,8 @@
 
 Outcomes, and what the function does with them:
 - created / duplicate: the Job exists (a redelivered message finds its own Job) → complete.
-- rejected: the message can never become a Job → a ``request.rejected`` event, complete.
+- rejected: the message can never become a Job (invalid, or too large to wait for the
+  cluster inside a 64 KiB queue message: shared/deferral.py) → a ``request.rejected`` event.
 - deferred: the cluster is not ready → the request is re-enqueued with a visibility delay
   (carrying its key and first-seen time) and this message completes.
 - dead-lettered: it waited for the cluster longer than allowed → a ``request.deadlettered`` event.
@@ -17,6 +18,7 @@ message for a request that already ran (its Job deleted since) is a duplicate, n
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from typing import Any, Protocol
 
 from shared import events
 from shared.adapters.kube import AlreadyExists, Cluster, KubePermanentError
-from shared.deferral import Deferral, unwrap, wrap
+from shared.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, room, unwrap, wrap
 from shared.errors import PermanentError, TransientError
 from shared.jobspec import ANN_REQUEST_HASH, JobMeta, build_job, job_name
 from shared.ledger import Record, State
@@ -119,6 +121,18 @@ def dispatch(
     key = request.id or key_default
     enqueued_at = deferral.first_seen if deferral else message.inserted_at
     meta = JobMeta(key=key, message_id=deferral.message_id if deferral else message.message_id, enqueued_at=enqueued_at)
+    spare = room(data, key=meta.key, message_id=meta.message_id, encoding="none")  # adapters/queues.py: plain text
+    if spare < 0:
+        # Refused whether or not the cluster is ready now, so the answer does not depend on
+        # timing: a request that could not wait must not be accepted only on lucky days.
+        size = encoded_size(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+        error = FieldError(
+            "$body",
+            f"the request is {size} bytes (compact JSON); a request must leave room for the envelope it gets "
+            f"while it waits for the cluster, so at most {size + spare} bytes here "
+            f"(a queue message carries {QUEUE_MESSAGE_LIMIT} bytes); shorten env, args or labels",
+        )
+        return _rejected(message, settings, [error], now(), key=meta.key, correlation_id=request.correlationId)
     manifest = build_job(request, meta, settings=settings)
 
     if ledger is not None:  # ledger: record first; a finished or cancelled key never runs again

@@ -57,6 +57,10 @@ def test_every_problem_is_listed_by_setting_name() -> None:
         ({"VNB_NODE_COUNT": "0"}, "VNB_NODE_COUNT"),
         ({"VNB_LEDGER_TABLE": "bad-name"}, "VNB_LEDGER_TABLE"),
         ({"VNB_LEDGER_RETENTION_SECONDS": "60"}, "VNB_LEDGER_RETENTION_SECONDS"),
+        ({"VNB_SCHEDULES_TIMER": "*/30 * * * * *"}, "VNB_SCHEDULES_TIMER"),
+        ({"VNB_SCHEDULES_TIMER": "* * * * * *"}, "VNB_SCHEDULES_TIMER"),
+        ({"VNB_SCHEDULES_TIMER": "0,30 0 * * * *"}, "VNB_SCHEDULES_TIMER"),
+        ({"VNB_SCHEDULES_TIMER": "00:00:30"}, "VNB_SCHEDULES_TIMER"),
     ],
 )
 def test_bad_setting_is_named(overrides: dict[str, str], name: str) -> None:
@@ -138,3 +142,14 @@ def test_the_longest_namespace_that_leaves_room_is_accepted() -> None:
     assert Settings.from_env(make_env(VNB_NAMESPACE="n" * 39)).job_name_budget == 14
     assert Settings.from_env(make_env(VNB_NAMESPACE="n" * 42, VNB_MAX_COMPLETIONS="1")).job_name_budget == 14
     assert Settings.from_env(make_env(VNB_MAX_MEMORY="16G", VNB_MAX_CPU="4")).max_memory == 16 * 10**9
+
+
+@pytest.mark.parametrize("timer", ["0 * * * * *", "30 */5 * * * *", "0 0 2 * * *", "00:01:00", "01:00:00"])
+def test_a_schedules_timer_firing_at_most_once_a_minute_is_accepted(timer: str) -> None:
+    # The host keeps its schedule monitor (catch-up) only for these (TimerSchedule.Create).
+    assert Settings.from_env(make_env(VNB_SCHEDULES_TIMER=timer)).schedules_timer == timer
+
+
+def test_the_reconcile_timer_may_still_fire_every_few_seconds() -> None:
+    # Reconcile needs no catch-up: a sub-minute schedule stays allowed there.
+    assert Settings.from_env(make_env(VNB_RECONCILE_SCHEDULE="*/15 * * * * *")).reconcile_schedule == "*/15 * * * * *"
