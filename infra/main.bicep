@@ -37,6 +37,9 @@ param clusterLocation string = ''
 
 // --- app settings exposed as parameters (defaults = the seed's values / Settings defaults) -------
 
+@description('Client id of the Entra ID app registration for the requests API (azd env VNB_API_CLIENT_ID).')
+param apiClientId string
+
 @description('Queue of batch requests (VNB_REQUESTS_QUEUE); its poison queue is <name>-poison.')
 param requestsQueueName string = 'vnb-requests'
 
@@ -192,6 +195,7 @@ module api 'app/api.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     appSettings: appSettings
+    apiClientId: apiClientId
   }
 }
 

@@ -17,6 +17,9 @@ param applicationInsightsName string
 param maximumInstanceCount int = 100
 param instanceMemoryMB int = 2048
 
+@description('Application (client) id of the Entra ID app registration callers request tokens for (App Service authentication in front of /api/*); create it once with `az ad app create` (docs/deploy.md).')
+param apiClientId string
+
 @description('The VNB_* settings built in main.bicep.')
 param appSettings object
 
@@ -60,10 +63,10 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  //checkov:skip=CKV_AZURE_222: azd deploy publishes through the app's SCM endpoint, which needs public network access unless the app gets VNet integration and a private endpoint (an opt-in hardening, see docs/deploy.md); the app has no HTTP triggers and basic publishing credentials are disabled below, so that endpoint accepts Entra ID tokens only.
-  //checkov:skip=CKV_AZURE_17: The app serves no HTTP endpoints of its own (queue and timer triggers only), so there is no client to present a certificate; the deployment endpoint is authenticated with Entra ID.
+  //checkov:skip=CKV_AZURE_222: azd deploy publishes through the app's SCM endpoint, and the requests API (/api/requests) is called by producers and the CLI from outside, so the app needs public network access unless it gets VNet integration and a private endpoint (an opt-in hardening, see docs/deploy.md); every /api route needs an Entra ID bearer token (authsettingsV2 below) and a function key, and basic publishing credentials are disabled below.
+  //checkov:skip=CKV_AZURE_17: Callers of the requests API authenticate with Entra ID bearer tokens (App Service authentication, authsettingsV2 below) plus function keys; client certificates would add a second PKI to manage for no extra assurance.
   //checkov:skip=CKV_AZURE_212: Minimum (always-ready) instances are billed while idle; queue and timer triggers tolerate a cold start, and the app is meant to cost ~0 when no work arrives.
-  //checkov:skip=CKV_AZURE_213: Health check probes an HTTP path and this app exposes none; its liveness shows in Application Insights and in the events queue (every request ends in exactly one event).
+  //checkov:skip=CKV_AZURE_213: Health check probes an HTTP path anonymously, and every route of this app requires authentication; its liveness shows in Application Insights and in the events queue (every request ends in exactly one event).
   name: name
   location: location
   tags: union(tags, {
@@ -111,6 +114,57 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: setting.value
         }
       ]
+    }
+  }
+}
+
+// App Service authentication (Easy Auth) in front of the requests API: a caller without a valid
+// Entra ID token for apiClientId gets 401 before the function (and its key check) runs; no login
+// redirects (an API, not a web site), no token store. Schema:
+// https://learn.microsoft.com/azure/templates/microsoft.web/sites/config-authsettingsv2
+resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
+  //checkov:skip=CKV_AZURE_13: This IS App Service authentication, in the authsettingsV2 shape (platform.enabled); checkov's AppServiceAuthentication (checkov/arm/checks/resource/AppServiceAuthentication.py) reads only the v1 authsettings shape (properties.enabled).
+  //checkov:skip=CKV_AZURE_63: A site-configuration check (siteConfig.httpLoggingEnabled) that checkov applies to every sites/config resource; this one holds authentication settings only.
+  //checkov:skip=CKV_AZURE_65: A site-configuration check (detailedErrorLoggingEnabled) applied to every sites/config resource; this one holds authentication settings only.
+  //checkov:skip=CKV_AZURE_66: A site-configuration check (requestTracingEnabled) applied to every sites/config resource; this one holds authentication settings only.
+  //checkov:skip=CKV_AZURE_80: A .NET Framework version check applied to every sites/config resource; this is a Python app and this resource holds authentication settings only.
+  //checkov:skip=CKV_AZURE_88: An Azure Files mount check applied to every sites/config resource; this resource holds authentication settings only (the app keeps no files).
+  //checkov:skip=CKV_AZURE_222: Public network access is a property of the site (justified on functionApp above), not of this authentication settings resource.
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: apiClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${apiClientId}'
+            apiClientId
+          ]
+        }
+        login: {
+          disableWWWAuthenticate: false
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
     }
   }
 }

@@ -135,6 +135,7 @@ def dispatch(
         return _rejected(message, settings, [error], now(), key=meta.key, correlation_id=request.correlationId)
     manifest = build_job(request, meta, settings=settings)
 
+    known: Record | None = None
     if ledger is not None:  # ledger: record first; a finished or cancelled key never runs again
         known = tracking.received(
             ledger, key=key, request=request, message_id=meta.message_id, now=now(), source="queue"
@@ -161,7 +162,7 @@ def dispatch(
         return result
     result = _create(message, settings, readiness.cluster, request, manifest, meta, now())
     if ledger is not None and result.outcome in (Outcome.CREATED, Outcome.DUPLICATE) and result.job_name:  # ledger
-        record = tracking.submitted(ledger, key=key, job_name=result.job_name, now=now())
+        record = tracking.submitted(ledger, key=key, job_name=result.job_name, now=now(), known=known)
         if record is not None and record.state == State.CANCELLED:
             # Cancelled while this invocation created the Job: take it back before it runs.
             readiness.cluster.delete_job(result.job_name, propagation="Background")

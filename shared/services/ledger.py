@@ -103,11 +103,17 @@ class Ledger:
         reason: str | None = None,
         attempts: int | None = None,
         outcome: Mapping[str, Any] | None = None,
+        known: Record | None = None,
     ) -> Record | None:
         """Move ``key`` to ``target`` (a no-op when not allowed or already there) and return the
-        stored record; when the key is unknown, insert ``create()`` if given, else return None."""
+        stored record; when the key is unknown, insert ``create()`` if given, else return None.
+
+        ``known``: the record as the caller just read or wrote it (with its ETag): the first
+        attempt starts from it instead of reading again; a stale one only costs a 412 and a read.
+        """
         for _ in range(CAS_ATTEMPTS):
-            current = self.get(key)
+            current = known if known is not None and known.etag is not None and known.key == key else self.get(key)
+            known = None
             if current is None:
                 if create is None:
                     return None

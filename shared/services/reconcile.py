@@ -54,6 +54,7 @@ from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
 from shared.cost import job_cost
 from shared.errors import TransientError, VnbError
 from shared.jobspec import FINALIZER_REPORT, LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
+from shared.ledger import State
 from shared.outcome import (
     ANN_REPORTED_AT,
     ANN_VERDICT,
@@ -402,7 +403,8 @@ class _Pass:
                 return
             log.warning("Job %s judged failed: %s: %s", name, verdict.reason, verdict.message)
         result = outcome(job, pods, verdict=verdict, now=moment)
-        if self.ledger is not None and tracking.cancelled_job(self.ledger, job=job):
+        record = tracking.record_of(self.ledger, job=job) if self.ledger is not None else None
+        if record is not None and record.state == State.CANCELLED:
             # ledger: cancelled through the API, which sent job.cancelled: no second outcome event.
             self._mark(job, moment)
             if not is_deleting(job):
@@ -422,6 +424,7 @@ class _Pass:
                 data={**event_data(job, result, []), "cost": cost},
                 event_id=event_id,
                 now=moment,
+                known=record,
             )
         self._mark(job, moment)
         self._count("succeeded" if result.succeeded else "failed")

@@ -49,8 +49,8 @@ def waiting(ledger: Ledger, *, key: str, reason: str, attempts: int, now: dateti
     ledger.move(key, target, now, reason=reason, attempts=attempts)
 
 
-def submitted(ledger: Ledger, *, key: str, job_name: str, now: datetime) -> Record | None:
-    return ledger.move(key, State.SUBMITTED, now, job_name=job_name)
+def submitted(ledger: Ledger, *, key: str, job_name: str, now: datetime, known: Record | None = None) -> Record | None:
+    return ledger.move(key, State.SUBMITTED, now, job_name=job_name, known=known)
 
 
 def rejected(
@@ -147,17 +147,21 @@ def running(ledger: Ledger, *, job: Mapping[str, Any], now: datetime, memo: Runn
     memo.add(key)
 
 
-def cancelled_job(ledger: Ledger, *, job: Mapping[str, Any]) -> bool:
-    """Was this Job's request cancelled (the reconciler then sends no outcome event)?"""
+def record_of(ledger: Ledger, *, job: Mapping[str, Any]) -> Record | None:
+    """The ledger record of a Job's request (None: no key, or not recorded)."""
     key = job_key(job)
-    if key is None:
-        return False
-    record = ledger.get(key)
-    return record is not None and record.state == State.CANCELLED
+    return None if key is None else ledger.get(key)
 
 
 def finished(
-    ledger: Ledger, *, job: Mapping[str, Any], succeeded: bool, data: Mapping[str, Any], event_id: str, now: datetime
+    ledger: Ledger,
+    *,
+    job: Mapping[str, Any],
+    succeeded: bool,
+    data: Mapping[str, Any],
+    event_id: str,
+    now: datetime,
+    known: Record | None = None,
 ) -> None:
     """Record a reported Job's outcome (creating the record for a Job that predates the ledger)."""
     key = job_key(job)
@@ -174,4 +178,5 @@ def finished(
         reason=str(data.get("reason") or "") or None,
         outcome=outcome,
         create=lambda: _from_job(job, key, state, now, outcome=outcome, reason=data.get("reason")),
+        known=known,
     )

@@ -28,7 +28,8 @@ def test_the_function_app_gets_exactly_the_two_setting_objects() -> None:
     assert list(union["parameters"].values()) == ["appSettings", "hostSettings"]
     assert main_template().modules["api"]["config"]["params"]["appSettings"] == "appSettings"
     assert not any(
-        resource["type"] == "Microsoft.Web/sites/config" for resource in api_template().resources.values()
+        resource["type"] == "Microsoft.Web/sites/config" and resource["config"]["name"] != "authsettingsV2"
+        for resource in api_template().resources.values()
     ), "settings are set in siteConfig.appSettings only; a sites/config 'appsettings' resource would replace them"
 
 

@@ -93,3 +93,22 @@ def test_outputs_for_azd() -> None:
         "AZURE_LOCATION",
     ):
         assert name in outputs, f"main.bicep should output {name} for azd"
+
+
+def test_the_requests_api_sits_behind_entra_id_authentication() -> None:
+    """authsettingsV2: every unauthenticated /api call is answered 401 (no login redirect), bearer
+    tokens for the API's app registration are accepted, nothing is kept in a token store."""
+    api = Template(API)
+    auth = _resource(api, "auth")
+    assert auth["name"] == "authsettingsV2"
+    props = auth["properties"]
+    assert props["platform"]["enabled"] is True
+    assert props["globalValidation"] == {"requireAuthentication": True, "unauthenticatedClientAction": "Return401"}
+    assert props["httpSettings"]["requireHttps"] is True
+    aad = props["identityProviders"]["azureActiveDirectory"]
+    assert aad["enabled"] is True
+    assert aad["registration"]["clientId"] == "apiClientId"
+    assert len(aad["validation"]["allowedAudiences"]) == 2
+    assert props["login"]["tokenStore"]["enabled"] is False
+    params = Template(MAIN).modules["api"]["config"]["params"]
+    assert params["apiClientId"] == "apiClientId"

@@ -195,3 +195,16 @@ def test_shared_roles_constants_are_guids() -> None:
     assert roles.role_definition_id("sub", roles.NETWORK_CONTRIBUTOR) == (
         "/subscriptions/sub/providers/Microsoft.Authorization/roleDefinitions/4d97b98b-1d4f-4787-a291-c67834d212e7"
     )
+
+
+def test_the_app_identity_can_write_the_request_ledger() -> None:
+    """The ledger (VNB_LEDGER_TABLE) is read and written with the app's identity: it needs Storage
+    Table Data Contributor on the storage account, assigned to the identity's principal."""
+    found = [
+        config
+        for path, _, config in role_assignments()
+        if path == APP_RBAC and role_guid(path, config) == roles.STORAGE_TABLE_DATA_CONTRIBUTOR
+    ]
+    assert len(found) == 1
+    assert found[0]["scope"] == "storage"
+    assert found[0]["properties"]["principalId"] == "principalId"
