@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                         terminal += 1
                 time.sleep(0.3)
         left = len(kube.jobs(settings["VNB_NAMESPACE"]))
+        if terminal >= len(requests):
+            _cost_table(settings, console)
     console.print()
     if terminal >= len(requests):
         console.print(
@@ -115,6 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     console.print(f"[bold red]timed out[/]: {terminal} of {len(requests)} requests have a terminal event")
     return 1
+
+
+def _cost_table(settings: dict[str, str], console: Console) -> None:
+    """What ``python -m shared.cli cost --by team --since 1d`` prints, from the demo's ledger."""
+    from shared import cli_cost
+    from shared.settings import Settings
+
+    console.print("\n[bold]$ python -m shared.cli cost --by team --since 1d[/]")
+    args = argparse.Namespace(by="team", since="1d", csv=False, json=False)
+    cli_cost.run(args, Settings.from_env(settings), console.file, sys.stderr)
 
 
 def _job_state(job: dict[str, Any], kube: Any) -> str:

@@ -149,6 +149,15 @@ def format_event(event: Mapping[str, Any]) -> str:
         parts.append(f"exit={data['exitCode']}")
     if data.get("reason"):
         parts.append(f"reason={data['reason']}")
+    cost = data.get("cost")
+    if isinstance(cost, Mapping):
+        retried = (cost.get("failedAttempts") or {}).get("amount") or 0
+        parts.append(
+            f"cost={cost.get('amount', 0):.6f} {cost.get('currency', '')}"
+            f" ({cost.get('vcpuSeconds', 0):g} vCPU-s, {cost.get('gbSeconds', 0):g} GB-s"
+            + (f", retries {retried:.6f}" if retried else "")
+            + ")"
+        )
     if data.get("errors"):
         first = data["errors"][0]
         more = f" (+{len(data['errors']) - 1} more)" if len(data["errors"]) > 1 else ""

@@ -93,8 +93,8 @@ def render(rows: list[Any], *, by: str, since: datetime, out: TextIO) -> None:
         table.add_row(
             r.group,
             str(r.jobs),
-            f"{r.vcpu_seconds:,.0f}",
-            f"{r.gb_seconds:,.0f}",
+            f"{r.vcpu_seconds:,.1f}",
+            f"{r.gb_seconds:,.1f}",
             f"{r.amount:,.6f} {r.currency}",
             f"{r.failed_amount:,.6f}",
             bar(r.amount, largest),
