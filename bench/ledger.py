@@ -37,16 +37,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._harness import KubeProcess, app_settings, machine, percentile, quiet_logs  # noqa: E402
-from devtools.azurite import Azurite  # noqa: E402
-from shared.adapters.kube import Cluster, from_kubeconfig_file  # noqa: E402
-from shared.adapters.queues import Queues  # noqa: E402
-from shared.adapters.tables import EntityPage, Stored, Tables  # noqa: E402
-from shared.services.api import RequestsApi  # noqa: E402
-from shared.services.dispatch import Inbound, Readiness, dispatch  # noqa: E402
-from shared.services.ledger import Ledger  # noqa: E402
-from shared.services.reconcile import KubeJobs, reconcile  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from bench._harness import KubeProcess, app_settings, machine, percentile, quiet_logs
+from devtools.azurite import Azurite
+from shared.adapters.kube import Cluster, from_kubeconfig_file
+from shared.adapters.queues import Queues
+from shared.adapters.tables import EntityPage, Stored, Tables
+from shared.services.api import RequestsApi
+from shared.services.dispatch import Inbound, Readiness, dispatch
+from shared.services.ledger import Ledger
+from shared.services.reconcile import KubeJobs, reconcile
+from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"

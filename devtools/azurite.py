@@ -30,6 +30,7 @@ import collections
 import logging
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -256,7 +257,13 @@ class Azurite:
         for proc in (self._proc, self._table_proc):
             if proc is None or proc.poll() is not None:
                 continue
-            proc.terminate()
+            if proc is self._table_proc:
+                # azurite src/table/main.js closes (and saves its LokiJS database) on SIGINT or an
+                # IPC "shutdown" only; SIGTERM ends it without saving (src/queue/main.js handles
+                # both). Without this a persistent table service loses its recent writes.
+                proc.send_signal(signal.SIGINT)
+            else:
+                proc.terminate()
             try:
                 proc.wait(_STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from shared import events
 from shared.deferral import unwrap
+from shared.errors import VnbError
 from shared.request import decode_body
 from shared.services import tracking
 from shared.services.dispatch import Inbound
@@ -35,14 +36,21 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: L
         "(Application Insights) under this message id."
     )
     if ledger is not None and key:  # ledger: ends a waiting request; a submitted one is the reconciler's
-        tracking.deadlettered(
-            ledger,
-            key=key,
-            reason="MaxDequeueCountExceeded",
-            correlation_id=correlation_id,
-            message_id=message.message_id,
-            now=now,
-        )
+        try:
+            tracking.deadlettered(
+                ledger,
+                key=key,
+                reason="MaxDequeueCountExceeded",
+                correlation_id=correlation_id,
+                message_id=message.message_id,
+                now=now,
+            )
+        except VnbError as e:
+            # The event is the contract; failing here would send this message to a second
+            # poison queue nobody reads. The record stays as it was until retention purges it.
+            log.warning(
+                "message %s (key %s): recording dead-lettered in the ledger failed: %s", message.message_id, key, e
+            )
     log.error("message %s (key %s) was poisoned after %d deliveries", message.message_id, key, message.dequeue_count)
     return events.request_deadlettered(
         source=settings.event_source,

@@ -168,6 +168,17 @@ def dispatch(
             readiness.cluster.delete_job(result.job_name, propagation="Background")
             log.info("key %s was cancelled while its Job %s was created; deleted it", key, result.job_name)
             return DispatchResult(Outcome.CANCELLED, key=key, job_name=result.job_name, detail="cancelled")
+        if record is not None and record.terminal and result.outcome == Outcome.CREATED:
+            # The first Job finished and was deleted between our ledger read and our create:
+            # this one is a second run of a finished request. Delete it; the reconciler sends no
+            # event for it (its uid is not the one the ledger recorded).
+            readiness.cluster.delete_job(result.job_name, propagation="Background")
+            log.warning(
+                "key %s finished (%s) while a duplicate created Job %s; deleted it", key, record.state, result.job_name
+            )
+            return DispatchResult(
+                Outcome.DUPLICATE, key=key, job_name=result.job_name, detail=f"already {record.state}"
+            )
     return result
 
 
@@ -187,7 +198,10 @@ def _ledger_says(
         )
     if known.state == State.CANCELLED:
         return DispatchResult(Outcome.CANCELLED, key=meta.key, job_name=known.job_name, detail="cancelled")
-    if known.terminal:
+    if known.terminal or known.state in (State.SUBMITTED, State.RUNNING):
+        # Submitted/running: the Job exists (it is recorded only after the create). Not even
+        # trying the create matters once reported Jobs are deleted at once: a create racing the
+        # reconciler's delete would otherwise make a second Job.
         log.info("duplicate delivery of key %s: already %s in the ledger", meta.key, known.state)
         return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=known.job_name, detail=f"already {known.state}")
     return None

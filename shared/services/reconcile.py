@@ -54,7 +54,7 @@ from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
 from shared.cost import job_cost
 from shared.errors import TransientError, VnbError
 from shared.jobspec import FINALIZER_REPORT, LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
-from shared.ledger import State
+from shared.ledger import Record, State
 from shared.outcome import (
     ANN_REPORTED_AT,
     ANN_VERDICT,
@@ -404,8 +404,9 @@ class _Pass:
             log.warning("Job %s judged failed: %s: %s", name, verdict.reason, verdict.message)
         result = outcome(job, pods, verdict=verdict, now=moment)
         record = tracking.record_of(self.ledger, job=job) if self.ledger is not None else None
-        if record is not None and record.state == State.CANCELLED:
-            # ledger: cancelled through the API, which sent job.cancelled: no second outcome event.
+        if record is not None and (record.state == State.CANCELLED or _stray(record, job)):
+            # ledger: cancelled through the API (which sent job.cancelled), or a stray duplicate
+            # Job of a finished request: no second outcome event.
             self._mark(job, moment)
             if not is_deleting(job):
                 self.jobs.delete_job(name, propagation="Background")
@@ -530,6 +531,13 @@ class _Pass:
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
             setattr(self.report, what, getattr(self.report, what) + n)
+
+
+def _stray(record: Record, job: dict[str, Any]) -> bool:
+    """A second Job for a request the ledger already finished with another Job (a duplicate
+    that raced the first one's deletion): it gets no outcome event of its own."""
+    recorded = (record.outcome or {}).get("jobUid")
+    return record.terminal and recorded is not None and recorded != job_uid(job)
 
 
 def _rv(job: dict[str, Any]) -> str:

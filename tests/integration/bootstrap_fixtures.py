@@ -168,6 +168,9 @@ def make_aks(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> Iterator[Call
                 "VNB_READY_CACHE_SECONDS": "0.05",
                 "VNB_KUBE_TIMEOUT_SECONDS": "5",
                 "VNB_RECONCILE_SCHEDULE": "*/1 * * * * *",
+                "VNB_LEDGER_TABLE": f"{prefix}ledger",
+                # These tests look at the finished Jobs (the app's default deletes them at once).
+                "VNB_KEEP_FINISHED_SECONDS": "3600",
             }
         )
         return AksWorld(arm=arm, kube=kube, env=env)

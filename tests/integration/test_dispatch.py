@@ -70,7 +70,9 @@ def test_same_message_delivered_twice_creates_one_job(
     assert "io.vnodebatch.request.rejected" not in kinds
     assert kinds.count("io.vnodebatch.job.succeeded") <= 1
     creates = [r for r in kube.request_log if r[0] == "POST" and r[1].endswith("/jobs")]
-    assert len(creates) == 2  # the second create met 409 AlreadyExists and completed
+    # The second delivery met 409 AlreadyExists, or found the request already submitted in the
+    # ledger and did not try: either way one Job.
+    assert len(creates) in (1, 2)
 
 
 def test_redelivered_message_without_id_finds_its_own_job(

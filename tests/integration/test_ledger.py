@@ -19,8 +19,10 @@ from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.adapters.tables import EntityPage, Stored, TableError, Tables
 from shared.errors import TransientError
-from shared.jobspec import job_name
+from shared.jobspec import JobMeta, build_job, job_name
 from shared.ledger import State
+from shared.request import parse_request
+from shared.services import tracking
 from shared.services.dispatch import Inbound, Outcome, Readiness, dispatch
 from shared.services.ledger import Ledger
 from shared.services.reconcile import KubeJobs, reconcile
@@ -166,7 +168,7 @@ def test_waiting_for_the_cluster_is_recorded_with_attempts_then_submitted(
     assert record is not None
     assert record.state == State.SUBMITTED
     assert set(record.times) == {"received", "waiting-for-cluster", "submitted"}
-    assert job_creates(kube) == 2
+    assert job_creates(kube) == 1  # the second delivery found "submitted" and did not try
     assert len(kube.jobs(NS)) == 1
 
 
@@ -364,3 +366,52 @@ def test_retention_purges_old_records(settings: Settings, ledger: Ledger) -> Non
     assert ledger.purge(datetime(2021, 1, 1, tzinfo=UTC)) == 1
     assert ledger.get("old-1") is None
     assert ledger.get("new-1") is not None
+
+
+def test_a_poisoned_waiting_request_is_recorded_dead_lettered(
+    settings: Settings, ledger: Ledger, cluster: Cluster
+) -> None:
+    from shared.services.deadletter import deadletter
+
+    body = {"id": "dl-1", "image": IMAGE, "correlationId": "c-dl"}
+    requeued: list[str] = []
+    dispatch(message(body), settings=settings, gate=Gate(None), requeue=lambda t, d: requeued.append(t), ledger=ledger)
+    poisoned = Inbound(message_id="poison-1", body=requeued[0].encode(), dequeue_count=5)
+    event = json.loads(deadletter(poisoned, settings=settings, now=datetime.now(UTC), ledger=ledger))
+    assert event["data"]["requestKey"] == "dl-1"
+    record = ledger.get("dl-1")
+    assert record is not None
+    assert record.state == State.DEADLETTERED
+    assert record.reason == "MaxDequeueCountExceeded"
+    # A late redelivery of the original message runs nothing.
+    again = dispatch(message(body), settings=settings, gate=Gate(cluster), requeue=lambda t, d: None, ledger=ledger)
+    assert again.outcome == Outcome.DUPLICATE
+
+
+def test_a_second_job_for_a_finished_request_is_deleted_without_a_second_event(
+    settings: Settings, ledger: Ledger, cluster: Cluster, kube: KubeStandIn
+) -> None:
+    """A duplicate that read the ledger before the first Job finished and created after it was
+    deleted: dispatch deletes its Job when its ``submitted`` write finds the request finished,
+    and the reconciler sends no event for it (its uid is not the recorded one)."""
+    body = {"id": "stray-1", "image": IMAGE, "command": ["sh", "-c", "echo x"]}
+    dispatch(message(body), settings=settings, gate=Gate(cluster), requeue=lambda t, d: None, ledger=ledger)
+    wait_for(lambda: condition(kube.job(NS, job_name("stray-1")) or {}) == "Complete", what="the first Job")
+    sent: list[str] = []
+    reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=sent.append, ledger=ledger)
+    assert len(sent) == 1
+    assert kube.jobs(NS) == []
+    # The race, replayed: the stray's ledger step starts from the record it read before the finish.
+    stale = ledger.get("stray-1")
+    assert stale is not None
+    request = parse_request(body, settings=settings)
+    meta = JobMeta(key="stray-1", message_id="m-2", enqueued_at=None)
+    kube_job = cluster.create_job(build_job(request, meta, settings=settings))
+    record = tracking.submitted(ledger, key="stray-1", job_name=job_name("stray-1"), now=datetime.now(UTC), known=stale)
+    assert record is not None
+    assert record.state == State.SUCCEEDED, "the finished record is never moved back"
+    wait_for(lambda: condition(kube.job(NS, job_name("stray-1")) or {}) == "Complete", what="the stray Job")
+    reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=sent.append, ledger=ledger)
+    assert len(sent) == 1, "no second outcome event for the stray Job"
+    assert kube_job["metadata"]["uid"] != (record.outcome or {}).get("jobUid")
+    assert kube.jobs(NS) == []

@@ -51,3 +51,17 @@ def test_restart_with_persist_dir_keeps_messages_and_the_runner_recovers(tmp_pat
             runner.run_until_idle(timeout=40)
         assert sample_app.PROBE.work_calls == [("before-restart", 1), ("after-restart", 1)]
     assert not azurite.running
+
+
+def test_the_table_service_runs_beside_the_queues_and_keeps_entities_across_a_restart(tmp_path: Path) -> None:
+    from azure.data.tables import TableServiceClient
+
+    with Azurite(persist_dir=tmp_path / "azurite") as azurite:
+        assert f"TableEndpoint=http://127.0.0.1:{azurite.table_port}/devstoreaccount1;" in azurite.connection_string
+        table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client("kept")
+        table.create_table()
+        for i in range(20):
+            table.create_entity({"PartitionKey": f"k{i}", "RowKey": "r", "n": i})
+        azurite.restart()  # the request ledger must survive an emulator restart like the queues do
+        table = TableServiceClient.from_connection_string(azurite.connection_string).get_table_client("kept")
+        assert sorted(e["n"] for e in table.list_entities()) == list(range(20))
