@@ -1,7 +1,7 @@
 """The tiny script language the stand-in's containers "run" (both nodes).
 
 A container's ``command`` + ``args`` are read as ``sh -c <script>`` (or the argv joined) and
-interpreted: ``echo``, ``sleep N`` (simulated seconds), ``exit N``, ``fail-on-index 1,3`` (fails
+interpreted: ``echo``, ``printenv NAME`` (exit 1 when unset), ``sleep N`` (simulated seconds), ``exit N``, ``fail-on-index 1,3`` (fails
 when ``JOB_COMPLETION_INDEX`` is listed) and ``fail-once`` (fails on the first attempt).
 ``$VAR``/``${VAR}`` expand from the container's environment as a shell would, at run time.
 Nothing here is platform behaviour: it only gives pods something observable to do.
@@ -112,6 +112,12 @@ def plan_container(
             if rest[:1] == ["-n"]:
                 rest = rest[1:]
             lines.append((clock, " ".join(rest)))
+        elif cmd == "printenv":
+            # busybox printenv: prints the value; exit 1 when the variable is not set
+            if rest and rest[0] not in env:
+                return lines, clock, 1
+            if rest:
+                lines.append((clock, env[rest[0]]))
         elif cmd == "sleep":
             try:
                 clock += max(0.0, float(rest[0])) * time_scale
