@@ -61,6 +61,7 @@ from devtools.standins.kube_objects import (
     route_not_found,
     strategic_merge_patch,
 )
+from devtools.standins.kube_seed import seed_finished_jobs
 from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 from devtools.tls import shared_ca
 
@@ -536,7 +537,8 @@ class KubeStandIn:
         name_prefix: str = "seed",
         with_pods: bool = True,
     ) -> None:
-        self.cluster.seed_finished_jobs(
+        seed_finished_jobs(
+            self.cluster,
             namespace,
             count,
             labels=labels,
