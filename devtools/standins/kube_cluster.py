@@ -59,6 +59,7 @@ from devtools.standins.kube_objects import (
 )
 from devtools.standins.kube_store import Table
 from devtools.standins.pod_script import plan_container
+from devtools.standins.virtual_node.naming import job_pod_prefix
 from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 
 NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
@@ -1143,9 +1144,8 @@ class Cluster:
         spec = tmpl.get("spec") or {}
         labels = dict(tmeta.get("labels") or {})
         annotations = dict(tmeta.get("annotations") or {})
-        prefix = f"{jname}-"
+        prefix = job_pod_prefix(jname, index if index >= 0 else None)  # podGenerateNameWithIndex
         if index >= 0:
-            prefix = f"{jname}-{index}-"
             labels[COMPLETION_INDEX] = str(index)
             annotations[COMPLETION_INDEX] = str(index)
             if jspec.get("backoffLimitPerIndex") is not None:
