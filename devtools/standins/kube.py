@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from devtools.standins.kube_cluster import SYSTEM_NODE, VIRTUAL_NODE, Cluster
+from devtools.standins.kube_cluster import Cluster
+from devtools.standins.kube_nodes import SYSTEM_NODE, VIRTUAL_NODE
 from devtools.standins.kube_objects import (
     JOB_FIELDS,
     JOBS,

@@ -6,6 +6,11 @@ azure-aci + ACI); the containers' "script language" lives in ``pod_script``.
 No HTTP here: ``kube.KubeStandIn`` serves this over HTTPS. Everything runs under one re-entrant
 lock; the controller loop takes it in short batches so request threads are never starved.
 
+Still long (≈1,500 lines) on purpose: the Job controller, scheduler, garbage collector and TTL
+controller share one store, one lock and one timer heap, and read most easily side by side. The
+store (``kube_store``), node objects (``kube_nodes``), benchmark seeding (``kube_seed``), the
+container script language (``pod_script``) and the virtual node (``virtual_node``) live apart.
+
 Durations in specs and scripts (``sleep``, ``activeDeadlineSeconds``, ``ttlSecondsAfterFinished``,
 pod start, retry back-off) are simulated seconds: they are multiplied by ``time_scale`` to get
 wall-clock seconds. Timestamps in objects are real wall-clock times (RFC 3339, second precision).
@@ -14,7 +19,6 @@ wall-clock seconds. Timestamps in objects are real wall-clock times (RFC 3339, s
 from __future__ import annotations
 
 import copy
-import hashlib
 import heapq
 import itertools
 import re
@@ -24,6 +28,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from devtools.standins.kube_nodes import VIRTUAL_NODE, fake_hex, system_node_obj, virtual_node_obj
 from devtools.standins.kube_objects import (
     JOBS,
     NAMESPACES,
@@ -54,11 +59,9 @@ from devtools.standins.kube_objects import (
 )
 from devtools.standins.kube_store import Table
 from devtools.standins.pod_script import plan_container
+from devtools.standins.virtual_node.naming import job_pod_prefix
 from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 
-VIRTUAL_NODE = "virtual-node-aci-linux"
-SYSTEM_NODE = "aks-system-00000000"
-VK_TAINT = {"key": "virtual-kubelet.io/provider", "value": "azure", "effect": "NoSchedule"}
 NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
 MAX_INT32 = 2147483647
 
@@ -109,10 +112,6 @@ class JobState:
 
 
 # --------------------------------------------------------------------------- the cluster
-
-
-def fake_hex(seed: str, n: int = 64) -> str:
-    return hashlib.sha256(seed.encode()).hexdigest()[:n]
 
 
 def _image_ref(image: str) -> str:
@@ -321,128 +320,11 @@ class Cluster:
 
     # ------------------------------------------------------------------ nodes
 
-    def _node_obj(
-        self,
-        name: str,
-        labels: dict[str, str],
-        taints: list[Obj],
-        *,
-        ip: str,
-        kubelet: str,
-        capacity: dict[str, str],
-        info: dict[str, str],
-    ) -> Obj:
-        now = now_rfc3339()
-        md = {
-            "name": name,
-            "uid": str(uuid.uuid4()),
-            "resourceVersion": self.next_rv(),
-            "creationTimestamp": now,
-            "labels": labels,
-            "annotations": {
-                "node.alpha.kubernetes.io/ttl": "0",
-                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-            },
-        }
-        spec: Obj = {"taints": taints} if taints else {}
-        conditions = [
-            {
-                "type": t,
-                "status": "False",
-                "lastHeartbeatTime": now,
-                "lastTransitionTime": now,
-                "reason": r,
-                "message": m,
-            }
-            for t, r, m in (
-                ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            )
-        ]
-        conditions.append(
-            {
-                "type": "Ready",
-                "status": "True",
-                "lastHeartbeatTime": now,
-                "lastTransitionTime": now,
-                "reason": "KubeletReady",
-                "message": "kubelet is posting ready status",
-            }
-        )
-        node_info = {
-            "machineID": fake_hex(name, 32),
-            "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
-            "bootID": str(uuid.uuid4()),
-            "kernelVersion": info.get("kernelVersion", ""),
-            "osImage": info.get("osImage", ""),
-            "containerRuntimeVersion": info.get("containerRuntimeVersion", ""),
-            "kubeletVersion": kubelet,
-            "kubeProxyVersion": "",
-            "operatingSystem": "linux",
-            "architecture": "amd64",
-        }
-        status = {
-            "capacity": capacity,
-            "allocatable": dict(capacity),
-            "conditions": conditions,
-            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": node_info,
-        }
-        return {"metadata": md, "spec": spec, "status": status}
-
     def _system_node_obj(self) -> Obj:
-        labels = {
-            "agentpool": "system",
-            "beta.kubernetes.io/arch": "amd64",
-            "beta.kubernetes.io/instance-type": "Standard_D4s_v5",
-            "beta.kubernetes.io/os": "linux",
-            "kubernetes.azure.com/agentpool": "system",
-            "kubernetes.azure.com/mode": "system",
-            "kubernetes.azure.com/role": "agent",
-            "kubernetes.io/arch": "amd64",
-            "kubernetes.io/hostname": SYSTEM_NODE,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/role": "agent",
-            "node.kubernetes.io/instance-type": "Standard_D4s_v5",
-            "topology.kubernetes.io/region": "westus",
-        }
-        return self._node_obj(
-            SYSTEM_NODE,
-            labels,
-            [],
-            ip="10.240.0.4",
-            kubelet="v1.33.2",
-            capacity={"cpu": "4", "ephemeral-storage": "129886128Ki", "memory": "16375716Ki", "pods": "250"},
-            info={
-                "kernelVersion": "5.15.0-1089-azure",
-                "osImage": "Ubuntu 22.04.5 LTS",
-                "containerRuntimeVersion": "containerd://1.7.27-1",
-            },
-        )
+        return system_node_obj(self.next_rv())
 
     def _virtual_node_obj(self) -> Obj:
-        labels = {
-            "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
-            "beta.kubernetes.io/os": "linux",
-            "kubernetes.azure.com/managed": "false",
-            "kubernetes.azure.com/role": "agent",
-            "kubernetes.io/hostname": VIRTUAL_NODE,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/role": "agent",
-            "node.kubernetes.io/exclude-from-external-load-balancers": "true",
-            "type": "virtual-kubelet",
-        }
-        return self._node_obj(
-            VIRTUAL_NODE,
-            labels,
-            [dict(VK_TAINT)],
-            ip="10.241.0.4",
-            kubelet="v1.33.2-vk-azure-aci-1.6.2",
-            capacity={"cpu": "10k", "memory": "4Ti", "nvidia.com/gpu": "100", "pods": "5k"},
-            info={"kernelVersion": "", "osImage": "", "containerRuntimeVersion": ""},
-        )
+        return virtual_node_obj(self.next_rv())
 
     def _put_node(self, node: Obj) -> None:
         self.nodes[node["metadata"]["name"]] = node
@@ -1262,9 +1144,8 @@ class Cluster:
         spec = tmpl.get("spec") or {}
         labels = dict(tmeta.get("labels") or {})
         annotations = dict(tmeta.get("annotations") or {})
-        prefix = f"{jname}-"
+        prefix = job_pod_prefix(jname, index if index >= 0 else None)  # podGenerateNameWithIndex
         if index >= 0:
-            prefix = f"{jname}-{index}-"
             labels[COMPLETION_INDEX] = str(index)
             annotations[COMPLETION_INDEX] = str(index)
             if jspec.get("backoffLimitPerIndex") is not None:

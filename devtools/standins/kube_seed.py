@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from devtools.standins.kube_cluster import (
-    CONTROLLER_UID,
-    JOB_NAME,
-    VIRTUAL_NODE,
-    Cluster,
-    fake_hex,
-)
+from devtools.standins.kube_cluster import CONTROLLER_UID, JOB_NAME, Cluster
+from devtools.standins.kube_nodes import VIRTUAL_NODE, fake_hex
 from devtools.standins.kube_objects import Obj, now_rfc3339
 
 
