@@ -15,7 +15,10 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def reconcile(timer: func.TimerRequest) -> None:
     """Events are sent with the queue client, not an output binding: each must be out *before*
     its Job is marked reported, inside this invocation. A pass cut short by a transient error
-    is logged and resumed by the next timer run (timers are not retried). With
+    is logged and resumed by the next timer run (the host does not retry a failed timer run).
+    ``use_monitor`` buys nothing here: each run looks at everything unreported, so a missed run
+    needs no catch-up; and the host turns it off for the usual sub-minute schedules anyway
+    (azure-webjobs-sdk-extensions ``Extensions/Timers/Scheduling/TimerSchedule.cs``). With
     VNB_IDLE_STOP_MINUTES set, the pass is followed by one step of the idle-stop policy."""
     from shared.services.idle import reconcile_timer  # the idle policy (aks mode): not on the queue path
 

@@ -40,7 +40,8 @@ param clusterLocation string = ''
 @description('Client id of the Entra ID app registration for the requests API (azd env VNB_API_CLIENT_ID).')
 param apiClientId string
 
-@description('Queue of batch requests (VNB_REQUESTS_QUEUE); its poison queue is <name>-poison.')
+@description('Queue of batch requests (VNB_REQUESTS_QUEUE); its poison queue is <name>-poison, so at most 56 characters (the host gives no poison queue to a longer name).')
+@maxLength(56)
 param requestsQueueName string = 'vnb-requests'
 
 @description('Queue of outcome events (VNB_EVENTS_QUEUE).')

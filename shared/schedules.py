@@ -9,9 +9,10 @@ Which slots are due is derived, not stored. The timer's own schedule cuts time i
 windows: the occurrence ``T`` being fired owns the slots in ``(T - P, T]``, where ``P`` is the
 gap to the timer's previous occurrence. Consecutive occurrences own disjoint windows, every
 instant belongs to one of them, and two runs of the same occurrence compute the same window.
-After downtime the host fires once "past due" and its ``ScheduleStatus.Last`` (persisted when
-``use_monitor`` is on) says when the timer last ran: the *latest* slot that fell in the gap is
-caught up, and only that one. See docs/events.md ("Periodic batches") for the contract.
+After downtime the host fires once "past due" (only when its listener starts) and its
+``ScheduleStatus.Last`` (persisted when ``use_monitor`` is on, which the host ignores for
+schedules firing more often than once a minute) says when the timer last ran: the *latest*
+slot that fell in the gap is caught up, and only that one. See docs/events.md ("Periodic batches") for the contract.
 
 Daylight saving time, as Vixie cron and cronie do it (cron(8); cronie ``src/cron.c``): slots
 are the schedule's wall-clock times in its zone (croniter over naive local times, then mapped
@@ -443,22 +444,31 @@ def due_slots(
 ) -> list[DueSlot]:
     """The slots to enqueue for this timer run.
 
-    * regular: every slot in ``(max(T - P, last_run), T]``;
-    * catch-up, only when the host flags the run as past due (it missed occurrences: the app
-      was down or stopped) and ``last_run`` (the host's ScheduleStatus.Last) is older than
-      ``T - P``: the latest slot in ``(last_run, T - P]`` as well — one, however long the
-      outage. It is never older than one schedule interval before ``T - P``, so the look-back
-      is at most one timer period plus one schedule interval. Only the past-due run catches
-      up: the host keeps the stale ``Last`` for the run after it, which must not repeat it;
+    * regular: every slot in ``(T - P, T]``;
+    * catch-up, only when the host flags the run as past due and ``last_run`` (the host's
+      ScheduleStatus.Last) is older than ``T - P``: the latest slot in ``(last_run, T - P]``
+      as well — one, however long the outage. It is never older than one schedule interval
+      before ``T - P``, so the look-back is at most one timer period plus one schedule interval;
     * nothing when ``last_run >= T``: this occurrence already ran (a second fire of it).
 
-    Without ``last_run`` (no monitor, first run) the look-back is the timer period only.
+    What the host passes (azure-webjobs-sdk-extensions ``Extensions/Timers/Listener/
+    TimerListener.cs``): past due is decided only in ``StartAsync``, when the listener starts
+    after the stored ``Next`` went by (the app was stopped or down), never for a late regular
+    run; the status handed to a run is the one from before it, and ``InvokeJobFunction`` then
+    stores ``Last`` = that run's own start. So the run after a past-due run sees ``Last`` = the
+    past-due run's start, not the stale one, and is not past due: only the past-due run catches
+    up. ``last_run`` is not a lower bound for the regular window: the past-due run enqueued its
+    own window only, and the slots between its occurrence and its start belong to the next run.
+
+    Without ``last_run`` the look-back is the timer period only: a first run (the host passes
+    ``Last`` = 0001-01-01), or no monitor (``TimerSchedule.Create`` turns ``useMonitor`` off for
+    schedules firing more often than once a minute; then no status and never past due).
     """
     window = timer_window(timer_schedule, now)
     occurrence, start = window.occurrence, window.occurrence - window.period
     if last_run is not None and last_run >= occurrence:
         return []
-    lower = max(start, last_run) if last_run is not None else start
+    lower = start
     missed = past_due and last_run is not None and last_run < start - CLOCK_SKEW
     out: list[DueSlot] = []
     for schedule in schedules:

@@ -42,6 +42,8 @@ DEFAULT_PRICE_GB_SECOND = Decimal("0.0000012361")
 """ACI Linux, East US, pay-as-you-go: 0.00445 per GB-hour / 3600, rounded to 10 decimals."""
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_MAX_QUEUE_NAME = 63
+_POISON_SUFFIX = "-poison"
 _NCRONTAB_FIELDS = 6
 
 
@@ -95,7 +97,7 @@ class Settings(BaseModel):
         "VNB_REQUESTS_QUEUE",
         ...,
         "Queue the dispatch function reads requests from (bound as `%VNB_REQUESTS_QUEUE%`); "
-        "poisoned messages go to `<name>-poison`.",
+        "poisoned messages go to `<name>-poison`, so at most 56 characters and not ending in `-poison`.",
     )
     events_queue: str = _field(
         "VNB_EVENTS_QUEUE",
@@ -365,6 +367,22 @@ class Settings(BaseModel):
             )
         return value
 
+    @field_validator("requests_queue")
+    @classmethod
+    def _has_a_poison_queue(cls, value: str) -> str:
+        # The host gives a trigger queue a poison queue only if the name does not end in
+        # "-poison" and "<name>-poison" is itself a valid (<= 63 characters) queue name
+        # (azure-sdk-for-net Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/
+        # QueueListenerFactory.cs CreatePoisonQueueReference). Without one, a request that keeps
+        # failing is never moved, never dead-lettered: it stays in the queue, skipped, until its TTL.
+        if value.endswith(_POISON_SUFFIX) or len(value) + len(_POISON_SUFFIX) > _MAX_QUEUE_NAME:
+            raise ValueError(
+                f"must be at most {_MAX_QUEUE_NAME - len(_POISON_SUFFIX)} characters and not end in "
+                f"'{_POISON_SUFFIX}': the host moves failing requests to '<name>{_POISON_SUFFIX}', "
+                "and gives no poison queue otherwise"
+            )
+        return value
+
     @field_validator("reconcile_schedule", "schedules_timer")
     @classmethod
     def _ncrontab(cls, value: str) -> str:
@@ -521,7 +539,7 @@ class Settings(BaseModel):
             problems.append("VNB_DEFAULT_CPU: larger than VNB_MAX_CPU")
         if self.max_cpu > ACI_MAX_CPU:
             problems.append("VNB_MAX_CPU: ACI allows at most 4 vCPU per container group (in most regions)")
-        elif aci_cpu(self.default_cpu) > self.max_cpu:
+        elif self.default_cpu <= self.max_cpu < aci_cpu(self.default_cpu):
             problems.append("VNB_DEFAULT_CPU: rounded up to 10m for ACI it is larger than VNB_MAX_CPU")
         if self.max_memory > ACI_MAX_MEMORY:
             problems.append(
@@ -592,7 +610,7 @@ class Settings(BaseModel):
 
     @property
     def poison_queue(self) -> str:
-        return f"{self.requests_queue}-poison"
+        return f"{self.requests_queue}{_POISON_SUFFIX}"
 
     @property
     def allows_any_registry(self) -> bool:

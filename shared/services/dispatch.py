@@ -279,16 +279,15 @@ def _defer(
         detail = f"the cluster {why}: {readiness.reason}"
         event = events.request_deadlettered(
             source=settings.event_source,
-            message_id=meta.message_id,
             body=message.body,
-            dequeue_count=message.dequeue_count,
             now=now,
             reason="ClusterNotReady",
             detail=detail,
             queue=settings.requests_queue,
             key=meta.key,
             correlation_id=request.correlationId,
-            inserted_at=first_seen,
+            message_id=meta.message_id,
+            enqueued_at=first_seen,
         )
         log.error("dead-lettering key %s: %s", meta.key, detail)
         return DispatchResult(

@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared import events
+from shared.aci_logs import strip_timestamps
 from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
 from shared.cost import job_cost
 from shared.errors import TransientError, VnbError
@@ -464,6 +465,8 @@ class _Pass:
             )
             if text is None:
                 continue  # never started, or already gone: the event says what it can
+            if source.on_aci:
+                text = strip_timestamps(text)
             kept, cut = cut_tail(text, s.log_tail_bytes)
             tails.append(
                 LogTail(pod=source.pod, container=source.container, index=source.index, text=kept, truncated=cut)

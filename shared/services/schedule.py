@@ -7,9 +7,11 @@ and logs an error naming each invalid one: one bad schedule never stops the othe
 schedule whose slots cannot be computed is logged and skipped the same way. A file whose
 structure is unusable (not JSON, no ``schedules`` list, another version) still fails the run.
 
-The slot's request id is the idempotency key: if this run is repeated (the host fires the
-same occurrence twice, two instances run it, a send is retried), dispatch meets the Job that
-the first copy created (409) and the duplicate completes without a second Job.
+The slot's request id is the idempotency key: if this run is repeated (the host died during
+it before recording it, and runs that occurrence again as past due when it restarts —
+``TimerListener.StartAsync``; a send is retried), dispatch meets the Job that the first copy
+created (409) and the duplicate completes without a second Job. (Across scaled-out instances
+the host's singleton lease lets one instance fire the timer.)
 """
 
 from __future__ import annotations

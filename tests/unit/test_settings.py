@@ -27,6 +27,17 @@ def test_defaults_follow_the_seed_and_aci() -> None:
     assert s.max_memory == 16_000_000_000
 
 
+@pytest.mark.parametrize("name", ["q" * 57, "vnb-requests-poison"])
+def test_a_requests_queue_the_host_would_give_no_poison_queue_is_refused(name: str) -> None:
+    # 57 characters + "-poison" is over the 63-character limit; a "-poison" name gets none either.
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(VNB_REQUESTS_QUEUE=name))
+    [(setting, message)] = e.value.problems
+    assert setting == "VNB_REQUESTS_QUEUE"
+    assert "at most 56 characters" in message
+    assert Settings.from_env(make_env(VNB_REQUESTS_QUEUE="q" * 56)).poison_queue == "q" * 56 + "-poison"
+
+
 def test_every_problem_is_listed_by_setting_name() -> None:
     env = {"VNB_MAX_CPU": "lots", "VNB_REQUESTS_QUEUE": "Bad_Name", "VNB_RECONCILE_SCHEDULE": "*/5 * * * *"}
     with pytest.raises(SettingsError) as e:
