@@ -14,7 +14,8 @@ After downtime the host fires once "past due" (only when its listener starts) an
 schedules firing more often than once a minute) says when the timer last ran: the *latest*
 slot that fell in the gap is caught up, and only that one. See docs/events.md ("Periodic batches") for the contract.
 
-Daylight saving time, as Vixie cron and cronie do it (cron(8); cronie ``src/cron.c``): slots
+Daylight saving time, as Vixie cron and cronie do it (cron(8); cronie ``src/cron.c`` main
+loop and find_jobs, see :func:`runs_at_fixed_times`): slots
 are the schedule's wall-clock times in its zone (croniter over naive local times, then mapped
 to instants here). A schedule that runs at specific times (one minute value, not every hour:
 ``30 2 * * *``) runs a repeated wall time (fall back) once, at its first occurrence, and a
@@ -292,10 +293,13 @@ def runs_at_fixed_times(cron: str) -> bool:
     The distinction is Vixie cron's, kept by cronie (cron(8) "Local time changes of less than
     three hours ... only applies to jobs that run at a specific time and jobs that are run
     with a granularity greater than one hour. Jobs that run more frequently are scheduled
-    normally"; cronie ``src/cron.c`` find_jobs runs only wildcard entries, flags MIN_STAR /
-    HR_STAR, while the clock goes back). Vixie tests the text (a field starting with ``*``);
-    here it is decided on the expanded fields so that equal schedules behave the same
-    (``*/10`` and ``0,10,20,30,40,50`` alike).
+    normally"). cronie ``src/cron.c`` main loop: when the clock jumps forward ("DST begins")
+    it runs the wildcard jobs for the current minute, then the fixed-time jobs of every minute
+    skipped; when it goes back ("DST ends") it runs only the wildcard jobs ("The fixed-time
+    jobs probably have already run, and should not be repeated"); find_jobs tells them apart
+    by the entry flags MIN_STAR | HR_STAR, i.e. by the text (a minute or hour field starting
+    with ``*``). Here it is decided on the expanded fields so that equal schedules behave the
+    same (``*/10`` and ``0,10,20,30,40,50`` alike).
     """
     minutes, hours = croniter(cron).expanded[:2]
     several_minutes = minutes == ["*"] or len(set(minutes)) > 1
