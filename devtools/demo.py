@@ -4,7 +4,10 @@ It starts Azurite (queues) and the HTTPS Kubernetes stand-in with its simulated 
 runs the app's own indexed functions in the local runner with the host's queue and timer
 semantics, submits ``samples/requests.json`` (a job, an array job, a failing job, a bad
 request), and prints Jobs as they appear on the virtual node and every event as it arrives,
-until each request has its terminal event. Then it stops everything.
+until each request has its terminal event. Then it submits a long request through the requests
+API's service (the HTTP functions' code, called in-process until the local host serves HTTP
+triggers), prints the ledger's listing (what ``python -m shared.cli ls`` shows), cancels the
+long request while it runs and shows the ``job.cancelled`` event. Then it stops everything.
 """
 
 from __future__ import annotations
@@ -105,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                     if kind in TERMINAL:
                         terminal += 1
                 time.sleep(0.3)
+            if terminal >= len(requests):
+                _status_and_cancel(console, settings, kube, events_q)
         left = len(kube.jobs(settings["VNB_NAMESPACE"]))
         if terminal >= len(requests):
             _cost_table(settings, console)
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if terminal >= len(requests):
         console.print(
             f"[bold green]done[/]: {len(requests)} requests, {terminal} terminal events; "
-            f"{left} reported Jobs kept (pods deleted) for the idempotency window"
+            f"{left} Jobs left (reported Jobs are deleted at once; the ledger remembers their keys)"
         )
         return 0
     console.print(f"[bold red]timed out[/]: {terminal} of {len(requests)} requests have a terminal event")
@@ -127,6 +132,48 @@ def _cost_table(settings: dict[str, str], console: Console) -> None:
     console.print("\n[bold]$ python -m shared.cli cost --by team --since 1d[/]")
     args = argparse.Namespace(by="team", since="1d", csv=False, json=False)
     cli_cost.run(args, Settings.from_env(settings), console.file, sys.stderr)
+
+
+def _status_and_cancel(console: Any, settings: dict[str, str], kube: Any, events_q: Any) -> None:
+    """The requests API in action: submit, list the ledger, cancel a running request."""
+    from shared.adapters.queues import Queues
+    from shared.cli import format_event
+    from shared.cli_api import format_record
+    from shared.services.api import RequestsApi
+    from shared.services.gate import cluster_for
+    from shared.services.ledger import ledger_for
+    from shared.settings import Settings
+
+    app_settings = Settings.from_env(settings)
+    queues = Queues(app_settings)
+    api = RequestsApi(
+        settings=app_settings,
+        ledger=ledger_for(app_settings),
+        enqueue=lambda text: queues.send(app_settings.requests_queue, text),
+        send_event=queues.send_event,
+        cluster=lambda: cluster_for(app_settings),
+    )
+    long = {"id": "demo-long-1", "image": "mcr.microsoft.com/azurelinux/base/core:3.0"}
+    long |= {"command": ["sh", "-c", "sleep 600"], "labels": {"team": "demo"}}
+    response = api.submit(json.dumps(long).encode(), content_type="application/json")
+    console.print(f"\n[cyan]POST /api/requests[/]  {response.status}  Location: {response.headers.get('Location')}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (api.status("demo-long-1").body or {}).get("state") != "running":
+        time.sleep(0.5)
+    console.print("[bold]ledger[/] (python -m shared.cli ls):")
+    for record in (api.list({}).body or {}).get("items", []):
+        console.print(f"  {format_record(record)}")
+    cancelled = api.cancel("demo-long-1")
+    console.print(f"[cyan]DELETE /api/requests/demo-long-1[/]  {cancelled.status}  {(cancelled.body or {}).get('state')}")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for message in events_q.receive_messages(max_messages=32, visibility_timeout=30):
+            events_q.delete_message(message)
+            event = json.loads(str(message.content))
+            data = event.get("data") or {}
+            console.print(f"[yellow]event[/]      {format_event(event)}  ran={data.get('ran')}")
+            return
+        time.sleep(0.3)
 
 
 def _job_state(job: dict[str, Any], kube: Any) -> str:

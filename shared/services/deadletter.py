@@ -75,28 +75,13 @@ def identify(body: bytes) -> Identity:
 
 
 def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: Ledger | None = None) -> str:
-    """The ``request.deadlettered`` event (CloudEvents JSON text) for one poison-queue message;
-    with a ``ledger``, a waiting request with a readable key is recorded as dead-lettered.
+    """The ``request.deadlettered`` event (CloudEvents JSON text) for one poison-queue message.
 
     ``message.inserted_at`` is when the host wrote the poison copy (``poisonedAt``);
     ``message.message_id`` and ``message.dequeue_count`` belong to the copy and are not used.
     The event id is ``events.deadlettered_id``: the same for every copy of one request.
     """
     who = identify(message.body)
-    if ledger is not None and who.key:  # ledger: ends a waiting request; a submitted one is the reconciler's
-        try:
-            tracking.deadlettered(
-                ledger,
-                key=who.key,
-                reason="MaxDequeueCountExceeded",
-                correlation_id=who.correlation_id,
-                message_id=who.message_id or message.message_id,
-                now=now,
-            )
-        except VnbError as e:
-            # The event is the contract; failing here would send this message to a second
-            # poison queue nobody reads. The record stays as it was until retention purges it.
-            log.warning("poisoned request %s: recording dead-lettered in the ledger failed: %s", who.key, e)
     event = events.request_deadlettered(
         source=settings.event_source,
         body=message.body,
@@ -110,6 +95,8 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: L
         enqueued_at=_utc_or_none(who.first_seen),
         poisoned_at=message.inserted_at,
     )
+    if ledger is not None and who.key:  # ledger: ends a waiting request; a submitted one is the reconciler's
+        _record(ledger, who, now)
     log.error(
         "a request was poisoned: key %s, %d-byte body, poison copy %s",
         who.key or "unknown",
@@ -117,6 +104,25 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: L
         message.message_id,
     )
     return event
+
+
+def _record(ledger: Ledger, who: Identity, now: datetime) -> None:
+    """Record ``dead-lettered``, best effort: this function must never fail (module docstring),
+    so a ledger outage is logged and the record stays as it was until retention purges it."""
+    assert who.key is not None
+    try:
+        tracking.deadlettered(
+            ledger,
+            key=who.key,
+            reason="MaxDequeueCountExceeded",
+            correlation_id=who.correlation_id,
+            message_id=who.message_id,
+            now=now,
+        )
+    except VnbError as e:
+        log.warning("key %s: recording dead-lettered in the ledger failed: %s", who.key, e)
+    except Exception:  # never fail this function: see the module docstring
+        log.exception("key %s: recording dead-lettered in the ledger failed", who.key)
 
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:

@@ -98,7 +98,9 @@ def test_a_slot_enqueued_by_a_repeated_run_and_a_second_instance_makes_one_job(
     [job] = kube.jobs(NS)
     assert job["metadata"]["name"] == job_name_for("berlin-20261025T003000Z")
     creates = [r for r in kube.request_log if r[0] == "POST" and r[1].endswith("/jobs")]
-    assert len(creates) == 3  # two of them met 409 AlreadyExists: no second Job
+    # The other deliveries met 409 AlreadyExists, or found the slot already submitted in the
+    # request ledger and did not try: no second Job either way.
+    assert 1 <= len(creates) <= 3
     [event] = log.events
     assert event["data"]["requestKey"] == "berlin-20261025T003000Z"
     assert event["data"]["correlationId"] == "schedule/berlin"
