@@ -196,6 +196,28 @@ def test_container_features_azure_aci_refuses(
     assert provider_failed(run(kube, k8s, job)).startswith(message)  # plain text: no ARM call was made
 
 
+def test_gpu_and_pull_secrets_are_refused_by_the_provider(kube: KubeStandIn, k8s: Clients) -> None:
+    gpu = job_manifest("gpu")
+    main(gpu)["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    assert provider_failed(run(kube, k8s, gpu)) == (
+        "the pod requires GPU resource, but ACI doesn't provide GPU enabled container group in region westus"
+    )
+    private = job_manifest("private")
+    private["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": "acr"}]
+    assert provider_failed(run(kube, k8s, private)) == "error getting image pull secret"
+
+
+def test_missing_secret_in_env_keeps_the_pod_pending(kube: KubeStandIn, k8s: Clients) -> None:
+    job = job_manifest("needs-secret")
+    main(job)["env"] = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "token"}}}]
+    k8s.batch.create_namespaced_job(NS, job)
+    run(kube, k8s, job_manifest("after-it"))  # the controller has moved on past the first pod
+    [pod] = job_pods(kube, "needs-secret")
+    # virtual-kubelet's env resolution fails before CreatePod: retried, never ProviderFailed
+    assert (pod["status"]["phase"], pod["status"].get("reason")) == ("Pending", None)
+    assert kube.aci_counters()["creates_accepted"] == 1  # only after-it got a container group
+
+
 def test_unsupported_volume_is_refused(kube: KubeStandIn, k8s: Clients) -> None:
     job = job_manifest("hostpath")
     job["spec"]["template"]["spec"]["volumes"] = [{"name": "host", "hostPath": {"path": "/var"}}]
