@@ -368,3 +368,19 @@ def test_indexed_pod_names_keep_the_index_and_long_ones_are_refused(kube: KubeSt
     [pod] = job_pods(kube, name)
     assert pod["metadata"]["name"][:58] == "y" * 55 + "-0-"  # podGenerateNameWithIndex cuts the job part
     assert arm_error(provider_failed(pod))[1]["code"] == "InvalidContainerGroupName"
+
+
+def test_a_group_being_created_shows_only_pod_scheduled() -> None:
+    kube = start(AciSettings(start_seconds=10**6))  # ACI never finishes creating it here
+    try:
+        Clients(kube).batch.create_namespaced_job(NS, job_manifest("creating"))
+        pod = wait_for(lambda: (job_pods(kube, "creating") or [None])[0], what="the pod")
+        wait_for(lambda: kube.aci_counters()["creates_accepted"] == 1, what="the container group")
+        [pod] = job_pods(kube, "creating")
+        assert pod["spec"]["nodeName"] == "virtual-node-aci-linux"
+        assert pod["status"]["phase"] == "Pending"
+        assert [c["type"] for c in pod["status"]["conditions"]] == ["PodScheduled"]
+        assert "containerStatuses" not in pod["status"]
+        assert "hostIP" not in pod["status"]
+    finally:
+        kube.stop()
