@@ -50,6 +50,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import IMAGE, REPO, TimedKubeStandIn, app_settings, quiet_logs
+from devtools.standins.virtual_node.provider import AciSettings
+from devtools.standins.virtual_node.quotas import QuotaSettings
 
 PREFIX = "io.vnodebatch."
 TERMINAL = {"job.succeeded", "job.failed", "request.rejected", "request.deadlettered"}
@@ -202,6 +204,17 @@ def plan(n: int, seed: int) -> list[Planned]:
 EXPECTED = {"ok": "job.succeeded", "array": "job.succeeded", "fail": "job.failed", "malformed": "request.rejected"}
 
 
+# The soak checks exactly-once outcomes under API faults, not ACI capacity: it sends 200 messages
+# in well under 5 minutes, above ACI's default 100 creates per 5 minutes and 100 groups, so it
+# runs against a subscription whose quotas were raised (as a support request would). Capacity
+# behaviour is covered by tests/standins/test_virtual_node.py.
+RAISED_QUOTAS = AciSettings(
+    quotas=QuotaSettings(
+        container_groups=10_000, standard_cores=10_000, creates_per_5_minutes=10_000, creates_per_hour=10_000
+    )
+)
+
+
 def run_soak(
     requests: int = 1000,
     seed: int = 1,
@@ -222,7 +235,7 @@ def run_soak(
     started = time.monotonic()
     with (
         Azurite(REPO, persist_dir=workdir / "azurite") as azurite,
-        TimedKubeStandIn(pod_start_seconds=0.05) as kube,
+        TimedKubeStandIn(pod_start_seconds=0.05, aci=RAISED_QUOTAS) as kube,
     ):
         settings = app_settings(
             azurite.connection_string,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import collections
 import copy
+import dataclasses
 import json
 import random
 import re
@@ -35,7 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from devtools.standins.kube_cluster import SYSTEM_NODE, VIRTUAL_NODE, Cluster
+from devtools.standins.kube_cluster import Cluster
+from devtools.standins.kube_nodes import SYSTEM_NODE, VIRTUAL_NODE
 from devtools.standins.kube_objects import (
     JOB_FIELDS,
     JOBS,
@@ -61,9 +63,11 @@ from devtools.standins.kube_objects import (
     route_not_found,
     strategic_merge_patch,
 )
+from devtools.standins.kube_seed import seed_finished_jobs
+from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 from devtools.tls import shared_ca
 
-__all__ = ["SYSTEM_NODE", "VIRTUAL_NODE", "KubeStandIn"]
+__all__ = ["SYSTEM_NODE", "VIRTUAL_NODE", "AciSettings", "KubeStandIn"]
 
 KUBE_VERSION = {
     "major": "1",
@@ -344,13 +348,18 @@ class KubeStandIn:
         virtual_node: bool = True,
         system_node: bool = True,
         namespaces: Iterable[str] = ("default", "vnode-batch"),
-        pod_start_seconds: float = 0.05,
+        pod_start_seconds: float | None = None,
         time_scale: float = 1.0,
         tick_seconds: float = 0.02,
         token_validator: Callable[[str | None], bool] | None = None,
         port: int = 0,
         pod_retry_backoff_seconds: float = 0.0,
+        aci: AciSettings | None = None,
     ) -> None:
+        """``pod_start_seconds`` overrides every node's start time (simulated seconds); by default a
+        system-node pod starts in about a second and a virtual-node pod in ACI's
+        ``aci.start_seconds``. ``time_scale`` turns simulated seconds into wall-clock seconds.
+        ``aci`` configures the modelled ACI subscription + region (quotas, exit codes, sizes)."""
         self.cluster = Cluster(
             namespaces=namespaces,
             virtual_node=virtual_node,
@@ -358,6 +367,7 @@ class KubeStandIn:
             pod_start_seconds=pod_start_seconds,
             time_scale=time_scale,
             pod_retry_backoff_seconds=pod_retry_backoff_seconds,
+            aci=aci,
         )
         self.tick_seconds = tick_seconds
         self.token_validator = token_validator
@@ -473,6 +483,36 @@ class KubeStandIn:
 
     # ------------------------------------------------------------------ nodes
 
+    @property
+    def aci(self) -> AciProvider:
+        """The virtual node's ACI model (read ``aci.settings``; change state only through the
+        ``aci_*`` methods below, which take the cluster lock)."""
+        return self.cluster.aci
+
+    def aci_counters(self) -> dict[str, Any]:
+        """Groups and cores in use and at peak, creates accepted, creates refused by ACI code,
+        deletes (a plain dict, so ``bench._harness.KubeProcess.call`` can ship it)."""
+        with self.cluster.lock:
+            c = self.cluster.aci.counters
+            out = dataclasses.asdict(c)
+            out["creates_refused"] = dict(c.creates_refused)
+            return out
+
+    def aci_inject(self, code: str, times: int = 1) -> None:
+        """The next ``times`` container-group creates fail with ``ServiceUnavailable`` (409,
+        regional capacity) or ``TooManyRequests`` (429 throttling)."""
+        with self.cluster.lock:
+            self.cluster.aci.inject(code, times)
+
+    def aci_set_capacity_available(self, available: bool) -> None:
+        """False: every create fails with 409 ServiceUnavailable until set back to True."""
+        with self.cluster.lock:
+            self.cluster.aci.set_capacity_available(available)
+
+    def aci_clear_faults(self) -> None:
+        with self.cluster.lock:
+            self.cluster.aci.clear_faults()
+
     def add_virtual_node(self, ready: bool = True) -> None:
         self.cluster.add_virtual_node(ready)
 
@@ -522,7 +562,8 @@ class KubeStandIn:
         name_prefix: str = "seed",
         with_pods: bool = True,
     ) -> None:
-        self.cluster.seed_finished_jobs(
+        seed_finished_jobs(
+            self.cluster,
             namespace,
             count,
             labels=labels,
