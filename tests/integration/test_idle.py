@@ -135,6 +135,9 @@ def test_stop_and_start_are_lros_with_power_states_and_refuse_overlap(aks: AksWo
         arm.start_cluster(RG, s.cluster_name)
     assert overlap.value.fault.status == 409
     assert "Another operation (Stopping) is in progress" in str(overlap.value)
+    with pytest.raises(ArmCallFailed) as put:  # any write waits for the stop, as ARM makes it
+        arm.put_cluster(RG, s.cluster_name, observed)
+    assert put.value.fault.status == 409
     wait_for(lambda: power(world) == "Stopped", what="the cluster to stop")
     with pytest.raises(requests.exceptions.ConnectionError):  # the control plane is gone
         requests.get(f"{world.kube.url}/version", timeout=1, verify=False)
