@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 while kube.jobs(settings["VNB_NAMESPACE"]) and time.monotonic() < gone_by:
                     time.sleep(0.5)
         left = len(kube.jobs(settings["VNB_NAMESPACE"]))
+        if terminal >= len(requests):
+            _cost_table(settings, console)
     console.print()
     if terminal >= len(requests):
         console.print(
@@ -130,9 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
+def _cost_table(settings: dict[str, str], console: Console) -> None:
+    """What ``python -m shared.cli cost --by team --since 1d`` prints, from the demo's ledger."""
+    from shared import cli_cost
+    from shared.settings import Settings
+
+    console.print("\n[bold]$ python -m shared.cli cost --by team --since 1d[/]")
+    args = argparse.Namespace(by="team", since="1d", csv=False, json=False)
+    cli_cost.run(args, Settings.from_env(settings), console.file, sys.stderr)
+
+
 def _status_and_cancel(console: Any, base_url: str, function_key: str, events_q: Any) -> None:
     """The requests API in action over HTTP on the local host (the same client as
     ``python -m shared.cli``): submit, list the ledger, cancel the request while it runs."""
+    from shared.cli import format_event
     from shared.cli_api import ApiClient, format_record
 
     api = ApiClient(base_url=base_url, function_key=function_key)
@@ -154,10 +167,7 @@ def _status_and_cancel(console: Any, base_url: str, function_key: str, events_q:
             events_q.delete_message(message)
             event = json.loads(str(message.content))
             data = event.get("data") or {}
-            console.print(
-                f"[yellow]event[/]      {event.get('type', '').removeprefix('io.vnodebatch.')}  key={data.get('requestKey')}  "
-                f"job={data.get('jobName')}  ran={data.get('ran')}"
-            )
+            console.print(f"[yellow]event[/]      {format_event(event)}  ran={data.get('ran')}")
             return
         time.sleep(0.3)
 

@@ -6,7 +6,6 @@ import azure.functions as func
 
 from functions.bindings import RECONCILE_SCHEDULE
 from shared.runtime import runtime, utcnow
-from shared.services.reconcile import run
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -19,6 +18,16 @@ def reconcile(timer: func.TimerRequest) -> None:
     is logged and resumed by the next timer run (the host does not retry a failed timer run).
     ``use_monitor`` buys nothing here: each run looks at everything unreported, so a missed run
     needs no catch-up; and the host turns it off for the usual sub-minute schedules anyway
-    (azure-webjobs-sdk-extensions ``Extensions/Timers/Scheduling/TimerSchedule.cs``)."""
+    (azure-webjobs-sdk-extensions ``Extensions/Timers/Scheduling/TimerSchedule.cs``). With
+    VNB_IDLE_STOP_MINUTES set, the pass is followed by one step of the idle-stop policy."""
+    from shared.services.idle import reconcile_timer  # the idle policy (aks mode): not on the queue path
+
     rt = runtime()
-    run(settings=rt.settings, gate=rt.gate, send_event=rt.queues.send_event, now=utcnow, ledger=rt.ledger)
+    reconcile_timer(
+        settings=rt.settings,
+        gate=rt.gate,
+        send_event=rt.queues.send_event,
+        waiting=lambda: rt.queues.approximate_count(rt.settings.requests_queue),
+        now=utcnow,
+        ledger=rt.ledger,
+    )

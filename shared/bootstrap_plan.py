@@ -69,6 +69,7 @@ class Do(enum.StrEnum):
     REGISTER = "register"  # POST .../register (asynchronous on ARM's side)
     CREATE = "create"  # PUT/POST of a new resource
     UPDATE = "update"  # PUT of the observed resource with changes
+    START = "start"  # POST managedClusters/{name}/start of a stopped cluster (an LRO, not awaited)
     WAIT = "wait"  # something is in progress (or throttled): observe again later
     BLOCKED = "blocked"  # waiting cannot help; a person must act (the reason says how)
     PENDING = "pending"  # (what-if only) depends on an earlier step that is not done
@@ -90,7 +91,7 @@ class Decision:
 
     @property
     def writes(self) -> bool:
-        return self.do in (Do.REGISTER, Do.CREATE, Do.UPDATE)
+        return self.do in (Do.REGISTER, Do.CREATE, Do.UPDATE, Do.START)
 
     @property
     def hopeless(self) -> bool:
@@ -474,6 +475,11 @@ def cluster_state(cluster: Mapping[str, Any]) -> str:
     return str((cluster.get("properties") or {}).get("provisioningState") or "Unknown")
 
 
+def cluster_power(cluster: Mapping[str, Any]) -> str:
+    """``properties.powerState.code``: Running or Stopped (Running when absent, as before stop/start existed)."""
+    return str(((cluster.get("properties") or {}).get("powerState") or {}).get("code") or "Running")
+
+
 def cluster_principal(cluster: Mapping[str, Any] | None) -> str | None:
     """Object id of the cluster's control-plane identity (system- or first user-assigned)."""
     identity = (cluster or {}).get("identity") or {}
@@ -523,12 +529,19 @@ def decide_cluster(
             f"{targets.resource_group} -n {name}` re-applies it (or delete it and let the bootstrap recreate it)",
             targets.cluster_id,
         )
-    power = ((props.get("powerState") or {}).get("code") or "Running").lower()
-    if power == "stopped":
+    # Stop/start (idle stop, `cli cluster stop`, `az aks stop`): while AKS stops or starts a
+    # cluster its provisioningState is Stopping/Starting and its API is gone; once stopped,
+    # powerState.code is "Stopped" (azure-rest-api-specs containerservice ManagedClusters_Stop,
+    # ManagedClusters_Start; learn.microsoft.com/azure/aks/start-stop-cluster). A request that
+    # finds it stopped starts it: the POST is the whole action, the start is observed later.
+    power = cluster_power(cluster)
+    if state.lower() in ("stopping", "starting"):
+        return Decision(step, Do.WAIT, f"managed cluster {name} is {state} (power state {power})", targets.cluster_id)
+    if power.lower() == "stopped":
         return Decision(
             step,
-            Do.BLOCKED,
-            f"managed cluster {name} is stopped: start it (`az aks start -g {targets.resource_group} -n {name}`)",
+            Do.START,
+            f"managed cluster {name} is stopped: start it (POST managedClusters/{name}/start)",
             targets.cluster_id,
         )
     net = props.get("networkProfile") or {}

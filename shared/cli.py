@@ -149,6 +149,15 @@ def format_event(event: Mapping[str, Any]) -> str:
         parts.append(f"exit={data['exitCode']}")
     if data.get("reason"):
         parts.append(f"reason={data['reason']}")
+    cost = data.get("cost")
+    if isinstance(cost, Mapping):
+        retried = (cost.get("failedAttempts") or {}).get("amount") or 0
+        parts.append(
+            f"cost={cost.get('amount', 0):.6f} {cost.get('currency', '')}"
+            f" ({cost.get('vcpuSeconds', 0):g} vCPU-s, {cost.get('gbSeconds', 0):g} GB-s"
+            + (f", retries {retried:.6f}" if retried else "")
+            + ")"
+        )
     if data.get("errors"):
         first = data["errors"][0]
         more = f" (+{len(data['errors']) - 1} more)" if len(data["errors"]) > 1 else ""
@@ -306,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_bootstrap)
 
     cli_api.register(sub)
+
+    from shared import cli_cluster, cli_cost
+
+    cli_cluster.register(sub, _aks_settings)
+    cli_cost.register(sub, _settings)
 
     args = parser.parse_args(argv)
     try:

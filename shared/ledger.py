@@ -208,13 +208,18 @@ _OUTCOME_FIELDS: Final = (
     "attempts",
     "eventId",
     "ran",
+    "cost",
 )
 
 
 def summary(data: Mapping[str, Any]) -> dict[str, Any]:
     """The outcome fields the ledger keeps: no ``message``, no ``logTail`` (workload output may
-    hold secrets)."""
-    return {k: data[k] for k in _OUTCOME_FIELDS if k in data and data[k] is not None}
+    hold secrets). The cost is kept without its per-index list (``cli cost`` needs the totals;
+    the event has the detail), so an array of 100 indexes stays a small entity."""
+    kept = {k: data[k] for k in _OUTCOME_FIELDS if k in data and data[k] is not None}
+    if isinstance(kept.get("cost"), Mapping):
+        kept["cost"] = {**kept["cost"], "indexes": None}
+    return kept
 
 
 def _cut(text: str | None) -> str | None:

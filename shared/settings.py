@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -30,9 +30,17 @@ _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MIN_JOB_NAME = 14
 """The shortest Job name the app makes: ``vnb-`` + a 10-character hash of the key (shared.jobspec)."""
 
+if TYPE_CHECKING:
+    from shared.cost import Prices
+
 STORAGE_CONNECTION = "AzureWebJobsStorage"
 """The connection name every queue binding uses (a setting *prefix* with identity connections)."""
 
+DEFAULT_PRICE_VCPU_SECOND = Decimal("0.00001125")
+"""ACI Linux, East US, pay-as-you-go: 0.0405 per vCPU-hour / 3600 (README "Cost" gives the source)."""
+DEFAULT_PRICE_GB_SECOND = Decimal("0.0000012361")
+"""ACI Linux, East US, pay-as-you-go: 0.00445 per GB-hour / 3600, rounded to 10 decimals."""
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 _MAX_QUEUE_NAME = 63
 _POISON_SUFFIX = "-poison"
@@ -283,6 +291,33 @@ class Settings(BaseModel):
         "How long a process trusts a 'cluster ready' answer before asking ARM/Kubernetes again.",
     )
 
+    # --- cost and idle stop ---------------------------------------------------------------
+    price_vcpu_second: Decimal = _field(
+        "VNB_PRICE_VCPU_SECOND",
+        DEFAULT_PRICE_VCPU_SECOND,
+        "Price of one vCPU-second of an ACI Linux container group, in `VNB_PRICE_CURRENCY`, for the `cost` "
+        'of job events and `cli cost`. Default: the pay-as-you-go list price of East US (README "Cost").',
+    )
+    price_gb_second: Decimal = _field(
+        "VNB_PRICE_GB_SECOND",
+        DEFAULT_PRICE_GB_SECOND,
+        "Price of one GB-second (decimal GB) of ACI Linux memory, in `VNB_PRICE_CURRENCY`. Default: East US list price.",
+    )
+    price_currency: str = _field("VNB_PRICE_CURRENCY", "USD", "ISO 4217 code of the prices (three capital letters).")
+    idle_stop_minutes: int | None = _field(
+        "VNB_IDLE_STOP_MINUTES",
+        None,
+        "aks mode: stop the AKS cluster (ARM managedClusters stop) after this many minutes with no Job, no waiting "
+        "request and no schedule due within `VNB_CLUSTER_START_SECONDS`; the next request starts it again. "
+        'Unset = never stop (docs/operations.md "Idle stop").',
+    )
+    cluster_start_seconds: int = _field(
+        "VNB_CLUSTER_START_SECONDS",
+        600,
+        "How long a stopped cluster takes to start and show its virtual node Ready (an estimate): no idle stop "
+        "happens when a schedule is due sooner than this.",
+    )
+
     # --- validators ----------------------------------------------------------------------
     @field_validator("allowed_registries", mode="before")
     @classmethod
@@ -446,6 +481,37 @@ class Settings(BaseModel):
             raise ValueError("must be 0 or more")
         return value
 
+    @field_validator("price_vcpu_second", "price_gb_second", mode="before")
+    @classmethod
+    def _price_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return Decimal(value.strip())
+            except ArithmeticError:
+                raise ValueError(f"not a number: {value!r} (e.g. `0.00001125`)") from None
+        return value
+
+    @field_validator("price_vcpu_second", "price_gb_second")
+    @classmethod
+    def _price(cls, value: Decimal) -> Decimal:
+        if not value.is_finite() or value < 0:
+            raise ValueError("must be a number of 0 or more (a price per second, e.g. `0.00001125`)")
+        return value
+
+    @field_validator("price_currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not _CURRENCY.match(value):
+            raise ValueError("an ISO 4217 currency code: three capital letters, e.g. `USD`, `EUR`")
+        return value
+
+    @field_validator("idle_stop_minutes", "cluster_start_seconds")
+    @classmethod
+    def _positive_optional(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError("must be a whole number of at least 1")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         problems: list[str] = []
@@ -483,6 +549,10 @@ class Settings(BaseModel):
         elif aci_memory(self.default_memory) > self.max_memory:
             problems.append("VNB_DEFAULT_MEMORY: rounded up to 100 MB for ACI it is larger than VNB_MAX_MEMORY")
         problems.extend(self._namespace_problems())
+        if self.idle_stop_minutes is not None and self.cluster_mode != "aks":
+            problems.append(
+                "VNB_IDLE_STOP_MINUTES: only for VNB_CLUSTER_MODE=aks (the app cannot stop your own cluster)"
+            )
         if self.default_timeout_seconds > self.max_timeout_seconds:
             problems.append("VNB_DEFAULT_TIMEOUT_SECONDS: larger than VNB_MAX_TIMEOUT_SECONDS")
         if problems:
@@ -545,6 +615,13 @@ class Settings(BaseModel):
     @property
     def allows_any_registry(self) -> bool:
         return "*" in self.allowed_registries
+
+    @property
+    def prices(self) -> Prices:
+        """The ACI prices the cost of a Job is computed with (``shared.cost``)."""
+        from shared.cost import Prices  # shared.cost → outcome → request → settings: import late
+
+        return Prices(vcpu_second=self.price_vcpu_second, gb_second=self.price_gb_second, currency=self.price_currency)
 
 
 def _problems(error: ValidationError) -> list[tuple[str, str]]:

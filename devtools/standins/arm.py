@@ -18,7 +18,8 @@ Modelled (paths as the SDKs send them; api-version is recorded, not enforced):
   api-version >= 2025-07-01 without ``defaultOutboundAccess`` is private (``false``): no egress
   for what runs in it unless a NAT gateway or route table is attached (:func:`subnet_egress`).
 * ``Microsoft.ContainerService/managedClusters/{name}`` PUT/GET/DELETE (+ lists),
-  ``listClusterUserCredential``, ``listClusterAdminCredential``.
+  ``listClusterUserCredential``, ``listClusterAdminCredential``; ``POST .../stop`` and ``.../start``
+  (power state, in ``arm_power.py``).
 * ``.../managedClusters/{name}/managedNamespaces/{ns}`` PUT/GET/DELETE (+ list): an LRO on an
   existing cluster (404 ``ParentResourceNotFound`` while the cluster is absent or not Succeeded,
   409 while an operation runs on it). When a create or update succeeds, ``on_namespace_created(ns)``
@@ -61,6 +62,7 @@ from urllib.parse import parse_qs, unquote
 
 import yaml
 
+from devtools.standins import arm_power
 from devtools.standins.arm_catalog import (
     ACI_DELEGATION_SERVICE,
     BUILTIN_ROLES,
@@ -376,6 +378,12 @@ class ArmStandIn:
         self._managed_namespaces: dict[str, dict[str, Any]] = {}
         self._namespace_ops: dict[str, str] = {}  # managed namespace key -> op id in progress
         self._ops: dict[str, _Op] = {}
+        # Managed-cluster stop/start (devtools/standins/arm_power.py): LRO durations, a hook run
+        # when a power state is reached, and the transitions seen (for tests and bench/idle.py).
+        self.cluster_stop_seconds = 0.3
+        self.cluster_start_seconds = 0.5
+        self.on_power_changed: Callable[[str], None] | None = None
+        self.power_transitions: list[tuple[str, str]] = []
         self._routes = self._build_routes()
 
         self.grant(app_principal_id, f"/subscriptions/{subscription_id}/resourceGroups/{cluster_resource_group}", ["*"])
@@ -886,6 +894,14 @@ class ArmStandIn:
                     "PUT": (self._namespace_put, f"{aks}/managedNamespaces/write", None),
                     "DELETE": (self._namespace_delete, f"{aks}/managedNamespaces/delete", None),
                 },
+            ),
+            (
+                _AKS + r"/(?P<name>[^/]+)/stop",
+                {"POST": (lambda ctx: arm_power.handle(self, ctx, "stop"), f"{aks}/stop/action", parent)},
+            ),
+            (
+                _AKS + r"/(?P<name>[^/]+)/start",
+                {"POST": (lambda ctx: arm_power.handle(self, ctx, "start"), f"{aks}/start/action", parent)},
             ),
             (
                 _AKS + r"/(?P<name>[^/]+)/listclusterusercredential",

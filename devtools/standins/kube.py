@@ -522,6 +522,23 @@ class KubeStandIn:
     def remove_virtual_node(self) -> None:
         self.cluster.remove_virtual_node()
 
+    def power(self, state: str) -> None:
+        """What a stopped / started AKS cluster looks like from outside (wire it to the ARM
+        stand-in's ``on_power_changed``). "Stopped": the control plane is gone (the listener
+        closes; learn.microsoft.com/azure/aks/start-stop-cluster: stopping "stops the control
+        plane and agent nodes entirely, while maintaining all object and cluster state") and the
+        virtual node is NotReady. "Running": the same state is served again and the virtual node
+        is Ready (how long the addon takes to re-register it is not documented; here at once)."""
+        if state == "Stopped":
+            if VIRTUAL_NODE in self.cluster.nodes:
+                self.cluster.set_node_ready(VIRTUAL_NODE, False)
+            self._unserve()
+        else:
+            if self._server is None:
+                self._serve()
+            if VIRTUAL_NODE in self.cluster.nodes:
+                self.cluster.set_node_ready(VIRTUAL_NODE, True)
+
     # ------------------------------------------------------------------ state inspection
 
     def _copies(self, res: Resource, objs: list[Obj]) -> list[dict[str, Any]]:

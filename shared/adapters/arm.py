@@ -354,3 +354,27 @@ class ArmAdapter:
                 return False
             raise
         return True
+
+    # --- managed cluster power (idle stop / start) ------------------------------------------
+    # Kept apart from the bootstrap's calls above: the idle policy and `cli cluster stop|start`
+    # use these. Both are LROs on ARM's side (POST → 202 + Location, or 204 when there is nothing
+    # to do: azure-rest-api-specs containerservice ManagedClusters_Stop / ManagedClusters_Start,
+    # examples ManagedClustersStop.json, ManagedClustersStart.json). Like the PUTs, they are sent
+    # with polling=False: the POST is the whole action and later calls observe
+    # provisioningState (Stopping/Starting → Succeeded) and powerState.code (Running/Stopped).
+    # A POST while another operation runs on the cluster fails with 409 OperationNotAllowed
+    # ("...in progress..."), which is how two instances that both decide to stop or start
+    # never run the operation twice.
+    def stop_cluster(self, resource_group: str, name: str) -> None:
+        """Start stopping the cluster (control plane and nodes; state is kept). Not awaited."""
+        self._call(
+            f"POST stop managed cluster {name}",
+            lambda: self._client("aks").managed_clusters.begin_stop(resource_group, name, polling=False),
+        )
+
+    def start_cluster(self, resource_group: str, name: str) -> None:
+        """Start starting a stopped cluster. Not awaited."""
+        self._call(
+            f"POST start managed cluster {name}",
+            lambda: self._client("aks").managed_clusters.begin_start(resource_group, name, polling=False),
+        )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from shared.errors import TransientError
@@ -119,6 +119,16 @@ class Queues:
 
     def delete(self, queue: str, message: ReceivedMessage) -> None:
         self.client(queue).delete_message(message.id, message.pop_receipt)
+
+    def approximate_count(self, queue: str) -> int:
+        """The queue's ``x-ms-approximate-messages-count`` (Get Queue Metadata): never lower than the
+        messages in it, invisible ones (deferred, being processed) included; 0 for a missing queue."""
+        try:
+            return int(self.client(queue).get_queue_properties().approximate_message_count or 0)
+        except ResourceNotFoundError:
+            return 0
+        except AzureError as e:
+            raise QueueSendError(f"reading the length of queue {queue!r} failed: {e}") from e
 
     def peek(self, queue: str, *, max_messages: int = 32) -> list[str]:
         return [_text(m.content) for m in self.client(queue).peek_messages(max_messages=max_messages)]

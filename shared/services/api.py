@@ -27,9 +27,10 @@ from urllib.parse import quote
 
 from shared import events
 from shared.adapters.kube import Cluster
+from shared.cost import job_cost
 from shared.errors import VnbError
 from shared.ledger import ACTIVE, WAITING, Query, Record, State, new_record, view
-from shared.outcome import parse_time
+from shared.outcome import CONTROLLER_UID, parse_time
 from shared.request import MAX_BODY_BYTES, FieldError, RequestInvalid, decode_body, parse_request
 from shared.services.ledger import Ledger
 from shared.settings import Settings
@@ -320,6 +321,7 @@ class RequestsApi:
             if cluster is None:
                 return _unavailable("the cluster is not reachable now")
             job = cluster.get_job(record.job_name)
+            pods = cluster.list_pods(label_selector=f"{CONTROLLER_UID}={_job_uid(job)}") if job is not None else []
             if job is not None:
                 cluster.delete_job(record.job_name, propagation="Background")
         except VnbError as e:
@@ -327,6 +329,14 @@ class RequestsApi:
             return _unavailable(f"deleting Job {record.job_name} failed ({e}); repeat the DELETE")
         now = self.now()
         data = ran(job, record, namespace=self.settings.namespace, state=was_state, now=now)
+        # What its container groups ran until now. The cost is stored before the event is sent:
+        # a DELETE repeated after a crash (pods already gone) reports what the first one measured.
+        recorded = (record.outcome or {}).get("cost")
+        data["cost"] = job_cost(pods, prices=self.settings.prices, until=now) if pods or not recorded else recorded
+        if pods:
+            record = (
+                self.ledger.add_outcome(record.key, {"cost": data["cost"], "finishedAt": events.iso(now)}) or record
+            )
         text = events.job_cancelled(
             source=self.settings.event_source, key=record.key, job_uid=_job_uid(job), now=now, data=data
         )

@@ -85,6 +85,8 @@ class ArmApi(Protocol):
     def get_managed_namespace(self, resource_group: str, cluster: str, name: str) -> dict[str, Any] | None: ...
     def put_managed_namespace(self, resource_group: str, cluster: str, name: str, body: dict[str, Any]) -> None: ...
     def cluster_user_kubeconfig(self, resource_group: str, name: str) -> bytes: ...
+    def start_cluster(self, resource_group: str, name: str) -> None: ...
+    def stop_cluster(self, resource_group: str, name: str) -> None: ...
     def get_role_assignment(self, scope: str, name: str) -> dict[str, Any] | None: ...
     def create_role_assignment(self, scope: str, name: str, body: dict[str, Any]) -> bool: ...
 
@@ -287,6 +289,11 @@ class Bootstrap:
                 )
             desired = cluster_body(self.settings, p.plan, t, self._location_for_create())
         decision = decide_cluster(cluster, p.plan, t, desired)
+        if decision.do is Do.START and p.apply:  # stopped (idle stop, an operator): start, never wait
+            self.arm.start_cluster(t.resource_group, t.cluster_name)
+            return Decision(
+                Step.CLUSTER, Do.WAIT, f"starting the stopped managed cluster {t.cluster_name}", t.cluster_id
+            )
         if decision.writes and p.apply:
             assert decision.body is not None
             self.arm.put_cluster(t.resource_group, t.cluster_name, dict(decision.body))
@@ -437,6 +444,11 @@ class AksGate:
     def bootstrap(self) -> Bootstrap:
         return self._bootstrap
 
+    def forget(self) -> None:
+        """Drop cached answers (the idle policy stopped the cluster: ask ARM again next time)."""
+        with self._lock:
+            self._ready = self._last = None
+
     def check(self) -> Readiness:
         """Ready (with the Cluster to use) or why not; never waits for ARM operations."""
         ready = self._ready
@@ -491,6 +503,7 @@ _MARK = {
     Do.REGISTER: "register",
     Do.CREATE: "create",
     Do.UPDATE: "update",
+    Do.START: "start",
     Do.WAIT: "wait",
     Do.BLOCKED: "BLOCKED",
     Do.PENDING: "later",

@@ -45,7 +45,12 @@ def _gate(settings: Settings) -> ClusterGate:
         return KubeconfigGate(settings)
     from shared.services.bootstrap import AksGate  # keeps azure.mgmt off the cold path
 
-    return AksGate(settings)
+    if settings.idle_stop_minutes is None:
+        return AksGate(settings)
+    from shared.adapters.power_store import power_store_for
+    from shared.services.idle import IdleGate
+
+    return IdleGate(settings, inner=AksGate(settings), store=power_store_for(settings))
 
 
 def cluster_for(settings: Settings) -> Cluster | None:

@@ -160,6 +160,25 @@ class Ledger:
             return _with_etag(nxt, etag)
         raise TransientError(f"ledger: key {record.key!r} kept changing while noting its outcome")
 
+    def add_outcome(self, key: str, fields: Mapping[str, Any]) -> Record | None:
+        """Merge ``fields`` into the record's outcome summary (CAS), whatever its state: what a
+        cancelled Job cost is known only after the cancel was recorded. None if the key is unknown."""
+
+        for _ in range(CAS_ATTEMPTS):
+            current = self.get(key)
+            if current is None:
+                return None
+            merged = summary({**(current.outcome or {}), **fields})
+            if merged == current.outcome:
+                return current
+            assert current.etag is not None
+            try:
+                etag = self.store.replace(to_entity(replace(current, outcome=merged)), etag=current.etag)
+            except EntityChanged:
+                continue
+            return _with_etag(replace(current, outcome=merged), etag)
+        raise TransientError(f"ledger: key {key!r} kept changing while adding to its outcome")
+
     def list(self, query: Query, *, limit: int, page_token: str | None = None) -> tuple[list[Record], str | None]:
         """One page of records matching ``query`` and the token of the next page (None: last).
 

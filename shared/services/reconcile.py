@@ -52,6 +52,7 @@ from typing import Any, Protocol
 from shared import events
 from shared.aci_logs import strip_timestamps
 from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
+from shared.cost import job_cost
 from shared.errors import TransientError, VnbError
 from shared.jobspec import FINALIZER_REPORT, LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
 from shared.ledger import Record, State
@@ -411,7 +412,8 @@ class _Pass:
             if not is_deleting(job):
                 self.jobs.delete_job(name, propagation="Background")
             return
-        text = self._event(job, result)
+        cost = job_cost(pods, prices=self.settings.prices, until=result.finished_at)
+        text = self._event(job, result, cost)
         self.send_event(text)
         event_id = events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
         with self._lock:
@@ -421,7 +423,7 @@ class _Pass:
                 self.ledger,
                 job=job,
                 succeeded=result.succeeded,
-                data=event_data(job, result, []),
+                data={**event_data(job, result, []), "cost": cost},
                 event_id=event_id,
                 now=moment,
                 known=record,
@@ -438,9 +440,10 @@ class _Pass:
             self.jobs.delete_pod(str((pod.get("metadata") or {}).get("name")))
         self._count("pods_deleted", len(pods))
 
-    def _event(self, job: dict[str, Any], result: Outcome) -> str:
+    def _event(self, job: dict[str, Any], result: Outcome, cost: dict[str, Any]) -> str:
         tails = self._logs(result)
         data = event_data(job, result, tails)
+        data["cost"] = cost
         build = events.job_succeeded if result.succeeded else events.job_failed
         return build(
             source=self.settings.event_source,

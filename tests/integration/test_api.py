@@ -312,7 +312,10 @@ def test_cancel_a_job_deletes_it_and_reports_what_ran_once(
     api.submit(json.dumps({"id": key, "image": IMAGE, "command": ["sh", "-c", "sleep 30"]}).encode())
     assert run_dispatch(queues, settings, ledger, Gate(cluster)) == [Outcome.CREATED]
     if when == "running":
-        wait_for(lambda: (kube.job(NS, job_name(key)) or {}).get("status", {}).get("active"), what="a running pod")
+        wait_for(
+            lambda: (kube.job(NS, job_name(key, settings=settings)) or {}).get("status", {}).get("active"),
+            what="a running pod",
+        )
         reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=lambda t: None, ledger=ledger)
         assert conforms(api.status(key), "/api/requests/{id}", "get")["state"] == "running"
     record = conforms(api.cancel(key), "/api/requests/{id}", "delete")
@@ -320,10 +323,18 @@ def test_cancel_a_job_deletes_it_and_reports_what_ran_once(
     [event] = events_of(queues)
     assert event["type"] == "io.vnodebatch.job.cancelled"
     assert event["data"]["state"] == when
-    assert event["data"]["jobName"] == job_name(key)
+    assert event["data"]["jobName"] == job_name(key, settings=settings)
     if when == "running":
         assert event["data"]["ran"]["active"] >= 1
         assert event["data"]["startedAt"]
+        # what its container group ran until the cancel, in the event and in the ledger
+        cost = event["data"]["cost"]
+        assert cost["containerGroups"] == 1
+        assert cost["currency"] == settings.price_currency
+        stored = ledger.get(key)
+        assert stored is not None
+        assert stored.outcome is not None
+        assert stored.outcome["cost"]["amount"] == cost["amount"]
     # The Job is Terminating (its report finalizer); the reconciler releases it without a
     # second outcome event.
     sent: list[str] = []
@@ -343,7 +354,7 @@ def test_cancel_finished_is_409(
 ) -> None:
     api.submit(json.dumps({"id": "c-done", "image": IMAGE, "command": ["sh", "-c", "echo hi"]}).encode())
     run_dispatch(queues, settings, ledger, Gate(cluster))
-    wait_for(lambda: condition(kube.job(NS, job_name("c-done")) or {}), what="the Job to finish")
+    wait_for(lambda: condition(kube.job(NS, job_name("c-done", settings=settings)) or {}), what="the Job to finish")
     reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=lambda t: None, ledger=ledger)
     response = api.cancel("c-done")
     problem = conforms(response, "/api/requests/{id}", "delete")

@@ -108,7 +108,7 @@ def job_creates(kube: KubeStandIn) -> int:
 
 
 def test_a_request_through_the_app_records_each_state_once_and_a_late_redelivery_runs_nothing(
-    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn, ledger: Ledger
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn, ledger: Ledger, settings: Settings
 ) -> None:
     body = {"id": "life-1", "image": IMAGE, "command": ["sh", "-c", "echo hi"], "labels": {"team": "billing"}}
     queues.submit(body)
@@ -126,10 +126,11 @@ def test_a_request_through_the_app_records_each_state_once_and_a_late_redelivery
     assert again is not None
     assert again.etag == done.etag, "a redelivery of a finished key writes nothing"
     assert {"received", "submitted", "succeeded"} <= set(again.times)
-    assert again.job_name == job_name("life-1")
+    assert again.job_name == job_name("life-1", settings=settings)
     assert again.labels == {"team": "billing"}
     assert again.outcome is not None
-    assert again.outcome["exitCode"] == 0
+    # the virtual node loses exit codes (azure-aci#417): the event says null, the ledger keeps none
+    assert again.outcome.get("exitCode") is None
     assert again.outcome["eventId"] == log.events[0]["id"]
     assert job_creates(kube) == 1
     assert kube.jobs(NS) == []
@@ -215,7 +216,10 @@ def test_crash_between_event_and_ledger_write_resends_the_same_event_and_records
         requeue=lambda t, d: None,
         ledger=ledger,
     )
-    wait_for(lambda: condition(kube.job(NS, job_name("rc-1")) or {}) == "Complete", what="the Job to complete")
+    wait_for(
+        lambda: condition(kube.job(NS, job_name("rc-1", settings=settings)) or {}) == "Complete",
+        what="the Job to complete",
+    )
     sent: list[str] = []
     broken = FlakyStore(tables, fail=lambda op, entity: entity["state"] in ("succeeded", "failed"))
     first = reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=sent.append, ledger=Ledger(broken))
@@ -396,7 +400,10 @@ def test_a_second_job_for_a_finished_request_is_deleted_without_a_second_event(
     and the reconciler sends no event for it (its uid is not the recorded one)."""
     body = {"id": "stray-1", "image": IMAGE, "command": ["sh", "-c", "echo x"]}
     dispatch(message(body), settings=settings, gate=Gate(cluster), requeue=lambda t, d: None, ledger=ledger)
-    wait_for(lambda: condition(kube.job(NS, job_name("stray-1")) or {}) == "Complete", what="the first Job")
+    wait_for(
+        lambda: condition(kube.job(NS, job_name("stray-1", settings=settings)) or {}) == "Complete",
+        what="the first Job",
+    )
     sent: list[str] = []
     reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=sent.append, ledger=ledger)
     assert len(sent) == 1
@@ -407,10 +414,15 @@ def test_a_second_job_for_a_finished_request_is_deleted_without_a_second_event(
     request = parse_request(body, settings=settings)
     meta = JobMeta(key="stray-1", message_id="m-2", enqueued_at=None)
     kube_job = cluster.create_job(build_job(request, meta, settings=settings))
-    record = tracking.submitted(ledger, key="stray-1", job_name=job_name("stray-1"), now=datetime.now(UTC), known=stale)
+    record = tracking.submitted(
+        ledger, key="stray-1", job_name=job_name("stray-1", settings=settings), now=datetime.now(UTC), known=stale
+    )
     assert record is not None
     assert record.state == State.SUCCEEDED, "the finished record is never moved back"
-    wait_for(lambda: condition(kube.job(NS, job_name("stray-1")) or {}) == "Complete", what="the stray Job")
+    wait_for(
+        lambda: condition(kube.job(NS, job_name("stray-1", settings=settings)) or {}) == "Complete",
+        what="the stray Job",
+    )
     reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=sent.append, ledger=ledger)
     assert len(sent) == 1, "no second outcome event for the stray Job"
     assert kube_job["metadata"]["uid"] != (record.outcome or {}).get("jobUid")

@@ -289,7 +289,9 @@ CLUSTER_CASES: list[tuple[str, dict[str, Any], Do, str]] = [
         Do.BLOCKED,
         "QuotaExceeded",
     ),
-    ("stopped", {"powerState": {"code": "Stopped"}}, Do.BLOCKED, "az aks start"),
+    ("stopped: a request starts it", {"powerState": {"code": "Stopped"}}, Do.START, "start it"),
+    ("stopping", {"provisioningState": "Stopping"}, Do.WAIT, "Stopping"),
+    ("starting", {"provisioningState": "Starting", "powerState": {"code": "Stopped"}}, Do.WAIT, "Starting"),
     ("kubenet", {"networkProfile": {"networkPlugin": "kubenet"}}, Do.BLOCKED, "flat Azure CNI"),
     (
         "overlay",

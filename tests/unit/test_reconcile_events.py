@@ -76,6 +76,18 @@ def job_data(**overrides: Any) -> dict[str, Any]:
         "indexes": None,
         "attempts": {"succeeded": 1, "failed": 0},
         "logTail": [{"pod": "p-1", "container": "main", "index": None, "text": "done\n", "truncated": False}],
+        "cost": {
+            "vcpuSeconds": 93.0,
+            "gbSeconds": 148.8,
+            "amount": 0.00123019,
+            "currency": "USD",
+            "billedSeconds": 93,
+            "pendingSeconds": 29,
+            "containerGroups": 1,
+            "failedAttempts": {"vcpuSeconds": 0.0, "gbSeconds": 0.0, "amount": 0.0, "count": 0},
+            "prices": {"currency": "USD", "vcpuSecond": "0.00001125", "gbSecond": "0.0000012361"},
+            "indexes": None,
+        },
     }
     data.update(overrides)
     return data

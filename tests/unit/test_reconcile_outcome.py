@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared import events
+from shared.cost import job_cost
 from shared.outcome import (
     ANN_VERDICT,
     MAX_LOG_PODS,
@@ -25,6 +26,7 @@ from shared.outcome import (
     outcome,
     stuck_verdict,
 )
+from tests.unit.test_cost import PRICES
 from tests.unit.test_reconcile_events import validate_event
 
 T0 = datetime(2026, 11, 27, 1, 0, 0, tzinfo=UTC)
@@ -132,6 +134,7 @@ def judge(job: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
     result = outcome(job, pods, verdict=Verdict.of(job), now=NOW)
     logs = [LogTail(s.pod, s.container, s.index, f"log of {s.pod}\n", False) for s in result.log_sources]
     data = event_data(job, result, logs)
+    data["cost"] = job_cost(pods, prices=PRICES, until=result.finished_at)  # as the reconciler adds it
     build = events.job_succeeded if result.succeeded else events.job_failed
     text = build(
         source="/vnode-batch", job_uid="u", subject=data["requestKey"], finished_at=result.finished_at, data=data
