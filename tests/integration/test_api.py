@@ -312,9 +312,15 @@ def test_cancel_a_job_deletes_it_and_reports_what_ran_once(
     api.submit(json.dumps({"id": key, "image": IMAGE, "command": ["sh", "-c", "sleep 30"]}).encode())
     assert run_dispatch(queues, settings, ledger, Gate(cluster)) == [Outcome.CREATED]
     if when == "running":
+        # Running = its container started: while ACI creates the group the pod shows no
+        # container state (the stand-in's virtual node, as azure-aci), and nothing is billed yet.
         wait_for(
-            lambda: (kube.job(NS, job_name(key, settings=settings)) or {}).get("status", {}).get("active"),
-            what="a running pod",
+            lambda: any(
+                (cs.get("state") or {}).get("running")
+                for p in kube.pods(NS)
+                for cs in (p.get("status") or {}).get("containerStatuses") or []
+            ),
+            what="a pod whose container runs",
         )
         reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=lambda t: None, ledger=ledger)
         assert conforms(api.status(key), "/api/requests/{id}", "get")["state"] == "running"
