@@ -211,6 +211,23 @@ def _node_affinity_ok(pod_spec: Obj, labels: dict[str, str]) -> bool:
     return False
 
 
+def _creating_statuses(spec: Obj) -> list[Obj]:
+    """Container statuses of a pod bound to a node whose containers are being created."""
+    return [
+        {
+            "name": c["name"],
+            "state": {"waiting": {"reason": "ContainerCreating"}},
+            "lastState": {},
+            "ready": False,
+            "restartCount": 0,
+            "image": c.get("image", ""),
+            "imageID": "",
+            "started": False,
+        }
+        for c in spec.get("containers") or []
+    ]
+
+
 class Cluster:
     """The stored objects plus the controllers that move them. Guard everything with ``lock``."""
 
@@ -1322,19 +1339,7 @@ class Cluster:
         status["hostIP"] = node_ip
         status["hostIPs"] = [{"ip": node_ip}]
         status["startTime"] = now
-        status["containerStatuses"] = [
-            {
-                "name": c["name"],
-                "state": {"waiting": {"reason": "ContainerCreating"}},
-                "lastState": {},
-                "ready": False,
-                "restartCount": 0,
-                "image": c.get("image", ""),
-                "imageID": "",
-                "started": False,
-            }
-            for c in spec.get("containers") or []
-        ]
+        status["containerStatuses"] = _creating_statuses(spec)
         status["podIP"] = pod_ip
         status["podIPs"] = [{"ip": pod_ip}]
         self._touch(pod)
@@ -1383,19 +1388,7 @@ class Cluster:
             and not status.get("containerStatuses")
             and any(h in i for i in images for h in ("no-capacity", "does-not-exist"))
         ):
-            status["containerStatuses"] = [
-                {
-                    "name": c["name"],
-                    "state": {"waiting": {"reason": "ContainerCreating"}},
-                    "lastState": {},
-                    "ready": False,
-                    "restartCount": 0,
-                    "image": c.get("image", ""),
-                    "imageID": "",
-                    "started": False,
-                }
-                for c in spec.get("containers") or []
-            ]
+            status["containerStatuses"] = _creating_statuses(spec)
         if virtual and any("no-capacity" in i for i in images):
             msg = (
                 "Creating ACI container group failed: ServiceUnavailable: insufficient capacity: the requested resource is not available "
