@@ -56,6 +56,40 @@ def test_every_problem_is_listed_by_setting_name() -> None:
 
 
 @pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # an ACI ceiling (a model check) next to a single-setting error
+        ({"VNB_MAX_CPU": "8", "VNB_LOG_TAIL_LINES": "-3"}, {"VNB_MAX_CPU", "VNB_LOG_TAIL_LINES"}),
+        ({"VNB_NAMESPACE": "a--b", "VNB_MAX_CPU": "abc"}, {"VNB_NAMESPACE", "VNB_MAX_CPU"}),
+        # a cross-field check next to a missing required setting, and a bad storage connection
+        (
+            {"VNB_DEFAULT_TIMEOUT_SECONDS": "7200", "VNB_MAX_TIMEOUT_SECONDS": "3600", "VNB_EVENTS_QUEUE": "",
+             "AzureWebJobsStorage": ""},
+            {"VNB_DEFAULT_TIMEOUT_SECONDS", "VNB_EVENTS_QUEUE", "AzureWebJobsStorage"},
+        ),
+        ({"VNB_MAX_MEMORY": "17G", "VNB_REQUESTS_QUEUE": "Bad_Name"}, {"VNB_MAX_MEMORY", "VNB_REQUESTS_QUEUE"}),
+    ],
+)
+def test_cross_field_and_aci_checks_are_listed_with_the_single_setting_errors(
+    overrides: dict[str, str], expected: set[str]
+) -> None:
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(**overrides))
+    names = [n for n, _ in e.value.problems]
+    assert set(names) == expected, e.value
+    assert len(names) == len(set(names))  # each once
+
+
+def test_a_cross_field_check_on_a_setting_that_failed_alone_is_not_reported_twice() -> None:
+    # VNB_DEFAULT_CPU could not be read: "larger than VNB_MAX_CPU" would be about a stand-in value
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(VNB_DEFAULT_CPU="x", VNB_MAX_CPU="0.5"))
+    [(name, message)] = e.value.problems
+    assert name == "VNB_DEFAULT_CPU"
+    assert "not a Kubernetes quantity" in message
+
+
+@pytest.mark.parametrize(
     ("overrides", "name"),
     [
         ({"VNB_CLUSTER_MODE": "aks"}, "VNB_SUBSCRIPTION_ID"),
