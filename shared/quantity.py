@@ -33,7 +33,9 @@ def _parse(value: str | int | float | Decimal, what: str) -> Decimal:
         raise ValueError(
             f"{what} {value!r} is not a Kubernetes quantity (e.g. {'0.5, 2, 500m' if what == 'cpu' else '512Mi, 1.5Gi, 2G'})"
         ) from e
-    if not number.is_finite() or number <= 0:
+    if not number.is_finite():
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
+    if number <= 0:
         raise ValueError(f"{what} must be greater than 0")
     return Decimal(number)
 

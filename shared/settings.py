@@ -82,7 +82,9 @@ def _field(alias: str, default: Any = ..., doc: str = "") -> Any:
 class Settings(BaseModel):
     """All app settings. ``description`` is the documentation shown in the README table."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    # allow_inf_nan=False: "nan", "inf" (and "1e999", which float() reads as inf) are refused for
+    # every float setting, named, instead of failing later as a bare ValueError (e.g. a socket timeout)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", allow_inf_nan=False)
 
     # --- storage and queues -------------------------------------------------------------
     storage_connection: str | None = _field(
@@ -570,7 +572,7 @@ class Settings(BaseModel):
         if self.max_memory > ACI_MAX_MEMORY:
             problems.append(
                 f"VNB_MAX_MEMORY: ACI allows at most 16 GB (decimal) per container group, "
-                f"{self.max_memory / 10**9:.2f} GB is more (use `16G`, not `16Gi` = 17.18 GB)"
+                f"{Decimal(self.max_memory) / 10**9:.4g} GB is more (use `16G`, not `16Gi` = 17.18 GB)"
             )
         elif aci_memory(self.default_memory) > self.max_memory:
             problems.append("VNB_DEFAULT_MEMORY: rounded up to 100 MB for ACI it is larger than VNB_MAX_MEMORY")
@@ -667,6 +669,8 @@ def _problems(error: ValidationError) -> list[tuple[str, str]]:
         if loc:
             name = str(loc[0])
             message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "finite_number":
+                message = f"must be a finite number, not {item['input']!r}"
             if item["type"] == "missing":
                 field = next((f for f in Settings.model_fields.values() if f.alias == name), None)
                 message = "required and not set" + (f" ({field.description})" if field and field.description else "")

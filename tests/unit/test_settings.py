@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -78,6 +79,30 @@ def test_cross_field_and_aci_checks_are_listed_with_the_single_setting_errors(
     names = [n for n, _ in e.value.problems]
     assert set(names) == expected, e.value
     assert len(names) == len(set(names))  # each once
+
+
+NUMERIC_SETTINGS = [
+    alias
+    for f in Settings.model_fields.values()
+    if (alias := f.alias) and alias.startswith("VNB_") and f.annotation in (int, float, Decimal, int | None)
+]
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity"])
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+def test_non_finite_numbers_are_refused_naming_the_setting(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(**{name: value}))
+    assert name in {n for n, _ in e.value.problems}, e.value
+
+
+def test_a_float_setting_says_why_nan_is_refused() -> None:
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(VNB_KUBE_TIMEOUT_SECONDS="nan", VNB_READY_CACHE_SECONDS="1e999"))
+    assert e.value.problems == [
+        ("VNB_KUBE_TIMEOUT_SECONDS", "must be a finite number, not 'nan'"),
+        ("VNB_READY_CACHE_SECONDS", "must be a finite number, not '1e999'"),  # float() reads it as inf
+    ]
 
 
 def test_a_cross_field_check_on_a_setting_that_failed_alone_is_not_reported_twice() -> None:
