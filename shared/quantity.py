@@ -27,6 +27,12 @@ ACI_MEMORY_STEP = 100_000_000
 def _parse(value: str | int | float | Decimal, what: str) -> Decimal:
     if isinstance(value, bool):
         raise ValueError(f"{what} must be a number or a Kubernetes quantity string")
+    if isinstance(value, float):
+        # The number as written, not its binary approximation: Decimal(0.33) is 0.33000000000000001554…,
+        # which rounds up to 331m, while repr() is the shortest string that reads back as the same
+        # float (Python docs, "Floating-Point Arithmetic: Issues and Limitations"), so the JSON number
+        # 0.33 gives what the string "0.33" gives.
+        value = Decimal(repr(value))
     try:
         number = parse_quantity(value)  # type: ignore[no-untyped-call]
     except (ValueError, TypeError, InvalidOperation) as e:

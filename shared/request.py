@@ -191,6 +191,17 @@ class BatchRequest(BaseModel):
             raise ValueError(f"names reserved by vnode-batch: {', '.join(reserved)}")
         return value
 
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object, info: ValidationInfo) -> object:
+        # JSON true is not a number (docs/schemas/request.v1.json gives cpu and memory as string,
+        # number or integer), but pydantic's lax int/float would read it as 1, as for completions.
+        if isinstance(value, bool):
+            raise ValueError(
+                f"{info.field_name} must be a number or a Kubernetes quantity string, not {str(value).lower()}"
+            )
+        return value
+
     @field_validator("cpu")
     @classmethod
     def _cpu(cls, value: str | float | int | None, info: ValidationInfo) -> str | None:

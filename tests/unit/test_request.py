@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from shared.request import RequestInvalid, decode_body, json_schema, normalize_image, parse_request
 from shared.settings import Settings
+from tests.conftest import make_env
 
 GOOD = {"image": "mcr.microsoft.com/azurelinux/base/core:3.0", "command": ["sh", "-c", "echo hi"]}
 
@@ -85,6 +86,9 @@ MALFORMED: list[tuple[str, bytes, str, str]] = [
     ("id too long", j(id="a" * 200), "id", "1-128 characters"),
     ("correlationId control chars", j(correlationId="a\nb"), "correlationId", "printable ASCII"),
     ("completions as string", j(completions="3"), "completions", "valid integer"),
+    # docs/schemas/request.v1.json: cpu and memory are a string or a number, never a boolean
+    ("cpu true", j(cpu=True), "cpu", "not true"),
+    ("memory false", j(memory=False), "memory", "not false"),
 ]
 
 
@@ -183,3 +187,29 @@ def test_arbitrary_objects_never_raise_unexpectedly(data: dict[str, Any]) -> Non
         parse_request(data, settings=settings)
     except RequestInvalid as e:
         assert e.errors
+
+
+TEST_SETTINGS = Settings.from_env(make_env())
+
+
+@pytest.mark.parametrize(("number", "expected"), [(0.33, "330m"), (1.1, "1100m"), (0.11, "110m"), (2.5, "2500m")])
+def test_cpu_as_a_json_number_is_read_as_written(number: float, expected: str) -> None:
+    # Decimal(0.33) is 0.330000000000000015…: it used to round up to 331m (340m on ACI)
+    body = json.dumps({**GOOD, "cpu": number}).encode()
+    data, _ = decode_body(body)
+    assert data is not None
+    assert parse_request(data, settings=TEST_SETTINGS).cpu == expected
+
+
+@given(st.decimals(min_value="0.1", max_value="4", places=4, allow_nan=False, allow_infinity=False))
+def test_cpu_as_a_number_and_as_a_string_give_the_same_request(cores: Any) -> None:
+    text = str(cores)
+    as_number = json.loads(json.dumps({**GOOD, "cpu": float(text)}))
+    as_string = {**GOOD, "cpu": text}
+    outcomes = []
+    for data in (as_number, as_string):
+        try:
+            outcomes.append(parse_request(data, settings=TEST_SETTINGS).cpu)
+        except RequestInvalid as e:
+            outcomes.append(str(e))
+    assert outcomes[0] == outcomes[1]
