@@ -54,6 +54,7 @@ pkg/apis/batch/validation validateGeneratedSelector)."""
 
 _KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ASCII_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -356,12 +357,16 @@ def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
         return None, [FieldError("$body", f"not UTF-8 text (byte {e.start}: {e.reason})")]
     stripped = text.strip()
     if stripped and stripped[0] not in '{["' and not stripped[0].isdigit():
+        # Base64 wrapped into lines is still base64: MIME writes lines of at most 76 characters
+        # (RFC 2045 section 6.8), as GNU `base64` does by default and Python's base64.encodebytes.
+        # ASCII whitespace is dropped first; anything else outside the alphabet still fails.
+        compact = _ASCII_WHITESPACE.sub("", stripped)
         try:
-            decoded = base64.b64decode(stripped, validate=True).decode("utf-8")
+            decoded = base64.b64decode(compact, validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
             pass
         else:
-            if decoded.lstrip().startswith("{"):
+            if decoded.lstrip()[:1] in ("{", "["):  # an array then says "expected a JSON object"
                 stripped = decoded
     try:
         value = json.loads(stripped)

@@ -213,3 +213,31 @@ def test_cpu_as_a_number_and_as_a_string_give_the_same_request(cores: Any) -> No
         except RequestInvalid as e:
             outcomes.append(str(e))
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [base64.encodebytes, lambda raw: base64.b64encode(raw).replace(b"A", b"A\r\n")],
+    ids=["encodebytes (76-column lines)", "CRLF line breaks"],
+)
+def test_line_wrapped_base64_bodies_are_recognised(encode: Any) -> None:
+    # GNU `base64` and Python's base64.encodebytes wrap at 76 columns (RFC 2045 section 6.8)
+    request = {**GOOD, "env": {"LONG": "x" * 200}}
+    body = encode(json.dumps(request).encode())
+    assert b"\n" in body.strip()
+    data, errors = decode_body(body)
+    assert errors == []
+    assert data == request
+
+
+def test_base64_of_a_json_array_says_an_object_is_expected() -> None:
+    data, errors = decode_body(base64.b64encode(b'[{"image": "busybox"}]'))
+    assert data is None
+    assert [(e.field, e.message) for e in errors] == [("$body", "expected a JSON object, got list")]
+
+
+def test_base64_with_other_characters_is_still_not_decoded() -> None:
+    body = base64.b64encode(json.dumps(GOOD).encode())
+    _, errors = decode_body(body[:8] + b"*" + body[8:])
+    assert [e.field for e in errors] == ["$body"]
+    assert errors[0].message.startswith("not JSON")
