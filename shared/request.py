@@ -371,7 +371,9 @@ def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
     try:
         value = json.loads(stripped)
     except json.JSONDecodeError as e:
-        return None, [FieldError("$body", f"not JSON: {e.msg} at line {e.lineno} column {e.colno}")]
+        # str(e) is CPython's own "<msg>: line L column C (char N)"; msg may end in "at" itself
+        # ("Unterminated string starting at"), so "<msg> at line" read "at at line".
+        return None, [FieldError("$body", f"not JSON: {e}")]
     except RecursionError:
         # CPython 3.13's json raises this past ~10 000 levels of nesting: 10 KB of "[" is
         # enough. Bad input, not a transient failure: it must not be retried into the poison queue.

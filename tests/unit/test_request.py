@@ -241,3 +241,10 @@ def test_base64_with_other_characters_is_still_not_decoded() -> None:
     _, errors = decode_body(body[:8] + b"*" + body[8:])
     assert [e.field for e in errors] == ["$body"]
     assert errors[0].message.startswith("not JSON")
+
+
+def test_a_json_syntax_error_reads_as_one_sentence() -> None:
+    _, errors = decode_body(b'{"image": "busy')
+    assert [(e.field, e.message) for e in errors] == [
+        ("$body", "not JSON: Unterminated string starting at: line 1 column 11 (char 10)")
+    ]
