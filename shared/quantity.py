@@ -32,7 +32,10 @@ def _parse(value: str | int | float | Decimal, what: str) -> Decimal:
         # which rounds up to 331m, while repr() is the shortest string that reads back as the same
         # float (Python docs, "Floating-Point Arithmetic: Issues and Limitations"), so the JSON number
         # 0.33 gives what the string "0.33" gives.
+        given: object = value
         value = Decimal(repr(value))
+    else:
+        given = value
     try:
         number = parse_quantity(value)  # type: ignore[no-untyped-call]
     except (ValueError, TypeError, InvalidOperation) as e:
@@ -40,7 +43,7 @@ def _parse(value: str | int | float | Decimal, what: str) -> Decimal:
             f"{what} {value!r} is not a Kubernetes quantity (e.g. {'0.5, 2, 500m' if what == 'cpu' else '512Mi, 1.5Gi, 2G'})"
         ) from e
     if not number.is_finite():
-        raise ValueError(f"{what} must be a finite number, not {value!r}")
+        raise ValueError(f"{what} must be a finite number, not {given!r}")
     if number <= 0:
         raise ValueError(f"{what} must be greater than 0")
     return Decimal(number)

@@ -194,12 +194,18 @@ class BatchRequest(BaseModel):
 
     @field_validator("cpu", "memory", mode="before")
     @classmethod
-    def _not_a_boolean(cls, value: object, info: ValidationInfo) -> object:
+    def _number_or_quantity(cls, value: object, info: ValidationInfo) -> object:
         # JSON true is not a number (docs/schemas/request.v1.json gives cpu and memory as string,
         # number or integer), but pydantic's lax int/float would read it as 1, as for completions.
+        # Checked here, before the str | int union, so an error names the field alone (`memory`),
+        # not each union member (`memory.str`, `memory.int`).
         if isinstance(value, bool):
+            raise ValueError(f"must be a number or a Kubernetes quantity string, not {str(value).lower()}")
+        if value is not None and not isinstance(value, str | int | float):
+            raise ValueError("must be a number or a Kubernetes quantity string")
+        if info.field_name == "memory" and isinstance(value, float) and not value.is_integer():
             raise ValueError(
-                f"{info.field_name} must be a number or a Kubernetes quantity string, not {str(value).lower()}"
+                f"{value!r} is not a whole number of bytes: give a quantity string such as `1.5G` or `512Mi`"
             )
         return value
 
@@ -233,7 +239,7 @@ class BatchRequest(BaseModel):
         applied = aci_memory(size)
         if settings is not None and applied > settings.max_memory:
             raise ValueError(
-                f"{human_memory(size)} ({human_memory_decimal(applied)} in ACI's 0.1 GB steps) is above the limit of "
+                f"{value} ({human_memory_decimal(applied)} in ACI's 0.1 GB steps) is above the limit of "
                 f"{human_memory_decimal(settings.max_memory)} (VNB_MAX_MEMORY, ACI container groups)"
             )
         return human_memory(size) if size % (1024 * 1024) == 0 else str(size)

@@ -248,3 +248,34 @@ def test_a_json_syntax_error_reads_as_one_sentence() -> None:
     assert [(e.field, e.message) for e in errors] == [
         ("$body", "not JSON: Unterminated string starting at: line 1 column 11 (char 10)")
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "phrase"),
+    [
+        (1.1, "1.1 is not a whole number of bytes"),
+        ([1], "must be a number or a Kubernetes quantity string"),
+        ({"Gi": 1}, "must be a number or a Kubernetes quantity string"),
+    ],
+)
+def test_a_memory_of_the_wrong_kind_is_one_error_on_memory(value: Any, phrase: str) -> None:
+    # not one error per pydantic union member ("memory.str", "memory.int")
+    errors = errors_for(j(memory=value), TEST_SETTINGS)
+    assert len(errors) == 1, errors
+    [(field, message)] = errors
+    assert field == "memory"
+    assert phrase in message
+
+
+@pytest.mark.parametrize("value", ["16.01G", "15Gi", 17_000_000_000])
+def test_a_memory_over_the_limit_is_echoed_as_given(value: Any) -> None:
+    [(field, message)] = errors_for(j(memory=value), TEST_SETTINGS)
+    assert field == "memory"
+    assert message.startswith(f"{value} (")
+    assert "Gi (" not in message.removeprefix(str(value))  # no 14.91047441959381103515625Gi
+
+
+def test_a_non_finite_cpu_number_is_named_as_given() -> None:
+    assert errors_for(b'{"image": "mcr.microsoft.com/a", "cpu": Infinity}', TEST_SETTINGS) == [
+        ("cpu", "cpu must be a finite number, not inf")
+    ]
