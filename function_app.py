@@ -3,7 +3,11 @@
 import azure.functions as func
 
 from functions import api, deadletter, dispatch, reconcile, schedules
+from shared.runtime import check_settings
 
+# A bad app setting fails indexing, naming every bad setting: no function starts, so no request
+# is consumed (and poisoned) by an app that cannot handle it. docs/operations.md "Startup".
+check_settings()
 app = func.FunctionApp()
 app.register_functions(dispatch.bp)
 app.register_functions(deadletter.bp)

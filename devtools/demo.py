@@ -54,6 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=90.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
+    # The kubeconfig, the timers' state and every temporary file of this process and of the
+    # worker process (the stand-in's CA, the Kubernetes client's copy of it: the worker is killed,
+    # so its atexit clean-up never runs) live in one directory, removed when the demo ends.
+    with tempfile.TemporaryDirectory(prefix="vnb-demo-") as tmp:
+        saved = os.environ.get("TMPDIR"), tempfile.tempdir
+        os.environ["TMPDIR"] = tempfile.tempdir = tmp
+        try:
+            return _run(args, Path(tmp))
+        finally:
+            if saved[0] is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved[0]
+            tempfile.tempdir = saved[1]
+
+
+def _run(args: argparse.Namespace, workdir: Path) -> int:
 
     from devtools.azurite import Azurite
     from devtools.host import LocalHost
@@ -63,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(highlight=False, width=200, soft_wrap=True)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     requests: list[dict[str, Any]] = json.loads(Path(args.requests).read_text())
-    workdir = Path(tempfile.mkdtemp(prefix="vnb-demo-"))
 
     console.print("[bold]vnode-batch local demo[/] — Azurite + Kubernetes stand-in + the app's functions\n")
     with Azurite(REPO) as azurite, KubeStandIn(pod_start_seconds=0.5) as kube:

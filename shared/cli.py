@@ -2,7 +2,9 @@
 
 Settings come from the environment, falling back to ``local.settings.json`` (Core Tools'
 file) in the current directory, so the CLI sees the same app settings as ``func start``.
-Exit codes: 0 ok, 2 invalid input (field errors on stderr), 1 anything else.
+Exit codes: 0 ok, 2 invalid input (field errors on stderr, or a file that cannot be read),
+1 anything else (e.g. the queue service cannot be reached). Expected failures print one line
+starting with ``error:``, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +25,32 @@ from shared.request import RequestInvalid, decode_body, parse_request
 from shared.settings import Settings, SettingsError
 
 EXIT_INVALID = 2
+EXIT_FAILED = 1
+CLI_RETRIES = 2
+"""Retries of a queue call from the CLI (1 s, then a few seconds apart), not the SDK's 15 s, 18 s, 24 s."""
+
+
+class CliError(Exception):
+    """A failure the user can fix; ``main`` prints it as one line and exits with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_INVALID) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _json_file(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise CliError(f"{what} {path} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise CliError(f"{what} {path} is not valid JSON ({_json_problem(e)}): fix the file") from None
+    except OSError as e:
+        raise CliError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def _json_problem(e: json.JSONDecodeError) -> str:
+    return str(e)  # "Unterminated string starting at: line 1 column 22 (char 21)"
 
 
 def load_environment(settings_file: str | None) -> dict[str, str]:
@@ -29,10 +58,14 @@ def load_environment(settings_file: str | None) -> dict[str, str]:
     values: dict[str, str] = {}
     path = Path(settings_file or "local.settings.json")
     if path.is_file():
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = _json_file(path, "settings file")
+        if not isinstance(raw, dict) or not isinstance(raw.get("Values", {}), dict):
+            raise CliError(f'settings file {path} is not a Core Tools settings file: expected {{"Values": {{...}}}}')
         values.update({k: str(v) for k, v in (raw.get("Values") or {}).items()})
     elif settings_file:
-        raise SystemExit(f"settings file {path} not found")
+        raise CliError(
+            f"settings file {path} not found: give the path of a local.settings.json, or leave --settings out"
+        )
     values.update(os.environ)
     return values
 
@@ -42,7 +75,9 @@ def message_encoding(host_json: str | Path = "host.json") -> str:
     path = Path(host_json)
     if not path.is_file():
         return "base64"
-    config = json.loads(path.read_text(encoding="utf-8"))
+    config = _json_file(path, "host.json")
+    if not isinstance(config, dict):
+        raise CliError(f"host.json {path} is not a JSON object")
     return str(config.get("extensions", {}).get("queues", {}).get("messageEncoding", "base64")).lower()
 
 
@@ -51,7 +86,18 @@ def encode_for_trigger(text: str, encoding: str) -> str:
 
 
 def _read(source: str) -> bytes:
-    return sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    if source == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except OSError as e:
+        raise CliError(
+            f"cannot read {source}: {e.strerror}; give the path of a request JSON file, or - for stdin"
+        ) from None
+
+
+def _name(source: str) -> str:
+    return "stdin" if source == "-" else source
 
 
 def _print_errors(errors: Iterable[Any], stream: TextIO) -> None:
@@ -69,8 +115,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     settings = _settings(args)
     data, errors = decode_body(_read(args.file))
     if data is None:
-        _print_errors(errors, sys.stderr)
-        return EXIT_INVALID
+        raise CliError(f"{_name(args.file)} is not a JSON request: {errors[0].message}; fix the file")
     try:
         request = parse_request(data, settings=settings)
     except RequestInvalid as e:
@@ -90,9 +135,16 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _requests_from(source: str) -> list[bytes]:
     """One request per file; a JSON array or JSON lines give several."""
     raw = _read(source)
-    text = raw.decode("utf-8", errors="strict").strip()
+    try:
+        text = raw.decode("utf-8", errors="strict").strip()
+    except UnicodeDecodeError as e:
+        raise CliError(f"{source} is not UTF-8 text (byte {e.start}): save it as UTF-8 JSON") from None
     if text.startswith("["):
-        return [json.dumps(item).encode() for item in json.loads(text)]
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CliError(f"{source} is not valid JSON ({_json_problem(e)}): fix the file") from None
+        return [json.dumps(item).encode() for item in items]
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) > 1 and all(line.lstrip().startswith("{") and line.rstrip().endswith("}") for line in lines):
         return [line.encode() for line in lines]
@@ -112,6 +164,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         bad = 0
         for index, body in enumerate(bodies):
             data, errors = decode_body(body)
+            if data is None and len(bodies) == 1:
+                raise CliError(f"{_name(args.file)} is not a JSON request: {errors[0].message}; fix the file")
             try:
                 if data is not None:
                     parse_request(data, settings=settings)
@@ -128,12 +182,31 @@ def cmd_submit(args: argparse.Namespace) -> int:
             )
             return EXIT_INVALID
     encoding = message_encoding(args.host_json)
-    queues = Queues(settings)
-    queues.ensure(settings.requests_queue)
-    for body in bodies:
-        message_id = queues.send(settings.requests_queue, encode_for_trigger(body.decode(), encoding))
-        print(f"queued {message_id} on {settings.requests_queue}")
+    queues = Queues(settings, retry_total=CLI_RETRIES)
+    with _queue_service(queues):
+        queues.ensure(settings.requests_queue)
+        for body in bodies:
+            message_id = queues.send(settings.requests_queue, encode_for_trigger(body.decode(), encoding))
+            print(f"queued {message_id} on {settings.requests_queue}")
     return 0
+
+
+@contextmanager
+def _queue_service(queues: Any) -> Iterator[None]:
+    """Turn 'cannot reach the queue service' into one line naming the endpoint (exit 1)."""
+    from azure.core.exceptions import AzureError
+
+    from shared.adapters.queues import QueueSendError
+
+    try:
+        yield
+    except (AzureError, QueueSendError) as e:
+        reason = (str(e).splitlines() or ["no answer"])[0][:300]
+        raise CliError(
+            f"cannot reach the queue service at {queues.service().url}: {reason}. Start Azurite locally "
+            "(see README), or check AzureWebJobsStorage in local.settings.json / --settings",
+            EXIT_FAILED,
+        ) from None
 
 
 def format_event(event: Mapping[str, Any]) -> str:
@@ -173,7 +246,12 @@ def cmd_events(args: argparse.Namespace) -> int:
     from shared.adapters.queues import Queues
 
     settings = _settings(args)
-    queues = Queues(settings)
+    queues = Queues(settings, retry_total=CLI_RETRIES)
+    with _queue_service(queues):
+        return _read_events(args, settings, queues)
+
+
+def _read_events(args: argparse.Namespace, settings: Settings, queues: Any) -> int:
     queues.ensure(settings.events_queue)
     emit: Callable[[str], None] = print
     seen = 0
@@ -327,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as e:
         print(str(e), file=sys.stderr)
         return 1
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
     return result
 
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
+
+from shared.request import as_key
 
 ENVELOPE = "vnodeBatchDeferred"
 QUEUE_MESSAGE_LIMIT: Final = 64 * 1024
@@ -37,6 +39,9 @@ REASON_MAX: Final = 200
 """Characters of the not-ready reason kept in the envelope (the event carries the full one)."""
 _WORST_COUNT: Final = 10**10 - 1
 _WORST_FIRST_SEEN: Final = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+CLOCK_SKEW: Final = timedelta(minutes=5)
+"""Slack between the Storage service's insertion times and this process's clock."""
 
 Encoding = Literal["none", "base64"]
 
@@ -101,3 +106,45 @@ def unwrap(data: dict[str, Any]) -> tuple[dict[str, Any], Deferral | None]:
     except (KeyError, TypeError, ValueError):
         return data, None  # not ours after all: schema validation will say what is wrong
     return request, deferral
+
+
+def envelope_problems(
+    deferral: Deferral, *, inserted_at: datetime | None, now: datetime, max_wait_seconds: int
+) -> list[tuple[str, str]]:
+    """(field, message) for each way ``deferral`` differs from any envelope this app writes.
+
+    The envelope arrives on the requests queue like any message, so anyone who can send can
+    forge one. Its key becomes the Job's request key, so it follows the request ``id`` rules
+    (docs/schemas: ``requestKey`` has minLength 1). Its first-seen time is bounded: the app
+    defers only while a request has waited less than ``max_wait_seconds``
+    (VNB_BOOTSTRAP_MAX_WAIT_SECONDS), and the message carrying it is inserted when it is
+    deferred, so first-seen is not before that insertion time minus the maximum wait, nor in the
+    future (each with :data:`CLOCK_SKEW` to spare).
+    """
+    problems: list[tuple[str, str]] = []
+    if as_key(deferral.key) is None:
+        problems.append(
+            (
+                f"{ENVELOPE}.key",
+                "not a valid request key (the rules of a request `id`: 1-128 characters, letters, digits "
+                "and . _ : @ + -, starting and ending with a letter or digit)",
+            )
+        )
+    if as_key(deferral.message_id) is None:
+        problems.append((f"{ENVELOPE}.messageId", "not a queue message id (letters, digits and -, 1-128 characters)"))
+    if deferral.count < 1:
+        problems.append((f"{ENVELOPE}.count", "must be at least 1"))
+    first_seen = deferral.first_seen
+    if first_seen.tzinfo is None:
+        problems.append((f"{ENVELOPE}.firstSeen", "needs a UTC offset, e.g. 2026-11-29T16:00:00+00:00"))
+    else:
+        earliest = (inserted_at or now) - timedelta(seconds=max_wait_seconds) - CLOCK_SKEW
+        if not earliest <= first_seen <= now + CLOCK_SKEW:
+            problems.append(
+                (
+                    f"{ENVELOPE}.firstSeen",
+                    f"{first_seen.isoformat()} cannot be when this request was first seen: it must lie between the "
+                    f"message's insertion time minus VNB_BOOTSTRAP_MAX_WAIT_SECONDS ({max_wait_seconds} s) and now",
+                )
+            )
+    return problems

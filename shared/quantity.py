@@ -27,13 +27,24 @@ ACI_MEMORY_STEP = 100_000_000
 def _parse(value: str | int | float | Decimal, what: str) -> Decimal:
     if isinstance(value, bool):
         raise ValueError(f"{what} must be a number or a Kubernetes quantity string")
+    if isinstance(value, float):
+        # The number as written, not its binary approximation: Decimal(0.33) is 0.33000000000000001554…,
+        # which rounds up to 331m, while repr() is the shortest string that reads back as the same
+        # float (Python docs, "Floating-Point Arithmetic: Issues and Limitations"), so the JSON number
+        # 0.33 gives what the string "0.33" gives.
+        given: object = value
+        value = Decimal(repr(value))
+    else:
+        given = value
     try:
         number = parse_quantity(value)  # type: ignore[no-untyped-call]
     except (ValueError, TypeError, InvalidOperation) as e:
         raise ValueError(
             f"{what} {value!r} is not a Kubernetes quantity (e.g. {'0.5, 2, 500m' if what == 'cpu' else '512Mi, 1.5Gi, 2G'})"
         ) from e
-    if not number.is_finite() or number <= 0:
+    if not number.is_finite():
+        raise ValueError(f"{what} must be a finite number, not {given!r}")
+    if number <= 0:
         raise ValueError(f"{what} must be greater than 0")
     return Decimal(number)
 

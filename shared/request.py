@@ -54,6 +54,7 @@ pkg/apis/batch/validation validateGeneratedSelector)."""
 
 _KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ASCII_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -191,6 +192,23 @@ class BatchRequest(BaseModel):
             raise ValueError(f"names reserved by vnode-batch: {', '.join(reserved)}")
         return value
 
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _number_or_quantity(cls, value: object, info: ValidationInfo) -> object:
+        # JSON true is not a number (docs/schemas/request.v1.json gives cpu and memory as string,
+        # number or integer), but pydantic's lax int/float would read it as 1, as for completions.
+        # Checked here, before the str | int union, so an error names the field alone (`memory`),
+        # not each union member (`memory.str`, `memory.int`).
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number or a Kubernetes quantity string, not {str(value).lower()}")
+        if value is not None and not isinstance(value, str | int | float):
+            raise ValueError("must be a number or a Kubernetes quantity string")
+        if info.field_name == "memory" and isinstance(value, float) and not value.is_integer():
+            raise ValueError(
+                f"{value!r} is not a whole number of bytes: give a quantity string such as `1.5G` or `512Mi`"
+            )
+        return value
+
     @field_validator("cpu")
     @classmethod
     def _cpu(cls, value: str | float | int | None, info: ValidationInfo) -> str | None:
@@ -221,7 +239,7 @@ class BatchRequest(BaseModel):
         applied = aci_memory(size)
         if settings is not None and applied > settings.max_memory:
             raise ValueError(
-                f"{human_memory(size)} ({human_memory_decimal(applied)} in ACI's 0.1 GB steps) is above the limit of "
+                f"{value} ({human_memory_decimal(applied)} in ACI's 0.1 GB steps) is above the limit of "
                 f"{human_memory_decimal(settings.max_memory)} (VNB_MAX_MEMORY, ACI container groups)"
             )
         return human_memory(size) if size % (1024 * 1024) == 0 else str(size)
@@ -345,17 +363,23 @@ def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
         return None, [FieldError("$body", f"not UTF-8 text (byte {e.start}: {e.reason})")]
     stripped = text.strip()
     if stripped and stripped[0] not in '{["' and not stripped[0].isdigit():
+        # Base64 wrapped into lines is still base64: MIME writes lines of at most 76 characters
+        # (RFC 2045 section 6.8), as GNU `base64` does by default and Python's base64.encodebytes.
+        # ASCII whitespace is dropped first; anything else outside the alphabet still fails.
+        compact = _ASCII_WHITESPACE.sub("", stripped)
         try:
-            decoded = base64.b64decode(stripped, validate=True).decode("utf-8")
+            decoded = base64.b64decode(compact, validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
             pass
         else:
-            if decoded.lstrip().startswith("{"):
+            if decoded.lstrip()[:1] in ("{", "["):  # an array then says "expected a JSON object"
                 stripped = decoded
     try:
         value = json.loads(stripped)
     except json.JSONDecodeError as e:
-        return None, [FieldError("$body", f"not JSON: {e.msg} at line {e.lineno} column {e.colno}")]
+        # str(e) is CPython's own "<msg>: line L column C (char N)"; msg may end in "at" itself
+        # ("Unterminated string starting at"), so "<msg> at line" read "at at line".
+        return None, [FieldError("$body", f"not JSON: {e}")]
     except RecursionError:
         # CPython 3.13's json raises this past ~10 000 levels of nesting: 10 KB of "[" is
         # enough. Bad input, not a transient failure: it must not be retried into the poison queue.

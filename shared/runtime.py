@@ -50,6 +50,21 @@ class Runtime:
         self.queues.send(self.settings.requests_queue, text, visibility_timeout=delay)
 
 
+def check_settings() -> Settings:
+    """Validate the app settings; called once when the worker indexes the app (``function_app.py``).
+
+    Raises :class:`shared.settings.SettingsError` naming every bad setting. An exception while
+    the app module is imported fails indexing as a whole: azure-functions-runtime
+    ``handle_event.worker_init_request`` catches what ``load_function_metadata`` (→
+    ``loader.index_function_app``: ``importlib.import_module``) raises and answers the host with a
+    ``StatusResult.Failure`` whose message is ``"SettingsError: <message>"``
+    (``utils/tracing.serialize_exception``), so the host loads no function, no trigger listens and
+    queued requests stay on the queue untouched until the setting is fixed. The parsed settings are
+    cached (``settings_from``), so invocations do not parse them again.
+    """
+    return settings_from(os.environ)
+
+
 def runtime() -> Runtime:
     settings = settings_from(os.environ)
     return Runtime(settings=settings, queues=queues_for(settings), gate=gate_for(settings))

@@ -16,7 +16,15 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from shared.quantity import aci_cpu, aci_memory, parse_cpu, parse_memory
 
@@ -45,6 +53,14 @@ _QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 _MAX_QUEUE_NAME = 63
 _POISON_SUFFIX = "-poison"
 _NCRONTAB_FIELDS = 6
+_SETTING_NAME = re.compile(r"\b(?:VNB_[A-Z_]+|AzureWebJobsStorage(?:__[A-Za-z]+)?)\b")
+_STAND_INS: dict[str, object] = {
+    # valid values for the required settings, used only to run the cross-field checks on the others
+    "VNB_REQUESTS_QUEUE": "stand-in-requests",
+    "VNB_EVENTS_QUEUE": "stand-in-events",
+    "VNB_RECONCILE_SCHEDULE": "0 * * * * *",
+    "VNB_SCHEDULES_TIMER": "0 * * * * *",
+}
 
 
 class SettingsError(ValueError):
@@ -66,7 +82,9 @@ def _field(alias: str, default: Any = ..., doc: str = "") -> Any:
 class Settings(BaseModel):
     """All app settings. ``description`` is the documentation shown in the README table."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    # allow_inf_nan=False: "nan", "inf" (and "1e999", which float() reads as inf) are refused for
+    # every float setting, named, instead of failing later as a bare ValueError (e.g. a socket timeout)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", allow_inf_nan=False)
 
     # --- storage and queues -------------------------------------------------------------
     storage_connection: str | None = _field(
@@ -513,7 +531,17 @@ class Settings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> Settings:
+    def _consistent(self, info: ValidationInfo) -> Settings:
+        # In from_env's second pass the settings that failed on their own hold stand-in values:
+        # leave out the checks that name one of them (they are reported already).
+        unchecked: frozenset[str] = (info.context or {}).get("unchecked", frozenset())
+        problems = [p for p in self._cross_field_problems() if not set(_SETTING_NAME.findall(p)) & unchecked]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _cross_field_problems(self) -> list[str]:
+        """Checks across settings and against ACI's ceilings; each text starts with the setting's name."""
         problems: list[str] = []
         if not (self.storage_connection or self.storage_queue_uri):
             problems.append(
@@ -544,7 +572,7 @@ class Settings(BaseModel):
         if self.max_memory > ACI_MAX_MEMORY:
             problems.append(
                 f"VNB_MAX_MEMORY: ACI allows at most 16 GB (decimal) per container group, "
-                f"{self.max_memory / 10**9:.2f} GB is more (use `16G`, not `16Gi` = 17.18 GB)"
+                f"{Decimal(self.max_memory) / 10**9:.4g} GB is more (use `16G`, not `16Gi` = 17.18 GB)"
             )
         elif aci_memory(self.default_memory) > self.max_memory:
             problems.append("VNB_DEFAULT_MEMORY: rounded up to 100 MB for ACI it is larger than VNB_MAX_MEMORY")
@@ -555,9 +583,7 @@ class Settings(BaseModel):
             )
         if self.default_timeout_seconds > self.max_timeout_seconds:
             problems.append("VNB_DEFAULT_TIMEOUT_SECONDS: larger than VNB_MAX_TIMEOUT_SECONDS")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
     def _namespace_problems(self) -> list[str]:
         ns = self.namespace
@@ -606,7 +632,19 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as e:
-            raise SettingsError(_problems(e)) from None
+            problems = _problems(e)
+        # Pydantic runs the model ("after") checks only once every field parsed, so a first pass with
+        # a bad field says nothing about the cross-field and ACI-ceiling checks. Run them again on the
+        # fields that parsed, the failed ones replaced by valid stand-ins, and report both at once.
+        failed = frozenset(name for name, _ in problems)
+        stand_ins = {
+            f.alias: _STAND_INS.get(f.alias, f.default) for f in cls.model_fields.values() if f.alias in failed
+        }
+        try:
+            cls.model_validate({**values, **stand_ins}, context={"unchecked": failed})
+        except ValidationError as e:
+            problems += [p for p in _problems(e) if p not in problems and p[0] not in failed]
+        raise SettingsError(problems)
 
     @property
     def poison_queue(self) -> str:
@@ -631,6 +669,8 @@ def _problems(error: ValidationError) -> list[tuple[str, str]]:
         if loc:
             name = str(loc[0])
             message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "finite_number":
+                message = f"must be a finite number, not {item['input']!r}"
             if item["type"] == "missing":
                 field = next((f for f in Settings.model_fields.values() if f.alias == name), None)
                 message = "required and not set" + (f" ({field.description})" if field and field.description else "")

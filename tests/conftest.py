@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -63,6 +66,29 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 def sample_requests() -> dict[str, Any]:
     return json.loads((REPO / "samples" / "requests.json").read_text())
+
+
+def sample_settings() -> dict[str, str]:
+    """The non-empty ``Values`` of local.settings.sample.json (what a fresh user starts with)."""
+    values = json.loads((REPO / "local.settings.sample.json").read_text())["Values"]
+    return {k: v for k, v in values.items() if v != ""}
+
+
+def function_app_module() -> ModuleType:
+    """``function_app``, imported in this process with the sample settings where unset.
+
+    Importing the app validates its settings (shared.runtime.check_settings, as the worker does when
+    it indexes), so the import needs valid ones; the environment is put back afterwards.
+    """
+    if "function_app" not in sys.modules:
+        saved = dict(os.environ)
+        os.environ.update({k: v for k, v in sample_settings().items() if k not in os.environ})
+        try:
+            import function_app  # noqa: F401
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    return sys.modules["function_app"]
 
 
 def get_functions_again(app: Any) -> list[Any]:

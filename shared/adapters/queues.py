@@ -49,8 +49,18 @@ class QueueSendError(TransientError):
 class Queues:
     """Queue clients for one storage account, created on first use and kept per process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, retry_total: int | None = None) -> None:
+        """``retry_total``: retries of one call after a connection or 5xx failure, at a short
+        backoff (for the CLI, which should say "unreachable" in seconds); default: the SDK's policy
+        (azure-storage-queue ``ExponentialRetry``: 3 retries, 15 s then 3**n s apart)."""
         self._settings = settings
+        self._client_options: dict[str, Any] = {}
+        if retry_total is not None:
+            from azure.storage.queue import ExponentialRetry
+
+            self._client_options["retry_policy"] = ExponentialRetry(
+                initial_backoff=1, increment_base=2, retry_total=retry_total
+            )
         self._service: QueueServiceClient | None = None
         self._clients: dict[str, QueueClient] = {}
         self._lock = threading.Lock()
@@ -67,10 +77,12 @@ class Queues:
                 if conn:
                     if conn.strip().lower().rstrip(";") == "usedevelopmentstorage=true":
                         conn = _DEV_CONNECTION
-                    self._service = QueueServiceClient.from_connection_string(conn)
+                    self._service = QueueServiceClient.from_connection_string(conn, **self._client_options)
                 else:
                     assert self._settings.storage_queue_uri  # settings guarantee one of the two
-                    self._service = QueueServiceClient(self._settings.storage_queue_uri, credential=self._credential())
+                    self._service = QueueServiceClient(
+                        self._settings.storage_queue_uri, credential=self._credential(), **self._client_options
+                    )
             return self._service
 
     def client(self, queue: str) -> QueueClient:

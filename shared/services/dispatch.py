@@ -27,11 +27,19 @@ from typing import Any, Protocol
 
 from shared import events
 from shared.adapters.kube import AlreadyExists, Cluster, KubePermanentError
-from shared.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, room, unwrap, wrap
+from shared.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, envelope_problems, room, unwrap, wrap
 from shared.errors import PermanentError, TransientError
 from shared.jobspec import ANN_REQUEST_HASH, JobMeta, build_job, job_name
 from shared.ledger import Record, State
-from shared.request import BatchRequest, FieldError, RequestInvalid, decode_body, parse_request
+from shared.request import (
+    BatchRequest,
+    FieldError,
+    RequestInvalid,
+    as_correlation_id,
+    as_key,
+    decode_body,
+    parse_request,
+)
 from shared.services import tracking
 from shared.services.ledger import Ledger
 from shared.settings import Settings
@@ -98,6 +106,14 @@ def dispatch(
     if data is None:
         return _rejected(message, settings, errors, now())
     data, deferral = unwrap(data)
+    if deferral is not None:  # a forged or damaged envelope: its key and times are not to be trusted
+        bad = envelope_problems(
+            deferral, inserted_at=message.inserted_at, now=now(), max_wait_seconds=settings.bootstrap_max_wait_seconds
+        )
+        if bad:
+            errors = [FieldError(name, why) for name, why in bad]
+            key, cid = as_key(data.get("id")), as_correlation_id(data.get("correlationId"))
+            return _rejected(message, settings, errors, now(), key=key, correlation_id=cid)
     key_default = deferral.key if deferral else message.message_id
     try:
         request = parse_request(data, settings=settings)

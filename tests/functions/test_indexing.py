@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -12,14 +13,12 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from tests.conftest import REPO, get_functions_again
+from tests.conftest import REPO, function_app_module, get_functions_again, sample_settings
 
 
 @pytest.fixture(scope="module")
 def functions() -> dict[str, Any]:
-    import function_app
-
-    return {f.get_function_name(): f for f in get_functions_again(function_app.app)}
+    return {f.get_function_name(): f for f in get_functions_again(function_app_module().app)}
 
 
 def bindings(fn: Any) -> dict[str, dict[str, Any]]:
@@ -102,5 +101,6 @@ def test_api_routes_need_a_function_key(functions: dict[str, Any], name: str, me
 def test_importing_the_app_does_not_load_management_sdks() -> None:
     # Cold start: the queue-trigger path must not pay for azure.mgmt.* (~0.5 s, 60+ MB).
     code = "import sys, function_app; print(sorted(m for m in sys.modules if m.startswith('azure.mgmt')))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    env = {**os.environ, **sample_settings()}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -12,15 +12,13 @@ import pytest
 
 from devtools.host import HostError
 from devtools.host.client import WorkerClient
-from tests.conftest import BASE_ENV, REPO, get_functions_again
+from tests.conftest import BASE_ENV, REPO, function_app_module, get_functions_again
 
 HOST_TESTS = REPO / "tests" / "host"
 
 
 def test_every_function_of_the_app_loads_in_the_real_runtime() -> None:
-    import function_app
-
-    declared = {f.get_function_name() for f in get_functions_again(function_app.app)}
+    declared = {f.get_function_name() for f in get_functions_again(function_app_module().app)}
     worker = WorkerClient(REPO, {**os.environ, **BASE_ENV})
     try:
         worker.start()  # raises if the runtime refuses any function: then none loads

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from functions import bindings
-from tests.conftest import get_functions_again
+from tests.conftest import function_app_module, get_functions_again
 from tests.infra.app_settings import HOST_SETTINGS, app_settings_env, main_template, resolved_app_settings
 from tests.infra.bicep_model import Unresolved
 
@@ -58,8 +58,7 @@ def test_timer_schedules_are_set(expression: str) -> None:
 
 
 def _indexed_bindings() -> list[tuple[str, dict[str, Any]]]:
-    from function_app import app
-
+    app = function_app_module().app
     return [
         (function.get_function_name(), binding.get_dict_repr())
         for function in get_functions_again(app)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import kubernetes_validate
 
+from devtools.azurite import DEV_ACCOUNT_KEY
 from tests.conftest import BASE_ENV, REPO
 
 
@@ -111,3 +113,68 @@ def test_schedules_refuses_a_cron_that_can_never_fire_naming_it(tmp_path: Path) 
     assert out.returncode == 2
     assert "schedules[1] (feb-31).cron: '0 0 31 2 *' never fires" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def one_error_line(out: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_render_of_a_missing_file_is_one_line_naming_it() -> None:
+    out = cli("render", "/nonexistent.json")
+    assert out.returncode == 2
+    line = one_error_line(out)
+    assert "cannot read /nonexistent.json: No such file or directory" in line
+    assert "or - for stdin" in line
+
+
+def test_submit_of_a_non_utf8_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes('{"image": "busybox", "env": {"NAME": "Ren\u00e9"}}'.encode("latin-1"))
+    out = cli("submit", str(bad))
+    assert out.returncode == 2
+    assert f"{bad} is not UTF-8 text (byte 41): save it as UTF-8" in one_error_line(out)
+
+
+def test_a_truncated_json_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    obj, array = tmp_path / "obj.json", tmp_path / "array.json"
+    obj.write_text('{"image": "busybox", "comm')
+    array.write_text('[{"image": "busybox"}, {"ima')
+    for command, path in (("render", obj), ("submit", obj), ("submit", array)):
+        out = cli(command, str(path))
+        assert out.returncode == 2, (command, path)
+        line = one_error_line(out)
+        assert str(path) in line
+        assert "Unterminated string starting at: line 1 column" in line
+        assert "fix the file" in line
+
+
+def test_settings_pointing_at_broken_json_is_one_line_naming_it(tmp_path: Path) -> None:
+    broken = tmp_path / "local.settings.json"
+    broken.write_text('{"Values": {')
+    out = cli("--settings", str(broken), "render", "-", stdin=json.dumps({"image": "busybox"}))
+    assert out.returncode == 2
+    assert f"settings file {broken} is not valid JSON (Expecting property name" in one_error_line(out)
+    out = cli("--settings", str(tmp_path / "missing.json"), "render", "-", stdin="{}")
+    assert out.returncode == 2
+    assert "not found: give the path of a local.settings.json" in one_error_line(out)
+
+
+def test_submit_with_the_queue_service_unreachable_is_one_line_naming_the_endpoint(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    request = tmp_path / "ok.json"
+    request.write_text(json.dumps({"image": "mcr.microsoft.com/azurelinux/base/core:3.0"}))
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_ACCOUNT_KEY};"
+        f"QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    out = cli("submit", str(request), env={"AzureWebJobsStorage": connection})
+    assert out.returncode == 1
+    line = one_error_line(out)
+    assert f"cannot reach the queue service at http://127.0.0.1:{port}/devstoreaccount1" in line
+    assert "Start Azurite" in line

@@ -6,9 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from shared.deferral import unwrap
 from shared.services.dispatch import Inbound, Outcome, Readiness, dispatch
 from shared.settings import Settings
+from tests.unit.test_reconcile_events import validate_event
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 BODY = json.dumps({"image": "mcr.microsoft.com/azurelinux/base/core:3.0", "correlationId": "c-1"}).encode()
@@ -96,3 +99,48 @@ def test_invalid_request_is_rejected_before_the_cluster_is_asked(settings: Setti
 
     result, _ = run(settings, Unreachable(), b'{"image": 1}', at=T0)
     assert result.outcome is Outcome.REJECTED
+
+
+class Untouched:
+    def check(self) -> Readiness:
+        raise AssertionError("a forged envelope must not reach the cluster")
+
+
+def envelope(**meta: Any) -> bytes:
+    fields = {"key": "k-1", "messageId": "m-0", "firstSeen": T0.isoformat(), "count": 1, **meta}
+    return json.dumps({"vnodeBatchDeferred": fields, "request": json.loads(BODY)}).encode()
+
+
+@pytest.mark.parametrize(
+    ("meta", "field"),
+    [
+        ({"key": ""}, "vnodeBatchDeferred.key"),  # events require requestKey minLength 1
+        ({"key": "a\nb"}, "vnodeBatchDeferred.key"),
+        ({"key": "clé"}, "vnodeBatchDeferred.key"),
+        ({"messageId": "m\n1"}, "vnodeBatchDeferred.messageId"),
+        ({"count": 0}, "vnodeBatchDeferred.count"),
+        ({"firstSeen": "1999-01-01T00:00:00+00:00"}, "vnodeBatchDeferred.firstSeen"),  # absurd queueToStart
+        ({"firstSeen": (T0 + timedelta(days=1)).isoformat()}, "vnodeBatchDeferred.firstSeen"),  # the future
+        ({"firstSeen": "2026-11-27T12:00:00"}, "vnodeBatchDeferred.firstSeen"),  # no offset: used to crash
+    ],
+)
+def test_a_forged_deferral_envelope_is_rejected_with_a_field_error(
+    settings: Settings, meta: dict[str, Any], field: str
+) -> None:
+    result, requeue = run(settings, Untouched(), envelope(**meta), at=T0 + timedelta(seconds=30))
+    assert result.outcome is Outcome.REJECTED
+    assert requeue.sent == []
+    [text] = result.events
+    event = validate_event(text)
+    assert field in [e["field"] for e in event["data"]["errors"]]
+    assert event["data"]["correlationId"] == "c-1"
+
+
+def test_an_envelope_within_the_bounds_is_still_honoured(settings: Settings) -> None:
+    # first seen as long ago as a deferral can be: insertion time minus VNB_BOOTSTRAP_MAX_WAIT_SECONDS
+    first = T0 - timedelta(seconds=settings.bootstrap_max_wait_seconds - 60)
+    result, requeue = run(settings, NotReady("cluster: Creating"), envelope(firstSeen=first.isoformat()), at=T0)
+    assert result.outcome is Outcome.DEFERRED
+    _, deferral = unwrap(json.loads(requeue.sent[0][0]))
+    assert deferral is not None
+    assert (deferral.key, deferral.first_seen, deferral.count) == ("k-1", first, 2)

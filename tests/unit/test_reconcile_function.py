@@ -10,13 +10,12 @@ import azure.functions as func
 import pytest
 
 from functions.schedules import last_run
+from tests.conftest import function_app_module, get_functions_again
 
 
 @pytest.fixture(scope="module")
 def functions() -> dict[str, Any]:
-    import function_app
-
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return {f.get_function_name(): f for f in get_functions_again(function_app_module().app)}
 
 
 def trigger(fn: Any) -> dict[str, Any]:

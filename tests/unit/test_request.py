@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from shared.request import RequestInvalid, decode_body, json_schema, normalize_image, parse_request
 from shared.settings import Settings
+from tests.conftest import make_env
 
 GOOD = {"image": "mcr.microsoft.com/azurelinux/base/core:3.0", "command": ["sh", "-c", "echo hi"]}
 
@@ -85,6 +86,9 @@ MALFORMED: list[tuple[str, bytes, str, str]] = [
     ("id too long", j(id="a" * 200), "id", "1-128 characters"),
     ("correlationId control chars", j(correlationId="a\nb"), "correlationId", "printable ASCII"),
     ("completions as string", j(completions="3"), "completions", "valid integer"),
+    # docs/schemas/request.v1.json: cpu and memory are a string or a number, never a boolean
+    ("cpu true", j(cpu=True), "cpu", "not true"),
+    ("memory false", j(memory=False), "memory", "not false"),
 ]
 
 
@@ -183,3 +187,95 @@ def test_arbitrary_objects_never_raise_unexpectedly(data: dict[str, Any]) -> Non
         parse_request(data, settings=settings)
     except RequestInvalid as e:
         assert e.errors
+
+
+TEST_SETTINGS = Settings.from_env(make_env())
+
+
+@pytest.mark.parametrize(("number", "expected"), [(0.33, "330m"), (1.1, "1100m"), (0.11, "110m"), (2.5, "2500m")])
+def test_cpu_as_a_json_number_is_read_as_written(number: float, expected: str) -> None:
+    # Decimal(0.33) is 0.330000000000000015…: it used to round up to 331m (340m on ACI)
+    body = json.dumps({**GOOD, "cpu": number}).encode()
+    data, _ = decode_body(body)
+    assert data is not None
+    assert parse_request(data, settings=TEST_SETTINGS).cpu == expected
+
+
+@given(st.decimals(min_value="0.1", max_value="4", places=4, allow_nan=False, allow_infinity=False))
+def test_cpu_as_a_number_and_as_a_string_give_the_same_request(cores: Any) -> None:
+    text = str(cores)
+    as_number = json.loads(json.dumps({**GOOD, "cpu": float(text)}))
+    as_string = {**GOOD, "cpu": text}
+    outcomes = []
+    for data in (as_number, as_string):
+        try:
+            outcomes.append(parse_request(data, settings=TEST_SETTINGS).cpu)
+        except RequestInvalid as e:
+            outcomes.append(str(e))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [base64.encodebytes, lambda raw: base64.b64encode(raw).replace(b"A", b"A\r\n")],
+    ids=["encodebytes (76-column lines)", "CRLF line breaks"],
+)
+def test_line_wrapped_base64_bodies_are_recognised(encode: Any) -> None:
+    # GNU `base64` and Python's base64.encodebytes wrap at 76 columns (RFC 2045 section 6.8)
+    request = {**GOOD, "env": {"LONG": "x" * 200}}
+    body = encode(json.dumps(request).encode())
+    assert b"\n" in body.strip()
+    data, errors = decode_body(body)
+    assert errors == []
+    assert data == request
+
+
+def test_base64_of_a_json_array_says_an_object_is_expected() -> None:
+    data, errors = decode_body(base64.b64encode(b'[{"image": "busybox"}]'))
+    assert data is None
+    assert [(e.field, e.message) for e in errors] == [("$body", "expected a JSON object, got list")]
+
+
+def test_base64_with_other_characters_is_still_not_decoded() -> None:
+    body = base64.b64encode(json.dumps(GOOD).encode())
+    _, errors = decode_body(body[:8] + b"*" + body[8:])
+    assert [e.field for e in errors] == ["$body"]
+    assert errors[0].message.startswith("not JSON")
+
+
+def test_a_json_syntax_error_reads_as_one_sentence() -> None:
+    _, errors = decode_body(b'{"image": "busy')
+    assert [(e.field, e.message) for e in errors] == [
+        ("$body", "not JSON: Unterminated string starting at: line 1 column 11 (char 10)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "phrase"),
+    [
+        (1.1, "1.1 is not a whole number of bytes"),
+        ([1], "must be a number or a Kubernetes quantity string"),
+        ({"Gi": 1}, "must be a number or a Kubernetes quantity string"),
+    ],
+)
+def test_a_memory_of_the_wrong_kind_is_one_error_on_memory(value: Any, phrase: str) -> None:
+    # not one error per pydantic union member ("memory.str", "memory.int")
+    errors = errors_for(j(memory=value), TEST_SETTINGS)
+    assert len(errors) == 1, errors
+    [(field, message)] = errors
+    assert field == "memory"
+    assert phrase in message
+
+
+@pytest.mark.parametrize("value", ["16.01G", "15Gi", 17_000_000_000])
+def test_a_memory_over_the_limit_is_echoed_as_given(value: Any) -> None:
+    [(field, message)] = errors_for(j(memory=value), TEST_SETTINGS)
+    assert field == "memory"
+    assert message.startswith(f"{value} (")
+    assert "Gi (" not in message.removeprefix(str(value))  # no 14.91047441959381103515625Gi
+
+
+def test_a_non_finite_cpu_number_is_named_as_given() -> None:
+    assert errors_for(b'{"image": "mcr.microsoft.com/a", "cpu": Infinity}', TEST_SETTINGS) == [
+        ("cpu", "cpu must be a finite number, not inf")
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -53,6 +54,64 @@ def test_every_problem_is_listed_by_setting_name() -> None:
     text = str(e.value)
     assert "six fields, seconds first" in text
     assert "VNB_MAX_CPU" in text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # an ACI ceiling (a model check) next to a single-setting error
+        ({"VNB_MAX_CPU": "8", "VNB_LOG_TAIL_LINES": "-3"}, {"VNB_MAX_CPU", "VNB_LOG_TAIL_LINES"}),
+        ({"VNB_NAMESPACE": "a--b", "VNB_MAX_CPU": "abc"}, {"VNB_NAMESPACE", "VNB_MAX_CPU"}),
+        # a cross-field check next to a missing required setting, and a bad storage connection
+        (
+            {"VNB_DEFAULT_TIMEOUT_SECONDS": "7200", "VNB_MAX_TIMEOUT_SECONDS": "3600", "VNB_EVENTS_QUEUE": "",
+             "AzureWebJobsStorage": ""},
+            {"VNB_DEFAULT_TIMEOUT_SECONDS", "VNB_EVENTS_QUEUE", "AzureWebJobsStorage"},
+        ),
+        ({"VNB_MAX_MEMORY": "17G", "VNB_REQUESTS_QUEUE": "Bad_Name"}, {"VNB_MAX_MEMORY", "VNB_REQUESTS_QUEUE"}),
+    ],
+)
+def test_cross_field_and_aci_checks_are_listed_with_the_single_setting_errors(
+    overrides: dict[str, str], expected: set[str]
+) -> None:
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(**overrides))
+    names = [n for n, _ in e.value.problems]
+    assert set(names) == expected, e.value
+    assert len(names) == len(set(names))  # each once
+
+
+NUMERIC_SETTINGS = [
+    alias
+    for f in Settings.model_fields.values()
+    if (alias := f.alias) and alias.startswith("VNB_") and f.annotation in (int, float, Decimal, int | None)
+]
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity"])
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+def test_non_finite_numbers_are_refused_naming_the_setting(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(**{name: value}))
+    assert name in {n for n, _ in e.value.problems}, e.value
+
+
+def test_a_float_setting_says_why_nan_is_refused() -> None:
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(VNB_KUBE_TIMEOUT_SECONDS="nan", VNB_READY_CACHE_SECONDS="1e999"))
+    assert e.value.problems == [
+        ("VNB_KUBE_TIMEOUT_SECONDS", "must be a finite number, not 'nan'"),
+        ("VNB_READY_CACHE_SECONDS", "must be a finite number, not '1e999'"),  # float() reads it as inf
+    ]
+
+
+def test_a_cross_field_check_on_a_setting_that_failed_alone_is_not_reported_twice() -> None:
+    # VNB_DEFAULT_CPU could not be read: "larger than VNB_MAX_CPU" would be about a stand-in value
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(VNB_DEFAULT_CPU="x", VNB_MAX_CPU="0.5"))
+    [(name, message)] = e.value.problems
+    assert name == "VNB_DEFAULT_CPU"
+    assert "not a Kubernetes quantity" in message
 
 
 @pytest.mark.parametrize(
