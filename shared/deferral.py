@@ -23,16 +23,30 @@ class Deferral:
     first_seen: datetime
     count: int
     reason: str
+    capacity_attempts: int = 0
+    """Times ACI refused this request's pods for quota, capacity or throttling (the reconciler
+    gave it back to the queue); 0 for a request that only waited."""
 
 
-def wrap(request: dict[str, Any], *, key: str, message_id: str, first_seen: datetime, count: int, reason: str) -> str:
-    meta = {
+def wrap(
+    request: dict[str, Any],
+    *,
+    key: str,
+    message_id: str,
+    first_seen: datetime,
+    count: int,
+    reason: str,
+    capacity_attempts: int = 0,
+) -> str:
+    meta: dict[str, Any] = {
         "key": key,
         "messageId": message_id,
         "firstSeen": first_seen.isoformat(),
         "count": count,
         "reason": reason[:500],
     }
+    if capacity_attempts:
+        meta["capacityAttempts"] = capacity_attempts
     return json.dumps({ENVELOPE: meta, "request": request}, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -49,6 +63,7 @@ def unwrap(data: dict[str, Any]) -> tuple[dict[str, Any], Deferral | None]:
             first_seen=datetime.fromisoformat(str(meta["firstSeen"])),
             count=int(meta["count"]),
             reason=str(meta.get("reason", "")),
+            capacity_attempts=int(meta.get("capacityAttempts", 0)),
         )
     except (KeyError, TypeError, ValueError):
         return data, None  # not ours after all: schema validation will say what is wrong

@@ -3,9 +3,11 @@
 Outcomes, and what the function does with them:
 - created / duplicate: the Job exists (a redelivered message finds its own Job) → complete.
 - rejected: the message can never become a Job → a ``request.rejected`` event, complete.
-- deferred: the cluster is not ready → the request is re-enqueued with a visibility delay
+- deferred: the cluster is not ready, or the Job does not fit in the ACI capacity budget
+  (``shared.services.admission``) → the request is re-enqueued with a visibility delay
   (carrying its key and first-seen time) and this message completes.
-- dead-lettered: it waited for the cluster longer than allowed → a ``request.deadlettered`` event.
+- dead-lettered: it waited for the cluster (or for capacity) longer than allowed → a
+  ``request.deadlettered`` event, reason ``ClusterNotReady`` (``CapacityTimeout``).
 - transient failures raise, so the host retries and finally poisons the message.
 """
 
@@ -18,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared import events
+from shared import capacity, events
 from shared.adapters.kube import AlreadyExists, Cluster, KubePermanentError
 from shared.deferral import Deferral, unwrap, wrap
 from shared.errors import PermanentError, TransientError
 from shared.jobspec import ANN_REQUEST_HASH, JobMeta, build_job, job_name
 from shared.request import BatchRequest, FieldError, RequestInvalid, decode_body, parse_request
+from shared.services.admission import Admission, admission_for
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.dispatch")
@@ -80,8 +83,11 @@ def dispatch(
     gate: ClusterGate,
     requeue: Requeue,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    admission: Admission | None = None,
 ) -> DispatchResult:
-    """Handle one request message (see the module docstring for the outcomes)."""
+    """Handle one request message (see the module docstring for the outcomes).
+
+    ``admission``: the capacity view to use (default: this process's for the cluster)."""
     data, errors = decode_body(message.body)
     if data is None:
         return _rejected(message, settings, errors, now())
@@ -103,7 +109,96 @@ def dispatch(
     readiness = gate.check()
     if readiness.cluster is None:
         return _defer(message, settings, request, data, meta, deferral, readiness, requeue, now())
-    return _create(message, settings, readiness.cluster, request, manifest, meta, now())
+    cluster = readiness.cluster
+    # --- capacity admission (issue 11): count before creating, wait on the queue if it does not fit
+    attempt = deferral.capacity_attempts if deferral else 0
+    capacity.mark_attempt(manifest, data, attempt)
+    demand = capacity.Demand.of_job(manifest)
+    too_big = _capacity(settings, cluster, admission).budget().too_big(demand)
+    if too_big:
+        error = FieldError("parallelism" if demand.groups > 1 else "cpu", f"the Job {too_big}; it could never run")
+        return _rejected(
+            message,
+            settings,
+            [error],
+            now(),
+            key=meta.key,
+            correlation_id=request.correlationId,
+            reason="ExceedsCapacity",
+        )
+    view = _capacity(settings, cluster, admission)
+    decision = view.admit(cluster, demand, key=meta.key, first_seen=meta.enqueued_at or now(), now=now())
+    if not decision.admitted:
+        return _wait_for_capacity(
+            message, settings, request, data, meta, deferral, decision.reason, decision.delay, requeue, now()
+        )
+    try:
+        result = _create(message, settings, cluster, request, manifest, meta, now(), attempt=attempt)
+    except BaseException:
+        view.refund(decision.ticket)
+        raise
+    if result.outcome is Outcome.CREATED:
+        view.created(decision.ticket)
+    else:
+        view.refund(decision.ticket)
+    if result.outcome is Outcome.DEFERRED:  # the previous attempt's Job is still being deleted
+        return _wait_for_capacity(message, settings, request, data, meta, deferral, result.detail, 1, requeue, now())
+    return result
+
+
+def _capacity(settings: Settings, cluster: Cluster, given: Admission | None) -> Admission:
+    return given or admission_for(settings, f"{cluster.http.host}|{cluster.namespace}")
+
+
+def _wait_for_capacity(
+    message: Inbound,
+    settings: Settings,
+    request: BatchRequest,
+    data: dict[str, Any],
+    meta: JobMeta,
+    deferral: Deferral | None,
+    reason: str,
+    delay: int,
+    requeue: Requeue,
+    now: datetime,
+) -> DispatchResult:
+    """Re-enqueue a request that does not fit yet; dead-letter it (CapacityTimeout) after
+    VNB_CAPACITY_MAX_WAIT_SECONDS."""
+    first_seen = meta.enqueued_at or now
+    waited = (now - first_seen).total_seconds()
+    if waited >= settings.capacity_max_wait_seconds:
+        detail = f"no capacity for {int(waited)} s (VNB_CAPACITY_MAX_WAIT_SECONDS): {reason}"
+        event = events.request_deadlettered(
+            source=settings.event_source,
+            message_id=meta.message_id,
+            body=message.body,
+            dequeue_count=message.dequeue_count,
+            now=now,
+            reason="CapacityTimeout",
+            detail=detail,
+            queue=settings.requests_queue,
+            key=meta.key,
+            correlation_id=request.correlationId,
+            inserted_at=first_seen,
+        )
+        log.error("dead-lettering key %s: %s", meta.key, detail)
+        return DispatchResult(
+            Outcome.DEADLETTERED, key=meta.key, job_name=job_name(meta.key), detail=detail, events=[event]
+        )
+    count = (deferral.count if deferral else 0) + 1
+    attempts = deferral.capacity_attempts if deferral else 0
+    text = wrap(
+        data,
+        key=meta.key,
+        message_id=meta.message_id,
+        first_seen=first_seen,
+        count=count,
+        reason=reason,
+        capacity_attempts=attempts,
+    )
+    requeue(text, delay)
+    log.info("%s: key %s deferred %d s (deferral %d)", reason, meta.key, delay, count)
+    return DispatchResult(Outcome.DEFERRED, key=meta.key, detail=reason)
 
 
 def _create(
@@ -114,6 +209,8 @@ def _create(
     manifest: dict[str, Any],
     meta: JobMeta,
     now: datetime,
+    *,
+    attempt: int = 0,
 ) -> DispatchResult:
     name = manifest["metadata"]["name"]
     try:
@@ -123,6 +220,10 @@ def _create(
         if existing is None:  # deleted between our create and get: let the host retry
             raise TransientError(f"Job {name} for key {meta.key!r} vanished while checking a duplicate") from None
         theirs = (existing.get("metadata", {}).get("annotations") or {}).get(ANN_REQUEST_HASH)
+        if theirs == request.content_hash() and capacity.attempt_of(existing) < attempt:
+            # ACI refused the previous attempt for capacity; the reconciler is deleting its Job.
+            detail = f"waiting for capacity: Job {name} of the previous attempt is still being deleted"
+            return DispatchResult(Outcome.DEFERRED, key=meta.key, job_name=name, detail=detail)
         if theirs == request.content_hash():
             log.info("duplicate delivery of key %s: Job %s already exists", meta.key, name)
             return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=name, detail="already created")

@@ -1,0 +1,375 @@
+"""ACI capacity: what a Job will take, what the app holds, and whether one more fits (pure).
+
+ACI's quotas are per subscription and region (Microsoft docs, "Resource availability & quota
+limits for ACI", learn.microsoft.com/azure/container-instances/container-instances-resource-and-quota-limits):
+standard container groups (default 100), standard cores (default 100), and container-group
+creates (default 100 per 5 minutes, 300 per hour). On the AKS virtual node one pod is one
+container group (virtual-kubelet/azure-aci ``pkg/provider/aci.go CreatePod``), and the node
+advertises thousands of pods, so Kubernetes never pushes back: a pod over quota ends
+``ProviderFailed``. This module lets the dispatcher count before it creates.
+
+Units: groups and creates are counts, cores are vCPU as ``Decimal`` *after ACI's rounding*
+(azure-aci ``getContainers`` floors the CPU request to 0.01 vCPU: ``MilliValue()/10/100``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any, Final
+
+from shared.quantity import parse_cpu
+from shared.request import RESERVED_LABEL_DOMAIN
+
+Obj = Mapping[str, Any]
+
+CONTROLLER_UID: Final = "batch.kubernetes.io/controller-uid"
+ANN_REQUEST: Final = f"{RESERVED_LABEL_DOMAIN}/request"
+"""The request as it came off the queue (compact JSON): what goes back to the queue when ACI
+refuses the Job's pods for capacity. Annotations hold up to 256 KiB; a queue message 64 KiB."""
+ANN_CAPACITY_ATTEMPT: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-attempt"
+"""How many times ACI had refused this request for capacity when this Job was created (0 first)."""
+_CENTI: Final = Decimal("0.01")
+
+
+def aci_cores(cpu: str | int | float | Decimal) -> Decimal:
+    """vCPU that ACI receives for a CPU request: floored to 0.01 (azure-aci ``getContainers``)."""
+    return parse_cpu(cpu).quantize(_CENTI, rounding=ROUND_FLOOR)
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What one Job takes from the budget when it is admitted.
+
+    ``groups``/``cores``: its pods running at once (``min(parallelism, completions)`` of them);
+    ``creates``: container groups it creates at least (one per completion; retries create more,
+    and are counted when their pods are seen).
+    """
+
+    groups: int
+    cores: Decimal
+    creates: int
+
+    @classmethod
+    def of_job(cls, manifest: Obj) -> Demand:
+        spec = manifest.get("spec") or {}
+        completions = int(spec.get("completions") or 1)
+        parallel = min(int(spec.get("parallelism") or 1), completions)
+        return cls(groups=parallel, cores=parallel * pod_cores(spec.get("template") or {}), creates=completions)
+
+
+def pod_cores(pod_or_template: Obj) -> Decimal:
+    """vCPU of one pod (or pod template) after ACI rounding: the sum of its containers' requests."""
+    total = Decimal(0)
+    for c in (pod_or_template.get("spec") or {}).get("containers") or []:
+        res = c.get("resources") or {}
+        cpu = (res.get("requests") or {}).get("cpu") or (res.get("limits") or {}).get("cpu")
+        if cpu is not None:
+            total += aci_cores(str(cpu))
+    return total
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the app holds: container groups and cores now, creates in the short and long windows."""
+
+    groups: int = 0
+    cores: Decimal = Decimal(0)
+    creates_short: int = 0
+    creates_long: int = 0
+
+    def plus(self, d: Demand) -> Usage:
+        return Usage(
+            self.groups + d.groups, self.cores + d.cores, self.creates_short + d.creates, self.creates_long + d.creates
+        )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The quotas the app may use (settings), scaled by ``factor`` after capacity refusals."""
+
+    groups: int
+    cores: int
+    creates_short: int
+    creates_long: int
+    windows: tuple[int, int] = (300, 3600)
+    factor: float = 1.0
+
+    def scaled(self, value: int) -> int:
+        return max(1, math.floor(value * self.factor))
+
+    def exhausted(self, usage: Usage, demand: Demand) -> str | None:
+        """None if ``demand`` fits on top of ``usage``; else which resource is exhausted, in words
+        ("100/100 container groups in use") for logs and the deferral reason."""
+        short, long = self.windows
+        checks: list[tuple[Decimal, Decimal, int, str]] = [
+            (Decimal(usage.groups), Decimal(demand.groups), self.groups, "container groups in use"),
+            (usage.cores, demand.cores, self.cores, "cores in use"),
+            (Decimal(usage.creates_short), Decimal(demand.creates), self.creates_short, f"creates in {_span(short)}"),
+            (Decimal(usage.creates_long), Decimal(demand.creates), self.creates_long, f"creates in {_span(long)}"),
+        ]
+        for used, wanted, quota, what in checks:
+            limit = self.scaled(quota)
+            # A Job larger than the whole (shrunk) budget still runs once nothing else is in use,
+            # or it would wait forever; ``too_big`` rejects those larger than the unshrunk quota.
+            if used + wanted > limit and used > 0:
+                shrunk = "" if self.factor >= 1 else f" (budget shrunk to {limit} of {quota} after ACI refusals)"
+                return f"{_num(used)}/{limit} {what}{shrunk}, this request needs {_num(wanted)}"
+        return None
+
+    def too_big(self, demand: Demand) -> str | None:
+        """Why a Job can never fit, however long it waits (larger than a whole quota), or None."""
+        if demand.groups > self.groups:
+            return f"runs {demand.groups} pods in parallel, more than VNB_CAPACITY_CONTAINER_GROUPS={self.groups}"
+        if demand.cores > self.cores:
+            return f"needs {_num(demand.cores)} cores in parallel, more than VNB_CAPACITY_CORES={self.cores}"
+        if demand.creates > self.creates_short:
+            return (
+                f"creates {demand.creates} container groups, more than VNB_CAPACITY_CREATES_PER_5MIN="
+                f"{self.creates_short} allows at once"
+            )
+        return None
+
+
+def _num(value: Decimal | int) -> str:
+    return f"{Decimal(value).normalize():f}"
+
+
+def _span(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return "the last hour" if seconds == 3600 else f"the last {seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"the last {seconds // 60} min"
+    return f"the last {seconds} s"
+
+
+def mark_attempt(manifest: dict[str, Any], request: Mapping[str, Any], attempt: int) -> None:
+    """Carry the request and its capacity attempt on the Job, for a retry by the reconciler."""
+    annotations = manifest["metadata"].setdefault("annotations", {})
+    annotations[ANN_REQUEST] = json.dumps(request, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    annotations[ANN_CAPACITY_ATTEMPT] = str(attempt)
+
+
+def attempt_of(job: Obj) -> int:
+    """The capacity attempt a Job was created on (0 for a Job without the annotation)."""
+    raw = (_meta(job).get("annotations") or {}).get(ANN_CAPACITY_ATTEMPT)
+    try:
+        return int(raw) if raw is not None else 0
+    except ValueError:
+        return 0
+
+
+def request_of(job: Obj) -> dict[str, Any] | None:
+    """The request carried on the Job (``mark_attempt``), or None if absent or unreadable."""
+    raw = (_meta(job).get("annotations") or {}).get(ANN_REQUEST)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# --- reading what the app holds from its Jobs and pods ----------------------------------
+
+
+def _meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def _status(obj: Obj) -> Obj:
+    return obj.get("status") or {}
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def provider_failed(pod: Obj) -> bool:
+    """The provider refused the pod: no container group exists for it (azure-aci sets phase
+    Failed, reason ProviderFailed when CreateContainerGroup fails; reference/virtual-node.md)."""
+    return _status(pod).get("phase") == "Failed" and _status(pod).get("reason") == "ProviderFailed"
+
+
+def _finished(job: Obj) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in _status(job).get("conditions") or []
+    )
+
+
+def usage_of(jobs: Iterable[Obj], pods: Iterable[Obj], *, now: datetime, windows: tuple[int, int]) -> Usage:
+    """What the app's Jobs and pods hold now.
+
+    * groups/cores: every pod of the app that exists, whatever its phase, except ProviderFailed
+      ones — a container group lives until its pod is deleted (azure-aci ``DeletePod`` deletes
+      it; a stopped group still counts against the quota, the docs are silent on cores, so it is
+      counted too) — plus, for a Job still starting, the pods the Job controller has yet to create;
+    * creates in each window: for a Job created inside it, one per completion plus its failed
+      pods (each retry is a new container group); for an older Job, its pods created inside it.
+      Pods already deleted of an older Job are not seen: the windows can be undercounted for
+      arrays whose completions exceed their parallelism (docs/operations.md says so).
+    """
+    short_from = now - timedelta(seconds=windows[0])
+    long_from = now - timedelta(seconds=windows[1])
+    by_uid: dict[str, list[Obj]] = {}
+    orphans: list[Obj] = []
+    pod_list = list(pods)
+    job_list = list(jobs)
+    uids = {str(_meta(j).get("uid") or "") for j in job_list}
+    for pod in pod_list:
+        owner = (_meta(pod).get("labels") or {}).get(CONTROLLER_UID)
+        if owner in uids:
+            by_uid.setdefault(str(owner), []).append(pod)
+        else:
+            orphans.append(pod)
+    groups, cores, short, long = 0, Decimal(0), 0, 0
+    for pod in orphans:
+        if not provider_failed(pod):
+            groups += 1
+            cores += pod_cores(pod)
+    for job in job_list:
+        spec = job.get("spec") or {}
+        per_pod = pod_cores(spec.get("template") or {})
+        mine = by_uid.get(str(_meta(job).get("uid") or ""), [])
+        held = [p for p in mine if not provider_failed(p)]
+        groups += len(held)
+        cores += sum((pod_cores(p) for p in held), Decimal(0))
+        if not _finished(job) and not _meta(job).get("deletionTimestamp"):
+            completions = int(spec.get("completions") or 1)
+            succeeded = int(_status(job).get("succeeded") or 0)
+            expected = min(int(spec.get("parallelism") or 1), max(0, completions - succeeded))
+            running = sum(1 for p in held if _status(p).get("phase") in ("Pending", "Running", None))
+            missing = max(0, expected - running)
+            groups += missing
+            cores += missing * per_pod
+        created = _time(_meta(job).get("creationTimestamp"))
+        if created is not None and created >= long_from:
+            n = int(spec.get("completions") or 1) + int(_status(job).get("failed") or 0)
+            long += n
+            short += n if created >= short_from else _created_since(mine, short_from)
+        else:
+            long += _created_since(mine, long_from)
+            short += _created_since(mine, short_from)
+    return Usage(groups=groups, cores=cores, creates_short=short, creates_long=long)
+
+
+def _created_since(pods: Sequence[Obj], since: datetime) -> int:
+    n = 0
+    for p in pods:
+        created = _time(_meta(p).get("creationTimestamp"))
+        if created is not None and created >= since:
+            n += 1
+    return n
+
+
+# --- refusals: quota, capacity, throttling ---------------------------------------------------
+
+# ACI's messages for a refused create. Quota: "Resource type 'Microsoft.ContainerInstance/
+# containerGroups' container group quota 'ContainerGroups' exceeded in region …" (code
+# ServiceUnavailable; Microsoft support article "ServiceUnavailable - container group quota
+# exceeded in region"); capacity: ServiceUnavailable / 409 "…not enough capacity…"; create
+# throttling: 429. TODO(fit): replace with shared.outcome's ProviderFailed classification.
+_CAPACITY_WORDS: Final = (
+    "quota",
+    "serviceunavailable",
+    "service unavailable",
+    "capacity",
+    "throttl",
+    "toomanyrequests",
+    "too many requests",
+    "429",
+    "409",
+)
+
+
+def capacity_refusal(pod: Obj) -> str | None:
+    """ACI's message when this pod was refused for quota, capacity or create throttling, else None
+    (invalid-for-ACI refusals — names, resource rules — are failures of the request)."""
+    if not provider_failed(pod):
+        return None
+    status = _status(pod)
+    texts = [str(status.get("message") or "")]
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        texts.append(str((state.get("waiting") or state.get("terminated") or {}).get("message") or ""))
+    message = " ".join(t for t in texts if t).strip()
+    lowered = message.lower()
+    if any(word in lowered for word in _CAPACITY_WORDS):
+        return message or "ProviderFailed"
+    return None
+
+
+def ran(pod: Obj) -> bool:
+    """A container of this pod started (its work may have side effects)."""
+    for cs in _status(pod).get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if state.get("running") or (state.get("terminated") or {}).get("startedAt"):
+            return True
+    return _status(pod).get("phase") in ("Running", "Succeeded")
+
+
+def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
+    """ACI's refusal message if this Job should go back to the queue for another attempt.
+
+    Yes when a pod of it was refused for quota/capacity/throttling and none of its pods has run
+    (nothing of the work happened, so running it again later is the same request, once).
+    A Job of which some pod ran is left to the Job controller's own retries.
+    """
+    if any(ran(p) for p in pods) or int(_status(job).get("succeeded") or 0):
+        return None
+    for pod in pods:
+        why = capacity_refusal(pod)
+        if why is not None:
+            return why
+    return None
+
+
+def may_need_retry(job: Obj) -> bool:
+    """Whether the reconciler must look at this running Job's pods: one of them failed."""
+    return int(_status(job).get("failed") or 0) > 0 and not int(_status(job).get("succeeded") or 0)
+
+
+# --- fairness among waiting requests -----------------------------------------------------
+
+
+def defer_delay(first_seen: datetime, waiting: Sequence[datetime], *, longest: int) -> int:
+    """Visibility delay (whole seconds) for a request that waits for capacity.
+
+    Older requests come back sooner: the delay grows with the request's age rank among the
+    waiting requests this process knows of, from a quarter of ``longest`` (the oldest) to
+    ``longest`` (the youngest). When capacity frees up, the oldest are the first to ask again.
+    """
+    older = sum(1 for t in waiting if t < first_seen)
+    share = older / max(1, len(waiting))
+    return max(1, math.ceil(longest * (0.25 + 0.75 * share)))
+
+
+__all__ = [
+    "ANN_CAPACITY_ATTEMPT",
+    "ANN_REQUEST",
+    "Budget",
+    "Demand",
+    "Usage",
+    "aci_cores",
+    "attempt_of",
+    "capacity_refusal",
+    "capacity_retry",
+    "defer_delay",
+    "mark_attempt",
+    "may_need_retry",
+    "pod_cores",
+    "provider_failed",
+    "request_of",
+    "usage_of",
+]

@@ -1,0 +1,239 @@
+"""Capacity admission: may this process create one more Job on the virtual node now?
+
+One :class:`Admission` per process and cluster namespace holds a *view* of what the app's own
+pods hold (``shared.capacity.usage_of`` over two list calls: the app's Jobs and its pods, by
+label selector) and corrects it with its own admissions, so the hot path does not list the
+cluster per message. The view is listed again when it is older than VNB_CAPACITY_CACHE_SECONDS,
+or when this process has admitted a tenth of the groups or creates budget since the last list
+(``REFRESH_SHARE``) — which bounds what several instances admit past the budget between them:
+each other busy instance's admissions since this one's last list, about a tenth of the budget
+each (docs/operations.md, "Capacity").
+
+The budget it believes in shrinks after ACI refuses pods for quota, capacity or throttling
+(AIMD, like TCP's congestion window): halved on a refusal — seen by the reconciler, or by the
+dispatcher in its pod list — at most once per cache period, then grown back by a tenth per
+clean refresh, until creates succeed again at the full budget. The factor is per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from shared.adapters.kube import Page
+from shared.capacity import Budget, Demand, Usage, capacity_refusal, defer_delay, usage_of
+from shared.jobspec import MANAGED_BY, MANAGER
+from shared.settings import Settings
+
+log = logging.getLogger("vnode_batch.capacity")
+
+SELECT_MINE = f"{MANAGED_BY}={MANAGER}"
+REFRESH_SHARE = 0.1
+"""List again after admitting this share of the groups (or short-window creates) budget."""
+MIN_FACTOR = 1 / 16
+"""The budget never shrinks below this share of the settings (and never below one Job)."""
+INCREASE = 0.1
+"""Share of the budget given back per clean refresh after a shrink (additive increase)."""
+PAGE = 500
+_SEEN_LIMIT = 10_000
+_WAITING_LIMIT = 10_000
+
+
+class CapacitySource(Protocol):
+    """The two list calls a refresh makes (``shared.adapters.kube.Cluster`` has them)."""
+
+    def list_jobs(self, *, label_selector: str, limit: int, continue_token: str | None = None) -> Page: ...
+
+    def list_pods(self, *, label_selector: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``admitted``: create now (then call :meth:`Admission.created` or :meth:`Admission.refund`);
+    else ``reason`` names the exhausted resource and ``delay`` is the visibility delay (s)."""
+
+    admitted: bool
+    reason: str = ""
+    delay: int = 0
+    ticket: int = 0
+
+
+@dataclass
+class _Charge:
+    demand: Demand
+    done_at: float | None = None
+
+
+@dataclass
+class _View:
+    usage: Usage = field(default_factory=Usage)
+    listed_at: float | None = None
+
+
+class Admission:
+    """Per-process admission for one cluster namespace (thread-safe; see the module docstring)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._view = _View()
+        self._charges: dict[int, _Charge] = {}
+        self._next = 0
+        self.factor = 1.0
+        self._shrunk_at: float | None = None
+        self._seen_refusals: set[str] = set()
+        self._waiting: dict[str, datetime] = {}
+        self.refreshes = 0
+
+    # --- the budget ---------------------------------------------------------------------
+
+    def budget(self) -> Budget:
+        s = self._settings
+        return Budget(
+            groups=s.capacity_container_groups,
+            cores=s.capacity_cores,
+            creates_short=s.capacity_creates_per_5min,
+            creates_long=s.capacity_creates_per_hour,
+            windows=s.capacity_window_seconds,
+            factor=self.factor,
+        )
+
+    def refused(self, count: int = 1, *, why: str = "") -> None:
+        """ACI refused ``count`` pods for quota/capacity/throttling: shrink the budget (once per
+        cache period, however many refusals arrive together)."""
+        with self._lock:
+            self._shrink(count, why)
+
+    def _shrink(self, count: int, why: str) -> None:
+        now = self._clock()
+        if self._shrunk_at is not None and now - self._shrunk_at < self._settings.capacity_cache_seconds:
+            return
+        before = self.factor
+        self.factor = max(MIN_FACTOR, self.factor / 2)
+        self._shrunk_at = now
+        self._view.listed_at = None  # list again before the next admission
+        log.warning(
+            "ACI refused %d pod(s) for capacity (%s): budget shrunk from %.0f%% to %.0f%% of the settings",
+            count,
+            why[:200] or "quota, capacity or throttling",
+            before * 100,
+            self.factor * 100,
+        )
+
+    # --- admission ----------------------------------------------------------------------
+
+    def admit(
+        self, source: CapacitySource, demand: Demand, *, key: str, first_seen: datetime, now: datetime
+    ) -> Decision:
+        """Admit ``demand`` (charging it to this process's view) or say why not and how long to wait.
+
+        Raises what the list calls raise (a transient Kubernetes error: the host retries)."""
+        budget_ = self.budget()
+        with self._lock:
+            if self._stale(budget_):
+                self._refresh(source, now)
+                budget_ = self.budget()
+            usage = self._usage()
+            reason = budget_.exhausted(usage, demand)
+            if reason is None:
+                self._waiting.pop(key, None)
+                self._next += 1
+                self._charges[self._next] = _Charge(demand)
+                return Decision(True, ticket=self._next)
+            if len(self._waiting) >= _WAITING_LIMIT:
+                self._waiting.pop(min(self._waiting, key=lambda k: self._waiting[k]))
+            self._waiting[key] = first_seen
+            delay = defer_delay(first_seen, list(self._waiting.values()), longest=self._settings.capacity_defer_seconds)
+            return Decision(False, reason=f"waiting for capacity: {reason}", delay=delay)
+
+    def created(self, ticket: int) -> None:
+        """The admitted Job was created: the next list sees it, so its charge ends then."""
+        with self._lock:
+            charge = self._charges.get(ticket)
+            if charge is not None:
+                charge.done_at = self._clock()
+
+    def refund(self, ticket: int) -> None:
+        """Nothing was created for this admission (a duplicate, a refused manifest, an error)."""
+        with self._lock:
+            self._charges.pop(ticket, None)
+
+    def _usage(self) -> Usage:
+        usage = self._view.usage
+        for charge in self._charges.values():
+            usage = usage.plus(charge.demand)
+        return usage
+
+    def _stale(self, budget_: Budget) -> bool:
+        listed = self._view.listed_at
+        if listed is None or self._clock() - listed >= self._settings.capacity_cache_seconds:
+            return True
+        own = Usage()
+        for charge in self._charges.values():
+            own = own.plus(charge.demand)
+        return own.groups >= max(1, budget_.scaled(budget_.groups) * REFRESH_SHARE) or own.creates_short >= max(
+            1, budget_.scaled(budget_.creates_short) * REFRESH_SHARE
+        )
+
+    def _refresh(self, source: CapacitySource, now: datetime) -> None:
+        started = self._clock()
+        jobs: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = source.list_jobs(label_selector=SELECT_MINE, limit=PAGE, continue_token=token)
+            jobs.extend(page.items)
+            token = page.continue_token
+            if not token:
+                break
+        pods = source.list_pods(label_selector=SELECT_MINE)
+        self.refreshes += 1
+        self._view = _View(usage_of(jobs, pods, now=now, windows=self._settings.capacity_window_seconds), started)
+        # Charges whose Job was created before this list are in it now.
+        self._charges = {t: c for t, c in self._charges.items() if c.done_at is None or c.done_at >= started}
+        refusals = []
+        for pod in pods:
+            uid = str((pod.get("metadata") or {}).get("uid") or "")
+            if uid and uid not in self._seen_refusals:
+                why = capacity_refusal(pod)
+                if why is not None:
+                    refusals.append(why)
+                    self._seen_refusals.add(uid)
+        if len(self._seen_refusals) > _SEEN_LIMIT:
+            self._seen_refusals.clear()
+        if refusals:
+            self._shrink(len(refusals), refusals[-1])
+        elif (
+            self.factor < 1
+            and self._shrunk_at is not None
+            and started - self._shrunk_at >= (self._settings.capacity_cache_seconds)
+        ):
+            self.factor = min(1.0, self.factor + INCREASE)
+            log.info("no ACI refusal since the last shrink: capacity budget back to %.0f%%", self.factor * 100)
+        u = self._view.usage
+        log.debug(
+            "capacity in use: %d groups, %s cores, %d/%d creates in the short/long window",
+            u.groups,
+            u.cores,
+            u.creates_short,
+            u.creates_long,
+        )
+
+
+_lock = threading.Lock()
+_admissions: dict[tuple[str, str, Settings], Admission] = {}
+
+
+def admission_for(settings: Settings, cluster_key: str) -> Admission:
+    """The process-wide :class:`Admission` for this cluster (``host|namespace``) and settings."""
+    with _lock:
+        key = (cluster_key, settings.namespace, settings)
+        found = _admissions.get(key)
+        if found is None:
+            found = _admissions[key] = Admission(settings)
+        return found
