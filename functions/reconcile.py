@@ -18,4 +18,4 @@ def reconcile(timer: func.TimerRequest) -> None:
     its Job is marked reported, inside this invocation. A pass cut short by a transient error
     is logged and resumed by the next timer run (timers are not retried)."""
     rt = runtime()
-    run(settings=rt.settings, gate=rt.gate, send_event=rt.queues.send_event, now=utcnow)
+    run(settings=rt.settings, gate=rt.gate, send_event=rt.queues.send_event, now=utcnow, requeue=rt.requeue)

@@ -26,6 +26,15 @@ by someone else (it stays visible, Terminating, because build_job gives every Jo
 those Jobs alive, so the verdict is first written on the Job (an annotation, CAS) and the
 event is built from it: a repeat after a crash says the same thing.
 
+Capacity refusals (issue 11): a Job none of whose pods ran, with a pod that ACI refused for
+quota, capacity or create throttling (``shared.capacity.capacity_retry``), is not the request's
+failure. With ``requeue`` given, its request (carried on the Job) goes back to the requests
+queue as a deferral with the next capacity attempt, *then* the Job is deleted and marked, with
+no event; ``on_refusal`` shrinks this process's capacity budget. After VNB_CAPACITY_MAX_ATTEMPTS
+refusals the Job is judged failed, reason ``CapacityExhausted``. A crash between the requeue and
+the delete requeues again next pass: the second message finds the new Job (same content, same
+attempt) and completes as a duplicate.
+
 Failures: an error on one Job is logged and the pass goes on with the others; a transient
 error (Kubernetes 5xx/timeout, queue send failure) ends the pass, and the next timer run
 picks up where it stopped (nothing was marked that was not reported).
@@ -42,10 +51,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared import events
+from shared import capacity, events
 from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
+from shared.deferral import wrap
 from shared.errors import TransientError, VnbError
-from shared.jobspec import FINALIZER_REPORT, LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
+from shared.jobspec import (
+    ANN_ENQUEUED_AT,
+    ANN_KEY,
+    ANN_MESSAGE_ID,
+    FINALIZER_REPORT,
+    LABEL_STATE,
+    MANAGED_BY,
+    MANAGER,
+    STATE_REPORTED,
+    STATE_UNREPORTED,
+)
 from shared.outcome import (
     ANN_REPORTED_AT,
     ANN_VERDICT,
@@ -65,7 +85,8 @@ from shared.outcome import (
     stuck_verdict,
     terminal_condition,
 )
-from shared.services.dispatch import ClusterGate
+from shared.services.admission import admission_for
+from shared.services.dispatch import ClusterGate, Requeue
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.reconcile")
@@ -171,6 +192,8 @@ class ReconcileReport:
     errors: int = 0
     retry_later: int = 0
     """Jobs skipped after a transient failure; still unreported, retried by the next pass."""
+    requeued: int = 0
+    """Jobs whose pods ACI refused for capacity: deleted, their requests back on the queue."""
     aborted: str | None = None
     incomplete: bool = False
     swept_at: datetime | None = None
@@ -187,6 +210,8 @@ class ReconcileReport:
             f"{self.running} still running; deleted {self.deleted} Job(s) and {self.pods_deleted} pod(s) of kept ones, "
             f"swept {self.swept}, errors {self.errors}, retry later {self.retry_later}"
         )
+        if self.requeued:
+            text += f"; {self.requeued} request(s) back on the queue after ACI refused their pods for capacity"
         if self.incomplete:
             text += "; time budget used up, the next run continues"
         if self.aborted:
@@ -204,8 +229,11 @@ def run(
     gate: ClusterGate,
     send_event: SendEvent,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    requeue: Requeue | None = None,
 ) -> ReconcileReport:
-    """One timer run: find the cluster, then :func:`reconcile` it."""
+    """One timer run: find the cluster, then :func:`reconcile` it.
+
+    ``requeue`` (send to the requests queue with a delay) enables capacity retries."""
     readiness = gate.check()
     if readiness.cluster is None:
         report = ReconcileReport(aborted=f"cluster not ready: {readiness.reason}")
@@ -218,7 +246,16 @@ def run(
     with _sweep_lock:
         last = _last_sweep.get(key)
         sweep = last is None or (moment - last).total_seconds() >= every
-    report = reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=send_event, now=now, sweep=sweep)
+    view = admission_for(settings, key)
+    report = reconcile(
+        settings=settings,
+        jobs=KubeJobs(cluster),
+        send_event=send_event,
+        now=now,
+        sweep=sweep,
+        requeue=requeue,
+        on_refusal=lambda why: view.refused(why=why),
+    )
     if report.swept_at is not None:
         with _sweep_lock:
             _last_sweep[key] = report.swept_at
@@ -238,11 +275,14 @@ def reconcile(
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
     workers: int = DEFAULT_WORKERS,
     sweep: bool = True,
+    requeue: Requeue | None = None,
+    on_refusal: Callable[[str], object] | None = None,
 ) -> ReconcileReport:
     """One pass over the unreported Jobs, then (``sweep``) the deletion of reported Jobs past
-    their keep time."""
+    their keep time. ``requeue``/``on_refusal``: capacity retries (module docstring)."""
     report = ReconcileReport()
     pass_ = _Pass(settings, jobs, send_event, now, report)
+    pass_.requeue, pass_.on_refusal = requeue, on_refusal
     started = time.monotonic()
     token: str | None = None
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="reconcile") as pool:
@@ -293,13 +333,20 @@ class _Pass:
         self._stop = threading.Event()
         self._stop_reason = ""
         self._streak = 0
+        self.requeue: Requeue | None = None
+        self.on_refusal: Callable[[str], object] | None = None
 
     # --- one page of unreported Jobs ------------------------------------------------------
 
     def page(self, items: Sequence[dict[str, Any]], pool: ThreadPoolExecutor) -> None:
         moment = self.now()
         timeout = self.settings.pending_timeout_seconds
-        todo = [job for job in items if needs_pods(job, now=moment, pending_timeout=timeout)]
+        todo = [
+            job
+            for job in items
+            if needs_pods(job, now=moment, pending_timeout=timeout)
+            or (self.requeue is not None and capacity.may_need_retry(job))
+        ]
         self._count("running", len(items) - len(todo))
         if not todo:
             return
@@ -350,6 +397,20 @@ class _Pass:
     def _settle(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         name, moment = job_name_of(job), self.now()
         verdict = Verdict.of(job)
+        if verdict is None and self.requeue is not None:
+            refusal = capacity.capacity_retry(job, pods)
+            if refusal is not None:
+                verdict = self._capacity_refused(job, refusal, moment)
+                if verdict is None:
+                    return
+                if terminal_condition(job) is None:
+                    try:
+                        job = self.jobs.annotate_job(
+                            name, annotations={ANN_VERDICT: verdict.annotation()}, resource_version=_rv(job)
+                        )
+                    except Conflict:
+                        self._count("running")
+                        return
         if verdict is None and terminal_condition(job) is None:
             if is_deleting(job):
                 verdict = lost_verdict(job, now=moment)
@@ -385,6 +446,53 @@ class _Pass:
         for pod in pods:  # finished: the Job controller creates no new pods
             self.jobs.delete_pod(str((pod.get("metadata") or {}).get("name")))
         self._count("pods_deleted", len(pods))
+
+    def _capacity_refused(self, job: dict[str, Any], refusal: str, moment: datetime) -> Verdict | None:
+        """Give the request back to the queue (None), or, out of attempts, the failure verdict."""
+        name = job_name_of(job)
+        if self.on_refusal is not None:
+            self.on_refusal(refusal)
+        attempt = capacity.attempt_of(job) + 1
+        request = capacity.request_of(job)
+        limit = self.settings.capacity_max_attempts
+        if request is None or attempt >= limit:
+            why = "the Job carries no request to retry" if request is None else f"{attempt} of {limit} attempts"
+            return Verdict(
+                reason="CapacityExhausted",
+                message=f"ACI refused the Job's pods for quota, capacity or throttling ({why}, "
+                f"VNB_CAPACITY_MAX_ATTEMPTS): {refusal}"[:2000],
+                at=moment,
+            )
+        ann = (job.get("metadata") or {}).get("annotations") or {}
+        first_seen = parse_time(ann.get(ANN_ENQUEUED_AT)) or parse_time(
+            (job.get("metadata") or {}).get("creationTimestamp")
+        )
+        text = wrap(
+            request,
+            key=str(ann.get(ANN_KEY) or name),
+            message_id=str(ann.get(ANN_MESSAGE_ID) or ""),
+            first_seen=first_seen or moment,
+            count=attempt,
+            reason=f"ACI refused the pods for capacity (attempt {attempt} of {limit}): {refusal}",
+            capacity_attempts=attempt,
+        )
+        assert self.requeue is not None
+        self.requeue(text, self.settings.capacity_defer_seconds)
+        log.warning(
+            "Job %s: ACI refused its pods for capacity (attempt %d of %d): request %s back on the queue: %s",
+            name,
+            attempt,
+            limit,
+            ann.get(ANN_KEY),
+            refusal[:300],
+        )
+        # Delete first: the finalizer keeps the Job (unreported) until _mark removes it, so a
+        # failure in between leaves it for the next pass, which requeues again (a duplicate
+        # message, harmless) instead of reporting it Lost.
+        self.jobs.delete_job(name, propagation="Background")
+        self._mark(job, moment)
+        self._count("requeued")
+        return None
 
     def _event(self, job: dict[str, Any], result: Outcome) -> str:
         tails = self._logs(result)
