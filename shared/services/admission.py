@@ -89,6 +89,8 @@ class Admission:
         self._shrunk_at: float | None = None
         self._seen_refusals: set[str] = set()
         self._waiting: dict[str, datetime] = {}
+        self._since_list = Usage()
+        """What this process admitted since its last list (when to list again)."""
         self.refreshes = 0
 
     # --- the budget ---------------------------------------------------------------------
@@ -145,6 +147,7 @@ class Admission:
                 self._waiting.pop(key, None)
                 self._next += 1
                 self._charges[self._next] = _Charge(demand)
+                self._since_list = self._since_list.plus(demand)
                 return Decision(True, ticket=self._next)
             if len(self._waiting) >= _WAITING_LIMIT:
                 self._waiting.pop(min(self._waiting, key=lambda k: self._waiting[k]))
@@ -174,9 +177,7 @@ class Admission:
         listed = self._view.listed_at
         if listed is None or self._clock() - listed >= self._settings.capacity_cache_seconds:
             return True
-        own = Usage()
-        for charge in self._charges.values():
-            own = own.plus(charge.demand)
+        own = self._since_list
         return own.groups >= max(1, budget_.scaled(budget_.groups) * REFRESH_SHARE) or own.creates_short >= max(
             1, budget_.scaled(budget_.creates_short) * REFRESH_SHARE
         )
@@ -193,6 +194,7 @@ class Admission:
                 break
         pods = source.list_pods(label_selector=SELECT_MINE)
         self.refreshes += 1
+        self._since_list = Usage()
         self._view = _View(usage_of(jobs, pods, now=now, windows=self._settings.capacity_window_seconds), started)
         # Charges whose Job was created before this list are in it now.
         self._charges = {t: c for t, c in self._charges.items() if c.done_at is None or c.done_at >= started}

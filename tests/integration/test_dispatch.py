@@ -156,7 +156,9 @@ def test_every_malformed_message_becomes_one_rejection_event(
     assert queues.count(queues.poison) == 0
 
 
-def test_base64_producer_is_understood(make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn) -> None:
+def test_base64_producer_is_understood(
+    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+) -> None:
     body = json.dumps({"id": "b64-1", "image": IMAGE})
     queues.submit(base64.b64encode(body.encode()).decode())
     with make_runner() as runner:

@@ -47,8 +47,9 @@ def make_runner(azurite: Azurite, names: dict[str, str]) -> Iterator[Callable[..
     """Build runners for the sample app; every runner built here is stopped at teardown."""
     built: list[LocalRunner] = []
 
-    def build(*, queues: dict[str, Any] | None = None, settings: dict[str, str] | None = None,
-              **kwargs: Any) -> LocalRunner:
+    def build(
+        *, queues: dict[str, Any] | None = None, settings: dict[str, str] | None = None, **kwargs: Any
+    ) -> LocalRunner:
         all_settings = {"TestStorage": azurite.connection_string, **names, **(settings or {})}
         host_json = {"version": "2.0", "extensions": {"queues": {**FAST_QUEUES, **(queues or {})}}}
         runner = LocalRunner(sample_app.app, settings=all_settings, host_json=host_json, **kwargs)
@@ -66,8 +67,7 @@ def queue(azurite: Azurite) -> Callable[..., QueueClient]:
 
     def client(name: str, *, base64: bool = False) -> QueueClient:
         policy = TextBase64EncodePolicy() if base64 else None
-        return QueueClient.from_connection_string(azurite.connection_string, name,
-                                                  message_encode_policy=policy)
+        return QueueClient.from_connection_string(azurite.connection_string, name, message_encode_policy=policy)
 
     return client
 

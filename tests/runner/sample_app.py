@@ -84,8 +84,7 @@ def echo(msg: func.QueueMessage, out: func.Out[str]) -> None:
     out.set(msg.get_body().decode("utf-8").upper())
 
 
-@timer_bp.timer_trigger(arg_name="timer", schedule="%TICK_SCHEDULE%", run_on_startup=False,
-                        use_monitor=False)
+@timer_bp.timer_trigger(arg_name="timer", schedule="%TICK_SCHEDULE%", run_on_startup=False, use_monitor=False)
 def tick(timer: func.TimerRequest) -> None:
     with PROBE.lock:
         PROBE.timer_active += 1

@@ -23,19 +23,24 @@ def test_restart_with_persist_dir_keeps_messages_and_the_runner_recovers(tmp_pat
     with azurite:
         port = azurite.port
         assert f"127.0.0.1:{port}/devstoreaccount1" in azurite.connection_string
-        sender = QueueClient.from_connection_string(azurite.connection_string, "kept",
-                                                    message_encode_policy=TextBase64EncodePolicy())
+        sender = QueueClient.from_connection_string(
+            azurite.connection_string, "kept", message_encode_policy=TextBase64EncodePolicy()
+        )
         sender.create_queue()
         sender.send_message(json.dumps({"id": "before-restart"}))
 
         azurite.restart()
         assert azurite.port == port  # clients built before the restart keep working
-        assert azurite.queue_service().get_queue_client("kept").get_queue_properties() \
-            .approximate_message_count == 1
+        assert azurite.queue_service().get_queue_client("kept").get_queue_properties().approximate_message_count == 1
 
-        settings = {"TestStorage": azurite.connection_string, "WORK_QUEUE": "kept",
-                    "WORK_OUT_QUEUE": "kept-out", "ECHO_QUEUE": "kept-echo",
-                    "TICK_SCHEDULE": "0 0 0 * * *", "AzureWebJobs.tick.Disabled": "true"}
+        settings = {
+            "TestStorage": azurite.connection_string,
+            "WORK_QUEUE": "kept",
+            "WORK_OUT_QUEUE": "kept-out",
+            "ECHO_QUEUE": "kept-echo",
+            "TICK_SCHEDULE": "0 0 0 * * *",
+            "AzureWebJobs.tick.Disabled": "true",
+        }
         host = {"extensions": {"queues": {"maxPollingInterval": "00:00:00.500"}}}
         with LocalRunner(sample_app.app, settings=settings, host_json=host) as runner:
             runner.run_until_idle(timeout=20)

@@ -18,17 +18,35 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_cli_lists_functions_runs_them_and_stops_on_ctrl_c(azurite: Azurite, tmp_path: Path) -> None:
-    settings = {"FUNCTIONS_WORKER_RUNTIME": "python", "TestStorage": azurite.connection_string,
-                "WORK_QUEUE": "cli-work", "WORK_OUT_QUEUE": "cli-work-out", "ECHO_QUEUE": "cli-echo",
-                "TICK_SCHEDULE": "0 0 0 * * *"}
+    settings = {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "TestStorage": azurite.connection_string,
+        "WORK_QUEUE": "cli-work",
+        "WORK_OUT_QUEUE": "cli-work-out",
+        "ECHO_QUEUE": "cli-echo",
+        "TICK_SCHEDULE": "0 0 0 * * *",
+    }
     (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": settings}))
-    (tmp_path / "host.json").write_text(json.dumps(
-        {"version": "2.0", "extensions": {"queues": {"maxPollingInterval": "00:00:00.500"}}}))
+    (tmp_path / "host.json").write_text(
+        json.dumps({"version": "2.0", "extensions": {"queues": {"maxPollingInterval": "00:00:00.500"}}})
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.runner", "--app", "tests.runner.sample_app:app",
-         "--settings", str(tmp_path / "local.settings.json"),
-         "--host-json", str(tmp_path / "host.json")],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "devtools.runner",
+            "--app",
+            "tests.runner.sample_app:app",
+            "--settings",
+            str(tmp_path / "local.settings.json"),
+            "--host-json",
+            str(tmp_path / "host.json"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
     seen: list[str] = []
 
@@ -51,8 +69,9 @@ def test_cli_lists_functions_runs_them_and_stops_on_ctrl_c(azurite: Azurite, tmp
     try:
         read_until("echo: queueTrigger cli-echo (TestStorage)")
         read_until("Local runner started")
-        QueueClient.from_connection_string(azurite.connection_string, "cli-echo",
-                                           message_encode_policy=TextBase64EncodePolicy()).send_message("hi")
+        QueueClient.from_connection_string(
+            azurite.connection_string, "cli-echo", message_encode_policy=TextBase64EncodePolicy()
+        ).send_message("hi")
         read_until("Executed 'Functions.echo' (Succeeded")
         proc.send_signal(signal.SIGINT)
         read_until("Local runner stopped")

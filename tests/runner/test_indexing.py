@@ -25,8 +25,13 @@ from devtools.runner import (
 )
 from tests.runner import sample_app
 
-SETTINGS = {"TestStorage": "UseDevelopmentStorage=true", "WORK_QUEUE": "jobs",
-            "WORK_OUT_QUEUE": "jobs-out", "ECHO_QUEUE": "echo", "TICK_SCHEDULE": "0 */5 * * * *"}
+SETTINGS = {
+    "TestStorage": "UseDevelopmentStorage=true",
+    "WORK_QUEUE": "jobs",
+    "WORK_OUT_QUEUE": "jobs-out",
+    "ECHO_QUEUE": "echo",
+    "TICK_SCHEDULE": "0 */5 * * * *",
+}
 
 
 def test_missing_setting_names_the_setting() -> None:
@@ -84,8 +89,7 @@ def test_output_of_an_unsupported_type_is_refused() -> None:
 
 def test_output_values_must_match_the_annotation() -> None:
     one = QueueOutputBinding(param="out", queue_name="q", connection="S", connection_string="x")
-    many = QueueOutputBinding(param="out", queue_name="q", connection="S", connection_string="x",
-                              many=True)
+    many = QueueOutputBinding(param="out", queue_name="q", connection="S", connection_string="x", many=True)
     assert one.payloads("é") == ["é".encode()]
     assert many.payloads(["a", "b"]) == [b"a", b"b"]
     assert one.payloads(None) == []
@@ -99,13 +103,32 @@ def test_output_values_must_match_the_annotation() -> None:
 
 def test_host_json_queue_defaults_and_limits() -> None:
     assert QueuesOptions.from_host_json({}) == QueuesOptions(
-        batch_size=16, new_batch_threshold=8, max_polling_interval=60.0, visibility_timeout=0.0,
-        max_dequeue_count=5, message_encoding="base64")
-    opts = QueuesOptions.from_host_json({"Extensions": {"Queues": {
-        "BatchSize": 4, "maxPollingInterval": 2000, "visibilityTimeout": "00:00:30",
-        "messageEncoding": "None"}}})
-    assert (opts.batch_size, opts.new_batch_threshold, opts.max_polling_interval,
-            opts.visibility_timeout, opts.message_encoding) == (4, 2, 2.0, 30.0, "none")
+        batch_size=16,
+        new_batch_threshold=8,
+        max_polling_interval=60.0,
+        visibility_timeout=0.0,
+        max_dequeue_count=5,
+        message_encoding="base64",
+    )
+    opts = QueuesOptions.from_host_json(
+        {
+            "Extensions": {
+                "Queues": {
+                    "BatchSize": 4,
+                    "maxPollingInterval": 2000,
+                    "visibilityTimeout": "00:00:30",
+                    "messageEncoding": "None",
+                }
+            }
+        }
+    )
+    assert (
+        opts.batch_size,
+        opts.new_batch_threshold,
+        opts.max_polling_interval,
+        opts.visibility_timeout,
+        opts.message_encoding,
+    ) == (4, 2, 2.0, 30.0, "none")
     with pytest.raises(RunnerError, match="batchSize"):
         QueuesOptions.from_host_json({"extensions": {"queues": {"batchSize": 33}}})
     with pytest.raises(RunnerError, match="100 ms"):
@@ -125,8 +148,14 @@ def test_ncrontab_has_seconds_first_and_timespans_are_intervals() -> None:
 
 def test_local_settings_values_and_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "local.settings.json"
-    path.write_text(json.dumps({"IsEncrypted": False, "Values": {
-        "FUNCTIONS_WORKER_RUNTIME": "python", "VNB_TEST_FLAG": True, "VNB_TEST_N": 3}}))
+    path.write_text(
+        json.dumps(
+            {
+                "IsEncrypted": False,
+                "Values": {"FUNCTIONS_WORKER_RUNTIME": "python", "VNB_TEST_FLAG": True, "VNB_TEST_N": 3},
+            }
+        )
+    )
     values = load_local_settings(path)
     assert values == {"FUNCTIONS_WORKER_RUNTIME": "python", "VNB_TEST_FLAG": "true", "VNB_TEST_N": "3"}
     monkeypatch.setenv("VNB_TEST_N", "before")

@@ -23,8 +23,8 @@ def b64(text: str) -> str:
 
 
 def test_success_flushes_outputs_then_deletes_the_message(
-        make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient],
-        names: dict[str, str]) -> None:
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
     runner = make_runner(settings=NO_TIMER)
     with runner:
         queue(names["WORK_QUEUE"], base64=True).send_message(json.dumps({"id": "a", "outputs": 3}))
@@ -40,8 +40,8 @@ def test_success_flushes_outputs_then_deletes_the_message(
 
 
 def test_failing_function_is_retried_then_poisoned_and_never_flushes_outputs(
-        make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient],
-        names: dict[str, str]) -> None:
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
     seen: list[tuple[str, Outcome]] = []
     lock = threading.Lock()
 
@@ -68,12 +68,12 @@ def test_failing_function_is_retried_then_poisoned_and_never_flushes_outputs(
 
 
 def test_poison_queue_keeps_the_original_text_when_nobody_consumes_it(
-        make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient],
-        names: dict[str, str]) -> None:
-    runner = make_runner(settings={**NO_TIMER, "AzureWebJobs.deadletter.Disabled": "true"},
-                         queues={"maxDequeueCount": 1})
-    assert "deadletter: not run locally (disabled by the AzureWebJobs.deadletter.Disabled setting)" \
-        in runner.describe()
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
+    runner = make_runner(
+        settings={**NO_TIMER, "AzureWebJobs.deadletter.Disabled": "true"}, queues={"maxDequeueCount": 1}
+    )
+    assert "deadletter: not run locally (disabled by the AzureWebJobs.deadletter.Disabled setting)" in runner.describe()
     encoded = b64(json.dumps({"id": "once", "fail": True}))
     with runner:
         queue(names["WORK_QUEUE"]).send_message(encoded)
@@ -83,8 +83,8 @@ def test_poison_queue_keeps_the_original_text_when_nobody_consumes_it(
 
 
 def test_failed_message_stays_invisible_for_the_visibility_timeout(
-        make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient],
-        names: dict[str, str]) -> None:
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
     runner = make_runner(settings=NO_TIMER, queues={"visibilityTimeout": "00:01:00"})
     with runner:
         queue(names["WORK_QUEUE"], base64=True).send_message(json.dumps({"id": "later", "fail": True}))
@@ -98,7 +98,8 @@ def test_failed_message_stays_invisible_for_the_visibility_timeout(
 
 
 def test_setting_tokens_are_resolved_anywhere_in_binding_strings(
-        make_runner: Callable[..., LocalRunner], names: dict[str, str]) -> None:
+    make_runner: Callable[..., LocalRunner], names: dict[str, str]
+) -> None:
     lines = make_runner().describe()
     assert f"work: queueTrigger {names['WORK_QUEUE']} (TestStorage)" in lines
     assert f"deadletter: queueTrigger {names['WORK_QUEUE']}-poison (TestStorage)" in lines
@@ -106,8 +107,9 @@ def test_setting_tokens_are_resolved_anywhere_in_binding_strings(
     assert "tick: timerTrigger '*/5 * * * * *' (UTC)" in lines
 
 
-def test_base64_encoding_both_ways(make_runner: Callable[..., LocalRunner],
-                                   queue: Callable[..., QueueClient], names: dict[str, str]) -> None:
+def test_base64_encoding_both_ways(
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
     runner = make_runner(settings=NO_TIMER)  # messageEncoding defaults to base64
     with runner:
         queue(names["ECHO_QUEUE"], base64=True).send_message("hello")
@@ -116,8 +118,9 @@ def test_base64_encoding_both_ways(make_runner: Callable[..., LocalRunner],
     assert raw_messages(queue(names["ECHO_QUEUE"] + "-out")) == [b64("HELLO")]
 
 
-def test_none_encoding_both_ways(make_runner: Callable[..., LocalRunner],
-                                 queue: Callable[..., QueueClient], names: dict[str, str]) -> None:
+def test_none_encoding_both_ways(
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
     runner = make_runner(settings=NO_TIMER, queues={"messageEncoding": "none"})
     with runner:
         queue(names["ECHO_QUEUE"]).send_message("hello")
@@ -129,8 +132,8 @@ def test_none_encoding_both_ways(make_runner: Callable[..., LocalRunner],
 
 
 def test_plain_text_under_base64_encoding_goes_to_poison_without_invocation(
-        make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient],
-        names: dict[str, str]) -> None:
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
     runner = make_runner(settings=NO_TIMER)
     with runner:
         queue(names["ECHO_QUEUE"]).send_message("not base64!")  # the classic sender mistake
@@ -142,8 +145,9 @@ def test_plain_text_under_base64_encoding_goes_to_poison_without_invocation(
     assert raw_messages(queue(names["ECHO_QUEUE"] + "-out")) == []
 
 
-def test_a_batch_runs_concurrently(make_runner: Callable[..., LocalRunner],
-                                   queue: Callable[..., QueueClient], names: dict[str, str]) -> None:
+def test_a_batch_runs_concurrently(
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
     # The barrier only opens when four invocations are inside the function at once; run one
     # at a time, each would time out and fail.
     PROBE.barrier = threading.Barrier(4, timeout=10)
@@ -160,8 +164,8 @@ def test_a_batch_runs_concurrently(make_runner: Callable[..., LocalRunner],
 
 
 def test_batch_size_one_processes_messages_one_at_a_time(
-        make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient],
-        names: dict[str, str]) -> None:
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
     runner = make_runner(settings=NO_TIMER, queues={"batchSize": 1, "newBatchThreshold": 0})
     sender = queue(names["WORK_QUEUE"], base64=True)
     sender.create_queue()
@@ -174,8 +178,8 @@ def test_batch_size_one_processes_messages_one_at_a_time(
 
 
 def test_a_long_invocation_keeps_its_message_leased(
-        make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient],
-        names: dict[str, str]) -> None:
+    make_runner: Callable[..., LocalRunner], queue: Callable[..., QueueClient], names: dict[str, str]
+) -> None:
     # A 2 s lease renewed at half-life: without renewal the message would reappear while the
     # function still runs and be processed twice.
     runner = make_runner(settings=NO_TIMER, message_lease_seconds=2)

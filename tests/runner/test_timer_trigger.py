@@ -22,8 +22,7 @@ def timer_runner(clock: FakeClock) -> Iterator[Callable[..., LocalRunner]]:
     runners: list[LocalRunner] = []
 
     def build(schedule: str = "*/5 * * * * *") -> LocalRunner:
-        runner = LocalRunner(sample_app.timer_app, settings={"TICK_SCHEDULE": schedule},
-                             host_json=HOST, clock=clock)
+        runner = LocalRunner(sample_app.timer_app, settings={"TICK_SCHEDULE": schedule}, host_json=HOST, clock=clock)
         runners.append(runner)
         return runner
 
@@ -32,8 +31,7 @@ def timer_runner(clock: FakeClock) -> Iterator[Callable[..., LocalRunner]]:
         runner.stop(timeout=10)
 
 
-def test_timer_fires_at_the_ncrontab_slots(timer_runner: Callable[..., LocalRunner],
-                                           clock: FakeClock) -> None:
+def test_timer_fires_at_the_ncrontab_slots(timer_runner: Callable[..., LocalRunner], clock: FakeClock) -> None:
     runner = timer_runner("*/5 * * * * *")  # seconds first: every 5 seconds
     with runner:
         assert PROBE.timer_calls == []  # 12:00:01, next slot 12:00:05
@@ -53,7 +51,8 @@ def test_timer_fires_at_the_ncrontab_slots(timer_runner: Callable[..., LocalRunn
 
 
 def test_timer_is_a_singleton_and_skips_slots_missed_while_running(
-        timer_runner: Callable[..., LocalRunner], clock: FakeClock) -> None:
+    timer_runner: Callable[..., LocalRunner], clock: FakeClock
+) -> None:
     gate = threading.Event()
     PROBE.timer_gate = gate
     runner = timer_runner("*/5 * * * * *")
@@ -77,8 +76,7 @@ def test_run_on_startup_and_no_retry_after_a_failure(clock: FakeClock) -> None:
     calls: list[bool] = []
     app = func.FunctionApp()
 
-    @app.timer_trigger(arg_name="timer", schedule="0 0 * * * *", run_on_startup=True,
-                       use_monitor=False)
+    @app.timer_trigger(arg_name="timer", schedule="0 0 * * * *", run_on_startup=True, use_monitor=False)
     def hourly(timer: func.TimerRequest) -> None:
         calls.append(timer.past_due)
         if len(calls) == 1:
@@ -95,8 +93,7 @@ def test_run_on_startup_and_no_retry_after_a_failure(clock: FakeClock) -> None:
 
 
 def test_timespan_schedule_and_fire_timer_without_start(clock: FakeClock) -> None:
-    runner = LocalRunner(sample_app.timer_app, settings={"TICK_SCHEDULE": "00:10:00"},
-                         host_json=HOST, clock=clock)
+    runner = LocalRunner(sample_app.timer_app, settings={"TICK_SCHEDULE": "00:10:00"}, host_json=HOST, clock=clock)
     assert "tick: timerTrigger '00:10:00' (UTC)" in runner.describe()
     assert runner.fire_timer("tick") == "succeeded"
     assert PROBE.timer_calls == [(False, "2030-01-01T12:10:01+00:00")]

@@ -1,0 +1,115 @@
+"""Per-process admission against an in-memory cluster (the CapacitySource Protocol, not a patch):
+list calls are cached, own creates are counted meanwhile, refusals shrink the budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.adapters.kube import Page
+from shared.capacity import Demand
+from shared.services.admission import Admission
+from shared.settings import Settings
+from tests.unit.test_capacity import QUOTA_MESSAGE, job, pod
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+ONE = Demand(groups=1, cores=Decimal(1), creates=1)
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, Any]] = []
+        self.pods: list[dict[str, Any]] = []
+        self.lists = 0
+
+    def list_jobs(self, *, label_selector: str, limit: int, continue_token: str | None = None) -> Page:
+        self.lists += 1
+        return Page(list(self.jobs), None)
+
+    def list_pods(self, *, label_selector: str) -> list[dict[str, Any]]:
+        self.lists += 1
+        return list(self.pods)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make(make_settings: Callable[..., Settings], **env: str) -> tuple[Admission, FakeCluster, Clock]:
+    clock = Clock()
+    s = make_settings(
+        VNB_CAPACITY_CONTAINER_GROUPS=env.pop("groups", "10"),
+        VNB_CAPACITY_CACHE_SECONDS="5",
+        **env,
+    )
+    return Admission(s, clock=clock), FakeCluster(), clock
+
+
+def admit(a: Admission, c: FakeCluster, key: str = "k") -> Any:
+    return a.admit(c, ONE, key=key, first_seen=NOW, now=NOW)
+
+
+def test_own_creates_are_counted_without_listing_per_message(make_settings: Callable[..., Settings]) -> None:
+    a, cluster, _ = make(make_settings, groups="100")
+    for i in range(9):
+        d = admit(a, cluster, f"k{i}")
+        assert d.admitted
+        a.created(d.ticket)
+    assert cluster.lists == 2  # one refresh: a job list and a pod list
+    # A tenth of the budget admitted since the last list: list again before admitting more.
+    for i in range(9, 30):
+        a.created(admit(a, cluster, f"k{i}").ticket)
+    assert cluster.lists == 6
+
+
+def test_at_quota_the_next_request_waits_naming_the_resource(make_settings: Callable[..., Settings]) -> None:
+    a, cluster, clock = make(make_settings)
+    cluster.jobs = [job(f"j{i}", age=600, active=1) for i in range(10)]
+    cluster.pods = [pod(f"j{i}", "Running", age=590) for i in range(10)]
+    d = admit(a, cluster)
+    assert not d.admitted
+    assert d.reason == "waiting for capacity: 10/10 container groups in use, this request needs 1"
+    assert 1 <= d.delay <= 20
+    # Two Jobs finish and their pods are deleted: after the cache period the view says so.
+    cluster.jobs, cluster.pods = cluster.jobs[2:], cluster.pods[2:]
+    assert not admit(a, cluster).admitted  # still the cached view
+    clock.t = 6
+    assert admit(a, cluster).admitted
+
+
+def test_charges_of_in_flight_creates_survive_a_refresh(make_settings: Callable[..., Settings]) -> None:
+    a, cluster, clock = make(make_settings, groups="2")
+    first = admit(a, cluster, "a")
+    assert first.admitted
+    clock.t = 6  # refresh while "a" is being created: the list cannot show it yet
+    second = admit(a, cluster, "b")
+    assert second.admitted
+    assert not admit(a, cluster, "c").admitted
+    a.refund(first.ticket)  # "a" turned out a duplicate: nothing was created
+    assert admit(a, cluster, "c").admitted
+
+
+def test_a_refusal_halves_the_budget_once_per_period_then_it_grows_back(make_settings: Callable[..., Settings]) -> None:
+    a, cluster, clock = make(make_settings, groups="100")
+    admit(a, cluster)
+    a.refused(why="quota")
+    a.refused(why="quota")  # the same burst of refusals: one shrink
+    assert a.factor == 0.5
+    assert a.budget().scaled(100) == 50
+    clock.t = 6
+    admit(a, cluster)  # a clean refresh after the cache period
+    assert a.factor == 0.6
+
+
+def test_refused_pods_seen_in_the_list_shrink_the_budget(make_settings: Callable[..., Settings]) -> None:
+    a, cluster, _ = make(make_settings, groups="100")
+    cluster.jobs = [job("j", failed=1)]
+    cluster.pods = [pod("j", "Failed", reason="ProviderFailed", message=QUOTA_MESSAGE)]
+    admit(a, cluster)
+    assert a.factor == 0.5
