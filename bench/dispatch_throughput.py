@@ -190,8 +190,10 @@ def run_app(
             Path(profile).write_text(profiler.output_html())
             print(profiler.output_text(unicode=True, color=False, show_all=False)[:6000])
         from shared.jobspec import job_name
+        from shared.settings import Settings
 
-        names = [job_name(f"{tag}-{i:06d}") for i in range(n)]
+        app = Settings.from_env(settings)
+        names = [job_name(f"{tag}-{i:06d}", settings=app) for i in range(n)]
         return summarise("app", kube, names, sent, start, handling, cpu)
 
 
@@ -287,7 +289,7 @@ def run_floor(azurite: Any, workdir: Path, n: int, tag: str, *, quiet: bool = Fa
                 done.set()
                 poller.join(5)
                 workers.shutdown(wait=True)
-        names = [job_name(b["id"]) for b in raw]
+        names = [job_name(b["id"], settings=settings) for b in raw]
         if quiet:
             return {}
         return summarise("floor", kube, names, sent, start, handling, cpu)

@@ -33,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import IMAGE, REPO, TimedKubeStandIn, app_settings, machine, quiet_logs
 from shared.jobspec import job_name
+from shared.settings import Settings
 
 NS = "vnode-batch"
 
@@ -58,13 +59,14 @@ def measure(azurite: Any, workdir: Path, schedule: str, samples: int, idle: floa
         events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])
         for q in (requests_q, events_q):
             q.create_queue()
+        app = Settings.from_env(settings)
         with LocalRunner(function_app.app, settings=settings, host_json=REPO / "host.json"):
             last_activity = time.time()
             for i in range(samples):
                 while time.time() - last_activity < idle:
                     time.sleep(0.05)
                 key = f"{tag}-{i}"
-                name = job_name(key)
+                name = job_name(key, settings=app)
                 requests_q.send_message(json.dumps({"id": key, "image": IMAGE, "command": ["sh", "-c", "echo hi"]}))
                 t_enqueue = time.time()
                 while name not in kube.created_at:

@@ -8,12 +8,13 @@ adapter sends it. Every manifest it renders validates against the Kubernetes Ope
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.quantity import format_cpu, format_memory, parse_cpu, parse_memory
+from shared.quantity import aci_cpu, aci_memory, format_cpu, format_memory_decimal, parse_cpu, parse_memory
 from shared.request import RESERVED_LABEL_DOMAIN, BatchRequest
 from shared.settings import Settings
 
@@ -30,6 +31,8 @@ ANN_CORRELATION_ID = f"{RESERVED_LABEL_DOMAIN}/correlation-id"
 ANN_ENQUEUED_AT = f"{RESERVED_LABEL_DOMAIN}/enqueued-at"
 ANN_REQUEST_HASH = f"{RESERVED_LABEL_DOMAIN}/request-hash"
 ANN_SCHEMA = f"{RESERVED_LABEL_DOMAIN}/schema"
+ANN_RESOURCES = f"{RESERVED_LABEL_DOMAIN}/resources"
+"""JSON ``{"cpu": {"requested", "applied"}, "memory": {...}}``: what was asked and what ACI gets."""
 CONTAINER = "main"
 VIRTUAL_NODE_NAME = "virtual-node-aci-linux"
 
@@ -45,11 +48,10 @@ TOLERATIONS = [
     {"key": "azure.com/aci", "effect": "NoSchedule"},
 ]
 
-# 52, not 63: an Indexed Job's pods get the hostname "<job>-<index>" and the Job controller
-# copies the name into label values (≤ 63), so the name keeps room for the index suffix.
-MAX_JOB_NAME = 52
+_PREFIX = "vnb-"
 _HASH_LEN = 10
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
+_HYPHENS = re.compile(r"-{2,}")
 
 
 @dataclass(frozen=True)
@@ -65,23 +67,93 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:_HASH_LEN]
 
 
-def job_name(key: str) -> str:
-    """A stable DNS-1123 label for an idempotency key: ``vnb-<slug>-<hash>`` (≤ 52 chars).
+def job_name(key: str, *, settings: Settings) -> str:
+    """The Job name of an idempotency key in the configured namespace: ``vnb-<slug>-<hash>``.
 
-    The hash makes names unique even when two keys slugify alike ("A_1" vs "a-1").
+    At most ``settings.job_name_budget`` characters (42 in the namespace ``vnode-batch`` with
+    VNB_MAX_COMPLETIONS=100, 45 with 1), so that every pod's ACI container group ``<namespace>-<pod>`` fits
+    63 characters; see ``Settings.job_name_budget``. Stable for a key and these settings.
     """
-    slug = _NOT_DNS.sub("-", key.lower()).strip("-")
-    room = MAX_JOB_NAME - len("vnb-") - 1 - _HASH_LEN
-    slug = slug[:room].rstrip("-")
-    return f"vnb-{slug}-{key_hash(key)}" if slug else f"vnb-{key_hash(key)}"
+    return job_name_within(key, settings.job_name_budget)
+
+
+def job_name_within(key: str, budget: int) -> str:
+    """``vnb-<slug>-<hash>`` in at most ``budget`` (≥ 14) characters.
+
+    The slug is the key lowercased, anything outside ``[a-z0-9-]`` and every run of hyphens
+    made one hyphen, cut to fit and never ending in ``-``: ACI refuses container-group names
+    with two hyphens in a row (Azure naming rules for Microsoft.ContainerInstance), and the
+    name sits inside ``<namespace>-<job>-<index>-<random>``. The hash of the exact key keeps
+    names unique when two keys slugify alike ("A_1" vs "a-1") or are cut alike.
+    """
+    digest = key_hash(key)
+    room = min(budget, 63) - len(_PREFIX) - 1 - _HASH_LEN
+    slug = _HYPHENS.sub("-", _NOT_DNS.sub("-", key.lower())).strip("-")
+    slug = slug[: max(room, 0)].rstrip("-")
+    return f"{_PREFIX}{slug}-{digest}" if slug else f"{_PREFIX}{digest}"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """CPU and memory of a request: as asked (None: the setting's default) and as ACI gets them.
+
+    Applied values are on ACI's steps (10m CPU, 100 MB decimal memory), rounded up, so the
+    virtual node passes them on unchanged with request == limit (shared.quantity.aci_cpu/aci_memory).
+    """
+
+    cpu_requested: str | None
+    cpu: str
+    memory_requested: str | None
+    memory: str
+
+    def as_dict(self) -> dict[str, dict[str, str | None]]:
+        return {
+            "cpu": {"requested": self.cpu_requested, "applied": self.cpu},
+            "memory": {"requested": self.memory_requested, "applied": self.memory},
+        }
+
+    def changes(self) -> list[str]:
+        """Human-readable notes for values that differ from what was asked (for ``cli render``)."""
+        notes = []
+        if self.cpu_requested is not None and parse_cpu(self.cpu_requested) != parse_cpu(self.cpu):
+            notes.append(
+                f"cpu: requested {self.cpu_requested}, applied {self.cpu} (ACI takes vCPU in steps of 10m; rounded up)"
+            )
+        if self.memory_requested is not None and parse_memory(self.memory_requested) != parse_memory(self.memory):
+            notes.append(
+                f"memory: requested {self.memory_requested}, applied {self.memory} "
+                "(ACI takes memory in steps of 0.1 GB decimal; rounded up)"
+            )
+        return notes
+
+
+def resources_for(request: BatchRequest, settings: Settings) -> Resources:
+    """What the request asked for and what the manifest will carry (requests = limits)."""
+    cpu = aci_cpu(parse_cpu(request.cpu) if request.cpu else settings.default_cpu)
+    memory = aci_memory(parse_memory(request.memory) if request.memory else settings.default_memory)
+    return Resources(
+        cpu_requested=None if request.cpu is None else str(request.cpu),
+        cpu=format_cpu(cpu),
+        memory_requested=None if request.memory is None else str(request.memory),
+        memory=format_memory_decimal(memory),
+    )
+
+
+def literal_env_value(value: str) -> str:
+    """``value`` written so the container receives it unchanged.
+
+    virtual-kubelet resolves env values like the kubelet (node/env.go, k8s expansion rules):
+    ``$$`` becomes ``$`` and ``$(NAME)`` becomes NAME's value. Doubling every ``$`` makes
+    each one literal: ``s3cr$$t`` is written ``s3cr$$$$t`` and arrives as ``s3cr$$t``.
+    """
+    return value.replace("$", "$$")
 
 
 def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> dict[str, Any]:
     """The Job manifest for one request (a plain dict, ready to POST)."""
-    cpu = format_cpu(parse_cpu(request.cpu) if request.cpu else settings.default_cpu)
-    memory = format_memory(parse_memory(request.memory) if request.memory else settings.default_memory)
-    resources = {"cpu": cpu, "memory": memory}
-    name = job_name(meta.key)
+    applied = resources_for(request, settings)
+    resources = {"cpu": applied.cpu, "memory": applied.memory}
+    name = job_name(meta.key, settings=settings)
     labels = {
         **(request.labels or {}),
         MANAGED_BY: MANAGER,
@@ -92,16 +164,17 @@ def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> di
         ANN_MESSAGE_ID: meta.message_id,
         ANN_REQUEST_HASH: request.content_hash(),
         ANN_SCHEMA: "v1",
+        ANN_RESOURCES: json.dumps(applied.as_dict(), separators=(",", ":")),
     }
     if request.correlationId:
         annotations[ANN_CORRELATION_ID] = request.correlationId
     if meta.enqueued_at:
         annotations[ANN_ENQUEUED_AT] = meta.enqueued_at.isoformat().replace("+00:00", "Z")
 
-    env = [{"name": k, "value": v} for k, v in (request.env or {}).items()]
-    env.append({"name": "VNB_REQUEST_KEY", "value": meta.key})
+    pairs = [*(request.env or {}).items(), ("VNB_REQUEST_KEY", meta.key)]
     if request.correlationId:
-        env.append({"name": "VNB_CORRELATION_ID", "value": request.correlationId})
+        pairs.append(("VNB_CORRELATION_ID", request.correlationId))
+    env = [{"name": k, "value": literal_env_value(v)} for k, v in pairs]
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": request.image,

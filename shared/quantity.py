@@ -14,6 +14,15 @@ from kubernetes.utils.quantity import parse_quantity
 
 _MI = 1024 * 1024
 
+ACI_CPU_STEP = Decimal("0.01")
+"""azure-aci ``getContainers`` (pkg/provider/aci.go) sends the CPU *request* floored to 0.01 vCPU
+(``float64(MilliValue()/10)/100``) but the *limit* exactly (``MilliValue()/1000``): only a
+multiple of 10m arrives as request == limit, which ACI requires (it refuses a limit above the
+request: ``ContainerLimitGreaterThanContainerGroupTotalRequest``)."""
+ACI_MEMORY_STEP = 100_000_000
+"""azure-aci ``getContainers`` sends memory request and limit as decimal GB floored to 0.1
+(``float64(Value()/100000000)/10``): a multiple of 100 MB (decimal) arrives unchanged."""
+
 
 def _parse(value: str | int | float | Decimal, what: str) -> Decimal:
     if isinstance(value, bool):
@@ -58,3 +67,34 @@ def human_memory(size: int) -> str:
     if gib >= 1:
         return f"{gib.normalize():f}Gi"
     return f"{Decimal(size) / _MI:.0f}Mi"
+
+
+def aci_cpu(cores: Decimal) -> Decimal:
+    """CPU as ACI will receive it, rounded UP to a multiple of 10m (``0.125`` → ``0.13``).
+
+    Rounding up gives the container at least what was asked; see ACI_CPU_STEP for why.
+    """
+    steps = (cores / ACI_CPU_STEP).to_integral_value(rounding="ROUND_CEILING")
+    return steps * ACI_CPU_STEP
+
+
+def aci_memory(size: int) -> int:
+    """Memory in bytes as ACI will receive it, rounded UP to 100 MB decimal (``1.5Gi`` → 1.7e9).
+
+    The virtual node floors to 0.1 GB (ACI_MEMORY_STEP); a value already on that step is what
+    ACI gets, and rounding up means it is never less than what was asked.
+    """
+    return -(-size // ACI_MEMORY_STEP) * ACI_MEMORY_STEP
+
+
+def format_memory_decimal(size: int) -> str:
+    """A decimal quantity as Kubernetes writes it canonically: ``"2G"``, ``"1500M"``, bytes otherwise."""
+    for suffix, factor in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)
+
+
+def human_memory_decimal(size: int) -> str:
+    """For messages about ACI: ``1.7 GB`` (decimal, as ACI counts)."""
+    return f"{(Decimal(size) / 10**9).normalize():f} GB"

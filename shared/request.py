@@ -29,7 +29,15 @@ from pydantic import (
     model_validator,
 )
 
-from shared.quantity import format_cpu, human_memory, parse_cpu, parse_memory
+from shared.quantity import (
+    aci_cpu,
+    aci_memory,
+    format_cpu,
+    human_memory,
+    human_memory_decimal,
+    parse_cpu,
+    parse_memory,
+)
 from shared.settings import Settings
 
 SCHEMA_VERSION = "v1"
@@ -38,6 +46,10 @@ MAX_ENV_BYTES = 32 * 1024
 MIN_CPU = Decimal("0.1")
 MIN_MEMORY = 128 * 1024 * 1024  # 128Mi
 RESERVED_LABEL_DOMAIN = "vnode-batch.io"
+JOB_CONTROLLER_LABELS = frozenset({"job-name", "controller-uid"})
+"""Unprefixed pod-template labels the Job controller sets itself (with batch.kubernetes.io/job-name
+and batch.kubernetes.io/controller-uid); the batch API refuses a template giving them other
+values (kubernetes pkg/apis/batch/validation ValidateGeneratedSelector)."""
 
 _KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -55,7 +67,9 @@ _IMAGE = re.compile(
 Key = Annotated[str, StringConstraints(pattern=_KEY)]
 Arg = Annotated[str, StringConstraints(max_length=4096)]
 EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME, max_length=128)]
-EnvValue = Annotated[str, StringConstraints(max_length=8192)]
+# min_length 1: azure-aci getContainers (pkg/provider/aci.go) passes only variables whose value
+# is not empty, so an empty one would silently be missing in the container.
+EnvValue = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
 
 
 @dataclass(frozen=True)
@@ -106,15 +120,21 @@ class BatchRequest(BaseModel):
         description="Arguments. The virtual node needs `command` whenever `args` is given.",
     )
     env: dict[EnvName, EnvValue] | None = Field(
-        None, max_length=100, description="Environment variables (plain strings, 32 KiB in all)."
+        None,
+        max_length=100,
+        description="Environment variables (plain strings, 32 KiB in all), passed literally: `$` and "
+        "`$(NAME)` are not expanded. Names are letters, digits and `_`, not starting with a digit; "
+        "values may not be empty (the virtual node drops empty variables).",
     )
     cpu: str | float | int | None = Field(
         None,
-        description="vCPU (number or Kubernetes quantity like `500m`); requests = limits.",
+        description="vCPU (number or Kubernetes quantity like `500m`); requests = limits, rounded up to a "
+        "multiple of 10m, the step ACI takes (`125m` runs as `130m`).",
     )
     memory: str | int | None = Field(
         None,
-        description="Memory as a Kubernetes quantity (`512Mi`, `1.5Gi`); requests = limits.",
+        description="Memory as a Kubernetes quantity (`512Mi`, `1.5G`); requests = limits, rounded up to "
+        "100 MB decimal, the step ACI takes (`1.5Gi` = 1.61 GB runs as `1700M`).",
     )
     completions: StrictInt = Field(
         1, ge=1, description="Number of successful runs wanted; > 1 makes an Indexed Job (JOB_COMPLETION_INDEX)."
@@ -177,9 +197,12 @@ class BatchRequest(BaseModel):
         if cores < MIN_CPU:
             raise ValueError("at least 0.1 vCPU (100m)")
         settings = _settings(info)
-        if settings is not None and cores > settings.max_cpu:
+        applied = aci_cpu(cores)
+        if settings is not None and applied > settings.max_cpu:
+            rounded = "" if applied == cores else f" ({format_cpu(applied)} once rounded up to ACI's 10m steps)"
             raise ValueError(
-                f"{format_cpu(cores)} vCPU is above the limit of {format_cpu(settings.max_cpu)} (VNB_MAX_CPU; ACI container groups)"
+                f"{format_cpu(cores)} vCPU{rounded} is above the limit of {format_cpu(settings.max_cpu)} "
+                "(VNB_MAX_CPU, ACI container groups)"
             )
         return format_cpu(cores)
 
@@ -192,9 +215,11 @@ class BatchRequest(BaseModel):
         if size < MIN_MEMORY:
             raise ValueError("at least 128Mi")
         settings = _settings(info)
-        if settings is not None and size > settings.max_memory:
+        applied = aci_memory(size)
+        if settings is not None and applied > settings.max_memory:
             raise ValueError(
-                f"{human_memory(size)} is above the limit of {human_memory(settings.max_memory)} (VNB_MAX_MEMORY; ACI container groups)"
+                f"{human_memory(size)} ({human_memory_decimal(applied)} in ACI's 0.1 GB steps) is above the limit of "
+                f"{human_memory_decimal(settings.max_memory)} (VNB_MAX_MEMORY, ACI container groups)"
             )
         return human_memory(size) if size % (1024 * 1024) == 0 else str(size)
 
@@ -210,13 +235,13 @@ class BatchRequest(BaseModel):
                 problems.append(f"label {key!r}: prefix must be a DNS subdomain")
             elif not _LABEL_NAME.match(name):
                 problems.append(f"label {key!r}: name must be ≤ 63 alphanumerics, '-', '_' or '.'")
-            elif (
-                prefix.endswith(RESERVED_LABEL_DOMAIN)
-                or prefix.startswith("kubernetes.io")
-                or prefix.endswith((".kubernetes.io", "k8s.io"))
-                or (prefix == "app.kubernetes.io" and name == "managed-by")
-            ):
-                problems.append(f"label {key!r}: that prefix is reserved")
+            elif not prefix and name in JOB_CONTROLLER_LABELS:
+                problems.append(
+                    f"label {key!r}: set by the Kubernetes Job controller on every pod; the batch API refuses "
+                    "a Job that sets it (use another name, e.g. `app`)"
+                )
+            elif _reserved_prefix(prefix, name):
+                problems.append(f"label {key!r}: reserved for Kubernetes or vnode-batch (prefix {prefix!r})")
             if not _LABEL_VALUE.match(val):
                 problems.append(f"label {key!r}: value must be ≤ 63 alphanumerics, '-', '_' or '.'")
         if problems:
@@ -253,6 +278,22 @@ class BatchRequest(BaseModel):
         body = self.model_dump(mode="json", exclude={"id"}, exclude_none=True)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _reserved_prefix(prefix: str, name: str) -> bool:
+    """Label prefixes a request may not use.
+
+    ``kubernetes.io`` and ``k8s.io`` and their subdomains are reserved for Kubernetes
+    components (Kubernetes docs "Labels and Selectors", syntax and character set), which
+    covers ``batch.kubernetes.io/job-name`` and ``batch.kubernetes.io/controller-uid`` that the
+    Job controller sets. The recommended ``app.kubernetes.io/*`` labels are meant for users,
+    except ``managed-by``, which the app sets. ``vnode-batch.io`` is the app's own.
+    """
+    if not prefix:
+        return False
+    if prefix == "app.kubernetes.io":
+        return name == "managed-by"
+    return any(prefix == d or prefix.endswith("." + d) for d in ("kubernetes.io", "k8s.io", RESERVED_LABEL_DOMAIN))
 
 
 def _settings(info: ValidationInfo) -> Settings | None:
@@ -320,6 +361,11 @@ def _field_error(item: Any) -> FieldError:
     message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
     if kind == "string_pattern_mismatch" and parts:
         message = _PATTERN_HELP.get(parts[0], message) + " (pattern mismatch)"
+    if kind == "string_too_short" and parts[:1] == ["env"]:
+        message = (
+            "empty value: the virtual node drops environment variables with an empty value, "
+            "so the container would not see it; leave it out or give a value"
+        )
     if kind == "extra_forbidden":
         message = "unknown field (schema v1 accepts: " + ", ".join(_FIELDS) + ")"
     elif kind == "missing":

@@ -18,7 +18,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.quantity import parse_cpu, parse_memory
+from shared.quantity import aci_cpu, aci_memory, parse_cpu, parse_memory
+
+ACI_MAX_CPU = Decimal(4)
+"""vCPU per container group ACI offers in most regions (ACI "resource availability" doc;
+../shared/reference/virtual-node.md): more fails, usually on capacity."""
+ACI_MAX_MEMORY = 16 * 10**9
+"""Bytes per container group ACI offers in most regions: 16 GB *decimal*. 16Gi is 17.18 GB
+and 15Gi 16.1 GB as the virtual node converts them (azure-aci ``getContainers``): both fail."""
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MIN_JOB_NAME = 14
+"""The shortest Job name the app makes: ``vnb-`` + a 10-character hash of the key (shared.jobspec)."""
 
 STORAGE_CONNECTION = "AzureWebJobsStorage"
 """The connection name every queue binding uses (a setting *prefix* with identity connections)."""
@@ -91,7 +101,13 @@ class Settings(BaseModel):
     kube_context: str | None = _field(
         "VNB_KUBE_CONTEXT", None, "Context to use from the kubeconfig (default: its current-context)."
     )
-    namespace: str = _field("VNB_NAMESPACE", "vnode-batch", "Namespace the Jobs are created in.")
+    namespace: str = _field(
+        "VNB_NAMESPACE",
+        "vnode-batch",
+        "Namespace the Jobs are created in. On the virtual node every pod becomes the ACI container "
+        "group `<namespace>-<pod name>` (≤ 63 characters, no `--`), so a long namespace leaves less "
+        "room for Job names; startup fails if none is left for VNB_MAX_COMPLETIONS.",
+    )
     kube_timeout_seconds: float = _field(
         "VNB_KUBE_TIMEOUT_SECONDS",
         10.0,
@@ -110,19 +126,22 @@ class Settings(BaseModel):
     )
     default_memory: int = _field(
         "VNB_DEFAULT_MEMORY",
-        parse_memory("1.5Gi"),
-        "Memory for a request without `memory`, as a Kubernetes quantity (ACI's default is 1.5 GB).",
+        parse_memory("1.5G"),
+        "Memory for a request without `memory`, as a Kubernetes quantity (ACI's default is 1.5 GB). "
+        "Rounded up to 100 MB (decimal) like a request's.",
     )
     max_cpu: Decimal = _field(
         "VNB_MAX_CPU",
         Decimal(4),
-        "Largest `cpu` a request may ask for. ACI allows up to 31 vCPU per container group, "
-        "but above 4 vCPU requests often fail on regional capacity.",
+        "Largest `cpu` a request may ask for, at most 4 (ACI's per-container-group maximum in most regions). "
+        "Compared with the CPU after rounding up to 10m.",
     )
     max_memory: int = _field(
         "VNB_MAX_MEMORY",
-        parse_memory("16Gi"),
-        "Largest `memory` a request may ask for (ACI: up to 240 GB; above 16 GB capacity is scarce).",
+        ACI_MAX_MEMORY,
+        "Largest `memory` a request may ask for, at most `16G` (16 GB decimal, ACI's per-container-group "
+        "maximum in most regions; `16Gi` is 17.2 GB and is refused). Compared with the memory after rounding "
+        "up to 100 MB.",
     )
     max_completions: int = _field(
         "VNB_MAX_COMPLETIONS",
@@ -445,12 +464,18 @@ class Settings(BaseModel):
                     problems.append(f"{alias}: required when VNB_CLUSTER_MODE=aks")
         if self.default_cpu > self.max_cpu:
             problems.append("VNB_DEFAULT_CPU: larger than VNB_MAX_CPU")
-        if self.max_cpu > Decimal(31):
-            problems.append("VNB_MAX_CPU: ACI allows at most 31 vCPU per container group")
-        if self.default_memory > self.max_memory:
-            problems.append("VNB_DEFAULT_MEMORY: larger than VNB_MAX_MEMORY")
-        if self.max_memory > parse_memory("240Gi"):
-            problems.append("VNB_MAX_MEMORY: ACI allows at most 240 GB per container group")
+        if self.max_cpu > ACI_MAX_CPU:
+            problems.append("VNB_MAX_CPU: ACI allows at most 4 vCPU per container group (in most regions)")
+        elif aci_cpu(self.default_cpu) > self.max_cpu:
+            problems.append("VNB_DEFAULT_CPU: rounded up to 10m for ACI it is larger than VNB_MAX_CPU")
+        if self.max_memory > ACI_MAX_MEMORY:
+            problems.append(
+                f"VNB_MAX_MEMORY: ACI allows at most 16 GB (decimal) per container group, "
+                f"{self.max_memory / 10**9:.2f} GB is more (use `16G`, not `16Gi` = 17.18 GB)"
+            )
+        elif aci_memory(self.default_memory) > self.max_memory:
+            problems.append("VNB_DEFAULT_MEMORY: rounded up to 100 MB for ACI it is larger than VNB_MAX_MEMORY")
+        problems.extend(self._namespace_problems())
         if self.capacity_creates_per_5min > self.capacity_creates_per_hour:
             problems.append("VNB_CAPACITY_CREATES_PER_5MIN: larger than VNB_CAPACITY_CREATES_PER_HOUR")
         if self.default_timeout_seconds > self.max_timeout_seconds:
@@ -458,6 +483,44 @@ class Settings(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _namespace_problems(self) -> list[str]:
+        ns = self.namespace
+        if not _DNS_LABEL.match(ns):
+            return [
+                "VNB_NAMESPACE: a namespace is 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+            ]
+        if "--" in ns:
+            # ACI container-group names may not contain two hyphens in a row, and every pod's
+            # group is named "<namespace>-<pod name>" (azure-aci pkg/provider/aci.go containerGroupName).
+            return [
+                "VNB_NAMESPACE: contains '--', and ACI refuses container-group names (`<namespace>-<pod>`) with consecutive hyphens"
+            ]
+        room = self.job_name_budget
+        if room < MIN_JOB_NAME:
+            longest = len(ns) - (MIN_JOB_NAME - room)
+            return [
+                f"VNB_NAMESPACE: {len(ns)} characters leave {max(room, 0)} for Job names with VNB_MAX_COMPLETIONS="
+                f"{self.max_completions} but at least {MIN_JOB_NAME} are needed, so the namespace may have at most "
+                f"{longest} characters (ACI container groups are named `<namespace>-<pod name>`, ≤ 63)"
+            ]
+        return []
+
+    @property
+    def job_name_budget(self) -> int:
+        """Longest Job name whose pods' ACI container groups stay within 63 characters.
+
+        ``63 - len(namespace) - 1 - 6``: the group is ``<namespace>-<pod>`` (azure-aci
+        ``containerGroupName``) and a pod is ``<generateName>`` + 5 random characters, with
+        generateName ``<job>-`` (Kubernetes Job controller; apiserver ``SimpleNameGenerator``).
+        For an Indexed Job generateName is ``<job>-<index>-`` (``podGenerateNameWithIndex``), so
+        the widest index, ``VNB_MAX_COMPLETIONS - 1``, and its hyphen come off too; that also keeps
+        the pods' hostname ``<job>-<index>`` within 63.
+        """
+        room = 63 - len(self.namespace) - 1 - 6
+        if self.max_completions > 1:
+            room -= len(str(self.max_completions - 1)) + 1
+        return room
 
     # --- construction --------------------------------------------------------------------
     @classmethod
@@ -525,7 +588,7 @@ def markdown_table() -> str:
         elif isinstance(default, tuple):
             shown = "`" + ",".join(str(x) for x in default) + "`"
         elif name in ("default_memory", "max_memory"):
-            shown = "`1.5Gi`" if name == "default_memory" else "`16Gi`"
+            shown = "`1.5G`" if name == "default_memory" else "`16G`"
         else:
             shown = f"`{default}`"
         doc = (f.description or "").replace("|", "\\|")

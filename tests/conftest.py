@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -14,10 +14,7 @@ from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], *, what: str = "condition", timeout: float = 30.0) -> T:
+def wait_for[T](probe: Callable[[], T | None], *, what: str = "condition", timeout: float = 30.0) -> T:
     """Poll until ``probe`` returns something truthy and return it; fail naming ``what``.
 
     Tests wait for behaviour this way instead of asserting durations.
@@ -65,3 +62,10 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 def sample_requests() -> dict[str, Any]:
     return json.loads((REPO / "samples" / "requests.json").read_text())
+
+
+def job_name_for(key: str, **overrides: str) -> str:
+    """The Job name the app gives ``key`` with the test settings (namespace ``vnode-batch``)."""
+    from shared.jobspec import job_name
+
+    return job_name(key, settings=Settings.from_env(make_env(**overrides)))

@@ -20,8 +20,7 @@ import pytest
 from devtools.runner import LocalRunner
 from shared import roles
 from shared.bootstrap_plan import Step
-from shared.jobspec import job_name
-from tests.conftest import wait_for
+from tests.conftest import job_name_for, wait_for
 from tests.integration.bootstrap_fixtures import *  # noqa: F403
 from tests.integration.bootstrap_fixtures import NS, AksWorld
 from tests.integration.conftest import Queues
@@ -70,7 +69,7 @@ def test_requests_wait_for_the_bootstrap_then_run_on_the_virtual_node(
         runner.run_until_idle(timeout=30)
 
     # Exactly one Job per request, on the virtual node, each reported once by the reconciler.
-    assert sorted(j["metadata"]["name"] for j in aks.kube.jobs(NS)) == sorted(job_name(k) for k in keys)
+    assert sorted(j["metadata"]["name"] for j in aks.kube.jobs(NS)) == sorted(job_name_for(k) for k in keys)
     assert nodes.seen == {"virtual-node-aci-linux"}
     assert sorted(e["data"]["requestKey"] for e in events) == sorted(keys)
     assert {e["type"] for e in events} == {"io.vnodebatch.job.succeeded"}

@@ -15,8 +15,7 @@ import pytest
 
 from devtools.runner import LocalRunner, exported_settings, get_functions_again
 from devtools.standins.kube import KubeStandIn
-from shared.jobspec import job_name
-from tests.conftest import wait_for
+from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues
 from tests.unit.test_request import MALFORMED
 
@@ -42,10 +41,10 @@ def test_valid_request_runs_once_on_the_virtual_node(
     with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *") as runner:
         runner.run_until_idle()
         jobs = kube.jobs(NS)
-        assert [j["metadata"]["name"] for j in jobs] == [job_name("hello-1")]
-        done = wait_for(lambda: condition(kube.job(NS, job_name("hello-1")) or {}), what="job to finish")
+        assert [j["metadata"]["name"] for j in jobs] == [job_name_for("hello-1")]
+        done = wait_for(lambda: condition(kube.job(NS, job_name_for("hello-1")) or {}), what="job to finish")
         assert done == "Complete"
-        pods = [p for p in kube.pods(NS) if p["metadata"]["labels"].get("job-name") == job_name("hello-1")]
+        pods = [p for p in kube.pods(NS) if p["metadata"]["labels"].get("job-name") == job_name_for("hello-1")]
         assert pods
         assert {p["spec"]["nodeName"] for p in pods} == {"virtual-node-aci-linux"}
         assert runner.fire_timer("reconcile") == "succeeded"
@@ -65,7 +64,7 @@ def test_same_message_delivered_twice_creates_one_job(
     queues.submit(body)  # a producer retry: same id, same content
     with make_runner() as runner:
         runner.run_until_idle()
-    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name("dup-1")]
+    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name_for("dup-1")]
     # A duplicate is not an outcome of its own: no rejection, and at most the Job's own completion.
     kinds = [e["type"] for e in queues.drain_events()]
     assert "io.vnodebatch.request.rejected" not in kinds
@@ -102,7 +101,7 @@ def test_redelivered_message_without_id_finds_its_own_job(
             msg = QueueMessage(id=message_id, body=json.dumps({"image": IMAGE}).encode(), dequeue_count=dequeue)
             fn.get_user_function()(msg=msg, events=out)
             assert out.get() is None
-    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name(message_id)]
+    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name_for(message_id)]
 
 
 def test_reused_id_with_different_content_is_rejected(
@@ -163,7 +162,7 @@ def test_base64_producer_is_understood(
     queues.submit(base64.b64encode(body.encode()).decode())
     with make_runner() as runner:
         runner.run_until_idle()
-    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name("b64-1")]
+    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name_for("b64-1")]
 
 
 def test_job_creation_that_keeps_failing_is_retried_poisoned_and_deadlettered(
@@ -196,6 +195,6 @@ def test_transient_failure_then_success_creates_the_job_once(
     with make_runner() as runner:
         wait_for(lambda: kube.jobs(NS), what="the job after a retry")
         runner.run_until_idle()
-    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name("flaky-1")]
+    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name_for("flaky-1")]
     kinds = [e["type"] for e in queues.drain_events()]
     assert not [k for k in kinds if k.startswith("io.vnodebatch.request.")]

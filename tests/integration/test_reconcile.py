@@ -17,10 +17,9 @@ from devtools.runner import LocalRunner, exported_settings
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
 from shared.adapters.queues import Queues as AppQueues
-from shared.jobspec import job_name
 from shared.services.reconcile import KubeJobs, reconcile
 from shared.settings import Settings
-from tests.conftest import wait_for
+from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues
 from tests.unit.test_reconcile_events import validate_event
 
@@ -32,7 +31,7 @@ TERMINAL = ("io.vnodebatch.job.succeeded", "io.vnodebatch.job.failed")
 
 
 def running(kube: KubeStandIn, key: str) -> bool:
-    name = job_name(key)
+    name = job_name_for(key)
     return any(
         p["status"].get("phase") == "Running"
         for p in kube.pods(NS)
@@ -95,7 +94,7 @@ def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_le
     log = EventLog(queues)
     with make_runner(VNB_PENDING_TIMEOUT_SECONDS="3", VNB_KEEP_FINISHED_SECONDS="0"):
         wait_for(lambda: running(kube, "lost-1"), what="lost-1 to run")
-        kube.delete_job_behind_the_apps_back(NS, job_name("lost-1"))
+        kube.delete_job_behind_the_apps_back(NS, job_name_for("lost-1"))
         wait_for(lambda: len(log.poll()) >= len(REQUESTS), what="a terminal event for every request")
         wait_for(lambda: not kube.jobs(NS), what="every reported Job to be deleted")
         time.sleep(1.5)  # more reconcile runs: nothing may be reported twice
@@ -108,7 +107,7 @@ def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_le
     data = {k: v[0]["data"] for k, v in by_key.items()}
 
     ok = data["ok-1"]
-    assert (ok["exitCode"], ok["correlationId"], ok["jobName"]) == (0, "corr-ok", job_name("ok-1"))
+    assert (ok["exitCode"], ok["correlationId"], ok["jobName"]) == (0, "corr-ok", job_name_for("ok-1"))
     assert ok["logTail"][0]["text"] == "hello from ok-1\n"
     assert ok["durationSeconds"] is not None
     assert ok["queueToStartSeconds"] is not None
@@ -137,7 +136,7 @@ def test_a_pass_killed_between_send_and_mark_repeats_the_same_event(
 ) -> None:
     queues.submit({"id": "crash-1", "image": IMAGE, "command": ["sh", "-c", "echo once"]})
     # The PATCH that marks the Job reported fails once, after the event was sent.
-    kube.fail_requests(method="PATCH", path_regex=job_name("crash-1"), status=500, count=1)
+    kube.fail_requests(method="PATCH", path_regex=job_name_for("crash-1"), status=500, count=1)
     log = EventLog(queues)
     with make_runner(VNB_KEEP_FINISHED_SECONDS="0"):
         wait_for(lambda: len(log.poll()) >= 2, what="the event, and its repeat")

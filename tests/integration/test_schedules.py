@@ -19,10 +19,9 @@ import pytest
 from devtools.runner import LocalRunner
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.queues import Queues as AppQueues
-from shared.jobspec import job_name
 from shared.services.schedule import enqueue_due
 from shared.settings import Settings
-from tests.conftest import wait_for
+from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues, drain
 from tests.integration.test_reconcile import EventLog
 
@@ -97,7 +96,7 @@ def test_a_slot_enqueued_by_a_repeated_run_and_a_second_instance_makes_one_job(
         time.sleep(1.2)
         log.poll()
     [job] = kube.jobs(NS)
-    assert job["metadata"]["name"] == job_name("berlin-20261025T003000Z")
+    assert job["metadata"]["name"] == job_name_for("berlin-20261025T003000Z")
     creates = [r for r in kube.request_log if r[0] == "POST" and r[1].endswith("/jobs")]
     assert len(creates) == 3  # two of them met 409 AlreadyExists: no second Job
     [event] = log.events
@@ -150,5 +149,5 @@ def test_the_schedules_function_fired_twice_and_on_a_second_instance(
     with worker:
         worker.run_until_idle()
         wait_for(log.poll, what="the completion event")
-    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name(ids[0])]
+    assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name_for(ids[0])]
     assert [e["data"]["requestKey"] for e in log.events] == [ids[0]]

@@ -98,7 +98,8 @@ def test_accepted_requests_render_valid_schedulable_jobs(body: dict[str, Any]) -
     assert schedulable_on_virtual_node(pod)
     container = pod["containers"][0]
     assert container["resources"]["requests"] == container["resources"]["limits"]
-    assert len(manifest["metadata"]["name"]) <= 52
+    assert len(manifest["metadata"]["name"]) <= SETTINGS.job_name_budget
+    assert "--" not in manifest["metadata"]["name"]
 
 
 @settings(max_examples=300, deadline=None)
@@ -143,10 +144,10 @@ valid_requests = st.fixed_dictionaries(
         "id": label_text,
         "command": st.lists(st.text(max_size=30), min_size=1, max_size=4),
         "env": st.dictionaries(
-            st.from_regex(r"[A-Z][A-Z0-9_]{0,10}", fullmatch=True), st.text(max_size=40), max_size=5
+            st.from_regex(r"[A-Z][A-Z0-9_]{0,10}", fullmatch=True), st.text(min_size=1, max_size=40), max_size=5
         ),
         "cpu": st.sampled_from(["100m", "250m", "0.5", "1", "2", "4", 1, 2.5]),
-        "memory": st.sampled_from(["128Mi", "512Mi", "1Gi", "1.5Gi", "16Gi", "2G"]),
+        "memory": st.sampled_from(["128Mi", "512Mi", "1Gi", "1.5Gi", "14Gi", "16G", "2G"]),
         "completions": st.integers(min_value=1, max_value=100),
         "timeoutSeconds": st.integers(min_value=1, max_value=86_400),
         "retries": st.integers(min_value=0, max_value=10),

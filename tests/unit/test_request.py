@@ -67,6 +67,20 @@ MALFORMED: list[tuple[str, bytes, str, str]] = [
     ("bad label value", j(labels={"team": "has spaces"}), "labels", "value must be"),
     ("reserved label", j(labels={"vnode-batch.io/state": "reported"}), "labels", "reserved"),
     ("managed-by label", j(labels={"app.kubernetes.io/managed-by": "me"}), "labels", "reserved"),
+    # The example: the batch API refuses a template setting the Job controller's labels.
+    ("job-name label", j(labels={"job-name": "nightly-export"}), "labels", "Job controller"),
+    ("controller-uid label", j(labels={"controller-uid": "x"}), "labels", "Job controller"),
+    ("batch job-name label", j(labels={"batch.kubernetes.io/job-name": "x"}), "labels", "reserved"),
+    ("batch controller-uid", j(labels={"batch.kubernetes.io/controller-uid": "x"}), "labels", "reserved"),
+    ("kubernetes.io label", j(labels={"kubernetes.io/role": "x"}), "labels", "reserved"),
+    ("k8s.io label", j(labels={"k8s.io/x": "y"}), "labels", "reserved"),
+    ("k8s.io subdomain", j(labels={"node.k8s.io/x": "y"}), "labels", "reserved"),
+    ("env empty value", j(env={"EMPTY": ""}), "env.EMPTY", "drops environment variables with an empty value"),
+    ("env name with dot", j(env={"A.B": "x"}), "env.A.B", "environment variable name"),
+    ("env name with dash", j(env={"A-B": "x"}), "env.A-B", "environment variable name"),
+    ("memory 16Gi over ACI's 16 GB", j(memory="16Gi"), "memory", "17.2 GB in ACI's 0.1 GB steps"),
+    ("memory 15Gi over ACI's 16 GB", j(memory="15Gi"), "memory", "16.2 GB"),
+    ("cpu rounded over max", j(cpu="4.001"), "cpu", "4010m once rounded up"),
     ("id with spaces", j(id="my id"), "id", "1-128 characters"),
     ("id too long", j(id="a" * 200), "id", "1-128 characters"),
     ("correlationId control chars", j(correlationId="a\nb"), "correlationId", "printable ASCII"),
@@ -89,6 +103,16 @@ def test_valid_request_accepted_with_normalised_resources(settings: Settings) ->
     assert request.cpu == "500m"
     assert request.memory == "1.5Gi"
     assert request.completions == 3
+
+
+def test_user_labels_outside_reserved_prefixes_are_accepted(settings: Settings) -> None:
+    labels = {"app.kubernetes.io/name": "ledger", "team": "data", "example.com/job": "nightly-export"}
+    assert parse_request({**GOOD, "labels": labels}, settings=settings).labels == labels
+
+
+def test_env_values_with_dollars_are_accepted_as_written(settings: Settings) -> None:
+    request = parse_request({**GOOD, "env": {"DB_PASSWORD": "s3cr$$t", "_X1": "$(HOME)"}}, settings=settings)
+    assert request.env == {"DB_PASSWORD": "s3cr$$t", "_X1": "$(HOME)"}
 
 
 def test_every_error_reported_at_once(settings: Settings) -> None:

@@ -19,7 +19,8 @@ def test_defaults_follow_the_seed_and_aci() -> None:
     assert (s.vnet_cidr, s.cluster_subnet_cidr, s.vnode_subnet_cidr) == ("10.0.0.0/8", "10.240.0.0/16", "10.241.0.0/16")
     assert (s.service_cidr, s.dns_service_ip) == ("10.0.0.0/16", "10.0.0.10")
     assert s.poison_queue == "vnb-requests-poison"
-    assert s.default_memory == 1536 * 1024 * 1024
+    assert s.default_memory == 1_500_000_000  # ACI's default, 1.5 GB decimal
+    assert s.max_memory == 16_000_000_000
 
 
 def test_every_problem_is_listed_by_setting_name() -> None:
@@ -100,3 +101,31 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert commands == ["./scripts/demo", "./scripts/test"]
     ci = (REPO / ".ci" / "run").read_text()
     assert "exec scripts/test" in ci
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name", "phrase"),
+    [
+        # The example: 16Gi is 17.18 GB as the virtual node converts it, over ACI's 16 GB.
+        ({"VNB_MAX_MEMORY": "16Gi"}, "VNB_MAX_MEMORY", "not `16Gi` = 17.18 GB"),
+        ({"VNB_MAX_MEMORY": "15Gi"}, "VNB_MAX_MEMORY", "16.11 GB is more"),
+        ({"VNB_MAX_CPU": "8"}, "VNB_MAX_CPU", "at most 4 vCPU"),
+        ({"VNB_NAMESPACE": "batch--jobs"}, "VNB_NAMESPACE", "consecutive hyphens"),
+        ({"VNB_NAMESPACE": "Batch"}, "VNB_NAMESPACE", "lowercase"),
+        ({"VNB_NAMESPACE": "n" * 40}, "VNB_NAMESPACE", "at most 39 characters"),
+        ({"VNB_NAMESPACE": "n" * 43, "VNB_MAX_COMPLETIONS": "1"}, "VNB_NAMESPACE", "at most 42 characters"),
+        ({"VNB_NAMESPACE": "n" * 39, "VNB_MAX_COMPLETIONS": "1001"}, "VNB_NAMESPACE", "VNB_MAX_COMPLETIONS=1001"),
+    ],
+)
+def test_settings_aci_cannot_honour_are_named(overrides: dict[str, str], name: str, phrase: str) -> None:
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(**overrides))
+    problems = dict(e.value.problems)
+    assert name in problems, e.value
+    assert phrase in problems[name]
+
+
+def test_the_longest_namespace_that_leaves_room_is_accepted() -> None:
+    assert Settings.from_env(make_env(VNB_NAMESPACE="n" * 39)).job_name_budget == 14
+    assert Settings.from_env(make_env(VNB_NAMESPACE="n" * 42, VNB_MAX_COMPLETIONS="1")).job_name_budget == 14
+    assert Settings.from_env(make_env(VNB_MAX_MEMORY="16G", VNB_MAX_CPU="4")).max_memory == 16 * 10**9
