@@ -183,7 +183,11 @@ def _wait_for_capacity(
         )
         log.error("dead-lettering key %s: %s", meta.key, detail)
         return DispatchResult(
-            Outcome.DEADLETTERED, key=meta.key, job_name=job_name(meta.key), detail=detail, events=[event]
+            Outcome.DEADLETTERED,
+            key=meta.key,
+            job_name=job_name(meta.key, settings=settings),
+            detail=detail,
+            events=[event],
         )
     count = (deferral.count if deferral else 0) + 1
     attempts = deferral.capacity_attempts if deferral else 0
