@@ -275,22 +275,30 @@ def _created_since(pods: Sequence[Obj], since: datetime) -> int:
 
 # --- refusals: quota, capacity, throttling ---------------------------------------------------
 
-# ACI's messages for a refused create. Quota: "Resource type 'Microsoft.ContainerInstance/
-# containerGroups' container group quota 'ContainerGroups' exceeded in region …" (code
-# ServiceUnavailable; Microsoft support article "ServiceUnavailable - container group quota
-# exceeded in region"); capacity: ServiceUnavailable / 409 "…not enough capacity…"; create
-# throttling: 429. TODO(fit): replace with shared.outcome's ProviderFailed classification.
-_CAPACITY_WORDS: Final = (
-    "quota",
+# ACI's answers to a refused create, as virtual-kubelet writes them into the pod's status.message
+# (``node/pod.go handleProviderError``: ``err.Error()`` of azcore's ResponseError, which carries
+# "RESPONSE <status>" and "ERROR CODE: <code>"). Quota: ``ContainerGroupQuotaReached`` "… container
+# group quota 'ContainerGroups' exceeded in region …" (Microsoft support article "ServiceUnavailable
+# - container group quota exceeded in region"; older answers used ServiceUnavailable); regional
+# capacity: 409 ``ServiceUnavailable`` "The requested resource is not available in the location …";
+# create throttling: 429 (ARM throttling; ACI's exact text is undocumented).
+# TODO(fit): replace with shared.outcome's ProviderFailed classification once it lands.
+_CAPACITY_MARKERS: Final = (
+    "containergroupquotareached",
     "serviceunavailable",
-    "service unavailable",
-    "capacity",
-    "throttl",
     "toomanyrequests",
-    "too many requests",
-    "429",
-    "409",
+    "response 409",
+    "response 429",
+    "response 503",
+    "throttl",
 )
+
+
+def _is_capacity(message: str) -> bool:
+    lowered = message.lower()
+    if "quota '" in lowered and "exceeded" in lowered:
+        return True
+    return any(marker in lowered for marker in _CAPACITY_MARKERS)
 
 
 def capacity_refusal(pod: Obj) -> str | None:
@@ -304,10 +312,7 @@ def capacity_refusal(pod: Obj) -> str | None:
         state = cs.get("state") or {}
         texts.append(str((state.get("waiting") or state.get("terminated") or {}).get("message") or ""))
     message = " ".join(t for t in texts if t).strip()
-    lowered = message.lower()
-    if any(word in lowered for word in _CAPACITY_WORDS):
-        return message or "ProviderFailed"
-    return None
+    return (message or "ProviderFailed") if _is_capacity(message) else None
 
 
 def ran(pod: Obj) -> bool:

@@ -149,7 +149,9 @@ def test_a_job_larger_than_a_whole_quota_can_never_fit() -> None:
     [
         (QUOTA_MESSAGE, True),
         ("ServiceUnavailable: the requested resource is not available in the location 'westeurope'", True),
-        ("429 TooManyRequests: container group creation throttled", True),
+        ("RESPONSE 429: 429 Too Many Requests\nERROR CODE: TooManyRequests\nThe request is throttled", True),
+        ("ERROR CODE: ContainerGroupQuotaReached\n... quota 'StandardCores' exceeded in region 'westus'", True),
+        ("InvalidContainerGroupName: pod vnb-x-409ab-429cd refused", False),
         ("InvalidContainerGroupName: the name 'ns--x' is invalid", False),
         ("ContainerLimitGreaterThanContainerGroupTotalRequest", False),
     ],
