@@ -34,6 +34,9 @@ refuses the Job's pods for capacity. Annotations hold up to 256 KiB; a queue mes
 ANN_CAPACITY_ATTEMPT: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-attempt"
 """How many times ACI had refused this request for capacity when this Job was created (0 first)."""
 _CENTI: Final = Decimal("0.01")
+WINDOW_MARGIN: Final = 0.03
+"""Create windows are counted this much longer than ACI's: ACI counts a create when the virtual
+kubelet makes the container group, a little after the Job (and pod) was created."""
 
 
 def aci_cores(cpu: str | int | float | Decimal) -> Decimal:
@@ -81,10 +84,17 @@ class Usage:
     cores: Decimal = Decimal(0)
     creates_short: int = 0
     creates_long: int = 0
+    create_times: tuple[datetime, ...] = ()
+    """When each create counted in the long window happened, oldest first (for :meth:`Budget.wait`)."""
 
-    def plus(self, d: Demand) -> Usage:
+    def plus(self, d: Demand, at: datetime | None = None) -> Usage:
+        times = self.create_times + ((at,) * d.creates if at is not None else ())
         return Usage(
-            self.groups + d.groups, self.cores + d.cores, self.creates_short + d.creates, self.creates_long + d.creates
+            self.groups + d.groups,
+            self.cores + d.cores,
+            self.creates_short + d.creates,
+            self.creates_long + d.creates,
+            tuple(sorted(times)) if at is not None else times,
         )
 
 
@@ -120,6 +130,29 @@ class Budget:
                 shrunk = "" if self.factor >= 1 else f" (budget shrunk to {limit} of {quota} after ACI refusals)"
                 return f"{_num(used)}/{limit} {what}{shrunk}, this request needs {_num(wanted)}"
         return None
+
+    def wait(self, usage: Usage, demand: Demand, *, now: datetime) -> float | None:
+        """Seconds until enough creates leave the exhausted create window(s) for ``demand``;
+        None when the groups or cores are exhausted (that depends on Jobs finishing)."""
+        if usage.groups + demand.groups > self.scaled(self.groups) and usage.groups > 0:
+            return None
+        if usage.cores + demand.cores > self.scaled(self.cores) and usage.cores > 0:
+            return None
+        longest = 0.0
+        for window, count, quota in (
+            (self.windows[0], usage.creates_short, self.creates_short),
+            (self.windows[1], usage.creates_long, self.creates_long),
+        ):
+            excess = count + demand.creates - self.scaled(quota)
+            if excess <= 0 or count == 0:
+                continue
+            span = timedelta(seconds=window * (1 + WINDOW_MARGIN))
+            inside = [t for t in usage.create_times if t > now - span]
+            if not inside:
+                continue
+            leaving = inside[min(excess, len(inside)) - 1]
+            longest = max(longest, (leaving + span - now).total_seconds())
+        return longest
 
     def too_big(self, demand: Demand) -> str | None:
         """Why a Job can never fit, however long it waits (larger than a whole quota), or None."""
@@ -220,8 +253,9 @@ def usage_of(jobs: Iterable[Obj], pods: Iterable[Obj], *, now: datetime, windows
       Pods already deleted of an older Job are not seen: the windows can be undercounted for
       arrays whose completions exceed their parallelism (docs/operations.md says so).
     """
-    short_from = now - timedelta(seconds=windows[0])
-    long_from = now - timedelta(seconds=windows[1])
+    short_from = now - timedelta(seconds=windows[0] * (1 + WINDOW_MARGIN))
+    long_from = now - timedelta(seconds=windows[1] * (1 + WINDOW_MARGIN))
+    times: list[datetime] = []
     by_uid: dict[str, list[Obj]] = {}
     orphans: list[Obj] = []
     pod_list = list(pods)
@@ -257,20 +291,23 @@ def usage_of(jobs: Iterable[Obj], pods: Iterable[Obj], *, now: datetime, windows
         if created is not None and created >= long_from:
             n = int(spec.get("completions") or 1) + int(_status(job).get("failed") or 0)
             long += n
-            short += n if created >= short_from else _created_since(mine, short_from)
+            times.extend([created] * n)
+            short += n if created >= short_from else len(_created_since(mine, short_from))
         else:
-            long += _created_since(mine, long_from)
-            short += _created_since(mine, short_from)
-    return Usage(groups=groups, cores=cores, creates_short=short, creates_long=long)
+            recent = _created_since(mine, long_from)
+            long += len(recent)
+            times.extend(recent)
+            short += len(_created_since(mine, short_from))
+    return Usage(groups=groups, cores=cores, creates_short=short, creates_long=long, create_times=tuple(sorted(times)))
 
 
-def _created_since(pods: Sequence[Obj], since: datetime) -> int:
-    n = 0
+def _created_since(pods: Sequence[Obj], since: datetime) -> list[datetime]:
+    out = []
     for p in pods:
         created = _time(_meta(p).get("creationTimestamp"))
         if created is not None and created >= since:
-            n += 1
-    return n
+            out.append(created)
+    return out
 
 
 # --- refusals: quota, capacity, throttling ---------------------------------------------------

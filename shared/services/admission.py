@@ -18,6 +18,7 @@ clean refresh, until creates succeed again at the full budget. The factor is per
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +67,7 @@ class Decision:
 @dataclass
 class _Charge:
     demand: Demand
+    at: datetime
     done_at: float | None = None
 
 
@@ -146,14 +148,21 @@ class Admission:
             if reason is None:
                 self._waiting.pop(key, None)
                 self._next += 1
-                self._charges[self._next] = _Charge(demand)
+                self._charges[self._next] = _Charge(demand, now)
                 self._since_list = self._since_list.plus(demand)
                 return Decision(True, ticket=self._next)
             if len(self._waiting) >= _WAITING_LIMIT:
                 self._waiting.pop(min(self._waiting, key=lambda k: self._waiting[k]))
             self._waiting[key] = first_seen
-            delay = defer_delay(first_seen, list(self._waiting.values()), longest=self._settings.capacity_defer_seconds)
-            return Decision(False, reason=f"waiting for capacity: {reason}", delay=delay)
+            waiting = list(self._waiting.values())
+            window_wait = budget_.wait(usage, demand, now=now)
+            if window_wait is None:  # groups or cores: Jobs must finish first, ask again soon
+                delay = defer_delay(first_seen, waiting, longest=self._settings.capacity_defer_seconds)
+            else:
+                # A create window frees at a known time: come back then (the oldest first),
+                # not every few seconds until then.
+                delay = math.ceil(window_wait) + defer_delay(first_seen, waiting, longest=2) - 1
+            return Decision(False, reason=f"waiting for capacity: {reason}", delay=max(1, delay))
 
     def created(self, ticket: int) -> None:
         """The admitted Job was created: the next list sees it, so its charge ends then."""
@@ -170,7 +179,7 @@ class Admission:
     def _usage(self) -> Usage:
         usage = self._view.usage
         for charge in self._charges.values():
-            usage = usage.plus(charge.demand)
+            usage = usage.plus(charge.demand, charge.at)
         return usage
 
     def _stale(self, budget_: Budget) -> bool:
