@@ -118,7 +118,9 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def machine() -> str:
-    return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPU(s), {platform.system()}"
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPU(s), {platform.system()}"
+    )
 
 
 def peak_rss_mb() -> float:

@@ -140,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             total = med.get("total_ms", med["import_ms"])
             mgmt = results[0]["mgmt_loaded"]
-            print(f"  {label:<46} {total:6.0f} ms  peak RSS {med['rss_mb']:5.1f} MB (ru_maxrss {med['maxrss_mb']:5.1f}){extra}"
-                  + (f"  azure.mgmt loaded: {mgmt}" if mgmt and "eagerly" not in label else ""))
+            print(
+                f"  {label:<46} {total:6.0f} ms  peak RSS {med['rss_mb']:5.1f} MB (ru_maxrss {med['maxrss_mb']:5.1f}){extra}"
+                + (f"  azure.mgmt loaded: {mgmt}" if mgmt and "eagerly" not in label else "")
+            )
     return 0
 
 

@@ -45,14 +45,19 @@ def _complete(job: dict[str, Any] | None) -> bool:
     return False
 
 
-def measure(azurite: Any, workdir: Path, schedule: str, samples: int, idle: float, tag: str) -> list[tuple[float, float]]:
+def measure(
+    azurite: Any, workdir: Path, schedule: str, samples: int, idle: float, tag: str
+) -> list[tuple[float, float]]:
     import function_app
     from devtools.runner import LocalRunner
 
     out: list[tuple[float, float]] = []
     with TimedKubeStandIn(pod_start_seconds=0.5) as kube:
         settings = app_settings(
-            azurite.connection_string, kube.write_kubeconfig(workdir / f"kc-{tag}"), prefix=tag, reconcile_schedule=schedule
+            azurite.connection_string,
+            kube.write_kubeconfig(workdir / f"kc-{tag}"),
+            prefix=tag,
+            reconcile_schedule=schedule,
         )
         service = azurite.queue_service()
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
@@ -96,7 +101,9 @@ def measure(azurite: Any, workdir: Path, schedule: str, samples: int, idle: floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--samples", type=int, default=3)
-    parser.add_argument("--idle", type=float, default=30.0, help="seconds the requests queue is idle before each request")
+    parser.add_argument(
+        "--idle", type=float, default=30.0, help="seconds the requests queue is idle before each request"
+    )
     parser.add_argument("--schedules", nargs="+", default=["*/30 * * * * *", "*/10 * * * * *"])
     args = parser.parse_args(argv)
     quiet_logs()

@@ -18,6 +18,13 @@ dropped connections — in the first half of the run before the request takes ef
 second half after it (the create happened, the answer was lost); a stand-in restart (1 s
 down) at 40 % of the requests sent, an Azurite restart (1 s down) at 70 %.
 
+Capacity faults (the stand-in's ACI model): the quota is exhausted — ACI allows 40 container
+groups and 40 cores while the app believes in 50 (something else in the subscription holds the
+rest), so the app waits on the queue at its budget and ACI still refuses some pods
+(``ContainerGroupQuotaReached``); 20 creates are refused as throttled (429 ``TooManyRequests``) at
+20 % and 20 more for regional capacity (409 ``ServiceUnavailable``) at 60 % of the requests sent.
+None of that may end a request: 0 ``job.failed`` for a capacity reason (``capacity_failures``).
+
 The ledger. A request is identified by its id (valid requests; its duplicates are the same
 request) or by its message id (malformed ones). Expected: exactly one terminal event per request
 — ``job.succeeded`` / ``job.failed`` (by ``data.requestKey``), ``request.rejected`` /
@@ -25,7 +32,8 @@ request) or by its message id (malformed ones). Expected: exactly one terminal e
 through the poison queue). A duplicate message produces no event of its own. Delivery is
 at-least-once: the same event id seen twice counts once and is reported as a raw repeat; two
 *different* terminal event ids for one request are a duplicate outcome. No Job name may be
-created (201) twice. At the end no message may be left in the requests or poison queue (the
+created (201) twice, except once more per capacity retry of its request (the reconciler's log
+says which Job it gave back to the queue). At the end no message may be left in the requests or poison queue (the
 events queue is drained by this script, as a consumer would).
 
 Exit status 0 only with no lost request, no duplicate outcome, no duplicate Job, no unexpected
@@ -90,6 +98,9 @@ class Ledger:
     repeated_event_ids: int = 0
     unexpected: list[str] = field(default_factory=list)
     duplicated_jobs: list[str] = field(default_factory=list)
+    capacity_failures: list[str] = field(default_factory=list)
+    capacity_retries: int = 0
+    aci_refused: dict[str, int] = field(default_factory=dict)
     left_in_queues: dict[str, int] = field(default_factory=dict)
     kube_requests: int = 0
     kube_faults: str = ""
@@ -123,6 +134,7 @@ class Ledger:
             self.lost
             or self.duplicated_outcomes
             or self.duplicated_jobs
+            or self.capacity_failures
             or self.unexpected
             or self.wrong
             or any(self.left_in_queues.values())
@@ -141,11 +153,14 @@ class Ledger:
             f"{self.repeated_event_ids}",
             f"  left in queues: {self.left_in_queues}",
             f"  Kubernetes API requests {self.kube_requests}; {self.kube_faults}",
+            f"  ACI creates refused {self.aci_refused}; capacity retries {self.capacity_retries}; "
+            f"capacity failures reported as job failures {len(self.capacity_failures)}",
         ]
         for title, items in (
             ("lost", self.lost),
             ("duplicated outcomes", self.duplicated_outcomes),
             ("duplicated Jobs", self.duplicated_jobs),
+            ("capacity failures", self.capacity_failures),
             ("wrong", self.wrong),
             ("unexpected", self.unexpected),
         ):
@@ -213,6 +228,8 @@ def run_soak(
     import function_app
     from devtools.azurite import Azurite
     from devtools.runner import LocalRunner
+    from devtools.standins.virtual_node.provider import AciSettings
+    from devtools.standins.virtual_node.quotas import QuotaSettings
 
     say = print if progress else (lambda *a, **k: None)
     workdir = workdir or Path(tempfile.mkdtemp(prefix="vnb-soak-"))
@@ -222,7 +239,15 @@ def run_soak(
     started = time.monotonic()
     with (
         Azurite(REPO, persist_dir=workdir / "azurite") as azurite,
-        TimedKubeStandIn(pod_start_seconds=0.05) as kube,
+        TimedKubeStandIn(
+            pod_start_seconds=0.05,
+            aci=AciSettings(
+                quotas=QuotaSettings(
+                    container_groups=40, standard_cores=40, creates_per_5_minutes=100_000, creates_per_hour=100_000
+                )
+            ),
+        ) as kube,
+        _CapacityRetries() as retries,
     ):
         settings = app_settings(
             azurite.connection_string,
@@ -230,6 +255,13 @@ def run_soak(
             prefix=f"soak{seed}",
             reconcile_schedule="*/1 * * * * *",
             VNB_KUBE_TIMEOUT_SECONDS="3",
+            VNB_CAPACITY_CONTAINER_GROUPS="50",
+            VNB_CAPACITY_CORES="50",
+            VNB_CAPACITY_CREATES_PER_5MIN="100000",
+            VNB_CAPACITY_CREATES_PER_HOUR="100000",
+            VNB_CAPACITY_DEFER_SECONDS="1",
+            VNB_CAPACITY_CACHE_SECONDS="1",
+            VNB_CAPACITY_MAX_ATTEMPTS="50",
         )
         service = azurite.queue_service()
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
@@ -264,6 +296,8 @@ def run_soak(
             if key is None or key not in ledger.expected:
                 ledger.unexpected.append(f"{kind} {event_id} {json.dumps(data)[:200]}")
                 return
+            if kind == "job.failed" and _capacity_reason(data):
+                ledger.capacity_failures.append(f"{key}: {data.get('reason')}: {str(data.get('message'))[:160]}")
             ledger.outcomes[key].add(event_id)
             ledger.outcome_types[event_id] = kind
 
@@ -271,7 +305,12 @@ def run_soak(
         try:
             kube.set_fault_rates(error_rate=0.05, slow_rate=0.05, slow_seconds=0.3, drop_rate=0.02, seed=seed)
             kube_restart_at, azurite_restart_at, after_at = (int(len(messages) * f) for f in (0.4, 0.7, 0.5))
+            throttle_at, no_capacity_at = (int(len(messages) * f) for f in (0.2, 0.6))
             for i, m in enumerate(messages):
+                if i == throttle_at:
+                    kube.aci.inject("TooManyRequests", 20)
+                if i == no_capacity_at:
+                    kube.aci.inject("ServiceUnavailable", 20)
                 if i == kube_restart_at:
                     say(f"  [{time.monotonic() - started:5.1f}s] restarting the Kubernetes stand-in (1 s down)")
                     kube.restart(1.0)
@@ -315,7 +354,11 @@ def run_soak(
         drain()
         for q in (requests_q, poison_q):
             ledger.left_in_queues[q.queue_name] = int(q.get_queue_properties().approximate_message_count)
-        ledger.duplicated_jobs = sorted(name for name, n in kube.job_creates.items() if n > 1)
+        ledger.duplicated_jobs = sorted(
+            name for name, n in kube.job_creates.items() if n > 1 + retries.by_job.get(name, 0)
+        )
+        ledger.capacity_retries = sum(retries.by_job.values())
+        ledger.aci_refused = dict(kube.aci.counters.creates_refused)
         counts = kube.request_counts()
         ledger.kube_requests = sum(counts.values())
         ledger.kube_faults = "Job creates answered (after any fault before the call): " + ", ".join(
@@ -323,6 +366,40 @@ def run_soak(
         )
     ledger.elapsed = time.monotonic() - started
     return ledger
+
+
+def _capacity_reason(data: dict[str, Any]) -> bool:
+    """A job.failed that is really ACI's capacity (what the app must retry, never report)."""
+    from shared.capacity import is_capacity_message
+
+    return data.get("reason") == "CapacityExhausted" or (
+        data.get("reason") == "ProviderFailed" and is_capacity_message(str(data.get("message") or ""))
+    )
+
+
+class _CapacityRetries(logging.Handler):
+    """Counts, per Job name, the capacity retries the reconciler logs ("Job %s: ACI refused its
+    pods for capacity …"): each allows that Job name one more create."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.by_job: dict[str, int] = collections.Counter()
+        self._logger = logging.getLogger("vnode_batch.reconcile")
+        self._saved = (self._logger.level, self._logger.propagate)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("Job %s: ACI refused its pods for capacity") and record.args:
+            name = str(record.args[0]) if isinstance(record.args, tuple) else ""
+            self.by_job[name] += 1
+
+    def __enter__(self) -> _CapacityRetries:
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.WARNING)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._saved[0])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -331,7 +331,8 @@ _CAPACITY_MARKERS: Final = (
 )
 
 
-def _is_capacity(message: str) -> bool:
+def is_capacity_message(message: str) -> bool:
+    """Whether a ProviderFailed message is ACI refusing for quota, capacity or throttling."""
     lowered = message.lower()
     if "quota '" in lowered and "exceeded" in lowered:
         return True
@@ -349,7 +350,7 @@ def capacity_refusal(pod: Obj) -> str | None:
         state = cs.get("state") or {}
         texts.append(str((state.get("waiting") or state.get("terminated") or {}).get("message") or ""))
     message = " ".join(t for t in texts if t).strip()
-    return (message or "ProviderFailed") if _is_capacity(message) else None
+    return (message or "ProviderFailed") if is_capacity_message(message) else None
 
 
 def ran(pod: Obj) -> bool:
@@ -408,6 +409,7 @@ __all__ = [
     "capacity_refusal",
     "capacity_retry",
     "defer_delay",
+    "is_capacity_message",
     "mark_attempt",
     "may_need_retry",
     "pod_cores",

@@ -14,6 +14,7 @@ from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
+
 def wait_for[T](probe: Callable[[], T | None], *, what: str = "condition", timeout: float = 30.0) -> T:
     """Poll until ``probe`` returns something truthy and return it; fail naming ``what``.
 

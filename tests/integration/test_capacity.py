@@ -63,9 +63,7 @@ def test_at_quota_the_next_request_is_deferred_not_created(
         queues.submit(request(f"q-{i}", seconds=2))
     seen: dict[str, str] = {}
     with make_runner(VNB_CAPACITY_CONTAINER_GROUPS="2", VNB_CAPACITY_DEFER_SECONDS="2"):
-        wait_for(
-            lambda: "waiting for capacity: 2/2 container groups in use" in caplog.text, what="a capacity deferral"
-        )
+        wait_for(lambda: "waiting for capacity: 2/2 container groups in use" in caplog.text, what="a capacity deferral")
         assert len(kube.jobs(NS)) == 2  # the third waits on the queue, no Job, no container group
         wait_for(lambda: len(outcomes(queues, seen)) == 3, what="three outcomes", timeout=60)
     assert seen == {f"q-{i}": "succeeded:Completed" for i in range(3)}
@@ -142,8 +140,7 @@ def test_two_dispatchers_racing_stay_within_the_budget_plus_the_documented_slack
     )
     gate = KubeconfigGate(settings)
     stream = collections.deque(
-        Inbound(message_id=f"m-{i}", body=json.dumps(request(f"race-{i}", seconds=600)).encode())
-        for i in range(60)
+        Inbound(message_id=f"m-{i}", body=json.dumps(request(f"race-{i}", seconds=600)).encode()) for i in range(60)
     )
     results: list[Outcome] = []
     lock = threading.Lock()
