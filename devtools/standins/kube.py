@@ -61,9 +61,10 @@ from devtools.standins.kube_objects import (
     route_not_found,
     strategic_merge_patch,
 )
+from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 from devtools.tls import shared_ca
 
-__all__ = ["SYSTEM_NODE", "VIRTUAL_NODE", "KubeStandIn"]
+__all__ = ["SYSTEM_NODE", "VIRTUAL_NODE", "AciSettings", "KubeStandIn"]
 
 KUBE_VERSION = {
     "major": "1",
@@ -344,13 +345,18 @@ class KubeStandIn:
         virtual_node: bool = True,
         system_node: bool = True,
         namespaces: Iterable[str] = ("default", "vnode-batch"),
-        pod_start_seconds: float = 0.05,
+        pod_start_seconds: float | None = None,
         time_scale: float = 1.0,
         tick_seconds: float = 0.02,
         token_validator: Callable[[str | None], bool] | None = None,
         port: int = 0,
         pod_retry_backoff_seconds: float = 0.0,
+        aci: AciSettings | None = None,
     ) -> None:
+        """``pod_start_seconds`` overrides every node's start time (simulated seconds); by default a
+        system-node pod starts in about a second and a virtual-node pod in ACI's
+        ``aci.start_seconds``. ``time_scale`` turns simulated seconds into wall-clock seconds.
+        ``aci`` configures the modelled ACI subscription + region (quotas, exit codes, sizes)."""
         self.cluster = Cluster(
             namespaces=namespaces,
             virtual_node=virtual_node,
@@ -358,6 +364,7 @@ class KubeStandIn:
             pod_start_seconds=pod_start_seconds,
             time_scale=time_scale,
             pod_retry_backoff_seconds=pod_retry_backoff_seconds,
+            aci=aci,
         )
         self.tick_seconds = tick_seconds
         self.token_validator = token_validator
@@ -472,6 +479,13 @@ class KubeStandIn:
         return path
 
     # ------------------------------------------------------------------ nodes
+
+    @property
+    def aci(self) -> AciProvider:
+        """The virtual node's ACI: ``counters`` (groups/cores in use and peak, creates accepted and
+        refused by code), ``inject(code, times)``, ``set_capacity_available(bool)``, ``clear_faults()``.
+        Call under no lock: each method is a few dict operations (guarded by the cluster lock)."""
+        return self.cluster.aci
 
     def add_virtual_node(self, ready: bool = True) -> None:
         self.cluster.add_virtual_node(ready)

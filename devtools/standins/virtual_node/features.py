@@ -1,0 +1,144 @@
+"""Pod features azure-aci refuses, and those it silently drops.
+
+Sources (virtual-kubelet/azure-aci ``pkg/provider``):
+- ``aci.go getContainers``: ``args`` without ``command``, lifecycle hooks (``hasLifecycleHook``:
+  a ``postStart``/``preStop`` with exec, httpGet or tcpSocket) and ``startupProbe`` are refused with
+  ``errdefs.InvalidInput``; ``getProbe`` refuses a liveness/readiness probe with both or neither
+  of ``exec``/``httpGet``.
+- ``aci.go getInitContainers`` (init containers, behind the ``InitContainerFeature`` flag since
+  v1.5): refuses ports, resources, liveness/readiness/startup probes and lifecycle hooks.
+- ``aci.go getImagePullSecrets``: a pull secret the provider cannot read is refused ("error getting
+  image pull secret"); the stand-in has no Secrets, so every ``imagePullSecrets`` entry is.
+- ``aci_volumes.go getVolumes``: supported volume types are Azure Files (in-tree or the
+  ``file.csi.azure.com`` CSI driver), emptyDir, gitRepo, secret, configMap and projected; any other
+  type is refused. A secret/configMap volume whose object is missing is refused only when
+  ``optional: false`` is explicit, else dropped. Azure Files needs its Secret: refused here.
+- Dropped without an error (read nowhere in ``CreatePod``/``getContainers``): ``securityContext``
+  (pod and container), ``workingDir``, ``hostNetwork``/``hostPID``/``hostIPC``, ``hostAliases``,
+  ``runtimeClassName``, pod ``activeDeadlineSeconds`` (the Job's deadline is enforced by the Job
+  controller), resource names other than cpu/memory/nvidia.com/gpu. ``dropped_fields`` lists them
+  so a caller can tell a user what the virtual node will ignore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from devtools.standins.virtual_node.errors import Refusal, invalid_input
+
+AZURE_FILE_CSI = "file.csi.azure.com"
+_SUPPORTED_VOLUMES = ("emptyDir", "gitRepo", "projected")
+
+
+def _has_hook(c: Mapping[str, Any]) -> bool:
+    lc = c.get("lifecycle") or {}
+    return any(
+        isinstance(lc.get(k), dict) and any(lc[k].get(h) is not None for h in ("exec", "httpGet", "tcpSocket"))
+        for k in ("postStart", "preStop")
+    )
+
+
+def _probe_refusal(probe: Mapping[str, Any] | None) -> Refusal | None:
+    if probe is None:
+        return None
+    has_exec, has_http = probe.get("exec") is not None, probe.get("httpGet") is not None
+    if has_exec and has_http:
+        return Refusal("ProviderError", 'probe may not specify more than one of "exec" and "httpGet"')
+    if not has_exec and not has_http:
+        return Refusal("ProviderError", 'probe must specify one of "exec" and "httpGet"')
+    return None
+
+
+def container_refusal(c: Mapping[str, Any]) -> Refusal | None:
+    """``getContainers``' checks for one (app) container, in the source's order."""
+    if not c.get("command") and c.get("args"):
+        return invalid_input(
+            "ACI does not support providing args without specifying the command. Please supply both command and args to the pod spec."
+        )
+    if _has_hook(c):
+        return invalid_input("ACI does not support lifecycle hooks")
+    if c.get("startupProbe") is not None:
+        return invalid_input("ACI does not support startupProbe")
+    return _probe_refusal(c.get("livenessProbe")) or _probe_refusal(c.get("readinessProbe"))
+
+
+def init_container_refusal(c: Mapping[str, Any]) -> Refusal | None:
+    if not c.get("command") and c.get("args"):
+        return invalid_input(
+            "ACI does not support providing args without specifying the command. Please supply both command and args to the pod spec."
+        )
+    res = c.get("resources") or {}
+    checks = (
+        (c.get("ports") is not None, "ports"),
+        (res.get("requests") is not None, "resources requests"),
+        (res.get("limits") is not None, "resources limits"),
+        (c.get("livenessProbe") is not None, "livenessProbe"),
+        (c.get("readinessProbe") is not None, "readinessProbe"),
+        (_has_hook(c), "lifecycle hooks"),
+        (c.get("startupProbe") is not None, "startupProbe"),
+    )
+    for bad, what in checks:
+        if bad:
+            return invalid_input(f"azure container instances initContainers do not support {what}")
+    return None
+
+
+def volume_refusal(pod: Mapping[str, Any]) -> Refusal | None:
+    name = (pod.get("metadata") or {}).get("name", "")
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        vname = v.get("name", "")
+        if v.get("csi") is not None:
+            driver = v["csi"].get("driver", "")
+            if driver != AZURE_FILE_CSI:
+                return Refusal(
+                    "ProviderError", f"pod {name} requires volume {vname} which is of an unsupported type {driver}"
+                )
+            secret = (v["csi"].get("volumeAttributes") or {}).get("secretName", "")
+            return Refusal("ProviderError", f"the secret {secret} for AzureFile CSI driver {vname} is not found")
+        if v.get("azureFile") is not None:
+            return Refusal("ProviderError", f'secrets "{v["azureFile"].get("secretName", "")}" not found')
+        if any(v.get(k) is not None for k in _SUPPORTED_VOLUMES):
+            continue
+        if v.get("secret") is not None:
+            if v["secret"].get("optional") is False:
+                return Refusal(
+                    "ProviderError",
+                    f"secret {v['secret'].get('secretName', '')} is required by Pod {name} and does not exist",
+                )
+            continue
+        if v.get("configMap") is not None:
+            if v["configMap"].get("optional") is False:
+                return Refusal(
+                    "ProviderError",
+                    f"ConfigMap {v['configMap'].get('name', '')} is required by Pod {name} and does not exist",
+                )
+            continue
+        return Refusal("ProviderError", f"pod {name} requires volume {vname} which is of an unsupported type")
+    return None
+
+
+def pull_secret_refusal(pod: Mapping[str, Any]) -> Refusal | None:
+    if (pod.get("spec") or {}).get("imagePullSecrets"):
+        return Refusal("ProviderError", "error getting image pull secret")
+    return None
+
+
+_DROPPED_POD = ("securityContext", "hostNetwork", "hostPID", "hostIPC", "hostAliases", "runtimeClassName")
+_DROPPED_CONTAINER = ("securityContext", "workingDir")
+
+
+def dropped_fields(pod: Mapping[str, Any]) -> list[str]:
+    """Paths of fields the pod sets that the virtual node ignores (no error, no effect)."""
+    spec = pod.get("spec") or {}
+    out = [f"spec.{k}" for k in _DROPPED_POD if spec.get(k)]
+    if spec.get("activeDeadlineSeconds") is not None:
+        out.append("spec.activeDeadlineSeconds")
+    for i, c in enumerate(spec.get("containers") or []):
+        out += [f"spec.containers[{i}].{k}" for k in _DROPPED_CONTAINER if c.get(k)]
+        res = c.get("resources") or {}
+        for part in ("requests", "limits"):
+            for rname in res.get(part) or {}:
+                if rname not in ("cpu", "memory", "nvidia.com/gpu"):
+                    out.append(f"spec.containers[{i}].resources.{part}.{rname}")
+    return out
