@@ -63,7 +63,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from shared.jobspec import JobMeta, build_job
+    from shared.jobspec import JobMeta, build_job, resources_for
 
     settings = _settings(args)
     data, errors = decode_body(_read(args.file))
@@ -79,6 +79,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     manifest = build_job(request, JobMeta(key=key, message_id=args.message_id, enqueued_at=None), settings=settings)
     json.dump(manifest, sys.stdout, indent=2)
     print()
+    # stderr, so stdout stays a manifest for `kubectl apply -f -`; the Job's
+    # vnode-batch.io/resources annotation records the same.
+    for line in resources_for(request, settings).describe():
+        print(f"applied {line}", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -112,19 +113,29 @@ class Resources:
             "memory": {"requested": self.memory_requested, "applied": self.memory},
         }
 
-    def changes(self) -> list[str]:
-        """Human-readable notes for values that differ from what was asked (for ``cli render``)."""
-        notes = []
-        if self.cpu_requested is not None and parse_cpu(self.cpu_requested) != parse_cpu(self.cpu):
-            notes.append(
-                f"cpu: requested {self.cpu_requested}, applied {self.cpu} (ACI takes vCPU in steps of 10m; rounded up)"
-            )
-        if self.memory_requested is not None and parse_memory(self.memory_requested) != parse_memory(self.memory):
-            notes.append(
-                f"memory: requested {self.memory_requested}, applied {self.memory} "
-                "(ACI takes memory in steps of 0.1 GB decimal; rounded up)"
-            )
-        return notes
+    def describe(self) -> list[str]:
+        """One line per resource saying what was applied and why (``cli render`` prints them)."""
+        return [
+            _describe("cpu", self.cpu_requested, self.cpu, parse_cpu, "vCPU in steps of 10m", "VNB_DEFAULT_CPU"),
+            _describe(
+                "memory",
+                self.memory_requested,
+                self.memory,
+                parse_memory,
+                "memory in 0.1 GB (decimal) steps",
+                "VNB_DEFAULT_MEMORY",
+            ),
+        ]
+
+
+def _describe(
+    what: str, requested: str | None, applied: str, parse: Callable[[str], object], step: str, setting: str
+) -> str:
+    if requested is None:
+        return f"{what}: {applied} (the default, {setting}, on ACI's step)"
+    if parse(requested) == parse(applied):
+        return f"{what}: {applied} (as requested)"
+    return f"{what}: {applied} (requested {requested}; ACI takes {step}, rounded up)"
 
 
 def resources_for(request: BatchRequest, settings: Settings) -> Resources:
@@ -142,7 +153,8 @@ def resources_for(request: BatchRequest, settings: Settings) -> Resources:
 def literal_env_value(value: str) -> str:
     """``value`` written so the container receives it unchanged.
 
-    virtual-kubelet resolves env values like the kubelet (node/env.go, k8s expansion rules):
+    virtual-kubelet resolves env values like the kubelet (internal/podutils/env.go
+    makeEnvironmentMap with internal/expansion Expand):
     ``$$`` becomes ``$`` and ``$(NAME)`` becomes NAME's value. Doubling every ``$`` makes
     each one literal: ``s3cr$$t`` is written ``s3cr$$$$t`` and arrives as ``s3cr$$t``.
     """

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from shared.events import iso
-from shared.jobspec import ANN_CORRELATION_ID, ANN_ENQUEUED_AT, ANN_KEY, ANN_MESSAGE_ID, CONTAINER
+from shared.jobspec import ANN_CORRELATION_ID, ANN_ENQUEUED_AT, ANN_KEY, ANN_MESSAGE_ID, ANN_RESOURCES, CONTAINER
+from shared.provider_failure import ProviderFailure, classify
 from shared.request import RESERVED_LABEL_DOMAIN
 
 Obj = Mapping[str, Any]
@@ -39,6 +40,18 @@ COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
 MAX_LOG_PODS: Final = 3
 """Log tails per event: the failed indexes first. More would crowd out the 64 KiB message."""
 MAX_MESSAGE_CHARS: Final = 2000
+
+ACI_CONTAINER_ID: Final = "aci://"
+"""azure-aci names every container ``aci://<sha256>`` (pkg/util/aci_utils.go GetContainerID)."""
+_ACI_EXIT_REASONS: Final = frozenset({"Failed", "Canceled"})
+"""The only ACI container states azure-aci copies an exit code from (pkg/provider/
+containergroup_to_pod.go aciContainerStateToContainerState); ``Succeeded``/``Terminated`` become
+reason ``Completed`` with ExitCode unset, i.e. the 0 of Go's zero value (azure-aci issue #417)."""
+_ACI_SYNTHETIC_REASONS: Final = frozenset({"NotFound"})
+"""azure-aci writes these itself when the container group is gone (exit code -137 or 0,
+pkg/provider/podsTracker.go, aci.go DeletePod): not the container's exit."""
+NOT_REPORTED: Final = "NotReportedByProvider"
+NO_EXIT: Final = "NoContainerExited"
 
 # Waiting reasons that name the cause better than "it timed out": the event's reason says them.
 _WAITING_CAUSES: Final = frozenset(
@@ -79,6 +92,17 @@ class LogSource:
 
 
 @dataclass(frozen=True)
+class ExitCodeGap:
+    """Why an event's ``exitCode`` is null: ``NotReportedByProvider`` or ``NoContainerExited``."""
+
+    reason: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"reason": self.reason, "message": self.message}
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a Job ended, everything the event says except the log text."""
 
@@ -91,6 +115,8 @@ class Outcome:
     attempts: Mapping[str, int]
     indexes: Mapping[str, Any] | None
     log_sources: tuple[LogSource, ...] = field(default=())
+    exit_code_gap: ExitCodeGap | None = None
+    provider_failure: ProviderFailure | None = None
 
     @property
     def label(self) -> str:
@@ -187,8 +213,31 @@ def _terminated(pod: Obj) -> list[Obj]:
     for cs in _container_states(pod):
         term = (cs.get("state") or {}).get("terminated")
         if term:
-            out.append({"container": cs.get("name") or CONTAINER, **term})
+            # azure-aci sets the ContainerStatus' containerID, not the terminated state's.
+            cid = term.get("containerID") or cs.get("containerID") or ""
+            out.append({"container": cs.get("name") or CONTAINER, **term, "containerID": cid})
     return out
+
+
+def reported_exit_code(term: Obj) -> int | None:
+    """The exit code of a terminated container state, or None where the provider gave none.
+
+    A kubelet's container runtime always reports the code. azure-aci (container IDs
+    ``aci://…``) reports it only for ACI states Failed/Canceled; for Succeeded/Terminated the
+    status says ``exitCode: 0`` because the field was never set, and ``NotFound`` states are
+    made up when the container group disappeared. A non-zero code is always a real one.
+    """
+    code = term.get("exitCode")
+    if not isinstance(code, int) or isinstance(code, bool):
+        return None
+    if not str(term.get("containerID") or "").startswith(ACI_CONTAINER_ID):
+        return code
+    reason = term.get("reason")
+    if reason in _ACI_EXIT_REASONS:
+        return code
+    if reason in _ACI_SYNTHETIC_REASONS:
+        return None
+    return code if code != 0 else None
 
 
 def _ran(pod: Obj) -> bool:
@@ -300,16 +349,19 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
     indexes = _indexes(job)
     started = _started_at(job, pods)
     if verdict is not None:
+        code, gap = _exit_code(pods, failed=True)
         return Outcome(
             succeeded=False,
             reason=verdict.reason,
             message=verdict.message,
             finished_at=verdict.at,
             started_at=started,
-            exit_code=_exit_code(pods, failed=True),
+            exit_code=code,
             attempts=attempts,
             indexes=indexes,
             log_sources=_log_sources(pods, failed=True),
+            exit_code_gap=gap,
+            provider_failure=_provider_failure(pods, verdict.message) if verdict.reason == PROVIDER_FAILED else None,
         )
     cond = terminal_condition(job)
     if cond is None:
@@ -319,20 +371,22 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
     )
     finished = finished or _last_finish(pods) or now
     if cond["type"] == "Complete":
+        code, gap = _exit_code(pods, failed=False)
         return Outcome(
             succeeded=True,
             reason="Completed",
             message=str(cond.get("message") or "the Job completed"),
             finished_at=finished,
             started_at=started,
-            exit_code=_exit_code(pods, failed=False),
+            exit_code=code,
             attempts=attempts,
             indexes=indexes,
             log_sources=_log_sources(pods, failed=False),
+            exit_code_gap=gap,
         )
     reason = str(cond.get("reason") or "Failed")
     message = str(cond.get("message") or "the Job failed")
-    exit_code = _exit_code(pods, failed=True)
+    exit_code, gap = _exit_code(pods, failed=True)
     last = _last_failed_pod(pods)
     if last is not None:
         pod_reason = _status(last).get("reason")
@@ -345,6 +399,8 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
             message = f"{message}; {where}: {pod_reason}: {_status(last).get('message') or ''}".rstrip(": ")
         elif exit_code is not None:
             message = f"{message}; last failed {where} exited with code {exit_code}"
+        elif gap is not None and gap.reason == NOT_REPORTED:
+            message = f"{message}; last failed {where}: the virtual node did not report its exit code"
         elif pod_reason:
             message = f"{message}; {where}: {pod_reason}"
     if indexes and indexes.get("failed"):
@@ -359,6 +415,8 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
         attempts=attempts,
         indexes=indexes,
         log_sources=_log_sources(pods, failed=True),
+        exit_code_gap=gap,
+        provider_failure=_provider_failure(pods, message) if reason == PROVIDER_FAILED else None,
     )
 
 
@@ -395,18 +453,50 @@ def _last_finish(pods: Iterable[Obj]) -> datetime | None:
     return max(found) if found else None
 
 
-def _exit_code(pods: Iterable[Obj], *, failed: bool) -> int | None:
-    """Exit code of the last terminated container; for a failure, of the last one that failed."""
+def _exit_code(pods: Iterable[Obj], *, failed: bool) -> tuple[int | None, ExitCodeGap | None]:
+    """Exit code of the last terminated container (for a failure, of the last one that failed),
+    or None and why: the provider did not report it, or no container ran to an exit."""
     best: tuple[datetime, int] | None = None
+    silent: tuple[datetime, str, str] | None = None
     for pod in pods:
+        if failed and _status(pod).get("phase") == "Succeeded":
+            continue
         for term in _terminated(pod):
-            code = term.get("exitCode")
-            if not isinstance(code, int) or (failed and code == 0):
-                continue
+            code = reported_exit_code(term)
             moment = _sort_key(parse_time(term.get("finishedAt")))
+            if code is None:
+                if silent is None or moment >= silent[0]:
+                    silent = (moment, str(_meta(pod).get("name") or ""), str(term["container"]))
+                continue
+            if failed and code == 0:
+                continue
             if best is None or moment >= best[0]:
                 best = (moment, code)
-    return best[1] if best else None
+    if best is not None:
+        return best[1], None
+    if silent is not None:
+        return None, ExitCodeGap(
+            NOT_REPORTED,
+            f"the virtual node did not report the exit code of pod {silent[1]} container {silent[2]}: azure-aci "
+            "gives one only for ACI's Failed/Canceled states (virtual-kubelet/azure-aci issue #417)",
+        )
+    return None, ExitCodeGap(
+        NO_EXIT, "no container ran to an exit (never started: provider failure, image pull, pending or deadline)"
+    )
+
+
+PROVIDER_FAILED: Final = "ProviderFailed"
+
+
+def _provider_failure(pods: Iterable[Obj], fallback: str) -> ProviderFailure:
+    """ACI's error from the latest pod the virtual node failed (its status.message), classified."""
+    failed = [p for p in pods if _status(p).get("reason") == PROVIDER_FAILED and _status(p).get("message")]
+    if failed:
+        latest = max(failed, key=lambda p: _sort_key(parse_time(_meta(p).get("creationTimestamp"))))
+        found = classify(str(_status(latest)["message"]))
+    else:
+        found = classify(fallback)
+    return replace(found, message=found.message[:MAX_MESSAGE_CHARS])
 
 
 def _finished_key(pod: Obj) -> datetime:
@@ -490,7 +580,21 @@ def event_data(job: Obj, result: Outcome, logs: Sequence[LogTail]) -> dict[str, 
         "reason": result.reason,
         "message": result.message,
         "exitCode": result.exit_code,
+        "exitCodeUnavailable": result.exit_code_gap.as_dict() if result.exit_code_gap else None,
+        "providerFailure": result.provider_failure.as_dict() if result.provider_failure else None,
+        "resources": _resources(ann.get(ANN_RESOURCES)),
         "indexes": dict(result.indexes) if result.indexes is not None else None,
         "attempts": dict(result.attempts),
         "logTail": [t.as_dict() for t in logs],
     }
+
+
+def _resources(text: object) -> dict[str, Any] | None:
+    """The requested-vs-applied CPU and memory build_job recorded on the Job (None if absent)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

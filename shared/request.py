@@ -49,7 +49,8 @@ RESERVED_LABEL_DOMAIN = "vnode-batch.io"
 JOB_CONTROLLER_LABELS = frozenset({"job-name", "controller-uid"})
 """Unprefixed pod-template labels the Job controller sets itself (with batch.kubernetes.io/job-name
 and batch.kubernetes.io/controller-uid); the batch API refuses a template giving them other
-values (kubernetes pkg/apis/batch/validation ValidateGeneratedSelector)."""
+values (kubernetes pkg/registry/batch/job/strategy.go generateSelector, then
+pkg/apis/batch/validation validateGeneratedSelector)."""
 
 _KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -107,7 +107,14 @@ def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_le
     data = {k: v[0]["data"] for k, v in by_key.items()}
 
     ok = data["ok-1"]
-    assert (ok["exitCode"], ok["correlationId"], ok["jobName"]) == (0, "corr-ok", job_name_for("ok-1"))
+    assert (ok["correlationId"], ok["jobName"]) == ("corr-ok", job_name_for("ok-1"))
+    # The virtual node reports no exit code for a container that completed (azure-aci issue #417).
+    assert (ok["exitCode"], ok["exitCodeUnavailable"]["reason"]) == (None, "NotReportedByProvider")
+    assert ok["resources"] == {
+        "cpu": {"requested": None, "applied": "1"},
+        "memory": {"requested": None, "applied": "1500M"},
+    }
+    assert ok["providerFailure"] is None
     assert ok["logTail"][0]["text"] == "hello from ok-1\n"
     assert ok["durationSeconds"] is not None
     assert ok["queueToStartSeconds"] is not None
@@ -117,6 +124,8 @@ def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_le
     assert data["exit-3"]["logTail"][0]["text"].endswith("boom\n")
     assert "exited with code 3" in data["exit-3"]["message"]
     assert "status code 503" in data["provider-1"]["message"]
+    failure = data["provider-1"]["providerFailure"]
+    assert (failure["class"], failure["code"], failure["status"]) == ("quotaOrCapacity", "ServiceUnavailable", 503)
     assert "insufficient capacity" in data["stuck-1"]["message"]
     assert "VNB_PENDING_TIMEOUT_SECONDS=3" in data["stuck-1"]["message"]
     assert "does-not-exist" in data["pull-1"]["message"]

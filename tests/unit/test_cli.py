@@ -35,6 +35,21 @@ def test_render_prints_a_valid_manifest() -> None:
     kubernetes_validate.validate(manifest, "1.33", strict=True)
 
 
+def test_render_says_which_resources_were_applied() -> None:
+    body = {"id": "r-2", "image": "busybox", "command": ["true"], "cpu": "125m", "memory": "1.5Gi"}
+    out = cli("render", "-", stdin=json.dumps(body))
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads(out.stdout)
+    assert manifest["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
+        "cpu": "130m",
+        "memory": "1700M",
+    }
+    assert "applied cpu: 130m (requested 125m; ACI takes vCPU in steps of 10m, rounded up)" in out.stderr
+    assert (
+        "applied memory: 1700M (requested 1.5Gi; ACI takes memory in 0.1 GB (decimal) steps, rounded up)" in out.stderr
+    )
+
+
 def test_render_rejects_with_field_errors_and_exit_2() -> None:
     out = cli("render", "-", stdin=json.dumps({"image": "busybox", "cpu": 99, "oops": 1}))
     assert out.returncode == 2

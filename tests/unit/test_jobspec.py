@@ -107,7 +107,10 @@ def test_requested_cpu_125m_is_applied_as_130m_and_says_so(settings: Settings) -
     applied = resources_for(request, settings)
     assert (applied.cpu_requested, applied.cpu) == ("125m", "130m")
     assert applied.as_dict()["cpu"] == {"requested": "125m", "applied": "130m"}
-    assert applied.changes()[0].startswith("cpu: requested 125m, applied 130m")
+    assert applied.describe() == [
+        "cpu: 130m (requested 125m; ACI takes vCPU in steps of 10m, rounded up)",
+        "memory: 1500M (the default, VNB_DEFAULT_MEMORY, on ACI's step)",
+    ]
     assert resources_for(parse_request({"image": "mcr.microsoft.com/a:1"}, settings=settings), settings).as_dict() == {
         "cpu": {"requested": None, "applied": "1"},
         "memory": {"requested": None, "applied": "1500M"},
@@ -126,7 +129,7 @@ def test_env_values_reach_the_container_literally(settings: Settings) -> None:
 
 
 def expand(value: str, env: dict[str, str]) -> str:
-    """Kubernetes' env expansion (third_party/forked/golang/expansion Expand), for the test only:
+    """virtual-kubelet internal/expansion Expand (the kubelet's rules), for the test only:
     ``$$`` is an escaped ``$``, ``$(NAME)`` is NAME's value if defined, anything else is literal."""
     out, i = [], 0
     while i < len(value):

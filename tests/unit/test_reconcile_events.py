@@ -67,6 +67,12 @@ def job_data(**overrides: Any) -> dict[str, Any]:
         "reason": "Completed",
         "message": "Reached expected number of succeeded pods",
         "exitCode": 0,
+        "exitCodeUnavailable": None,
+        "providerFailure": None,
+        "resources": {
+            "cpu": {"requested": "125m", "applied": "130m"},
+            "memory": {"requested": None, "applied": "1500M"},
+        },
         "indexes": None,
         "attempts": {"succeeded": 1, "failed": 0},
         "logTail": [{"pod": "p-1", "container": "main", "index": None, "text": "done\n", "truncated": False}],
@@ -108,6 +114,34 @@ def test_job_failed_event_with_indexes() -> None:
         events.job_failed(source="/vnode-batch", job_uid="u-1", subject="k", finished_at=NOW, data=data)
     )
     assert event["data"]["indexes"]["failed"] == "3"
+
+
+def test_a_missing_exit_code_is_null_with_its_reason() -> None:
+    gap = {"reason": "NotReportedByProvider", "message": "the virtual node did not report the exit code of pod p"}
+    event = validate_event(
+        events.job_succeeded(
+            source="/s",
+            job_uid="u",
+            subject="k",
+            finished_at=NOW,
+            data=job_data(exitCode=None, exitCodeUnavailable=gap),
+        )
+    )
+    assert (event["data"]["exitCode"], event["data"]["exitCodeUnavailable"]["reason"]) == (
+        None,
+        "NotReportedByProvider",
+    )
+
+
+def test_provider_failure_is_classified_in_the_failed_event() -> None:
+    failure = {"class": "quotaOrCapacity", "code": "ServiceUnavailable", "status": 409, "message": "not available"}
+    data = job_data(outcome="failed", reason="ProviderFailed", exitCode=None, providerFailure=failure, logTail=[])
+    data["exitCodeUnavailable"] = {"reason": "NoContainerExited", "message": "no container ran to an exit"}
+    event = validate_event(events.job_failed(source="/s", job_uid="u", subject="k", finished_at=NOW, data=data))
+    assert event["data"]["providerFailure"]["class"] == "quotaOrCapacity"
+    bad = dict(data, providerFailure={**failure, "class": "weather"})
+    with pytest.raises(AssertionError, match="weather"):
+        validate_event(events.job_failed(source="/s", job_uid="u", subject="k", finished_at=NOW, data=bad))
 
 
 def test_the_id_is_stable_per_job_and_outcome() -> None:
