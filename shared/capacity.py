@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Final
 
+from shared.provider_failure import classify
 from shared.quantity import parse_cpu
 from shared.request import RESERVED_LABEL_DOMAIN
 
@@ -312,31 +313,11 @@ def _created_since(pods: Sequence[Obj], since: datetime) -> list[datetime]:
 
 # --- refusals: quota, capacity, throttling ---------------------------------------------------
 
-# ACI's answers to a refused create, as virtual-kubelet writes them into the pod's status.message
-# (``node/pod.go handleProviderError``: ``err.Error()`` of azcore's ResponseError, which carries
-# "RESPONSE <status>" and "ERROR CODE: <code>"). Quota: ``ContainerGroupQuotaReached`` "… container
-# group quota 'ContainerGroups' exceeded in region …" (Microsoft support article "ServiceUnavailable
-# - container group quota exceeded in region"; older answers used ServiceUnavailable); regional
-# capacity: 409 ``ServiceUnavailable`` "The requested resource is not available in the location …";
-# create throttling: 429 (ARM throttling; ACI's exact text is undocumented).
-# TODO(fit): replace with shared.outcome's ProviderFailed classification once it lands.
-_CAPACITY_MARKERS: Final = (
-    "containergroupquotareached",
-    "serviceunavailable",
-    "toomanyrequests",
-    "response 409",
-    "response 429",
-    "response 503",
-    "throttl",
-)
-
 
 def is_capacity_message(message: str) -> bool:
-    """Whether a ProviderFailed message is ACI refusing for quota, capacity or throttling."""
-    lowered = message.lower()
-    if "quota '" in lowered and "exceeded" in lowered:
-        return True
-    return any(marker in lowered for marker in _CAPACITY_MARKERS)
+    """Whether a ProviderFailed message is ACI refusing for quota, capacity or create throttling
+    (``shared.provider_failure.classify``: class ``quotaOrCapacity``)."""
+    return classify(message).failure_class == "quotaOrCapacity"
 
 
 def capacity_refusal(pod: Obj) -> str | None:
