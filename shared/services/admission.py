@@ -68,6 +68,7 @@ class Decision:
 class _Charge:
     demand: Demand
     at: datetime
+    job: str
     done_at: float | None = None
 
 
@@ -133,9 +134,17 @@ class Admission:
     # --- admission ----------------------------------------------------------------------
 
     def admit(
-        self, source: CapacitySource, demand: Demand, *, key: str, first_seen: datetime, now: datetime
+        self,
+        source: CapacitySource,
+        demand: Demand,
+        *,
+        key: str,
+        first_seen: datetime,
+        now: datetime,
+        job: str = "",
     ) -> Decision:
-        """Admit ``demand`` (charging it to this process's view) or say why not and how long to wait.
+        """Admit ``demand`` of the Job named ``job`` (charging it to this process's view until a
+        list shows that Job) or say why not and how long to wait.
 
         Raises what the list calls raise (a transient Kubernetes error: the host retries)."""
         budget_ = self.budget()
@@ -148,7 +157,7 @@ class Admission:
             if reason is None:
                 self._waiting.pop(key, None)
                 self._next += 1
-                self._charges[self._next] = _Charge(demand, now)
+                self._charges[self._next] = _Charge(demand, now, job)
                 self._since_list = self._since_list.plus(demand)
                 return Decision(True, ticket=self._next)
             if len(self._waiting) >= _WAITING_LIMIT:
@@ -205,8 +214,14 @@ class Admission:
         self.refreshes += 1
         self._since_list = Usage()
         self._view = _View(usage_of(jobs, pods, now=now, windows=self._settings.capacity_window_seconds), started)
-        # Charges whose Job was created before this list are in it now.
-        self._charges = {t: c for t, c in self._charges.items() if c.done_at is None or c.done_at >= started}
+        # A charge ends when the list shows its Job, or when its Job was created before this list
+        # began and is not in it (already finished and deleted); in-flight creates stay charged.
+        listed = {str((j.get("metadata") or {}).get("name") or "") for j in jobs}
+        self._charges = {
+            t: c
+            for t, c in self._charges.items()
+            if c.job not in listed and (c.done_at is None or c.done_at >= started)
+        }
         refusals = []
         for pod in pods:
             uid = str((pod.get("metadata") or {}).get("uid") or "")

@@ -127,7 +127,9 @@ def dispatch(
             reason="ExceedsCapacity",
         )
     view = _capacity(settings, cluster, admission)
-    decision = view.admit(cluster, demand, key=meta.key, first_seen=meta.enqueued_at or now(), now=now())
+    decision = view.admit(
+        cluster, demand, key=meta.key, first_seen=meta.enqueued_at or now(), now=now(), job=manifest["metadata"]["name"]
+    )
     if not decision.admitted:
         return _wait_for_capacity(
             message, settings, request, data, meta, deferral, decision.reason, decision.delay, requeue, now()
