@@ -78,7 +78,8 @@ EXPECTED = {
     "ok-1": ("succeeded", "Completed"),
     "exit-3": ("failed", "BackoffLimitExceeded"),
     "deadline-1": ("failed", "DeadlineExceeded"),
-    "provider-1": ("failed", "ProviderFailed"),
+    # ACI has no room for this image, ever: retried VNB_CAPACITY_MAX_ATTEMPTS times, then failed.
+    "provider-1": ("failed", "CapacityExhausted"),
     "stuck-1": ("failed", "PendingTimeout"),
     "pull-1": ("failed", "ImagePullBackOff"),
     "array-1": ("failed", "FailedIndexes"),
@@ -92,7 +93,12 @@ def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_le
     for key, extra in REQUESTS.items():
         queues.submit({"id": key, "image": IMAGE, **extra})
     log = EventLog(queues)
-    with make_runner(VNB_PENDING_TIMEOUT_SECONDS="3", VNB_KEEP_FINISHED_SECONDS="0"):
+    with make_runner(
+        VNB_PENDING_TIMEOUT_SECONDS="3",
+        VNB_KEEP_FINISHED_SECONDS="0",
+        VNB_CAPACITY_MAX_ATTEMPTS="2",
+        VNB_CAPACITY_DEFER_SECONDS="1",
+    ):
         wait_for(lambda: running(kube, "lost-1"), what="lost-1 to run")
         kube.delete_job_behind_the_apps_back(NS, job_name_for("lost-1"))
         wait_for(lambda: len(log.poll()) >= len(REQUESTS), what="a terminal event for every request")
@@ -123,9 +129,10 @@ def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_le
     assert data["exit-3"]["exitCode"] == 3
     assert data["exit-3"]["logTail"][0]["text"].endswith("boom\n")
     assert "exited with code 3" in data["exit-3"]["message"]
-    assert "status code 503" in data["provider-1"]["message"]
+    assert "ServiceUnavailable" in data["provider-1"]["message"]
+    assert "2 of 2 attempts" in data["provider-1"]["message"]
     failure = data["provider-1"]["providerFailure"]
-    assert (failure["class"], failure["code"], failure["status"]) == ("quotaOrCapacity", "ServiceUnavailable", 503)
+    assert (failure["class"], failure["code"]) == ("quotaOrCapacity", "ServiceUnavailable")
     assert "insufficient capacity" in data["stuck-1"]["message"]
     assert "VNB_PENDING_TIMEOUT_SECONDS=3" in data["stuck-1"]["message"]
     assert "does-not-exist" in data["pull-1"]["message"]
