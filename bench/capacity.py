@@ -111,6 +111,7 @@ class Result:
     missing: int = 0
     makespan: float = 0.0
     kube_calls: int = 0
+    kube_by_kind: dict[str, int] = field(default_factory=dict)
     peak_groups: int = 0
     peak_cores: float = 0.0
     refused: dict[str, int] = field(default_factory=dict)
@@ -124,7 +125,8 @@ class Result:
                 f"  failure reasons: {self.reasons or '-'}",
                 f"  ACI creates refused: {sum(self.refused.values())} {self.refused or ''}",
                 f"  makespan {self.makespan:,.0f} s simulated = {self.makespan / floor:.3f} × the quota-bound floor",
-                f"  Kubernetes API calls: {self.kube_calls} = {self.kube_calls / self.requests:.2f} per request",
+                f"  Kubernetes API calls: {self.kube_calls} = {self.kube_calls / self.requests:.2f} per request "
+                f"({', '.join(f'{k} {v / self.requests:.2f}' for k, v in self.kube_by_kind.items())})",
                 f"  peak in use: {self.peak_groups}/{QUOTA_GROUPS} container groups, "
                 f"{self.peak_cores:g}/{QUOTA_CORES} cores",
             ]
@@ -200,7 +202,11 @@ def run(mode: str, requests: list[Request], *, scale: float, timeout: float) -> 
         counters = kube.aci.counters
         result.peak_groups, result.peak_cores = counters.peak_groups, counters.peak_cores
         result.refused = dict(counters.creates_refused)
-        result.kube_calls = sum(kube.request_counts().values())
+        counts = kube.request_counts()
+        result.kube_calls = sum(counts.values())
+        for (method, template), n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            label = f"{method} {template.split('/namespaces/{ns}/')[-1]}"
+            result.kube_by_kind[label] = result.kube_by_kind.get(label, 0) + n
     result.makespan = (last_event - started) / scale
     for r in requests:
         kind, reason = outcome.get(r.key, ("", ""))
