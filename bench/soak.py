@@ -94,6 +94,7 @@ class Ledger:
     expected: dict[str, str] = field(default_factory=dict)  # ledger key → expected outcome kind
     outcomes: dict[str, set[str]] = field(default_factory=lambda: collections.defaultdict(set))
     outcome_types: dict[str, str] = field(default_factory=dict)  # event id → type
+    outcome_reasons: dict[str, str] = field(default_factory=dict)  # event id → data.reason
     raw_events: int = 0
     repeated_event_ids: int = 0
     unexpected: list[str] = field(default_factory=list)
@@ -125,7 +126,8 @@ class Ledger:
             want = self.expected.get(key)
             got = {self.outcome_types[i] for i in ids}
             if want and got and want not in got and "request.deadlettered" not in got:
-                bad.append(f"{key}: expected {want}, got {sorted(got)}")
+                why = sorted({self.outcome_reasons.get(i, "") for i in ids})
+                bad.append(f"{key}: expected {want}, got {sorted(got)} {why}")
         return bad
 
     @property
@@ -300,6 +302,7 @@ def run_soak(
                 ledger.capacity_failures.append(f"{key}: {data.get('reason')}: {str(data.get('message'))[:160]}")
             ledger.outcomes[key].add(event_id)
             ledger.outcome_types[event_id] = kind
+            ledger.outcome_reasons[event_id] = f"{data.get('reason')}: {str(data.get('message'))[:200]}"
 
         runner.start()
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from shared.request import RESERVED_LABEL_DOMAIN
 Obj = Mapping[str, Any]
 
 CONTROLLER_UID: Final = "batch.kubernetes.io/controller-uid"
+COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
 ANN_REQUEST: Final = f"{RESERVED_LABEL_DOMAIN}/request"
 """The request as it came off the queue (compact JSON): what goes back to the queue when ACI
 refuses the Job's pods for capacity. Annotations hold up to 256 KiB; a queue message 64 KiB."""
@@ -320,6 +322,21 @@ def is_capacity_message(message: str) -> bool:
     return classify(message).failure_class == "quotaOrCapacity"
 
 
+_ACI_MESSAGE: Final = re.compile(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def brief(message: str) -> str:
+    """A refusal in one line for logs: ACI's code, HTTP status and message, without azcore's
+    request line and separators ("TooManyRequests (HTTP 429): The request is throttled …")."""
+    failure = classify(message)
+    found = _ACI_MESSAGE.search(message)
+    text = found.group(1) if found else " ".join(message.split())
+    head = failure.code or "ProviderFailed"
+    if failure.status:
+        head += f" (HTTP {failure.status})"
+    return f"{head}: {text}"[:300]
+
+
 def capacity_refusal(pod: Obj) -> str | None:
     """ACI's message when this pod was refused for quota, capacity or create throttling, else None
     (invalid-for-ACI refusals — names, resource rules — are failures of the request)."""
@@ -346,22 +363,66 @@ def ran(pod: Obj) -> bool:
 def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
     """ACI's refusal message if this Job should go back to the queue for another attempt.
 
-    Yes when a pod of it was refused for quota/capacity/throttling and none of its pods has run
-    (nothing of the work happened, so running it again later is the same request, once).
-    A Job of which some pod ran is left to the Job controller's own retries.
+    * None of its pods has run and one was refused for quota/capacity/throttling: nothing of the
+      work happened, so it goes back at once (before the Job controller's own retries hit the
+      quota again).
+    * Some pods ran: only once the Job has failed (Kubernetes' ``Failed`` condition, so no pod is
+      still working), and only if every failure was ACI's refusal — for an Indexed Job, the last
+      pod of each failed index (``status.failedIndexes``) was refused for capacity. The whole
+      request runs again, indexes that had finished included (at-least-once, like any retry).
+    A failure of the work itself (an exit code, a deadline) is never retried here.
     """
-    if any(ran(p) for p in pods) or int(_status(job).get("succeeded") or 0):
+    refused = [(p, why) for p in pods if (why := capacity_refusal(p)) is not None]
+    if not refused:
         return None
-    for pod in pods:
-        why = capacity_refusal(pod)
-        if why is not None:
-            return why
-    return None
+    if not any(ran(p) for p in pods) and not int(_status(job).get("succeeded") or 0):
+        return refused[-1][1]
+    if not _failed(job):
+        return None
+    failed = [p for p in pods if _status(p).get("phase") == "Failed"]
+    spec = job.get("spec") or {}
+    if spec.get("completionMode") == "Indexed":
+        last: dict[int | None, Obj] = {}
+        for p in sorted(failed, key=lambda p: str(_meta(p).get("creationTimestamp") or "")):
+            last[_index(p)] = p
+        indexes = _index_set(str(_status(job).get("failedIndexes") or ""))
+        if not indexes or any(i not in last or capacity_refusal(last[i]) is None for i in indexes):
+            return None
+    elif any(capacity_refusal(p) is None for p in failed):
+        return None
+    return refused[-1][1]
+
+
+def _failed(job: Obj) -> bool:
+    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in _status(job).get("conditions") or [])
+
+
+def _index(pod: Obj) -> int | None:
+    meta = _meta(pod)
+    raw = (meta.get("annotations") or {}).get(COMPLETION_INDEX) or (meta.get("labels") or {}).get(COMPLETION_INDEX)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _index_set(text: str) -> set[int | None]:
+    """Kubernetes' index list ("1,3-5") as a set."""
+    out: set[int | None] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            out.update(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            continue
+    return out
 
 
 def may_need_retry(job: Obj) -> bool:
     """Whether the reconciler must look at this running Job's pods: one of them failed."""
-    return int(_status(job).get("failed") or 0) > 0 and not int(_status(job).get("succeeded") or 0)
+    return int(_status(job).get("failed") or 0) > 0
 
 
 # --- fairness among waiting requests -----------------------------------------------------
@@ -387,6 +448,7 @@ __all__ = [
     "Usage",
     "aci_cores",
     "attempt_of",
+    "brief",
     "capacity_refusal",
     "capacity_retry",
     "defer_delay",

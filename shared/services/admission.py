@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from shared.adapters.kube import Page
-from shared.capacity import Budget, Demand, Usage, capacity_refusal, defer_delay, usage_of
+from shared.capacity import Budget, Demand, Usage, brief, capacity_refusal, defer_delay, usage_of
 from shared.jobspec import MANAGED_BY, MANAGER
 from shared.settings import Settings
 
@@ -126,7 +126,7 @@ class Admission:
         log.warning(
             "ACI refused %d pod(s) for capacity (%s): budget shrunk from %.0f%% to %.0f%% of the settings",
             count,
-            why[:200] or "quota, capacity or throttling",
+            brief(why) if why else "quota, capacity or throttling",
             before * 100,
             self.factor * 100,
         )

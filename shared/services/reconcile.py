@@ -460,7 +460,7 @@ class _Pass:
             return Verdict(
                 reason="CapacityExhausted",
                 message=f"ACI refused the Job's pods for quota, capacity or throttling ({why}, "
-                f"VNB_CAPACITY_MAX_ATTEMPTS): {refusal}"[:2000],
+                f"VNB_CAPACITY_MAX_ATTEMPTS): {capacity.brief(refusal)}"[:2000],
                 at=moment,
             )
         ann = (job.get("metadata") or {}).get("annotations") or {}
@@ -473,7 +473,7 @@ class _Pass:
             message_id=str(ann.get(ANN_MESSAGE_ID) or ""),
             first_seen=first_seen or moment,
             count=attempt,
-            reason=f"ACI refused the pods for capacity (attempt {attempt} of {limit}): {refusal}",
+            reason=f"ACI refused the pods for capacity (attempt {attempt} of {limit}): {capacity.brief(refusal)}",
             capacity_attempts=attempt,
         )
         assert self.requeue is not None
@@ -484,7 +484,7 @@ class _Pass:
             attempt,
             limit,
             ann.get(ANN_KEY),
-            refusal[:300],
+            capacity.brief(refusal),
         )
         # Delete first: the finalizer keeps the Job (unreported) until _mark removes it, so a
         # failure in between leaves it for the next pass, which requeues again (a duplicate

@@ -196,3 +196,34 @@ def test_a_full_create_window_says_when_it_frees_and_groups_do_not() -> None:
     assert wait == pytest.approx(300 * 1.03 - 200)
     full = Usage(groups=100, cores=Decimal(100), creates_short=1, creates_long=1, create_times=times[:1])
     assert budget.wait(full, one, now=NOW) is None
+
+
+def indexed_pod(index: int, phase: str, *, refused: bool = False, age: float = 5) -> dict[str, Any]:
+    p = pod("a", phase, reason="ProviderFailed" if refused else "", message=QUOTA_MESSAGE if refused else "", age=age)
+    p["metadata"]["annotations"] = {"batch.kubernetes.io/job-completion-index": str(index)}
+    if phase == "Succeeded":
+        p["status"]["containerStatuses"] = [{"name": "main", "state": {"terminated": {"startedAt": ts(age)}}}]
+    return p
+
+
+def failed_array(failed_indexes: str) -> dict[str, Any]:
+    j = job("a", completions=3, parallelism=3, failed=1, succeeded=2, failedIndexes=failed_indexes)
+    j["spec"]["completionMode"] = "Indexed"
+    j["status"]["conditions"] = [{"type": "Failed", "status": "True", "reason": "FailedIndexes"}]
+    return j
+
+
+def test_a_failed_array_whose_only_failures_are_refusals_runs_again() -> None:
+    pods = [indexed_pod(0, "Succeeded"), indexed_pod(1, "Failed", refused=True), indexed_pod(2, "Succeeded")]
+    assert capacity_retry(failed_array("1"), pods) is not None
+    # While it runs, nothing is decided: its other indexes are still working.
+    running = failed_array("1")
+    running["status"]["conditions"] = []
+    assert capacity_retry(running, pods) is None
+
+
+def test_an_array_with_a_real_failure_is_not_retried() -> None:
+    exited = indexed_pod(2, "Failed")
+    exited["status"]["containerStatuses"] = [{"name": "main", "state": {"terminated": {"exitCode": 3}}}]
+    pods = [indexed_pod(0, "Succeeded"), indexed_pod(1, "Failed", refused=True), exited]
+    assert capacity_retry(failed_array("1,2"), pods) is None
