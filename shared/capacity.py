@@ -183,6 +183,17 @@ def _span(seconds: int) -> str:
     return f"the last {seconds} s"
 
 
+ANN_REQUEUED: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-requeued"
+"""Set by the reconciler (compare-and-swap) before it gives the request back to the queue: this
+Job is condemned, and a message of a later attempt waits until it is gone."""
+
+
+def condemned(job: Obj) -> bool:
+    """The reconciler gave this Job's request back to the queue (or the Job is being deleted)."""
+    meta = _meta(job)
+    return bool(meta.get("deletionTimestamp")) or ANN_REQUEUED in (meta.get("annotations") or {})
+
+
 def mark_attempt(manifest: dict[str, Any], request: Mapping[str, Any], attempt: int) -> None:
     """Carry the request and its capacity attempt on the Job, for a retry by the reconciler."""
     annotations = manifest["metadata"].setdefault("annotations", {})
@@ -443,6 +454,7 @@ def defer_delay(first_seen: datetime, waiting: Sequence[datetime], *, longest: i
 __all__ = [
     "ANN_CAPACITY_ATTEMPT",
     "ANN_REQUEST",
+    "ANN_REQUEUED",
     "Budget",
     "Demand",
     "Usage",
@@ -451,6 +463,7 @@ __all__ = [
     "brief",
     "capacity_refusal",
     "capacity_retry",
+    "condemned",
     "defer_delay",
     "is_capacity_message",
     "mark_attempt",

@@ -226,8 +226,14 @@ def _create(
         if existing is None:  # deleted between our create and get: let the host retry
             raise TransientError(f"Job {name} for key {meta.key!r} vanished while checking a duplicate") from None
         theirs = (existing.get("metadata", {}).get("annotations") or {}).get(ANN_REQUEST_HASH)
-        if theirs == request.content_hash() and capacity.attempt_of(existing) < attempt:
+        if (
+            theirs == request.content_hash()
+            and capacity.attempt_of(existing) < attempt
+            and capacity.condemned(existing)
+        ):
             # ACI refused the previous attempt for capacity; the reconciler is deleting its Job.
+            # (A live Job of an earlier attempt — a stale duplicate message created it — runs
+            # this request already: this message is then a duplicate.)
             detail = f"waiting for capacity: Job {name} of the previous attempt is still being deleted"
             return DispatchResult(Outcome.DEFERRED, key=meta.key, job_name=name, detail=detail)
         if theirs == request.content_hash():

@@ -26,14 +26,15 @@ by someone else (it stays visible, Terminating, because build_job gives every Jo
 those Jobs alive, so the verdict is first written on the Job (an annotation, CAS) and the
 event is built from it: a repeat after a crash says the same thing.
 
-Capacity refusals (issue 11): a Job none of whose pods ran, with a pod that ACI refused for
-quota, capacity or create throttling (``shared.capacity.capacity_retry``), is not the request's
-failure. With ``requeue`` given, its request (carried on the Job) goes back to the requests
-queue as a deferral with the next capacity attempt, *then* the Job is deleted and marked, with
-no event; ``on_refusal`` shrinks this process's capacity budget. After VNB_CAPACITY_MAX_ATTEMPTS
-refusals the Job is judged failed, reason ``CapacityExhausted``. A crash between the requeue and
-the delete requeues again next pass: the second message finds the new Job (same content, same
-attempt) and completes as a duplicate.
+Capacity refusals (issue 11): a Job whose pods ACI refused for quota, capacity or create
+throttling, and nothing else failed (``shared.capacity.capacity_retry``), is not the request's
+failure. With ``requeue`` given, the Job is condemned (an annotation, CAS), its request (carried
+on the Job) goes back to the requests queue as a deferral with the next capacity attempt, then
+the Job is deleted and marked, with no event; ``on_refusal`` shrinks this process's capacity
+budget. After VNB_CAPACITY_MAX_ATTEMPTS refusals the Job is judged failed, reason
+``CapacityExhausted``. A crash after the requeue requeues again next pass: the second message
+finds the new Job (same content, same attempt) and completes as a duplicate; a message of a
+later attempt that meets the condemned Job waits until it is gone.
 
 Failures: an error on one Job is logged and the pass goes on with the others; a transient
 error (Kubernetes 5xx/timeout, queue send failure) ends the pass, and the next timer run
@@ -477,6 +478,16 @@ class _Pass:
             capacity_attempts=attempt,
         )
         assert self.requeue is not None
+        if capacity.ANN_REQUEUED not in ann:
+            # Condemn the Job first (CAS), so a message of the next attempt that arrives while it
+            # still exists waits for it instead of taking it for its own Job.
+            try:
+                job = self.jobs.annotate_job(
+                    name, annotations={capacity.ANN_REQUEUED: str(attempt)}, resource_version=_rv(job)
+                )
+            except Conflict:
+                self._count("running")
+                return None
         self.requeue(text, self.settings.capacity_defer_seconds)
         log.warning(
             "Job %s: ACI refused its pods for capacity (attempt %d of %d): request %s back on the queue: %s",
