@@ -16,6 +16,9 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def reconcile(timer: func.TimerRequest) -> None:
     """Events are sent with the queue client, not an output binding: each must be out *before*
     its Job is marked reported, inside this invocation. A pass cut short by a transient error
-    is logged and resumed by the next timer run (timers are not retried)."""
+    is logged and resumed by the next timer run (the host does not retry a failed timer run).
+    ``use_monitor`` buys nothing here: each run looks at everything unreported, so a missed run
+    needs no catch-up; and the host turns it off for the usual sub-minute schedules anyway
+    (azure-webjobs-sdk-extensions ``Extensions/Timers/Scheduling/TimerSchedule.cs``)."""
     rt = runtime()
     run(settings=rt.settings, gate=rt.gate, send_event=rt.queues.send_event, now=utcnow, requeue=rt.requeue)

@@ -16,8 +16,12 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def last_run(timer: func.TimerRequest) -> datetime | None:
     """The host's ScheduleStatus.Last (when the timer last ran), or None when unknown.
 
-    The host sends ``0001-01-01T00:00:00`` before the first run, and a time without offset
-    when it kept DateTime.Kind unspecified; both are handled here, at the binding edge.
+    The status is the one from before this run; ``Last`` is the previous run's start
+    (azure-webjobs-sdk-extensions ``Extensions/Timers/Listener/TimerListener.cs``
+    ``InvokeJobFunction``). The host sends ``0001-01-01T00:00:00`` before the first run
+    (``StartAsync``), no status at all when the monitor is off (``TimerSchedule.Create`` turns
+    ``useMonitor`` off for schedules firing more often than once a minute), and a time without
+    offset when it kept DateTime.Kind unspecified; all are handled here, at the binding edge.
     """
     status = getattr(timer, "schedule_status", None) or {}
     raw = status.get("Last") if isinstance(status, dict) else None

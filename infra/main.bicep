@@ -37,7 +37,8 @@ param clusterLocation string = ''
 
 // --- app settings exposed as parameters (defaults = the seed's values / Settings defaults) -------
 
-@description('Queue of batch requests (VNB_REQUESTS_QUEUE); its poison queue is <name>-poison.')
+@description('Queue of batch requests (VNB_REQUESTS_QUEUE); its poison queue is <name>-poison, so at most 56 characters (the host gives no poison queue to a longer name).')
+@maxLength(56)
 param requestsQueueName string = 'vnb-requests'
 
 @description('Queue of outcome events (VNB_EVENTS_QUEUE).')

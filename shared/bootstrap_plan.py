@@ -197,8 +197,61 @@ def decide_provider(state: str | None) -> Decision:
 # --- step 2: vnet and subnets -------------------------------------------------------------
 
 
-def subnet_entry(name: str, prefix: str) -> dict[str, Any]:
-    return {"name": name, "properties": {"addressPrefix": prefix}}
+VNODE_SUBNET_EGRESS: dict[str, Any] = {"defaultOutboundAccess": True}
+"""Outbound access of the virtual-node subnet, stated explicitly (docs/bootstrap.md, "Egress").
+
+From network api-version 2025-07-01 a subnet created without ``defaultOutboundAccess`` is
+private (``false``): no implicit outbound IP ("Private subnets by default in Azure virtual
+networks", Azure Networking Blog, techcommunity.microsoft.com, 2026; learn.microsoft.com
+virtual-network/ip-services/default-outbound-access). The pinned azure-mgmt-network 33.1.0
+sends api-version 2026-03-01 (``operations/_operations.py`` build_subnets_create_or_update_request),
+so without this the ACI container groups of the virtual node would have no internet egress:
+no image pulls from public registries, no calls to public endpoints. The cluster subnet needs
+nothing: its nodes leave through the AKS standard load balancer (outboundType loadBalancer,
+the default), an explicit outbound method."""
+
+
+def subnet_entry(name: str, prefix: str, *, egress: bool = False) -> dict[str, Any]:
+    props: dict[str, Any] = {"addressPrefix": prefix}
+    if egress:
+        props.update(VNODE_SUBNET_EGRESS)
+    return {"name": name, "properties": props}
+
+
+def subnet_has_egress(subnet: Mapping[str, Any]) -> bool:
+    """Whether a subnet as ARM returns it gives ACI container groups a way out: default outbound
+    access (``defaultOutboundAccess`` true, or absent on a subnet older than private-by-default),
+    a NAT gateway, or a route table (a user-defined route to a firewall is an explicit outbound
+    method; its routes are not read here)."""
+    props = subnet.get("properties") or {}
+    if props.get("natGateway") or props.get("routeTable"):
+        return True
+    return props.get("defaultOutboundAccess") is not False
+
+
+_WRITABLE_SUBNET_PROPERTIES = (
+    "addressPrefix",
+    "addressPrefixes",
+    "delegations",
+    "networkSecurityGroup",
+    "routeTable",
+    "natGateway",
+    "serviceEndpoints",
+    "privateEndpointNetworkPolicies",
+    "privateLinkServiceNetworkPolicies",
+)
+
+
+def subnet_with_egress(subnet: Mapping[str, Any]) -> dict[str, Any]:
+    """The PUT body that keeps an observed subnet as it is and turns default outbound access on
+    (a subnet PUT replaces the subnet: every writable property is carried over)."""
+    props = subnet.get("properties") or {}
+    kept = {k: copy.deepcopy(props[k]) for k in _WRITABLE_SUBNET_PROPERTIES if props.get(k) is not None}
+    kept["delegations"] = [
+        {"name": d.get("name"), "properties": {"serviceName": (d.get("properties") or {}).get("serviceName")}}
+        for d in kept.get("delegations") or []
+    ]
+    return {"properties": {**kept, **VNODE_SUBNET_EGRESS}}
 
 
 def vnet_body(plan: NetworkPlan, location: str) -> dict[str, Any]:
@@ -214,7 +267,7 @@ def vnet_body(plan: NetworkPlan, location: str) -> dict[str, Any]:
             "addressSpace": {"addressPrefixes": [str(plan.vnet)]},
             "subnets": [
                 subnet_entry(plan.cluster_subnet_name, str(plan.cluster_subnet)),
-                subnet_entry(plan.vnode_subnet_name, str(plan.vnode_subnet)),
+                subnet_entry(plan.vnode_subnet_name, str(plan.vnode_subnet), egress=True),
             ],
         },
     }
@@ -308,7 +361,26 @@ def decide_network(vnet: Mapping[str, Any] | None, plan: NetworkPlan, location: 
         sub_state = str((found.get("properties") or {}).get("provisioningState") or "Succeeded")
         if sub_state.lower() in _IN_PROGRESS_STATES:
             return Decision(step, Do.WAIT, f"subnet {name} is {sub_state}", f"subnet:{name}")
-    for cidr_setting, name_setting, name, prefix, _ in wanted:
+        if not is_cluster and not subnet_has_egress(found):
+            if (vnet.get("tags") or {}).get("managed-by") == MANAGED_BY["managed-by"]:
+                return Decision(
+                    step,
+                    Do.UPDATE,
+                    f"subnet {name} is private (defaultOutboundAccess false, no NAT gateway): the virtual node's pods "
+                    "would have no internet egress; turn default outbound access on",
+                    f"subnet:{name}",
+                    subnet_with_egress(found),
+                )
+            return Decision(
+                step,
+                Do.BLOCKED,
+                f"subnet {name} of vnet {plan.vnet_name} is private (defaultOutboundAccess false, no NAT gateway or "
+                "route table): the virtual node's pods would have no internet egress. Attach a NAT gateway, or run "
+                f"`az network vnet subnet update --vnet-name {plan.vnet_name} -n {name} -g <group> "
+                "--default-outbound-access true` (the vnet is not the app's, so the app does not change it)",
+                f"subnet:{name}",
+            )
+    for cidr_setting, name_setting, name, prefix, is_cluster in wanted:
         if name.lower() in existing:
             continue
         if not any(s is not None and prefix.subnet_of(s) for s in space):
@@ -336,7 +408,7 @@ def decide_network(vnet: Mapping[str, Any] | None, plan: NetworkPlan, location: 
             f"vnet {plan.vnet_name} exists without subnet {name}: create the subnet on its own (a vnet PUT would "
             "replace the vnet's subnet list)",
             f"subnet:{name}",
-            {"properties": {"addressPrefix": str(prefix)}},
+            {"properties": subnet_entry(name, str(prefix), egress=not is_cluster)["properties"]},
         )
     return Decision(
         step,
@@ -687,37 +759,55 @@ def decide_role(grant: RoleGrant, observed: Mapping[str, Any] | None) -> Decisio
 
 NAMESPACE_LABELS = {"app.kubernetes.io/managed-by": "vnode-batch"}
 NAMESPACE_NETWORK_POLICY = {"ingress": "AllowSameNamespace", "egress": "AllowAll"}
-"""AKS's documented defaults, stated so the body says what applies: the Jobs receive nothing
-from outside their namespace and reach anything they need. Enforced only on a cluster with a
-network policy engine, which the bootstrap's cluster does not set."""
+"""What ``az aks namespace add`` sends when no ``--ingress-policy``/``--egress-policy`` is given
+(azure-cli ``src/azure-cli/azure/cli/command_modules/acs/managednamespace.py``
+setNetworkPolicyRule): the Jobs receive nothing from outside their namespace and reach
+anything they need. Sent only to a cluster with a network policy engine (see below)."""
 
 
-def managed_namespace_body(targets: Targets, location: str) -> dict[str, Any]:
-    """The PUT body of ``managedClusters/{c}/managedNamespaces/{ns}`` (api-version 2026-08-01).
+def network_policy_engine(cluster: Mapping[str, Any] | None) -> str | None:
+    """The cluster's network policy engine (``networkProfile.networkPolicy``: azure, calico,
+    cilium), or None when it has none (absent or ``none``)."""
+    net = ((cluster or {}).get("properties") or {}).get("networkProfile") or {}
+    engine = net.get("networkPolicy")
+    return str(engine) if engine and str(engine).lower() != "none" else None
+
+
+def managed_namespace_body(targets: Targets, location: str, *, network_policy: str | None = None) -> dict[str, Any]:
+    """The PUT body of ``managedClusters/{c}/managedNamespaces/{ns}``: what ``az aks namespace
+    add`` sends (azure-cli ``acs/managednamespace.py`` aks_managed_namespace_add /
+    constructNamespace: the cluster's location, tags, labels, default network policy, adoption
+    and delete policies), less what does not apply here.
 
     Created through ARM because the app's Kubernetes rights stop at its namespace (AKS RBAC
     Writer on ``{clusterId}/namespaces/{ns}``): creating a Namespace object is cluster-scoped,
     while ``managedClusters/managedNamespaces/write`` is an ARM action that AKS Contributor
     (``managedClusters/*``), already held on the resource group, covers.
 
-    - ``adoptionPolicy: Always``: a namespace made before (by an earlier version of the app
-      through the Kubernetes API, or by hand with ``kubectl create namespace``) is taken over,
-      not refused (``Never``) or refused on the first differing label (``IfIdentical``).
-    - ``deletePolicy: Keep``: deleting the ARM resource leaves the namespace and its Jobs.
-    - no ``defaultResourceQuota``: concurrency is bounded by VNB_MAX_PARALLELISM and ACI's
+    - ``adoptionPolicy: Always`` (the CLI defaults to ``Never``): a namespace made before (by
+      an earlier version of the app through the Kubernetes API, or by hand with ``kubectl
+      create namespace``) is taken over, not refused (``Never``) or refused on the first
+      differing label (``IfIdentical``).
+    - ``deletePolicy: Keep`` (the CLI's default): deleting the ARM resource leaves the namespace
+      and its Jobs.
+    - no ``defaultResourceQuota``: the REST schema does not require it (azure-rest-api-specs
+      ``specification/containerservice/resource-manager/Microsoft.ContainerService/aks/stable/
+      2025-10-01/managedClusters.json`` NamespaceProperties has no ``required`` list); only the
+      CLI insists on all four values, client-side (setResourceQuota raises
+      RequiredArgumentMissingError). Concurrency is bounded by VNB_MAX_PARALLELISM and ACI's
       quotas; a namespace quota would make every pod declare requests and cap parallelism a
       second time, with rejected pods instead of deferred requests.
+    - ``defaultNetworkPolicy`` only when ``network_policy`` names the cluster's engine
+      (:func:`network_policy_engine`): "To use the network policy feature, the AKS cluster
+      needs to be configured with a network policy engine" (learn.microsoft.com
+      azure/aks/managed-namespaces, Prerequisites). The bootstrap's own cluster sets none, so
+      its body has no policy; a cluster brought with an engine gets the CLI's defaults.
     """
-    return {
-        "location": location,
-        "tags": dict(MANAGED_BY),
-        "properties": {
-            "labels": dict(NAMESPACE_LABELS),
-            "defaultNetworkPolicy": dict(NAMESPACE_NETWORK_POLICY),
-            "adoptionPolicy": "Always",
-            "deletePolicy": "Keep",
-        },
-    }
+    props: dict[str, Any] = {"labels": dict(NAMESPACE_LABELS)}
+    if network_policy:
+        props["defaultNetworkPolicy"] = dict(NAMESPACE_NETWORK_POLICY)
+    props.update({"adoptionPolicy": "Always", "deletePolicy": "Keep"})
+    return {"location": location, "tags": dict(MANAGED_BY), "properties": props}
 
 
 def _ns_error(observed: Mapping[str, Any]) -> str:

@@ -75,7 +75,7 @@ def _with_body(event: dict[str, Any], body: bytes) -> dict[str, Any]:
         text: str | None = body.decode("utf-8")
     except UnicodeDecodeError:
         text = None
-    budget = MAX_EVENT_BYTES - len(encode(event).encode()) - 64
+    budget = max(MAX_EVENT_BYTES - len(encode(event).encode()) - 64, 0)
     if text is not None:
         encoded = json.dumps(text, ensure_ascii=False)
         if len(encoded.encode()) <= budget:
@@ -83,15 +83,15 @@ def _with_body(event: dict[str, Any], body: bytes) -> dict[str, Any]:
             data["bodyTruncated"] = False
             return event
         # cut on a character boundary, leaving room for JSON escaping of the kept part
-        cut = text.encode()[: max(budget // 2, 0)].decode("utf-8", errors="ignore")
-        while len(json.dumps(cut, ensure_ascii=False).encode()) > budget:
+        cut = text.encode()[: budget // 2].decode("utf-8", errors="ignore")
+        while cut and len(json.dumps(cut, ensure_ascii=False).encode()) > budget:
             cut = cut[: len(cut) * 3 // 4]
         data["body"] = cut
         data["bodyTruncated"] = True
         return event
-    raw = base64.b64encode(body[: budget * 3 // 4]).decode()
-    data["bodyBase64"] = raw
-    data["bodyTruncated"] = len(raw) * 3 // 4 < len(body)
+    kept = body[: budget * 3 // 4]
+    data["bodyBase64"] = base64.b64encode(kept).decode()
+    data["bodyTruncated"] = len(kept) < len(body)
     return event
 
 
@@ -129,35 +129,57 @@ def request_rejected(
     return encode(_with_body(event, body))
 
 
+def deadlettered_id(*, key: str | None, body: bytes) -> str:
+    """The ``id`` of a request's ``request.deadlettered`` event (32 hex characters).
+
+    One per request: from the request key when it is known, else from the SHA-256 of the body.
+    Not from the message id: the host's poison copy is a new message with a new id
+    (azure-sdk-for-net ``Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/
+    QueueProcessor.cs`` ``CopyMessageToPoisonQueueAsync`` sends ``message.Body`` only), and
+    ``HandlePoisonMessageAsync`` copies, then deletes: when the delete does not happen (lease
+    lost, host restarted), the original comes back past ``maxDequeueCount`` and
+    ``BeginProcessingMessageAsync`` copies it again. Two poison copies of one request give one id.
+    """
+    if key:
+        return stable_id(REQUEST_DEADLETTERED, "key", key)
+    return stable_id(REQUEST_DEADLETTERED, "body", hashlib.sha256(body).hexdigest())
+
+
 def request_deadlettered(
     *,
     source: str,
-    message_id: str,
     body: bytes,
-    dequeue_count: int,
     now: datetime,
     reason: str,
     detail: str,
     queue: str,
     key: str | None = None,
     correlation_id: str | None = None,
-    inserted_at: datetime | None = None,
+    message_id: str | None = None,
+    enqueued_at: datetime | None = None,
+    poisoned_at: datetime | None = None,
 ) -> str:
-    """A message the app gave up on: retried until poisoned, or waited too long for a cluster."""
+    """A request the app gave up on: poisoned by the host, or waited too long for a cluster.
+
+    ``key``, ``message_id`` (the request's original message) and ``enqueued_at`` (when the
+    request was first seen) are ``None`` when the caller cannot know them, and appear as
+    ``null``; ``poisoned_at`` is when the host wrote the poison copy. The body is kept,
+    truncated so the event fits one queue message (``MAX_EVENT_BYTES``).
+    """
     data: dict[str, Any] = {
         "reason": reason,
         "detail": detail,
         "queue": queue,
-        "messageId": message_id,
         "requestKey": key,
         "correlationId": correlation_id,
-        "dequeueCount": dequeue_count,
-        "enqueuedAt": iso(inserted_at) if inserted_at else None,
+        "messageId": message_id,
+        "enqueuedAt": iso(enqueued_at) if enqueued_at else None,
+        "poisonedAt": iso(poisoned_at) if poisoned_at else None,
         "deadletteredAt": iso(now),
     }
     event = envelope(
         event_type=REQUEST_DEADLETTERED,
-        event_id=stable_id(REQUEST_DEADLETTERED, message_id),
+        event_id=deadlettered_id(key=key, body=body),
         source=source,
         subject=key or message_id,
         time=now,

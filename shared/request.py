@@ -66,6 +66,8 @@ _IMAGE = re.compile(
 )
 
 Key = Annotated[str, StringConstraints(pattern=_KEY)]
+_CORRELATION_ID = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
+MAX_CORRELATION_ID = 256
 Arg = Annotated[str, StringConstraints(max_length=4096)]
 EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME, max_length=128)]
 # min_length 1: azure-aci getContainers (pkg/provider/aci.go) passes only variables whose value
@@ -155,8 +157,8 @@ class BatchRequest(BaseModel):
     correlationId: str | None = Field(  # noqa: N815 - wire name
         None,
         min_length=1,
-        max_length=256,
-        pattern=r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$",
+        max_length=MAX_CORRELATION_ID,
+        pattern=_CORRELATION_ID,
         description="Echoed in every event about this request.",
     )
 
@@ -316,6 +318,18 @@ def normalize_image(image: str) -> str:
     return f"docker.io/{image}"
 
 
+def as_key(value: object) -> str | None:
+    """``value`` if it is a valid request ``id`` (1-128 characters, see the schema), else None."""
+    return value if isinstance(value, str) and re.fullmatch(_KEY, value) else None
+
+
+def as_correlation_id(value: object) -> str | None:
+    """``value`` if it is a valid ``correlationId`` (printable ASCII, at most 256), else None."""
+    if isinstance(value, str) and len(value) <= MAX_CORRELATION_ID and re.fullmatch(_CORRELATION_ID, value):
+        return value
+    return None
+
+
 def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
     """Bytes of a queue message → a JSON object, or the reason it is not one.
 
@@ -342,6 +356,10 @@ def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
         value = json.loads(stripped)
     except json.JSONDecodeError as e:
         return None, [FieldError("$body", f"not JSON: {e.msg} at line {e.lineno} column {e.colno}")]
+    except RecursionError:
+        # CPython 3.13's json raises this past ~10 000 levels of nesting: 10 KB of "[" is
+        # enough. Bad input, not a transient failure: it must not be retried into the poison queue.
+        return None, [FieldError("$body", "not usable JSON: nested too deeply")]
     if not isinstance(value, dict):
         return None, [FieldError("$body", f"expected a JSON object, got {type(value).__name__}")]
     return value, []

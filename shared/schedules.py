@@ -9,27 +9,40 @@ Which slots are due is derived, not stored. The timer's own schedule cuts time i
 windows: the occurrence ``T`` being fired owns the slots in ``(T - P, T]``, where ``P`` is the
 gap to the timer's previous occurrence. Consecutive occurrences own disjoint windows, every
 instant belongs to one of them, and two runs of the same occurrence compute the same window.
-After downtime the host fires once "past due" and its ``ScheduleStatus.Last`` (persisted when
-``use_monitor`` is on) says when the timer last ran: the *latest* slot that fell in the gap is
-caught up, and only that one. See docs/events.md ("Periodic batches") for the contract.
+After downtime the host fires once "past due" (only when its listener starts) and its
+``ScheduleStatus.Last`` (persisted when ``use_monitor`` is on, which the host ignores for
+schedules firing more often than once a minute) says when the timer last ran: the *latest*
+slot that fell in the gap is caught up, and only that one. See docs/events.md ("Periodic batches") for the contract.
 
-Daylight saving time: slots are computed on the schedule's wall clock (croniter, in the
-zone). A wall time that does not exist (spring forward) runs at the end of the gap; a wall
-time that happens twice (fall back) runs once, at its first occurrence — unless the hour
-field is ``*`` (hourly or finer schedules), which keep running by elapsed time.
+Daylight saving time, as Vixie cron and cronie do it (cron(8); cronie ``src/cron.c`` main
+loop and find_jobs, see :func:`runs_at_fixed_times`): slots
+are the schedule's wall-clock times in its zone (croniter over naive local times, then mapped
+to instants here). A schedule that runs at specific times (one minute value, not every hour:
+``30 2 * * *``) runs a repeated wall time (fall back) once, at its first occurrence, and a
+wall time that does not exist (spring forward) at the end of the gap: a daily job runs once
+every local day. Any other schedule (``*/10 1-3 * * *``, ``15 * * * *``) runs by the wall
+clock: both occurrences of a repeated time (the autumn hour 02:00-03:00 in Paris gives
+``*/10 1-3`` twelve slots, not six), and nothing for times that do not exist, so it keeps its
+spacing in elapsed time. Kubernetes CronJob runs both occurrences even for fixed times
+(kubernetes/kubernetes#121594, "CronJob will be run twice, when switching to wintertime"),
+which is why fixed times follow cron here. Slot ids are UTC, so every slot's id is unique.
+
+A cron that can never fire (``0 0 31 2 *``: no February 31st; any day-of-month the listed
+months lack) is refused when the file is read: croniter accepts its syntax and then finds no
+date (CroniterBadDateError after its 50-year search, croniter ``croniter.py`` _calc).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from shared.request import RequestInvalid, parse_request
 from shared.settings import Settings
@@ -127,8 +140,34 @@ def loads(text: str, *, settings: Settings, source: str = "schedules.json") -> t
     return parse(data, settings=settings, source=source)
 
 
+def loads_each(
+    text: str, *, settings: Settings, source: str = "schedules.json"
+) -> tuple[tuple[Schedule, ...], list[str]]:
+    """Like :func:`loads`, but the valid schedules and the others' problems (:func:`parse_each`)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SchedulesError(source, [f"not JSON: {e.msg} at line {e.lineno} column {e.colno}"]) from None
+    return parse_each(data, settings=settings, source=source)
+
+
 def parse(data: Any, *, settings: Settings, source: str = "schedules.json") -> tuple[Schedule, ...]:
-    """Validate decoded definitions (``{"version": 1, "schedules": [...]}``)."""
+    """Validate decoded definitions (``{"version": 1, "schedules": [...]}``); raise
+    SchedulesError naming every problem."""
+    schedules, problems = parse_each(data, settings=settings, source=source)
+    if problems:
+        raise SchedulesError(source, problems)
+    return schedules
+
+
+def parse_each(
+    data: Any, *, settings: Settings, source: str = "schedules.json"
+) -> tuple[tuple[Schedule, ...], list[str]]:
+    """The valid schedules and the problems of the others, one schedule at a time: what the
+    timer runs, so that one bad schedule does not stop the rest. A file whose structure is
+    wrong (not an object, unknown top-level fields, another ``version``, no ``schedules``
+    list) raises SchedulesError with every problem: nothing in it can be trusted. A name
+    used twice keeps its first schedule."""
     if not isinstance(data, dict):
         raise SchedulesError(source, ['expected an object like {"version": 1, "schedules": [...]}'])
     problems: list[str] = []
@@ -151,11 +190,12 @@ def parse(data: Any, *, settings: Settings, source: str = "schedules.json") -> t
                 problems.append(
                     f"schedules[{position}] ({schedule.name}).name: also used by schedules[{seen[schedule.name]}]"
                 )
-            seen.setdefault(schedule.name, position)
+                continue
+            seen[schedule.name] = position
             out.append(schedule)
-    if problems:
+    if unknown or data.get("version") != VERSION:
         raise SchedulesError(source, problems)
-    return tuple(out)
+    return tuple(out), problems
 
 
 def _one(item: Any, position: int, settings: Settings) -> tuple[Schedule | None, list[str]]:
@@ -177,6 +217,11 @@ def _one(item: Any, position: int, settings: Settings) -> tuple[Schedule | None,
         problems.append(
             f"{where}.cron: expected a 5-field cron expression (minute hour day-of-month month day-of-week), "
             f"e.g. '0 2 * * *'; got {cron!r}"
+        )
+    elif first_run(cron) is None:
+        problems.append(
+            f"{where}.cron: {cron!r} never fires: no date matches its day-of-month, month and day-of-week "
+            "(e.g. February 30/31, or the 31st of a 30-day month)"
         )
     zone = item.get("timeZone", "UTC")
     if not isinstance(zone, str) or not _zone_ok(zone):
@@ -226,6 +271,10 @@ def _zone_ok(name: str) -> bool:
 
 # --- slots ----------------------------------------------------------------------------------
 
+_DST_MARGIN: Final = timedelta(hours=4)
+"""More than any UTC offset change (DST shifts are 30 min to 2 h): wall-clock times this far
+outside a window cannot map into it."""
+
 
 def slot_stamp(slot: datetime) -> str:
     """``20261127T000000Z``: the slot in UTC, as it appears in request ids."""
@@ -236,58 +285,127 @@ def request_id(schedule: Schedule, slot: datetime) -> str:
     return f"{schedule.name}-{slot_stamp(slot)}"
 
 
-def _every_hour(schedule: Schedule) -> bool:
-    hours = croniter(schedule.cron).expanded[1]
-    return hours == ["*"] or len(set(hours)) == 24
+def runs_at_fixed_times(cron: str) -> bool:
+    """True for a schedule that runs at specific times of day: one minute value and not every
+    hour (``30 2 * * *``, ``0 8,20 * * 1-5``). Every other schedule (several minutes per hour,
+    or every hour: ``*/10 1-3 * * *``, ``15 * * * *``) runs "more frequently" in cron's terms.
+
+    The distinction is Vixie cron's, kept by cronie (cron(8) "Local time changes of less than
+    three hours ... only applies to jobs that run at a specific time and jobs that are run
+    with a granularity greater than one hour. Jobs that run more frequently are scheduled
+    normally"). cronie ``src/cron.c`` main loop: when the clock jumps forward ("DST begins")
+    it runs the wildcard jobs for the current minute, then the fixed-time jobs of every minute
+    skipped; when it goes back ("DST ends") it runs only the wildcard jobs ("The fixed-time
+    jobs probably have already run, and should not be repeated"); find_jobs tells them apart
+    by the entry flags MIN_STAR | HR_STAR, i.e. by the text (a minute or hour field starting
+    with ``*``). Here it is decided on the expanded fields so that equal schedules behave the
+    same (``*/10`` and ``0,10,20,30,40,50`` alike).
+    """
+    minutes, hours = croniter(cron).expanded[:2]
+    several_minutes = minutes == ["*"] or len(set(minutes)) > 1
+    every_hour = hours == ["*"] or len(set(hours)) == 24
+    return not (several_minutes or every_hour)
 
 
-def _repeated_wall_time(moment: datetime, zone: ZoneInfo) -> bool:
-    """The second occurrence of a wall-clock time that happens twice (fall back)."""
-    local = moment.astimezone(zone)
-    if local.fold != 1:
-        return False
-    return local.replace(fold=0).utcoffset() != local.utcoffset()
+def wall_to_instants(wall: datetime, zone: ZoneInfo, *, fixed_times: bool) -> list[datetime]:
+    """The UTC instants a matching wall-clock time (naive, in ``zone``) runs at.
+
+    * an ordinary time: one instant;
+    * a time that happens twice (fall back): both instants, or only the first for a
+      fixed-time schedule (see :func:`runs_at_fixed_times`);
+    * a time that does not exist (spring forward): nothing, or for a fixed-time schedule the
+      first instant after the gap (cron(8): "those jobs that would have run in the interval
+      that has been skipped will be run immediately").
+    """
+    first = wall.replace(tzinfo=zone, fold=0)
+    second = wall.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return [first.astimezone(UTC)]
+    a, b = first.astimezone(UTC), second.astimezone(UTC)
+    if a.astimezone(zone).replace(tzinfo=None) != wall:
+        # Does not exist: fold=0 uses the offset before the gap and lands after it, fold=1
+        # the offset after and lands before it (PEP 495). The gap ends at the later one's
+        # transition: the wall time where the earlier instant is, read after the change.
+        if not fixed_times:
+            return []
+        return [_gap_end(min(a, b), max(a, b), zone)]
+    return [min(a, b)] if fixed_times else sorted((a, b))
+
+
+def _gap_end(low: datetime, high: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant after a spring-forward transition in ``[low, high]`` (UTC, minute
+    resolution: transitions are on whole minutes in tzdata)."""
+    before = low.astimezone(zone).utcoffset()
+    while high - low > timedelta(minutes=1):
+        mid = low + (high - low) / 2
+        mid = mid.replace(second=0, microsecond=0)
+        if mid <= low:
+            break
+        if mid.astimezone(zone).utcoffset() == before:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def _walls(cron: str, start: datetime, *, backwards: bool = False) -> Iterator[datetime]:
+    """Matching wall-clock times (naive) after ``start`` (or before it), in order; stops where
+    croniter finds none within its 50-year horizon."""
+    it = croniter(cron, start)
+    while True:
+        try:
+            yield it.get_prev(datetime) if backwards else it.get_next(datetime)
+        except CroniterBadDateError:
+            return
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone).replace(tzinfo=None)
 
 
 def slots_between(
     schedule: Schedule, after: datetime, until: datetime, *, limit: int = MAX_SLOTS_PER_RUN
 ) -> list[datetime]:
-    """The schedule's slots in ``(after, until]``, as UTC datetimes, oldest first (DST policy
-    in the module docstring)."""
-    zone = schedule.zone
-    every_hour = _every_hour(schedule)
-    it = croniter(schedule.cron, after.astimezone(zone))
-    out: list[datetime] = []
-    while len(out) < limit:
-        slot: datetime = it.get_next(datetime).astimezone(UTC)
-        if slot > until:
+    """The schedule's slots in ``(after, until]``, as UTC datetimes, oldest first, each once
+    (DST policy in the module docstring)."""
+    zone, fixed = schedule.zone, runs_at_fixed_times(schedule.cron)
+    after, until = after.astimezone(UTC), until.astimezone(UTC)
+    stop_wall = _wall(until, zone) + _DST_MARGIN
+    found: set[datetime] = set()
+    enough_at: datetime | None = None
+    for wall in _walls(schedule.cron, _wall(after, zone) - _DST_MARGIN):
+        if wall > stop_wall or (enough_at is not None and wall > enough_at):
             break
-        if slot <= after or (out and slot <= out[-1]):
-            continue
-        if not every_hour and _repeated_wall_time(slot, zone):
-            continue
-        out.append(slot)
-    return out
+        found.update(i for i in wall_to_instants(wall, zone, fixed_times=fixed) if after < i <= until)
+        if enough_at is None and len(found) >= limit:
+            enough_at = wall + 2 * _DST_MARGIN  # the slots still to come can only be later
+    return sorted(found)[:limit]
 
 
 def latest_slot(schedule: Schedule, at_or_before: datetime) -> datetime | None:
     """The last slot at or before a moment (the same DST policy as :func:`slots_between`)."""
-    zone = schedule.zone
-    every_hour = _every_hour(schedule)
-    it = croniter(schedule.cron, (at_or_before + timedelta(seconds=1)).astimezone(zone))
-    for _ in range(4):  # at most one repeated wall time to step over
-        slot: datetime = it.get_prev(datetime).astimezone(UTC)
-        if slot > at_or_before:
-            continue
-        if not every_hour and _repeated_wall_time(slot, zone):
-            continue
-        return slot
-    return None
+    zone, fixed = schedule.zone, runs_at_fixed_times(schedule.cron)
+    at_or_before = at_or_before.astimezone(UTC)
+    floor = _wall(at_or_before, zone) - _DST_MARGIN
+    best: datetime | None = None
+    for wall in _walls(schedule.cron, _wall(at_or_before, zone) + _DST_MARGIN, backwards=True):
+        if best is not None and wall < floor:
+            break
+        candidates = [i for i in wall_to_instants(wall, zone, fixed_times=fixed) if i <= at_or_before]
+        if candidates and (best is None or max(candidates) > best):
+            best = max(candidates)
+    return best
 
 
 def next_slot(schedule: Schedule, after: datetime) -> datetime | None:
-    found = slots_between(schedule, after, after + timedelta(days=366 * 5), limit=1)
+    found = slots_between(schedule, after, after + timedelta(days=366 * 50), limit=1)
     return found[0] if found else None
+
+
+def first_run(cron: str, after: datetime = datetime(2000, 1, 1)) -> datetime | None:
+    """The first wall-clock time matching ``cron`` after ``after`` (naive), or None when no
+    date within croniter's 50-year horizon matches (``0 0 31 2 *``, ``0 0 31 4,6,9,11 *``)."""
+    return next(_walls(cron, after), None)
 
 
 # --- the timer's windows --------------------------------------------------------------------
@@ -330,22 +448,31 @@ def due_slots(
 ) -> list[DueSlot]:
     """The slots to enqueue for this timer run.
 
-    * regular: every slot in ``(max(T - P, last_run), T]``;
-    * catch-up, only when the host flags the run as past due (it missed occurrences: the app
-      was down or stopped) and ``last_run`` (the host's ScheduleStatus.Last) is older than
-      ``T - P``: the latest slot in ``(last_run, T - P]`` as well — one, however long the
-      outage. It is never older than one schedule interval before ``T - P``, so the look-back
-      is at most one timer period plus one schedule interval. Only the past-due run catches
-      up: the host keeps the stale ``Last`` for the run after it, which must not repeat it;
+    * regular: every slot in ``(T - P, T]``;
+    * catch-up, only when the host flags the run as past due and ``last_run`` (the host's
+      ScheduleStatus.Last) is older than ``T - P``: the latest slot in ``(last_run, T - P]``
+      as well — one, however long the outage. It is never older than one schedule interval
+      before ``T - P``, so the look-back is at most one timer period plus one schedule interval;
     * nothing when ``last_run >= T``: this occurrence already ran (a second fire of it).
 
-    Without ``last_run`` (no monitor, first run) the look-back is the timer period only.
+    What the host passes (azure-webjobs-sdk-extensions ``Extensions/Timers/Listener/
+    TimerListener.cs``): past due is decided only in ``StartAsync``, when the listener starts
+    after the stored ``Next`` went by (the app was stopped or down), never for a late regular
+    run; the status handed to a run is the one from before it, and ``InvokeJobFunction`` then
+    stores ``Last`` = that run's own start. So the run after a past-due run sees ``Last`` = the
+    past-due run's start, not the stale one, and is not past due: only the past-due run catches
+    up. ``last_run`` is not a lower bound for the regular window: the past-due run enqueued its
+    own window only, and the slots between its occurrence and its start belong to the next run.
+
+    Without ``last_run`` the look-back is the timer period only: a first run (the host passes
+    ``Last`` = 0001-01-01), or no monitor (``TimerSchedule.Create`` turns ``useMonitor`` off for
+    schedules firing more often than once a minute; then no status and never past due).
     """
     window = timer_window(timer_schedule, now)
     occurrence, start = window.occurrence, window.occurrence - window.period
     if last_run is not None and last_run >= occurrence:
         return []
-    lower = max(start, last_run) if last_run is not None else start
+    lower = start
     missed = past_due and last_run is not None and last_run < start - CLOCK_SKEW
     out: list[DueSlot] = []
     for schedule in schedules:

@@ -34,6 +34,8 @@ STORAGE_CONNECTION = "AzureWebJobsStorage"
 """The connection name every queue binding uses (a setting *prefix* with identity connections)."""
 
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_MAX_QUEUE_NAME = 63
+_POISON_SUFFIX = "-poison"
 _NCRONTAB_FIELDS = 6
 
 
@@ -81,7 +83,7 @@ class Settings(BaseModel):
         "VNB_REQUESTS_QUEUE",
         ...,
         "Queue the dispatch function reads requests from (bound as `%VNB_REQUESTS_QUEUE%`); "
-        "poisoned messages go to `<name>-poison`.",
+        "poisoned messages go to `<name>-poison`, so at most 56 characters and not ending in `-poison`.",
     )
     events_queue: str = _field(
         "VNB_EVENTS_QUEUE",
@@ -198,7 +200,8 @@ class Settings(BaseModel):
     schedules_timer: str = _field(
         "VNB_SCHEDULES_TIMER",
         ...,
-        "NCRONTAB of the timer that enqueues due periodic batches.",
+        "NCRONTAB of the timer that enqueues due periodic batches; at most once a minute (one seconds value), "
+        "else the host turns off the schedule monitor that catch-up needs.",
     )
 
     # --- bootstrap (aks mode) ------------------------------------------------------------
@@ -368,6 +371,22 @@ class Settings(BaseModel):
             )
         return value
 
+    @field_validator("requests_queue")
+    @classmethod
+    def _has_a_poison_queue(cls, value: str) -> str:
+        # The host gives a trigger queue a poison queue only if the name does not end in
+        # "-poison" and "<name>-poison" is itself a valid (<= 63 characters) queue name
+        # (azure-sdk-for-net Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/
+        # QueueListenerFactory.cs CreatePoisonQueueReference). Without one, a request that keeps
+        # failing is never moved, never dead-lettered: it stays in the queue, skipped, until its TTL.
+        if value.endswith(_POISON_SUFFIX) or len(value) + len(_POISON_SUFFIX) > _MAX_QUEUE_NAME:
+            raise ValueError(
+                f"must be at most {_MAX_QUEUE_NAME - len(_POISON_SUFFIX)} characters and not end in "
+                f"'{_POISON_SUFFIX}': the host moves failing requests to '<name>{_POISON_SUFFIX}', "
+                "and gives no poison queue otherwise"
+            )
+        return value
+
     @field_validator("reconcile_schedule", "schedules_timer")
     @classmethod
     def _ncrontab(cls, value: str) -> str:
@@ -380,6 +399,36 @@ class Settings(BaseModel):
         elif re.fullmatch(r"\d{1,2}:\d{2}:\d{2}", value):
             return value  # the host also takes a TimeSpan (App Service plans)
         raise ValueError("expected an NCRONTAB expression with six fields, seconds first, e.g. `*/15 * * * * *`")
+
+    @field_validator("schedules_timer")
+    @classmethod
+    def _once_a_minute_at_most(cls, value: str) -> str:
+        """Catch-up after downtime needs the host's schedule monitor (ScheduleStatus.Last,
+        IsPastDue), which the host silently turns off for a schedule with more than one
+        occurrence in the next minute, or a TimeSpan under a minute
+        (azure-webjobs-sdk-extensions ``src/WebJobs.Extensions/Extensions/Timers/Scheduling/
+        TimerSchedule.cs`` Create: ``attribute.UseMonitor = false``). The host tests the
+        minute after start only; one seconds value is what keeps every minute to one fire.
+        """
+        from croniter import croniter
+
+        span = re.fullmatch(r"(\d{1,2}):(\d{2}):(\d{2})", value)
+        if span:
+            hours, minutes, seconds = (int(g) for g in span.groups())
+            if hours * 3600 + minutes * 60 + seconds < 60:
+                raise ValueError(
+                    "fires more than once a minute: the host then turns its schedule monitor off and "
+                    "missed periodic batches are never caught up; use a period of at least 00:01:00"
+                )
+            return value
+        seconds_field = croniter(value, second_at_beginning=True).expanded[-1]
+        if seconds_field == ["*"] or len(set(seconds_field)) > 1:
+            raise ValueError(
+                "fires more than once a minute (its seconds field has several values): the host then turns "
+                "its schedule monitor off and missed periodic batches are never caught up; "
+                "use one seconds value, e.g. `0 * * * * *`"
+            )
+        return value
 
     @field_validator("vnet_cidr", "cluster_subnet_cidr", "vnode_subnet_cidr", "service_cidr")
     @classmethod
@@ -535,7 +584,7 @@ class Settings(BaseModel):
 
     @property
     def poison_queue(self) -> str:
-        return f"{self.requests_queue}-poison"
+        return f"{self.requests_queue}{_POISON_SUFFIX}"
 
     @property
     def allows_any_registry(self) -> bool:

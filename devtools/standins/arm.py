@@ -14,7 +14,9 @@ Modelled (paths as the SDKs send them; api-version is recorded, not enforced):
 * ``GET /subscriptions/{s}/providers/{ns}``, ``POST .../{ns}/register`` (NotRegistered ->
   Registering -> Registered after ``provider_register_seconds``).
 * ``Microsoft.Network/virtualNetworks/{vnet}`` PUT/GET/DELETE (+ list), ``.../subnets/{name}``
-  PUT/GET/DELETE (+ list). PUT replaces the inline subnet list, as ARM does.
+  PUT/GET/DELETE (+ list). PUT replaces the inline subnet list, as ARM does. A subnet created at
+  api-version >= 2025-07-01 without ``defaultOutboundAccess`` is private (``false``): no egress
+  for what runs in it unless a NAT gateway or route table is attached (:func:`subnet_egress`).
 * ``Microsoft.ContainerService/managedClusters/{name}`` PUT/GET/DELETE (+ lists),
   ``listClusterUserCredential``, ``listClusterAdminCredential``.
 * ``.../managedClusters/{name}/managedNamespaces/{ns}`` PUT/GET/DELETE (+ list): an LRO on an
@@ -260,6 +262,43 @@ class _ArmServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         return
+
+
+PRIVATE_SUBNETS_FROM = "2025-07-01"
+"""Network api-version from which a new subnet is private unless it says otherwise: "Starting
+with API version 2025-07-01 ... Subnets in newly created VNets are private by default. The
+subnet property ``defaultOutboundAccess`` is set to false" (Azure Networking Blog, "Private
+subnets by default in Azure virtual networks", techcommunity.microsoft.com, 2026); existing
+subnets are unchanged (same post, "Existing VNets or VMs using DOA: Unchanged")."""
+
+
+def _default_outbound_access(
+    props: dict[str, Any], existing: dict[str, Any] | None, api_version: str | None
+) -> bool | None:
+    """``defaultOutboundAccess`` of a subnet after a PUT: what the body says; else, for an
+    existing subnet, what it had (the docs are silent on a PUT that omits it; keeping the value
+    follows "existing VNets unchanged"); else false from :data:`PRIVATE_SUBNETS_FROM`, and
+    absent (null: default outbound access) before it."""
+    if isinstance(props.get("defaultOutboundAccess"), bool):
+        return bool(props["defaultOutboundAccess"])
+    if existing is not None:
+        kept = existing.get("properties", {}).get("defaultOutboundAccess")
+        return kept if isinstance(kept, bool) else None
+    if api_version and api_version[:10] >= PRIVATE_SUBNETS_FROM:
+        return False
+    return None
+
+
+def subnet_egress(subnet: dict[str, Any]) -> bool:
+    """Whether container groups in a subnet reach the internet: default outbound access (not
+    false), or an explicit method, a NAT gateway or a route table (a UDR to a firewall; its
+    routes are not modelled). Sources: learn.microsoft.com virtual-network/ip-services/
+    default-outbound-access ("explicit outbound connectivity" methods); for ACI in a private
+    subnet, ../shared/reference/virtual-node.md (egress needs the opt-in or a NAT gateway)."""
+    props = subnet.get("properties") or {}
+    if props.get("natGateway") or props.get("routeTable"):
+        return True
+    return props.get("defaultOutboundAccess") is not False
 
 
 class ArmStandIn:
@@ -532,6 +571,11 @@ class ArmStandIn:
         with self._lock:
             found = self._find(resource_id)
             return copy.deepcopy(found) if found is not None else None
+
+    def has_egress(self, subnet_id: str) -> bool:
+        """Whether container groups placed in this subnet would reach the internet (:func:`subnet_egress`)."""
+        found = self.get(subnet_id)
+        return found is not None and subnet_egress(found)
 
     def role_assignments(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -1018,7 +1062,7 @@ class ArmStandIn:
         return out
 
     def _build_subnet(
-        self, vnet_id: str, raw: Any, existing: dict[str, Any] | None, state: str
+        self, vnet_id: str, raw: Any, existing: dict[str, Any] | None, state: str, api_version: str | None = None
     ) -> tuple[dict[str, Any], ipaddress.IPv4Network | ipaddress.IPv6Network]:
         if not isinstance(raw, dict) or not raw.get("name"):
             raise ArmError(400, "InvalidRequestFormat", f"A subnet of {vnet_id} has no name.")
@@ -1063,6 +1107,9 @@ class ArmStandIn:
                 "privateLinkServiceNetworkPolicies": props.get("privateLinkServiceNetworkPolicies", "Enabled"),
             },
         }
+        outbound = _default_outbound_access(props, existing, api_version)
+        if outbound is not None:
+            subnet["properties"]["defaultOutboundAccess"] = outbound
         if sals:
             subnet["properties"]["serviceAssociationLinks"] = sals
         for passthrough in ("routeTable", "networkSecurityGroup", "natGateway", "serviceEndpoints"):
@@ -1139,7 +1186,7 @@ class ArmStandIn:
             seen: set[str] = set()
             for raw in props.get("subnets") or []:  # absent == empty list: ARM deletes existing subnets
                 old = self._subnet_in(existing, raw.get("name", "")) if existing and isinstance(raw, dict) else None
-                subnet, net = self._build_subnet(vid, raw, old, state)
+                subnet, net = self._build_subnet(vid, raw, old, state, ctx.params.get("api-version"))
                 if subnet["name"].lower() in seen:
                     raise ArmError(400, "InvalidRequestFormat", f"Subnet {subnet['name']} appears twice.")
                 seen.add(subnet["name"].lower())
@@ -1227,7 +1274,7 @@ class ArmStandIn:
             old = self._subnet_in(vnet, ctx.g["subnet"])
             raw = dict(body)
             raw["name"] = old["name"] if old else ctx.g["subnet"]
-            subnet, net = self._build_subnet(vnet["id"], raw, old, "Updating")
+            subnet, net = self._build_subnet(vnet["id"], raw, old, "Updating", ctx.params.get("api-version"))
             space = [ipaddress.ip_network(p) for p in vnet["properties"]["addressSpace"]["addressPrefixes"]]
             others = [
                 (s["name"], ipaddress.ip_network(s["properties"]["addressPrefix"]))
@@ -1765,6 +1812,8 @@ class ArmStandIn:
             raise bad("The location property is required for this definition.", "LocationRequired")
         props = body.get("properties") or {}
         policy = props.get("defaultNetworkPolicy") or {}
+        # Enums of the 2025-10-01 spec (managedClusters.json PolicyRule, AdoptionPolicy,
+        # DeletePolicy); the same sets azure-cli checks (acs/managednamespace.py).
         for direction in ("ingress", "egress"):
             if policy.get(direction) is not None and policy[direction] not in _POLICY_RULES:
                 raise bad(
@@ -1795,9 +1844,28 @@ class ArmStandIn:
                     f"operation on '{name}'. Please try again later.",
                 )
             props = self._validate_namespace(name, body)
-            policy = {"ingress": "AllowSameNamespace", "egress": "AllowAll"} | {
-                k: v for k, v in (props.get("defaultNetworkPolicy") or {}).items() if v is not None
-            }
+            engine = ((c.get("properties") or {}).get("networkProfile") or {}).get("networkPolicy")
+            has_engine = bool(engine) and str(engine).lower() != "none"
+            if props.get("defaultNetworkPolicy") is not None and not has_engine:
+                # learn.microsoft.com azure/aks/managed-namespaces, Prerequisites: "To use the
+                # network policy feature, the AKS cluster needs to be configured with a network
+                # policy engine." The docs do not show ARM's answer to a policy on a cluster
+                # without one (refused, or accepted and never enforced); refusing is the model
+                # under which a body that passes here passes either way. Code and wording are ours.
+                raise ArmError(
+                    400,
+                    "InvalidParameter",
+                    f"Managed namespace '{name}': defaultNetworkPolicy needs a network policy engine on cluster "
+                    f"'{c['name']}' (networkProfile.networkPolicy is not set); omit defaultNetworkPolicy.",
+                )
+            # Without a policy in the body: the CLI's defaults (azure-cli acs/managednamespace.py
+            # setNetworkPolicyRule) on a cluster with an engine; none shown without one (not documented).
+            policy: dict[str, Any] | None = (
+                {"ingress": "AllowSameNamespace", "egress": "AllowAll"}
+                | {k: v for k, v in (props.get("defaultNetworkPolicy") or {}).items() if v is not None}
+                if has_engine
+                else None
+            )
             ns: dict[str, Any] = {
                 "id": f"{c['id']}/managedNamespaces/{name}",
                 "name": name,
@@ -1808,12 +1876,17 @@ class ArmStandIn:
                     "provisioningState": "Updating" if existing else "Creating",
                     "labels": props.get("labels") or {},
                     "annotations": props.get("annotations") or {},
-                    "defaultNetworkPolicy": policy,
                     "adoptionPolicy": props.get("adoptionPolicy") or "Never",
                     "deletePolicy": props.get("deletePolicy") or "Keep",
                     "portalFqdn": c["properties"].get("azurePortalFQDN"),
                 },
             }
+            if policy is not None:
+                ns["properties"]["defaultNetworkPolicy"] = policy
+            # Optional: NamespaceProperties has no "required" list (azure-rest-api-specs
+            # specification/containerservice/resource-manager/Microsoft.ContainerService/aks/
+            # stable/2025-10-01/managedClusters.json); only `az aks namespace add` demands the four
+            # quota values, client-side (azure-cli acs/managednamespace.py setResourceQuota).
             if props.get("defaultResourceQuota") is not None:
                 ns["properties"]["defaultResourceQuota"] = props["defaultResourceQuota"]
             if body.get("tags") is not None:

@@ -1,4 +1,4 @@
-// The Function App on a Flex Consumption (FC1) plan, Python 3.11, running as the user-assigned
+// The Function App on a Flex Consumption (FC1) plan, Python 3.13, running as the user-assigned
 // identity. On Flex the runtime is declared in functionAppConfig.runtime: FUNCTIONS_WORKER_RUNTIME
 // (and FUNCTIONS_EXTENSION_VERSION) must NOT be app settings, the platform rejects them.
 param name string
@@ -96,7 +96,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
     siteConfig: {

@@ -269,7 +269,11 @@ def _cached(key: tuple[Any, ...], build: Callable[[], KubeHttp]) -> KubeHttp:
 
 
 def _pool(cfg: kubernetes.client.Configuration) -> None:
-    # The dispatch function runs up to batchSize invocations at once per instance.
+    # Per instance the queue listener keeps up to batchSize + newBatchThreshold (16 + 8)
+    # messages in flight (azure-sdk-for-net .../Shared/Queues/QueueListener.cs), and the worker
+    # runs sync functions on a thread pool of PYTHON_THREADPOOL_THREAD_COUNT threads, unset =
+    # ThreadPoolExecutor's default min(32, cpu + 4) (azure-functions-runtime 1.3.0
+    # utils/threadpool.py start_threadpool_executor): never more than 32 calls at once.
     cfg.connection_pool_maxsize = 32
     # Pin the proxy read from the environment now. Left "from env", every assignment of
     # cfg.host re-reads every environment variable (urllib's getproxies), and the kubeconfig

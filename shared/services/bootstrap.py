@@ -53,6 +53,7 @@ from shared.bootstrap_plan import (
     decide_virtual_node,
     kube_endpoint,
     managed_namespace_body,
+    network_policy_engine,
     node_ready,
     targets_for,
     vnet_body,
@@ -367,7 +368,7 @@ class Bootstrap:
         desired = None
         if observed is None:
             location = str(p.cluster.get("location") or "") or self._location_for_create()
-            desired = managed_namespace_body(t, location)
+            desired = managed_namespace_body(t, location, network_policy=network_policy_engine(p.cluster))
         decision = decide_namespace(observed, t, desired, cluster_state(p.cluster))
         if decision.writes and p.apply:
             assert decision.body is not None

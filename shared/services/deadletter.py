@@ -1,48 +1,112 @@
-"""Dead-letter: every poisoned request message becomes one ``request.deadlettered`` event."""
+"""Dead-letter: every message in ``<requests>-poison`` becomes one ``request.deadlettered`` event.
+
+What the poison copy can tell. The host moves a message it gave up on by sending its body to
+``<queue>-poison`` as a new message (azure-sdk-for-net
+``Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/QueueProcessor.cs``
+``CopyMessageToPoisonQueueAsync``): new id, new insertion time, dequeue count starting again,
+nothing else of the original. So the event identifies the *request* (its key, read from the
+body) and never the copy, and says nothing about how often dispatch was tried.
+
+Why this must never fail. A queue whose name ends in ``-poison`` has no poison queue of its
+own (``Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/QueueListenerFactory.cs``
+``CreatePoisonQueueReference``); a failed invocation leaves the message invisible until its
+lease lapses (``QueueProcessor.CompleteProcessingMessageAsync`` does not release it), and past
+``maxDequeueCount`` ``BeginProcessingMessageAsync`` skips it without deleting it: no function
+sees it again and no event is ever sent. So any body at all — empty, binary, not JSON, JSON
+of the wrong shape, over 64 KiB — still yields exactly one event here.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from shared import events
 from shared.deferral import unwrap
-from shared.request import decode_body
+from shared.request import as_correlation_id, as_key, decode_body
 from shared.services.dispatch import Inbound
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.deadletter")
 
+DETAIL = (
+    "the host moved this message to the poison queue after the dispatch function failed on it "
+    "maxDequeueCount times (host.json). The exceptions are in the function logs (Application "
+    "Insights): search them for the request key, or around poisonedAt when there is none."
+)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a poisoned body says about its request; ``None`` for what it does not say."""
+
+    key: str | None = None
+    correlation_id: str | None = None
+    message_id: str | None = None
+    first_seen: datetime | None = None
+
+
+def identify(body: bytes) -> Identity:
+    """The request a poisoned body belongs to, as far as the body can be read. Never raises.
+
+    The key is the request's ``id`` (when it is a valid id), or, for a request the app had
+    deferred while waiting for the cluster, the key in its deferral envelope (the first
+    message id of a request without ``id``). A request without ``id`` that was never
+    deferred has no key here: its key was the id of a message the poison copy does not carry.
+    """
+    data, _ = decode_body(body)
+    if data is None:
+        return Identity()
+    request, deferral = unwrap(data)
+    key = as_key(request.get("id"))
+    correlation_id = as_correlation_id(request.get("correlationId"))
+    if deferral is None:
+        return Identity(key=key, correlation_id=correlation_id)
+    return Identity(
+        key=key or as_key(deferral.key),
+        correlation_id=correlation_id,
+        message_id=as_key(deferral.message_id),
+        first_seen=deferral.first_seen,
+    )
+
 
 def deadletter(message: Inbound, *, settings: Settings, now: datetime) -> str:
-    """The event for a message the host moved to ``<requests>-poison``.
+    """The ``request.deadlettered`` event (CloudEvents JSON text) for one poison-queue message.
 
-    The body is kept as it was; the key and correlation id are recovered when the body is
-    a readable request, so consumers can match the event to what they sent.
+    ``message.inserted_at`` is when the host wrote the poison copy (``poisonedAt``);
+    ``message.message_id`` and ``message.dequeue_count`` belong to the copy and are not used.
+    The event id is ``events.deadlettered_id``: the same for every copy of one request.
     """
-    key = correlation_id = None
-    data, _ = decode_body(message.body)
-    if data is not None:
-        data, deferral = unwrap(data)
-        raw_id, raw_cid = data.get("id"), data.get("correlationId")
-        key = raw_id if isinstance(raw_id, str) else (deferral.key if deferral else None)
-        correlation_id = raw_cid if isinstance(raw_cid, str) else None
-    detail = (
-        f"the dispatch function failed on each of its deliveries (dequeue count {message.dequeue_count}); "
-        "the host moved it to the poison queue. Its exceptions are in the function logs "
-        "(Application Insights) under this message id."
-    )
-    log.error("message %s (key %s) was poisoned after %d deliveries", message.message_id, key, message.dequeue_count)
-    return events.request_deadlettered(
+    who = identify(message.body)
+    event = events.request_deadlettered(
         source=settings.event_source,
-        message_id=message.message_id,
         body=message.body,
-        dequeue_count=message.dequeue_count,
         now=now,
         reason="MaxDequeueCountExceeded",
-        detail=detail,
+        detail=DETAIL,
         queue=settings.poison_queue,
-        key=key,
-        correlation_id=correlation_id,
-        inserted_at=message.inserted_at,
+        key=who.key,
+        correlation_id=who.correlation_id,
+        message_id=who.message_id,
+        enqueued_at=_utc_or_none(who.first_seen),
+        poisoned_at=message.inserted_at,
     )
+    log.error(
+        "a request was poisoned: key %s, %d-byte body, poison copy %s",
+        who.key or "unknown",
+        len(message.body),
+        message.message_id,
+    )
+    return event
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    """A deferral envelope's time, if it can be written as RFC 3339 UTC (it came from a body)."""
+    if moment is None:
+        return None
+    try:
+        events.iso(moment)
+    except (OverflowError, ValueError):  # e.g. year 1 with a negative offset
+        return None
+    return moment

@@ -2,7 +2,9 @@
 
 Outcomes, and what the function does with them:
 - created / duplicate: the Job exists (a redelivered message finds its own Job) → complete.
-- rejected: the message can never become a Job → a ``request.rejected`` event, complete.
+- rejected: the message can never become a Job (invalid, too large to wait inside a 64 KiB
+  queue message: shared/deferral.py, or larger than a whole capacity budget) → a
+  ``request.rejected`` event.
 - deferred: the cluster is not ready, or the Job does not fit in the ACI capacity budget
   (``shared.services.admission``) → the request is re-enqueued with a visibility delay
   (carrying its key and first-seen time) and this message completes.
@@ -14,6 +16,7 @@ Outcomes, and what the function does with them:
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from typing import Any, Protocol
 
 from shared import capacity, events
 from shared.adapters.kube import AlreadyExists, Cluster, KubePermanentError
-from shared.deferral import Deferral, unwrap, wrap
+from shared.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, room, unwrap, wrap
 from shared.errors import PermanentError, TransientError
 from shared.jobspec import ANN_REQUEST_HASH, JobMeta, build_job, job_name
 from shared.request import BatchRequest, FieldError, RequestInvalid, decode_body, parse_request
@@ -104,6 +107,18 @@ def dispatch(
     key = request.id or key_default
     enqueued_at = deferral.first_seen if deferral else message.inserted_at
     meta = JobMeta(key=key, message_id=deferral.message_id if deferral else message.message_id, enqueued_at=enqueued_at)
+    spare = room(data, key=meta.key, message_id=meta.message_id, encoding="none")  # adapters/queues.py: plain text
+    if spare < 0:
+        # Refused whether or not the cluster is ready now, so the answer does not depend on
+        # timing: a request that could not wait must not be accepted only on lucky days.
+        size = encoded_size(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+        error = FieldError(
+            "$body",
+            f"the request is {size} bytes (compact JSON); a request must leave room for the envelope it gets "
+            f"while it waits for the cluster, so at most {size + spare} bytes here "
+            f"(a queue message carries {QUEUE_MESSAGE_LIMIT} bytes); shorten env, args or labels",
+        )
+        return _rejected(message, settings, [error], now(), key=meta.key, correlation_id=request.correlationId)
     manifest = build_job(request, meta, settings=settings)
 
     readiness = gate.check()
@@ -172,16 +187,15 @@ def _wait_for_capacity(
         detail = f"no capacity for {int(waited)} s (VNB_CAPACITY_MAX_WAIT_SECONDS): {reason}"
         event = events.request_deadlettered(
             source=settings.event_source,
-            message_id=meta.message_id,
             body=message.body,
-            dequeue_count=message.dequeue_count,
             now=now,
             reason="CapacityTimeout",
             detail=detail,
             queue=settings.requests_queue,
             key=meta.key,
             correlation_id=request.correlationId,
-            inserted_at=first_seen,
+            message_id=meta.message_id,
+            enqueued_at=first_seen,
         )
         log.error("dead-lettering key %s: %s", meta.key, detail)
         return DispatchResult(
@@ -291,16 +305,15 @@ def _defer(
         detail = f"the cluster {why}: {readiness.reason}"
         event = events.request_deadlettered(
             source=settings.event_source,
-            message_id=meta.message_id,
             body=message.body,
-            dequeue_count=message.dequeue_count,
             now=now,
             reason="ClusterNotReady",
             detail=detail,
             queue=settings.requests_queue,
             key=meta.key,
             correlation_id=request.correlationId,
-            inserted_at=first_seen,
+            message_id=meta.message_id,
+            enqueued_at=first_seen,
         )
         log.error("dead-lettering key %s: %s", meta.key, detail)
         return DispatchResult(

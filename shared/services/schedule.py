@@ -1,12 +1,17 @@
 """Schedule: enqueue one request per due slot of every periodic batch.
 
 The definitions file (VNB_SCHEDULES_FILE, relative to the app root) is read and validated on
-first use and again only when it changes on disk; a bad file raises SchedulesError naming
-each schedule and field, so the timer's failure log says exactly what to fix.
+first use and again only when it changes on disk. ``cli schedules`` refuses a file with any
+problem (SchedulesError naming each schedule and field). The timer runs every valid schedule
+and logs an error naming each invalid one: one bad schedule never stops the others, and a
+schedule whose slots cannot be computed is logged and skipped the same way. A file whose
+structure is unusable (not JSON, no ``schedules`` list, another version) still fails the run.
 
-The slot's request id is the idempotency key: if this run is repeated (the host fires the
-same occurrence twice, two instances run it, a send is retried), dispatch meets the Job that
-the first copy created (409) and the duplicate completes without a second Job.
+The slot's request id is the idempotency key: if this run is repeated (the host died during
+it before recording it, and runs that occurrence again as past due when it restarts —
+``TimerListener.StartAsync``; a send is retried), dispatch meets the Job that the first copy
+created (409) and the duplicate completes without a second Job. (Across scaled-out instances
+the host's singleton lease lets one instance fire the timer.)
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from shared.schedules import DueSlot, Schedule, ScheduleRow, SchedulesError, describe, due_slots, loads
+from shared.schedules import (
+    DueSlot,
+    Schedule,
+    ScheduleRow,
+    SchedulesError,
+    describe,
+    due_slots,
+    loads_each,
+)
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.schedule")
@@ -28,7 +41,7 @@ APP_ROOT = Path(__file__).resolve().parents[2]
 Send = Callable[[str, str], object]
 """Send ``text`` to ``queue`` (``Queues.send``); raise if it was not sent."""
 
-_cache: dict[tuple[str, int, int, Settings], tuple[Schedule, ...]] = {}
+_cache: dict[tuple[str, int, int, Settings], tuple[tuple[Schedule, ...], tuple[str, ...]]] = {}
 _lock = threading.Lock()
 
 
@@ -37,8 +50,9 @@ def definitions_path(settings: Settings) -> Path:
     return path if path.is_absolute() else APP_ROOT / path
 
 
-def load_schedules(settings: Settings) -> tuple[Schedule, ...]:
-    """The validated definitions, parsed once per file version (size + mtime)."""
+def load_each(settings: Settings) -> tuple[tuple[Schedule, ...], tuple[str, ...]]:
+    """The valid schedules and the problems of the invalid ones, parsed once per file version
+    (size + mtime). Raises SchedulesError when the file is missing or unusable as a whole."""
     path = definitions_path(settings)
     try:
         stat = path.stat()
@@ -54,10 +68,19 @@ def load_schedules(settings: Settings) -> tuple[Schedule, ...]:
         cached = _cache.get(key)
     if cached is not None:
         return cached
-    schedules = loads(path.read_text(encoding="utf-8"), settings=settings, source=str(path))
+    schedules, problems = loads_each(path.read_text(encoding="utf-8"), settings=settings, source=str(path))
+    entry = (schedules, tuple(problems))
     with _lock:
         _cache.clear()  # one file version at a time: an edited file replaces the old entry
-        _cache[key] = schedules
+        _cache[key] = entry
+    return entry
+
+
+def load_schedules(settings: Settings) -> tuple[Schedule, ...]:
+    """The validated definitions; SchedulesError naming every problem if any schedule is bad."""
+    schedules, problems = load_each(settings)
+    if problems:
+        raise SchedulesError(str(definitions_path(settings)), list(problems))
     return schedules
 
 
@@ -70,9 +93,28 @@ def enqueue_due(
     send: Send,
     schedules: Sequence[Schedule] | None = None,
 ) -> list[DueSlot]:
-    """Send one request per due slot to the requests queue; return the slots sent."""
-    definitions = load_schedules(settings) if schedules is None else schedules
-    due = due_slots(definitions, now=now, timer_schedule=settings.schedules_timer, last_run=last_run, past_due=past_due)
+    """Send one request per due slot to the requests queue; return the slots sent.
+
+    Invalid schedules in the file are logged (ERROR, naming schedule and field) and skipped;
+    a schedule whose slots fail to compute is logged and skipped; the others are sent. A
+    failed send raises (the sent ones stay sent; a re-run re-sends the same ids, which
+    dispatch turns into no-ops).
+    """
+    if schedules is None:
+        definitions, problems = load_each(settings)
+        for problem in problems:
+            log.error("schedule skipped, fix %s: %s", settings.schedules_file, problem)
+    else:
+        definitions = tuple(schedules)
+    due: list[DueSlot] = []
+    for schedule in definitions:
+        try:
+            due += due_slots(
+                [schedule], now=now, timer_schedule=settings.schedules_timer, last_run=last_run, past_due=past_due
+            )
+        except Exception:
+            log.exception("schedule %s skipped: its due slots could not be computed", schedule.name)
+    due.sort(key=lambda d: (d.slot, d.schedule.name))
     for slot in due:
         send(settings.requests_queue, slot.message())
         log.info(

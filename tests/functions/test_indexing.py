@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 import typing
 from typing import Any
 
@@ -56,6 +57,16 @@ def test_outputs_are_declared_as_func_out(functions: dict[str, Any]) -> None:
             if binding["direction"] == "OUT":
                 hint = hints[binding["name"]]
                 assert typing.get_origin(hint) is func.Out, f"{name}.{binding['name']} must be func.Out[...]"
+
+
+def test_deadletter_output_is_a_typing_list_of_str(functions: dict[str, Any]) -> None:
+    # A list output's elements are queued verbatim (a `str` holding a JSON object would be
+    # re-indented by the host), and the production worker refuses the built-in `list[str]`
+    # inside func.Out: it must be typing.List[str].
+    hint = typing.get_type_hints(functions["deadletter"].get_user_function())["events"]
+    (inner,) = typing.get_args(hint)
+    assert inner == typing.List[str]  # noqa: UP006
+    assert not isinstance(inner, types.GenericAlias)
 
 
 def test_every_function_has_a_unique_name_and_known_trigger(functions: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ def test_queues_are_created_from_the_queue_names_parameter() -> None:
     assert queues["config"]["config"]["name"] == loop["item_name"]
 
 
-def test_function_app_is_flex_consumption_python_311_with_the_identity() -> None:
+def test_function_app_is_flex_consumption_python_313_with_the_identity() -> None:
     api = Template(API)
     plan = _resource(api, "plan")
     assert plan["sku"] == {"tier": "FlexConsumption", "name": "FC1"}
@@ -43,7 +43,7 @@ def test_function_app_is_flex_consumption_python_311_with_the_identity() -> None
     props = site["properties"]
     assert props["httpsOnly"] is True
     config = props["functionAppConfig"]
-    assert config["runtime"] == {"name": "python", "version": "3.11"}
+    assert config["runtime"] == {"name": "python", "version": "3.13"}
     deployment = config["deployment"]["storage"]
     assert deployment["type"] == "blobContainer"
     assert deployment["authentication"] == {

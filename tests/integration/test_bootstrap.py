@@ -189,7 +189,7 @@ def _assert_seed_topology(aks: AksWorld) -> None:
         "tags": {"managed-by": "vnode-batch"},
         "properties": {
             "labels": {"app.kubernetes.io/managed-by": "vnode-batch"},
-            "defaultNetworkPolicy": {"ingress": "AllowSameNamespace", "egress": "AllowAll"},
+            # no defaultNetworkPolicy: the cluster has no network policy engine
             "adoptionPolicy": "Always",
             "deletePolicy": "Keep",
         },

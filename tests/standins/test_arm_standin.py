@@ -99,7 +99,9 @@ def _network(c: Clients) -> tuple[str, str]:
     return vnet.subnets[0].id, vnode.id
 
 
-def _cluster(aks_subnet_id: str, *, addon: bool, plugin: str = "azure") -> cs.ManagedCluster:
+def _cluster(
+    aks_subnet_id: str, *, addon: bool, plugin: str = "azure", network_policy: str | None = None
+) -> cs.ManagedCluster:
     return cs.ManagedCluster(
         location="westus",
         dns_prefix="aks",
@@ -115,7 +117,10 @@ def _cluster(aks_subnet_id: str, *, addon: bool, plugin: str = "azure") -> cs.Ma
             )
         ],
         network_profile=cs.ContainerServiceNetworkProfile(
-            network_plugin=plugin, service_cidr="10.0.0.0/16", dns_service_ip="10.0.0.10"
+            network_plugin=plugin,
+            service_cidr="10.0.0.0/16",
+            dns_service_ip="10.0.0.10",
+            network_policy=network_policy,
         ),
         addon_profiles=(
             {"aciConnectorLinux": cs.ManagedClusterAddonProfile(enabled=True, config={"SubnetName": "vNodeSubnet"})}
@@ -234,6 +239,42 @@ def test_vnet_and_subnets_with_arm_validation(arm: ArmStandIn) -> None:
     c.network.virtual_networks.begin_create_or_update(RG, "vnetAks", _vnet()).result()
     assert c.network.virtual_networks.get(RG, "vnetAks").subnets == []
     assert arm.get(aks_subnet_id) is None
+
+
+def test_subnets_created_at_network_api_2025_07_01_or_later_are_private(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    c.network.virtual_networks.begin_create_or_update(RG, "vnetAks", _vnet()).result()
+    # The pinned SDK's api-version (2026-03-01) and no property: private, no egress.
+    private = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "private", nm.Subnet(address_prefix="10.1.0.0/24")
+    ).result()
+    assert private.default_outbound_access is False
+    assert not arm.has_egress(private.id)
+    # Opting in, or an explicit outbound method, gives egress.
+    opted = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "opted", nm.Subnet(address_prefix="10.2.0.0/24", default_outbound_access=True)
+    ).result()
+    assert opted.default_outbound_access is True
+    assert arm.has_egress(opted.id)
+    nat = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "nat", nm.Subnet(address_prefix="10.3.0.0/24", nat_gateway=nm.SubResource(id="/x/natGateways/n"))
+    ).result()
+    assert arm.has_egress(nat.id)
+    # An older api-version leaves the property unset: default outbound access, as before.
+    older = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "older", nm.Subnet(address_prefix="10.4.0.0/24"), api_version="2024-05-01"
+    ).result()
+    assert older.default_outbound_access is None
+    assert arm.has_egress(older.id)
+    # A later PUT without the property keeps what the subnet had; a PUT with it changes it.
+    again = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "older", nm.Subnet(address_prefix="10.4.0.0/24")
+    ).result()
+    assert again.default_outbound_access is None
+    fixed = c.network.subnets.begin_create_or_update(
+        RG, "vnetAks", "private", nm.Subnet(address_prefix="10.1.0.0/24", default_outbound_access=True)
+    ).result()
+    assert arm.has_egress(fixed.id)
 
 
 # ---------------------------------------------------------------------------------------- clusters
@@ -501,10 +542,8 @@ def test_managed_namespace_is_an_lro_under_a_succeeded_cluster_and_calls_the_hoo
     assert ns.id.endswith("/managedClusters/aks/managedNamespaces/team")
     assert ns.type == "Microsoft.ContainerService/managedClusters/managedNamespaces"
     assert ns.properties.labels == {"team": "a"}
-    assert (ns.properties.default_network_policy.ingress, ns.properties.default_network_policy.egress) == (
-        "AllowSameNamespace",
-        "AllowAll",
-    )  # AKS's defaults when the body leaves them out
+    assert ns.properties.default_network_policy is None  # no network policy engine on this cluster
+    assert ns.properties.default_resource_quota is None  # optional in the REST schema
     assert [x.name for x in c.aks.managed_namespaces.list_by_managed_cluster(RG, "aks")] == ["team"]
     puts = [r for r in arm.write_requests() if r.path.endswith("/managedNamespaces/team")]
     assert [r.status for r in puts] == [404, 404, 201, 409]
@@ -532,6 +571,36 @@ def test_managed_namespace_is_an_lro_under_a_succeeded_cluster_and_calls_the_hoo
     assert deleted == []  # deletePolicy Keep: the Kubernetes namespace stays
     with pytest.raises(ResourceNotFoundError):
         c.aks.managed_namespaces.get(RG, "aks", "team")
+
+
+def test_a_managed_namespace_network_policy_needs_a_network_policy_engine(arm: ArmStandIn) -> None:
+    c = Clients(arm)
+    aks_subnet_id, _ = _network(c)
+    c.aks.managed_clusters.begin_create_or_update(RG, "aks", _cluster(aks_subnet_id, addon=False)).result()
+    policy = cs.NetworkPolicies(ingress="AllowSameNamespace", egress="AllowAll")
+    with pytest.raises(HttpResponseError) as refused:
+        c.aks.managed_namespaces.begin_create_or_update(
+            RG, "aks", "team", _namespace(default_network_policy=policy), polling=False
+        )
+    assert (refused.value.status_code, _code(refused.value)) == (400, "InvalidParameter")
+    assert "network policy engine" in str(refused.value)
+    # Without the policy (and without a quota, which the schema does not require): accepted.
+    made = c.aks.managed_namespaces.begin_create_or_update(RG, "aks", "team", _namespace()).result()
+    assert made.properties.provisioning_state == "Succeeded"
+
+    c.aks.managed_clusters.begin_create_or_update(
+        RG, "aks2", _cluster(aks_subnet_id, addon=False, network_policy="cilium")
+    ).result()
+    with_engine = c.aks.managed_namespaces.begin_create_or_update(
+        RG, "aks2", "team", _namespace(default_network_policy=cs.NetworkPolicies(ingress="DenyAll"))
+    ).result()
+    assert (
+        with_engine.properties.default_network_policy.ingress,
+        with_engine.properties.default_network_policy.egress,
+    ) == (
+        "DenyAll",
+        "AllowAll",  # the CLI's default for the direction left out
+    )
 
 
 # ---------------------------------------------------------------------------------------- faults

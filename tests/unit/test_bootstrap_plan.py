@@ -34,6 +34,7 @@ from shared.bootstrap_plan import (
     dns_prefix,
     kube_endpoint,
     managed_namespace_body,
+    network_policy_engine,
     targets_for,
     vnet_body,
     vnode_subnet_grant,
@@ -116,7 +117,8 @@ def test_vnet_body_carries_both_subnets_as_the_sdk_writes_them(settings: Setting
         address_space=nm.AddressSpace(address_prefixes=["10.0.0.0/8"]),
         subnets=[
             nm.Subnet(name="AksSubnet", address_prefix="10.240.0.0/16"),
-            nm.Subnet(name="vNodeSubnet", address_prefix="10.241.0.0/16"),
+            # private by default from api-version 2025-07-01: egress is asked for explicitly
+            nm.Subnet(name="vNodeSubnet", address_prefix="10.241.0.0/16", default_outbound_access=True),
         ],
     ).as_dict()
     assert vnet_body(seed_plan(settings), "westus") == expected
@@ -186,7 +188,7 @@ def test_no_vnet_means_create_it_with_both_subnets(settings: Settings) -> None:
 def test_a_missing_subnet_is_created_alone_never_by_a_vnet_put(settings: Settings) -> None:
     d = decide_network(vnet(AKS_SUBNET, subnet("Other", "10.1.0.0/16")), seed_plan(settings), None)
     assert (d.do, d.resource) == (Do.CREATE, "subnet:vNodeSubnet")
-    assert d.body == {"properties": {"addressPrefix": "10.241.0.0/16"}}
+    assert d.body == {"properties": {"addressPrefix": "10.241.0.0/16", "defaultOutboundAccess": True}}
     assert "replace" in d.why
 
 
@@ -433,18 +435,41 @@ def test_decide_role(t: Targets) -> None:
 
 
 def test_managed_namespace_body_is_what_the_sdk_models_serialize_to(t: Targets) -> None:
+    # A cluster without a network policy engine (the bootstrap's own): no defaultNetworkPolicy.
     expected = cs.ManagedNamespace(
         location="westus",
         tags={"managed-by": "vnode-batch"},
         properties=cs.NamespaceProperties(
             labels={"app.kubernetes.io/managed-by": "vnode-batch"},
-            default_network_policy=cs.NetworkPolicies(ingress="AllowSameNamespace", egress="AllowAll"),
             adoption_policy="Always",  # a namespace made earlier (kubectl, older versions) is taken over
             delete_policy="Keep",  # deleting the ARM resource never deletes running Jobs
         ),
     ).as_dict()
     assert managed_namespace_body(t, "westus") == expected
-    assert "defaultResourceQuota" not in expected["properties"]  # VNB_MAX_PARALLELISM bounds the work
+    assert "defaultResourceQuota" not in expected["properties"]  # not required by the REST schema
+    # With an engine: the policy `az aks namespace add` sends by default.
+    with_engine = managed_namespace_body(t, "westus", network_policy="cilium")
+    assert (
+        with_engine["properties"]["defaultNetworkPolicy"]
+        == cs.NetworkPolicies(ingress="AllowSameNamespace", egress="AllowAll").as_dict()
+    )
+
+
+@pytest.mark.parametrize(
+    ("network_profile", "engine"),
+    [
+        ({"networkPlugin": "azure"}, None),
+        ({"networkPlugin": "azure", "networkPolicy": "none"}, None),
+        ({"networkPlugin": "azure", "networkPolicy": "azure"}, "azure"),
+        ({"networkPlugin": "azure", "networkPolicy": "cilium"}, "cilium"),
+    ],
+)
+def test_network_policy_engine(network_profile: dict[str, str], engine: str | None) -> None:
+    assert network_policy_engine({"properties": {"networkProfile": network_profile}}) == engine
+    assert network_policy_engine(None) is None
+
+
+def test_the_namespace_id(t: Targets) -> None:
     assert t.managed_namespace_id == f"{t.cluster_id}/managedNamespaces/vnode-batch"
 
 
@@ -648,3 +673,59 @@ def test_classify(t: Targets, case: str, fault: ArmFault, do: Do, words: list[st
     for w in words:
         assert w in d.why, f"{case}: {w!r} not in {d.why!r}"
     assert d.reason.startswith("cluster-subnet-role: ")
+
+
+# --- egress of the virtual-node subnet (private subnets by default) ----------------------------
+
+
+def private(sub: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    out = copy.deepcopy(sub)
+    out["properties"].update({"defaultOutboundAccess": False, **extra})
+    return out
+
+
+def test_a_private_virtual_node_subnet_of_our_vnet_gets_default_outbound_access(settings: Settings) -> None:
+    ours = {**vnet(AKS_SUBNET, private(VNODE_SUBNET)), "tags": {"managed-by": "vnode-batch"}}
+    d = decide_network(ours, seed_plan(settings), None)
+    assert (d.do, d.resource) == (Do.UPDATE, "subnet:vNodeSubnet")
+    assert d.body == {
+        "properties": {"addressPrefix": "10.241.0.0/16", "delegations": [], "defaultOutboundAccess": True}
+    }
+
+
+def test_an_update_keeps_the_aci_delegation_and_other_settings(settings: Settings) -> None:
+    delegated = private(
+        subnet("vNodeSubnet", "10.241.0.0/16", "Microsoft.ContainerInstance/containerGroups"),
+        networkSecurityGroup={"id": "/nsg/x"},
+        serviceAssociationLinks=[{"id": "/sal"}],
+    )
+    ours = {**vnet(AKS_SUBNET, delegated), "tags": {"managed-by": "vnode-batch"}}
+    d = decide_network(ours, seed_plan(settings), None)
+    assert d.body is not None
+    props = d.body["properties"]
+    assert props["delegations"] == [
+        {"name": "d", "properties": {"serviceName": "Microsoft.ContainerInstance/containerGroups"}}
+    ]
+    assert props["networkSecurityGroup"] == {"id": "/nsg/x"}
+    assert "serviceAssociationLinks" not in props  # read-only
+    assert props["defaultOutboundAccess"] is True
+
+
+def test_a_private_virtual_node_subnet_of_someone_elses_vnet_blocks_with_the_fix(settings: Settings) -> None:
+    d = decide_network(vnet(AKS_SUBNET, private(VNODE_SUBNET)), seed_plan(settings), None)
+    assert d.do is Do.BLOCKED
+    assert "--default-outbound-access true" in d.why
+    assert "NAT gateway" in d.why
+
+
+@pytest.mark.parametrize(
+    "extra", [{"natGateway": {"id": "/nat"}}, {"routeTable": {"id": "/rt"}}, {"defaultOutboundAccess": True}]
+)
+def test_explicit_egress_or_an_older_subnet_is_enough(settings: Settings, extra: dict[str, Any]) -> None:
+    assert decide_network(vnet(AKS_SUBNET, private(VNODE_SUBNET, **extra)), seed_plan(settings), None).done
+    assert decide_network(vnet(AKS_SUBNET, VNODE_SUBNET), seed_plan(settings), None).done  # no property: not private
+
+
+def test_a_private_cluster_subnet_is_fine(settings: Settings) -> None:
+    # AKS nodes leave through the cluster's standard load balancer (outboundType loadBalancer).
+    assert decide_network(vnet(private(AKS_SUBNET), VNODE_SUBNET), seed_plan(settings), None).done

@@ -100,3 +100,14 @@ def test_bad_settings_exit_1_naming_the_setting() -> None:
     out = cli("render", "-", stdin="{}", env={"VNB_MAX_CPU": "lots"})
     assert out.returncode == 1
     assert "VNB_MAX_CPU" in out.stderr
+
+
+def test_schedules_refuses_a_cron_that_can_never_fire_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "schedules.json"
+    good = {"name": "nightly", "cron": "0 2 * * *", "request": {"image": "busybox"}}
+    never = {"name": "feb-31", "cron": "0 0 31 2 *", "request": {"image": "busybox"}}
+    path.write_text(json.dumps({"version": 1, "schedules": [good, never]}))
+    out = cli("schedules", env={"VNB_SCHEDULES_FILE": str(path)})
+    assert out.returncode == 2
+    assert "schedules[1] (feb-31).cron: '0 0 31 2 *' never fires" in out.stderr
+    assert "Traceback" not in out.stderr

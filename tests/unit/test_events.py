@@ -58,20 +58,40 @@ def test_event_id_is_stable_per_message_and_differs_between_messages() -> None:
     assert rejected(b"x", "m-1")["id"] != rejected(b"x", "m-2")["id"]
 
 
+def deadlettered(body: bytes, **kw: object) -> dict[str, object]:
+    args: dict[str, object] = {
+        "source": "/vnode-batch",
+        "body": body,
+        "now": NOW,
+        "reason": "MaxDequeueCountExceeded",
+        "detail": "poisoned",
+        "queue": "vnb-requests-poison",
+    }
+    args.update(kw)
+    text = events.request_deadlettered(**args)  # type: ignore[arg-type]
+    assert len(text.encode()) < QUEUE_LIMIT
+    result: dict[str, object] = json.loads(text)
+    return result
+
+
 def test_deadletter_event() -> None:
-    text = events.request_deadlettered(
-        source="/vnode-batch",
-        message_id="p-1",
-        body=b'{"image": "x"}',
-        dequeue_count=5,
-        now=NOW,
-        reason="MaxDequeueCountExceeded",
-        detail="failed 5 times",
-        queue="vnb-requests-poison",
-        key="k",
-    )
-    event = json.loads(text)
+    event = deadlettered(b'{"image": "x"}', key="k", poisoned_at=NOW)
     assert event["type"] == "io.vnodebatch.request.deadlettered"
-    assert event["data"]["dequeueCount"] == 5
-    assert event["data"]["requestKey"] == "k"
+    data = event["data"]
+    assert isinstance(data, dict)
+    assert data["requestKey"] == "k"
+    assert data["poisonedAt"] == "2026-11-27T00:00:00Z"
+    assert (data["messageId"], data["enqueuedAt"]) == (None, None)  # not known: said so, not guessed
+    assert "dequeueCount" not in data
     assert event["subject"] == "k"
+
+
+def test_deadletter_id_follows_the_request_not_the_message() -> None:
+    # Same key: one id, whatever the body (a deferred copy's envelope differs from the original).
+    assert deadlettered(b"a", key="k")["id"] == deadlettered(b"b", key="k")["id"]
+    assert deadlettered(b"a", key="k")["id"] != deadlettered(b"a", key="k2")["id"]
+    # No key: the body decides, so two poison copies of one body agree and others differ.
+    assert deadlettered(b"same")["id"] == deadlettered(b"same")["id"]
+    assert deadlettered(b"same")["id"] != deadlettered(b"other")["id"]
+    # A key is never confused with a body that happens to spell it.
+    assert deadlettered(b"k")["id"] != deadlettered(b"x", key="k")["id"]

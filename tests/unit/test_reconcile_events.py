@@ -200,15 +200,26 @@ def test_rejected_and_deadlettered_events_match_their_schemas() -> None:
         validate_event(
             events.request_deadlettered(
                 source="/vnode-batch",
-                message_id="m-2",
                 body=body,
-                dequeue_count=5,
                 now=NOW,
                 reason="MaxDequeueCountExceeded",
                 detail="failed 5 times",
                 queue="vnb-requests-poison",
                 key="k",
                 correlation_id="c",
-                inserted_at=None,
+                poisoned_at=NOW,
+            )
+        )
+        validate_event(
+            events.request_deadlettered(
+                source="/vnode-batch",
+                body=body,
+                now=NOW,
+                reason="ClusterNotReady",
+                detail="not ready",
+                queue="vnb-requests",
+                key="k",
+                message_id="m-2",
+                enqueued_at=NOW,
             )
         )

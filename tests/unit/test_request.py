@@ -128,6 +128,14 @@ def test_base64_body_from_storage_explorer_is_accepted(settings: Settings) -> No
     assert parse_request(data, settings=settings).image == GOOD["image"]
 
 
+def test_json_nested_past_the_parser_limit_is_a_field_error_not_a_crash() -> None:
+    # 20 KB of "[" makes CPython's json raise RecursionError: that must become a rejection,
+    # not an exception that retries the message into the poison queue.
+    data, errors = decode_body(b"[" * 20_000)
+    assert data is None
+    assert [(e.field, e.message) for e in errors] == [("$body", "not usable JSON: nested too deeply")]
+
+
 def test_docker_hub_short_names_need_docker_io_allowed(make_settings: Any) -> None:
     only_mcr = make_settings(VNB_ALLOWED_REGISTRIES="mcr.microsoft.com")
     assert errors_for(j(image="busybox"), only_mcr)

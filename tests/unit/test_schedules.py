@@ -165,11 +165,24 @@ def test_catch_up_after_downtime_runs_only_the_latest_missed_slot() -> None:
         ("nightly-20261127T000000Z", True),
         ("hourly-20261127T100000Z", True),
     ]
-    # The host keeps the stale Last for the next regular run: it must not catch up again.
+    # The next regular run is not past due and sees Last = the past-due run's start
+    # (TimerListener.InvokeJobFunction stores it after every run): no catch-up again.
     nxt = due_slots(
-        [hourly, nightly], now=utc(2026, 11, 27, 10, 18), timer_schedule=EVERY_MINUTE, last_run=last, past_due=False
+        [hourly, nightly], now=utc(2026, 11, 27, 10, 18), timer_schedule=EVERY_MINUTE, last_run=back, past_due=False
     )
     assert nxt == []
+
+
+def test_the_run_after_a_past_due_run_keeps_the_slots_after_its_occurrence() -> None:
+    # Hourly timer, a schedule every 5 minutes. The app comes back at 02:20: the past-due run
+    # owns (01:00, 02:00]; the 03:00 run gets Last = 02:20 from the host and must still
+    # enqueue 02:05 … 03:00 — the past-due run did not enqueue 02:05 … 02:20.
+    five = sched("*/5 * * * *", name="five")
+    back = utc(2026, 11, 27, 2, 20, 0)
+    past_due = due_slots([five], now=back, timer_schedule="0 0 * * * *", last_run=utc(2026, 11, 27, 1), past_due=True)
+    assert [d.slot for d in past_due][-1] == utc(2026, 11, 27, 2)
+    nxt = due_slots([five], now=utc(2026, 11, 27, 3), timer_schedule="0 0 * * * *", last_run=back, past_due=False)
+    assert [d.slot for d in nxt] == [utc(2026, 11, 27, 2, m) for m in range(5, 60, 5)] + [utc(2026, 11, 27, 3)]
 
 
 def test_catch_up_look_back_is_one_timer_period_plus_one_schedule_interval() -> None:

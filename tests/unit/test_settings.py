@@ -23,6 +23,17 @@ def test_defaults_follow_the_seed_and_aci() -> None:
     assert s.max_memory == 16_000_000_000
 
 
+@pytest.mark.parametrize("name", ["q" * 57, "vnb-requests-poison"])
+def test_a_requests_queue_the_host_would_give_no_poison_queue_is_refused(name: str) -> None:
+    # 57 characters + "-poison" is over the 63-character limit; a "-poison" name gets none either.
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(VNB_REQUESTS_QUEUE=name))
+    [(setting, message)] = e.value.problems
+    assert setting == "VNB_REQUESTS_QUEUE"
+    assert "at most 56 characters" in message
+    assert Settings.from_env(make_env(VNB_REQUESTS_QUEUE="q" * 56)).poison_queue == "q" * 56 + "-poison"
+
+
 def test_every_problem_is_listed_by_setting_name() -> None:
     env = {"VNB_MAX_CPU": "lots", "VNB_REQUESTS_QUEUE": "Bad_Name", "VNB_RECONCILE_SCHEDULE": "*/5 * * * *"}
     with pytest.raises(SettingsError) as e:
@@ -57,6 +68,10 @@ def test_every_problem_is_listed_by_setting_name() -> None:
         ({"VNB_CAPACITY_WINDOW_SECONDS": "3600,300"}, "VNB_CAPACITY_WINDOW_SECONDS"),
         ({"VNB_CAPACITY_CREATES_PER_5MIN": "500"}, "VNB_CAPACITY_CREATES_PER_5MIN"),
         ({"VNB_CAPACITY_CACHE_SECONDS": "-1"}, "VNB_CAPACITY_CACHE_SECONDS"),
+        ({"VNB_SCHEDULES_TIMER": "*/30 * * * * *"}, "VNB_SCHEDULES_TIMER"),
+        ({"VNB_SCHEDULES_TIMER": "* * * * * *"}, "VNB_SCHEDULES_TIMER"),
+        ({"VNB_SCHEDULES_TIMER": "0,30 0 * * * *"}, "VNB_SCHEDULES_TIMER"),
+        ({"VNB_SCHEDULES_TIMER": "00:00:30"}, "VNB_SCHEDULES_TIMER"),
     ],
 )
 def test_bad_setting_is_named(overrides: dict[str, str], name: str) -> None:
@@ -129,3 +144,14 @@ def test_the_longest_namespace_that_leaves_room_is_accepted() -> None:
     assert Settings.from_env(make_env(VNB_NAMESPACE="n" * 39)).job_name_budget == 14
     assert Settings.from_env(make_env(VNB_NAMESPACE="n" * 42, VNB_MAX_COMPLETIONS="1")).job_name_budget == 14
     assert Settings.from_env(make_env(VNB_MAX_MEMORY="16G", VNB_MAX_CPU="4")).max_memory == 16 * 10**9
+
+
+@pytest.mark.parametrize("timer", ["0 * * * * *", "30 */5 * * * *", "0 0 2 * * *", "00:01:00", "01:00:00"])
+def test_a_schedules_timer_firing_at_most_once_a_minute_is_accepted(timer: str) -> None:
+    # The host keeps its schedule monitor (catch-up) only for these (TimerSchedule.Create).
+    assert Settings.from_env(make_env(VNB_SCHEDULES_TIMER=timer)).schedules_timer == timer
+
+
+def test_the_reconcile_timer_may_still_fire_every_few_seconds() -> None:
+    # Reconcile needs no catch-up: a sub-minute schedule stays allowed there.
+    assert Settings.from_env(make_env(VNB_RECONCILE_SCHEDULE="*/15 * * * * *")).reconcile_schedule == "*/15 * * * * *"
