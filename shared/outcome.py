@@ -89,6 +89,8 @@ class LogSource:
     pod: str
     container: str
     index: int | None
+    on_aci: bool = False
+    """The container ran on ACI (``aci://`` id): its log lines carry ACI's timestamps (shared.aci_logs)."""
 
 
 @dataclass(frozen=True)
@@ -481,7 +483,9 @@ def _exit_code(pods: Iterable[Obj], *, failed: bool) -> tuple[int | None, ExitCo
             "gives one only for ACI's Failed/Canceled states (virtual-kubelet/azure-aci issue #417)",
         )
     return None, ExitCodeGap(
-        NO_EXIT, "no container ran to an exit (never started: provider failure, image pull, pending or deadline)"
+        NO_EXIT,
+        "no container ran to an exit (it never started, or was stopped first: provider failure, image pull, "
+        "pending, deadline, deletion)",
     )
 
 
@@ -525,8 +529,10 @@ def _log_sources(pods: Sequence[Obj], *, failed: bool) -> tuple[LogSource, ...]:
         if index is not None and index in seen_index:
             continue  # an earlier attempt of an index already chosen: its latest attempt says more
         seen_index.add(index)
-        container = next((str(cs.get("name")) for cs in _container_states(pod) if cs.get("name")), CONTAINER)
-        chosen.append(LogSource(pod=str(_meta(pod)["name"]), container=container, index=index))
+        status = next((cs for cs in _container_states(pod) if cs.get("name")), {})
+        container = str(status.get("name") or CONTAINER)
+        on_aci = str(status.get("containerID") or "").startswith(ACI_CONTAINER_ID)
+        chosen.append(LogSource(pod=str(_meta(pod)["name"]), container=container, index=index, on_aci=on_aci))
         if len(chosen) >= limit:
             break
     return tuple(chosen)

@@ -515,7 +515,7 @@ class Settings(BaseModel):
             problems.append("VNB_DEFAULT_CPU: larger than VNB_MAX_CPU")
         if self.max_cpu > ACI_MAX_CPU:
             problems.append("VNB_MAX_CPU: ACI allows at most 4 vCPU per container group (in most regions)")
-        elif aci_cpu(self.default_cpu) > self.max_cpu:
+        elif self.default_cpu <= self.max_cpu < aci_cpu(self.default_cpu):
             problems.append("VNB_DEFAULT_CPU: rounded up to 10m for ACI it is larger than VNB_MAX_CPU")
         if self.max_memory > ACI_MAX_MEMORY:
             problems.append(

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from devtools.standins.kube_cluster import SYSTEM_NODE, VIRTUAL_NODE, Cluster
+from devtools.standins.kube_cluster import Cluster
+from devtools.standins.kube_nodes import SYSTEM_NODE, VIRTUAL_NODE
 from devtools.standins.kube_objects import (
     JOB_FIELDS,
     JOBS,
@@ -61,6 +62,7 @@ from devtools.standins.kube_objects import (
     route_not_found,
     strategic_merge_patch,
 )
+from devtools.standins.kube_seed import seed_finished_jobs
 from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 from devtools.tls import shared_ca
 
@@ -536,7 +538,8 @@ class KubeStandIn:
         name_prefix: str = "seed",
         with_pods: bool = True,
     ) -> None:
-        self.cluster.seed_finished_jobs(
+        seed_finished_jobs(
+            self.cluster,
             namespace,
             count,
             labels=labels,

@@ -6,6 +6,11 @@ azure-aci + ACI); the containers' "script language" lives in ``pod_script``.
 No HTTP here: ``kube.KubeStandIn`` serves this over HTTPS. Everything runs under one re-entrant
 lock; the controller loop takes it in short batches so request threads are never starved.
 
+Still long (≈1,500 lines) on purpose: the Job controller, scheduler, garbage collector and TTL
+controller share one store, one lock and one timer heap, and read most easily side by side. The
+store (``kube_store``), node objects (``kube_nodes``), benchmark seeding (``kube_seed``), the
+container script language (``pod_script``) and the virtual node (``virtual_node``) live apart.
+
 Durations in specs and scripts (``sleep``, ``activeDeadlineSeconds``, ``ttlSecondsAfterFinished``,
 pod start, retry back-off) are simulated seconds: they are multiplied by ``time_scale`` to get
 wall-clock seconds. Timestamps in objects are real wall-clock times (RFC 3339, second precision).
@@ -13,9 +18,7 @@ wall-clock seconds. Timestamps in objects are real wall-clock times (RFC 3339, s
 
 from __future__ import annotations
 
-import bisect
 import copy
-import hashlib
 import heapq
 import itertools
 import re
@@ -25,6 +28,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from devtools.standins.kube_nodes import VIRTUAL_NODE, fake_hex, system_node_obj, virtual_node_obj
 from devtools.standins.kube_objects import (
     JOBS,
     NAMESPACES,
@@ -53,12 +57,11 @@ from devtools.standins.kube_objects import (
     validate_labels,
     validate_name,
 )
+from devtools.standins.kube_store import Table
 from devtools.standins.pod_script import plan_container
+from devtools.standins.virtual_node.naming import job_pod_prefix
 from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 
-VIRTUAL_NODE = "virtual-node-aci-linux"
-SYSTEM_NODE = "aks-system-00000000"
-VK_TAINT = {"key": "virtual-kubelet.io/provider", "value": "azure", "effect": "NoSchedule"}
 NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
 MAX_INT32 = 2147483647
 
@@ -70,142 +73,6 @@ INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
 # A kubelet starts a pod's containers in about a second once the image is present (no source:
 # the stand-in's choice); the virtual node's start time is ACI's (``AciSettings.start_seconds``).
 KUBELET_START_SECONDS = 1.0
-
-
-# --------------------------------------------------------------------------- table with indexes
-
-
-class Table:
-    """Objects of one resource type: per-namespace dicts, a sorted name index (for stable
-    ``limit``/``continue`` pages that resume where they stopped) and a label index
-    (``(key, value)`` → names) so a selective label selector does not scan every object."""
-
-    def __init__(self, res: Resource) -> None:
-        self.res = res
-        self.by_ns: dict[str, dict[str, Obj]] = {}
-        self.sorted: dict[str, list[str]] = {}
-        self.labels: dict[str, dict[tuple[str, str], set[str]]] = {}
-
-    def get(self, ns: str, name: str) -> Obj | None:
-        return self.by_ns.get(ns, {}).get(name)
-
-    def __len__(self) -> int:
-        return sum(len(d) for d in self.by_ns.values())
-
-    def put(self, obj: Obj) -> None:
-        md = obj["metadata"]
-        ns, name = md.get("namespace", ""), md["name"]
-        objs = self.by_ns.setdefault(ns, {})
-        old = objs.get(name)
-        objs[name] = obj
-        idx = self.labels.setdefault(ns, {})
-        if old is None:
-            bisect.insort(self.sorted.setdefault(ns, []), name)
-        else:
-            for kv in (old["metadata"].get("labels") or {}).items():
-                s = idx.get(kv)
-                if s is not None:
-                    s.discard(name)
-        for kv in (md.get("labels") or {}).items():
-            idx.setdefault(kv, set()).add(name)
-
-    def bulk_put(self, ns: str, objs: list[Obj]) -> None:
-        d = self.by_ns.setdefault(ns, {})
-        idx = self.labels.setdefault(ns, {})
-        names = self.sorted.setdefault(ns, [])
-        for obj in objs:
-            name = obj["metadata"]["name"]
-            d[name] = obj
-            names.append(name)
-            for kv in (obj["metadata"].get("labels") or {}).items():
-                idx.setdefault(kv, set()).add(name)
-        names.sort()
-
-    def remove(self, ns: str, name: str) -> Obj | None:
-        objs = self.by_ns.get(ns, {})
-        old = objs.pop(name, None)
-        if old is None:
-            return None
-        names = self.sorted[ns]
-        i = bisect.bisect_left(names, name)
-        if i < len(names) and names[i] == name:
-            names.pop(i)
-        idx = self.labels.get(ns, {})
-        for kv in (old["metadata"].get("labels") or {}).items():
-            s = idx.get(kv)
-            if s is not None:
-                s.discard(name)
-                if not s:
-                    del idx[kv]
-        return old
-
-    def namespaces(self) -> list[str]:
-        return sorted(ns for ns, d in self.by_ns.items() if d)
-
-    def page(
-        self,
-        ns: str | None,
-        reqs: list[Requirement],
-        freqs: list[FieldRequirement],
-        start_after: str | None,
-        limit: int | None,
-    ) -> tuple[list[Obj], str | None, int | None]:
-        """One page in name order (``ns/name`` across namespaces): items, the key of the last
-        item when more keys follow (→ continue token), and remainingItemCount (unfiltered only)."""
-        out: list[Obj] = []
-        namespaces = [ns] if ns is not None else self.namespaces()
-        first_ns, first_name = None, None
-        if start_after is not None:
-            if ns is None:
-                first_ns, _, first_name = start_after.partition("/")
-            else:
-                first_ns, first_name = ns, start_after
-        unfiltered = not reqs and not freqs
-        for space in namespaces:
-            if first_ns is not None and space < first_ns:
-                continue
-            seq = self._candidates(space, reqs)
-            start = 0
-            if first_ns is not None and space == first_ns and first_name is not None:
-                start = bisect.bisect_right(seq, first_name)
-            objs = self.by_ns.get(space, {})
-            for i in range(start, len(seq)):
-                obj = objs.get(seq[i])
-                if obj is None:
-                    continue
-                md = obj["metadata"]
-                if reqs and not labels_match(reqs, md.get("labels")):
-                    continue
-                if freqs and not fields_match(freqs, obj):
-                    continue
-                out.append(obj)
-                if limit is not None and len(out) >= limit:
-                    more_here = i + 1 < len(seq)
-                    later = [s for s in namespaces if s > space and self.by_ns.get(s)]
-                    if more_here or later:
-                        key = seq[i] if ns is not None else f"{space}/{seq[i]}"
-                        remaining = None
-                        if unfiltered:
-                            remaining = (len(seq) - i - 1) + sum(len(self.by_ns[s]) for s in later)
-                        return out, key, remaining
-                    return out, None, None
-        return out, None, None
-
-    def _candidates(self, ns: str, reqs: list[Requirement]) -> list[str]:
-        names = self.sorted.get(ns, [])
-        idx = self.labels.get(ns, {})
-        best: set[str] | None = None
-        for r in reqs:
-            if r.op not in ("=", "in"):
-                continue
-            cand: set[str] = set()
-            for v in r.values:
-                cand |= idx.get((r.key, v), set())
-            if best is None or len(cand) < len(best):
-                best = cand
-        if best is not None and len(best) * 8 < len(names):
-            return sorted(best)
-        return names
 
 
 # --------------------------------------------------------------------------- the simulated runtime
@@ -245,10 +112,6 @@ class JobState:
 
 
 # --------------------------------------------------------------------------- the cluster
-
-
-def _fake_hex(seed: str, n: int = 64) -> str:
-    return hashlib.sha256(seed.encode()).hexdigest()[:n]
 
 
 def _image_ref(image: str) -> str:
@@ -457,128 +320,11 @@ class Cluster:
 
     # ------------------------------------------------------------------ nodes
 
-    def _node_obj(
-        self,
-        name: str,
-        labels: dict[str, str],
-        taints: list[Obj],
-        *,
-        ip: str,
-        kubelet: str,
-        capacity: dict[str, str],
-        info: dict[str, str],
-    ) -> Obj:
-        now = now_rfc3339()
-        md = {
-            "name": name,
-            "uid": str(uuid.uuid4()),
-            "resourceVersion": self.next_rv(),
-            "creationTimestamp": now,
-            "labels": labels,
-            "annotations": {
-                "node.alpha.kubernetes.io/ttl": "0",
-                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
-            },
-        }
-        spec: Obj = {"taints": taints} if taints else {}
-        conditions = [
-            {
-                "type": t,
-                "status": "False",
-                "lastHeartbeatTime": now,
-                "lastTransitionTime": now,
-                "reason": r,
-                "message": m,
-            }
-            for t, r, m in (
-                ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            )
-        ]
-        conditions.append(
-            {
-                "type": "Ready",
-                "status": "True",
-                "lastHeartbeatTime": now,
-                "lastTransitionTime": now,
-                "reason": "KubeletReady",
-                "message": "kubelet is posting ready status",
-            }
-        )
-        node_info = {
-            "machineID": _fake_hex(name, 32),
-            "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
-            "bootID": str(uuid.uuid4()),
-            "kernelVersion": info.get("kernelVersion", ""),
-            "osImage": info.get("osImage", ""),
-            "containerRuntimeVersion": info.get("containerRuntimeVersion", ""),
-            "kubeletVersion": kubelet,
-            "kubeProxyVersion": "",
-            "operatingSystem": "linux",
-            "architecture": "amd64",
-        }
-        status = {
-            "capacity": capacity,
-            "allocatable": dict(capacity),
-            "conditions": conditions,
-            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": node_info,
-        }
-        return {"metadata": md, "spec": spec, "status": status}
-
     def _system_node_obj(self) -> Obj:
-        labels = {
-            "agentpool": "system",
-            "beta.kubernetes.io/arch": "amd64",
-            "beta.kubernetes.io/instance-type": "Standard_D4s_v5",
-            "beta.kubernetes.io/os": "linux",
-            "kubernetes.azure.com/agentpool": "system",
-            "kubernetes.azure.com/mode": "system",
-            "kubernetes.azure.com/role": "agent",
-            "kubernetes.io/arch": "amd64",
-            "kubernetes.io/hostname": SYSTEM_NODE,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/role": "agent",
-            "node.kubernetes.io/instance-type": "Standard_D4s_v5",
-            "topology.kubernetes.io/region": "westus",
-        }
-        return self._node_obj(
-            SYSTEM_NODE,
-            labels,
-            [],
-            ip="10.240.0.4",
-            kubelet="v1.33.2",
-            capacity={"cpu": "4", "ephemeral-storage": "129886128Ki", "memory": "16375716Ki", "pods": "250"},
-            info={
-                "kernelVersion": "5.15.0-1089-azure",
-                "osImage": "Ubuntu 22.04.5 LTS",
-                "containerRuntimeVersion": "containerd://1.7.27-1",
-            },
-        )
+        return system_node_obj(self.next_rv())
 
     def _virtual_node_obj(self) -> Obj:
-        labels = {
-            "alpha.service-controller.kubernetes.io/exclude-balancer": "true",
-            "beta.kubernetes.io/os": "linux",
-            "kubernetes.azure.com/managed": "false",
-            "kubernetes.azure.com/role": "agent",
-            "kubernetes.io/hostname": VIRTUAL_NODE,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/role": "agent",
-            "node.kubernetes.io/exclude-from-external-load-balancers": "true",
-            "type": "virtual-kubelet",
-        }
-        return self._node_obj(
-            VIRTUAL_NODE,
-            labels,
-            [dict(VK_TAINT)],
-            ip="10.241.0.4",
-            kubelet="v1.33.2-vk-azure-aci-1.6.2",
-            capacity={"cpu": "10k", "memory": "4Ti", "nvidia.com/gpu": "100", "pods": "5k"},
-            info={"kernelVersion": "", "osImage": "", "containerRuntimeVersion": ""},
-        )
+        return virtual_node_obj(self.next_rv())
 
     def _put_node(self, node: Obj) -> None:
         self.nodes[node["metadata"]["name"]] = node
@@ -1398,9 +1144,8 @@ class Cluster:
         spec = tmpl.get("spec") or {}
         labels = dict(tmeta.get("labels") or {})
         annotations = dict(tmeta.get("annotations") or {})
-        prefix = f"{jname}-"
+        prefix = job_pod_prefix(jname, index if index >= 0 else None)  # podGenerateNameWithIndex
         if index >= 0:
-            prefix = f"{jname}-{index}-"
             labels[COMPLETION_INDEX] = str(index)
             annotations[COMPLETION_INDEX] = str(index)
             if jspec.get("backoffLimitPerIndex") is not None:
@@ -1661,8 +1406,8 @@ class Cluster:
                     "state": {"running": {"startedAt": now}},
                     "ready": True,
                     "started": True,
-                    "imageID": f"{_image_ref(cs['image']).rsplit(':', 1)[0]}@sha256:{_fake_hex(cs['image'])}",
-                    "containerID": f"{prefix}://{_fake_hex(pod['metadata']['uid'] + c['name'])}",
+                    "imageID": f"{_image_ref(cs['image']).rsplit(':', 1)[0]}@sha256:{fake_hex(cs['image'])}",
+                    "containerID": f"{prefix}://{fake_hex(pod['metadata']['uid'] + c['name'])}",
                 }
             )
             self._timer(end, "exit", ns, name, uid, c["name"])
@@ -1755,197 +1500,3 @@ class Cluster:
             return items, None, None
         items, key, remaining = self.table(res).page(ns, reqs, freqs, start_after, limit)
         return items, (encode_continue(self._rv, key) if key is not None else None), remaining
-
-    # ------------------------------------------------------------------ seeding for benchmarks
-
-    def seed_finished_jobs(
-        self,
-        ns: str,
-        count: int,
-        *,
-        labels: dict[str, str],
-        annotations: dict[str, str] | None,
-        succeeded: bool,
-        name_prefix: str,
-        with_pods: bool,
-        image: str = "mcr.microsoft.com/azurelinux/busybox:1.36",
-    ) -> list[str]:
-        """Bulk insert of finished Jobs (and one finished pod each). Objects share their
-        immutable parts (pod spec, pod status) to keep 100k Jobs within a few hundred MB."""
-        with self.lock:
-            if ns not in self.namespaces:
-                self.create_namespace({"metadata": {"name": ns}})
-            now = now_rfc3339()
-            pod_spec: Obj = {
-                "containers": [
-                    {
-                        "name": "main",
-                        "image": image,
-                        "command": ["sh", "-c", "echo done"],
-                        "resources": {},
-                        "terminationMessagePath": "/dev/termination-log",
-                        "terminationMessagePolicy": "File",
-                        "imagePullPolicy": "IfNotPresent",
-                    }
-                ],
-                "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 30,
-                "dnsPolicy": "ClusterFirst",
-                "securityContext": {},
-                "schedulerName": "default-scheduler",
-                "nodeSelector": {"kubernetes.io/role": "agent", "kubernetes.io/os": "linux", "type": "virtual-kubelet"},
-                "tolerations": [
-                    {"key": "virtual-kubelet.io/provider", "operator": "Exists"},
-                    {"key": "azure.com/aci", "effect": "NoSchedule"},
-                ],
-            }
-            reason = "CompletionsReached" if succeeded else "BackoffLimitExceeded"
-            message = (
-                "Reached expected number of succeeded pods"
-                if succeeded
-                else "Job has reached the specified backoff limit"
-            )
-            kinds = ("SuccessCriteriaMet", "Complete") if succeeded else ("FailureTarget", "Failed")
-            job_status: Obj = {
-                "conditions": [
-                    {
-                        "type": t,
-                        "status": "True",
-                        "lastProbeTime": now,
-                        "lastTransitionTime": now,
-                        "reason": reason,
-                        "message": message,
-                    }
-                    for t in kinds
-                ],
-                "startTime": now,
-            }
-            if succeeded:
-                job_status["completionTime"] = now
-                job_status["succeeded"] = 1
-            else:
-                job_status["failed"] = 1
-            job_status.update({"uncountedTerminatedPods": {}, "terminating": 0, "ready": 0})
-            exit_code = 0 if succeeded else 1
-            term = {
-                "exitCode": exit_code,
-                "reason": "Completed" if succeeded else "Error",
-                "startedAt": now,
-                "finishedAt": now,
-            }
-            pod_status: Obj = {
-                "phase": "Succeeded" if succeeded else "Failed",
-                "conditions": [
-                    {
-                        "type": "PodReadyToStartContainers",
-                        "status": "False",
-                        "lastProbeTime": None,
-                        "lastTransitionTime": now,
-                    },
-                    {"type": "Initialized", "status": "True", "lastProbeTime": None, "lastTransitionTime": now},
-                    {
-                        "type": "Ready",
-                        "status": "False",
-                        "lastProbeTime": None,
-                        "lastTransitionTime": now,
-                        "reason": "PodCompleted",
-                    },
-                    {
-                        "type": "ContainersReady",
-                        "status": "False",
-                        "lastProbeTime": None,
-                        "lastTransitionTime": now,
-                        "reason": "PodCompleted",
-                    },
-                    {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now},
-                ],
-                "hostIP": "10.241.0.4",
-                "hostIPs": [{"ip": "10.241.0.4"}],
-                "podIP": "10.241.0.200",
-                "podIPs": [{"ip": "10.241.0.200"}],
-                "startTime": now,
-                "containerStatuses": [
-                    {
-                        "name": "main",
-                        "state": {"terminated": term},
-                        "lastState": {},
-                        "ready": False,
-                        "restartCount": 0,
-                        "image": image,
-                        "imageID": f"{image}@sha256:{_fake_hex(image)}",
-                        "started": False,
-                    }
-                ],
-                "qosClass": "BestEffort",
-            }
-            pod_spec_bound = dict(
-                pod_spec,
-                nodeName=VIRTUAL_NODE,
-                serviceAccountName="default",
-                serviceAccount="default",
-                enableServiceLinks=True,
-                preemptionPolicy="PreemptLowerPriority",
-                priority=0,
-            )
-            start = self._seed_seq.get(f"{ns}/{name_prefix}", 0)
-            self._seed_seq[f"{ns}/{name_prefix}"] = start + count
-            jobs: list[Obj] = []
-            pods: list[Obj] = []
-            origin = {"standin.vnode-batch/origin": "seeded"}
-            for i in range(start, start + count):
-                name = f"{name_prefix}-{i:06d}"
-                if self.jobs.get(ns, name) is not None:
-                    continue
-                uid = str(uuid.uuid4())
-                tlabels = {**labels, CONTROLLER_UID: uid, JOB_NAME: name, "controller-uid": uid, "job-name": name}
-                md: Obj = {
-                    "name": name,
-                    "namespace": ns,
-                    "uid": uid,
-                    "resourceVersion": self.next_rv(),
-                    "generation": 1,
-                    "creationTimestamp": now,
-                    "labels": dict(labels),
-                }
-                if annotations:
-                    md["annotations"] = dict(annotations)
-                spec = {
-                    "parallelism": 1,
-                    "completions": 1,
-                    "backoffLimit": 6,
-                    "selector": {"matchLabels": {CONTROLLER_UID: uid}},
-                    "template": {"metadata": {"labels": tlabels}, "spec": pod_spec},
-                    "completionMode": "NonIndexed",
-                    "suspend": False,
-                    "podReplacementPolicy": "TerminatingOrFailed",
-                }
-                jobs.append({"metadata": md, "spec": spec, "status": job_status})
-                if with_pods:
-                    pname = f"{name}-{_fake_hex(uid, 5)}"
-                    pmd = {
-                        "name": pname,
-                        "generateName": f"{name}-",
-                        "namespace": ns,
-                        "uid": str(uuid.uuid4()),
-                        "resourceVersion": self.next_rv(),
-                        "creationTimestamp": now,
-                        "labels": tlabels,
-                        "annotations": origin,
-                        "ownerReferences": [
-                            {
-                                "apiVersion": "batch/v1",
-                                "kind": "Job",
-                                "name": name,
-                                "uid": uid,
-                                "controller": True,
-                                "blockOwnerDeletion": True,
-                            }
-                        ],
-                    }
-                    pods.append({"metadata": pmd, "spec": pod_spec_bound, "status": pod_status})
-                    self._pods_by_owner[uid] = {pname}
-                # finished Jobs get a JobState only when touched (TTL, deletes); nothing per tick
-            self.jobs.bulk_put(ns, jobs)
-            if pods:
-                self.pods.bulk_put(ns, pods)
-            return [j["metadata"]["name"] for j in jobs]

@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared import capacity, events
+from shared.aci_logs import strip_timestamps
 from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
 from shared.deferral import wrap
 from shared.errors import TransientError, VnbError
@@ -529,6 +530,8 @@ class _Pass:
             )
             if text is None:
                 continue  # never started, or already gone: the event says what it can
+            if source.on_aci:
+                text = strip_timestamps(text)
             kept, cut = cut_tail(text, s.log_tail_bytes)
             tails.append(
                 LogTail(pod=source.pod, container=source.container, index=source.index, text=kept, truncated=cut)

@@ -126,19 +126,23 @@ def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_le
     assert ok["queueToStartSeconds"] is not None
     assert ok["enqueuedAt"] <= ok["createdAt"] <= ok["startedAt"] <= ok["finishedAt"]
 
-    assert data["exit-3"]["exitCode"] == 3
-    assert data["exit-3"]["logTail"][0]["text"].endswith("boom\n")
-    assert "exited with code 3" in data["exit-3"]["message"]
+    # The real provider loses the 3 (ACI state Terminated, azure-aci#417): null with the reason, never 0.
+    exit3 = data["exit-3"]
+    assert (exit3["exitCode"], exit3["exitCodeUnavailable"]["reason"]) == (None, "NotReportedByProvider")
+    assert "the virtual node did not report its exit code" in exit3["message"]
+    assert exit3["logTail"][0]["text"] == "about to fail\nboom\n"  # ACI's line timestamps removed
     assert "ServiceUnavailable" in data["provider-1"]["message"]
-    assert "2 of 2 attempts" in data["provider-1"]["message"]
+    assert "2 of 2 attempts" in data["provider-1"]["message"]  # retried, then CapacityExhausted
     failure = data["provider-1"]["providerFailure"]
-    assert (failure["class"], failure["code"]) == ("quotaOrCapacity", "ServiceUnavailable")
+    assert (failure["class"], failure["code"], failure["status"]) == ("quotaOrCapacity", "ServiceUnavailable", 409)
+    assert "not available in the location" in failure["message"]
+    assert data["provider-1"]["exitCodeUnavailable"]["reason"] == "NoContainerExited"
     assert "insufficient capacity" in data["stuck-1"]["message"]
     assert "VNB_PENDING_TIMEOUT_SECONDS=3" in data["stuck-1"]["message"]
     assert "does-not-exist" in data["pull-1"]["message"]
     array = data["array-1"]
     assert array["indexes"] == {"completions": 5, "succeeded": "0-2,4", "failed": "3"}
-    assert array["exitCode"] == 1
+    assert (array["exitCode"], array["exitCodeUnavailable"]["reason"]) == (None, "NotReportedByProvider")
     assert array["logTail"][0]["index"] == 3
     assert array["logTail"][0]["text"] == "index 3\nfailing on index 3\n"
     assert data["lost-1"]["logTail"][0]["text"] == "working\n"  # read before the pods went

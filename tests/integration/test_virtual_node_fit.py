@@ -73,6 +73,8 @@ def test_the_issues_request_runs_with_valid_container_groups_and_aci_sized_resou
         "memory": {"requested": "1.5Gi", "applied": "1700M"},
     }
     assert event["type"] == "io.vnodebatch.job.succeeded"
+    # What the container printed: the password as written, not "s3cr$t".
+    assert event["data"]["logTail"][0]["text"] == "s3cr$$t\n"
     # Completed containers on the virtual node have no exit code (azure-aci issue #417): null, not 0.
     assert (event["data"]["exitCode"], event["data"]["exitCodeUnavailable"]["reason"]) == (
         None,

@@ -336,3 +336,13 @@ def test_injected_faults(kube: KubeStandIn, k8s: Clients, code: str, status: int
     refused = next(p for p in job_pods(kube, "faulty") if p["status"].get("reason") == "ProviderFailed")
     assert arm_error(refused["status"]["message"])[0].startswith(f"RESPONSE {status}: ")
     assert kube.aci.counters.creates_refused[code] == 1
+
+
+def test_indexed_pod_names_keep_the_index_and_long_ones_are_refused(kube: KubeStandIn, k8s: Clients) -> None:
+    name = "y" * 60
+    job = job_manifest(name, completions=1, completionMode="Indexed", backoffLimitPerIndex=0)
+    k8s.batch.create_namespaced_job(NS, job)
+    wait_for(lambda: finished(kube, name), what="the indexed job to finish")
+    [pod] = job_pods(kube, name)
+    assert pod["metadata"]["name"][:58] == "y" * 55 + "-0-"  # podGenerateNameWithIndex cuts the job part
+    assert arm_error(provider_failed(pod))[1]["code"] == "InvalidContainerGroupName"

@@ -16,7 +16,7 @@ import pytest
 
 from shared.outcome import reported_exit_code
 from shared.provider_failure import classify
-from tests.unit.test_reconcile_outcome import judge, make_job, make_pod, ts
+from tests.unit.test_reconcile_outcome import NOW, judge, make_job, make_pod, ts
 
 ACI_ID = "aci://" + "ab" * 32
 BACKOFF = [("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")]
@@ -184,3 +184,21 @@ def test_the_event_says_which_resources_were_applied() -> None:
     data = judge(job, [make_pod("p-ok", "Succeeded", exit_code=0)])
     assert data["resources"] == recorded
     assert judge(make_job(conditions=COMPLETE), [])["resources"] is None
+
+
+def test_aci_log_timestamps_are_removed_and_other_lines_kept() -> None:
+    from shared.aci_logs import strip_timestamps
+
+    aci = "2026-11-29T14:41:31.071607Z about to fail\n2026-11-29T14:41:31.5Z boom\n"
+    assert strip_timestamps(aci) == "about to fail\nboom\n"
+    assert strip_timestamps("2026-11-29 not ACI's\nplain\n") == "2026-11-29 not ACI's\nplain\n"
+
+
+def test_only_logs_of_containers_on_aci_are_marked_for_stripping() -> None:
+    from shared.outcome import outcome
+
+    job = make_job(conditions=COMPLETE)
+    on_aci = outcome(job, [aci_pod("p-aci", "Succeeded", aci_state="Succeeded")], verdict=None, now=NOW)
+    on_kubelet = outcome(job, [make_pod("p-k", "Succeeded", exit_code=0)], verdict=None, now=NOW)
+    assert [s.on_aci for s in on_aci.log_sources] == [True]
+    assert [s.on_aci for s in on_kubelet.log_sources] == [False]

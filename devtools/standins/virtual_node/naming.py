@@ -52,18 +52,23 @@ def name_refusal(cg_name: str) -> Refusal | None:
     )
 
 
+def job_pod_prefix(job_name: str, index: int | None) -> str:
+    """The ``generateName`` the Job controller sets on a pod of ``job_name`` (``index`` for Indexed)."""
+    if index is None:
+        return f"{job_name}-"
+    suffix = f"-{index}-"
+    prefix = job_name + suffix
+    if len(prefix) > MAX_GENERATED_NAME:
+        prefix = prefix[: MAX_GENERATED_NAME - len(suffix)] + suffix
+    return prefix
+
+
 def pod_generate_name(job_name: str, index: int | None, *, rng: random.Random | None = None) -> str:
     """A pod name the Job controller + API server could give a pod of ``job_name``.
 
     ``index`` is the completion index of an Indexed Job, ``None`` for NonIndexed. The result is the
     ``generateName`` prefix cut to 58 characters plus 5 random characters (see module docstring).
     """
-    if index is None:
-        prefix = f"{job_name}-"
-    else:
-        suffix = f"-{index}-"
-        prefix = job_name + suffix
-        if len(prefix) > MAX_GENERATED_NAME:
-            prefix = prefix[: MAX_GENERATED_NAME - len(suffix)] + suffix
+    prefix = job_pod_prefix(job_name, index)
     pick = (rng or random).choice
     return prefix[:MAX_GENERATED_NAME] + "".join(pick(RANDOM_ALPHABET) for _ in range(RANDOM_LENGTH))
