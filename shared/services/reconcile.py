@@ -71,6 +71,7 @@ from shared.jobspec import (
 from shared.outcome import (
     ANN_REPORTED_AT,
     ANN_VERDICT,
+    CAPACITY_EXHAUSTED,
     CONTROLLER_UID,
     LogTail,
     Outcome,
@@ -460,7 +461,7 @@ class _Pass:
         if request is None or attempt >= limit:
             why = "the Job carries no request to retry" if request is None else f"{attempt} of {limit} attempts"
             return Verdict(
-                reason="CapacityExhausted",
+                reason=CAPACITY_EXHAUSTED,
                 message=f"ACI refused the Job's pods for quota, capacity or throttling ({why}, "
                 f"VNB_CAPACITY_MAX_ATTEMPTS): {capacity.brief(refusal)}"[:2000],
                 at=moment,

@@ -405,6 +405,7 @@ def test_out_of_capacity_attempts_the_job_fails_capacity_exhausted(settings: Set
     assert event["type"].endswith("job.failed")
     assert event["data"]["reason"] == "CapacityExhausted"
     assert "quota" in event["data"]["message"]
+    assert event["data"]["providerFailure"]["class"] == "quotaOrCapacity"
     assert report.failed == 1
 
 
