@@ -404,11 +404,13 @@ class _CapacityRetries(logging.Handler):
     def __enter__(self) -> _CapacityRetries:
         self._logger.addHandler(self)
         self._logger.setLevel(logging.WARNING)
+        self._logger.propagate = False  # counted here, not printed (main() keeps the app quiet)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._logger.removeHandler(self)
         self._logger.setLevel(self._saved[0])
+        self._logger.propagate = self._saved[1]
 
 
 def main(argv: list[str] | None = None) -> int:
