@@ -10,9 +10,10 @@ each other busy instance's admissions since this one's last list, about a tenth 
 each (docs/operations.md, "Capacity").
 
 The budget it believes in shrinks after ACI refuses pods for quota, capacity or throttling
-(AIMD, like TCP's congestion window): halved on a refusal — seen by the reconciler, or by the
-dispatcher in its pod list — at most once per cache period, then grown back by a tenth per
-clean refresh, until creates succeed again at the full budget. The factor is per process.
+(AIMD, like TCP's congestion window): cut to 70 % on a refusal — seen by the reconciler, or by
+the dispatcher in its pod list — at most once per cache period and only for pods admitted after
+the previous cut, then grown back by a tenth per clean refresh, until creates succeed again at
+the full budget. The factor is per process.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.adapters.kube import Page
@@ -36,6 +37,8 @@ log = logging.getLogger("vnode_batch.capacity")
 SELECT_MINE = f"{MANAGED_BY}={MANAGER}"
 REFRESH_SHARE = 0.1
 """List again after admitting this share of the groups (or short-window creates) budget."""
+DECREASE = 0.7
+"""Share of the budget kept after a refusal (multiplicative decrease)."""
 MIN_FACTOR = 1 / 16
 """The budget never shrinks below this share of the settings (and never below one Job)."""
 INCREASE = 0.1
@@ -90,6 +93,7 @@ class Admission:
         self._next = 0
         self.factor = 1.0
         self._shrunk_at: float | None = None
+        self._shrunk_wall: datetime | None = None
         self._seen_refusals: set[str] = set()
         self._waiting: dict[str, datetime] = {}
         self._since_list = Usage()
@@ -109,19 +113,25 @@ class Admission:
             factor=self.factor,
         )
 
-    def refused(self, count: int = 1, *, why: str = "") -> None:
-        """ACI refused ``count`` pods for quota/capacity/throttling: shrink the budget (once per
-        cache period, however many refusals arrive together)."""
-        with self._lock:
-            self._shrink(count, why)
+    def refused(self, count: int = 1, *, why: str = "", created: datetime | None = None) -> None:
+        """ACI refused ``count`` pods for quota/capacity/throttling: shrink the budget.
 
-    def _shrink(self, count: int, why: str) -> None:
+        At most once per cache period, and not for a pod (or Job) ``created`` before the last
+        shrink: it was admitted under the larger budget, which that shrink already answered
+        (TCP's one decrease per round trip)."""
+        with self._lock:
+            self._shrink(count, why, created)
+
+    def _shrink(self, count: int, why: str, created: datetime | None = None) -> None:
         now = self._clock()
         if self._shrunk_at is not None and now - self._shrunk_at < self._settings.capacity_cache_seconds:
             return
+        if created is not None and self._shrunk_wall is not None and created <= self._shrunk_wall:
+            return
         before = self.factor
-        self.factor = max(MIN_FACTOR, self.factor / 2)
+        self.factor = max(MIN_FACTOR, self.factor * DECREASE)
         self._shrunk_at = now
+        self._shrunk_wall = datetime.now(UTC)
         self._view.listed_at = None  # list again before the next admission
         log.warning(
             "ACI refused %d pod(s) for capacity (%s): budget shrunk from %.0f%% to %.0f%% of the settings",
@@ -222,18 +232,20 @@ class Admission:
             for t, c in self._charges.items()
             if c.job not in listed and (c.done_at is None or c.done_at >= started)
         }
-        refusals = []
+        refusals: list[tuple[str, datetime | None]] = []
         for pod in pods:
-            uid = str((pod.get("metadata") or {}).get("uid") or "")
+            meta = pod.get("metadata") or {}
+            uid = str(meta.get("uid") or "")
             if uid and uid not in self._seen_refusals:
                 why = capacity_refusal(pod)
                 if why is not None:
-                    refusals.append(why)
+                    refusals.append((why, _created(meta)))
                     self._seen_refusals.add(uid)
         if len(self._seen_refusals) > _SEEN_LIMIT:
             self._seen_refusals.clear()
-        if refusals:
-            self._shrink(len(refusals), refusals[-1])
+        fresh = [r for r in refusals if self._shrunk_wall is None or r[1] is None or r[1] > self._shrunk_wall]
+        if fresh:
+            self._shrink(len(fresh), fresh[-1][0])
         elif (
             self.factor < 1
             and self._shrunk_at is not None
@@ -249,6 +261,13 @@ class Admission:
             u.creates_short,
             u.creates_long,
         )
+
+
+def _created(meta: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(meta.get("creationTimestamp")))
+    except ValueError:
+        return None
 
 
 _lock = threading.Lock()

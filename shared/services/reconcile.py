@@ -257,7 +257,7 @@ def run(
         now=now,
         sweep=sweep,
         requeue=requeue,
-        on_refusal=lambda why: view.refused(why=why),
+        on_refusal=lambda why, created: view.refused(why=why, created=created),
     )
     if report.swept_at is not None:
         with _sweep_lock:
@@ -279,7 +279,7 @@ def reconcile(
     workers: int = DEFAULT_WORKERS,
     sweep: bool = True,
     requeue: Requeue | None = None,
-    on_refusal: Callable[[str], object] | None = None,
+    on_refusal: Callable[[str, datetime | None], object] | None = None,
 ) -> ReconcileReport:
     """One pass over the unreported Jobs, then (``sweep``) the deletion of reported Jobs past
     their keep time. ``requeue``/``on_refusal``: capacity retries (module docstring)."""
@@ -337,7 +337,7 @@ class _Pass:
         self._stop_reason = ""
         self._streak = 0
         self.requeue: Requeue | None = None
-        self.on_refusal: Callable[[str], object] | None = None
+        self.on_refusal: Callable[[str, datetime | None], object] | None = None
 
     # --- one page of unreported Jobs ------------------------------------------------------
 
@@ -454,7 +454,7 @@ class _Pass:
         """Give the request back to the queue (None), or, out of attempts, the failure verdict."""
         name = job_name_of(job)
         if self.on_refusal is not None:
-            self.on_refusal(refusal)
+            self.on_refusal(refusal, parse_time((job.get("metadata") or {}).get("creationTimestamp")))
         attempt = capacity.attempt_of(job) + 1
         request = capacity.request_of(job)
         limit = self.settings.capacity_max_attempts

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from shared.adapters.kube import Page
 from shared.capacity import Demand
 from shared.services.admission import Admission
@@ -100,11 +102,14 @@ def test_a_refusal_halves_the_budget_once_per_period_then_it_grows_back(make_set
     admit(a, cluster)
     a.refused(why="quota")
     a.refused(why="quota")  # the same burst of refusals: one shrink
-    assert a.factor == 0.5
-    assert a.budget().scaled(100) == 50
+    assert a.factor == pytest.approx(0.7)
+    assert a.budget().scaled(100) == 70
     clock.t = 6
+    # A refusal of a Job admitted before that shrink does not shrink again.
+    a.refused(why="quota", created=datetime(2000, 1, 1, tzinfo=UTC))
+    assert a.factor == pytest.approx(0.7)
     admit(a, cluster)  # a clean refresh after the cache period
-    assert a.factor == 0.6
+    assert a.factor == pytest.approx(0.8)
 
 
 def test_refused_pods_seen_in_the_list_shrink_the_budget(make_settings: Callable[..., Settings]) -> None:
@@ -112,4 +117,4 @@ def test_refused_pods_seen_in_the_list_shrink_the_budget(make_settings: Callable
     cluster.jobs = [job("j", failed=1)]
     cluster.pods = [pod("j", "Failed", reason="ProviderFailed", message=QUOTA_MESSAGE)]
     admit(a, cluster)
-    assert a.factor == 0.5
+    assert a.factor == pytest.approx(0.7)

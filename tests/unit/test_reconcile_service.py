@@ -382,7 +382,7 @@ def test_a_quota_refusal_gives_the_request_back_to_the_queue_without_an_event(
 ) -> None:
     jobs, events, requeue, refusals = FakeJobs(), Events(), Requeue(), []
     jobs.add("a", refused_job(0, terminal=terminal), [refused_pod()])
-    report = pass_(settings, jobs, events, requeue=requeue, on_refusal=refusals.append)
+    report = pass_(settings, jobs, events, requeue=requeue, on_refusal=lambda why, created: refusals.append(why))
     assert events.sent == []
     assert (report.requeued, report.failed) == (1, 0)
     [(message, delay)] = requeue.sent
