@@ -344,9 +344,19 @@ def run_soak(
                     drain()
             say(f"  [{time.monotonic() - started:5.1f}s] all {ledger.sent} messages sent; waiting for outcomes")
             deadline = time.monotonic() + timeout
+            next_note = time.monotonic() + 10
             while ledger.lost and time.monotonic() < deadline:
                 drain()
                 time.sleep(0.2)
+                if time.monotonic() >= next_note:
+                    next_note += 10
+                    pods = kube.pods("vnode-batch")
+                    phases = collections.Counter(str((p.get("status") or {}).get("phase")) for p in pods)
+                    say(
+                        f"  [{time.monotonic() - started:5.1f}s] {len(ledger.expected) - len(ledger.lost)}/"
+                        f"{len(ledger.expected)} requests ended; ACI groups in use "
+                        f"{kube.aci.counters.groups_in_use}; pods {dict(phases)}; Jobs {len(kube.jobs('vnode-batch'))}"
+                    )
             # Faults off, then let anything still in flight (a late repeat, a second outcome)
             # arrive before counting: three reconcile periods after the queues are idle.
             kube.clear_faults()

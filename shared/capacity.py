@@ -255,8 +255,28 @@ def _finished(job: Obj) -> bool:
     )
 
 
-def usage_of(jobs: Iterable[Obj], pods: Iterable[Obj], *, now: datetime, windows: tuple[int, int]) -> Usage:
+def job_creates(job: Obj) -> tuple[datetime, int] | None:
+    """When a Job was created and the container groups it created at least by now (one per
+    completion plus its failed pods), or None without a creation time."""
+    created = _time(_meta(job).get("creationTimestamp"))
+    if created is None:
+        return None
+    spec = job.get("spec") or {}
+    return created, int(spec.get("completions") or 1) + int(_status(job).get("failed") or 0)
+
+
+def usage_of(
+    jobs: Iterable[Obj],
+    pods: Iterable[Obj],
+    *,
+    now: datetime,
+    windows: tuple[int, int],
+    history: Mapping[str, tuple[datetime, int]] | None = None,
+) -> Usage:
     """What the app's Jobs and pods hold now.
+
+    ``history``: creates (:func:`job_creates`) of Jobs seen in earlier lists or created by this
+    process, by Job name; those not in ``jobs`` (reported since) count in the create windows only.
 
     * groups/cores: every pod of the app that exists, whatever its phase, except ProviderFailed
       ones — a container group lives until its pod is deleted (azure-aci ``DeletePod`` deletes
@@ -275,6 +295,7 @@ def usage_of(jobs: Iterable[Obj], pods: Iterable[Obj], *, now: datetime, windows
     pod_list = list(pods)
     job_list = list(jobs)
     uids = {str(_meta(j).get("uid") or "") for j in job_list}
+    names = {str(_meta(j).get("name") or "") for j in job_list}
     for pod in pod_list:
         owner = (_meta(pod).get("labels") or {}).get(CONTROLLER_UID)
         if owner in uids:
@@ -312,6 +333,13 @@ def usage_of(jobs: Iterable[Obj], pods: Iterable[Obj], *, now: datetime, windows
             long += len(recent)
             times.extend(recent)
             short += len(_created_since(mine, short_from))
+    for name, (created, n) in (history or {}).items():
+        if name in names or created < long_from:
+            continue
+        long += n
+        times.extend([created] * n)
+        if created >= short_from:
+            short += n
     return Usage(groups=groups, cores=cores, creates_short=short, creates_long=long, create_times=tuple(sorted(times)))
 
 
@@ -466,6 +494,7 @@ __all__ = [
     "condemned",
     "defer_delay",
     "is_capacity_message",
+    "job_creates",
     "mark_attempt",
     "may_need_retry",
     "pod_cores",

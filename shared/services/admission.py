@@ -1,9 +1,12 @@
 """Capacity admission: may this process create one more Job on the virtual node now?
 
 One :class:`Admission` per process and cluster namespace holds a *view* of what the app's own
-pods hold (``shared.capacity.usage_of`` over two list calls: the app's Jobs and its pods, by
-label selector) and corrects it with its own admissions, so the hot path does not list the
-cluster per message. The view is listed again when it is older than VNB_CAPACITY_CACHE_SECONDS,
+pods hold (``shared.capacity.usage_of`` over two list calls by label selector: the app's
+unreported Jobs — the only ones that can still hold container groups, so a refresh costs what
+is running, not what is kept — and its pods) and corrects it with its own admissions, so the hot
+path does not list the cluster per message. The create windows also need the Jobs reported
+since: their creates are remembered from earlier lists and from this process's own creates, and
+the reported Jobs are listed once a minute (``FULL_LIST_SECONDS``) to learn other instances'. The view is listed again when it is older than VNB_CAPACITY_CACHE_SECONDS,
 or when this process has admitted a tenth of the groups or creates budget since the last list
 (``REFRESH_SHARE``) — which bounds what several instances admit past the budget between them:
 each other busy instance's admissions since this one's last list, about a tenth of the budget
@@ -24,17 +27,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.adapters.kube import Page
-from shared.capacity import Budget, Demand, Usage, brief, capacity_refusal, defer_delay, usage_of
-from shared.jobspec import MANAGED_BY, MANAGER
+from shared.capacity import Budget, Demand, Usage, brief, capacity_refusal, defer_delay, job_creates, usage_of
+from shared.jobspec import LABEL_STATE, MANAGED_BY, MANAGER, STATE_UNREPORTED
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.capacity")
 
 SELECT_MINE = f"{MANAGED_BY}={MANAGER}"
+SELECT_HOLDING = f"{MANAGED_BY}={MANAGER},{LABEL_STATE}={STATE_UNREPORTED}"
+"""Jobs that may still hold container groups (reported Jobs' pods are deleted when reported)."""
+FULL_LIST_SECONDS = 60.0
+"""Every this often a refresh lists the reported Jobs too (for the create windows); otherwise
+it remembers the creates of Jobs it saw while they were unreported."""
 REFRESH_SHARE = 0.1
 """List again after admitting this share of the groups (or short-window creates) budget."""
 DECREASE = 0.7
@@ -99,6 +107,9 @@ class Admission:
         self._since_list = Usage()
         """What this process admitted since its last list (when to list again)."""
         self.refreshes = 0
+        self._history: dict[str, tuple[datetime, int]] = {}
+        """Creates of Jobs seen in lists or created here, by Job name (the create windows' memory)."""
+        self._full_at: float | None = None
 
     # --- the budget ---------------------------------------------------------------------
 
@@ -210,28 +221,47 @@ class Admission:
             1, budget_.scaled(budget_.creates_short) * REFRESH_SHARE
         )
 
+    @staticmethod
+    def _list(source: CapacitySource, selector: str) -> list[dict[str, Any]]:
+        return _listed(source, selector)
+
+    def _remember(self, job: dict[str, Any]) -> None:
+        name = str((job.get("metadata") or {}).get("name") or "")
+        made = job_creates(job)
+        if name and made is not None:
+            seen = self._history.get(name)
+            # A later attempt of the same request (same name) replaces the earlier one.
+            self._history[name] = made if seen is None or made >= seen else seen
+
     def _refresh(self, source: CapacitySource, now: datetime) -> None:
         started = self._clock()
-        jobs: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            page = source.list_jobs(label_selector=SELECT_MINE, limit=PAGE, continue_token=token)
-            jobs.extend(page.items)
-            token = page.continue_token
-            if not token:
-                break
+        full = self._full_at is None or started - self._full_at >= FULL_LIST_SECONDS
+        jobs = self._list(source, SELECT_HOLDING)
+        if full:
+            self._full_at = started
+            for job in self._list(source, f"{MANAGED_BY}={MANAGER},{LABEL_STATE}!={STATE_UNREPORTED}"):
+                self._remember(job)
+        for job in jobs:
+            self._remember(job)
+        horizon = now - timedelta(seconds=self._settings.capacity_window_seconds[1] * 2)
+        self._history = {uid: c for uid, c in self._history.items() if c[0] >= horizon}
         pods = source.list_pods(label_selector=SELECT_MINE)
         self.refreshes += 1
         self._since_list = Usage()
-        self._view = _View(usage_of(jobs, pods, now=now, windows=self._settings.capacity_window_seconds), started)
         # A charge ends when the list shows its Job, or when its Job was created before this list
         # began and is not in it (already finished and deleted); in-flight creates stay charged.
         listed = {str((j.get("metadata") or {}).get("name") or "") for j in jobs}
-        self._charges = {
-            t: c
-            for t, c in self._charges.items()
-            if c.job not in listed and (c.done_at is None or c.done_at >= started)
-        }
+        kept: dict[int, _Charge] = {}
+        for t, c in self._charges.items():
+            if c.job not in listed and (c.done_at is None or c.done_at >= started):
+                kept[t] = c
+            elif c.done_at is not None and c.job:
+                # Created here: its creates stay in the windows even if the Job is already
+                # reported (not in the list of Jobs that hold groups).
+                self._history.setdefault(c.job, (c.at, c.demand.creates))
+        self._charges = kept
+        windows = self._settings.capacity_window_seconds
+        self._view = _View(usage_of(jobs, pods, now=now, windows=windows, history=self._history), started)
         refusals: list[tuple[str, datetime | None]] = []
         for pod in pods:
             meta = pod.get("metadata") or {}
@@ -261,6 +291,17 @@ class Admission:
             u.creates_short,
             u.creates_long,
         )
+
+
+def _listed(source: CapacitySource, selector: str) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = source.list_jobs(label_selector=selector, limit=PAGE, continue_token=token)
+        jobs.extend(page.items)
+        token = page.continue_token
+        if not token:
+            return jobs
 
 
 def _created(meta: dict[str, Any]) -> datetime | None:

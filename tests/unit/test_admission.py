@@ -63,11 +63,12 @@ def test_own_creates_are_counted_without_listing_per_message(make_settings: Call
         d = admit(a, cluster, f"k{i}")
         assert d.admitted
         a.created(d.ticket)
-    assert cluster.lists == 2  # one refresh: a job list and a pod list
+    # One refresh: the Jobs that may hold groups, the reported ones (first time only), the pods.
+    assert cluster.lists == 3
     # A tenth of the budget admitted since the last list: list again before admitting more.
     for i in range(9, 30):
         a.created(admit(a, cluster, f"k{i}").ticket)
-    assert cluster.lists == 6
+    assert cluster.lists == 7
 
 
 def test_at_quota_the_next_request_waits_naming_the_resource(make_settings: Callable[..., Settings]) -> None:
@@ -118,3 +119,15 @@ def test_refused_pods_seen_in_the_list_shrink_the_budget(make_settings: Callable
     cluster.pods = [pod("j", "Failed", reason="ProviderFailed", message=QUOTA_MESSAGE)]
     admit(a, cluster)
     assert a.factor == pytest.approx(0.7)
+
+
+def test_own_creates_stay_in_the_window_after_their_jobs_are_reported(make_settings: Callable[..., Settings]) -> None:
+    a, cluster, clock = make(make_settings, VNB_CAPACITY_CREATES_PER_5MIN="3")
+    for i in range(3):
+        d = a.admit(cluster, ONE, key=f"k{i}", first_seen=NOW, now=NOW, job=f"job-{i}")
+        assert d.admitted
+        a.created(d.ticket)
+    clock.t = 6  # the three Jobs already finished and were reported: no list shows them
+    d = a.admit(cluster, ONE, key="k3", first_seen=NOW, now=NOW, job="job-3")
+    assert not d.admitted
+    assert "3/3 creates in the last 5 min" in d.reason
