@@ -55,12 +55,8 @@ from typing import Any, Protocol
 from shared import capacity, events
 from shared.aci_logs import strip_timestamps
 from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
-from shared.deferral import wrap
 from shared.errors import TransientError, VnbError
 from shared.jobspec import (
-    ANN_ENQUEUED_AT,
-    ANN_KEY,
-    ANN_MESSAGE_ID,
     FINALIZER_REPORT,
     LABEL_STATE,
     MANAGED_BY,
@@ -71,7 +67,6 @@ from shared.jobspec import (
 from shared.outcome import (
     ANN_REPORTED_AT,
     ANN_VERDICT,
-    CAPACITY_EXHAUSTED,
     CONTROLLER_UID,
     LogTail,
     Outcome,
@@ -89,6 +84,7 @@ from shared.outcome import (
     terminal_condition,
 )
 from shared.services.admission import admission_for
+from shared.services.capacity_retry import REQUEUED, RUNNING, give_back
 from shared.services.dispatch import ClusterGate, Requeue
 from shared.settings import Settings
 
@@ -258,6 +254,7 @@ def run(
         sweep=sweep,
         requeue=requeue,
         on_refusal=lambda why, created: view.refused(why=why, created=created),
+        leftover_pods=_leftover_pods.setdefault(key, set()),
     )
     if report.swept_at is not None:
         with _sweep_lock:
@@ -266,6 +263,8 @@ def run(
 
 
 _last_sweep: dict[str, datetime] = {}
+_leftover_pods: dict[str, set[str]] = {}
+"""Per cluster: pods of reported Jobs a pass could not delete (their container groups hold quota)."""
 _sweep_lock = threading.Lock()
 
 
@@ -280,12 +279,16 @@ def reconcile(
     sweep: bool = True,
     requeue: Requeue | None = None,
     on_refusal: Callable[[str, datetime | None], object] | None = None,
+    leftover_pods: set[str] | None = None,
 ) -> ReconcileReport:
     """One pass over the unreported Jobs, then (``sweep``) the deletion of reported Jobs past
     their keep time. ``requeue``/``on_refusal``: capacity retries (module docstring)."""
     report = ReconcileReport()
     pass_ = _Pass(settings, jobs, send_event, now, report)
     pass_.requeue, pass_.on_refusal = requeue, on_refusal
+    if leftover_pods is not None:
+        pass_.leftover_pods = leftover_pods
+    pass_.delete_leftovers()
     started = time.monotonic()
     token: str | None = None
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="reconcile") as pool:
@@ -337,6 +340,7 @@ class _Pass:
         self._stop_reason = ""
         self._streak = 0
         self.requeue: Requeue | None = None
+        self.leftover_pods: set[str] = set()
         self.on_refusal: Callable[[str, datetime | None], object] | None = None
 
     # --- one page of unreported Jobs ------------------------------------------------------
@@ -447,65 +451,49 @@ class _Pass:
                 self._count("deleted")
             return
         for pod in pods:  # finished: the Job controller creates no new pods
-            self.jobs.delete_pod(str((pod.get("metadata") or {}).get("name")))
+            pod_name = str((pod.get("metadata") or {}).get("name"))
+            try:
+                self.jobs.delete_pod(pod_name)
+            except TransientError as e:
+                # The Job is reported already, so no later pass would look at it: remember the
+                # pod (its ACI container group holds quota) and delete it at the next pass.
+                log.warning("pod %s of reported Job %s not deleted (%s); retried next pass", pod_name, name, e)
+                with self._lock:
+                    self.leftover_pods.add(pod_name)
         self._count("pods_deleted", len(pods))
+
+    def delete_leftovers(self) -> None:
+        """Pods of reported Jobs whose deletion failed in an earlier pass (see ``_settle``)."""
+        for pod_name in sorted(self.leftover_pods):
+            try:
+                self.jobs.delete_pod(pod_name)
+            except TransientError:
+                continue
+            except KubePermanentError:
+                pass  # gone, or not ours to delete: nothing more to do
+            self.leftover_pods.discard(pod_name)
 
     def _capacity_refused(self, job: dict[str, Any], refusal: str, moment: datetime) -> Verdict | None:
         """Give the request back to the queue (None), or, out of attempts, the failure verdict."""
-        name = job_name_of(job)
-        if self.on_refusal is not None:
-            self.on_refusal(refusal, parse_time((job.get("metadata") or {}).get("creationTimestamp")))
-        attempt = capacity.attempt_of(job) + 1
-        request = capacity.request_of(job)
-        limit = self.settings.capacity_max_attempts
-        if request is None or attempt >= limit:
-            why = "the Job carries no request to retry" if request is None else f"{attempt} of {limit} attempts"
-            return Verdict(
-                reason=CAPACITY_EXHAUSTED,
-                message=f"ACI refused the Job's pods for quota, capacity or throttling ({why}, "
-                f"VNB_CAPACITY_MAX_ATTEMPTS): {capacity.brief(refusal)}"[:2000],
-                at=moment,
-            )
-        ann = (job.get("metadata") or {}).get("annotations") or {}
-        first_seen = parse_time(ann.get(ANN_ENQUEUED_AT)) or parse_time(
-            (job.get("metadata") or {}).get("creationTimestamp")
-        )
-        text = wrap(
-            request,
-            key=str(ann.get(ANN_KEY) or name),
-            message_id=str(ann.get(ANN_MESSAGE_ID) or ""),
-            first_seen=first_seen or moment,
-            count=attempt,
-            reason=f"ACI refused the pods for capacity (attempt {attempt} of {limit}): {capacity.brief(refusal)}",
-            capacity_attempts=attempt,
-        )
         assert self.requeue is not None
-        if capacity.ANN_REQUEUED not in ann:
-            # Condemn the Job first (CAS), so a message of the next attempt that arrives while it
-            # still exists waits for it instead of taking it for its own Job.
-            try:
-                job = self.jobs.annotate_job(
-                    name, annotations={capacity.ANN_REQUEUED: str(attempt)}, resource_version=_rv(job)
-                )
-            except Conflict:
-                self._count("running")
-                return None
-        self.requeue(text, self.settings.capacity_defer_seconds)
-        log.warning(
-            "Job %s: ACI refused its pods for capacity (attempt %d of %d): request %s back on the queue: %s",
-            name,
-            attempt,
-            limit,
-            ann.get(ANN_KEY),
-            capacity.brief(refusal),
+        result = give_back(
+            job,
+            refusal,
+            moment,
+            settings=self.settings,
+            jobs=self.jobs,
+            requeue=self.requeue,
+            on_refusal=self.on_refusal,
+            mark=self._mark,
         )
-        # Delete first: the finalizer keeps the Job (unreported) until _mark removes it, so a
-        # failure in between leaves it for the next pass, which requeues again (a duplicate
-        # message, harmless) instead of reporting it Lost.
-        self.jobs.delete_job(name, propagation="Background")
-        self._mark(job, moment)
-        self._count("requeued")
-        return None
+        if result is RUNNING:
+            self._count("running")
+            return None
+        if result is REQUEUED:
+            self._count("requeued")
+            return None
+        assert isinstance(result, Verdict)
+        return result
 
     def _event(self, job: dict[str, Any], result: Outcome) -> str:
         tails = self._logs(result)

@@ -417,3 +417,22 @@ def test_an_invalid_for_aci_refusal_stays_the_requests_failure(settings: Setting
     assert requeue.sent == []
     [event] = events.sent
     assert event["data"]["reason"] == "ProviderFailed"
+
+
+def test_a_pod_not_deleted_after_its_job_was_reported_is_deleted_next_pass(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Its ACI container group holds quota until the pod is gone, and no later pass lists the
+    # (reported) Job again.
+    s = make_settings(VNB_KEEP_FINISHED_SECONDS="3600")
+    jobs, events, leftovers = FakeJobs(), Events(), set()  # type: ignore[var-annotated]
+    jobs.add("a", done(True), [make_pod("p", "Succeeded", exit_code=0)])
+    jobs.fail["delete_pod"] = KubeTransientError("injected 500", status=500)
+    first = pass_(s, jobs, events, leftover_pods=leftovers)
+    assert first.succeeded == 1
+    assert leftovers == {"a-p"}
+    assert [p["metadata"]["name"] for p in jobs.pods] == ["a-p"]
+    pass_(s, jobs, events, leftover_pods=leftovers)
+    assert jobs.pods == []
+    assert leftovers == set()
+    assert len(events.sent) == 1
