@@ -105,6 +105,8 @@ class Ledger:
     capacity_retries: int = 0
     aci_refused: dict[str, int] = field(default_factory=dict)
     left_in_queues: dict[str, int] = field(default_factory=dict)
+    finished_pods_left: list[str] = field(default_factory=list)
+    """Pods of finished Jobs still there at the end: each holds an ACI container group."""
     kube_requests: int = 0
     kube_faults: str = ""
     elapsed: float = 0.0
@@ -142,6 +144,7 @@ class Ledger:
             or self.unexpected
             or self.wrong
             or any(self.left_in_queues.values())
+            or self.finished_pods_left
         )
 
     def report(self) -> str:
@@ -155,7 +158,7 @@ class Ledger:
             f"unexpected events {len(self.unexpected)}",
             f"  events received {self.raw_events}, repeated event ids (at-least-once, de-duplicated) "
             f"{self.repeated_event_ids}",
-            f"  left in queues: {self.left_in_queues}",
+            f"  left in queues: {self.left_in_queues}; pods of finished Jobs left: {len(self.finished_pods_left)}",
             f"  Kubernetes API requests {self.kube_requests}; {self.kube_faults}",
             f"  ACI creates refused {self.aci_refused}; capacity retries {self.capacity_retries}; "
             f"capacity failures reported as job failures {len(self.capacity_failures)}",
@@ -165,6 +168,7 @@ class Ledger:
             ("duplicated outcomes", self.duplicated_outcomes),
             ("duplicated Jobs", self.duplicated_jobs),
             ("capacity failures", self.capacity_failures),
+            ("finished pods left", self.finished_pods_left),
             ("wrong", self.wrong),
             ("unexpected", self.unexpected),
         ):
@@ -373,6 +377,20 @@ def run_soak(
         drain()
         for q in (requests_q, poison_q):
             ledger.left_in_queues[q.queue_name] = int(q.get_queue_properties().approximate_message_count)
+        jobs_by_uid = {j["metadata"]["uid"]: j for j in kube.jobs("vnode-batch")}
+        for pod in kube.pods("vnode-batch"):
+            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                continue
+            owner = jobs_by_uid.get((pod["metadata"].get("labels") or {}).get("batch.kubernetes.io/controller-uid"))
+            state = (
+                "no Job"
+                if owner is None
+                else f"Job {owner['metadata'].get('labels', {}).get('vnode-batch.io/state')} "
+                f"{[c['type'] for c in (owner.get('status') or {}).get('conditions') or [] if c.get('status') == 'True']}"
+                f" deleting={bool(owner['metadata'].get('deletionTimestamp'))}"
+                f" ann={sorted(k for k in owner['metadata'].get('annotations', {}) if 'capacity' in k or 'verdict' in k)}"
+            )
+            ledger.finished_pods_left.append(f"{pod['metadata']['name']} {pod['status'].get('phase')}: {state}")
         ledger.duplicated_jobs = sorted(
             name for name, n in kube.job_creates.items() if n > 1 + retries.by_job.get(name, 0)
         )

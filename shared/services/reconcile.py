@@ -442,7 +442,11 @@ class _Pass:
             self.report.event_ids.append(
                 events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
             )
-        self._mark(job, moment)
+        try:
+            self._mark(job, moment)
+        except TransientError:
+            self._keep_pods_if_marked(job, pods)
+            raise
         self._count("succeeded" if result.succeeded else "failed")
         if is_deleting(job):
             return  # its deletion completes now that the finalizer is gone
@@ -461,6 +465,18 @@ class _Pass:
                 with self._lock:
                     self.leftover_pods.add(pod_name)
         self._count("pods_deleted", len(pods))
+
+    def _keep_pods_if_marked(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        """The mark failed transiently, but may have been applied (the answer was lost). Then no
+        later pass lists the Job, and its pods would keep their ACI container groups: remember
+        them for deletion. If it was not applied, the next pass reports the Job again."""
+        try:
+            fresh = self.jobs.get_job(job_name_of(job))
+        except TransientError:
+            fresh = job | {"metadata": {**(job.get("metadata") or {}), "labels": {LABEL_STATE: STATE_REPORTED}}}
+        if fresh is not None and _state(fresh) == STATE_REPORTED and job_uid(fresh) in ("", job_uid(job)):
+            with self._lock:
+                self.leftover_pods.update(str((p.get("metadata") or {}).get("name")) for p in pods)
 
     def delete_leftovers(self) -> None:
         """Pods of reported Jobs whose deletion failed in an earlier pass (see ``_settle``)."""

@@ -436,3 +436,33 @@ def test_a_pod_not_deleted_after_its_job_was_reported_is_deleted_next_pass(
     assert jobs.pods == []
     assert leftovers == set()
     assert len(events.sent) == 1
+
+
+class MarkAppliedAnswerLost(FakeJobs):
+    """The PATCH that marks a Job reported takes effect, then the answer is lost (a 500 after)."""
+
+    lost = True
+
+    def mark_reported(
+        self, name: str, *, reported_at: str, finalizers: list[str], resource_version: str
+    ) -> dict[str, Any]:
+        result = super().mark_reported(
+            name, reported_at=reported_at, finalizers=finalizers, resource_version=resource_version
+        )
+        if self.lost:
+            self.lost = False
+            raise KubeTransientError("injected 500 after the patch applied", status=500)
+        return result
+
+
+def test_pods_of_a_job_marked_while_the_answer_was_lost_are_still_deleted(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(VNB_KEEP_FINISHED_SECONDS="3600")
+    jobs, events, leftovers = MarkAppliedAnswerLost(), Events(), set()  # type: ignore[var-annotated]
+    jobs.add("a", done(True), [make_pod("p", "Succeeded", exit_code=0)])
+    pass_(s, jobs, events, leftover_pods=leftovers)
+    assert jobs.jobs["a"]["metadata"]["labels"]["vnode-batch.io/state"] == "reported"
+    pass_(s, jobs, events, leftover_pods=leftovers)  # lists no unreported Job, but deletes the pod
+    assert jobs.pods == []
+    assert len(events.sent) == 1
