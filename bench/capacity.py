@@ -134,9 +134,8 @@ class Result:
 
 
 def run(mode: str, requests: list[Request], *, scale: float, timeout: float) -> Result:
-    import function_app
     from devtools.azurite import Azurite
-    from devtools.runner import LocalRunner
+    from devtools.host import LocalHost
     from devtools.standins.virtual_node.provider import AciSettings
 
     workdir = Path(tempfile.mkdtemp(prefix="vnb-capacity-"))
@@ -174,7 +173,7 @@ def run(mode: str, requests: list[Request], *, scale: float, timeout: float) -> 
         events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])
         requests_q.create_queue()
         events_q.create_queue()
-        runner = LocalRunner(function_app.app, settings=settings, host_json=HOST)
+        runner = LocalHost(REPO, settings=settings, host_json=HOST, state_dir=workdir / "timers")
         outcome: dict[str, tuple[str, str]] = {}
         last_event = 0.0
         runner.start()

@@ -4,9 +4,10 @@ Each phase gets a fresh Azurite (in memory, warmed up with 300 messages first) a
 Kubernetes stand-in (HTTPS on loopback, in its own process), the same request bodies and the
 same concurrency:
 
-* app: the local runner with the shipped host.json (batchSize 16, newBatchThreshold 8,
-  maxPollingInterval 2 s — never reached, the queue is never empty) drives the app's own
-  indexed ``dispatch`` function: parse + validate, build the manifest, POST it with the
+* app: the local host (devtools/host) with the shipped host.json (batchSize 16,
+  newBatchThreshold 8, maxPollingInterval 2 s — never reached, the queue is never empty)
+  sends each message as an ``InvocationRequest`` to the real worker runtime
+  (azure-functions-runtime, in its worker process), whose ``dispatch`` function does: parse + validate, build the manifest, POST it with the
   Kubernetes adapter, delete the message. Timers are set not to fire (not what is measured).
 * floor: a minimal loop with the same shape — one poller receiving batches of 16 with the
   same lease, 16 worker threads, the next batch when ≤ 8 are in flight — that only receives,
@@ -17,7 +18,7 @@ Figures (all wall clock, ``time.time``):
 * throughput = N / (last Job created − consumer start);
 * backlog latency of a request = its Job's create time in the stand-in − max(its enqueue
   time, consumer start): how long a pre-loaded request waited for its Job;
-* per-message handling = function invocation duration (app, the runner's own measurement)
+* per-message handling = function invocation duration (app, the host's measurement: request sent → response back)
   vs receive-done → delete-returned per message (floor);
 * per-message CPU of the app alone: ``dispatch`` service called in a loop against a
   cluster that accepts every Job without I/O (``--cpu-loop``).
@@ -96,8 +97,10 @@ def wait_created(kube: KubeProcess, n: int, timeout: float) -> None:
 class CpuMeter:
     """CPU seconds spent by this process, Azurite and the stand-in between start() and stop()."""
 
-    def __init__(self, azurite_pid: int, kube_pid: int) -> None:
+    def __init__(self, azurite_pid: int, kube_pid: int, worker_pid: int | None = None) -> None:
         self.pids = {"azurite": azurite_pid, "stand-in": kube_pid}
+        if worker_pid is not None:  # the app's worker process (the local host runs it apart)
+            self.pids["worker"] = worker_pid
         self.begin: dict[str, float] = {}
         self.used: dict[str, float] = {}
 
@@ -116,12 +119,7 @@ class CpuMeter:
 
 
 def summarise(
-    label: str,
-    kube: KubeProcess,
-    names: list[str],
-    sent: dict[int, float],
-    start: float,
-    handling: list[float],
+    label: str, kube: KubeProcess, names: list[str], sent: dict[int, float], start: float, handling: list[float],
     cpu: CpuMeter,
 ) -> dict[str, float]:
     created_at, _, _ = kube.state()
@@ -148,22 +146,21 @@ def summarise(
     n = len(names)
     for k, v in cpu.used.items():
         out[f"cpu_{k}_ms_per_msg"] = v / n * 1000
-    print(
-        "        CPU per request: "
-        + ", ".join(f"{k} {v / n * 1000:.2f} ms" for k, v in cpu.used.items())
-        + f"  (sum {sum(cpu.used.values()) / elapsed:.2f} of 2 cores busy)",
-        flush=True,
-    )
+    print("        CPU per request: " + ", ".join(f"{k} {v / n * 1000:.2f} ms" for k, v in cpu.used.items())
+          + f"  (sum {sum(cpu.used.values()) / elapsed:.2f} of 2 cores busy)", flush=True)
     return out
 
 
-def run_app(azurite: Any, workdir: Path, n: int, tag: str, profile: str | None = None) -> dict[str, float]:
-    import function_app
-    from devtools.runner import LocalRunner
+def run_app(
+    azurite: Any, workdir: Path, n: int, tag: str, profile: str | None = None, threads: int | None = None
+) -> dict[str, float]:
+    from devtools.host import LocalHost
 
     with KubeProcess(tick_seconds=0.5, pod_start_seconds=3600) as kube:
         kubeconfig = kube.write_kubeconfig(workdir / f"kubeconfig-{tag}")
         settings = app_settings(azurite.connection_string, kubeconfig, prefix=tag)
+        if threads:  # the worker's thread pool for sync functions; default min(32, cpu + 4)
+            settings["PYTHON_THREADPOOL_THREAD_COUNT"] = str(threads)
         service = azurite.queue_service()
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
         requests_q.create_queue()
@@ -175,16 +172,16 @@ def run_app(azurite: Any, workdir: Path, n: int, tag: str, profile: str | None =
             if name == "dispatch":
                 handling.append(seconds * 1000)
 
-        runner = LocalRunner(
-            function_app.app, settings=settings, host_json=REPO / "host.json", on_invocation=on_invocation
-        )
+        # The app on the real worker runtime, in its worker process, driven by the local host.
+        runner = LocalHost(REPO, settings=settings, host_json=REPO / "host.json", on_invocation=on_invocation,
+                           state_dir=workdir / f"timers-{tag}")
         profiler = None
         if profile:
             from pyinstrument import Profiler
 
             profiler = Profiler(interval=0.0005, async_mode="disabled")
             profiler.start()
-        cpu = CpuMeter(azurite.pid, kube.pid)
+        cpu = CpuMeter(azurite.pid, kube.pid, runner.worker.pid)
         cpu.start()
         start = time.time()
         runner.start()
@@ -227,11 +224,7 @@ def run_floor(azurite: Any, workdir: Path, n: int, tag: str, *, quiet: bool = Fa
         now = datetime.now(UTC)
         manifests = {
             b["id"]: json.dumps(
-                build_job(
-                    parse_request(b, settings=settings),
-                    JobMeta(key=b["id"], message_id="m", enqueued_at=now),
-                    settings=settings,
-                )
+                build_job(parse_request(b, settings=settings), JobMeta(key=b["id"], message_id="m", enqueued_at=now), settings=settings)
             ).encode()
             for b in raw
         }
@@ -239,11 +232,7 @@ def run_floor(azurite: Any, workdir: Path, n: int, tag: str, *, quiet: bool = Fa
         ca.write_bytes(kube.ca_pem)
         pool = urllib3.HTTPSConnectionPool("127.0.0.1", kube.port, maxsize=32, ca_certs=str(ca), assert_hostname=False)
         url = f"/apis/batch/v1/namespaces/{settings.namespace}/jobs"
-        headers = {
-            "Authorization": "Bearer standin-token",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        headers = {"Authorization": "Bearer standin-token", "Content-Type": "application/json", "Accept": "application/json"}
         sent = preload(requests_q, bodies)
         handling: list[float] = []
         lock = threading.Condition()
@@ -280,11 +269,7 @@ def run_floor(azurite: Any, workdir: Path, n: int, tag: str, *, quiet: bool = Fa
                 with lock:
                     while in_flight[0] > NEW_BATCH_THRESHOLD:
                         lock.wait(0.5)
-                batch = list(
-                    requests_q.receive_messages(
-                        messages_per_page=BATCH, max_messages=BATCH, visibility_timeout=LEASE_SECONDS
-                    )
-                )
+                batch = list(requests_q.receive_messages(messages_per_page=BATCH, max_messages=BATCH, visibility_timeout=LEASE_SECONDS))
                 if not batch:
                     time.sleep(0.1)
                     continue
@@ -293,7 +278,7 @@ def run_floor(azurite: Any, workdir: Path, n: int, tag: str, *, quiet: bool = Fa
                         in_flight[0] += 1
                     workers.submit(handle, m)
 
-        from devtools.runner import exported_settings
+        from devtools.host import exported_settings
 
         cpu = CpuMeter(azurite.pid, kube.pid)
         # The app settings in os.environ, as the runner (and the Functions host) has them: the
@@ -375,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="floor/app pairs, alternating; medians reported")
     parser.add_argument("--profile", help="write a pyinstrument HTML profile of the (last) app phase here")
     parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument("--threads", type=int, help="PYTHON_THREADPOOL_THREAD_COUNT for the app's worker")
     args = parser.parse_args(argv)
     quiet_logs()
     from devtools.azurite import Azurite
@@ -395,20 +381,17 @@ def main(argv: list[str] | None = None) -> int:
                     floors.append(run_floor(azurite, workdir, args.requests, f"floor{r}"))
                 else:
                     apps.append(
-                        run_app(azurite, workdir, args.requests, f"app{r}", profile=args.profile if last else None)
+                        run_app(azurite, workdir, args.requests, f"app{r}", profile=args.profile if last else None,
+                                threads=args.threads)
                     )
     service_us, wrapper_us = cpu_loop(2000)
     app_rate = statistics.median(a["jobs_per_s"] for a in apps)
-    print(
-        f"  app CPU per message (dispatch service, no I/O): {service_us:.0f} µs; function wrapper "
-        f"(runtime() + inbound()): {wrapper_us:.1f} µs"
-    )
+    print(f"  app CPU per message (dispatch service, no I/O): {service_us:.0f} µs; function wrapper "
+          f"(runtime() + inbound()): {wrapper_us:.1f} µs")
     if floors:
         floor_rate = statistics.median(f["jobs_per_s"] for f in floors)
-        print(
-            f"  median over {args.rounds} round(s): app {app_rate:.1f} Jobs/s, floor {floor_rate:.1f} Jobs/s, "
-            f"app/floor time ratio {floor_rate / app_rate:.2f}"
-        )
+        print(f"  median over {args.rounds} round(s): app {app_rate:.1f} Jobs/s, floor {floor_rate:.1f} Jobs/s, "
+              f"app/floor time ratio {floor_rate / app_rate:.2f}")
     return 0
 
 

@@ -45,19 +45,13 @@ def _complete(job: dict[str, Any] | None) -> bool:
     return False
 
 
-def measure(
-    azurite: Any, workdir: Path, schedule: str, samples: int, idle: float, tag: str
-) -> list[tuple[float, float]]:
-    import function_app
-    from devtools.runner import LocalRunner
+def measure(azurite: Any, workdir: Path, schedule: str, samples: int, idle: float, tag: str) -> list[tuple[float, float]]:
+    from devtools.host import LocalHost
 
     out: list[tuple[float, float]] = []
     with TimedKubeStandIn(pod_start_seconds=0.5) as kube:
         settings = app_settings(
-            azurite.connection_string,
-            kube.write_kubeconfig(workdir / f"kc-{tag}"),
-            prefix=tag,
-            reconcile_schedule=schedule,
+            azurite.connection_string, kube.write_kubeconfig(workdir / f"kc-{tag}"), prefix=tag, reconcile_schedule=schedule
         )
         service = azurite.queue_service()
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
@@ -65,7 +59,7 @@ def measure(
         for q in (requests_q, events_q):
             q.create_queue()
         app = Settings.from_env(settings)
-        with LocalRunner(function_app.app, settings=settings, host_json=REPO / "host.json"):
+        with LocalHost(REPO, settings=settings, host_json=REPO / "host.json", state_dir=workdir / f"timers-{tag}"):
             last_activity = time.time()
             for i in range(samples):
                 while time.time() - last_activity < idle:
@@ -101,9 +95,7 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--samples", type=int, default=3)
-    parser.add_argument(
-        "--idle", type=float, default=30.0, help="seconds the requests queue is idle before each request"
-    )
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds the requests queue is idle before each request")
     parser.add_argument("--schedules", nargs="+", default=["*/30 * * * * *", "*/10 * * * * *"])
     args = parser.parse_args(argv)
     quiet_logs()

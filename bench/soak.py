@@ -246,9 +246,8 @@ def run_soak(
     workdir: Path | None = None,
     progress: bool = True,
 ) -> Ledger:
-    import function_app
     from devtools.azurite import Azurite
-    from devtools.runner import LocalRunner
+    from devtools.host import LocalHost
 
     say = print if progress else (lambda *a, **k: None)
     workdir = workdir or Path(tempfile.mkdtemp(prefix="vnb-soak-"))
@@ -279,7 +278,9 @@ def run_soak(
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
         poison_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"] + "-poison")
         events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])
-        runner = LocalRunner(function_app.app, settings=settings, host_json=SOAK_HOST, message_lease_seconds=5)
+        runner = LocalHost(
+            REPO, settings=settings, host_json=SOAK_HOST, message_lease_seconds=5, state_dir=workdir / "timers"
+        )
         seen_ids: dict[str, str] = {}
 
         def drain() -> None:

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
 
     from devtools.azurite import Azurite
-    from devtools.runner import LocalRunner
+    from devtools.host import LocalHost
     from devtools.standins.kube import KubeStandIn
     from shared.cli import encode_for_trigger, format_event, message_encoding
 
@@ -68,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"  Kubernetes API   {kube.url}  (virtual node virtual-node-aci-linux, Ready)")
         settings = demo_settings(azurite.connection_string, kubeconfig)
 
-        import function_app
-
-        runner = LocalRunner(function_app.app, settings=settings, host_json=REPO / "host.json")
+        # The app runs on the real Python worker runtime in a worker process (devtools/host).
+        runner = LocalHost(REPO, settings=settings, host_json=REPO / "host.json", state_dir=workdir / "timers")
         service = azurite.queue_service()
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
         events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import azure.functions as func
 
 from functions.bindings import CONNECTION, EVENTS_QUEUE, REQUESTS_QUEUE, inbound
@@ -14,7 +16,12 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.function_name("dispatch")
 @bp.queue_trigger(arg_name="msg", queue_name=REQUESTS_QUEUE, connection=CONNECTION)
 @bp.queue_output(arg_name="events", queue_name=EVENTS_QUEUE, connection=CONNECTION)
-def dispatch(msg: func.QueueMessage, events: func.Out[list[str]]) -> None:
+# typing.List, not list: the worker runtime refuses a built-in generic inside func.Out
+# ("binding events has invalid non-type annotation ...Out[list[str]]"; azure-functions-runtime
+# 1.3.0 functions.py Registry.add_func_to_registry_and_return_funcinfo -> validate_function_params,
+# whose is_generic_type only knows typing._GenericAlias), and one refused function fails the
+# whole metadata response. tests/functions/test_runtime_indexing.py guards this.
+def dispatch(msg: func.QueueMessage, events: func.Out[typing.List[str]]) -> None:  # noqa: UP006
     """Events go through the output binding: the host writes them only if the function
     succeeds, so a retried invocation never leaves a stray event behind."""
     rt = runtime()

@@ -360,6 +360,10 @@ def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
         # CPython 3.13's json raises this past ~10 000 levels of nesting: 10 KB of "[" is
         # enough. Bad input, not a transient failure: it must not be retried into the poison queue.
         return None, [FieldError("$body", "not usable JSON: nested too deeply")]
+    except ValueError:
+        # CPython caps int conversion at 4,300 digits (sys.int_info.default_max_str_digits):
+        # a bare number that long is bad input too, not a reason to poison the message.
+        return None, [FieldError("$body", "not usable JSON: a number has more than 4300 digits")]
     if not isinstance(value, dict):
         return None, [FieldError("$body", f"expected a JSON object, got {type(value).__name__}")]
     return value, []

@@ -65,6 +65,22 @@ def sample_requests() -> dict[str, Any]:
     return json.loads((REPO / "samples" / "requests.json").read_text())
 
 
+def get_functions_again(app: Any) -> list[Any]:
+    """``app.get_functions()`` of the SDK's FunctionApp, callable more than once per process.
+
+    For tests that inspect the app's declared bindings (not to invoke functions: invocations
+    go through the local host and the real worker runtime). azure-functions remembers earlier
+    get_functions() calls in ``app.functions_bindings`` and a second call raises "does not have
+    a unique function name"; index with a fresh check and put the attribute back.
+    """
+    remembered = app.functions_bindings
+    app.functions_bindings = None
+    try:
+        return list(app.get_functions())
+    finally:
+        app.functions_bindings = remembered
+
+
 def job_name_for(key: str, **overrides: str) -> str:
     """The Job name the app gives ``key`` with the test settings (namespace ``vnode-batch``)."""
     from shared.jobspec import job_name

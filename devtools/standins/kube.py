@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import collections
 import copy
+import dataclasses
 import json
 import random
 import re
@@ -484,10 +485,33 @@ class KubeStandIn:
 
     @property
     def aci(self) -> AciProvider:
-        """The virtual node's ACI: ``counters`` (groups/cores in use and peak, creates accepted and
-        refused by code), ``inject(code, times)``, ``set_capacity_available(bool)``, ``clear_faults()``.
-        Call under no lock: each method is a few dict operations (guarded by the cluster lock)."""
+        """The virtual node's ACI model (read ``aci.settings``; change state only through the
+        ``aci_*`` methods below, which take the cluster lock)."""
         return self.cluster.aci
+
+    def aci_counters(self) -> dict[str, Any]:
+        """Groups and cores in use and at peak, creates accepted, creates refused by ACI code,
+        deletes (a plain dict, so ``bench._harness.KubeProcess.call`` can ship it)."""
+        with self.cluster.lock:
+            c = self.cluster.aci.counters
+            out = dataclasses.asdict(c)
+            out["creates_refused"] = dict(c.creates_refused)
+            return out
+
+    def aci_inject(self, code: str, times: int = 1) -> None:
+        """The next ``times`` container-group creates fail with ``ServiceUnavailable`` (409,
+        regional capacity) or ``TooManyRequests`` (429 throttling)."""
+        with self.cluster.lock:
+            self.cluster.aci.inject(code, times)
+
+    def aci_set_capacity_available(self, available: bool) -> None:
+        """False: every create fails with 409 ServiceUnavailable until set back to True."""
+        with self.cluster.lock:
+            self.cluster.aci.set_capacity_available(available)
+
+    def aci_clear_faults(self) -> None:
+        with self.cluster.lock:
+            self.cluster.aci.clear_faults()
 
     def add_virtual_node(self, ready: bool = True) -> None:
         self.cluster.add_virtual_node(ready)

@@ -1275,6 +1275,27 @@ class Cluster:
         node_ip = self.nodes[node_name]["status"]["addresses"][0]["address"]
         seq = next(self._ip_seq)
         pod_ip = f"10.{241 if virtual else 240}.{(seq // 250) % 250}.{seq % 250 + 4}"
+        if virtual:
+            # The binding sets PodScheduled (kube-apiserver BindingREST); nothing else is written
+            # until the container group runs: azure-aci cannot map a group whose containers have no
+            # start time yet (pkg/validation ValidateContainer), so the pod shows no container
+            # statuses, host IP or start time while ACI creates it.
+            status["conditions"] = [
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+            ]
+            self._touch(pod)
+            key = (md["namespace"], md["name"])
+            # virtual-kubelet calls the provider's CreatePod as soon as the pod is on its node.
+            start = self.pod_start_seconds if self.pod_start_seconds is not None else self.aci.settings.start_seconds
+            self.aci.create(
+                pod,
+                start_seconds=start,
+                attempt=self._runtime_attempt.pop(key, 1),
+                host_ip=node_ip,
+                pod_ip=pod_ip,
+            )
+            self._job_dirty_for(pod)
+            return
         cnames = [c["name"] for c in spec.get("containers") or []]
         unready = f"containers with unready status: [{' '.join(cnames)}]"
         status["conditions"] = [
@@ -1317,13 +1338,6 @@ class Cluster:
         status["podIP"] = pod_ip
         status["podIPs"] = [{"ip": pod_ip}]
         self._touch(pod)
-        key = (md["namespace"], md["name"])
-        if virtual:
-            # virtual-kubelet calls the provider's CreatePod as soon as the pod is on its node.
-            start = self.pod_start_seconds if self.pod_start_seconds is not None else self.aci.settings.start_seconds
-            self.aci.create(pod, start_seconds=start, attempt=self._runtime_attempt.pop(key, 1))
-            self._job_dirty_for(pod)
-            return
         start = self.pod_start_seconds if self.pod_start_seconds is not None else KUBELET_START_SECONDS
         self._timer(start * self.time_scale, "start", md["namespace"], md["name"], md["uid"])
 
@@ -1364,6 +1378,24 @@ class Cluster:
         now = now_rfc3339()
         # Test hooks by image name (not platform rules): an ACI create that stays in ACI's own
         # capacity retries, and an image that does not exist.
+        if (
+            virtual
+            and not status.get("containerStatuses")
+            and any(h in i for i in images for h in ("no-capacity", "does-not-exist"))
+        ):
+            status["containerStatuses"] = [
+                {
+                    "name": c["name"],
+                    "state": {"waiting": {"reason": "ContainerCreating"}},
+                    "lastState": {},
+                    "ready": False,
+                    "restartCount": 0,
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "started": False,
+                }
+                for c in spec.get("containers") or []
+            ]
         if virtual and any("no-capacity" in i for i in images):
             msg = (
                 "Creating ACI container group failed: ServiceUnavailable: insufficient capacity: the requested resource is not available "

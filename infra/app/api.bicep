@@ -42,6 +42,10 @@ var hostSettings = {
   AZURE_CLIENT_ID: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+  // The queue functions wait on Kubernetes/Storage I/O: as many worker threads as the host's
+  // batchSize (host.json) keep a batch in flight (azure-functions-runtime utils/threadpool.py
+  // _get_max_workers; default min(32, vCPUs + 4) = 6 on a 2-vCPU instance). docs/performance.md.
+  PYTHON_THREADPOOL_THREAD_COUNT: '16'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

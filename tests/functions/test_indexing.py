@@ -12,8 +12,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from devtools.runner import get_functions_again
-from tests.conftest import REPO
+from tests.conftest import REPO, get_functions_again
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from devtools.runner import get_functions_again
 from functions import bindings
+from tests.conftest import get_functions_again
 from tests.infra.app_settings import HOST_SETTINGS, app_settings_env, main_template, resolved_app_settings
 from tests.infra.bicep_model import Unresolved
 

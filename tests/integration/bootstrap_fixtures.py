@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from devtools.azurite import Azurite
-from devtools.runner import LocalRunner
+from devtools.host import LocalHost
 from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
 from devtools.standins.kube import KubeStandIn
 from shared.services.bootstrap import AksGate
 from shared.services.dispatch import Readiness
 from shared.settings import Settings
-from tests.conftest import BASE_ENV
+from tests.conftest import BASE_ENV, REPO
 from tests.integration.conftest import FAST_HOST, Queues
 
 __all__ = [
@@ -189,13 +189,11 @@ def aks_queues(azurite: Azurite, aks: AksWorld) -> Queues:
 
 
 @pytest.fixture
-def aks_runner(aks: AksWorld) -> Iterator[Callable[..., LocalRunner]]:
-    import function_app
+def aks_runner(aks: AksWorld) -> Iterator[Callable[..., LocalHost]]:
+    runners: list[LocalHost] = []
 
-    runners: list[LocalRunner] = []
-
-    def build(**overrides: str) -> LocalRunner:
-        runner = LocalRunner(function_app.app, settings={**aks.env, **overrides}, host_json=FAST_HOST)
+    def build(**overrides: str) -> LocalHost:
+        runner = LocalHost(REPO, settings={**aks.env, **overrides}, host_json=FAST_HOST)
         runners.append(runner)
         return runner
 

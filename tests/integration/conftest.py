@@ -1,5 +1,5 @@
-"""Integration fixtures: a real Azurite, the HTTPS Kubernetes stand-in, and the local runner
-driving the app's own functions with the host's queue semantics.
+"""Integration fixtures: a real Azurite, the HTTPS Kubernetes stand-in, and the local host
+running the app on the real worker runtime (azure-functions-runtime) with the host's semantics.
 
 Each test gets its own queue names, so one Azurite serves the whole session.
 """
@@ -16,7 +16,7 @@ import pytest
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devtools.azurite import Azurite
-from devtools.runner import LocalRunner
+from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
 from tests.conftest import BASE_ENV, REPO
 
@@ -69,13 +69,16 @@ def app_env(azurite: Azurite, kube: KubeStandIn, tmp_path: Path) -> dict[str, st
 
 
 @pytest.fixture
-def make_runner(app_env: dict[str, str]) -> Iterator[Callable[..., LocalRunner]]:
-    import function_app
+def make_runner(app_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., LocalHost]]:
+    """``build(host_json=None, **settings)``: a :class:`LocalHost` on the repo's app (not started).
 
-    runners: list[LocalRunner] = []
+    Every host built here is stopped (its worker process killed) at teardown.
+    """
+    runners: list[LocalHost] = []
 
-    def build(host: dict[str, Any] | None = None, **overrides: str) -> LocalRunner:
-        runner = LocalRunner(function_app.app, settings={**app_env, **overrides}, host_json=host or FAST_HOST)
+    def build(host: dict[str, Any] | None = None, **overrides: str) -> LocalHost:
+        runner = LocalHost(REPO, settings={**app_env, **overrides}, host_json=host or FAST_HOST,
+                           state_dir=tmp_path / f"host-state-{len(runners)}")
         runners.append(runner)
         return runner
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from devtools.runner import LocalRunner
+from devtools.host import LocalHost
 from shared import roles
 from shared.bootstrap_plan import Step
 from tests.conftest import job_name_for, wait_for
@@ -40,7 +40,7 @@ def body_of(requests: list[Any], what: str) -> dict[str, Any]:
 def test_requests_wait_for_the_bootstrap_then_run_on_the_virtual_node(
     aks: AksWorld,
     aks_queues: Queues,
-    aks_runner: Callable[..., LocalRunner],
+    aks_runner: Callable[..., LocalHost],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="vnode_batch")
@@ -209,7 +209,7 @@ def _assert_seed_topology(aks: AksWorld) -> None:
 def test_a_missing_permission_dead_letters_the_request_naming_role_and_scope(
     aks: AksWorld,
     aks_queues: Queues,
-    aks_runner: Callable[..., LocalRunner],
+    aks_runner: Callable[..., LocalHost],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="vnode_batch")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from devtools.runner import LocalRunner
+from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
 from devtools.standins.virtual_node.provider import AciSettings
 from devtools.standins.virtual_node.quotas import QuotaSettings
@@ -56,7 +56,7 @@ def outcomes(queues: Queues, seen: dict[str, str]) -> dict[str, str]:
 
 @pytest.mark.parametrize("kube", [{"quotas": {"container_groups": 10}}], indirect=True)
 def test_at_quota_the_next_request_is_deferred_not_created(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn, caplog: pytest.LogCaptureFixture
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="vnode_batch")
     for i in range(3):
@@ -74,7 +74,7 @@ def test_at_quota_the_next_request_is_deferred_not_created(
 
 @pytest.mark.parametrize("kube", [{"quotas": {"container_groups": 1}}], indirect=True)
 def test_a_quota_provider_failed_is_retried_and_then_succeeds(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn, caplog: pytest.LogCaptureFixture
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The app believes in 2 groups, but something else in the subscription holds the rest of the
     # quota: ACI refuses the second pod (ContainerGroupQuotaReached) and the request goes back.
@@ -92,7 +92,7 @@ def test_a_quota_provider_failed_is_retried_and_then_succeeds(
 
 @pytest.mark.parametrize("kube", [{"quotas": {"container_groups": 10}}], indirect=True)
 def test_injected_throttling_and_capacity_errors_are_retried(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     kube.aci.inject("TooManyRequests", 1)
     kube.aci.inject("ServiceUnavailable", 1)
@@ -107,7 +107,7 @@ def test_injected_throttling_and_capacity_errors_are_retried(
 
 @pytest.mark.parametrize("kube", [{"quotas": {"creates_per_5_minutes": 3}, "time_scale": 0.01}], indirect=True)
 def test_a_create_rate_window_is_never_exceeded(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn, caplog: pytest.LogCaptureFixture
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Time runs 100× faster in the stand-in: ACI's 5-minute window lasts 3 s, and so does the app's.
     caplog.set_level(logging.INFO, logger="vnode_batch")

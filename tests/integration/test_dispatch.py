@@ -1,7 +1,7 @@
 """A queued request becomes exactly one Job on the virtual node; bad input becomes one event.
 
 Everything here goes over real sockets: Azurite for the queues, the HTTPS Kubernetes
-stand-in for the cluster, the app's own indexed functions driven by the local runner.
+stand-in for the cluster, the app run by the local host on the real worker runtime.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devtools.runner import LocalRunner, exported_settings, get_functions_again
+from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
 from shared.events import deadlettered_id
 from tests.conftest import job_name_for, wait_for
@@ -34,7 +34,7 @@ def condition(job: dict[str, Any]) -> str | None:
 
 
 def test_valid_request_runs_once_on_the_virtual_node(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     queues.submit({"id": "hello-1", "image": IMAGE, "command": ["sh", "-c", "echo hi"], "correlationId": "c-1"})
     # The reconcile timer is parked (1 January only) so the test can look at the pods
@@ -58,7 +58,7 @@ def test_valid_request_runs_once_on_the_virtual_node(
 
 
 def test_same_message_delivered_twice_creates_one_job(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     body = {"id": "dup-1", "image": IMAGE, "command": ["sh", "-c", "echo once"]}
     queues.submit(body)
@@ -75,38 +75,21 @@ def test_same_message_delivered_twice_creates_one_job(
 
 
 def test_redelivered_message_without_id_finds_its_own_job(
-    app_env: dict[str, str], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
-    # No "id": the key is the queue message id. Redelivery = the same message again, so
-    # invoke the indexed function twice with the very same QueueMessage.
-    import azure.functions as func
-    from azure.functions.queue import QueueMessage
-
-    import function_app
-
+    # No "id": the key is the queue message id. Redelivery = the same message again, so the
+    # host delivers the very same message (id, body) twice, dequeue count 1 then 2.
     message_id = queues.submit({"image": IMAGE})
-    fn = next(f for f in get_functions_again(function_app.app) if f.get_function_name() == "dispatch")
-
-    class Out(func.Out[list[str]]):
-        value: list[str] | None = None
-
-        def set(self, val: list[str]) -> None:
-            self.value = val
-
-        def get(self) -> list[str] | None:
-            return self.value
-
-    with exported_settings(app_env):
-        for dequeue in (1, 2):
-            out = Out()
-            msg = QueueMessage(id=message_id, body=json.dumps({"image": IMAGE}).encode(), dequeue_count=dequeue)
-            fn.get_user_function()(msg=msg, events=out)
-            assert out.get() is None
+    host = make_runner()
+    for dequeue in (1, 2):
+        outcome = host.deliver("dispatch", json.dumps({"image": IMAGE}), message_id=message_id, dequeue_count=dequeue)
+        assert outcome.ok, outcome.error
+    assert queues.drain_events() == []
     assert [j["metadata"]["name"] for j in kube.jobs(NS)] == [job_name_for(message_id)]
 
 
 def test_reused_id_with_different_content_is_rejected(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     queues.submit({"id": "order-7", "image": IMAGE, "command": ["sh", "-c", "echo a"]})
     with make_runner() as runner:
@@ -126,7 +109,7 @@ def test_reused_id_with_different_content_is_rejected(
 
 
 def test_every_malformed_message_becomes_one_rejection_event(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     cases = {case: body for case, body, _, _ in MALFORMED}
     sent: dict[str, str] = {}
@@ -156,9 +139,7 @@ def test_every_malformed_message_becomes_one_rejection_event(
     assert queues.count(queues.poison) == 0
 
 
-def test_base64_producer_is_understood(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
-) -> None:
+def test_base64_producer_is_understood(make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn) -> None:
     body = json.dumps({"id": "b64-1", "image": IMAGE})
     queues.submit(base64.b64encode(body.encode()).decode())
     with make_runner() as runner:
@@ -167,7 +148,7 @@ def test_base64_producer_is_understood(
 
 
 def test_job_creation_that_keeps_failing_is_retried_poisoned_and_deadlettered(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     kube.fail_requests(method="POST", path_regex=r"/jobs$", status=500)
     queues.submit({"id": "doomed-1", "image": IMAGE, "correlationId": "c-doom"})
@@ -192,7 +173,7 @@ def test_job_creation_that_keeps_failing_is_retried_poisoned_and_deadlettered(
 
 
 def test_transient_failure_then_success_creates_the_job_once(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     kube.fail_requests(method="POST", path_regex=r"/jobs$", status=503, count=1)
     queues.submit({"id": "flaky-1", "image": IMAGE})

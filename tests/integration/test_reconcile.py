@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devtools.runner import LocalRunner, exported_settings
+from devtools.host import LocalHost, exported_settings
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
 from shared.adapters.queues import Queues as AppQueues
@@ -88,7 +88,7 @@ EXPECTED = {
 
 
 def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_left(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     for key, extra in REQUESTS.items():
         queues.submit({"id": key, "image": IMAGE, **extra})
@@ -152,7 +152,7 @@ def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_le
 
 
 def test_a_pass_killed_between_send_and_mark_repeats_the_same_event(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     queues.submit({"id": "crash-1", "image": IMAGE, "command": ["sh", "-c", "echo once"]})
     # The PATCH that marks the Job reported fails once, after the event was sent.
@@ -204,7 +204,7 @@ def test_a_sender_that_dies_after_sending_loses_nothing(
 
 
 def test_kept_jobs_free_their_pods_and_still_absorb_a_late_redelivery(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     body = {"id": "kept-1", "image": IMAGE, "command": ["sh", "-c", "echo kept"]}
     queues.submit(body)

@@ -2,7 +2,7 @@
 each slot into one Job on the stand-in, however often the slot was enqueued.
 
 The fixed-clock tests call the schedule service with an injected ``now`` (the function itself
-reads the wall clock); the last test fires the real ``schedules`` function on the local runner.
+reads the wall clock); the last test fires the real ``schedules`` function on the local host.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from devtools.runner import LocalRunner
+from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.queues import Queues as AppQueues
 from shared.services.schedule import enqueue_due
@@ -70,7 +70,7 @@ def slot_ids(queues: Queues) -> list[str]:
 
 
 def test_a_slot_enqueued_by_a_repeated_run_and_a_second_instance_makes_one_job(
-    env: dict[str, str], queues: Queues, kube: KubeStandIn, make_runner: Callable[..., LocalRunner]
+    env: dict[str, str], queues: Queues, kube: KubeStandIn, make_runner: Callable[..., LocalHost]
 ) -> None:
     settings = Settings.from_env(env)
     instance_a, instance_b = AppQueues(settings), AppQueues(settings)
@@ -127,7 +127,7 @@ def test_catch_up_after_downtime_enqueues_only_the_latest_missed_slot(
 
 
 def test_the_schedules_function_fired_twice_and_on_a_second_instance(
-    env: dict[str, str], queues: Queues, kube: KubeStandIn, make_runner: Callable[..., LocalRunner], tmp_path: Path
+    env: dict[str, str], queues: Queues, kube: KubeStandIn, make_runner: Callable[..., LocalHost], tmp_path: Path
 ) -> None:
     every_minute = definitions(tmp_path / "fn", schedule("minutely", "* * * * *"))
     settings = {k: v for k, v in env.items() if k.startswith("VNB_")} | {"VNB_SCHEDULES_FILE": str(every_minute)}

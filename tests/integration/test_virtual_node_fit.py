@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from devtools.runner import LocalRunner
+from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
 from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues
@@ -26,7 +26,7 @@ CONTAINER_GROUP = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,62}$")
 
 
 def test_the_issues_request_runs_with_valid_container_groups_and_aci_sized_resources(
-    make_runner: Callable[..., LocalRunner], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
 ) -> None:
     key = "nightly-ledger-export-2026-0031"
     queues.submit(

@@ -78,7 +78,8 @@ def test_container_group_name_over_63_characters_is_refused(kube: KubeStandIn, k
     assert response == "RESPONSE 400: 400 Bad Request"
     assert error["code"] == "InvalidContainerGroupName"
     assert f"'{NS}-{pod['metadata']['name']}'" in error["message"]
-    assert kube.aci.counters.creates_accepted == 0
+    counters = kube.aci_counters()
+    assert (counters["creates_accepted"], counters["creates_refused"]) == (0, {"InvalidContainerGroupName": 1})
 
 
 def test_consecutive_hyphens_are_refused(kube: KubeStandIn, k8s: Clients) -> None:
@@ -196,6 +197,28 @@ def test_container_features_azure_aci_refuses(
     assert provider_failed(run(kube, k8s, job)).startswith(message)  # plain text: no ARM call was made
 
 
+def test_gpu_and_pull_secrets_are_refused_by_the_provider(kube: KubeStandIn, k8s: Clients) -> None:
+    gpu = job_manifest("gpu")
+    main(gpu)["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    assert provider_failed(run(kube, k8s, gpu)) == (
+        "the pod requires GPU resource, but ACI doesn't provide GPU enabled container group in region westus"
+    )
+    private = job_manifest("private")
+    private["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": "acr"}]
+    assert provider_failed(run(kube, k8s, private)) == "error getting image pull secret"
+
+
+def test_missing_secret_in_env_keeps_the_pod_pending(kube: KubeStandIn, k8s: Clients) -> None:
+    job = job_manifest("needs-secret")
+    main(job)["env"] = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "token"}}}]
+    k8s.batch.create_namespaced_job(NS, job)
+    run(kube, k8s, job_manifest("after-it"))  # the controller has moved on past the first pod
+    [pod] = job_pods(kube, "needs-secret")
+    # virtual-kubelet's env resolution fails before CreatePod: retried, never ProviderFailed
+    assert (pod["status"]["phase"], pod["status"].get("reason")) == ("Pending", None)
+    assert kube.aci_counters()["creates_accepted"] == 1  # only after-it got a container group
+
+
 def test_unsupported_volume_is_refused(kube: KubeStandIn, k8s: Clients) -> None:
     job = job_manifest("hostpath")
     job["spec"]["template"]["spec"]["volumes"] = [{"name": "host", "hostPath": {"path": "/var"}}]
@@ -290,9 +313,9 @@ def test_container_group_quota_refuses_then_frees_on_delete() -> None:
         wait_for(lambda: not job_pods(kube, "q-1"), what="q-1's pod to go")
         k8s.batch.create_namespaced_job(NS, job_manifest("q-4", "sleep 100000", backoffLimit=0))
         wait_for(lambda: running(kube, "q-4"), what="q-4 to run in the freed slot")
-        counters = kube.aci.counters
-        assert (counters.peak_groups, counters.groups_in_use) == (2, 2)
-        assert counters.creates_refused["ContainerGroupQuotaReached"] == 1
+        counters = kube.aci_counters()
+        assert (counters["peak_groups"], counters["groups_in_use"]) == (2, 2)
+        assert counters["creates_refused"] == {"ContainerGroupQuotaReached": 1}
     finally:
         kube.stop()
 
@@ -308,8 +331,8 @@ def test_standard_cores_quota() -> None:
         wait_for(lambda: finished(kube, "c-1") and finished(kube, "c-2"), what="both jobs")
         phases = sorted(job_pods(kube, n)[0]["status"].get("reason", "ok") for n in ("c-1", "c-2"))
         assert phases == ["ProviderFailed", "ok"]
-        assert kube.aci.counters.creates_refused["ContainerGroupQuotaReached"] == 1
-        assert kube.aci.counters.peak_cores == 2
+        assert kube.aci_counters()["creates_refused"] == {"ContainerGroupQuotaReached": 1}
+        assert kube.aci_counters()["peak_cores"] == 2
     finally:
         kube.stop()
 
@@ -329,13 +352,13 @@ def test_create_rate_per_5_minutes_is_throttled() -> None:
 
 @pytest.mark.parametrize(("code", "status"), [("ServiceUnavailable", 409), ("TooManyRequests", 429)])
 def test_injected_faults(kube: KubeStandIn, k8s: Clients, code: str, status: int) -> None:
-    kube.aci.inject(code, times=1)
+    kube.aci_inject(code, times=1)
     k8s.batch.create_namespaced_job(NS, job_manifest("faulty", backoffLimit=1))
     job = wait_for(lambda: finished(kube, "faulty"), what="the job to finish")
     assert (job["status"]["failed"], job["status"]["succeeded"]) == (1, 1)  # the retry got capacity
     refused = next(p for p in job_pods(kube, "faulty") if p["status"].get("reason") == "ProviderFailed")
     assert arm_error(refused["status"]["message"])[0].startswith(f"RESPONSE {status}: ")
-    assert kube.aci.counters.creates_refused[code] == 1
+    assert kube.aci_counters()["creates_refused"] == {code: 1}
 
 
 def test_indexed_pod_names_keep_the_index_and_long_ones_are_refused(kube: KubeStandIn, k8s: Clients) -> None:
@@ -346,3 +369,19 @@ def test_indexed_pod_names_keep_the_index_and_long_ones_are_refused(kube: KubeSt
     [pod] = job_pods(kube, name)
     assert pod["metadata"]["name"][:58] == "y" * 55 + "-0-"  # podGenerateNameWithIndex cuts the job part
     assert arm_error(provider_failed(pod))[1]["code"] == "InvalidContainerGroupName"
+
+
+def test_a_group_being_created_shows_only_pod_scheduled() -> None:
+    kube = start(AciSettings(start_seconds=10**6))  # ACI never finishes creating it here
+    try:
+        Clients(kube).batch.create_namespaced_job(NS, job_manifest("creating"))
+        pod = wait_for(lambda: (job_pods(kube, "creating") or [None])[0], what="the pod")
+        wait_for(lambda: kube.aci_counters()["creates_accepted"] == 1, what="the container group")
+        [pod] = job_pods(kube, "creating")
+        assert pod["spec"]["nodeName"] == "virtual-node-aci-linux"
+        assert pod["status"]["phase"] == "Pending"
+        assert [c["type"] for c in pod["status"]["conditions"]] == ["PodScheduled"]
+        assert "containerStatuses" not in pod["status"]
+        assert "hostIP" not in pod["status"]
+    finally:
+        kube.stop()

@@ -32,6 +32,7 @@ def pod(name: str = "job-abcde", **container: Any) -> dict[str, Any]:
         ),
         ({"requests": {"cpu": "5m", "memory": "1Mi"}}, (0.01, 0.01, 0.1, 0.1)),  # floors of 0.01 / 0.1
         ({"requests": {"cpu": "0.333", "memory": "15Gi"}, "limits": {}}, (0.33, 0.33, 16.1, 16.1)),
+        ({"limits": {"cpu": "2", "memory": "2G"}}, (2.0, 2.0, 2.0, 2.0)),  # requests default to limits
     ],
 )
 def test_aci_resources(resources: dict[str, Any], expected: tuple[float, float, float, float]) -> None:

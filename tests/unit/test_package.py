@@ -6,21 +6,8 @@ import fnmatch
 
 from tests.conftest import REPO
 
-NEEDED = [
-    "function_app.py",
-    "host.json",
-    "requirements.txt",
-    "schedules.json",
-    "functions/dispatch.py",
-    "shared/settings.py",
-]
-LEFT_OUT = [
-    ".venv/bin/python",
-    "node_modules/azurite/package.json",
-    "tests/conftest.py",
-    "devtools/runner.py",
-    "local.settings.json",
-]
+NEEDED = ["function_app.py", "host.json", "requirements.txt", "schedules.json", "functions/dispatch.py", "shared/settings.py"]
+LEFT_OUT = [".venv/bin/python", "node_modules/azurite/package.json", "tests/conftest.py", "devtools/runner.py", "devtools/host/host.py", "local.settings.json"]
 
 
 def ignored(path: str, patterns: list[str]) -> bool:
@@ -32,9 +19,7 @@ def ignored(path: str, patterns: list[str]) -> bool:
 
 def test_funcignore_ships_the_app_and_nothing_else() -> None:
     patterns = [
-        line.strip()
-        for line in (REPO / ".funcignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+        line.strip() for line in (REPO / ".funcignore").read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
     assert [p for p in NEEDED if ignored(p, patterns)] == []
     assert [p for p in LEFT_OUT if not ignored(p, patterns)] == []

@@ -136,6 +136,14 @@ def test_json_nested_past_the_parser_limit_is_a_field_error_not_a_crash() -> Non
     assert [(e.field, e.message) for e in errors] == [("$body", "not usable JSON: nested too deeply")]
 
 
+def test_a_number_longer_than_cpython_converts_is_a_field_error_not_a_crash() -> None:
+    # Found by the deadletter property test: 8,000 digits made json.loads raise ValueError.
+    data, errors = decode_body(b"1" * 8000)
+    assert data is None
+    assert [e.field for e in errors] == ["$body"]
+    assert "4300 digits" in errors[0].message
+
+
 def test_docker_hub_short_names_need_docker_io_allowed(make_settings: Any) -> None:
     only_mcr = make_settings(VNB_ALLOWED_REGISTRIES="mcr.microsoft.com")
     assert errors_for(j(image="busybox"), only_mcr)

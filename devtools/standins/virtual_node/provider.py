@@ -72,6 +72,8 @@ class _Group:
     pod_uid: str
     env: dict[str, dict[str, str]]
     created: str
+    host_ip: str  # virtual-kubelet's node IP (azure-aci p.internalIP)
+    ip: str  # the group's IP in the virtual-node subnet
     state: str = "Pending"
     started_mono: float = 0.0
     started_epoch: float = 0.0
@@ -107,7 +109,7 @@ class AciProvider:
 
     # ------------------------------------------------------------------ create
 
-    def create(self, pod: Obj, *, start_seconds: float, attempt: int) -> Refusal | None:
+    def create(self, pod: Obj, *, start_seconds: float, attempt: int, host_ip: str, pod_ip: str) -> Refusal | None:
         """azure-aci ``CreatePod`` for a pod just bound to the virtual node. Returns the refusal
         that was written to the pod, or ``None`` when a container group was created."""
         md, spec = pod["metadata"], pod["spec"]
@@ -120,8 +122,11 @@ class AciProvider:
             memory = sum(aci_resources(c)[2] for c in containers)
             if any("provider-failed" in str(c.get("image", "")) for c in containers):
                 found = capacity_refusal(cores, memory)  # test hook: an image name that ACI has no room for
+                self.quota.counters.creates_refused[found.code] += 1
             else:
-                found = self.quota.admit(cg, cores, memory)
+                found = self.quota.admit(cg, cores, memory)  # counts its own refusals
+        elif not found.stuck:
+            self.quota.counters.creates_refused[found.code] += 1
         if found is not None:
             if not found.stuck:
                 self._provider_failed(pod, found, cg)
@@ -130,7 +135,7 @@ class AciProvider:
         for c in containers:
             env = aci_env(pod, c)
             envs[c["name"]] = env if isinstance(env, dict) else {}
-        self._groups[(ns, name)] = _Group(cg, md["uid"], envs, created=now_rfc3339())
+        self._groups[(ns, name)] = _Group(cg, md["uid"], envs, created=now_rfc3339(), host_ip=host_ip, ip=pod_ip)
         self._attempts[(ns, name)] = attempt
         self.host.timer(start_seconds * self.host.time_scale, "start", ns, name, md["uid"])
         return None
@@ -184,6 +189,10 @@ class AciProvider:
                 "conditions": conditions("Running", group.created, started, True),
                 "startTime": started,
                 "containerStatuses": statuses,
+                "hostIP": group.host_ip,
+                "hostIPs": [{"ip": group.host_ip}],
+                "podIP": group.ip,
+                "podIPs": [{"ip": group.ip}],
             }
         )
         self.host.pod_changed(pod)

@@ -48,7 +48,9 @@ class QuotaSettings:
 
 @dataclass
 class QuotaCounters:
-    """What a benchmark reads: current and peak usage, accepted and refused creates by code."""
+    """What a benchmark reads: current and peak usage, accepted creates, and refused creates by
+    code (every ``CreatePod`` that failed: quota, rate, capacity, invalid for ACI or the provider;
+    not the env-resolution errors that keep a pod Pending, which never reach ``CreatePod``)."""
 
     groups_in_use: int = 0
     cores_in_use: float = 0.0

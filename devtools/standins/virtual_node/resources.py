@@ -8,6 +8,9 @@ Sources:
   ``MilliValue()/1000`` (exact), memory limit floored to 0.1 GB like the request; a missing CPU
   or memory limit defaults to the request. Only ``cpu``, ``memory`` and ``nvidia.com/gpu`` are
   read: every other resource name is dropped.
+- The API server defaults a missing request to the limit (kubernetes ``pkg/apis/core/v1/defaults.go
+  SetDefaults_Pod``), so the provider sees ``requests`` = ``limits`` for a resource given only a
+  limit; ``aci_resources`` applies that defaulting to a raw manifest.
 - ``Quantity.MilliValue``/``Value`` round up (k8s.io/apimachinery ``resource.Quantity``).
 - ACI ``ResourceLimitsLessThanRequests`` (HTTP 400): a limit below the request. Message as quoted
   in virtual-kubelet/virtual-kubelet#143.
@@ -67,8 +70,8 @@ def aci_resources(container: Mapping[str, Any]) -> tuple[float, float, float, fl
     Raises ``ValueError`` for a quantity Kubernetes would not parse.
     """
     res = container.get("resources") or {}
-    requests = res.get("requests") or {}
     limits = res.get("limits")
+    requests = {**{k: v for k, v in (limits or {}).items() if k in ("cpu", "memory")}, **(res.get("requests") or {})}
     cpu_req = _cpu_request(_milli(requests["cpu"])) if "cpu" in requests else DEFAULT_CPU
     mem_req = max(_memory_gb(_ceil(requests["memory"])), 0.1) if "memory" in requests else DEFAULT_MEMORY_GB
     cpu_lim, mem_lim = cpu_req, mem_req
