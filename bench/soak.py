@@ -32,8 +32,8 @@ request) or by its message id (malformed ones). Expected: exactly one terminal e
 through the poison queue). A duplicate message produces no event of its own. Delivery is
 at-least-once: the same event id seen twice counts once and is reported as a raw repeat; two
 *different* terminal event ids for one request are a duplicate outcome. No Job name may be
-created (201) twice, except once more per capacity retry of its request (the reconciler's log
-says which Job it gave back to the queue). At the end no message may be left in the requests or poison queue (the
+created (201) twice, except once more per capacity retry of its request (the app condemns a Job
+with the ``vnode-batch.io/capacity-requeued`` annotation before it gives the request back). At the end no message may be left in the requests or poison queue (the
 events queue is drained by this script, as a consumer would).
 
 Exit status 0 only with no lost request, no duplicate outcome, no duplicate Job, no unexpected
@@ -258,7 +258,6 @@ def run_soak(
     with (
         Azurite(REPO, persist_dir=workdir / "azurite") as azurite,
         TimedKubeStandIn(pod_start_seconds=0.05, aci=SOAK_QUOTAS) as kube,
-        _CapacityRetries() as retries,
     ):
         settings = app_settings(
             azurite.connection_string,
@@ -393,9 +392,9 @@ def run_soak(
             )
             ledger.finished_pods_left.append(f"{pod['metadata']['name']} {pod['status'].get('phase')}: {state}")
         ledger.duplicated_jobs = sorted(
-            name for name, n in kube.job_creates.items() if n > 1 + retries.by_job.get(name, 0)
+            name for name, n in kube.job_creates.items() if n > 1 + kube.capacity_requeues.get(name, 0)
         )
-        ledger.capacity_retries = sum(retries.by_job.values())
+        ledger.capacity_retries = sum(kube.capacity_requeues.values())
         ledger.aci_refused = dict(kube.aci.counters.creates_refused)
         counts = kube.request_counts()
         ledger.kube_requests = sum(counts.values())
@@ -413,33 +412,6 @@ def _capacity_reason(data: dict[str, Any]) -> bool:
     return data.get("reason") == "CapacityExhausted" or (
         data.get("reason") == "ProviderFailed" and is_capacity_message(str(data.get("message") or ""))
     )
-
-
-class _CapacityRetries(logging.Handler):
-    """Counts, per Job name, the capacity retries the reconciler logs ("Job %s: ACI refused its
-    pods for capacity …"): each allows that Job name one more create."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.by_job: dict[str, int] = collections.Counter()
-        self._logger = logging.getLogger("vnode_batch.reconcile")
-        self._saved = (self._logger.level, self._logger.propagate)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if str(record.msg).startswith("Job %s: ACI refused its pods for capacity") and record.args:
-            name = str(record.args[0]) if isinstance(record.args, tuple) else ""
-            self.by_job[name] += 1
-
-    def __enter__(self) -> _CapacityRetries:
-        self._logger.addHandler(self)
-        self._logger.setLevel(logging.WARNING)
-        self._logger.propagate = False  # counted here, not printed (main() keeps the app quiet)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)
-        self._logger.setLevel(self._saved[0])
-        self._logger.propagate = self._saved[1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -233,6 +233,14 @@ def _status(obj: Obj) -> Obj:
     return obj.get("status") or {}
 
 
+def _created_at(obj: Obj) -> datetime | None:
+    """The latest moment an object may have been created: ``creationTimestamp`` has whole
+    seconds (metav1.Time is serialised as RFC 3339 without fractions), so it is up to a second
+    early; a create counted in a window must not leave it early."""
+    created = _time(_meta(obj).get("creationTimestamp"))
+    return created + timedelta(seconds=1) if created is not None else None
+
+
 def _time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -258,7 +266,7 @@ def _finished(job: Obj) -> bool:
 def job_creates(job: Obj) -> tuple[datetime, int] | None:
     """When a Job was created and the container groups it created at least by now (one per
     completion plus its failed pods), or None without a creation time."""
-    created = _time(_meta(job).get("creationTimestamp"))
+    created = _created_at(job)
     if created is None:
         return None
     spec = job.get("spec") or {}
@@ -322,7 +330,7 @@ def usage_of(
             missing = max(0, expected - running)
             groups += missing
             cores += missing * per_pod
-        created = _time(_meta(job).get("creationTimestamp"))
+        created = _created_at(job)
         if created is not None and created >= long_from:
             n = int(spec.get("completions") or 1) + int(_status(job).get("failed") or 0)
             long += n
@@ -346,7 +354,7 @@ def usage_of(
 def _created_since(pods: Sequence[Obj], since: datetime) -> list[datetime]:
     out = []
     for p in pods:
-        created = _time(_meta(p).get("creationTimestamp"))
+        created = _created_at(p)
         if created is not None and created >= since:
             out.append(created)
     return out
