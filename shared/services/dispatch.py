@@ -42,6 +42,10 @@ from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.dispatch")
 
+GIVEN_BACK = "already created; its Job is being given back for capacity"
+"""Detail of a duplicate whose Job the reconciler condemned: the ledger is not moved to
+``submitted`` for it (the key is, or is about to be, waiting for capacity again)."""
+
 
 class Outcome(enum.StrEnum):
     CREATED = "created"
@@ -175,7 +179,7 @@ def dispatch(
         known = tracking.received(
             ledger, key=key, request=request, message_id=meta.message_id, now=now(), source="queue"
         )
-        early = _ledger_says(message, settings, request, meta, known, now())
+        early = _ledger_says(message, settings, request, meta, known, now(), capacity_retry=attempt > 0)
         if early is not None:
             return early
 
@@ -208,7 +212,8 @@ def dispatch(
         result = _wait_for_capacity(message, settings, request, data, meta, deferral, result.detail, 1, requeue, now())
         _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=True)
         return result
-    if ledger is not None and result.outcome in (Outcome.CREATED, Outcome.DUPLICATE) and result.job_name:  # ledger
+    track = result.outcome in (Outcome.CREATED, Outcome.DUPLICATE) and result.detail != GIVEN_BACK
+    if ledger is not None and track and result.job_name:  # ledger
         record = tracking.submitted(ledger, key=key, job_name=result.job_name, now=now(), known=known)
         if record is not None and record.state == State.CANCELLED:
             # Cancelled while this invocation created the Job: take it back before it runs.
@@ -258,10 +263,18 @@ def _track_wait(
 
 
 def _ledger_says(
-    message: Inbound, settings: Settings, request: BatchRequest, meta: JobMeta, known: Record, now: datetime
+    message: Inbound,
+    settings: Settings,
+    request: BatchRequest,
+    meta: JobMeta,
+    known: Record,
+    now: datetime,
+    *,
+    capacity_retry: bool = False,
 ) -> DispatchResult | None:
     """The outcome the ledger already decides for this key: a reused id, a finished or a
-    cancelled request. None: go on (new, waiting, or submitted: the Job's 409 settles it)."""
+    cancelled request. None: go on (new, waiting, or — for a capacity retry's message —
+    submitted/running: the Job's 409 settles it)."""
     if known.content_hash is not None and known.content_hash != request.content_hash():
         error = FieldError(
             "id",
@@ -273,12 +286,16 @@ def _ledger_says(
         )
     if known.state == State.CANCELLED:
         return DispatchResult(Outcome.CANCELLED, key=meta.key, job_name=known.job_name, detail="cancelled")
-    if known.terminal or known.state in (State.SUBMITTED, State.RUNNING):
+    if known.terminal or (known.state in (State.SUBMITTED, State.RUNNING) and not capacity_retry):
         # Submitted/running: the Job exists (it is recorded only after the create). Not even
         # trying the create matters once reported Jobs are deleted at once: a create racing the
-        # reconciler's delete would otherwise make a second Job. (A Job ACI refused for
-        # capacity is given back by the reconciler, which first moves the key back to
-        # waiting-for-capacity, so its next attempt gets here as waiting.)
+        # reconciler's delete would otherwise make a second Job. A capacity retry's message
+        # (the reconciler gave its Job back: condemned, then the key moved back to
+        # waiting-for-capacity, then requeued) always goes on to the create: a duplicate
+        # message of the earlier attempt may have written "submitted" for the condemned Job
+        # after the give-back, and trusting that would drop the request; the 409 tells a live
+        # Job (duplicate) from a condemned one (wait), and a Job finished meanwhile makes the
+        # ledger terminal, which the check after the create handles.
         log.info("duplicate delivery of key %s: already %s in the ledger", meta.key, known.state)
         return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=known.job_name, detail=f"already {known.state}")
     return None
@@ -371,6 +388,11 @@ def _create(
             # this request already: this message is then a duplicate.)
             detail = f"waiting for capacity: Job {name} of the previous attempt is still being deleted"
             return DispatchResult(Outcome.DEFERRED, key=meta.key, job_name=name, detail=detail)
+        if theirs == request.content_hash() and capacity.condemned(existing):
+            # A message of the same (or an earlier) attempt as a Job being given back: the
+            # reconciler's requeued message carries the request on; nothing to record.
+            log.info("duplicate delivery of key %s: Job %s is being given back for capacity", meta.key, name)
+            return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=name, detail=GIVEN_BACK)
         if theirs == request.content_hash():
             log.info("duplicate delivery of key %s: Job %s already exists", meta.key, name)
             return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=name, detail="already created")

@@ -21,12 +21,15 @@ from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
 from devtools.standins.virtual_node.provider import AciSettings
 from devtools.standins.virtual_node.quotas import QuotaSettings
+from shared import capacity
 from shared.adapters.tables import Tables
 from shared.ledger import State
+from shared.services import tracking
 from shared.services.admission import REFRESH_SHARE, Admission
 from shared.services.dispatch import Inbound, Outcome, dispatch
 from shared.services.gate import KubeconfigGate
 from shared.services.ledger import Ledger
+from shared.services.reconcile import KubeJobs, reconcile
 from shared.settings import Settings
 from tests.conftest import wait_for
 from tests.integration.conftest import Queues
@@ -215,3 +218,61 @@ def test_two_dispatchers_racing_stay_within_the_budget_plus_the_documented_slack
     assert results.count(Outcome.DEFERRED) == 60 - created
     assert len(kube.jobs(NS)) == created
     assert sum(kube.aci.counters.creates_refused.values()) == 0
+
+
+def test_a_duplicate_recording_submitted_after_a_give_back_does_not_drop_the_retry(
+    app_env: dict[str, str], kube: KubeStandIn
+) -> None:
+    # The race, replayed step by step: a duplicate message of attempt 0 found the Job before the
+    # reconciler condemned it, and writes "submitted" after the give-back moved the key back to
+    # waiting-for-capacity. The requeued message of attempt 1 must still create the next Job.
+    settings = Settings.from_env(app_env)
+    ledger = ledger_of(app_env)
+    gate = KubeconfigGate(settings)
+    cluster = gate.check().cluster
+    assert cluster is not None
+    body = request("giveback-1", seconds=1, image="mcr.microsoft.com/provider-failed/app:1")
+    first = dispatch(
+        Inbound(message_id="m-1", body=json.dumps(body).encode()),
+        settings=settings,
+        gate=gate,
+        requeue=lambda text, delay: None,
+        ledger=ledger,
+    )
+    assert first.outcome is Outcome.CREATED
+    record = ledger.get("giveback-1")
+    assert record is not None
+    assert record.state == State.SUBMITTED
+    requeued: list[str] = []
+
+    def give_back() -> bool:
+        reconcile(
+            settings=settings,
+            jobs=KubeJobs(cluster),
+            send_event=lambda text: None,
+            ledger=ledger,
+            requeue=lambda text, delay: requeued.append(text),
+        )
+        return bool(requeued)
+
+    wait_for(give_back, what="ACI to refuse the pod and the reconciler to give the request back")
+    record = ledger.get("giveback-1")
+    assert record is not None
+    assert record.state == State.WAITING_FOR_CAPACITY
+    # The duplicate's step: its ETag is stale (it read "received"), so after the 412 it applies
+    # "submitted" on top of what it reads now.
+    tracking.submitted(ledger, key="giveback-1", job_name=str(first.job_name), now=datetime.now(UTC))
+    record = ledger.get("giveback-1")
+    assert record is not None
+    assert record.state == State.SUBMITTED  # the stale step went through: the ledger cannot tell
+    wait_for(lambda: not kube.jobs(NS), what="the condemned Job to go")
+    retry = dispatch(
+        Inbound(message_id="m-2", body=requeued[0].encode()),
+        settings=settings,
+        gate=gate,
+        requeue=lambda text, delay: None,
+        ledger=ledger,
+    )
+    assert retry.outcome is Outcome.CREATED, retry.detail
+    (job,) = kube.jobs(NS)
+    assert capacity.attempt_of(job) == 1
