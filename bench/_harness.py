@@ -42,6 +42,7 @@ class TimedKubeStandIn(KubeStandIn):
         super().__init__(**kw)
         self.created_at: dict[str, float] = {}
         self.job_creates: dict[str, int] = {}
+        self.capacity_requeues: dict[str, int] = {}
         self.create_statuses: dict[int, int] = {}
         self._times_lock = threading.Lock()
 
@@ -56,6 +57,12 @@ class TimedKubeStandIn(KubeStandIn):
                 with self._times_lock:
                     self.create_statuses[status] = self.create_statuses.get(status, 0) + 1
             raise
+        if method == "PATCH" and handler == "job" and code == 200 and b"vnode-batch.io/capacity-requeued" in body:
+            # The app condemned this Job to give its request back to the queue (ACI refused it
+            # for capacity): one more create of its name is legitimate.
+            with self._times_lock:
+                name = str(p.get("name"))
+                self.capacity_requeues[name] = self.capacity_requeues.get(name, 0) + 1
         if method == "POST" and handler == "jobs" and code == 201 and q.get("dryRun") != "All":
             at = time.time()
             name = str(json.loads(payload)["metadata"]["name"])
@@ -118,7 +125,9 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def machine() -> str:
-    return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPU(s), {platform.system()}"
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPU(s), {platform.system()}"
+    )
 
 
 def peak_rss_mb() -> float:

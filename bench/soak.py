@@ -18,6 +18,13 @@ dropped connections — in the first half of the run before the request takes ef
 second half after it (the create happened, the answer was lost); a stand-in restart (1 s
 down) at 40 % of the requests sent, an Azurite restart (1 s down) at 70 %.
 
+Capacity faults (the stand-in's ACI model): the quota is exhausted — ACI allows 40 container
+groups and 40 cores while the app believes in 50 (something else in the subscription holds the
+rest), so the app waits on the queue at its budget and ACI still refuses some pods
+(``ContainerGroupQuotaReached``); 20 creates are refused as throttled (429 ``TooManyRequests``) at
+20 % and 20 more for regional capacity (409 ``ServiceUnavailable``) at 60 % of the requests sent.
+None of that may end a request: 0 ``job.failed`` for a capacity reason (``capacity_failures``).
+
 The ledger. A request is identified by its id (valid requests; its duplicates are the same
 request) or by its message id (malformed ones). Expected: exactly one terminal event per request
 — ``job.succeeded`` / ``job.failed`` (by ``data.requestKey``), ``request.rejected`` /
@@ -25,7 +32,8 @@ request) or by its message id (malformed ones). Expected: exactly one terminal e
 through the poison queue). A duplicate message produces no event of its own. Delivery is
 at-least-once: the same event id seen twice counts once and is reported as a raw repeat; two
 *different* terminal event ids for one request are a duplicate outcome. No Job name may be
-created (201) twice. At the end no message may be left in the requests or poison queue (the
+created (201) twice, except once more per capacity retry of its request (the app condemns a Job
+with the ``vnode-batch.io/capacity-requeued`` annotation before it gives the request back). At the end no message may be left in the requests or poison queue (the
 events queue is drained by this script, as a consumer would).
 
 Exit status 0 only with no lost request, no duplicate outcome, no duplicate Job, no unexpected
@@ -88,11 +96,17 @@ class Ledger:
     expected: dict[str, str] = field(default_factory=dict)  # ledger key → expected outcome kind
     outcomes: dict[str, set[str]] = field(default_factory=lambda: collections.defaultdict(set))
     outcome_types: dict[str, str] = field(default_factory=dict)  # event id → type
+    outcome_reasons: dict[str, str] = field(default_factory=dict)  # event id → data.reason
     raw_events: int = 0
     repeated_event_ids: int = 0
     unexpected: list[str] = field(default_factory=list)
     duplicated_jobs: list[str] = field(default_factory=list)
+    capacity_failures: list[str] = field(default_factory=list)
+    capacity_retries: int = 0
+    aci_refused: dict[str, int] = field(default_factory=dict)
     left_in_queues: dict[str, int] = field(default_factory=dict)
+    finished_pods_left: list[str] = field(default_factory=list)
+    """Pods of finished Jobs still there at the end: each holds an ACI container group."""
     kube_requests: int = 0
     kube_faults: str = ""
     elapsed: float = 0.0
@@ -116,7 +130,8 @@ class Ledger:
             want = self.expected.get(key)
             got = {self.outcome_types[i] for i in ids}
             if want and got and want not in got and "request.deadlettered" not in got:
-                bad.append(f"{key}: expected {want}, got {sorted(got)}")
+                why = sorted({self.outcome_reasons.get(i, "") for i in ids})
+                bad.append(f"{key}: expected {want}, got {sorted(got)} {why}")
         return bad
 
     @property
@@ -125,9 +140,11 @@ class Ledger:
             self.lost
             or self.duplicated_outcomes
             or self.duplicated_jobs
+            or self.capacity_failures
             or self.unexpected
             or self.wrong
             or any(self.left_in_queues.values())
+            or self.finished_pods_left
         )
 
     def report(self) -> str:
@@ -141,13 +158,17 @@ class Ledger:
             f"unexpected events {len(self.unexpected)}",
             f"  events received {self.raw_events}, repeated event ids (at-least-once, de-duplicated) "
             f"{self.repeated_event_ids}",
-            f"  left in queues: {self.left_in_queues}",
+            f"  left in queues: {self.left_in_queues}; pods of finished Jobs left: {len(self.finished_pods_left)}",
             f"  Kubernetes API requests {self.kube_requests}; {self.kube_faults}",
+            f"  ACI creates refused {self.aci_refused}; capacity retries {self.capacity_retries}; "
+            f"capacity failures reported as job failures {len(self.capacity_failures)}",
         ]
         for title, items in (
             ("lost", self.lost),
             ("duplicated outcomes", self.duplicated_outcomes),
             ("duplicated Jobs", self.duplicated_jobs),
+            ("capacity failures", self.capacity_failures),
+            ("finished pods left", self.finished_pods_left),
             ("wrong", self.wrong),
             ("unexpected", self.unexpected),
         ):
@@ -204,13 +225,15 @@ def plan(n: int, seed: int) -> list[Planned]:
 EXPECTED = {"ok": "job.succeeded", "array": "job.succeeded", "fail": "job.failed", "malformed": "request.rejected"}
 
 
-# The soak checks exactly-once outcomes under API faults, not ACI capacity: it sends 200 messages
-# in well under 5 minutes, above ACI's default 100 creates per 5 minutes and 100 groups, so it
-# runs against a subscription whose quotas were raised (as a support request would). Capacity
-# behaviour is covered by tests/standins/test_virtual_node.py.
-RAISED_QUOTAS = AciSettings(
+# The soak sends its messages in well under 5 minutes, so ACI's default create rates (100 per
+# 5 minutes) would make it a rate test: they are raised (as a support request would) and the
+# *concurrent* quotas are exhausted instead — ACI allows 40 groups and 40 cores while the app's
+# budget says 50 (the rest of the subscription holds the difference): the app waits at its
+# budget and ACI still refuses some pods (ContainerGroupQuotaReached), which must be retried,
+# never reported. Rates against the defaults: bench/capacity.py.
+SOAK_QUOTAS = AciSettings(
     quotas=QuotaSettings(
-        container_groups=10_000, standard_cores=10_000, creates_per_5_minutes=10_000, creates_per_hour=10_000
+        container_groups=40, standard_cores=40, creates_per_5_minutes=100_000, creates_per_hour=100_000
     )
 )
 
@@ -234,7 +257,7 @@ def run_soak(
     started = time.monotonic()
     with (
         Azurite(REPO, persist_dir=workdir / "azurite") as azurite,
-        TimedKubeStandIn(pod_start_seconds=0.05, aci=RAISED_QUOTAS) as kube,
+        TimedKubeStandIn(pod_start_seconds=0.05, aci=SOAK_QUOTAS) as kube,
     ):
         settings = app_settings(
             azurite.connection_string,
@@ -242,13 +265,21 @@ def run_soak(
             prefix=f"soak{seed}",
             reconcile_schedule="*/1 * * * * *",
             VNB_KUBE_TIMEOUT_SECONDS="3",
+            VNB_CAPACITY_CONTAINER_GROUPS="50",
+            VNB_CAPACITY_CORES="50",
+            VNB_CAPACITY_CREATES_PER_5MIN="100000",
+            VNB_CAPACITY_CREATES_PER_HOUR="100000",
+            VNB_CAPACITY_DEFER_SECONDS="1",
+            VNB_CAPACITY_CACHE_SECONDS="1",
+            VNB_CAPACITY_MAX_ATTEMPTS="50",
         )
         service = azurite.queue_service()
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
         poison_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"] + "-poison")
         events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])
-        runner = LocalHost(REPO, settings=settings, host_json=SOAK_HOST, message_lease_seconds=5,
-                           state_dir=workdir / "timers")
+        runner = LocalHost(
+            REPO, settings=settings, host_json=SOAK_HOST, message_lease_seconds=5, state_dir=workdir / "timers"
+        )
         seen_ids: dict[str, str] = {}
 
         def drain() -> None:
@@ -277,14 +308,22 @@ def run_soak(
             if key is None or key not in ledger.expected:
                 ledger.unexpected.append(f"{kind} {event_id} {json.dumps(data)[:200]}")
                 return
+            if kind == "job.failed" and _capacity_reason(data):
+                ledger.capacity_failures.append(f"{key}: {data.get('reason')}: {str(data.get('message'))[:160]}")
             ledger.outcomes[key].add(event_id)
             ledger.outcome_types[event_id] = kind
+            ledger.outcome_reasons[event_id] = f"{data.get('reason')}: {str(data.get('message'))[:200]}"
 
         runner.start()
         try:
             kube.set_fault_rates(error_rate=0.05, slow_rate=0.05, slow_seconds=0.3, drop_rate=0.02, seed=seed)
             kube_restart_at, azurite_restart_at, after_at = (int(len(messages) * f) for f in (0.4, 0.7, 0.5))
+            throttle_at, no_capacity_at = (int(len(messages) * f) for f in (0.2, 0.6))
             for i, m in enumerate(messages):
+                if i == throttle_at:
+                    kube.aci.inject("TooManyRequests", 20)
+                if i == no_capacity_at:
+                    kube.aci.inject("ServiceUnavailable", 20)
                 if i == kube_restart_at:
                     say(f"  [{time.monotonic() - started:5.1f}s] restarting the Kubernetes stand-in (1 s down)")
                     kube.restart(1.0)
@@ -309,9 +348,19 @@ def run_soak(
                     drain()
             say(f"  [{time.monotonic() - started:5.1f}s] all {ledger.sent} messages sent; waiting for outcomes")
             deadline = time.monotonic() + timeout
+            next_note = time.monotonic() + 10
             while ledger.lost and time.monotonic() < deadline:
                 drain()
                 time.sleep(0.2)
+                if time.monotonic() >= next_note:
+                    next_note += 10
+                    pods = kube.pods("vnode-batch")
+                    phases = collections.Counter(str((p.get("status") or {}).get("phase")) for p in pods)
+                    say(
+                        f"  [{time.monotonic() - started:5.1f}s] {len(ledger.expected) - len(ledger.lost)}/"
+                        f"{len(ledger.expected)} requests ended; ACI groups in use "
+                        f"{kube.aci.counters.groups_in_use}; pods {dict(phases)}; Jobs {len(kube.jobs('vnode-batch'))}"
+                    )
             # Faults off, then let anything still in flight (a late repeat, a second outcome)
             # arrive before counting: three reconcile periods after the queues are idle.
             kube.clear_faults()
@@ -328,7 +377,25 @@ def run_soak(
         drain()
         for q in (requests_q, poison_q):
             ledger.left_in_queues[q.queue_name] = int(q.get_queue_properties().approximate_message_count)
-        ledger.duplicated_jobs = sorted(name for name, n in kube.job_creates.items() if n > 1)
+        jobs_by_uid = {j["metadata"]["uid"]: j for j in kube.jobs("vnode-batch")}
+        for pod in kube.pods("vnode-batch"):
+            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                continue
+            owner = jobs_by_uid.get((pod["metadata"].get("labels") or {}).get("batch.kubernetes.io/controller-uid"))
+            state = (
+                "no Job"
+                if owner is None
+                else f"Job {owner['metadata'].get('labels', {}).get('vnode-batch.io/state')} "
+                f"{[c['type'] for c in (owner.get('status') or {}).get('conditions') or [] if c.get('status') == 'True']}"
+                f" deleting={bool(owner['metadata'].get('deletionTimestamp'))}"
+                f" ann={sorted(k for k in owner['metadata'].get('annotations', {}) if 'capacity' in k or 'verdict' in k)}"
+            )
+            ledger.finished_pods_left.append(f"{pod['metadata']['name']} {pod['status'].get('phase')}: {state}")
+        ledger.duplicated_jobs = sorted(
+            name for name, n in kube.job_creates.items() if n > 1 + kube.capacity_requeues.get(name, 0)
+        )
+        ledger.capacity_retries = sum(kube.capacity_requeues.values())
+        ledger.aci_refused = dict(kube.aci.counters.creates_refused)
         counts = kube.request_counts()
         ledger.kube_requests = sum(counts.values())
         ledger.kube_faults = "Job creates answered (after any fault before the call): " + ", ".join(
@@ -336,6 +403,15 @@ def run_soak(
         )
     ledger.elapsed = time.monotonic() - started
     return ledger
+
+
+def _capacity_reason(data: dict[str, Any]) -> bool:
+    """A job.failed that is really ACI's capacity (what the app must retry, never report)."""
+    from shared.capacity import is_capacity_message
+
+    return data.get("reason") == "CapacityExhausted" or (
+        data.get("reason") == "ProviderFailed" and is_capacity_message(str(data.get("message") or ""))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,4 +30,5 @@ def reconcile(timer: func.TimerRequest) -> None:
         waiting=lambda: rt.queues.approximate_count(rt.settings.requests_queue),
         now=utcnow,
         ledger=rt.ledger,
+        requeue=rt.requeue,
     )

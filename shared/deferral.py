@@ -1,9 +1,11 @@
 """The envelope of a request that waits for the cluster (pure).
 
-A deferred request is re-enqueued as a new message, so it gets a new message id. The
-envelope carries what must survive that hop: the idempotency key (a request without ``id``
+A deferred request (waiting for the cluster or for ACI capacity, or given back by the reconciler
+after ACI refused it for capacity) is re-enqueued as a new message, so it gets a new message id.
+The envelope carries what must survive that hop: the idempotency key (a request without ``id``
 is keyed by its *first* message id, so a retry still finds the same Job), the original
-message id and first-seen time (how long it has waited), and how often it was deferred.
+message id and first-seen time (how long it has waited), how often it was deferred, and how
+often ACI refused it for capacity.
 
 Size. A queue message is at most 64 KiB: Put Message, "The encoded message can be up to 64
 kibibytes (KiB) in size" (learn.microsoft.com/rest/api/storageservices/put-message), counted
@@ -53,6 +55,9 @@ class Deferral:
     first_seen: datetime
     count: int
     reason: str
+    capacity_attempts: int = 0
+    """Times ACI refused this request's pods for quota, capacity or throttling (the reconciler
+    gave it back to the queue); 0 for a request that only waited."""
 
 
 def encoded_size(text: str, encoding: Encoding = "none") -> int:
@@ -68,14 +73,25 @@ def _reason(reason: str) -> str:
     return kept.encode("ascii", "replace").decode("ascii")
 
 
-def wrap(request: dict[str, Any], *, key: str, message_id: str, first_seen: datetime, count: int, reason: str) -> str:
-    meta = {
+def wrap(
+    request: dict[str, Any],
+    *,
+    key: str,
+    message_id: str,
+    first_seen: datetime,
+    count: int,
+    reason: str,
+    capacity_attempts: int = 0,
+) -> str:
+    meta: dict[str, Any] = {
         "key": key,
         "messageId": message_id,
         "firstSeen": first_seen.isoformat(),
         "count": count,
         "reason": _reason(reason),
     }
+    if capacity_attempts:
+        meta["capacityAttempts"] = capacity_attempts
     return json.dumps({ENVELOPE: meta, "request": request}, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -84,7 +100,13 @@ def room(request: dict[str, Any], *, key: str, message_id: str, encoding: Encodi
     largest envelope it can ever get (any reason, count, first-seen time); negative when the
     request cannot wait for the cluster."""
     worst = wrap(
-        request, key=key, message_id=message_id, first_seen=_WORST_FIRST_SEEN, count=_WORST_COUNT, reason="x" * 10_000
+        request,
+        key=key,
+        message_id=message_id,
+        first_seen=_WORST_FIRST_SEEN,
+        count=_WORST_COUNT,
+        reason="x" * 10_000,
+        capacity_attempts=_WORST_COUNT,
     )
     return BUDGET - encoded_size(worst, encoding)
 
@@ -102,6 +124,7 @@ def unwrap(data: dict[str, Any]) -> tuple[dict[str, Any], Deferral | None]:
             first_seen=datetime.fromisoformat(str(meta["firstSeen"])),
             count=int(meta["count"]),
             reason=str(meta.get("reason", "")),
+            capacity_attempts=int(meta.get("capacityAttempts", 0)),
         )
     except (KeyError, TypeError, ValueError):
         return data, None  # not ours after all: schema validation will say what is wrong

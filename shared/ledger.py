@@ -66,7 +66,7 @@ _RANK: Final = {
 }
 
 
-def allowed(current: State, target: State) -> bool:
+def allowed(current: State, target: State, *, requeued: bool = False) -> bool:
     """May a request in ``current`` move to ``target``? (Same state: no, it is a no-op.)
 
     Terminal states are final. ``rejected`` and ``dead-lettered`` end a request that has no Job
@@ -74,9 +74,17 @@ def allowed(current: State, target: State) -> bool:
     request, ``succeeded``/``failed`` may follow any live state (the reconciler reports a Job
     whose ``submitted`` was never recorded), and the other states move forward only; the two
     waiting states may alternate.
+
+    ``requeued``: the reconciler gave the request back to the queue because ACI refused its
+    Job's pods for capacity (``shared.services.capacity_retry``): the one move backwards,
+    ``submitted``/``running`` → ``waiting-for-capacity``. The request is not finished, and its
+    next attempt's message must find it waiting, not active (dispatch takes an active key's
+    message for a duplicate).
     """
     if current in TERMINAL or current == target:
         return False
+    if requeued:
+        return target == State.WAITING_FOR_CAPACITY and (current in ACTIVE or current in WAITING)
     if target in (State.CANCELLED, State.SUCCEEDED, State.FAILED):
         return True
     if target in (State.REJECTED, State.DEADLETTERED):
@@ -172,13 +180,14 @@ def advance(
     reason: str | None = None,
     attempts: int | None = None,
     outcome: Mapping[str, Any] | None = None,
+    requeued: bool = False,
 ) -> Record | None:
     """The record after moving to ``target``, or None when the move is not allowed (a no-op).
 
     ``attempts`` is a value, not an increment (the deferral count the message carries), so
     applying the same step twice gives the same record.
     """
-    if not allowed(record.state, target):
+    if not allowed(record.state, target, requeued=requeued):
         return None
     at = iso(now)
     times = dict(record.times)

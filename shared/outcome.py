@@ -363,7 +363,11 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
             indexes=indexes,
             log_sources=_log_sources(pods, failed=True),
             exit_code_gap=gap,
-            provider_failure=_provider_failure(pods, verdict.message) if verdict.reason == PROVIDER_FAILED else None,
+            provider_failure=(
+                _provider_failure(pods, verdict.message)
+                if verdict.reason in (PROVIDER_FAILED, CAPACITY_EXHAUSTED)
+                else None
+            ),
         )
     cond = terminal_condition(job)
     if cond is None:
@@ -490,6 +494,9 @@ def _exit_code(pods: Iterable[Obj], *, failed: bool) -> tuple[int | None, ExitCo
 
 
 PROVIDER_FAILED: Final = "ProviderFailed"
+CAPACITY_EXHAUSTED: Final = "CapacityExhausted"
+"""Reason of a Job ACI refused for capacity on every attempt (issue 11): its event carries ACI's
+error in ``providerFailure`` like ``ProviderFailed``."""
 
 
 def _provider_failure(pods: Iterable[Obj], fallback: str) -> ProviderFailure:

@@ -2,11 +2,14 @@
 
 Outcomes, and what the function does with them:
 - created / duplicate: the Job exists (a redelivered message finds its own Job) → complete.
-- rejected: the message can never become a Job (invalid, or too large to wait for the
-  cluster inside a 64 KiB queue message: shared/deferral.py) → a ``request.rejected`` event.
-- deferred: the cluster is not ready → the request is re-enqueued with a visibility delay
+- rejected: the message can never become a Job (invalid, too large to wait inside a 64 KiB
+  queue message: shared/deferral.py, or larger than a whole capacity budget) → a
+  ``request.rejected`` event.
+- deferred: the cluster is not ready, or the Job does not fit in the ACI capacity budget
+  (``shared.services.admission``) → the request is re-enqueued with a visibility delay
   (carrying its key and first-seen time) and this message completes.
-- dead-lettered: it waited for the cluster longer than allowed → a ``request.deadlettered`` event.
+- dead-lettered: it waited for the cluster (or for capacity) longer than allowed → a
+  ``request.deadlettered`` event, reason ``ClusterNotReady`` (``CapacityTimeout``).
 - cancelled: the request was cancelled (DELETE /api/requests/{id}) before its Job ran → complete.
 - transient failures raise, so the host retries and finally poisons the message.
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared import events
+from shared import capacity, events
 from shared.adapters.kube import AlreadyExists, Cluster, KubePermanentError
 from shared.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, envelope_problems, room, unwrap, wrap
 from shared.errors import PermanentError, TransientError
@@ -41,10 +44,15 @@ from shared.request import (
     parse_request,
 )
 from shared.services import tracking
+from shared.services.admission import Admission, admission_for, whole_budget
 from shared.services.ledger import Ledger
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.dispatch")
+
+GIVEN_BACK = "already created; its Job is being given back for capacity"
+"""Detail of a duplicate whose Job the reconciler condemned: the ledger is not moved to
+``submitted`` for it (the key is, or is about to be, waiting for capacity again)."""
 
 
 class Outcome(enum.StrEnum):
@@ -100,8 +108,11 @@ def dispatch(
     requeue: Requeue,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ledger: Ledger | None = None,
+    admission: Admission | None = None,
 ) -> DispatchResult:
-    """Handle one request message (see the module docstring for the outcomes)."""
+    """Handle one request message (see the module docstring for the outcomes).
+
+    ``admission``: the capacity view to use (default: this process's for the cluster)."""
     data, errors = decode_body(message.body)
     if data is None:
         return _rejected(message, settings, errors, now())
@@ -150,45 +161,86 @@ def dispatch(
         )
         return _rejected(message, settings, [error], now(), key=meta.key, correlation_id=request.correlationId)
     manifest = build_job(request, meta, settings=settings)
+    # --- capacity (issue 11): carry the request and its attempt on the Job; refuse what never fits
+    attempt = deferral.capacity_attempts if deferral else 0
+    capacity.mark_attempt(manifest, data, attempt)
+    demand = capacity.Demand.of_job(manifest)
+    too_big = whole_budget(settings).too_big(demand)
+    if too_big:
+        # Like the size rule above: refused whether or not the cluster is ready now.
+        error = FieldError("parallelism" if demand.groups > 1 else "cpu", f"the Job {too_big}; it could never run")
+        result = _rejected(
+            message,
+            settings,
+            [error],
+            now(),
+            key=meta.key,
+            correlation_id=request.correlationId,
+            reason="ExceedsCapacity",
+        )
+        if ledger is not None:  # ledger: a new key only (never overwrites a live request)
+            tracking.rejected(
+                ledger,
+                key=key,
+                errors=[error],
+                reason="ExceedsCapacity",
+                correlation_id=request.correlationId,
+                message_id=meta.message_id,
+                now=now(),
+            )
+        return result
 
     known: Record | None = None
     if ledger is not None:  # ledger: record first; a finished or cancelled key never runs again
         known = tracking.received(
             ledger, key=key, request=request, message_id=meta.message_id, now=now(), source="queue"
         )
-        early = _ledger_says(message, settings, request, meta, known, now())
+        early = _ledger_says(message, settings, request, meta, known, now(), capacity_retry=attempt > 0)
         if early is not None:
             return early
 
     readiness = gate.check()
     if readiness.cluster is None:
         result = _defer(message, settings, request, data, meta, deferral, readiness, requeue, now())
-        if ledger is not None and result.outcome == Outcome.DEFERRED:  # ledger
-            attempts = (deferral.count if deferral else 0) + 1
-            tracking.waiting(ledger, key=key, reason=readiness.reason, attempts=attempts, now=now())
-        elif ledger is not None and result.outcome == Outcome.DEADLETTERED:  # ledger
-            tracking.deadlettered(
-                ledger,
-                key=key,
-                reason=result.detail,
-                correlation_id=request.correlationId,
-                message_id=meta.message_id,
-                now=now(),
-            )
+        _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=False)
         return result
-    result = _create(message, settings, readiness.cluster, request, manifest, meta, now())
-    if ledger is not None and result.outcome in (Outcome.CREATED, Outcome.DUPLICATE) and result.job_name:  # ledger
+    cluster = readiness.cluster
+    view = _capacity(settings, cluster, admission)
+    decision = view.admit(
+        cluster, demand, key=meta.key, first_seen=meta.enqueued_at or now(), now=now(), job=manifest["metadata"]["name"]
+    )
+    if not decision.admitted:
+        result = _wait_for_capacity(
+            message, settings, request, data, meta, deferral, decision.reason, decision.delay, requeue, now()
+        )
+        _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=True)
+        return result
+    try:
+        result = _create(message, settings, cluster, request, manifest, meta, now(), attempt=attempt)
+    except BaseException:
+        view.refund(decision.ticket)
+        raise
+    if result.outcome is Outcome.CREATED:
+        view.created(decision.ticket)
+    else:
+        view.refund(decision.ticket)
+    if result.outcome is Outcome.DEFERRED:  # the previous attempt's Job is still being deleted
+        result = _wait_for_capacity(message, settings, request, data, meta, deferral, result.detail, 1, requeue, now())
+        _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=True)
+        return result
+    track = result.outcome in (Outcome.CREATED, Outcome.DUPLICATE) and result.detail != GIVEN_BACK
+    if ledger is not None and track and result.job_name:  # ledger
         record = tracking.submitted(ledger, key=key, job_name=result.job_name, now=now(), known=known)
         if record is not None and record.state == State.CANCELLED:
             # Cancelled while this invocation created the Job: take it back before it runs.
-            readiness.cluster.delete_job(result.job_name, propagation="Background")
+            cluster.delete_job(result.job_name, propagation="Background")
             log.info("key %s was cancelled while its Job %s was created; deleted it", key, result.job_name)
             return DispatchResult(Outcome.CANCELLED, key=key, job_name=result.job_name, detail="cancelled")
         if record is not None and record.terminal and result.outcome == Outcome.CREATED:
             # The first Job finished and was deleted between our ledger read and our create:
             # this one is a second run of a finished request. Delete it; the reconciler sends no
             # event for it (its uid is not the one the ledger recorded).
-            readiness.cluster.delete_job(result.job_name, propagation="Background")
+            cluster.delete_job(result.job_name, propagation="Background")
             log.warning(
                 "key %s finished (%s) while a duplicate created Job %s; deleted it", key, record.state, result.job_name
             )
@@ -198,11 +250,47 @@ def dispatch(
     return result
 
 
+def _track_wait(
+    ledger: Ledger | None,
+    result: DispatchResult,
+    request: BatchRequest,
+    meta: JobMeta,
+    deferral: Deferral | None,
+    now: datetime,
+    *,
+    capacity_wait: bool,
+) -> None:
+    """ledger: ``waiting-for-cluster``/``waiting-for-capacity`` after a re-enqueue, or
+    ``dead-lettered`` after the wait ran out."""
+    if ledger is None:
+        return
+    if result.outcome == Outcome.DEFERRED:
+        attempts = (deferral.count if deferral else 0) + 1
+        tracking.waiting(ledger, key=meta.key, reason=result.detail, attempts=attempts, now=now, capacity=capacity_wait)
+    elif result.outcome == Outcome.DEADLETTERED:
+        tracking.deadlettered(
+            ledger,
+            key=meta.key,
+            reason=result.detail,
+            correlation_id=request.correlationId,
+            message_id=meta.message_id,
+            now=now,
+        )
+
+
 def _ledger_says(
-    message: Inbound, settings: Settings, request: BatchRequest, meta: JobMeta, known: Record, now: datetime
+    message: Inbound,
+    settings: Settings,
+    request: BatchRequest,
+    meta: JobMeta,
+    known: Record,
+    now: datetime,
+    *,
+    capacity_retry: bool = False,
 ) -> DispatchResult | None:
     """The outcome the ledger already decides for this key: a reused id, a finished or a
-    cancelled request. None: go on (new, waiting, or submitted: the Job's 409 settles it)."""
+    cancelled request. None: go on (new, waiting, or — for a capacity retry's message —
+    submitted/running: the Job's 409 settles it)."""
     if known.content_hash is not None and known.content_hash != request.content_hash():
         error = FieldError(
             "id",
@@ -214,13 +302,77 @@ def _ledger_says(
         )
     if known.state == State.CANCELLED:
         return DispatchResult(Outcome.CANCELLED, key=meta.key, job_name=known.job_name, detail="cancelled")
-    if known.terminal or known.state in (State.SUBMITTED, State.RUNNING):
+    if known.terminal or (known.state in (State.SUBMITTED, State.RUNNING) and not capacity_retry):
         # Submitted/running: the Job exists (it is recorded only after the create). Not even
         # trying the create matters once reported Jobs are deleted at once: a create racing the
-        # reconciler's delete would otherwise make a second Job.
+        # reconciler's delete would otherwise make a second Job. A capacity retry's message
+        # (the reconciler gave its Job back: condemned, then the key moved back to
+        # waiting-for-capacity, then requeued) always goes on to the create: a duplicate
+        # message of the earlier attempt may have written "submitted" for the condemned Job
+        # after the give-back, and trusting that would drop the request; the 409 tells a live
+        # Job (duplicate) from a condemned one (wait), and a Job finished meanwhile makes the
+        # ledger terminal, which the check after the create handles.
         log.info("duplicate delivery of key %s: already %s in the ledger", meta.key, known.state)
         return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=known.job_name, detail=f"already {known.state}")
     return None
+
+
+def _capacity(settings: Settings, cluster: Cluster, given: Admission | None) -> Admission:
+    return given or admission_for(settings, f"{cluster.http.host}|{cluster.namespace}")
+
+
+def _wait_for_capacity(
+    message: Inbound,
+    settings: Settings,
+    request: BatchRequest,
+    data: dict[str, Any],
+    meta: JobMeta,
+    deferral: Deferral | None,
+    reason: str,
+    delay: int,
+    requeue: Requeue,
+    now: datetime,
+) -> DispatchResult:
+    """Re-enqueue a request that does not fit yet; dead-letter it (CapacityTimeout) after
+    VNB_CAPACITY_MAX_WAIT_SECONDS."""
+    first_seen = meta.enqueued_at or now
+    waited = (now - first_seen).total_seconds()
+    if waited >= settings.capacity_max_wait_seconds:
+        detail = f"no capacity for {int(waited)} s (VNB_CAPACITY_MAX_WAIT_SECONDS): {reason}"
+        event = events.request_deadlettered(
+            source=settings.event_source,
+            body=message.body,
+            now=now,
+            reason="CapacityTimeout",
+            detail=detail,
+            queue=settings.requests_queue,
+            key=meta.key,
+            correlation_id=request.correlationId,
+            message_id=meta.message_id,
+            enqueued_at=first_seen,
+        )
+        log.error("dead-lettering key %s: %s", meta.key, detail)
+        return DispatchResult(
+            Outcome.DEADLETTERED,
+            key=meta.key,
+            job_name=job_name(meta.key, settings=settings),
+            detail=detail,
+            events=[event],
+        )
+    count = (deferral.count if deferral else 0) + 1
+    attempts = deferral.capacity_attempts if deferral else 0
+    text = wrap(
+        data,
+        key=meta.key,
+        message_id=meta.message_id,
+        first_seen=first_seen,
+        count=count,
+        reason=reason,
+        capacity_attempts=attempts,
+    )
+    requeue(text, delay)
+    log.info("%s: key %s deferred %d s (deferral %d)", reason, meta.key, delay, count)
+    return DispatchResult(Outcome.DEFERRED, key=meta.key, detail=reason)
 
 
 def _create(
@@ -231,6 +383,8 @@ def _create(
     manifest: dict[str, Any],
     meta: JobMeta,
     now: datetime,
+    *,
+    attempt: int = 0,
 ) -> DispatchResult:
     name = manifest["metadata"]["name"]
     try:
@@ -240,6 +394,21 @@ def _create(
         if existing is None:  # deleted between our create and get: let the host retry
             raise TransientError(f"Job {name} for key {meta.key!r} vanished while checking a duplicate") from None
         theirs = (existing.get("metadata", {}).get("annotations") or {}).get(ANN_REQUEST_HASH)
+        if (
+            theirs == request.content_hash()
+            and capacity.attempt_of(existing) < attempt
+            and capacity.condemned(existing)
+        ):
+            # ACI refused the previous attempt for capacity; the reconciler is deleting its Job.
+            # (A live Job of an earlier attempt — a stale duplicate message created it — runs
+            # this request already: this message is then a duplicate.)
+            detail = f"waiting for capacity: Job {name} of the previous attempt is still being deleted"
+            return DispatchResult(Outcome.DEFERRED, key=meta.key, job_name=name, detail=detail)
+        if theirs == request.content_hash() and capacity.condemned(existing):
+            # A message of the same (or an earlier) attempt as a Job being given back: the
+            # reconciler's requeued message carries the request on; nothing to record.
+            log.info("duplicate delivery of key %s: Job %s is being given back for capacity", meta.key, name)
+            return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=name, detail=GIVEN_BACK)
         if theirs == request.content_hash():
             log.info("duplicate delivery of key %s: Job %s already exists", meta.key, name)
             return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=name, detail="already created")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from shared.errors import VnbError
 from shared.idle import Act, Observation, Phase, PowerRecord, Step, decide, gate_view
 from shared.services.bootstrap import AksGate
-from shared.services.dispatch import ClusterGate, Readiness
+from shared.services.dispatch import ClusterGate, Readiness, Requeue
 from shared.services.reconcile import SELECT_UNREPORTED, KubeJobs, ReconcileReport, SendEvent, run
 from shared.settings import Settings
 
@@ -132,16 +132,18 @@ def reconcile_timer(
     waiting: Callable[[], int],
     now: Callable[[], datetime] = _utcnow,
     ledger: Ledger | None = None,
+    requeue: Requeue | None = None,
 ) -> ReconcileReport:
-    """The reconcile timer: the usual pass, then (idle stop on) one step of the policy."""
+    """The reconcile timer: the usual pass, then (idle stop on) one step of the policy.
+    ``requeue``: capacity retries (``shared.services.reconcile.run``)."""
     if not isinstance(gate, IdleGate):
-        return run(settings=settings, gate=gate, send_event=send_event, now=now, ledger=ledger)
+        return run(settings=settings, gate=gate, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
     record, _ = gate.store.read()
     if record is not None and record.phase in (Phase.STOPPING, Phase.STOPPED):
         report = ReconcileReport(aborted=f"cluster {record.phase} by the idle policy since {record.since.isoformat()}")
         log.info("reconcile skipped: %s", report.aborted)
         return report
-    report = run(settings=settings, gate=gate.inner, send_event=send_event, now=now, ledger=ledger)
+    report = run(settings=settings, gate=gate.inner, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
     if report.aborted is None:
         idle_step(settings=settings, gate=gate, waiting=waiting, now=now)
     return report

@@ -105,12 +105,14 @@ class Ledger:
         attempts: int | None = None,
         outcome: Mapping[str, Any] | None = None,
         known: Record | None = None,
+        requeued: bool = False,
     ) -> Record | None:
         """Move ``key`` to ``target`` (a no-op when not allowed or already there) and return the
         stored record; when the key is unknown, insert ``create()`` if given, else return None.
 
         ``known``: the record as the caller just read or wrote it (with its ETag): the first
         attempt starts from it instead of reading again; a stale one only costs a 412 and a read.
+        ``requeued``: a capacity give-back (``shared.ledger.allowed``).
         """
         for _ in range(CAS_ATTEMPTS):
             current = known if known is not None and known.etag is not None and known.key == key else self.get(key)
@@ -123,7 +125,16 @@ class Ledger:
                     log.info("ledger: %s recorded as %s", key, record.state)
                     return record
                 current = record
-            nxt = advance(current, target, now, job_name=job_name, reason=reason, attempts=attempts, outcome=outcome)
+            nxt = advance(
+                current,
+                target,
+                now,
+                job_name=job_name,
+                reason=reason,
+                attempts=attempts,
+                outcome=outcome,
+                requeued=requeued,
+            )
             if nxt is None:
                 return current
             assert current.etag is not None

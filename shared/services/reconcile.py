@@ -33,9 +33,26 @@ cancelled (DELETE /api/requests/{id}) gets no outcome event — the cancel sent 
 ledger remembers finished keys, a reported Job can go at once (VNB_KEEP_FINISHED_SECONDS=0, the
 default). Every sweep also purges ledger records older than VNB_LEDGER_RETENTION_SECONDS.
 
+Capacity refusals (issue 11): a Job whose pods ACI refused for quota, capacity or create
+throttling, and nothing else failed (``shared.capacity.capacity_retry``), is not the request's
+failure. With ``requeue`` given, the Job is condemned (an annotation, CAS), its ledger record
+goes back to ``waiting-for-capacity`` (not ``failed``: the request is not finished, and the
+next attempt's message must find it waiting), its request (carried on the Job) goes back to
+the requests queue as a deferral with the next capacity attempt, then the Job is deleted and
+marked, with no event; ``on_refusal`` shrinks this process's capacity budget. After
+VNB_CAPACITY_MAX_ATTEMPTS refusals the Job is judged failed, reason ``CapacityExhausted``. A
+crash after the requeue requeues again next pass: the second message finds the new Job (same
+content, same attempt) and completes as a duplicate; a message of a later attempt that meets
+the condemned Job waits until it is gone.
+
 Failures: an error on one Job is logged and the pass goes on with the others; a transient
 error (Kubernetes 5xx/timeout, queue send failure) ends the pass, and the next timer run
 picks up where it stopped (nothing was marked that was not reported).
+
+Length: a little over 600 lines on purpose, so that the order of one pass's effects (event,
+ledger, mark, delete, give-back) reads in one place; the Kubernetes calls are in
+``shared.services.jobstore``, the outcome rules in ``shared.outcome`` and the capacity
+give-back in ``shared.services.capacity_retry``.
 """
 
 from __future__ import annotations
@@ -47,14 +64,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from shared import events
+from shared import capacity, events
 from shared.aci_logs import strip_timestamps
-from shared.adapters.kube import Cluster, Conflict, KubePermanentError, Page
+from shared.adapters.kube import Conflict, KubePermanentError
 from shared.cost import job_cost
 from shared.errors import TransientError, VnbError
-from shared.jobspec import FINALIZER_REPORT, LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
+from shared.jobspec import FINALIZER_REPORT, LABEL_STATE, STATE_REPORTED
 from shared.ledger import Record, State
 from shared.outcome import (
     ANN_REPORTED_AT,
@@ -76,14 +93,15 @@ from shared.outcome import (
     terminal_condition,
 )
 from shared.services import tracking
-from shared.services.dispatch import ClusterGate
+from shared.services.admission import admission_for
+from shared.services.capacity_retry import REQUEUED, RUNNING, give_back
+from shared.services.dispatch import ClusterGate, Requeue
+from shared.services.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, KubeJobs
 from shared.services.ledger import Ledger
 from shared.settings import Settings
 
 log = logging.getLogger("vnode_batch.reconcile")
 
-SELECT_UNREPORTED = f"{MANAGED_BY}={MANAGER},{LABEL_STATE}={STATE_UNREPORTED}"
-SELECT_REPORTED = f"{MANAGED_BY}={MANAGER},{LABEL_STATE}={STATE_REPORTED}"
 POD_SELECTOR_CHUNK = 50
 """Job uids per ``controller-uid in (...)`` pod list: one call for many Jobs, a short URL."""
 DEFAULT_BUDGET_SECONDS = 240.0
@@ -104,67 +122,6 @@ LOG_FETCH_FLOOR_BYTES = 16 * 1024
 """ACI keeps 16 KB of a stopped container's log: ask for all of it, keep the end locally."""
 
 
-class JobStore(Protocol):
-    """The Kubernetes calls a pass makes (``KubeJobs`` over the Cluster adapter in the app)."""
-
-    def list_jobs(self, *, label_selector: str, limit: int, continue_token: str | None = None) -> Page: ...
-
-    def list_pods(self, *, label_selector: str) -> list[dict[str, Any]]: ...
-
-    def pod_log(self, pod: str, *, tail_lines: int, limit_bytes: int, container: str | None = None) -> str | None: ...
-
-    def get_job(self, name: str) -> dict[str, Any] | None: ...
-
-    def annotate_job(self, name: str, *, annotations: dict[str, str], resource_version: str) -> dict[str, Any]: ...
-
-    def mark_reported(
-        self, name: str, *, reported_at: str, finalizers: list[str], resource_version: str
-    ) -> dict[str, Any]: ...
-
-    def delete_job(self, name: str, *, propagation: str = "Background") -> bool: ...
-
-    def delete_pod(self, name: str) -> bool: ...
-
-
-class KubeJobs:
-    """``JobStore`` over the Cluster adapter."""
-
-    def __init__(self, cluster: Cluster) -> None:
-        self._cluster = cluster
-
-    def list_jobs(self, *, label_selector: str, limit: int, continue_token: str | None = None) -> Page:
-        return self._cluster.list_jobs(label_selector=label_selector, limit=limit, continue_token=continue_token)
-
-    def list_pods(self, *, label_selector: str) -> list[dict[str, Any]]:
-        return self._cluster.list_pods(label_selector=label_selector)
-
-    def pod_log(self, pod: str, *, tail_lines: int, limit_bytes: int, container: str | None = None) -> str | None:
-        return self._cluster.pod_log(pod, tail_lines=tail_lines, limit_bytes=limit_bytes, container=container)
-
-    def get_job(self, name: str) -> dict[str, Any] | None:
-        return self._cluster.get_job(name)
-
-    def annotate_job(self, name: str, *, annotations: dict[str, str], resource_version: str) -> dict[str, Any]:
-        return self._cluster.patch_job_metadata(name, annotations=dict(annotations), resource_version=resource_version)
-
-    def mark_reported(
-        self, name: str, *, reported_at: str, finalizers: list[str], resource_version: str
-    ) -> dict[str, Any]:
-        return self._cluster.patch_job_metadata(
-            name,
-            labels={LABEL_STATE: STATE_REPORTED},
-            annotations={ANN_REPORTED_AT: reported_at},
-            finalizers=finalizers,
-            resource_version=resource_version,
-        )
-
-    def delete_job(self, name: str, *, propagation: str = "Background") -> bool:
-        return self._cluster.delete_job(name, propagation=propagation)
-
-    def delete_pod(self, name: str) -> bool:
-        return self._cluster.delete_pod(name)
-
-
 SendEvent = Callable[[str], object]
 """Send one event's text to the events queue (``Queues.send_event``); raise if it was not sent."""
 
@@ -183,6 +140,8 @@ class ReconcileReport:
     errors: int = 0
     retry_later: int = 0
     """Jobs skipped after a transient failure; still unreported, retried by the next pass."""
+    requeued: int = 0
+    """Jobs whose pods ACI refused for capacity: deleted, their requests back on the queue."""
     aborted: str | None = None
     incomplete: bool = False
     swept_at: datetime | None = None
@@ -199,6 +158,8 @@ class ReconcileReport:
             f"{self.running} still running; deleted {self.deleted} Job(s) and {self.pods_deleted} pod(s) of kept ones, "
             f"swept {self.swept}, errors {self.errors}, retry later {self.retry_later}"
         )
+        if self.requeued:
+            text += f"; {self.requeued} request(s) back on the queue after ACI refused their pods for capacity"
         if self.incomplete:
             text += "; time budget used up, the next run continues"
         if self.aborted:
@@ -217,8 +178,11 @@ def run(
     send_event: SendEvent,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ledger: Ledger | None = None,
+    requeue: Requeue | None = None,
 ) -> ReconcileReport:
-    """One timer run: find the cluster, then :func:`reconcile` it."""
+    """One timer run: find the cluster, then :func:`reconcile` it.
+
+    ``requeue`` (send to the requests queue with a delay) enables capacity retries."""
     readiness = gate.check()
     if readiness.cluster is None:
         report = ReconcileReport(aborted=f"cluster not ready: {readiness.reason}")
@@ -231,8 +195,17 @@ def run(
     with _sweep_lock:
         last = _last_sweep.get(key)
         sweep = last is None or (moment - last).total_seconds() >= every
+    view = admission_for(settings, key)
     report = reconcile(
-        settings=settings, jobs=KubeJobs(cluster), send_event=send_event, now=now, sweep=sweep, ledger=ledger
+        settings=settings,
+        jobs=KubeJobs(cluster),
+        send_event=send_event,
+        now=now,
+        sweep=sweep,
+        ledger=ledger,
+        requeue=requeue,
+        on_refusal=lambda why, created: view.refused(why=why, created=created),
+        leftover_pods=_leftover_pods.setdefault(key, set()),
     )
     if report.swept_at is not None:
         with _sweep_lock:
@@ -253,6 +226,8 @@ def _purge(ledger: Ledger, settings: Settings, moment: datetime) -> None:
 
 
 _last_sweep: dict[str, datetime] = {}
+_leftover_pods: dict[str, set[str]] = {}
+"""Per cluster: pods of reported Jobs a pass could not delete (their container groups hold quota)."""
 _sweep_lock = threading.Lock()
 
 
@@ -266,11 +241,18 @@ def reconcile(
     workers: int = DEFAULT_WORKERS,
     sweep: bool = True,
     ledger: Ledger | None = None,
+    requeue: Requeue | None = None,
+    on_refusal: Callable[[str, datetime | None], object] | None = None,
+    leftover_pods: set[str] | None = None,
 ) -> ReconcileReport:
     """One pass over the unreported Jobs, then (``sweep``) the deletion of reported Jobs past
-    their keep time."""
+    their keep time. ``requeue``/``on_refusal``: capacity retries (module docstring)."""
     report = ReconcileReport()
     pass_ = _Pass(settings, jobs, send_event, now, report, ledger)
+    pass_.requeue, pass_.on_refusal = requeue, on_refusal
+    if leftover_pods is not None:
+        pass_.leftover_pods = leftover_pods
+    pass_.delete_leftovers()
     started = time.monotonic()
     token: str | None = None
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="reconcile") as pool:
@@ -323,13 +305,21 @@ class _Pass:
         self._stop = threading.Event()
         self._stop_reason = ""
         self._streak = 0
+        self.requeue: Requeue | None = None
+        self.leftover_pods: set[str] = set()
+        self.on_refusal: Callable[[str, datetime | None], object] | None = None
 
     # --- one page of unreported Jobs ------------------------------------------------------
 
     def page(self, items: Sequence[dict[str, Any]], pool: ThreadPoolExecutor) -> None:
         moment = self.now()
         timeout = self.settings.pending_timeout_seconds
-        todo = [job for job in items if needs_pods(job, now=moment, pending_timeout=timeout)]
+        todo = [
+            job
+            for job in items
+            if needs_pods(job, now=moment, pending_timeout=timeout)
+            or (self.requeue is not None and capacity.may_need_retry(job))
+        ]
         self._count("running", len(items) - len(todo))
         if self.ledger is not None:  # ledger: running (once per key per process)
             for job in items:
@@ -384,6 +374,20 @@ class _Pass:
     def _settle(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         name, moment = job_name_of(job), self.now()
         verdict = Verdict.of(job)
+        if verdict is None and self.requeue is not None:
+            refusal = capacity.capacity_retry(job, pods)
+            if refusal is not None and not self._cancelled(job):  # a cancelled request is not given back
+                verdict = self._capacity_refused(job, refusal, moment)
+                if verdict is None:
+                    return
+                if terminal_condition(job) is None:
+                    try:
+                        job = self.jobs.annotate_job(
+                            name, annotations={ANN_VERDICT: verdict.annotation()}, resource_version=_rv(job)
+                        )
+                    except Conflict:
+                        self._count("running")
+                        return
         if verdict is None and terminal_condition(job) is None:
             if is_deleting(job):
                 verdict = lost_verdict(job, now=moment)
@@ -428,7 +432,11 @@ class _Pass:
                 now=moment,
                 known=record,
             )
-        self._mark(job, moment)
+        try:
+            self._mark(job, moment)
+        except TransientError:
+            self._keep_pods_if_marked(job, pods)
+            raise
         self._count("succeeded" if result.succeeded else "failed")
         if is_deleting(job):
             return  # its deletion completes now that the finalizer is gone
@@ -437,8 +445,76 @@ class _Pass:
                 self._count("deleted")
             return
         for pod in pods:  # finished: the Job controller creates no new pods
-            self.jobs.delete_pod(str((pod.get("metadata") or {}).get("name")))
+            pod_name = str((pod.get("metadata") or {}).get("name"))
+            try:
+                self.jobs.delete_pod(pod_name)
+            except TransientError as e:
+                # The Job is reported already, so no later pass would look at it: remember the
+                # pod (its ACI container group holds quota) and delete it at the next pass.
+                log.warning("pod %s of reported Job %s not deleted (%s); retried next pass", pod_name, name, e)
+                with self._lock:
+                    self.leftover_pods.add(pod_name)
         self._count("pods_deleted", len(pods))
+
+    def _keep_pods_if_marked(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        """The mark failed transiently, but may have been applied (the answer was lost). Then no
+        later pass lists the Job, and its pods would keep their ACI container groups: remember
+        them for deletion. If it was not applied, the next pass reports the Job again."""
+        try:
+            fresh = self.jobs.get_job(job_name_of(job))
+        except TransientError:
+            fresh = job | {"metadata": {**(job.get("metadata") or {}), "labels": {LABEL_STATE: STATE_REPORTED}}}
+        if fresh is not None and _state(fresh) == STATE_REPORTED and job_uid(fresh) in ("", job_uid(job)):
+            with self._lock:
+                self.leftover_pods.update(str((p.get("metadata") or {}).get("name")) for p in pods)
+
+    def delete_leftovers(self) -> None:
+        """Pods of reported Jobs whose deletion failed in an earlier pass (see ``_settle``)."""
+        for pod_name in sorted(self.leftover_pods):
+            try:
+                self.jobs.delete_pod(pod_name)
+            except TransientError:
+                continue
+            except KubePermanentError:
+                pass  # gone, or not ours to delete: nothing more to do
+            self.leftover_pods.discard(pod_name)
+
+    def _capacity_refused(self, job: dict[str, Any], refusal: str, moment: datetime) -> Verdict | None:
+        """Give the request back to the queue (None), or, out of attempts, the failure verdict."""
+        assert self.requeue is not None
+        result = give_back(
+            job,
+            refusal,
+            moment,
+            settings=self.settings,
+            jobs=self.jobs,
+            requeue=self.requeue,
+            on_refusal=self.on_refusal,
+            mark=self._mark,
+            before_requeue=self._requeued if self.ledger is not None else None,  # ledger
+        )
+        if result is RUNNING:
+            self._count("running")
+            return None
+        if result is REQUEUED:
+            self._count("requeued")
+            return None
+        assert isinstance(result, Verdict)
+        return result
+
+    def _cancelled(self, job: dict[str, Any]) -> bool:
+        """ledger: was the Job's request cancelled (DELETE /api/requests/{id})? Read only for a
+        Job ACI refused: giving such a request back would only queue a message dispatch drops."""
+        if self.ledger is None:
+            return False
+        record = tracking.record_of(self.ledger, job=job)
+        return record is not None and record.state == State.CANCELLED
+
+    def _requeued(self, key: str, attempt: int, reason: str) -> None:
+        """ledger: back to ``waiting-for-capacity`` before the request goes back on the queue
+        (a failure raises: the Job stays unreported and the next pass gives it back again)."""
+        assert self.ledger is not None
+        tracking.requeued(self.ledger, key=key, reason=reason, attempt=attempt, now=self.now())
 
     def _event(self, job: dict[str, Any], result: Outcome, cost: dict[str, Any]) -> str:
         tails = self._logs(result)
@@ -555,3 +631,15 @@ def _state(job: dict[str, Any]) -> str | None:
     labels = (job.get("metadata") or {}).get("labels") or {}
     value = labels.get(LABEL_STATE)
     return str(value) if value is not None else None
+
+
+__all__ = [
+    "SELECT_REPORTED",
+    "SELECT_UNREPORTED",
+    "JobStore",
+    "KubeJobs",
+    "ReconcileReport",
+    "SendEvent",
+    "reconcile",
+    "run",
+]

@@ -7,7 +7,9 @@ them at fixed points so that the ledger's order matches the side effects':
   ``submitted`` after the Job exists (a cancel that won the race makes dispatch delete it);
 * reconcile: ``running`` when a Job has started; the outcome *after* the event is sent and
   *before* the Job is marked reported, so a crash in between re-sends the same event and the
-  ledger write is a no-op — and a Job deleted at once is never forgotten;
+  ledger write is a no-op — and a Job deleted at once is never forgotten; ``requeued`` (back to
+  ``waiting-for-capacity``) when ACI refused a Job's pods for capacity, before its request goes
+  back on the queue;
 * deadletter: ``dead-lettered`` for a poisoned message whose key it can read.
 """
 
@@ -47,6 +49,13 @@ def received(
 def waiting(ledger: Ledger, *, key: str, reason: str, attempts: int, now: datetime, capacity: bool = False) -> None:
     target = State.WAITING_FOR_CAPACITY if capacity else State.WAITING_FOR_CLUSTER
     ledger.move(key, target, now, reason=reason, attempts=attempts)
+
+
+def requeued(ledger: Ledger, *, key: str, reason: str, attempt: int, now: datetime) -> None:
+    """A capacity give-back (the reconciler put the request back on the queue): the key goes
+    back to ``waiting-for-capacity`` from ``submitted``/``running``, never to ``failed``.
+    Before the requeue, so the next attempt's message finds it waiting."""
+    ledger.move(key, State.WAITING_FOR_CAPACITY, now, reason=reason, attempts=attempt, requeued=True)
 
 
 def submitted(ledger: Ledger, *, key: str, job_name: str, now: datetime, known: Record | None = None) -> Record | None:
@@ -114,8 +123,9 @@ def job_key(job: Mapping[str, Any]) -> str | None:
 
 
 class RunningMemo:
-    """Keys this process already recorded as running: a running Job is seen on every reconcile
-    pass, and re-reading the ledger each time would cost one call per running Job per pass."""
+    """Keys this process already recorded as running, with the Job's uid: a running Job is seen
+    on every reconcile pass, and re-reading the ledger each time would cost one call per running
+    Job per pass. (With the uid, the next attempt's Job of a capacity give-back is recorded.)"""
 
     def __init__(self, size: int = 10_000) -> None:
         self._keys: dict[str, None] = {}
@@ -140,11 +150,13 @@ def running(ledger: Ledger, *, job: Mapping[str, Any], now: datetime, memo: Runn
     """Record ``running`` for a Job that has started (once per key per process)."""
     key = job_key(job)
     status = job.get("status") or {}
-    if key is None or not (status.get("active") or status.get("startTime")) or memo.seen(key):
+    meta = job.get("metadata") or {}
+    seen = f"{key}|{meta.get('uid') or ''}"
+    if key is None or not (status.get("active") or status.get("startTime")) or memo.seen(seen):
         return
-    name = str((job.get("metadata") or {}).get("name") or "")
+    name = str(meta.get("name") or "")
     ledger.move(key, State.RUNNING, now, job_name=name, create=lambda: _from_job(job, key, State.RUNNING, now))
-    memo.add(key)
+    memo.add(seen)
 
 
 def record_of(ledger: Ledger, *, job: Mapping[str, Any]) -> Record | None:

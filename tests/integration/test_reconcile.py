@@ -17,6 +17,9 @@ from devtools.host import LocalHost, exported_settings
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
 from shared.adapters.queues import Queues as AppQueues
+from shared.adapters.tables import Tables
+from shared.ledger import State
+from shared.services.ledger import Ledger
 from shared.services.reconcile import KubeJobs, reconcile
 from shared.settings import Settings
 from tests.conftest import job_name_for, wait_for
@@ -78,7 +81,8 @@ EXPECTED = {
     "ok-1": ("succeeded", "Completed"),
     "exit-3": ("failed", "BackoffLimitExceeded"),
     "deadline-1": ("failed", "DeadlineExceeded"),
-    "provider-1": ("failed", "ProviderFailed"),
+    # ACI has no room for this image, ever: retried VNB_CAPACITY_MAX_ATTEMPTS times, then failed.
+    "provider-1": ("failed", "CapacityExhausted"),
     "stuck-1": ("failed", "PendingTimeout"),
     "pull-1": ("failed", "ImagePullBackOff"),
     "array-1": ("failed", "FailedIndexes"),
@@ -87,12 +91,17 @@ EXPECTED = {
 
 
 def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_left(
-    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn, app_env: dict[str, str]
 ) -> None:
     for key, extra in REQUESTS.items():
         queues.submit({"id": key, "image": IMAGE, **extra})
     log = EventLog(queues)
-    with make_runner(VNB_PENDING_TIMEOUT_SECONDS="3", VNB_KEEP_FINISHED_SECONDS="0"):
+    with make_runner(
+        VNB_PENDING_TIMEOUT_SECONDS="3",
+        VNB_KEEP_FINISHED_SECONDS="0",
+        VNB_CAPACITY_MAX_ATTEMPTS="2",
+        VNB_CAPACITY_DEFER_SECONDS="1",
+    ):
         wait_for(lambda: running(kube, "lost-1"), what="lost-1 to run")
         kube.delete_job_behind_the_apps_back(NS, job_name_for("lost-1"))
         wait_for(lambda: len(log.poll()) >= len(REQUESTS), what="a terminal event for every request")
@@ -125,10 +134,18 @@ def test_every_request_ends_in_exactly_one_valid_terminal_event_and_no_job_is_le
     assert (exit3["exitCode"], exit3["exitCodeUnavailable"]["reason"]) == (None, "NotReportedByProvider")
     assert "the virtual node did not report its exit code" in exit3["message"]
     assert exit3["logTail"][0]["text"] == "about to fail\nboom\n"  # ACI's line timestamps removed
+    assert "ServiceUnavailable" in data["provider-1"]["message"]
+    assert "2 of 2 attempts" in data["provider-1"]["message"]  # retried, then CapacityExhausted
     failure = data["provider-1"]["providerFailure"]
     assert (failure["class"], failure["code"], failure["status"]) == ("quotaOrCapacity", "ServiceUnavailable", 409)
     assert "not available in the location" in failure["message"]
     assert data["provider-1"]["exitCodeUnavailable"]["reason"] == "NoContainerExited"
+    # The ledger: given back once (waiting for capacity again, not failed), then failed for good.
+    record = Ledger(Tables(Settings.from_env(app_env))).get("provider-1")
+    assert record is not None
+    assert (record.state, record.reason) == (State.FAILED, "CapacityExhausted")
+    assert State.WAITING_FOR_CAPACITY.value in record.times
+    assert record.attempts >= 1
     assert "insufficient capacity" in data["stuck-1"]["message"]
     assert "VNB_PENDING_TIMEOUT_SECONDS=3" in data["stuck-1"]["message"]
     assert "does-not-exist" in data["pull-1"]["message"]

@@ -1,8 +1,9 @@
 """The short soak: 200 messages through dispatch, deadletter and reconcile while the stand-in
-injects 5xx, slow and dropped calls and both Azurite and the stand-in restart mid-run.
+injects 5xx, slow and dropped calls, ACI's quota is exhausted and creates are throttled or
+refused for capacity, and both Azurite and the stand-in restart mid-run.
 
 Asserts the ledger only (no timing): every request ended in exactly one terminal event, no
-Job was created twice, no message was left behind. ``bench/soak.py`` is the long version.
+Job was created twice (beyond capacity retries), no capacity refusal was reported as a failure, no message was left behind. ``bench/soak.py`` is the long version.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def test_nothing_lost_nothing_doubled_under_faults(tmp_path: Path, caplog: pytes
     assert not ledger.lost, report
     assert not ledger.duplicated_outcomes, report
     assert not ledger.duplicated_jobs, report
+    assert not ledger.capacity_failures, report
     assert not ledger.wrong, report
     assert not ledger.unexpected, report
     assert not any(ledger.left_in_queues.values()), report

@@ -451,9 +451,10 @@ def test_managed_namespace_body_is_what_the_sdk_models_serialize_to(t: Targets) 
     assert "defaultResourceQuota" not in expected["properties"]  # not required by the REST schema
     # With an engine: the policy `az aks namespace add` sends by default.
     with_engine = managed_namespace_body(t, "westus", network_policy="cilium")
-    assert with_engine["properties"]["defaultNetworkPolicy"] == cs.NetworkPolicies(
-        ingress="AllowSameNamespace", egress="AllowAll"
-    ).as_dict()
+    assert (
+        with_engine["properties"]["defaultNetworkPolicy"]
+        == cs.NetworkPolicies(ingress="AllowSameNamespace", egress="AllowAll").as_dict()
+    )
 
 
 @pytest.mark.parametrize(

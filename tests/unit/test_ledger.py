@@ -58,6 +58,37 @@ def test_transitions(current: State, target: State, ok: bool) -> None:
     assert allowed(current, target) is ok
 
 
+@pytest.mark.parametrize(
+    ("current", "target", "ok"),
+    [
+        (State.SUBMITTED, State.WAITING_FOR_CAPACITY, True),
+        (State.RUNNING, State.WAITING_FOR_CAPACITY, True),
+        (State.RUNNING, State.WAITING_FOR_CLUSTER, False),  # only ACI's capacity refusal goes back
+        (State.RUNNING, State.RECEIVED, False),
+        (State.FAILED, State.WAITING_FOR_CAPACITY, False),
+        (State.CANCELLED, State.WAITING_FOR_CAPACITY, False),  # a cancel wins over a give-back
+        (State.SUCCEEDED, State.WAITING_FOR_CAPACITY, False),
+    ],
+)
+def test_a_capacity_give_back_is_the_one_move_backwards(current: State, target: State, ok: bool) -> None:
+    assert allowed(current, target, requeued=True) is ok
+    assert not allowed(current, target)  # never without the give-back
+
+
+def test_a_give_back_keeps_the_history_and_the_next_attempt_moves_forward_again() -> None:
+    r = new_record("k1", State.RECEIVED, T0)
+    running = advance(advance(r, State.SUBMITTED, T0) or r, State.RUNNING, T0 + timedelta(seconds=1))
+    assert running is not None
+    back = advance(running, State.WAITING_FOR_CAPACITY, T0 + timedelta(seconds=2), attempts=1, requeued=True)
+    assert back is not None
+    assert back.state == State.WAITING_FOR_CAPACITY
+    assert back.attempts == 1
+    assert set(back.times) == {"received", "submitted", "running", "waiting-for-capacity"}
+    again = advance(back, State.SUBMITTED, T0 + timedelta(seconds=3))
+    assert again is not None
+    assert again.times["submitted"] == "2026-11-29T12:00:00.000Z"
+
+
 def test_same_step_twice_is_a_no_op_and_times_are_kept() -> None:
     r = new_record("k1", State.RECEIVED, T0)
     r2 = advance(r, State.SUBMITTED, T0 + timedelta(seconds=1), job_name="vnb-k1")

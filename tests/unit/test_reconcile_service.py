@@ -345,3 +345,124 @@ def test_many_jobs_concurrently(make_settings: Callable[..., Settings], workers:
     assert (report.succeeded, report.failed, report.errors) == (80, 40, 0)
     assert len({e["id"] for e in events.sent}) == 120
     assert jobs.jobs == {}
+
+
+# --- capacity refusals (issue 11) ---------------------------------------------------------
+
+QUOTA = (
+    "Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota 'ContainerGroups' "
+    "exceeded in region 'westeurope'. Limit: '100', Usage: '100' Requested: '1'."
+)
+REQUEST = {"id": "order-42", "image": "mcr.microsoft.com/azurelinux/base/core:3.0"}
+
+
+def refused_job(attempt: int, *, terminal: bool = True) -> dict[str, Any]:
+    annotations = {"vnode-batch.io/request": json.dumps(REQUEST), "vnode-batch.io/capacity-attempt": str(attempt)}
+    if terminal:
+        conditions = [("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")]
+        return make_job(conditions=conditions, annotations=annotations, status={"failed": 1})
+    return make_job(annotations=annotations, status={"failed": 1, "active": 1})
+
+
+def refused_pod(message: str = QUOTA) -> dict[str, Any]:
+    return make_pod("p", "Failed", reason="ProviderFailed", message=message, waiting=("ProviderFailed", message))
+
+
+class Requeue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, Any], int]] = []
+
+    def __call__(self, text: str, delay: int) -> None:
+        self.sent.append((json.loads(text), delay))
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_quota_refusal_gives_the_request_back_to_the_queue_without_an_event(
+    settings: Settings, terminal: bool
+) -> None:
+    jobs, events, requeue, refusals = FakeJobs(), Events(), Requeue(), []
+    jobs.add("a", refused_job(0, terminal=terminal), [refused_pod()])
+    report = pass_(settings, jobs, events, requeue=requeue, on_refusal=lambda why, created: refusals.append(why))
+    assert events.sent == []
+    assert (report.requeued, report.failed) == (1, 0)
+    [(message, delay)] = requeue.sent
+    assert message["request"] == REQUEST
+    assert message["vnodeBatchDeferred"]["key"] == "order-42"
+    assert message["vnodeBatchDeferred"]["capacityAttempts"] == 1
+    assert delay == settings.capacity_defer_seconds
+    assert "a" not in jobs.jobs  # deleted, finalizer removed: the next attempt can reuse the name
+    assert refusals
+    assert "quota" in refusals[0]
+    assert jobs.calls.index(("delete_job", "a")) < jobs.calls.index(("mark_reported", "a"))
+
+
+def test_out_of_capacity_attempts_the_job_fails_capacity_exhausted(settings: Settings) -> None:
+    jobs, events, requeue = FakeJobs(), Events(), Requeue()
+    jobs.add("a", refused_job(settings.capacity_max_attempts - 1), [refused_pod()])
+    report = pass_(settings, jobs, events, requeue=requeue)
+    assert requeue.sent == []
+    [event] = events.sent
+    assert event["type"].endswith("job.failed")
+    assert event["data"]["reason"] == "CapacityExhausted"
+    assert "quota" in event["data"]["message"]
+    assert event["data"]["providerFailure"]["class"] == "quotaOrCapacity"
+    assert report.failed == 1
+
+
+def test_an_invalid_for_aci_refusal_stays_the_requests_failure(settings: Settings) -> None:
+    jobs, events, requeue = FakeJobs(), Events(), Requeue()
+    bad = "InvalidContainerGroupName: the container group name 'vnode-batch-a--b' is invalid"
+    jobs.add("a", refused_job(0), [refused_pod(bad)])
+    pass_(settings, jobs, events, requeue=requeue)
+    assert requeue.sent == []
+    [event] = events.sent
+    assert event["data"]["reason"] == "ProviderFailed"
+
+
+def test_a_pod_not_deleted_after_its_job_was_reported_is_deleted_next_pass(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Its ACI container group holds quota until the pod is gone, and no later pass lists the
+    # (reported) Job again.
+    s = make_settings(VNB_KEEP_FINISHED_SECONDS="3600")
+    jobs, events, leftovers = FakeJobs(), Events(), set()  # type: ignore[var-annotated]
+    jobs.add("a", done(True), [make_pod("p", "Succeeded", exit_code=0)])
+    jobs.fail["delete_pod"] = KubeTransientError("injected 500", status=500)
+    first = pass_(s, jobs, events, leftover_pods=leftovers)
+    assert first.succeeded == 1
+    assert leftovers == {"a-p"}
+    assert [p["metadata"]["name"] for p in jobs.pods] == ["a-p"]
+    pass_(s, jobs, events, leftover_pods=leftovers)
+    assert jobs.pods == []
+    assert leftovers == set()
+    assert len(events.sent) == 1
+
+
+class MarkAppliedAnswerLost(FakeJobs):
+    """The PATCH that marks a Job reported takes effect, then the answer is lost (a 500 after)."""
+
+    lost = True
+
+    def mark_reported(
+        self, name: str, *, reported_at: str, finalizers: list[str], resource_version: str
+    ) -> dict[str, Any]:
+        result = super().mark_reported(
+            name, reported_at=reported_at, finalizers=finalizers, resource_version=resource_version
+        )
+        if self.lost:
+            self.lost = False
+            raise KubeTransientError("injected 500 after the patch applied", status=500)
+        return result
+
+
+def test_pods_of_a_job_marked_while_the_answer_was_lost_are_still_deleted(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(VNB_KEEP_FINISHED_SECONDS="3600")
+    jobs, events, leftovers = MarkAppliedAnswerLost(), Events(), set()  # type: ignore[var-annotated]
+    jobs.add("a", done(True), [make_pod("p", "Succeeded", exit_code=0)])
+    pass_(s, jobs, events, leftover_pods=leftovers)
+    assert jobs.jobs["a"]["metadata"]["labels"]["vnode-batch.io/state"] == "reported"
+    pass_(s, jobs, events, leftover_pods=leftovers)  # lists no unreported Job, but deletes the pod
+    assert jobs.pods == []
+    assert len(events.sent) == 1

@@ -127,6 +127,12 @@ def test_a_cross_field_check_on_a_setting_that_failed_alone_is_not_reported_twic
         ({"VNB_NODE_COUNT": "0"}, "VNB_NODE_COUNT"),
         ({"VNB_LEDGER_TABLE": "bad-name"}, "VNB_LEDGER_TABLE"),
         ({"VNB_LEDGER_RETENTION_SECONDS": "60"}, "VNB_LEDGER_RETENTION_SECONDS"),
+        ({"VNB_CAPACITY_CORES": "0"}, "VNB_CAPACITY_CORES"),
+        ({"VNB_CAPACITY_CONTAINER_GROUPS": "a hundred"}, "VNB_CAPACITY_CONTAINER_GROUPS"),
+        ({"VNB_CAPACITY_WINDOW_SECONDS": "300"}, "VNB_CAPACITY_WINDOW_SECONDS"),
+        ({"VNB_CAPACITY_WINDOW_SECONDS": "3600,300"}, "VNB_CAPACITY_WINDOW_SECONDS"),
+        ({"VNB_CAPACITY_CREATES_PER_5MIN": "500"}, "VNB_CAPACITY_CREATES_PER_5MIN"),
+        ({"VNB_CAPACITY_CACHE_SECONDS": "-1"}, "VNB_CAPACITY_CACHE_SECONDS"),
         ({"VNB_SCHEDULES_TIMER": "*/30 * * * * *"}, "VNB_SCHEDULES_TIMER"),
         ({"VNB_SCHEDULES_TIMER": "* * * * * *"}, "VNB_SCHEDULES_TIMER"),
         ({"VNB_SCHEDULES_TIMER": "0,30 0 * * * *"}, "VNB_SCHEDULES_TIMER"),
@@ -164,7 +170,7 @@ def test_sample_local_settings_lists_every_setting() -> None:
 
 def test_readme_table_documents_every_setting_with_its_default() -> None:
     readme = (REPO / "README.md").read_text()
-    documented = set(re.findall(r"^\| `([A-Za-z_]+)` \|", readme, flags=re.M))
+    documented = set(re.findall(r"^\| `([A-Za-z0-9_]+)` \|", readme, flags=re.M))
     missing = ALIASES - documented
     assert not missing, f"add to the README settings table: {sorted(missing)}"
 
