@@ -7,6 +7,7 @@ and cached, so the hot path neither re-parses settings nor rebuilds clients.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from shared.adapters.queues import Queues, queues_for
 from shared.services.dispatch import ClusterGate
 from shared.services.gate import gate_for
 from shared.services.ledger import Ledger, ledger_for
-from shared.settings import Settings, settings_from
+from shared.settings import STORAGE_CONNECTION, Settings, settings_from
 
 if TYPE_CHECKING:
     from shared.services.api import RequestsApi
@@ -50,8 +51,13 @@ class Runtime:
         self.queues.send(self.settings.requests_queue, text, visibility_timeout=delay)
 
 
-def check_settings() -> Settings:
+def check_settings(environ: Mapping[str, str] | None = None) -> Settings | None:
     """Validate the app settings; called once when the worker indexes the app (``function_app.py``).
+
+    Only where the Functions host runs: the host cannot start without its storage connection
+    (``AzureWebJobsStorage`` or the identity-based ``AzureWebJobsStorage__*`` settings, "App
+    settings reference for Azure Functions"), so an environment with none of them is a tool
+    importing the module (a linter, an import probe) and gets None instead of an error.
 
     Raises :class:`shared.settings.SettingsError` naming every bad setting. An exception while
     the app module is imported fails indexing as a whole: azure-functions-runtime
@@ -62,7 +68,10 @@ def check_settings() -> Settings:
     queued requests stay on the queue untouched until the setting is fixed. The parsed settings are
     cached (``settings_from``), so invocations do not parse them again.
     """
-    return settings_from(os.environ)
+    env = os.environ if environ is None else environ
+    if not any(name == STORAGE_CONNECTION or name.startswith(f"{STORAGE_CONNECTION}__") for name in env):
+        return None
+    return settings_from(env)
 
 
 def runtime() -> Runtime:

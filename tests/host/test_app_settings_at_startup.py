@@ -54,3 +54,19 @@ def test_the_local_host_stops_startup_and_leaves_queued_requests_untouched(azuri
     [message] = requests.peek_messages(max_messages=32)
     assert message.dequeue_count == 0
     assert json.loads(message.content)["id"] == "waits"
+
+
+def test_importing_the_app_outside_a_functions_host_does_not_validate_settings() -> None:
+    # No AzureWebJobsStorage* at all: a tool importing the module (linter, import probe), not the
+    # host, which cannot start without its storage connection. It must import, and stay lean.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VNB_", "AzureWebJobs"))}
+    probe = "import sys, function_app; print(sorted(m for m in sys.modules if m.startswith('azure.mgmt')))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    # ...whereas the same import with the host's storage setting and a bad setting fails, naming it.
+    bad = subprocess.run([sys.executable, "-c", "import function_app"], cwd=REPO, capture_output=True, text=True,
+                         env={**env, "AzureWebJobsStorage": "UseDevelopmentStorage=true", "VNB_MAX_CPU": "abc"},
+                         check=False)
+    assert bad.returncode != 0
+    assert "VNB_MAX_CPU" in bad.stderr
