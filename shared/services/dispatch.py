@@ -339,25 +339,8 @@ def _wait_for_capacity(
     waited = (now - first_seen).total_seconds()
     if waited >= settings.capacity_max_wait_seconds:
         detail = f"no capacity for {int(waited)} s (VNB_CAPACITY_MAX_WAIT_SECONDS): {reason}"
-        event = events.request_deadlettered(
-            source=settings.event_source,
-            body=message.body,
-            now=now,
-            reason="CapacityTimeout",
-            detail=detail,
-            queue=settings.requests_queue,
-            key=meta.key,
-            correlation_id=request.correlationId,
-            message_id=meta.message_id,
-            enqueued_at=first_seen,
-        )
-        log.error("dead-lettering key %s: %s", meta.key, detail)
-        return DispatchResult(
-            Outcome.DEADLETTERED,
-            key=meta.key,
-            job_name=job_name(meta.key, settings=settings),
-            detail=detail,
-            events=[event],
+        return _waited_too_long(
+            message, settings, request, meta, first_seen, now, reason="CapacityTimeout", detail=detail
         )
     count = (deferral.count if deferral else 0) + 1
     attempts = deferral.capacity_attempts if deferral else 0
@@ -462,25 +445,8 @@ def _defer(
     if hopeless or waited >= settings.bootstrap_max_wait_seconds:
         why = "cannot become ready" if hopeless else f"not ready after {int(waited)} s"
         detail = f"the cluster {why}: {readiness.reason}"
-        event = events.request_deadlettered(
-            source=settings.event_source,
-            body=message.body,
-            now=now,
-            reason="ClusterNotReady",
-            detail=detail,
-            queue=settings.requests_queue,
-            key=meta.key,
-            correlation_id=request.correlationId,
-            message_id=meta.message_id,
-            enqueued_at=first_seen,
-        )
-        log.error("dead-lettering key %s: %s", meta.key, detail)
-        return DispatchResult(
-            Outcome.DEADLETTERED,
-            key=meta.key,
-            job_name=job_name(meta.key, settings=settings),
-            detail=detail,
-            events=[event],
+        return _waited_too_long(
+            message, settings, request, meta, first_seen, now, reason="ClusterNotReady", detail=detail
         )
     count = (deferral.count if deferral else 0) + 1
     text = wrap(
@@ -495,6 +461,40 @@ def _defer(
         count,
     )
     return DispatchResult(Outcome.DEFERRED, key=meta.key, detail=readiness.reason)
+
+
+def _waited_too_long(
+    message: Inbound,
+    settings: Settings,
+    request: BatchRequest,
+    meta: JobMeta,
+    first_seen: datetime,
+    now: datetime,
+    *,
+    reason: str,
+    detail: str,
+) -> DispatchResult:
+    """A deferred request that waited longer than allowed: one ``request.deadlettered`` event."""
+    event = events.request_deadlettered(
+        source=settings.event_source,
+        body=message.body,
+        now=now,
+        reason=reason,
+        detail=detail,
+        queue=settings.requests_queue,
+        key=meta.key,
+        correlation_id=request.correlationId,
+        message_id=meta.message_id,
+        enqueued_at=first_seen,
+    )
+    log.error("dead-lettering key %s: %s", meta.key, detail)
+    return DispatchResult(
+        Outcome.DEADLETTERED,
+        key=meta.key,
+        job_name=job_name(meta.key, settings=settings),
+        detail=detail,
+        events=[event],
+    )
 
 
 def _rejected(
