@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Final
 
+from shared.outcome import pod_index
 from shared.provider_failure import classify
 from shared.quantity import parse_cpu
 from shared.request import RESERVED_LABEL_DOMAIN
@@ -30,7 +31,6 @@ from shared.request import RESERVED_LABEL_DOMAIN
 Obj = Mapping[str, Any]
 
 CONTROLLER_UID: Final = "batch.kubernetes.io/controller-uid"
-COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
 ANN_REQUEST: Final = f"{RESERVED_LABEL_DOMAIN}/request"
 """The request as it came off the queue (compact JSON): what goes back to the queue when ACI
 refuses the Job's pods for capacity. Annotations hold up to 256 KiB; a queue message 64 KiB."""
@@ -431,7 +431,7 @@ def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
     if spec.get("completionMode") == "Indexed":
         last: dict[int | None, Obj] = {}
         for p in sorted(failed, key=lambda p: str(_meta(p).get("creationTimestamp") or "")):
-            last[_index(p)] = p
+            last[pod_index(p)] = p
         indexes = _index_set(str(_status(job).get("failedIndexes") or ""))
         if not indexes or any(i not in last or capacity_refusal(last[i]) is None for i in indexes):
             return None
@@ -442,15 +442,6 @@ def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
 
 def _failed(job: Obj) -> bool:
     return any(c.get("type") == "Failed" and c.get("status") == "True" for c in _status(job).get("conditions") or [])
-
-
-def _index(pod: Obj) -> int | None:
-    meta = _meta(pod)
-    raw = (meta.get("annotations") or {}).get(COMPLETION_INDEX) or (meta.get("labels") or {}).get(COMPLETION_INDEX)
-    try:
-        return int(raw) if raw is not None else None
-    except ValueError:
-        return None
 
 
 def _index_set(text: str) -> set[int | None]:
