@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from functions import api, deadletter, dispatch, reconcile, schedules
-from shared.runtime import check_settings
+from shared.flows.runtime import check_settings
 
 # A bad app setting fails indexing, naming every bad setting: no function starts, so no request
 # is consumed (and poisoned) by an app that cannot handle it. docs/operations.md "Startup".

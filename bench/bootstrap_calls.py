@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
 from devtools.standins.kube import KubeStandIn
-from shared.services.bootstrap import AksGate
-from shared.settings import Settings
+from shared.cluster.bootstrap import AksGate
+from shared.config.settings import Settings
 from tests.conftest import BASE_ENV
 
 RG = "rg-aks"

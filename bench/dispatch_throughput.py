@@ -195,8 +195,8 @@ def run_app(
         if profiler is not None and profile:
             Path(profile).write_text(profiler.output_html())
             print(profiler.output_text(unicode=True, color=False, show_all=False)[:6000])
-        from shared.jobspec import job_name
-        from shared.settings import Settings
+        from shared.config.settings import Settings
+        from shared.job.render import job_name
 
         app = Settings.from_env(settings)
         names = [job_name(f"{tag}-{i:06d}", settings=app) for i in range(n)]
@@ -207,9 +207,9 @@ def run_floor(azurite: Any, workdir: Path, n: int, tag: str, *, quiet: bool = Fa
     import urllib3
     from azure.storage.queue import QueueClient
 
-    from shared.jobspec import JobMeta, build_job, job_name
-    from shared.request import parse_request
-    from shared.settings import Settings
+    from shared.config.settings import Settings
+    from shared.intake.request import parse_request
+    from shared.job.render import JobMeta, build_job, job_name
 
     with KubeProcess(tick_seconds=0.5, pod_start_seconds=3600) as kube:
         kubeconfig = kube.write_kubeconfig(workdir / f"kubeconfig-{tag}")
@@ -308,9 +308,9 @@ def cpu_loop(n: int) -> tuple[float, float]:
 
     from functions.bindings import inbound
     from shared.adapters.kube import Cluster
-    from shared.runtime import runtime
-    from shared.services.dispatch import Inbound, Readiness, dispatch
-    from shared.settings import Settings
+    from shared.config.settings import Settings
+    from shared.flows.dispatch import Inbound, Readiness, dispatch
+    from shared.flows.runtime import runtime
 
     class AcceptingCluster(Cluster):
         def __init__(self) -> None:

@@ -37,11 +37,11 @@ from devtools.azurite import Azurite
 from devtools.runner import LocalRunner
 from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
 from devtools.standins.kube import KubeStandIn
-from shared.adapters.power_store import PowerStore
-from shared.idle import Act
-from shared.services.bootstrap import AksGate
-from shared.services.idle import IdleGate, idle_step
-from shared.settings import Settings
+from shared.cluster.bootstrap import AksGate
+from shared.cluster.power import Act
+from shared.cluster.power_store import PowerStore
+from shared.config.settings import Settings
+from shared.flows.idle import IdleGate, idle_step
 from tests.conftest import BASE_ENV, REPO
 
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"

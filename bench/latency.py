@@ -32,8 +32,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import IMAGE, REPO, TimedKubeStandIn, app_settings, machine, quiet_logs
-from shared.jobspec import job_name
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.job.render import job_name
 
 NS = "vnode-batch"
 

@@ -46,11 +46,11 @@ from devtools.azurite import Azurite
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.adapters.queues import Queues
 from shared.adapters.tables import EntityPage, Stored, Tables
-from shared.services.api import RequestsApi
-from shared.services.dispatch import Inbound, Readiness, dispatch
-from shared.services.ledger import Ledger
-from shared.services.reconcile import KubeJobs, reconcile
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.flows.dispatch import Inbound, Readiness, dispatch
+from shared.flows.reconcile import KubeJobs, reconcile
+from shared.ledger.api import RequestsApi
+from shared.ledger.store import Ledger
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
@@ -188,7 +188,7 @@ def api_latency(settings: Settings, cluster: Cluster, n: int) -> None:
 
 def table_cpu(settings: Settings, n: int) -> None:
     """Client CPU (this process only; Azurite is another process) per ledger write, sequential."""
-    from shared.ledger import State, new_record
+    from shared.ledger.records import State, new_record
 
     ledger = Ledger(Tables(settings))
     now = datetime.now(UTC)

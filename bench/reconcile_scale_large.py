@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import KubeProcess, app_settings, machine, quiet_logs
 from bench.reconcile_scale import NS, Sink, calls, seed
 from shared.adapters.kube import Cluster, from_kubeconfig_file
-from shared.services.reconcile import KubeJobs, reconcile
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.flows.reconcile import KubeJobs, reconcile
 
 
 def _vm(field: str) -> float:

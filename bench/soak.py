@@ -407,7 +407,7 @@ def run_soak(
 
 def _capacity_reason(data: dict[str, Any]) -> bool:
     """A job.failed that is really ACI's capacity (what the app must retry, never report)."""
-    from shared.capacity import is_capacity_message
+    from shared.capacity.model import is_capacity_message
 
     return data.get("reason") == "CapacityExhausted" or (
         data.get("reason") == "ProviderFailed" and is_capacity_message(str(data.get("message") or ""))

@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     from devtools.azurite import Azurite
     from devtools.host import LocalHost
     from devtools.standins.kube import KubeStandIn
-    from shared.cli import encode_for_trigger, format_event, message_encoding
+    from shared.cli.main import encode_for_trigger, format_event, message_encoding
 
     console = Console(highlight=False, width=200, soft_wrap=True)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
@@ -150,8 +150,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 
 def _cost_table(settings: dict[str, str], console: Console) -> None:
     """What ``python -m shared.cli cost --by team --since 1d`` prints, from the demo's ledger."""
-    from shared import cli_cost
-    from shared.settings import Settings
+    from shared.cli import cost as cli_cost
+    from shared.config.settings import Settings
 
     console.print("\n[bold]$ python -m shared.cli cost --by team --since 1d[/]")
     args = argparse.Namespace(by="team", since="1d", csv=False, json=False)
@@ -161,8 +161,8 @@ def _cost_table(settings: dict[str, str], console: Console) -> None:
 def _status_and_cancel(console: Any, base_url: str, function_key: str, events_q: Any) -> None:
     """The requests API in action over HTTP on the local host (the same client as
     ``python -m shared.cli``): submit, list the ledger, cancel the request while it runs."""
-    from shared.cli import format_event
-    from shared.cli_api import ApiClient, format_record
+    from shared.cli.api import ApiClient, format_record
+    from shared.cli.main import format_event
 
     api = ApiClient(base_url=base_url, function_key=function_key)
     long = {"id": "demo-long-1", "image": "mcr.microsoft.com/azurelinux/base/core:3.0"}

@@ -1,4 +1,4 @@
-"""HTTP triggers: the requests API (docs/openapi.yaml), thin over ``shared.services.api``.
+"""HTTP triggers: the requests API (docs/openapi.yaml), thin over ``shared.ledger.api``.
 
 Function keys guard every route (``auth_level=FUNCTION``); in Azure, App Service
 authentication (Entra ID) sits in front as well, so callers may send a bearer token.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.runtime import runtime
-from shared.services.api import ApiResponse
+from shared.flows.runtime import runtime
+from shared.ledger.api import ApiResponse
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import azure.functions as func
 
-from shared.services.dispatch import Inbound
-from shared.settings import STORAGE_CONNECTION
+from shared.config.settings import STORAGE_CONNECTION
+from shared.flows.dispatch import Inbound
 
 CONNECTION = STORAGE_CONNECTION
 REQUESTS_QUEUE = "%VNB_REQUESTS_QUEUE%"

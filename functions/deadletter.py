@@ -7,8 +7,8 @@ import typing
 import azure.functions as func
 
 from functions.bindings import CONNECTION, EVENTS_QUEUE, POISON_QUEUE, inbound
-from shared.runtime import runtime, utcnow
-from shared.services.deadletter import deadletter as deadletter_event
+from shared.flows.deadletter import deadletter as deadletter_event
+from shared.flows.runtime import runtime, utcnow
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

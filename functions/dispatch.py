@@ -7,8 +7,8 @@ import typing
 import azure.functions as func
 
 from functions.bindings import CONNECTION, EVENTS_QUEUE, REQUESTS_QUEUE, inbound
-from shared.runtime import runtime, utcnow
-from shared.services.dispatch import dispatch as dispatch_request
+from shared.flows.dispatch import dispatch as dispatch_request
+from shared.flows.runtime import runtime, utcnow
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

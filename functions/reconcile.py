@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.bindings import RECONCILE_SCHEDULE
-from shared.runtime import runtime, utcnow
+from shared.flows.runtime import runtime, utcnow
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -20,7 +20,7 @@ def reconcile(timer: func.TimerRequest) -> None:
     needs no catch-up; and the host turns it off for the usual sub-minute schedules anyway
     (azure-webjobs-sdk-extensions ``Extensions/Timers/Scheduling/TimerSchedule.cs``). With
     VNB_IDLE_STOP_MINUTES set, the pass is followed by one step of the idle-stop policy."""
-    from shared.services.idle import reconcile_timer  # the idle policy (aks mode): not on the queue path
+    from shared.flows.idle import reconcile_timer  # the idle policy (aks mode): not on the queue path
 
     rt = runtime()
     reconcile_timer(

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from functions.bindings import SCHEDULES_TIMER
-from shared.runtime import runtime, utcnow
-from shared.services.schedule import enqueue_due
+from shared.flows.runtime import runtime, utcnow
+from shared.schedules.enqueue import enqueue_due
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

@@ -156,7 +156,7 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
-// Every VNB_* setting the app reads in Azure (shared/settings.py; tests/infra checks the keys).
+// Every VNB_* setting the app reads in Azure (shared/config/settings.py; tests/infra checks the keys).
 // The storage and monitoring connection settings are added in app/api.bicep.
 var appSettings = {
   VNB_CLUSTER_MODE: 'aks'

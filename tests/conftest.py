@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,7 @@ def sample_settings() -> dict[str, str]:
 def function_app_module() -> ModuleType:
     """``function_app``, imported in this process with the sample settings where unset.
 
-    Importing the app validates its settings (shared.runtime.check_settings, as the worker does when
+    Importing the app validates its settings (shared.flows.runtime.check_settings, as the worker does when
     it indexes), so the import needs valid ones; the environment is put back afterwards.
     """
     if "function_app" not in sys.modules:
@@ -109,6 +109,6 @@ def get_functions_again(app: Any) -> list[Any]:
 
 def job_name_for(key: str, **overrides: str) -> str:
     """The Job name the app gives ``key`` with the test settings (namespace ``vnode-batch``)."""
-    from shared.jobspec import job_name
+    from shared.job.render import job_name
 
     return job_name(key, settings=Settings.from_env(make_env(**overrides)))

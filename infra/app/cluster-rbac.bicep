@@ -14,7 +14,7 @@ var rbacAdministrator = 'f58310d9-a9f6-439a-9e8d-f62e7b41a168'
 // assignments are allowed only for Network Contributor (4d97b98b-...) and Azure Kubernetes Service
 // RBAC Writer (a7ffa36f-...), and only to service principals (managed identities are service
 // principals). Any other role, Owner and RBAC Administrator included, is refused, so the identity
-// cannot widen its own rights. Keep the GUID list equal to shared/roles.py ASSIGNABLE_ROLES
+// cannot widen its own rights. Keep the GUID list equal to shared/cluster/roles.py ASSIGNABLE_ROLES
 // (tests/infra checks it):
 //   ( !write OR (role in {NC, RBAC Writer} AND principalType == ServicePrincipal) )
 //   AND ( !delete OR (existing role in {NC, RBAC Writer} AND principalType == ServicePrincipal) )

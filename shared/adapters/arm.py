@@ -4,7 +4,7 @@ The bootstrap imports it lazily; ``function_app`` never does (a test checks it):
 trigger's cold start should not pay ~0.5 s and 60+ MB for clients that are needed only while
 the cluster is being built.
 
-Every method speaks ARM REST JSON (``dict``), which is what the pure ``shared.bootstrap_plan``
+Every method speaks ARM REST JSON (``dict``), which is what the pure ``shared.cluster.plan``
 decides on; SDK exceptions become :class:`ArmCallFailed` carrying an ``ArmFault`` (status, ARM
 error code, message, Retry-After), and a 404 on a GET is ``None``.
 
@@ -33,8 +33,8 @@ from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.policies import RetryPolicy
 
-from shared.bootstrap_plan import AKS_ENTRA_SCOPE, ArmFault
-from shared.errors import VnbError
+from shared.base.errors import VnbError
+from shared.cluster.plan import AKS_ENTRA_SCOPE, ArmFault
 
 _CLOUD_ARM_HOSTS = frozenset({"management.azure.com", "management.chinacloudapi.cn", "management.usgovcloudapi.net"})
 _PUBLIC_ARM_SCOPE = "https://management.azure.com/.default"
@@ -44,7 +44,7 @@ azure-identity's own refresh window), so no request ever carries a token about t
 
 
 class ArmCallFailed(VnbError):
-    """An ARM call failed. ``fault`` says how; ``shared.bootstrap_plan.classify`` says what it means."""
+    """An ARM call failed. ``fault`` says how; ``shared.cluster.plan.classify`` says what it means."""
 
     def __init__(self, what: str, fault: ArmFault) -> None:
         super().__init__(

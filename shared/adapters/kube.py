@@ -3,7 +3,7 @@
 It rides on the official client's ``ApiClient`` (auth, TLS, proxies, token refresh hook)
 but sends plain dicts and reads raw JSON: the typed models of kubernetes 37 are pydantic
 objects whose (de)serialisation costs more than the HTTP round trip on the hot path, and
-the manifests are already validated values (``shared.jobspec``).
+the manifests are already validated values (``shared.job.render``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import kubernetes.client
 import kubernetes.config
 import urllib3
 
-from shared.errors import PermanentError, TransientError, VnbError
+from shared.base.errors import PermanentError, TransientError, VnbError
 
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 PODS = "/api/v1/namespaces/{ns}/pods"

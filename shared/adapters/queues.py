@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-from shared.errors import TransientError
-from shared.settings import Settings
+from shared.base.errors import TransientError
+from shared.config.settings import Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

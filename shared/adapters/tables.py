@@ -32,8 +32,8 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from requests.utils import get_environ_proxies
 
-from shared.errors import TransientError, VnbError
-from shared.settings import Settings
+from shared.base.errors import TransientError, VnbError
+from shared.config.settings import Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

@@ -1,6 +1,6 @@
 """A bad app setting stops the app at indexing, through the real worker runtime and the local host.
 
-The app validates its settings when the worker imports function_app.py (shared.runtime.check_settings);
+The app validates its settings when the worker imports function_app.py (shared.flows.runtime.check_settings);
 azure_functions_runtime handle_event.worker_init_request turns the exception into a failed init, so
 no function loads and no queued request is touched.
 """

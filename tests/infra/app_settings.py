@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.infra.bicep_model import API, MAIN, Template, Unresolved
 
-# Settings the Bicep sets that are not fields of shared.settings.Settings, each read by the
+# Settings the Bicep sets that are not fields of shared.config.settings.Settings, each read by the
 # Functions host, the Azure SDK or the platform (documented there, not in the app).
 HOST_SETTINGS: dict[str, str] = {
     "AzureWebJobsStorage__credential": "host: identity-based AzureWebJobsStorage (managedidentity)",

@@ -1,10 +1,10 @@
-"""The app settings deployed by infra/ agree with shared.settings.Settings, in both directions."""
+"""The app settings deployed by infra/ agree with shared.config.settings.Settings, in both directions."""
 
 from __future__ import annotations
 
 import re
 
-from shared.settings import Settings
+from shared.config.settings import Settings
 from tests.infra.app_settings import (
     HOST_SETTINGS,
     api_template,
@@ -46,7 +46,7 @@ def test_no_unknown_setting() -> None:
 
 def test_no_required_setting_missing() -> None:
     missing = sorted(REQUIRED - set(raw_app_settings()))
-    assert not missing, f"required by shared.settings.Settings but not set in infra/: {missing}"
+    assert not missing, f"required by shared.config.settings.Settings but not set in infra/: {missing}"
 
 
 def test_the_deployed_settings_validate_in_aks_mode() -> None:

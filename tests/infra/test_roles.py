@@ -1,5 +1,5 @@
 """Role assignments: deterministic names, service principals, narrow scopes, and an ABAC condition
-that lets the app assign exactly the roles its bootstrap assigns (shared.roles.ASSIGNABLE_ROLES)."""
+that lets the app assign exactly the roles its bootstrap assigns (shared.cluster.roles.ASSIGNABLE_ROLES)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared import roles
+from shared.cluster import roles
 from tests.infra.bicep_model import INFRA, REPO, ROLE_ASSIGNMENT, Template, all_resources, unescape
 
 CLUSTER_RBAC = INFRA / "app" / "cluster-rbac.bicep"
@@ -191,7 +191,7 @@ def test_shared_roles_constants_are_guids() -> None:
     for name in dir(roles):
         value = getattr(roles, name)
         if name.isupper() and not name.startswith("_") and isinstance(value, str):
-            assert _ANY_GUID.fullmatch(value), f"shared.roles.{name} is not a GUID"
+            assert _ANY_GUID.fullmatch(value), f"shared.cluster.roles.{name} is not a GUID"
     assert roles.role_definition_id("sub", roles.NETWORK_CONTRIBUTOR) == (
         "/subscriptions/sub/providers/Microsoft.Authorization/roleDefinitions/4d97b98b-1d4f-4787-a291-c67834d212e7"
     )

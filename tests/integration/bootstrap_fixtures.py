@@ -24,9 +24,9 @@ from devtools.azurite import Azurite
 from devtools.host import LocalHost
 from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
 from devtools.standins.kube import KubeStandIn
-from shared.services.bootstrap import AksGate
-from shared.services.dispatch import Readiness
-from shared.settings import Settings
+from shared.cluster.bootstrap import AksGate
+from shared.config.settings import Settings
+from shared.flows.dispatch import Readiness
 from tests.conftest import BASE_ENV, REPO
 from tests.integration.conftest import FAST_HOST, Queues
 

@@ -26,14 +26,14 @@ from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.adapters.queues import Queues as AppQueues
 from shared.adapters.tables import Tables
-from shared.jobspec import job_name
-from shared.ledger import State
-from shared.request import MAX_BODY_BYTES
-from shared.services.api import ApiResponse, RequestsApi
-from shared.services.dispatch import Inbound, Outcome, Readiness, dispatch
-from shared.services.ledger import Ledger
-from shared.services.reconcile import KubeJobs, reconcile
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.flows.dispatch import Inbound, Outcome, Readiness, dispatch
+from shared.flows.reconcile import KubeJobs, reconcile
+from shared.intake.request import MAX_BODY_BYTES
+from shared.job.render import job_name
+from shared.ledger.api import ApiResponse, RequestsApi
+from shared.ledger.records import State
+from shared.ledger.store import Ledger
 from tests.conftest import REPO, wait_for
 from tests.integration.conftest import Queues, drain
 from tests.integration.test_dispatch import condition

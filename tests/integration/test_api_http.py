@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from devtools.host import LocalHost
-from shared.request import MAX_BODY_BYTES
-from shared.services.api import ApiResponse
+from shared.intake.request import MAX_BODY_BYTES
+from shared.ledger.api import ApiResponse
 from tests.conftest import REPO, wait_for
 from tests.integration.conftest import Queues
 from tests.integration.test_api import conforms

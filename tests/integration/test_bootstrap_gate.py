@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import cli
-from shared.bootstrap_plan import VIRTUAL_NODE, node_ready
-from shared.services.dispatch import Readiness
+from shared.cli import main as cli
+from shared.cluster.plan import VIRTUAL_NODE, node_ready
+from shared.flows.dispatch import Readiness
 from tests.integration.bootstrap_fixtures import *  # noqa: F403
 from tests.integration.bootstrap_fixtures import NS, AksWorld, drive
 

@@ -21,16 +21,16 @@ from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
 from devtools.standins.virtual_node.provider import AciSettings
 from devtools.standins.virtual_node.quotas import QuotaSettings
-from shared import capacity
 from shared.adapters.tables import Tables
-from shared.ledger import State
-from shared.services import tracking
-from shared.services.admission import REFRESH_SHARE, Admission
-from shared.services.dispatch import Inbound, Outcome, dispatch
-from shared.services.gate import KubeconfigGate
-from shared.services.ledger import Ledger
-from shared.services.reconcile import KubeJobs, reconcile
-from shared.settings import Settings
+from shared.capacity import model as capacity
+from shared.capacity.admission import REFRESH_SHARE, Admission
+from shared.cluster.gate import KubeconfigGate
+from shared.config.settings import Settings
+from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.reconcile import KubeJobs, reconcile
+from shared.ledger import tracking
+from shared.ledger.records import State
+from shared.ledger.store import Ledger
 from tests.conftest import wait_for
 from tests.integration.conftest import Queues
 
@@ -177,7 +177,7 @@ def test_two_dispatchers_racing_stay_within_the_budget_plus_the_documented_slack
     # Two dispatcher instances (each with its own per-process view) take requests off one
     # stream as fast as they can. Their pods run far longer than the race, so every Job
     # created holds its container group. Slack: one refresh share of the budget per other
-    # instance (shared.services.admission, docs/operations.md "Capacity").
+    # instance (shared.capacity.admission, docs/operations.md "Capacity").
     budget = 20
     settings = Settings.from_env(
         {**app_env, "VNB_CAPACITY_CONTAINER_GROUPS": str(budget), "VNB_CAPACITY_CACHE_SECONDS": "60"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import events
-from shared.request import FieldError
+from shared.intake.request import FieldError
+from shared.outcomes import events
 from tests.integration.conftest import Queues, drain
 from tests.unit.test_cli import cli
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from devtools.host import LocalHost
-from shared import cli
+from shared.cli import main as cli
 from tests.conftest import wait_for
 from tests.integration.conftest import Queues
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from devtools.runner import LocalRunner
-from shared import cli_cost
-from shared.settings import Settings
+from shared.cli import cost as cli_cost
+from shared.config.settings import Settings
 from tests.conftest import wait_for
 from tests.integration.conftest import Queues
 from tests.integration.test_reconcile import EventLog

@@ -18,10 +18,10 @@ from devtools.runner import exported_settings
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
 from shared.adapters.queues import Queues as AppQueues
-from shared.jobspec import JobMeta, build_job, job_name
-from shared.request import parse_request
-from shared.services.reconcile import KubeJobs, reconcile
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.flows.reconcile import KubeJobs, reconcile
+from shared.intake.request import parse_request
+from shared.job.render import JobMeta, build_job, job_name
 from tests.conftest import wait_for
 from tests.integration.conftest import Queues
 from tests.integration.test_reconcile import NS, EventLog

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.adapters.queues import QueueSendError, queues_for
-from shared.deferral import BUDGET, QUEUE_MESSAGE_LIMIT, encoded_size, room, unwrap
-from shared.services.dispatch import Inbound, Outcome, dispatch
-from shared.settings import settings_from
+from shared.config.settings import settings_from
+from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.intake.deferral import BUDGET, QUEUE_MESSAGE_LIMIT, encoded_size, room, unwrap
 from tests.integration.conftest import Queues
 from tests.unit.test_deferral_size import NeverAsked, NotReady, request_of
 

@@ -15,7 +15,7 @@ import pytest
 
 from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
-from shared.events import deadlettered_id
+from shared.outcomes.events import deadlettered_id
 from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues
 from tests.unit.test_request import MALFORMED

@@ -19,13 +19,13 @@ import requests
 
 from devtools.runner import LocalRunner
 from shared.adapters.arm import ArmAdapter, ArmCallFailed
-from shared.adapters.power_store import PowerStore
-from shared.idle import Act, Phase, PowerRecord
-from shared.jobspec import job_name
-from shared.services.bootstrap import AksGate
-from shared.services.dispatch import Inbound, Outcome, dispatch
-from shared.services.idle import IdleGate, idle_step
-from shared.settings import Settings
+from shared.cluster.bootstrap import AksGate
+from shared.cluster.power import Act, Phase, PowerRecord
+from shared.cluster.power_store import PowerStore
+from shared.config.settings import Settings
+from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.idle import IdleGate, idle_step
+from shared.job.render import job_name
 from tests.conftest import wait_for
 from tests.integration.bootstrap_fixtures import *  # noqa: F403
 from tests.integration.bootstrap_fixtures import NS, RG, AksWorld, drive
@@ -174,7 +174,7 @@ def test_idle_stop_only_when_every_condition_holds_and_a_request_starts_it_again
     assert step is not None
     assert step.act is Act.TOUCH
     assert "Job(s) not yet reported" in step.why
-    from shared.services.reconcile import run
+    from shared.flows.reconcile import run
 
     wait_for(
         lambda: run(settings=gate.settings, gate=gate.inner, send_event=lambda text: "id").reported,
@@ -342,7 +342,7 @@ def test_operator_commands_refuse_with_work_in_flight_then_stop_and_start(
     assert stops(world) == []
 
     world.kube.delete_job_behind_the_apps_back(NS, job_name("op-1", settings=gate.settings))
-    from shared.services.reconcile import run
+    from shared.flows.reconcile import run
 
     wait_for(
         lambda: run(settings=gate.settings, gate=gate.inner, send_event=lambda text: "id").reported,

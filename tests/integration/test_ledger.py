@@ -18,15 +18,15 @@ from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.adapters.tables import EntityPage, Stored, TableError, Tables
-from shared.errors import TransientError
-from shared.jobspec import JobMeta, build_job, job_name
-from shared.ledger import State
-from shared.request import parse_request
-from shared.services import tracking
-from shared.services.dispatch import Inbound, Outcome, Readiness, dispatch
-from shared.services.ledger import Ledger
-from shared.services.reconcile import KubeJobs, reconcile
-from shared.settings import Settings
+from shared.base.errors import TransientError
+from shared.config.settings import Settings
+from shared.flows.dispatch import Inbound, Outcome, Readiness, dispatch
+from shared.flows.reconcile import KubeJobs, reconcile
+from shared.intake.request import parse_request
+from shared.job.render import JobMeta, build_job, job_name
+from shared.ledger import tracking
+from shared.ledger.records import State
+from shared.ledger.store import Ledger
 from tests.conftest import wait_for
 from tests.integration.conftest import Queues
 from tests.integration.test_dispatch import condition
@@ -309,7 +309,7 @@ def test_two_racing_instances_create_one_job_and_record_each_state_once(
 
 
 def test_ledger_compare_and_swap_under_contention_keeps_every_first_time(settings: Settings) -> None:
-    from shared.ledger import new_record
+    from shared.ledger.records import new_record
 
     now = datetime(2026, 11, 29, tzinfo=UTC)
     Ledger(Tables(settings)).create(new_record("cas-1", State.RECEIVED, now))
@@ -362,7 +362,7 @@ def test_the_ledger_never_holds_env_values(
 
 
 def test_retention_purges_old_records(settings: Settings, ledger: Ledger) -> None:
-    from shared.ledger import new_record
+    from shared.ledger.records import new_record
 
     old = datetime(2020, 1, 1, tzinfo=UTC)
     ledger.create(new_record("old-1", State.SUCCEEDED, old))
@@ -375,7 +375,7 @@ def test_retention_purges_old_records(settings: Settings, ledger: Ledger) -> Non
 def test_a_poisoned_waiting_request_is_recorded_dead_lettered(
     settings: Settings, ledger: Ledger, cluster: Cluster
 ) -> None:
-    from shared.services.deadletter import deadletter
+    from shared.flows.deadletter import deadletter
 
     body = {"id": "dl-1", "image": IMAGE, "correlationId": "c-dl"}
     requeued: list[str] = []

@@ -18,10 +18,10 @@ from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
 from shared.adapters.queues import Queues as AppQueues
 from shared.adapters.tables import Tables
-from shared.ledger import State
-from shared.services.ledger import Ledger
-from shared.services.reconcile import KubeJobs, reconcile
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.flows.reconcile import KubeJobs, reconcile
+from shared.ledger.records import State
+from shared.ledger.store import Ledger
 from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues
 from tests.unit.test_reconcile_events import validate_event
@@ -237,8 +237,8 @@ def test_kept_jobs_free_their_pods_and_still_absorb_a_late_redelivery(
 
 
 def _manifest(settings: Settings, key: str) -> dict[str, Any]:
-    from shared.jobspec import JobMeta, build_job
-    from shared.request import parse_request
+    from shared.intake.request import parse_request
+    from shared.job.render import JobMeta, build_job
 
     request = parse_request({"image": IMAGE, "command": ["sh", "-c", f"echo {key}"]}, settings=settings)
     return build_job(request, JobMeta(key=key, message_id=f"m-{key}", enqueued_at=None), settings=settings)

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from devtools.standins.kube import KubeStandIn
-from shared.aci_logs import strip_timestamps
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
-from shared.jobspec import FINALIZER_REPORT
-from shared.services.reconcile import KubeJobs
+from shared.flows.reconcile import KubeJobs
+from shared.job.logs import strip_timestamps
+from shared.job.render import FINALIZER_REPORT
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

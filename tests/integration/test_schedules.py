@@ -19,8 +19,8 @@ import pytest
 from devtools.host import LocalHost
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.queues import Queues as AppQueues
-from shared.services.schedule import enqueue_due
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.schedules.enqueue import enqueue_due
 from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues, drain
 from tests.integration.test_reconcile import EventLog

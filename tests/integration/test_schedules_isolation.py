@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.queues import Queues as AppQueues
-from shared.services.schedule import enqueue_due
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.schedules.enqueue import enqueue_due
 from tests.integration.conftest import Queues
 from tests.integration.test_schedules import definitions, schedule, slot_ids
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from shared.adapters.kube import Page
-from shared.capacity import Demand
-from shared.services.admission import Admission
-from shared.settings import Settings
+from shared.capacity.admission import Admission
+from shared.capacity.model import Demand
+from shared.config.settings import Settings
 from tests.unit.test_capacity import QUOTA_MESSAGE, job, pod
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -12,8 +12,9 @@ import yaml
 from azure.mgmt.containerservice import models as cs
 from azure.mgmt.network import models as nm
 
-from shared import roles
-from shared.bootstrap_plan import (
+from shared.cluster import roles
+from shared.cluster.network import plan_for
+from shared.cluster.plan import (
     ACI_DELEGATION,
     ArmFault,
     Do,
@@ -39,8 +40,7 @@ from shared.bootstrap_plan import (
     vnet_body,
     vnode_subnet_grant,
 )
-from shared.network import plan_for
-from shared.settings import Settings
+from shared.config.settings import Settings
 from tests.conftest import make_env
 
 SUB = "00000000-0000-0000-0000-000000000001"

@@ -8,7 +8,7 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from shared.adapters.arm import TOKEN_REFRESH_MARGIN_SECONDS, KubeToken, arm_scope
-from shared.bootstrap_plan import AKS_ENTRA_SCOPE
+from shared.cluster.plan import AKS_ENTRA_SCOPE
 
 
 class Credential:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.capacity import (
+from shared.capacity.model import (
     Budget,
     Demand,
     Usage,
@@ -21,9 +21,9 @@ from shared.capacity import (
     request_of,
     usage_of,
 )
-from shared.jobspec import JobMeta, build_job
-from shared.request import parse_request
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.intake.request import parse_request
+from shared.job.render import JobMeta, build_job
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 QUOTA_MESSAGE = (

@@ -18,7 +18,7 @@ def cli(
     *args: str, stdin: str | None = None, cwd: Path = REPO, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "shared.cli.main", *args],
         input=stdin,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""Cost of a Job (shared.cost): ACI's rounding, billed windows, retries, arrays, and the settings."""
+"""Cost of a Job (shared.cost.pricing): ACI's rounding, billed windows, retries, arrays, and the settings."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.cost import Prices, billed_cpu, billed_memory_gb, billed_resources, group_window, job_cost
-from shared.settings import SettingsError
+from shared.config.settings import SettingsError
+from shared.cost.pricing import Prices, billed_cpu, billed_memory_gb, billed_resources, group_window, job_cost
 from tests.conftest import make_env
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
@@ -51,7 +51,7 @@ def pod(
     [("1", "1"), ("500m", "0.5"), ("125m", "0.12"), ("0.333", "0.33"), ("10m", "0.01"), ("2", "2")],
 )
 def test_cpu_is_floored_to_a_hundredth_as_azure_aci_does(cpu: str, billed: str) -> None:
-    from shared.quantity import parse_cpu
+    from shared.base.quantity import parse_cpu
 
     assert billed_cpu(parse_cpu(cpu)) == Decimal(billed)
 
@@ -61,7 +61,7 @@ def test_cpu_is_floored_to_a_hundredth_as_azure_aci_does(cpu: str, billed: str) 
     [("1Gi", "1.0"), ("1536Mi", "1.6"), ("1G", "1.0"), ("512Mi", "0.5"), ("16Gi", "17.1"), ("100Mi", "0.1")],
 )
 def test_memory_is_decimal_gb_floored_to_a_tenth(memory: str, gb: str) -> None:
-    from shared.quantity import parse_memory
+    from shared.base.quantity import parse_memory
 
     assert billed_memory_gb(parse_memory(memory)) == Decimal(gb)
 
@@ -132,14 +132,14 @@ def test_a_group_still_running_at_the_verdict_is_billed_until_it() -> None:
 
 
 def test_prices_default_to_the_documented_list_price() -> None:
-    from shared.settings import Settings
+    from shared.config.settings import Settings
 
     s = Settings.from_env(make_env())
     assert s.prices == PRICES
 
 
 def test_prices_are_read_from_settings() -> None:
-    from shared.settings import Settings
+    from shared.config.settings import Settings
 
     s = Settings.from_env(make_env(VNB_PRICE_VCPU_SECOND="0.00002", VNB_PRICE_GB_SECOND="0", VNB_PRICE_CURRENCY="EUR"))
     assert s.prices == Prices(Decimal("0.00002"), Decimal(0), "EUR")
@@ -161,7 +161,7 @@ def test_prices_are_read_from_settings() -> None:
     ],
 )
 def test_a_bad_price_or_idle_setting_stops_startup_naming_it(name: str, value: str) -> None:
-    from shared.settings import Settings
+    from shared.config.settings import Settings
 
     with pytest.raises(SettingsError) as e:
         Settings.from_env(make_env(**{name: value}))
@@ -170,7 +170,7 @@ def test_a_bad_price_or_idle_setting_stops_startup_naming_it(name: str, value: s
 
 
 def test_idle_stop_needs_aks_mode() -> None:
-    from shared.settings import Settings
+    from shared.config.settings import Settings
 
     with pytest.raises(SettingsError) as e:
         Settings.from_env(make_env(VNB_IDLE_STOP_MINUTES="30"))

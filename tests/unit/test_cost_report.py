@@ -1,4 +1,4 @@
-"""``cli cost``'s grouping (shared.cost_report): by day, by label, currencies apart, CSV, bars."""
+"""``cli cost``'s grouping (shared.cost.report): by day, by label, currencies apart, CSV, bars."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.cost_report import NO_LABEL, bar, costed, label_value, parse_since, to_csv, totals
-from shared.ledger import Record, State
+from shared.cost.report import NO_LABEL, bar, costed, label_value, parse_since, to_csv, totals
+from shared.ledger.records import Record, State
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 

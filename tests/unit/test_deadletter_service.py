@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.deferral import ENVELOPE, wrap
-from shared.events import MAX_EVENT_BYTES, REQUEST_DEADLETTERED, deadlettered_id, stable_id
-from shared.services.deadletter import deadletter
-from shared.services.dispatch import Inbound, Outcome, Readiness, dispatch
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.flows.deadletter import deadletter
+from shared.flows.dispatch import Inbound, Outcome, Readiness, dispatch
+from shared.intake.deferral import ENVELOPE, wrap
+from shared.outcomes.events import MAX_EVENT_BYTES, REQUEST_DEADLETTERED, deadlettered_id, stable_id
 from tests.conftest import make_env
 from tests.unit.test_reconcile_events import validate_event
 

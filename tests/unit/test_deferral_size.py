@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.deferral import BUDGET, QUEUE_MESSAGE_LIMIT, encoded_size, room, unwrap, wrap
-from shared.services.dispatch import Inbound, Outcome, Readiness, dispatch
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.flows.dispatch import Inbound, Outcome, Readiness, dispatch
+from shared.intake.deferral import BUDGET, QUEUE_MESSAGE_LIMIT, encoded_size, room, unwrap, wrap
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"

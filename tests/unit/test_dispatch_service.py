@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared.deferral import unwrap
-from shared.services.dispatch import Inbound, Outcome, Readiness, dispatch
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.flows.dispatch import Inbound, Outcome, Readiness, dispatch
+from shared.intake.deferral import unwrap
 from tests.unit.test_reconcile_events import validate_event
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

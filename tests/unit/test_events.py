@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from shared import events
-from shared.request import FieldError
+from shared.intake.request import FieldError
+from shared.outcomes import events
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 QUEUE_LIMIT = 64 * 1024

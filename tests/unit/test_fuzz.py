@@ -15,9 +15,9 @@ import kubernetes_validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.jobspec import JobMeta, build_job
-from shared.request import RequestInvalid, decode_body, parse_request
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.intake.request import RequestInvalid, decode_body, parse_request
+from shared.job.render import JobMeta, build_job
 from tests.conftest import make_env
 
 SETTINGS = Settings.from_env(make_env())
@@ -177,8 +177,8 @@ def test_well_formed_requests_are_accepted_and_render_valid_jobs(body: dict[str,
     )
 )
 def test_a_rejection_event_for_any_body_fits_one_queue_message(body: bytes) -> None:
-    from shared import events
-    from shared.request import FieldError
+    from shared.intake.request import FieldError
+    from shared.outcomes import events
 
     errors = [FieldError(f"f{i}", "x" * 200) for i in range(20)]
     text = events.request_rejected(

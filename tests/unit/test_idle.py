@@ -1,4 +1,4 @@
-"""The idle-stop policy as values (shared.idle): when to drain, cancel, stop; what a gate does."""
+"""The idle-stop policy as values (shared.cluster.power): when to drain, cancel, stop; what a gate does."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.idle import Act, Observation, Phase, PowerRecord, decide, drain_seconds, gate_view
-from shared.settings import Settings
+from shared.cluster.power import Act, Observation, Phase, PowerRecord, decide, drain_seconds, gate_view
+from shared.config.settings import Settings
 from tests.conftest import make_env
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""IdleGate (shared.services.idle) over an in-memory power record with ETags: what a dispatching
+"""IdleGate (shared.flows.idle) over an in-memory power record with ETags: what a dispatching
 instance does with each phase, and how often it reads the record."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.idle import Phase, PowerRecord
-from shared.services.dispatch import Readiness
-from shared.services.idle import IdleGate
-from shared.settings import Settings
+from shared.cluster.power import Phase, PowerRecord
+from shared.config.settings import Settings
+from shared.flows.dispatch import Readiness
+from shared.flows.idle import IdleGate
 from tests.conftest import make_env
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

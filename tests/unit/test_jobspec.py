@@ -12,7 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.jobspec import (
+from shared.base.quantity import parse_cpu, parse_memory
+from shared.config.settings import Settings
+from shared.intake.request import parse_request
+from shared.job.render import (
     ANN_RESOURCES,
     LABEL_STATE,
     NODE_SELECTOR,
@@ -24,9 +27,6 @@ from shared.jobspec import (
     job_name_within,
     resources_for,
 )
-from shared.quantity import parse_cpu, parse_memory
-from shared.request import parse_request
-from shared.settings import Settings
 
 K8S = "1.33"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

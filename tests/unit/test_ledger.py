@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.ledger import (
+from shared.ledger.records import (
     TERMINAL,
     Query,
     State,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.network import (
+from shared.cluster.network import (
     AZURE_RESERVED_PER_SUBNET,
     NetworkPlan,
     NetworkPlanInvalid,
@@ -22,7 +22,7 @@ from shared.network import (
     usable_addresses,
     validated,
 )
-from shared.settings import Settings
+from shared.config.settings import Settings
 from tests.conftest import make_env
 
 SEED: dict[str, Any] = {

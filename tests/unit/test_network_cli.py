@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared import cli
+from shared.cli import main as cli
 from tests.conftest import make_env
 from tests.unit.test_network import INVALID
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from shared.outcome import reported_exit_code
-from shared.provider_failure import classify
+from shared.outcomes.outcome import reported_exit_code
+from shared.outcomes.provider_failure import classify
 from tests.unit.test_reconcile_outcome import NOW, judge, make_job, make_pod, ts
 
 ACI_ID = "aci://" + "ab" * 32
@@ -187,7 +187,7 @@ def test_the_event_says_which_resources_were_applied() -> None:
 
 
 def test_aci_log_timestamps_are_removed_and_other_lines_kept() -> None:
-    from shared.aci_logs import strip_timestamps
+    from shared.job.logs import strip_timestamps
 
     aci = "2026-11-29T14:41:31.071607Z about to fail\n2026-11-29T14:41:31.5Z boom\n"
     assert strip_timestamps(aci) == "about to fail\nboom\n"
@@ -195,7 +195,7 @@ def test_aci_log_timestamps_are_removed_and_other_lines_kept() -> None:
 
 
 def test_only_logs_of_containers_on_aci_are_marked_for_stripping() -> None:
-    from shared.outcome import outcome
+    from shared.outcomes.outcome import outcome
 
     job = make_job(conditions=COMPLETE)
     on_aci = outcome(job, [aci_pod("p-aci", "Succeeded", aci_state="Succeeded")], verdict=None, now=NOW)

@@ -6,7 +6,7 @@ import fnmatch
 
 from tests.conftest import REPO
 
-NEEDED = ["function_app.py", "host.json", "requirements.txt", "schedules.json", "functions/dispatch.py", "shared/settings.py"]
+NEEDED = ["function_app.py", "host.json", "requirements.txt", "schedules.json", "functions/dispatch.py", "shared/config/settings.py"]
 LEFT_OUT = [".venv/bin/python", "node_modules/azurite/package.json", "tests/conftest.py", "devtools/runner.py", "devtools/host/host.py", "local.settings.json"]
 
 

@@ -17,8 +17,8 @@ from cloudevents.core.v1.event import CloudEvent
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from shared import events
-from shared.request import FieldError
+from shared.intake.request import FieldError
+from shared.outcomes import events
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "events"
 NOW = datetime(2026, 11, 27, 1, 2, 3, tzinfo=UTC)

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared import events
-from shared.cost import job_cost
-from shared.outcome import (
+from shared.cost.pricing import job_cost
+from shared.outcomes import events
+from shared.outcomes.outcome import (
     ANN_VERDICT,
     MAX_LOG_PODS,
     LogTail,

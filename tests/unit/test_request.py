@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.request import RequestInvalid, decode_body, json_schema, normalize_image, parse_request
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.intake.request import RequestInvalid, decode_body, json_schema, normalize_image, parse_request
 from tests.conftest import make_env
 
 GOOD = {"image": "mcr.microsoft.com/azurelinux/base/core:3.0", "command": ["sh", "-c", "echo hi"]}
@@ -175,7 +175,7 @@ def test_published_schema_matches_model() -> None:
     from tests.conftest import REPO
 
     published = json.loads((REPO / "docs" / "schemas" / "request.v1.json").read_text())
-    assert published == json.loads(json.dumps(json_schema())), "run: python -m shared.schema_export"
+    assert published == json.loads(json.dumps(json_schema())), "run: python -m shared.cli.schema_export"
 
 
 @given(st.dictionaries(st.text(max_size=12), st.one_of(st.none(), st.integers(), st.text(max_size=20)), max_size=6))

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.request import parse_request
-from shared.schedules import (
+from shared.config.settings import Settings
+from shared.intake.request import parse_request
+from shared.schedules.definitions import (
     Schedule,
     SchedulesError,
     describe,
@@ -25,8 +26,7 @@ from shared.schedules import (
     slots_between,
     timer_window,
 )
-from shared.services.schedule import describe_schedules, enqueue_due, load_schedules
-from shared.settings import Settings
+from shared.schedules.enqueue import describe_schedules, enqueue_due, load_schedules
 from tests.conftest import REPO
 
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"

@@ -1,6 +1,6 @@
 """Periodic batches across daylight saving time and crons that can never fire (pure).
 
-The semantics under test (shared/schedules.py docstring, after Vixie cron / cronie):
+The semantics under test (shared/schedules/definitions.py docstring, after Vixie cron / cronie):
 a schedule with several minutes per hour or every hour runs by the wall clock (both
 occurrences of a repeated time, nothing for a time that does not exist); a schedule at
 specific times runs a repeated time once (the first) and a missing time at the end of the gap.
@@ -20,7 +20,8 @@ from croniter import croniter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.schedules import (
+from shared.config.settings import Settings
+from shared.schedules.definitions import (
     Schedule,
     SchedulesError,
     first_run,
@@ -31,8 +32,7 @@ from shared.schedules import (
     runs_at_fixed_times,
     slots_between,
 )
-from shared.services.schedule import enqueue_due
-from shared.settings import Settings
+from shared.schedules.enqueue import enqueue_due
 from tests.unit.test_schedules import EVERY_MINUTE, IMAGE, sched, utc, write
 
 # --- crons that can never fire --------------------------------------------------------------

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from shared.settings import Settings, SettingsError
+from shared.config.settings import Settings, SettingsError
 from tests.conftest import BASE_ENV, REPO, make_env
 
 IDENTITY_ONLY = {
@@ -176,11 +176,11 @@ def test_readme_table_documents_every_setting_with_its_default() -> None:
 
 
 def test_readme_table_is_generated_from_the_settings_object() -> None:
-    from shared.settings import markdown_table
+    from shared.config.settings import markdown_table
 
     readme = (REPO / "README.md").read_text()
     block = readme.split("<!-- settings-table:start -->\n", 1)[1].split("<!-- settings-table:end -->", 1)[0]
-    assert block.strip() == markdown_table().strip(), "regenerate: python -m shared.settings"
+    assert block.strip() == markdown_table().strip(), "regenerate: python -m shared.config.settings"
 
 
 def test_readme_starts_with_the_two_commands() -> None:

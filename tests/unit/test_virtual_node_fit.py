@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from shared.jobspec import JobMeta, build_job
-from shared.quantity import parse_cpu, parse_memory
-from shared.request import RequestInvalid, parse_request
-from shared.settings import MIN_JOB_NAME, Settings
+from shared.base.quantity import parse_cpu, parse_memory
+from shared.config.settings import MIN_JOB_NAME, Settings
+from shared.intake.request import RequestInvalid, parse_request
+from shared.job.render import JobMeta, build_job
 from tests.conftest import make_env
 
 RANDOM_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apiserver pkg/storage/names SimpleNameGenerator

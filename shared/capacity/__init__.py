@@ -1,0 +1,1 @@
+"""ACI capacity: the model (pure), admission before create, give-back of refused Jobs."""

@@ -1,0 +1,1 @@
+"""The operator's CLI (python -m shared.cli); the only package that imports rich."""

@@ -1,0 +1,1 @@
+"""The AKS cluster: readiness, network/cluster/access plans, bootstrap, the gate, idle power."""

@@ -1,0 +1,1 @@
+"""What a Job cost on ACI, and the cost reports (pure)."""

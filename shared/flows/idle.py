@@ -1,0 +1,254 @@
+"""Idle stop and start of the AKS cluster: the gate side, the reconcile-timer side, the CLI side.
+
+The policy and its safety argument are in ``shared.cluster.power`` (pure); this module does the I/O:
+the power record (``shared.cluster.power_store``), ARM stop (``ArmApi.stop_cluster``; start
+is the bootstrap's ``Do.START``), one Kubernetes list call, one queue-length read.
+
+* :class:`IdleGate` wraps the bootstrap's ``AksGate`` for dispatch. It reads the record at most
+  every ``VNB_READY_CACHE_SECONDS``: ``draining`` → writes ``running`` before any Job is created;
+  ``stopping`` → "not ready" (deferred); ``stopped`` → forgets the cached cluster and lets the
+  bootstrap start it (never waiting: the POST is the action, later messages observe it), and
+  writes ``running`` once the virtual node is Ready again.
+* :func:`reconcile_timer` is what the reconcile timer runs: nothing at all while the policy has
+  the cluster stopped (no Kubernetes API to talk to, and a timer must not start it), else the
+  usual pass, then one step of the policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from shared.base.errors import VnbError
+from shared.cluster.bootstrap import AksGate
+from shared.cluster.power import Act, Observation, Phase, PowerRecord, Step, decide, gate_view
+from shared.config.settings import Settings
+from shared.flows.dispatch import ClusterGate, Readiness, Requeue
+from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs, ReconcileReport, SendEvent, run
+
+if TYPE_CHECKING:
+    from shared.ledger.store import Ledger
+
+log = logging.getLogger("vnode_batch.idle")
+
+CAS_ATTEMPTS = 3
+
+
+class PowerStoreApi(Protocol):
+    """``shared.cluster.power_store.PowerStore``."""
+
+    def read(self) -> tuple[PowerRecord | None, str | None]: ...
+    def create(self, record: PowerRecord) -> bool: ...
+    def swap(self, record: PowerRecord, etag: str) -> bool: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class IdleGate:
+    """``ClusterGate`` for aks mode with ``VNB_IDLE_STOP_MINUTES`` set (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        inner: AksGate,
+        store: PowerStoreApi,
+        now: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.inner = inner
+        self.store = store
+        self._now = now
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._trusted_until = 0.0
+        self._seen: Phase | None = None
+
+    def check(self) -> Readiness:
+        if self._clock() < self._trusted_until:
+            return self.inner.check()  # the hot path: the record said "running" recently
+        with self._lock:
+            if self._clock() < self._trusted_until:
+                return self.inner.check()
+            record, etag = self.store.read()
+            for _ in range(CAS_ATTEMPTS):
+                view = gate_view(record, self._now())
+                if not view.cancel_drain:
+                    break
+                assert record is not None
+                assert etag is not None
+                back = record.moved(Phase.RUNNING, self._now(), "drain cancelled: a request arrived", active=True)
+                if self.store.swap(back, etag):
+                    log.info("idle stop: a request arrived while draining; the cluster stays up")
+                    record = back
+                    break
+                record, etag = self.store.read()  # another instance wrote first: look again
+            else:
+                return Readiness(cluster=None, reason="idle stop: the power record keeps changing; retrying shortly")
+            phase = record.phase if record is not None else Phase.RUNNING
+            if phase != self._seen:
+                if phase is not Phase.RUNNING:
+                    self.inner.forget()  # a cluster cached as ready may be stopped now
+                self._seen = phase
+            if view.hold:
+                return Readiness(cluster=None, reason=f"idle stop: {view.hold}")
+            if not view.stopped:
+                self._trusted_until = self._clock() + self.settings.ready_cache_seconds
+                return self.inner.check()
+            readiness = self.inner.check()  # the bootstrap starts a stopped cluster (Do.START)
+            if readiness.cluster is not None and record is not None and etag is not None:
+                if self.store.swap(
+                    record.moved(Phase.RUNNING, self._now(), "started for a request", active=True), etag
+                ):
+                    log.info("idle stop: cluster %s started again for a request", self.settings.cluster_name)
+                self._seen = None  # re-read next time, whoever won the swap
+            elif readiness.cluster is None:
+                readiness = Readiness(
+                    cluster=None, reason=f"cluster stopped for idleness, starting: {readiness.reason}"
+                )
+            return readiness
+
+
+@dataclass
+class IdleReport:
+    step: Step | None = None
+    stopped: bool = False
+    detail: str = ""
+
+
+def reconcile_timer(
+    *,
+    settings: Settings,
+    gate: ClusterGate,
+    send_event: SendEvent,
+    waiting: Callable[[], int],
+    now: Callable[[], datetime] = _utcnow,
+    ledger: Ledger | None = None,
+    requeue: Requeue | None = None,
+) -> ReconcileReport:
+    """The reconcile timer: the usual pass, then (idle stop on) one step of the policy.
+    ``requeue``: capacity retries (``shared.flows.reconcile.run``)."""
+    if not isinstance(gate, IdleGate):
+        return run(settings=settings, gate=gate, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
+    record, _ = gate.store.read()
+    if record is not None and record.phase in (Phase.STOPPING, Phase.STOPPED):
+        report = ReconcileReport(aborted=f"cluster {record.phase} by the idle policy since {record.since.isoformat()}")
+        log.info("reconcile skipped: %s", report.aborted)
+        return report
+    report = run(settings=settings, gate=gate.inner, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
+    if report.aborted is None:
+        idle_step(settings=settings, gate=gate, waiting=waiting, now=now)
+    return report
+
+
+def unreported_jobs(gate: IdleGate) -> int:
+    """Jobs of the app not yet reported (0, 1, or 2 meaning "more"): one list call, limit 1."""
+    cluster = gate.inner.check().cluster
+    if cluster is None:
+        raise VnbError("the cluster is not ready: cannot tell whether Jobs are in flight")
+    page = KubeJobs(cluster).list_jobs(label_selector=SELECT_UNREPORTED, limit=1)
+    return len(page.items) + (1 if page.continue_token else 0)
+
+
+def _next_schedule(settings: Settings, moment: datetime) -> datetime | None:
+    from shared.schedules.definitions import SchedulesError, next_slot
+    from shared.schedules.enqueue import load_schedules
+
+    try:
+        slots = [s for s in (next_slot(d, moment) for d in load_schedules(settings) if d.enabled) if s is not None]
+    except SchedulesError as e:
+        log.warning("idle stop: schedules unreadable (%s); assuming one is due", e)
+        return moment
+    return min(slots, default=None)
+
+
+def observe(settings: Settings, gate: IdleGate, waiting: Callable[[], int], moment: datetime) -> Observation:
+    return Observation(
+        now=moment,
+        unreported_jobs=unreported_jobs(gate),
+        waiting_requests=waiting(),
+        next_schedule=_next_schedule(settings, moment),
+    )
+
+
+def idle_step(
+    *, settings: Settings, gate: IdleGate, waiting: Callable[[], int], now: Callable[[], datetime] = _utcnow
+) -> IdleReport:
+    """One move of the policy (``shared.cluster.power.decide``), written with compare-and-swap."""
+    seen = observe(settings, gate, waiting, now())
+    record, etag = gate.store.read()
+    step = decide(record, seen, settings)
+    out = IdleReport(step=step, detail=step.why)
+    if step.act is Act.NOTHING:
+        return out
+    assert step.record is not None
+    if step.act is Act.CREATE:
+        gate.store.create(step.record)
+        return out
+    assert etag is not None
+    if not gate.store.swap(step.record, etag):
+        out.detail = (
+            f"{step.act}: the record changed meanwhile (a request cancelled the drain?); next pass decides again"
+        )
+        log.info("idle stop: %s", out.detail)
+        return out
+    if step.act is Act.DRAIN:
+        log.info("idle stop: draining cluster %s (%s)", settings.cluster_name, step.why)
+    elif step.act is Act.CANCEL:
+        log.info("idle stop: drain cancelled (%s)", step.why)
+    elif step.act is Act.STOP:
+        out.stopped = _stop(settings, gate, step.record, reason=step.why)
+        out.detail = "stop requested" if out.stopped else "stop aborted: work appeared"
+    return out
+
+
+def _stop(settings: Settings, gate: IdleGate, stopping: PowerRecord, *, reason: str) -> bool:
+    """The record says ``stopping`` (ours): last look at the Jobs, then POST stop, then ``stopped``."""
+    from shared.adapters.arm import ArmCallFailed
+
+    try:
+        busy = unreported_jobs(gate)
+    except VnbError as e:
+        _revert(gate, f"stop aborted: could not list Jobs before stopping ({e})")
+        return False
+    if busy:
+        _revert(gate, f"stop aborted: {busy} Job(s) appeared during the drain")
+        return False
+    try:
+        gate.inner.bootstrap.arm.stop_cluster(gate.inner.bootstrap.targets.resource_group, settings.cluster_name)
+    except ArmCallFailed as e:
+        _revert(gate, f"stop refused by ARM: {e}")
+        return False
+    settle(gate, Phase.STOPPED, f"stopped: {reason}")
+    gate.inner.forget()
+    log.warning(
+        "idle stop: cluster %s is being stopped (%s); the next request starts it", settings.cluster_name, reason
+    )
+    return True
+
+
+def settle(gate: IdleGate, phase: Phase, reason: str, *, active: bool = False) -> bool:
+    """Move the record to ``phase`` whatever it says now (re-read on a lost CAS)."""
+    for _ in range(CAS_ATTEMPTS):
+        record, etag = gate.store.read()
+        if record is None or etag is None:
+            now = _utcnow()
+            if gate.store.create(PowerRecord(phase, now, now, reason)):
+                return True
+            continue
+        if gate.store.swap(record.moved(phase, _utcnow(), reason, active=active), etag):
+            return True
+    return False
+
+
+def _revert(gate: IdleGate, reason: str) -> None:
+    log.info("idle stop: %s", reason)
+    settle(gate, Phase.RUNNING, reason, active=True)

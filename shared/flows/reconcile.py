@@ -1,0 +1,646 @@
+"""Reconcile: one completion event for every Job, then the Job goes away.
+
+A pass lists the app's *unreported* Jobs (label selector, paged with limit/continue, so its
+cost grows with the Jobs not yet reported — running ones included — never with the Jobs
+already reported and deleted). For each Job that is done, or that the app declares failed:
+
+1. build the outcome from the Job and its pods (``shared.outcomes.outcome``, pure);
+2. read a bounded log tail of the pods that matter, *before* anything is deleted (ACI keeps
+   little, and nothing once the container group is gone);
+3. send one CloudEvent with the queue client (``job.succeeded`` / ``job.failed``);
+4. then mark the Job reported — a merge patch of the state label, the reported-at annotation
+   and the finalizer list, guarded by the resourceVersion read in the list (compare-and-swap);
+5. then free its ACI container groups: with VNB_KEEP_FINISHED_SECONDS = 0 delete the Job with
+   Background propagation (its pods go with it); otherwise delete only its pods and keep the
+   Job object that long — the idempotency window in which a late redelivery of its message
+   still meets the Job (409) and creates nothing — and let the sweep delete it afterwards.
+   A Job the app judged failed (stuck) is not finished in Kubernetes' eyes: its pods would be
+   recreated, so it is deleted at once whatever the setting.
+
+A crash between 3 and 4 sends the same event again on the next pass (same ``id``: it depends
+on the Job's uid and the outcome only); nothing is lost, consumers de-duplicate on ``id``.
+
+Stuck and lost Jobs: a pod Pending longer than VNB_PENDING_TIMEOUT_SECONDS, or a Job deleted
+by someone else (it stays visible, Terminating, because build_job gives every Job the
+``vnode-batch.io/report`` finalizer that only step 4 removes). Kubernetes still considers
+those Jobs alive, so the verdict is first written on the Job (an annotation, CAS) and the
+event is built from it: a repeat after a crash says the same thing.
+
+The request ledger (when given; the app always gives it) is kept current at fixed points:
+``running`` for started Jobs; the outcome after step 3 and before step 4 (a crash in between
+re-sends the same event, and the ledger write is then a no-op); a Job whose request was
+cancelled (DELETE /api/requests/{id}) gets no outcome event — the cancel sent one. Because the
+ledger remembers finished keys, a reported Job can go at once (VNB_KEEP_FINISHED_SECONDS=0, the
+default). Every sweep also purges ledger records older than VNB_LEDGER_RETENTION_SECONDS.
+
+Capacity refusals (issue 11): a Job whose pods ACI refused for quota, capacity or create
+throttling, and nothing else failed (``shared.capacity.model.capacity_retry``), is not the request's
+failure. With ``requeue`` given, the Job is condemned (an annotation, CAS), its ledger record
+goes back to ``waiting-for-capacity`` (not ``failed``: the request is not finished, and the
+next attempt's message must find it waiting), its request (carried on the Job) goes back to
+the requests queue as a deferral with the next capacity attempt, then the Job is deleted and
+marked, with no event; ``on_refusal`` shrinks this process's capacity budget. After
+VNB_CAPACITY_MAX_ATTEMPTS refusals the Job is judged failed, reason ``CapacityExhausted``. A
+crash after the requeue requeues again next pass: the second message finds the new Job (same
+content, same attempt) and completes as a duplicate; a message of a later attempt that meets
+the condemned Job waits until it is gone.
+
+Failures: an error on one Job is logged and the pass goes on with the others; a transient
+error (Kubernetes 5xx/timeout, queue send failure) ends the pass, and the next timer run
+picks up where it stopped (nothing was marked that was not reported).
+
+Length: a little over 600 lines on purpose, so that the order of one pass's effects (event,
+ledger, mark, delete, give-back) reads in one place; the Kubernetes calls are in
+``shared.flows.jobstore``, the outcome rules in ``shared.outcomes.outcome`` and the capacity
+give-back in ``shared.capacity.give_back``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.adapters.kube import Conflict, KubePermanentError
+from shared.base.errors import TransientError, VnbError
+from shared.capacity import model as capacity
+from shared.capacity.admission import admission_for
+from shared.capacity.give_back import REQUEUED, RUNNING, give_back
+from shared.config.settings import Settings
+from shared.cost.pricing import job_cost
+from shared.flows.dispatch import ClusterGate, Requeue
+from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, KubeJobs
+from shared.job.logs import strip_timestamps
+from shared.job.render import FINALIZER_REPORT, LABEL_STATE, STATE_REPORTED
+from shared.ledger import tracking
+from shared.ledger.records import Record, State
+from shared.ledger.store import Ledger
+from shared.outcomes import events
+from shared.outcomes.outcome import (
+    ANN_REPORTED_AT,
+    ANN_VERDICT,
+    CONTROLLER_UID,
+    LogTail,
+    Outcome,
+    Verdict,
+    cut_tail,
+    event_data,
+    is_deleting,
+    job_name_of,
+    job_uid,
+    lost_verdict,
+    needs_pods,
+    outcome,
+    parse_time,
+    stuck_verdict,
+    terminal_condition,
+)
+
+log = logging.getLogger("vnode_batch.reconcile")
+
+POD_SELECTOR_CHUNK = 50
+"""Job uids per ``controller-uid in (...)`` pod list: one call for many Jobs, a short URL."""
+DEFAULT_BUDGET_SECONDS = 240.0
+"""Stop starting new pages after this long: host.json's functionTimeout is 5 minutes, and
+the next timer run continues with whatever is still unreported."""
+TRANSIENT_STREAK_LIMIT = 5
+"""End a pass after this many Jobs in a row failed transiently: the API or the queue is down
+and the next timer run retries. Isolated transient failures (a 500, a dropped connection) only
+skip their own Job, so one flaky call does not hold back the rest of the page."""
+DEFAULT_WORKERS = 8
+"""Jobs settled concurrently within a page: each costs ~3 API calls and one queue send, so a
+real API server's round trips, not CPU, bound a pass."""
+SWEEP_EVERY_MIN_SECONDS = 60.0
+"""The sweep lists every kept (reported) Job, so it runs at most this often — or every tenth of
+VNB_KEEP_FINISHED_SECONDS if longer — not on every timer run: its cost then stays a small
+fraction of a pass even when thousands of Jobs are kept."""
+LOG_FETCH_FLOOR_BYTES = 16 * 1024
+"""ACI keeps 16 KB of a stopped container's log: ask for all of it, keep the end locally."""
+
+
+SendEvent = Callable[[str], object]
+"""Send one event's text to the events queue (``Queues.send_event``); raise if it was not sent."""
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass did (logged by the function; the benchmark and tests read it)."""
+
+    scanned: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    deleted: int = 0
+    pods_deleted: int = 0
+    swept: int = 0
+    errors: int = 0
+    retry_later: int = 0
+    """Jobs skipped after a transient failure; still unreported, retried by the next pass."""
+    requeued: int = 0
+    """Jobs whose pods ACI refused for capacity: deleted, their requests back on the queue."""
+    aborted: str | None = None
+    incomplete: bool = False
+    swept_at: datetime | None = None
+    event_ids: list[str] = field(default_factory=list)
+    """Ids of the events sent by this pass (a repeat after a crash has the same id)."""
+
+    @property
+    def reported(self) -> int:
+        return self.succeeded + self.failed
+
+    def summary(self) -> str:
+        text = (
+            f"scanned {self.scanned} unreported Job(s): {self.succeeded} succeeded, {self.failed} failed, "
+            f"{self.running} still running; deleted {self.deleted} Job(s) and {self.pods_deleted} pod(s) of kept ones, "
+            f"swept {self.swept}, errors {self.errors}, retry later {self.retry_later}"
+        )
+        if self.requeued:
+            text += f"; {self.requeued} request(s) back on the queue after ACI refused their pods for capacity"
+        if self.incomplete:
+            text += "; time budget used up, the next run continues"
+        if self.aborted:
+            text += f"; pass ended early: {self.aborted}"
+        return text
+
+
+class _Abort(Exception):
+    """A transient failure: end the pass, the next timer run retries."""
+
+
+def run(
+    *,
+    settings: Settings,
+    gate: ClusterGate,
+    send_event: SendEvent,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ledger: Ledger | None = None,
+    requeue: Requeue | None = None,
+) -> ReconcileReport:
+    """One timer run: find the cluster, then :func:`reconcile` it.
+
+    ``requeue`` (send to the requests queue with a delay) enables capacity retries."""
+    readiness = gate.check()
+    if readiness.cluster is None:
+        report = ReconcileReport(aborted=f"cluster not ready: {readiness.reason}")
+        log.info("reconcile skipped: %s", report.aborted)
+        return report
+    cluster = readiness.cluster
+    key = f"{cluster.http.host}|{cluster.namespace}"
+    moment = now()
+    every = max(SWEEP_EVERY_MIN_SECONDS, settings.keep_finished_seconds / 10)
+    with _sweep_lock:
+        last = _last_sweep.get(key)
+        sweep = last is None or (moment - last).total_seconds() >= every
+    view = admission_for(settings, key)
+    report = reconcile(
+        settings=settings,
+        jobs=KubeJobs(cluster),
+        send_event=send_event,
+        now=now,
+        sweep=sweep,
+        ledger=ledger,
+        requeue=requeue,
+        on_refusal=lambda why, created: view.refused(why=why, created=created),
+        leftover_pods=_leftover_pods.setdefault(key, set()),
+    )
+    if report.swept_at is not None:
+        with _sweep_lock:
+            _last_sweep[key] = report.swept_at
+        if ledger is not None:  # ledger: retention
+            _purge(ledger, settings, report.swept_at)
+    return report
+
+
+def _purge(ledger: Ledger, settings: Settings, moment: datetime) -> None:
+    try:
+        purged = ledger.purge(moment - timedelta(seconds=settings.ledger_retention_seconds))
+    except VnbError as e:
+        log.warning("purging the request ledger failed (the next sweep retries): %s", e)
+        return
+    if purged:
+        log.info("purged %d ledger record(s) older than %d s", purged, settings.ledger_retention_seconds)
+
+
+_last_sweep: dict[str, datetime] = {}
+_leftover_pods: dict[str, set[str]] = {}
+"""Per cluster: pods of reported Jobs a pass could not delete (their container groups hold quota)."""
+_sweep_lock = threading.Lock()
+
+
+def reconcile(
+    *,
+    settings: Settings,
+    jobs: JobStore,
+    send_event: SendEvent,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    workers: int = DEFAULT_WORKERS,
+    sweep: bool = True,
+    ledger: Ledger | None = None,
+    requeue: Requeue | None = None,
+    on_refusal: Callable[[str, datetime | None], object] | None = None,
+    leftover_pods: set[str] | None = None,
+) -> ReconcileReport:
+    """One pass over the unreported Jobs, then (``sweep``) the deletion of reported Jobs past
+    their keep time. ``requeue``/``on_refusal``: capacity retries (module docstring)."""
+    report = ReconcileReport()
+    pass_ = _Pass(settings, jobs, send_event, now, report, ledger)
+    pass_.requeue, pass_.on_refusal = requeue, on_refusal
+    if leftover_pods is not None:
+        pass_.leftover_pods = leftover_pods
+    pass_.delete_leftovers()
+    started = time.monotonic()
+    token: str | None = None
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="reconcile") as pool:
+        while True:
+            if time.monotonic() - started > budget_seconds:
+                report.incomplete = True
+                break
+            try:
+                page = jobs.list_jobs(
+                    label_selector=SELECT_UNREPORTED, limit=settings.reconcile_page_size, continue_token=token
+                )
+                report.scanned += len(page.items)
+                pass_.page(page.items, pool)
+            except _Abort as e:
+                report.aborted = str(e)
+                break
+            except VnbError as e:  # a list call failed (5xx, an expired continue token, RBAC)
+                report.aborted = f"listing Jobs or their pods failed: {e}"
+                break
+            token = page.continue_token
+            if not token:
+                break
+    if report.aborted is None and sweep:
+        try:
+            pass_.sweep()
+            report.swept_at = now()
+        except VnbError as e:
+            report.aborted = f"sweeping reported Jobs failed: {e}"
+    log.log(logging.WARNING if report.aborted or report.errors else logging.INFO, "reconcile: %s", report.summary())
+    return report
+
+
+class _Pass:
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: JobStore,
+        send_event: SendEvent,
+        now: Callable[[], datetime],
+        report: ReconcileReport,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.jobs = jobs
+        self.send_event = send_event
+        self.now = now
+        self.report = report
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._streak = 0
+        self.requeue: Requeue | None = None
+        self.leftover_pods: set[str] = set()
+        self.on_refusal: Callable[[str, datetime | None], object] | None = None
+
+    # --- one page of unreported Jobs ------------------------------------------------------
+
+    def page(self, items: Sequence[dict[str, Any]], pool: ThreadPoolExecutor) -> None:
+        moment = self.now()
+        timeout = self.settings.pending_timeout_seconds
+        todo = [
+            job
+            for job in items
+            if needs_pods(job, now=moment, pending_timeout=timeout)
+            or (self.requeue is not None and capacity.may_need_retry(job))
+        ]
+        self._count("running", len(items) - len(todo))
+        if self.ledger is not None:  # ledger: running (once per key per process)
+            for job in items:
+                if not any(job is t for t in todo):
+                    self._track_running(job, moment)
+        if not todo:
+            return
+        try:
+            pods = self._pods_of(todo)
+        except TransientError as e:
+            raise _Abort(f"listing pods failed: {e}") from e
+        list(pool.map(lambda job: self._one(job, pods.get(job_uid(job), [])), todo))
+        if self._stop.is_set():
+            raise _Abort(self._stop_reason)
+
+    def _pods_of(self, todo: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Pods of these Jobs, by Job uid, in one list call per chunk (not one per Job)."""
+        uids = [job_uid(j) for j in todo if job_uid(j)]
+        out: dict[str, list[dict[str, Any]]] = {uid: [] for uid in uids}
+        for i in range(0, len(uids), POD_SELECTOR_CHUNK):
+            chunk = uids[i : i + POD_SELECTOR_CHUNK]
+            for pod in self.jobs.list_pods(label_selector=f"{CONTROLLER_UID} in ({','.join(chunk)})"):
+                owner = ((pod.get("metadata") or {}).get("labels") or {}).get(CONTROLLER_UID)
+                if owner in out:
+                    out[owner].append(pod)
+        return out
+
+    def _one(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        if self._stop.is_set():
+            return
+        name = job_name_of(job)
+        try:
+            self._settle(job, pods)
+        except TransientError as e:
+            with self._lock:
+                self.report.retry_later += 1
+                self._streak += 1
+                streak = self._streak
+                if streak >= TRANSIENT_STREAK_LIMIT and not self._stop.is_set():
+                    self._stop_reason = f"{streak} Jobs in a row failed transiently, last {name}: {e}"
+                    self._stop.set()
+            log.warning("Job %s: %s; it stays unreported and the next pass retries it", name, e)
+            return
+        except Exception:
+            # One malformed Job (or a bug it triggers) must not stop the others' events.
+            log.exception("Job %s could not be reported; it stays unreported and is retried next pass", name)
+            self._count("errors")
+            return
+        with self._lock:
+            self._streak = 0
+
+    def _settle(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        name, moment = job_name_of(job), self.now()
+        verdict = Verdict.of(job)
+        if verdict is None and self.requeue is not None:
+            refusal = capacity.capacity_retry(job, pods)
+            if refusal is not None and not self._cancelled(job):  # a cancelled request is not given back
+                verdict = self._capacity_refused(job, refusal, moment)
+                if verdict is None:
+                    return
+                if terminal_condition(job) is None:
+                    try:
+                        job = self.jobs.annotate_job(
+                            name, annotations={ANN_VERDICT: verdict.annotation()}, resource_version=_rv(job)
+                        )
+                    except Conflict:
+                        self._count("running")
+                        return
+        if verdict is None and terminal_condition(job) is None:
+            if is_deleting(job):
+                verdict = lost_verdict(job, now=moment)
+            else:
+                verdict = stuck_verdict(job, pods, now=moment, pending_timeout=self.settings.pending_timeout_seconds)
+            if verdict is None:
+                self._count("running")
+                if self.ledger is not None:  # ledger
+                    self._track_running(job, moment)
+                return
+            try:
+                job = self.jobs.annotate_job(
+                    name, annotations={ANN_VERDICT: verdict.annotation()}, resource_version=_rv(job)
+                )
+            except Conflict:
+                log.info("Job %s changed while being judged %s; judging it again next pass", name, verdict.reason)
+                self._count("running")
+                return
+            log.warning("Job %s judged failed: %s: %s", name, verdict.reason, verdict.message)
+        result = outcome(job, pods, verdict=verdict, now=moment)
+        record = tracking.record_of(self.ledger, job=job) if self.ledger is not None else None
+        if record is not None and (record.state == State.CANCELLED or _stray(record, job)):
+            # ledger: cancelled through the API (which sent job.cancelled), or a stray duplicate
+            # Job of a finished request: no second outcome event.
+            self._mark(job, moment)
+            if not is_deleting(job):
+                self.jobs.delete_job(name, propagation="Background")
+            return
+        cost = job_cost(pods, prices=self.settings.prices, until=result.finished_at)
+        text = self._event(job, result, cost)
+        self.send_event(text)
+        event_id = events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
+        with self._lock:
+            self.report.event_ids.append(event_id)
+        if self.ledger is not None:  # ledger: after the event, before the Job is marked and deleted
+            tracking.finished(
+                self.ledger,
+                job=job,
+                succeeded=result.succeeded,
+                data={**event_data(job, result, []), "cost": cost},
+                event_id=event_id,
+                now=moment,
+                known=record,
+            )
+        try:
+            self._mark(job, moment)
+        except TransientError:
+            self._keep_pods_if_marked(job, pods)
+            raise
+        self._count("succeeded" if result.succeeded else "failed")
+        if is_deleting(job):
+            return  # its deletion completes now that the finalizer is gone
+        if self.settings.keep_finished_seconds == 0 or verdict is not None:
+            if self.jobs.delete_job(name, propagation="Background"):
+                self._count("deleted")
+            return
+        for pod in pods:  # finished: the Job controller creates no new pods
+            pod_name = str((pod.get("metadata") or {}).get("name"))
+            try:
+                self.jobs.delete_pod(pod_name)
+            except TransientError as e:
+                # The Job is reported already, so no later pass would look at it: remember the
+                # pod (its ACI container group holds quota) and delete it at the next pass.
+                log.warning("pod %s of reported Job %s not deleted (%s); retried next pass", pod_name, name, e)
+                with self._lock:
+                    self.leftover_pods.add(pod_name)
+        self._count("pods_deleted", len(pods))
+
+    def _keep_pods_if_marked(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        """The mark failed transiently, but may have been applied (the answer was lost). Then no
+        later pass lists the Job, and its pods would keep their ACI container groups: remember
+        them for deletion. If it was not applied, the next pass reports the Job again."""
+        try:
+            fresh = self.jobs.get_job(job_name_of(job))
+        except TransientError:
+            fresh = job | {"metadata": {**(job.get("metadata") or {}), "labels": {LABEL_STATE: STATE_REPORTED}}}
+        if fresh is not None and _state(fresh) == STATE_REPORTED and job_uid(fresh) in ("", job_uid(job)):
+            with self._lock:
+                self.leftover_pods.update(str((p.get("metadata") or {}).get("name")) for p in pods)
+
+    def delete_leftovers(self) -> None:
+        """Pods of reported Jobs whose deletion failed in an earlier pass (see ``_settle``)."""
+        for pod_name in sorted(self.leftover_pods):
+            try:
+                self.jobs.delete_pod(pod_name)
+            except TransientError:
+                continue
+            except KubePermanentError:
+                pass  # gone, or not ours to delete: nothing more to do
+            self.leftover_pods.discard(pod_name)
+
+    def _capacity_refused(self, job: dict[str, Any], refusal: str, moment: datetime) -> Verdict | None:
+        """Give the request back to the queue (None), or, out of attempts, the failure verdict."""
+        assert self.requeue is not None
+        result = give_back(
+            job,
+            refusal,
+            moment,
+            settings=self.settings,
+            jobs=self.jobs,
+            requeue=self.requeue,
+            on_refusal=self.on_refusal,
+            mark=self._mark,
+            before_requeue=self._requeued if self.ledger is not None else None,  # ledger
+        )
+        if result is RUNNING:
+            self._count("running")
+            return None
+        if result is REQUEUED:
+            self._count("requeued")
+            return None
+        assert isinstance(result, Verdict)
+        return result
+
+    def _cancelled(self, job: dict[str, Any]) -> bool:
+        """ledger: was the Job's request cancelled (DELETE /api/requests/{id})? Read only for a
+        Job ACI refused: giving such a request back would only queue a message dispatch drops."""
+        if self.ledger is None:
+            return False
+        record = tracking.record_of(self.ledger, job=job)
+        return record is not None and record.state == State.CANCELLED
+
+    def _requeued(self, key: str, attempt: int, reason: str) -> None:
+        """ledger: back to ``waiting-for-capacity`` before the request goes back on the queue
+        (a failure raises: the Job stays unreported and the next pass gives it back again)."""
+        assert self.ledger is not None
+        tracking.requeued(self.ledger, key=key, reason=reason, attempt=attempt, now=self.now())
+
+    def _event(self, job: dict[str, Any], result: Outcome, cost: dict[str, Any]) -> str:
+        tails = self._logs(result)
+        data = event_data(job, result, tails)
+        data["cost"] = cost
+        build = events.job_succeeded if result.succeeded else events.job_failed
+        return build(
+            source=self.settings.event_source,
+            job_uid=job_uid(job),
+            subject=data["requestKey"] or data["jobName"],
+            finished_at=result.finished_at,
+            data=data,
+        )
+
+    def _logs(self, result: Outcome) -> list[LogTail]:
+        s = self.settings
+        tails = []
+        for source in result.log_sources:
+            text = self.jobs.pod_log(
+                source.pod,
+                tail_lines=s.log_tail_lines,
+                limit_bytes=max(s.log_tail_bytes * 4, LOG_FETCH_FLOOR_BYTES),
+                container=source.container,
+            )
+            if text is None:
+                continue  # never started, or already gone: the event says what it can
+            if source.on_aci:
+                text = strip_timestamps(text)
+            kept, cut = cut_tail(text, s.log_tail_bytes)
+            tails.append(
+                LogTail(pod=source.pod, container=source.container, index=source.index, text=kept, truncated=cut)
+            )
+        return tails
+
+    def _mark(self, job: dict[str, Any], moment: datetime) -> None:
+        """Mark reported (CAS). On a conflict, read again: someone else may have reported it."""
+        name = job_name_of(job)
+        for attempt in (1, 2):
+            try:
+                self.jobs.mark_reported(
+                    name,
+                    reported_at=events.iso(moment),
+                    finalizers=[f for f in _finalizers(job) if f != FINALIZER_REPORT],
+                    resource_version=_rv(job),
+                )
+                return
+            except KubePermanentError as e:
+                if e.status == 404:
+                    return  # gone already (its deletion completed): nothing left to mark
+                raise
+            except Conflict:
+                fresh = self.jobs.get_job(name)
+                if fresh is None or _state(fresh) == STATE_REPORTED or job_uid(fresh) != job_uid(job):
+                    return
+                if attempt == 2:
+                    raise
+                job = fresh
+
+    # --- reported Jobs past their keep time ----------------------------------------------------
+
+    def sweep(self) -> None:
+        """Delete reported Jobs older than VNB_KEEP_FINISHED_SECONDS (and leftovers of a pass
+        that marked a Job but could not delete it). Costs one list call when there are none."""
+        keep = self.settings.keep_finished_seconds
+        moment = self.now()
+        token: str | None = None
+        while True:
+            page = self.jobs.list_jobs(
+                label_selector=SELECT_REPORTED, limit=self.settings.reconcile_page_size, continue_token=token
+            )
+            for job in page.items:
+                if is_deleting(job):
+                    continue
+                ann = (job.get("metadata") or {}).get("annotations") or {}
+                since = parse_time(ann.get(ANN_REPORTED_AT)) or parse_time(
+                    (job.get("metadata") or {}).get("creationTimestamp")
+                )
+                if keep and since is not None and (moment - since).total_seconds() < keep:
+                    continue
+                if self.jobs.delete_job(job_name_of(job), propagation="Background"):
+                    self._count("swept")
+            token = page.continue_token
+            if not token:
+                return
+
+    def _track_running(self, job: dict[str, Any], moment: datetime) -> None:
+        assert self.ledger is not None
+        try:
+            tracking.running(self.ledger, job=job, now=moment)
+        except VnbError as e:  # a status nicety: never worth holding back the outcome events
+            log.warning("Job %s: recording running in the ledger failed: %s", job_name_of(job), e)
+
+    def _count(self, what: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.report, what, getattr(self.report, what) + n)
+
+
+def _stray(record: Record, job: dict[str, Any]) -> bool:
+    """A second Job for a request the ledger already finished with another Job (a duplicate
+    that raced the first one's deletion): it gets no outcome event of its own."""
+    recorded = (record.outcome or {}).get("jobUid")
+    return record.terminal and recorded is not None and recorded != job_uid(job)
+
+
+def _rv(job: dict[str, Any]) -> str:
+    return str((job.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _finalizers(job: dict[str, Any]) -> list[str]:
+    return [str(f) for f in (job.get("metadata") or {}).get("finalizers") or []]
+
+
+def _state(job: dict[str, Any]) -> str | None:
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    value = labels.get(LABEL_STATE)
+    return str(value) if value is not None else None
+
+
+__all__ = [
+    "SELECT_REPORTED",
+    "SELECT_UNREPORTED",
+    "JobStore",
+    "KubeJobs",
+    "ReconcileReport",
+    "SendEvent",
+    "reconcile",
+    "run",
+]

@@ -1,0 +1,83 @@
+"""The composition root: settings, queue clients and the cluster gate, built once per process.
+
+Functions call ``runtime()`` on each invocation; everything in it is created on first use
+and cached, so the hot path neither re-parses settings nor rebuilds clients.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from shared.adapters.queues import Queues, queues_for
+from shared.cluster.gate import gate_for
+from shared.config.settings import STORAGE_CONNECTION, Settings, settings_from
+from shared.flows.dispatch import ClusterGate
+from shared.ledger.store import Ledger, ledger_for
+
+if TYPE_CHECKING:
+    from shared.ledger.api import RequestsApi
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    queues: Queues
+    gate: ClusterGate
+
+    @property
+    def ledger(self) -> Ledger:
+        """The request ledger (its table client is created on first use)."""
+        return ledger_for(self.settings)
+
+    def api(self) -> RequestsApi:
+        """The HTTP API's service over this process's ledger, queues and cluster gate."""
+        from shared.cluster.gate import cluster_for
+        from shared.ledger.api import RequestsApi
+
+        settings = self.settings
+        return RequestsApi(
+            settings=settings,
+            ledger=self.ledger,
+            enqueue=lambda text: self.queues.send(settings.requests_queue, text),
+            send_event=self.queues.send_event,
+            cluster=lambda: cluster_for(settings),
+        )
+
+    def requeue(self, text: str, delay: int) -> None:
+        self.queues.send(self.settings.requests_queue, text, visibility_timeout=delay)
+
+
+def check_settings(environ: Mapping[str, str] | None = None) -> Settings | None:
+    """Validate the app settings; called once when the worker indexes the app (``function_app.py``).
+
+    Only where the Functions host runs: the host cannot start without its storage connection
+    (``AzureWebJobsStorage`` or the identity-based ``AzureWebJobsStorage__*`` settings, "App
+    settings reference for Azure Functions"), so an environment with none of them is a tool
+    importing the module (a linter, an import probe) and gets None instead of an error.
+
+    Raises :class:`shared.config.settings.SettingsError` naming every bad setting. An exception while
+    the app module is imported fails indexing as a whole: azure-functions-runtime
+    ``handle_event.worker_init_request`` catches what ``load_function_metadata`` (→
+    ``loader.index_function_app``: ``importlib.import_module``) raises and answers the host with a
+    ``StatusResult.Failure`` whose message is ``"SettingsError: <message>"``
+    (``utils/tracing.serialize_exception``), so the host loads no function, no trigger listens and
+    queued requests stay on the queue untouched until the setting is fixed. The parsed settings are
+    cached (``settings_from``), so invocations do not parse them again.
+    """
+    env = os.environ if environ is None else environ
+    if not any(name == STORAGE_CONNECTION or name.startswith(f"{STORAGE_CONNECTION}__") for name in env):
+        return None
+    return settings_from(env)
+
+
+def runtime() -> Runtime:
+    settings = settings_from(os.environ)
+    return Runtime(settings=settings, queues=queues_for(settings), gate=gate_for(settings))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,437 @@
+"""Request schema v1: what a queue message may ask for (pure; pydantic).
+
+A request is validated completely before anything is created: unknown fields are refused,
+every size is bounded, the image must come from an allowed registry and cpu/memory must
+fit what ACI (the virtual node) can run. Failures carry field-level errors that go, with
+the original body, into a ``request.rejected`` event.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from shared.base.quantity import (
+    aci_cpu,
+    aci_memory,
+    format_cpu,
+    human_memory,
+    human_memory_decimal,
+    parse_cpu,
+    parse_memory,
+)
+from shared.config.settings import Settings
+
+SCHEMA_VERSION = "v1"
+MAX_BODY_BYTES = 48 * 1024  # a queue message carries at most 64 KiB, 48 KiB of it once base64-encoded
+MAX_ENV_BYTES = 32 * 1024
+MIN_CPU = Decimal("0.1")
+MIN_MEMORY = 128 * 1024 * 1024  # 128Mi
+RESERVED_LABEL_DOMAIN = "vnode-batch.io"
+JOB_CONTROLLER_LABELS = frozenset({"job-name", "controller-uid"})
+"""Unprefixed pod-template labels the Job controller sets itself (with batch.kubernetes.io/job-name
+and batch.kubernetes.io/controller-uid); the batch API refuses a template giving them other
+values (kubernetes pkg/registry/batch/job/strategy.go generateSelector, then
+pkg/apis/batch/validation validateGeneratedSelector)."""
+
+_KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ASCII_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+# docker/distribution reference grammar, simplified: [registry/]path[:tag][@digest]
+_IMAGE = re.compile(
+    r"^(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?"
+    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>[a-z0-9]+:[a-f0-9]{32,}))?$"
+)
+
+Key = Annotated[str, StringConstraints(pattern=_KEY)]
+_CORRELATION_ID = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
+MAX_CORRELATION_ID = 256
+Arg = Annotated[str, StringConstraints(max_length=4096)]
+EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME, max_length=128)]
+# min_length 1: azure-aci getContainers (pkg/provider/aci.go) passes only variables whose value
+# is not empty, so an empty one would silently be missing in the container.
+EnvValue = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with a request: where (a JSON path like ``env.FOO``) and what."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class RequestInvalid(ValueError):
+    """The message can never become a Job; retrying cannot help."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+
+class BatchRequest(BaseModel):
+    """A request to run a container as a Kubernetes Job on the virtual node (schema v1)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        str_strip_whitespace=False,
+        title="vnode-batch request v1",
+    )
+
+    id: Key | None = Field(
+        None,
+        description="Idempotency key. The same id always maps to the same Job; a redelivered "
+        "message with the same id and content creates nothing new. Default: the queue message id.",
+    )
+    image: str = Field(
+        ...,
+        max_length=512,
+        description="Container image, from a registry allowed by VNB_ALLOWED_REGISTRIES.",
+        examples=["mcr.microsoft.com/azurelinux/base/core:3.0"],
+    )
+    command: list[Arg] | None = Field(None, max_length=64, description="Entrypoint (replaces the image's).")
+    args: list[Arg] | None = Field(
+        None,
+        max_length=256,
+        description="Arguments. The virtual node needs `command` whenever `args` is given.",
+    )
+    env: dict[EnvName, EnvValue] | None = Field(
+        None,
+        max_length=100,
+        description="Environment variables (plain strings, 32 KiB in all), passed literally: `$` and "
+        "`$(NAME)` are not expanded. Names are letters, digits and `_`, not starting with a digit; "
+        "values may not be empty (the virtual node drops empty variables).",
+    )
+    cpu: str | float | int | None = Field(
+        None,
+        description="vCPU (number or Kubernetes quantity like `500m`); requests = limits, rounded up to a "
+        "multiple of 10m, the step ACI takes (`125m` runs as `130m`).",
+    )
+    memory: str | int | None = Field(
+        None,
+        description="Memory as a Kubernetes quantity (`512Mi`, `1.5G`); requests = limits, rounded up to "
+        "100 MB decimal, the step ACI takes (`1.5Gi` = 1.61 GB runs as `1700M`).",
+    )
+    completions: StrictInt = Field(
+        1, ge=1, description="Number of successful runs wanted; > 1 makes an Indexed Job (JOB_COMPLETION_INDEX)."
+    )
+    parallelism: StrictInt | None = Field(
+        None, ge=1, description="How many indexes run at once (default: min(completions, VNB_MAX_PARALLELISM))."
+    )
+    timeoutSeconds: StrictInt | None = Field(  # noqa: N815 - wire name
+        None, ge=1, description="Job activeDeadlineSeconds (default VNB_DEFAULT_TIMEOUT_SECONDS)."
+    )
+    retries: StrictInt = Field(
+        0, ge=0, le=10, description="Retries per run (backoffLimit; per index for array requests)."
+    )
+    labels: dict[str, str] | None = Field(
+        None, max_length=20, description="Extra Kubernetes labels on the Job and its pods."
+    )
+    correlationId: str | None = Field(  # noqa: N815 - wire name
+        None,
+        min_length=1,
+        max_length=MAX_CORRELATION_ID,
+        pattern=_CORRELATION_ID,
+        description="Echoed in every event about this request.",
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str, info: ValidationInfo) -> str:
+        match = _IMAGE.match(value)
+        if not match:
+            raise ValueError("not a valid image reference (e.g. `mcr.microsoft.com/azurelinux/base/core:3.0`)")
+        settings = _settings(info)
+        if settings is not None and not settings.allows_any_registry:
+            full = normalize_image(value)
+            if not any(full == r or full.startswith(r + "/") for r in settings.allowed_registries):
+                allowed = ", ".join(settings.allowed_registries)
+                raise ValueError(
+                    f"registry of {full.split('/', 1)[0]!r} is not allowed; allowed: {allowed} (VNB_ALLOWED_REGISTRIES)"
+                )
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+        if size > MAX_ENV_BYTES:
+            raise ValueError(f"env is {size} bytes; at most {MAX_ENV_BYTES} bytes in all")
+        reserved = sorted(k for k in value if k.startswith("VNB_") or k == "JOB_COMPLETION_INDEX")
+        if reserved:
+            raise ValueError(f"names reserved by vnode-batch: {', '.join(reserved)}")
+        return value
+
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _number_or_quantity(cls, value: object, info: ValidationInfo) -> object:
+        # JSON true is not a number (docs/schemas/request.v1.json gives cpu and memory as string,
+        # number or integer), but pydantic's lax int/float would read it as 1, as for completions.
+        # Checked here, before the str | int union, so an error names the field alone (`memory`),
+        # not each union member (`memory.str`, `memory.int`).
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number or a Kubernetes quantity string, not {str(value).lower()}")
+        if value is not None and not isinstance(value, str | int | float):
+            raise ValueError("must be a number or a Kubernetes quantity string")
+        if info.field_name == "memory" and isinstance(value, float) and not value.is_integer():
+            raise ValueError(
+                f"{value!r} is not a whole number of bytes: give a quantity string such as `1.5G` or `512Mi`"
+            )
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str | float | int | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        cores = parse_cpu(value)
+        if cores < MIN_CPU:
+            raise ValueError("at least 0.1 vCPU (100m)")
+        settings = _settings(info)
+        applied = aci_cpu(cores)
+        if settings is not None and applied > settings.max_cpu:
+            rounded = "" if applied == cores else f" ({format_cpu(applied)} once rounded up to ACI's 10m steps)"
+            raise ValueError(
+                f"{format_cpu(cores)} vCPU{rounded} is above the limit of {format_cpu(settings.max_cpu)} "
+                "(VNB_MAX_CPU, ACI container groups)"
+            )
+        return format_cpu(cores)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | int | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        size = parse_memory(value)
+        if size < MIN_MEMORY:
+            raise ValueError("at least 128Mi")
+        settings = _settings(info)
+        applied = aci_memory(size)
+        if settings is not None and applied > settings.max_memory:
+            raise ValueError(
+                f"{value} ({human_memory_decimal(applied)} in ACI's 0.1 GB steps) is above the limit of "
+                f"{human_memory_decimal(settings.max_memory)} (VNB_MAX_MEMORY, ACI container groups)"
+            )
+        return human_memory(size) if size % (1024 * 1024) == 0 else str(size)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        problems = []
+        for key, val in value.items():
+            prefix, _, name = key.rpartition("/")
+            if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+                problems.append(f"label {key!r}: prefix must be a DNS subdomain")
+            elif not _LABEL_NAME.match(name):
+                problems.append(f"label {key!r}: name must be ≤ 63 alphanumerics, '-', '_' or '.'")
+            elif not prefix and name in JOB_CONTROLLER_LABELS:
+                problems.append(
+                    f"label {key!r}: set by the Kubernetes Job controller on every pod; the batch API refuses "
+                    "a Job that sets it (use another name, e.g. `app`)"
+                )
+            elif _reserved_prefix(prefix, name):
+                problems.append(f"label {key!r}: reserved for Kubernetes or vnode-batch (prefix {prefix!r})")
+            if not _LABEL_VALUE.match(val):
+                problems.append(f"label {key!r}: value must be ≤ 63 alphanumerics, '-', '_' or '.'")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _cross(self, info: ValidationInfo) -> BatchRequest:
+        problems = []
+        if self.args and not self.command:
+            problems.append("`args` without `command` is not supported on the virtual node; give `command` too")
+        settings = _settings(info)
+        if settings is not None:
+            if self.completions > settings.max_completions:
+                problems.append(
+                    f"completions {self.completions} is above {settings.max_completions} (VNB_MAX_COMPLETIONS)"
+                )
+            if self.parallelism is not None and self.parallelism > settings.max_parallelism:
+                problems.append(
+                    f"parallelism {self.parallelism} is above {settings.max_parallelism} (VNB_MAX_PARALLELISM)"
+                )
+            if self.timeoutSeconds is not None and self.timeoutSeconds > settings.max_timeout_seconds:
+                problems.append(
+                    f"timeoutSeconds {self.timeoutSeconds} is above {settings.max_timeout_seconds} (VNB_MAX_TIMEOUT_SECONDS)"
+                )
+        if self.parallelism is not None and self.parallelism > self.completions:
+            problems.append("parallelism cannot exceed completions")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def content_hash(self) -> str:
+        """A stable hash of what the request asks for (the id excluded), to detect a reused id."""
+        body = self.model_dump(mode="json", exclude={"id"}, exclude_none=True)
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _reserved_prefix(prefix: str, name: str) -> bool:
+    """Label prefixes a request may not use.
+
+    ``kubernetes.io`` and ``k8s.io`` and their subdomains are reserved for Kubernetes
+    components (Kubernetes docs "Labels and Selectors", syntax and character set), which
+    covers ``batch.kubernetes.io/job-name`` and ``batch.kubernetes.io/controller-uid`` that the
+    Job controller sets. The recommended ``app.kubernetes.io/*`` labels are meant for users,
+    except ``managed-by``, which the app sets. ``vnode-batch.io`` is the app's own.
+    """
+    if not prefix:
+        return False
+    if prefix == "app.kubernetes.io":
+        return name == "managed-by"
+    return any(prefix == d or prefix.endswith("." + d) for d in ("kubernetes.io", "k8s.io", RESERVED_LABEL_DOMAIN))
+
+
+def _settings(info: ValidationInfo) -> Settings | None:
+    context = info.context
+    if isinstance(context, dict):
+        value = context.get("settings")
+        if isinstance(value, Settings):
+            return value
+    return None
+
+
+def normalize_image(image: str) -> str:
+    """The full reference as a registry sees it: ``busybox`` → ``docker.io/library/busybox``."""
+    first, sep, rest = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first.lower() + "/" + rest
+    if not sep:
+        return f"docker.io/library/{image}"
+    return f"docker.io/{image}"
+
+
+def as_key(value: object) -> str | None:
+    """``value`` if it is a valid request ``id`` (1-128 characters, see the schema), else None."""
+    return value if isinstance(value, str) and re.fullmatch(_KEY, value) else None
+
+
+def as_correlation_id(value: object) -> str | None:
+    """``value`` if it is a valid ``correlationId`` (printable ASCII, at most 256), else None."""
+    if isinstance(value, str) and len(value) <= MAX_CORRELATION_ID and re.fullmatch(_CORRELATION_ID, value):
+        return value
+    return None
+
+
+def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
+    """Bytes of a queue message → a JSON object, or the reason it is not one.
+
+    Producers differ: the az CLI and the Python SDK send plain text by default, Storage
+    Explorer and older SDKs send base64. Both are accepted, so no producer's message ends up
+    in the poison queue for its encoding alone.
+    """
+    if len(body) > 64 * 1024:
+        return None, [FieldError("$body", f"message is {len(body)} bytes; at most 64 KiB")]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, [FieldError("$body", f"not UTF-8 text (byte {e.start}: {e.reason})")]
+    stripped = text.strip()
+    if stripped and stripped[0] not in '{["' and not stripped[0].isdigit():
+        # Base64 wrapped into lines is still base64: MIME writes lines of at most 76 characters
+        # (RFC 2045 section 6.8), as GNU `base64` does by default and Python's base64.encodebytes.
+        # ASCII whitespace is dropped first; anything else outside the alphabet still fails.
+        compact = _ASCII_WHITESPACE.sub("", stripped)
+        try:
+            decoded = base64.b64decode(compact, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            pass
+        else:
+            if decoded.lstrip()[:1] in ("{", "["):  # an array then says "expected a JSON object"
+                stripped = decoded
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError as e:
+        # str(e) is CPython's own "<msg>: line L column C (char N)"; msg may end in "at" itself
+        # ("Unterminated string starting at"), so "<msg> at line" read "at at line".
+        return None, [FieldError("$body", f"not JSON: {e}")]
+    except RecursionError:
+        # CPython 3.13's json raises this past ~10 000 levels of nesting: 10 KB of "[" is
+        # enough. Bad input, not a transient failure: it must not be retried into the poison queue.
+        return None, [FieldError("$body", "not usable JSON: nested too deeply")]
+    except ValueError:
+        # CPython caps int conversion at 4,300 digits (sys.int_info.default_max_str_digits):
+        # a bare number that long is bad input too, not a reason to poison the message.
+        return None, [FieldError("$body", "not usable JSON: a number has more than 4300 digits")]
+    if not isinstance(value, dict):
+        return None, [FieldError("$body", f"expected a JSON object, got {type(value).__name__}")]
+    return value, []
+
+
+def parse_request(data: dict[str, Any], *, settings: Settings) -> BatchRequest:
+    """Validate a decoded JSON object; raise RequestInvalid with every field error."""
+    try:
+        return BatchRequest.model_validate(data, context={"settings": settings})
+    except ValidationError as e:
+        raise RequestInvalid([_field_error(item) for item in e.errors()]) from None
+
+
+def _field_error(item: Any) -> FieldError:
+    parts = [str(part) for part in item.get("loc", ()) if part != "[key]"]
+    loc = ".".join(parts) or "$"
+    kind = item.get("type", "")
+    message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and parts:
+        message = _PATTERN_HELP.get(parts[0], message) + " (pattern mismatch)"
+    if kind == "string_too_short" and parts[:1] == ["env"]:
+        message = (
+            "empty value: the virtual node drops environment variables with an empty value, "
+            "so the container would not see it; leave it out or give a value"
+        )
+    if kind == "extra_forbidden":
+        message = "unknown field (schema v1 accepts: " + ", ".join(_FIELDS) + ")"
+    elif kind == "missing":
+        message = "required"
+    return FieldError(loc, message)
+
+
+_PATTERN_HELP = {
+    "id": "1-128 characters: letters, digits and . _ : @ + -, starting and ending with a letter or digit",
+    "env": "an environment variable name is letters, digits and _, not starting with a digit",
+    "correlationId": "printable ASCII without leading or trailing spaces",
+}
+
+_FIELDS = tuple(f.alias or name for name, f in BatchRequest.model_fields.items())
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a request (docs/schemas/request.v1.json)."""
+    schema = BatchRequest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://vnode-batch.dev/schemas/request.v1.json"
+    return schema

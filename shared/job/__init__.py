@@ -1,0 +1,1 @@
+"""The Job: one contract module (labels, annotations, finalizers), body readers, the renderer (pure)."""

@@ -1,0 +1,412 @@
+"""The HTTP API's behaviour (``functions/api.py`` is a thin binding over it): submit, status,
+list and cancel requests. Described by docs/openapi.yaml.
+
+Responses are values (:class:`ApiResponse`); every error is an RFC 9457 problem details
+object (``application/problem+json``) with a stable ``type`` URI, never a traceback.
+
+Submit validates synchronously with the very code the queue path uses (``decode_body`` +
+``parse_request``: the same field errors as a ``request.rejected`` event), records the request
+in the ledger (``received``, insert-if-absent: the idempotency check) and then *enqueues* it on
+the requests queue. Dispatch then runs it exactly as a queued request — one code path creates
+Jobs, with the cluster gate, deferral, retries and poison handling — and the HTTP function
+never waits on Kubernetes or ARM. A retried POST after a crash between the two writes finds
+``received`` and enqueues again, which dispatch absorbs (same key, same Job).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+from shared.adapters.kube import Cluster
+from shared.base.errors import VnbError
+from shared.config.settings import Settings
+from shared.cost.pricing import job_cost
+from shared.intake.request import MAX_BODY_BYTES, FieldError, RequestInvalid, decode_body, parse_request
+from shared.ledger.records import ACTIVE, WAITING, Query, Record, State, new_record, view
+from shared.ledger.store import Ledger
+from shared.outcomes import events
+from shared.outcomes.outcome import CONTROLLER_UID, parse_time
+
+log = logging.getLogger("vnode_batch.api")
+
+PROBLEM_BASE: Final = "https://vnode-batch.dev/problems"
+PROBLEM_JSON: Final = "application/problem+json"
+DEFAULT_LIMIT: Final = 50
+MAX_LIMIT: Final = 200
+LIST_PARAMS: Final = frozenset({"state", "label", "since", "pageToken", "limit"})
+_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+    def text(self) -> str:
+        return "" if self.body is None else json.dumps(self.body, separators=(",", ":"), ensure_ascii=False)
+
+
+def problem(
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    *,
+    errors: Sequence[FieldError] = (),
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> ApiResponse:
+    """An RFC 9457 problem details response; ``errors`` as in ``request.rejected`` events."""
+    body: dict[str, Any] = {"type": f"{PROBLEM_BASE}/{kind}", "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = [e.as_dict() for e in errors]
+    body.update(extra)
+    return ApiResponse(status, body, dict(headers or {}), PROBLEM_JSON)
+
+
+def location(key: str) -> str:
+    return f"/api/requests/{quote(key, safe='')}"
+
+
+def bad_id(key: str) -> ApiResponse | None:
+    if _ID.match(key) or _is_message_id(key):
+        return None
+    return problem(
+        400,
+        "invalid-id",
+        "Invalid request id",
+        "a request id is 1-128 letters, digits and . _ : @ + -, starting and ending with a letter or digit",
+        errors=[FieldError("id", "not a request id")],
+    )
+
+
+def _is_message_id(key: str) -> bool:
+    try:
+        uuid.UUID(key)
+    except ValueError:
+        return False
+    return True
+
+
+SendEvent = Callable[[str], object]
+Enqueue = Callable[[str], object]
+ClusterNow = Callable[[], Cluster | None]
+
+
+class RequestsApi:
+    """Submit, status, list and cancel. Dependencies are passed in (the app's, or a test's)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        ledger: Ledger,
+        enqueue: Enqueue,
+        send_event: SendEvent,
+        cluster: ClusterNow,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.enqueue = enqueue
+        self.send_event = send_event
+        self.cluster = cluster
+        self.now = now
+
+    # --- POST /api/requests ----------------------------------------------------------------
+
+    def handle(self, call: Callable[[], ApiResponse]) -> ApiResponse:
+        """Run one operation; storage or cluster outages become 503 problem details."""
+        try:
+            return call()
+        except VnbError as e:
+            log.warning("API call failed: %s", e)
+            return _unavailable(f"a backing service failed ({type(e).__name__}); retry")
+
+    def submit(self, body: bytes, *, content_type: str | None = None) -> ApiResponse:
+        """Validate, record (idempotent on ``id``), enqueue; 202 with a Location."""
+        if content_type and content_type.split(";")[0].strip().lower() not in ("application/json", ""):
+            return problem(
+                415, "unsupported-media-type", "Unsupported media type", "send the request as application/json"
+            )
+        if len(body) > MAX_BODY_BYTES:
+            return problem(
+                413,
+                "body-too-large",
+                "Request body too large",
+                f"the body is {len(body)} bytes; at most {MAX_BODY_BYTES} (a request must fit one queue message)",
+                errors=[FieldError("$body", f"at most {MAX_BODY_BYTES} bytes")],
+            )
+        data, errors = decode_body(body)
+        if data is None:
+            return _invalid(errors)
+        try:
+            request = parse_request(data, settings=self.settings)
+        except RequestInvalid as e:
+            return _invalid(e.errors)
+        key = request.id or str(uuid.uuid4())
+        now = self.now()
+        record, inserted = self.ledger.create(
+            new_record(
+                key,
+                State.RECEIVED,
+                now,
+                content_hash=request.content_hash(),
+                image=request.image,
+                labels=request.labels,
+                correlation_id=request.correlationId,
+                source="api",
+            )
+        )
+        if record.content_hash is not None and record.content_hash != request.content_hash():
+            return problem(
+                409,
+                "id-reused",
+                "Request id already used",
+                f"id {key!r} was already used for a different request ({record.state}); use a new id for new work",
+                errors=[FieldError("id", "already used for a different request")],
+                instance=location(key),
+            )
+        if inserted or record.state == State.RECEIVED:
+            # A record still "received" may be a retry after a crash before the enqueue:
+            # enqueue again (dispatch turns a duplicate into a no-op).
+            self.enqueue(json.dumps({**data, "id": key}, separators=(",", ":"), ensure_ascii=False))
+        headers = {"Location": location(key)}
+        return ApiResponse(202, view(record), headers)
+
+    # --- GET /api/requests/{id} ------------------------------------------------------------
+
+    def status(self, key: str) -> ApiResponse:
+        invalid = bad_id(key)
+        if invalid is not None:
+            return invalid
+        record = self.ledger.get(key)
+        if record is None:
+            return _not_found(key)
+        return ApiResponse(200, view(record))
+
+    # --- GET /api/requests ------------------------------------------------------------------
+
+    def list(self, params: Mapping[str, str | Sequence[str]]) -> ApiResponse:
+        errors: list[FieldError] = []
+        unknown = sorted(set(params) - LIST_PARAMS)
+        errors += [
+            FieldError(name, "unknown query parameter (known: " + ", ".join(sorted(LIST_PARAMS)) + ")")
+            for name in unknown
+        ]
+        state = None
+        raw_state = _one(params, "state")
+        if raw_state:
+            try:
+                state = State(raw_state)
+            except ValueError:
+                errors.append(FieldError("state", "one of " + ", ".join(s.value for s in State)))
+        labels: list[tuple[str, str]] = []
+        for raw in _all(params, "label"):
+            for part in (p for p in raw.split(",") if p):
+                name, sep, value = part.partition("=")
+                if not sep or not _LABEL_KEY.match(name) or not _LABEL_VALUE.match(value):
+                    errors.append(
+                        FieldError("label", f"{part[:80]!r}: expected key=value with a Kubernetes label key and value")
+                    )
+                else:
+                    labels.append((name, value))
+        since = None
+        raw_since = _one(params, "since")
+        if raw_since:
+            since = parse_time(raw_since)
+            if since is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})", raw_since):
+                errors.append(FieldError("since", "an RFC 3339 time with offset, e.g. 2026-11-27T00:00:00Z"))
+        limit = DEFAULT_LIMIT
+        raw_limit = _one(params, "limit")
+        if raw_limit:
+            if raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_LIMIT:
+                limit = int(raw_limit)
+            else:
+                errors.append(FieldError("limit", f"a whole number from 1 to {MAX_LIMIT}"))
+        token = _one(params, "pageToken") or None
+        if errors:
+            return problem(400, "invalid-query", "Invalid query parameters", _join(errors), errors=errors)
+        try:
+            records, nxt = self.ledger.list(
+                Query(state=state, labels=tuple(labels), since=since), limit=limit, page_token=token
+            )
+        except ValueError as e:
+            error = FieldError("pageToken", str(e))
+            return problem(400, "invalid-query", "Invalid query parameters", _join([error]), errors=[error])
+        body: dict[str, Any] = {"items": [view(r) for r in records]}
+        if nxt:
+            body["nextPageToken"] = nxt
+        return ApiResponse(200, body)
+
+    # --- DELETE /api/requests/{id} ---------------------------------------------------------
+
+    def cancel(self, key: str) -> ApiResponse:
+        """Waiting → it never runs (``request.cancelled``); submitted/running → its Job is
+        deleted (``job.cancelled`` with what ran); finished → 409; unknown → 404.
+
+        The ledger is written first: the dispatcher then never creates the Job (or deletes one
+        it just created), and the reconciler sends no second outcome event. A cancel cut short
+        (the Job not yet deleted, the event not yet sent) is completed by repeating the DELETE.
+        """
+        invalid = bad_id(key)
+        if invalid is not None:
+            return invalid
+        for _ in range(3):
+            record = self.ledger.get(key)
+            if record is None:
+                return _not_found(key)
+            if record.state == State.CANCELLED:  # a repeat: finish what the first DELETE started
+                return self._finish_cancel(record, (record.reason or "").rsplit(" ", 1)[-1])
+            if record.terminal:
+                return problem(
+                    409,
+                    "already-finished",
+                    "Request already finished",
+                    f"request {key!r} is {record.state}; only waiting or running requests can be cancelled",
+                    instance=location(key),
+                    state=record.state.value,
+                )
+            was = record.state
+            moved = self.ledger.move(key, State.CANCELLED, self.now(), reason=f"cancelled through the API while {was}")
+            if moved is not None and moved.state == State.CANCELLED:
+                return self._finish_cancel(moved, was.value)
+        return problem(
+            503,
+            "busy",
+            "Request is changing",
+            "the request changed state repeatedly; retry",
+            headers={"Retry-After": "1"},
+        )
+
+    def _finish_cancel(self, record: Record, was: str) -> ApiResponse:
+        """Delete the Job (if any), send the event once and note its id in the ledger.
+
+        Safe to repeat: a repeat after the event was noted sends nothing; a repeat of a cancel
+        cut short before that (crash, 503) completes it.
+        """
+        if (record.outcome or {}).get("eventId"):
+            return ApiResponse(200, view(record))
+        was_state = _state_named(was)
+        if record.job_name is None or (was_state is not None and was_state in WAITING):
+            text = events.request_cancelled(
+                source=self.settings.event_source,
+                key=record.key,
+                now=self.now(),
+                state=was_state.value if was_state else State.RECEIVED.value,
+                correlation_id=record.correlation_id,
+                received_at=record.received_at or None,
+            )
+            self.send_event(text)
+            return ApiResponse(200, view(self.ledger.note_outcome(record, {"eventId": _event_id(text)})))
+        try:
+            cluster = self.cluster()
+            if cluster is None:
+                return _unavailable("the cluster is not reachable now")
+            job = cluster.get_job(record.job_name)
+            pods = cluster.list_pods(label_selector=f"{CONTROLLER_UID}={_job_uid(job)}") if job is not None else []
+            if job is not None:
+                cluster.delete_job(record.job_name, propagation="Background")
+        except VnbError as e:
+            log.warning("cancel %s: deleting Job %s failed: %s", record.key, record.job_name, e)
+            return _unavailable(f"deleting Job {record.job_name} failed ({e}); repeat the DELETE")
+        now = self.now()
+        data = ran(job, record, namespace=self.settings.namespace, state=was_state, now=now)
+        # What its container groups ran until now. The cost is stored before the event is sent:
+        # a DELETE repeated after a crash (pods already gone) reports what the first one measured.
+        recorded = (record.outcome or {}).get("cost")
+        data["cost"] = job_cost(pods, prices=self.settings.prices, until=now) if pods or not recorded else recorded
+        if pods:
+            record = (
+                self.ledger.add_outcome(record.key, {"cost": data["cost"], "finishedAt": events.iso(now)}) or record
+            )
+        text = events.job_cancelled(
+            source=self.settings.event_source, key=record.key, job_uid=_job_uid(job), now=now, data=data
+        )
+        self.send_event(text)
+        return ApiResponse(200, view(self.ledger.note_outcome(record, {**data, "eventId": _event_id(text)})))
+
+
+def _event_id(text: str) -> str:
+    return str(json.loads(text)["id"])
+
+
+def ran(
+    job: Mapping[str, Any] | None, record: Record, *, namespace: str, state: State | None, now: datetime
+) -> dict[str, Any]:
+    """``job.cancelled`` data: what ran before the Job was deleted (pod counts, start, duration)."""
+    status = (job or {}).get("status") or {}
+    started = parse_time(status.get("startTime"))
+    return {
+        "requestKey": record.key,
+        "jobName": record.job_name or "",
+        "namespace": namespace,
+        "jobUid": _job_uid(job),
+        "correlationId": record.correlation_id,
+        "state": state.value if state in ACTIVE else State.SUBMITTED.value,
+        "startedAt": events.iso(started) if started else None,
+        "cancelledAt": events.iso(now),
+        "durationSeconds": round((now - started).total_seconds(), 3) if started else None,
+        "ran": {k: int(status.get(k) or 0) for k in ("active", "succeeded", "failed")},
+    }
+
+
+def _job_uid(job: Mapping[str, Any] | None) -> str | None:
+    uid = ((job or {}).get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
+
+
+def _state_named(text: str) -> State | None:
+    try:
+        return State(text)
+    except ValueError:
+        return None
+
+
+def _invalid(errors: Sequence[FieldError]) -> ApiResponse:
+    return problem(400, "invalid-request", "Invalid request", _join(errors), errors=errors)
+
+
+def _not_found(key: str) -> ApiResponse:
+    return problem(404, "not-found", "Unknown request", f"no request with id {key!r}", instance=location(key))
+
+
+def _unavailable(detail: str) -> ApiResponse:
+    return problem(503, "unavailable", "Try again", detail, headers={"Retry-After": "5"})
+
+
+def _join(errors: Sequence[FieldError]) -> str:
+    return "; ".join(f"{e.field}: {e.message}" for e in errors)[:2000]
+
+
+def _one(params: Mapping[str, str | Sequence[str]], name: str) -> str:
+    value = params.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return value[-1] if value else ""
+
+
+def _all(params: Mapping[str, str | Sequence[str]], name: str) -> list[str]:
+    value = params.get(name)
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)

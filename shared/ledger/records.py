@@ -1,0 +1,394 @@
+"""The request ledger's values (pure: no I/O): states, allowed transitions, the entity shape.
+
+One entity per request key in Azure Table storage says where a request is:
+
+``received`` → ``waiting-for-cluster`` / ``waiting-for-capacity`` → ``submitted`` → ``running``
+→ ``succeeded`` | ``failed``; or ``rejected``, ``dead-lettered``, ``cancelled``.
+
+Transitions only move forward (a step may be skipped: a crash between creating the Job and
+recording ``submitted`` is repaired by the reconciler recording ``succeeded``), terminal states
+never change, and a transition to the state already held is a no-op — so a redelivered message,
+a repeated reconcile pass or a racing instance records each transition exactly once.
+
+What the entity holds: the key, state, one timestamp per state reached, the Job name, a
+reason, attempts (deferrals), labels, correlation id, image, a content hash (to detect a
+reused id after the Job is gone) and an outcome summary (reason, exit code, durations).
+It NEVER holds the request's ``env``, its command/args, log tails or the workload's messages:
+those may carry secrets, and the ledger is readable by every API caller.
+
+Keys: PartitionKey = the request key (one request per partition: point reads, per-key ETag
+concurrency, writes for different requests never contend), RowKey = ``request``. Table
+storage has no secondary index, so listing by state/label/since is a server-side filter over
+the table, paged with continuation tokens; the retention setting bounds what it scans.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Final
+
+ROW_KEY: Final = "request"
+MAX_REASON_CHARS: Final = 1024
+MAX_ERRORS: Final = 20
+
+
+class State(enum.StrEnum):
+    RECEIVED = "received"
+    WAITING_FOR_CLUSTER = "waiting-for-cluster"
+    WAITING_FOR_CAPACITY = "waiting-for-capacity"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    DEADLETTERED = "dead-lettered"
+    CANCELLED = "cancelled"
+
+
+WAITING: Final = frozenset({State.RECEIVED, State.WAITING_FOR_CLUSTER, State.WAITING_FOR_CAPACITY})
+ACTIVE: Final = frozenset({State.SUBMITTED, State.RUNNING})
+TERMINAL: Final = frozenset({State.SUCCEEDED, State.FAILED, State.REJECTED, State.DEADLETTERED, State.CANCELLED})
+
+_RANK: Final = {
+    State.RECEIVED: 0,
+    State.WAITING_FOR_CLUSTER: 1,
+    State.WAITING_FOR_CAPACITY: 1,
+    State.SUBMITTED: 2,
+    State.RUNNING: 3,
+}
+
+
+def allowed(current: State, target: State, *, requeued: bool = False) -> bool:
+    """May a request in ``current`` move to ``target``? (Same state: no, it is a no-op.)
+
+    Terminal states are final. ``rejected`` and ``dead-lettered`` end a request that has no Job
+    yet (a Job, once created, is the reconciler's to report), ``cancelled`` ends any live
+    request, ``succeeded``/``failed`` may follow any live state (the reconciler reports a Job
+    whose ``submitted`` was never recorded), and the other states move forward only; the two
+    waiting states may alternate.
+
+    ``requeued``: the reconciler gave the request back to the queue because ACI refused its
+    Job's pods for capacity (``shared.capacity.give_back``): the one move backwards,
+    ``submitted``/``running`` → ``waiting-for-capacity``. The request is not finished, and its
+    next attempt's message must find it waiting, not active (dispatch takes an active key's
+    message for a duplicate).
+    """
+    if current in TERMINAL or current == target:
+        return False
+    if requeued:
+        return target == State.WAITING_FOR_CAPACITY and (current in ACTIVE or current in WAITING)
+    if target in (State.CANCELLED, State.SUCCEEDED, State.FAILED):
+        return True
+    if target in (State.REJECTED, State.DEADLETTERED):
+        return current in WAITING
+    return _RANK[target] > _RANK[current] or (current in WAITING and target in WAITING and target != State.RECEIVED)
+
+
+def _camel(state: State) -> str:
+    head, *rest = state.value.split("-")
+    return head + "".join(part.title() for part in rest) + "At"
+
+
+TIME_FIELDS: Final = {s: _camel(s) for s in State}
+"""Entity property holding when each state was reached, e.g. ``waitingForClusterAt``."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One request in the ledger (what GET /api/requests/{id} shows)."""
+
+    key: str
+    state: State
+    times: dict[str, str] = field(default_factory=dict)
+    """State value → RFC 3339 time it was first reached."""
+    updated_at: str = ""
+    received_at: str = ""
+    job_name: str | None = None
+    reason: str | None = None
+    errors: tuple[dict[str, str], ...] = ()
+    attempts: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    correlation_id: str | None = None
+    image: str | None = None
+    content_hash: str | None = None
+    message_id: str | None = None
+    source: str | None = None
+    outcome: dict[str, Any] | None = None
+    etag: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_record(
+    key: str,
+    state: State,
+    now: datetime,
+    *,
+    content_hash: str | None = None,
+    image: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    correlation_id: str | None = None,
+    message_id: str | None = None,
+    source: str | None = None,
+    job_name: str | None = None,
+    reason: str | None = None,
+    errors: tuple[dict[str, str], ...] = (),
+    attempts: int = 0,
+    outcome: Mapping[str, Any] | None = None,
+) -> Record:
+    at = iso(now)
+    return Record(
+        key=key,
+        state=state,
+        times={state.value: at},
+        updated_at=at,
+        received_at=at,
+        job_name=job_name,
+        reason=_cut(reason),
+        errors=errors[:MAX_ERRORS],
+        attempts=attempts,
+        labels=dict(labels or {}),
+        correlation_id=correlation_id,
+        image=image,
+        content_hash=content_hash,
+        message_id=message_id,
+        source=source,
+        outcome=summary(outcome) if outcome else None,
+    )
+
+
+def advance(
+    record: Record,
+    target: State,
+    now: datetime,
+    *,
+    job_name: str | None = None,
+    reason: str | None = None,
+    attempts: int | None = None,
+    outcome: Mapping[str, Any] | None = None,
+    requeued: bool = False,
+) -> Record | None:
+    """The record after moving to ``target``, or None when the move is not allowed (a no-op).
+
+    ``attempts`` is a value, not an increment (the deferral count the message carries), so
+    applying the same step twice gives the same record.
+    """
+    if not allowed(record.state, target, requeued=requeued):
+        return None
+    at = iso(now)
+    times = dict(record.times)
+    times.setdefault(target.value, at)
+    return replace(
+        record,
+        state=target,
+        times=times,
+        updated_at=at,
+        job_name=job_name or record.job_name,
+        reason=_cut(reason) if reason is not None else record.reason,
+        attempts=max(record.attempts, attempts or 0),
+        outcome=summary(outcome) if outcome else record.outcome,
+    )
+
+
+_OUTCOME_FIELDS: Final = (
+    "outcome",
+    "reason",
+    "exitCode",
+    "jobUid",
+    "startedAt",
+    "finishedAt",
+    "durationSeconds",
+    "queueToStartSeconds",
+    "indexes",
+    "attempts",
+    "eventId",
+    "ran",
+    "cost",
+)
+
+
+def summary(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The outcome fields the ledger keeps: no ``message``, no ``logTail`` (workload output may
+    hold secrets). The cost is kept without its per-index list (``cli cost`` needs the totals;
+    the event has the detail), so an array of 100 indexes stays a small entity."""
+    kept = {k: data[k] for k in _OUTCOME_FIELDS if k in data and data[k] is not None}
+    if isinstance(kept.get("cost"), Mapping):
+        kept["cost"] = {**kept["cost"], "indexes": None}
+    return kept
+
+
+def _cut(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+
+
+# --- Table storage entity -------------------------------------------------------------------
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+-]{1,512}$")
+
+
+def partition_key(key: str) -> str:
+    """PartitionKey of a request key. Request ids are already safe (``shared.intake.request`` allows
+    letters, digits and ``._:@+-``); anything else (a foreign message id) is hashed, since
+    Table storage forbids ``/ \\ # ?`` and control characters in keys."""
+    if _SAFE_KEY.match(key):
+        return key
+    return "~" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def label_property(name: str) -> str:
+    """Entity property that holds one label's value, for server-side ``label=k=v`` filters.
+
+    Label names contain ``/`` and ``.``, which property names (C# identifiers) cannot, so the
+    name is hashed; the readable labels are kept in ``labels`` (JSON).
+    """
+    return "L" + hashlib.sha256(name.encode()).hexdigest()[:24]
+
+
+def to_entity(record: Record) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": partition_key(record.key),
+        "RowKey": ROW_KEY,
+        "key": record.key,
+        "state": record.state.value,
+        "updatedAt": record.updated_at,
+        "receivedAt": record.received_at,
+        "attempts": record.attempts,
+        "labels": json.dumps(record.labels, separators=(",", ":"), sort_keys=True),
+    }
+    for state_value, at in record.times.items():
+        entity[TIME_FIELDS[State(state_value)]] = at
+    optional = {
+        "jobName": record.job_name,
+        "reason": record.reason,
+        "correlationId": record.correlation_id,
+        "image": record.image,
+        "contentHash": record.content_hash,
+        "messageId": record.message_id,
+        "source": record.source,
+        "errors": json.dumps(list(record.errors), separators=(",", ":")) if record.errors else None,
+        "outcome": json.dumps(record.outcome, separators=(",", ":"), sort_keys=True) if record.outcome else None,
+    }
+    entity.update({k: v for k, v in optional.items() if v is not None})
+    for name, value in record.labels.items():
+        entity[label_property(name)] = value
+    return entity
+
+
+def from_entity(entity: Mapping[str, Any], *, etag: str | None = None) -> Record:
+    times = {s.value: str(entity[prop]) for s, prop in TIME_FIELDS.items() if entity.get(prop)}
+    return Record(
+        key=str(entity["key"]),
+        state=State(str(entity["state"])),
+        times=times,
+        updated_at=str(entity.get("updatedAt") or ""),
+        received_at=str(entity.get("receivedAt") or ""),
+        job_name=_opt(entity.get("jobName")),
+        reason=_opt(entity.get("reason")),
+        errors=tuple(json.loads(entity["errors"])) if entity.get("errors") else (),
+        attempts=int(entity.get("attempts") or 0),
+        labels=dict(json.loads(entity.get("labels") or "{}")),
+        correlation_id=_opt(entity.get("correlationId")),
+        image=_opt(entity.get("image")),
+        content_hash=_opt(entity.get("contentHash")),
+        message_id=_opt(entity.get("messageId")),
+        source=_opt(entity.get("source")),
+        outcome=json.loads(entity["outcome"]) if entity.get("outcome") else None,
+        etag=etag,
+    )
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- listing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Query:
+    """A list filter: every given part must match."""
+
+    state: State | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    since: datetime | None = None
+    """Requests received at or after this moment."""
+
+
+def query_filter(query: Query) -> tuple[str, dict[str, Any]]:
+    """An OData filter with parameters (the SDK quotes them), e.g. ``state eq @state``."""
+    parts = [f"RowKey eq '{ROW_KEY}'"]
+    params: dict[str, Any] = {}
+    if query.state is not None:
+        parts.append("state eq @state")
+        params["state"] = query.state.value
+    if query.since is not None:
+        parts.append("receivedAt ge @since")
+        params["since"] = iso(query.since)
+    for i, (name, value) in enumerate(query.labels):
+        parts.append(f"{label_property(name)} eq @label{i}")
+        params[f"label{i}"] = value
+    return " and ".join(parts), params
+
+
+def encode_page_token(token: Mapping[str, Any]) -> str:
+    """Table storage's continuation (next partition/row key) as an opaque base64url string."""
+    raw = json.dumps(dict(token), separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(text: str) -> dict[str, Any]:
+    """Inverse of :func:`encode_page_token`; ValueError when it is not one of ours."""
+    if not text or len(text) > 2048 or not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+        raise ValueError("not a page token returned by this API")
+    try:
+        value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as e:
+        raise ValueError("not a page token returned by this API") from e
+    if (
+        not isinstance(value, dict)
+        or not value
+        or not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in value.items())
+    ):
+        raise ValueError("not a page token returned by this API")
+    return value
+
+
+def view(record: Record) -> dict[str, Any]:
+    """The API's JSON representation of a record (docs/openapi.yaml ``Request``)."""
+    out: dict[str, Any] = {
+        "id": record.key,
+        "state": record.state.value,
+        "terminal": record.terminal,
+        "receivedAt": record.received_at,
+        "updatedAt": record.updated_at,
+        "times": dict(record.times),
+        "attempts": record.attempts,
+        "labels": dict(record.labels),
+    }
+    optional = {
+        "jobName": record.job_name,
+        "reason": record.reason,
+        "errors": list(record.errors) or None,
+        "correlationId": record.correlation_id,
+        "image": record.image,
+        "outcome": record.outcome,
+        "source": record.source,
+    }
+    out.update({k: v for k, v in optional.items() if v is not None})
+    return out

@@ -1,0 +1,1 @@
+"""How a request ended: the outcome of a Job, provider failures, CloudEvents (pure)."""

@@ -1,0 +1,1 @@
+"""Periodic batches: the definitions file, due slots (pure) and their enqueueing."""

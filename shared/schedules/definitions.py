@@ -1,0 +1,510 @@
+"""Periodic batches: the definitions file, and which slots are due when the timer fires (pure).
+
+A schedule is a request template plus a 5-field cron expression evaluated in an IANA time
+zone. Every slot becomes one request whose ``id`` is ``<name>-<slot in UTC>``, e.g.
+``nightly-report-20261127T000000Z``: that id is the idempotency key, so the same slot
+enqueued twice (a timer that fires twice, two instances) still makes one Job.
+
+Which slots are due is derived, not stored. The timer's own schedule cuts time into
+windows: the occurrence ``T`` being fired owns the slots in ``(T - P, T]``, where ``P`` is the
+gap to the timer's previous occurrence. Consecutive occurrences own disjoint windows, every
+instant belongs to one of them, and two runs of the same occurrence compute the same window.
+After downtime the host fires once "past due" (only when its listener starts) and its
+``ScheduleStatus.Last`` (persisted when ``use_monitor`` is on, which the host ignores for
+schedules firing more often than once a minute) says when the timer last ran: the *latest*
+slot that fell in the gap is caught up, and only that one. See docs/events.md ("Periodic batches") for the contract.
+
+Daylight saving time, as Vixie cron and cronie do it (cron(8); cronie ``src/cron.c`` main
+loop and find_jobs, see :func:`runs_at_fixed_times`): slots
+are the schedule's wall-clock times in its zone (croniter over naive local times, then mapped
+to instants here). A schedule that runs at specific times (one minute value, not every hour:
+``30 2 * * *``) runs a repeated wall time (fall back) once, at its first occurrence, and a
+wall time that does not exist (spring forward) at the end of the gap: a daily job runs once
+every local day. Any other schedule (``*/10 1-3 * * *``, ``15 * * * *``) runs by the wall
+clock: both occurrences of a repeated time (the autumn hour 02:00-03:00 in Paris gives
+``*/10 1-3`` twelve slots, not six), and nothing for times that do not exist, so it keeps its
+spacing in elapsed time. Kubernetes CronJob runs both occurrences even for fixed times
+(kubernetes/kubernetes#121594, "CronJob will be run twice, when switching to wintertime"),
+which is why fixed times follow cron here. Slot ids are UTC, so every slot's id is unique.
+
+A cron that can never fire (``0 0 31 2 *``: no February 31st; any day-of-month the listed
+months lack) is refused when the file is read: croniter accepts its syntax and then finds no
+date (CroniterBadDateError after its 50-year search, croniter ``croniter.py`` _calc).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadDateError, croniter
+
+from shared.config.settings import Settings
+from shared.intake.request import RequestInvalid, parse_request
+
+VERSION: Final = 1
+NAME_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
+_NAME = re.compile(NAME_PATTERN)
+_TIMESPAN = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})$")
+_FIELDS: Final = ("name", "cron", "timeZone", "request", "enabled", "description")
+MAX_SLOTS_PER_RUN: Final = 500
+"""A schedule firing more often than the timer gets several slots per run; this bounds a
+pathological pair (every minute, timer once a day) instead of enqueuing thousands."""
+CLOCK_SKEW: Final = timedelta(seconds=2)
+"""The host may fire a timer a little early (its own code says "likely under 1 second");
+a fire this close to the next occurrence counts as that occurrence."""
+
+
+class SchedulesError(ValueError):
+    """The definitions file is unusable; the message names each schedule and field."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s) in the periodic batch definitions:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One periodic batch, validated."""
+
+    name: str
+    cron: str
+    time_zone: str
+    request: Mapping[str, Any]
+    enabled: bool = True
+    description: str = ""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+
+@dataclass(frozen=True)
+class DueSlot:
+    """A slot to enqueue now: its schedule, its time (UTC), the request id, and why."""
+
+    schedule: Schedule
+    slot: datetime
+    request_id: str
+    catch_up: bool
+
+    def message(self) -> str:
+        """The request message: the template with the slot's idempotency key as ``id``."""
+        body = {"id": self.request_id, **self.schedule.request}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    """One line of ``cli schedules``: what runs when."""
+
+    name: str
+    enabled: bool
+    cron: str
+    time_zone: str
+    next_run: datetime | None
+    next_run_utc: datetime | None
+    next_request_id: str | None
+    image: str
+    description: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "enabled": self.enabled,
+            "cron": self.cron,
+            "timeZone": self.time_zone,
+            "nextRun": self.next_run.isoformat() if self.next_run else None,
+            "nextRunUtc": slot_stamp(self.next_run_utc) if self.next_run_utc else None,
+            "nextRequestId": self.next_request_id,
+            "image": self.image,
+            "description": self.description,
+        }
+
+
+# --- the definitions file -------------------------------------------------------------------
+
+
+def loads(text: str, *, settings: Settings, source: str = "schedules.json") -> tuple[Schedule, ...]:
+    """Parse and validate a definitions file's text; raise SchedulesError naming every problem."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SchedulesError(source, [f"not JSON: {e.msg} at line {e.lineno} column {e.colno}"]) from None
+    return parse(data, settings=settings, source=source)
+
+
+def loads_each(
+    text: str, *, settings: Settings, source: str = "schedules.json"
+) -> tuple[tuple[Schedule, ...], list[str]]:
+    """Like :func:`loads`, but the valid schedules and the others' problems (:func:`parse_each`)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SchedulesError(source, [f"not JSON: {e.msg} at line {e.lineno} column {e.colno}"]) from None
+    return parse_each(data, settings=settings, source=source)
+
+
+def parse(data: Any, *, settings: Settings, source: str = "schedules.json") -> tuple[Schedule, ...]:
+    """Validate decoded definitions (``{"version": 1, "schedules": [...]}``); raise
+    SchedulesError naming every problem."""
+    schedules, problems = parse_each(data, settings=settings, source=source)
+    if problems:
+        raise SchedulesError(source, problems)
+    return schedules
+
+
+def parse_each(
+    data: Any, *, settings: Settings, source: str = "schedules.json"
+) -> tuple[tuple[Schedule, ...], list[str]]:
+    """The valid schedules and the problems of the others, one schedule at a time: what the
+    timer runs, so that one bad schedule does not stop the rest. A file whose structure is
+    wrong (not an object, unknown top-level fields, another ``version``, no ``schedules``
+    list) raises SchedulesError with every problem: nothing in it can be trusted. A name
+    used twice keeps its first schedule."""
+    if not isinstance(data, dict):
+        raise SchedulesError(source, ['expected an object like {"version": 1, "schedules": [...]}'])
+    problems: list[str] = []
+    unknown = sorted(set(data) - {"version", "schedules", "$schema"})
+    if unknown:
+        problems.append(f"unknown top-level field(s) {', '.join(unknown)} (allowed: version, schedules)")
+    if data.get("version") != VERSION:
+        problems.append(f"version: expected {VERSION}, got {data.get('version')!r}")
+    items = data.get("schedules")
+    if not isinstance(items, list):
+        problems.append("schedules: expected a list of schedule objects")
+        raise SchedulesError(source, problems)
+    out: list[Schedule] = []
+    seen: dict[str, int] = {}
+    for position, item in enumerate(items):
+        schedule, errors = _one(item, position, settings)
+        problems += errors
+        if schedule is not None:
+            if schedule.name in seen:
+                problems.append(
+                    f"schedules[{position}] ({schedule.name}).name: also used by schedules[{seen[schedule.name]}]"
+                )
+                continue
+            seen[schedule.name] = position
+            out.append(schedule)
+    if unknown or data.get("version") != VERSION:
+        raise SchedulesError(source, problems)
+    return tuple(out), problems
+
+
+def _one(item: Any, position: int, settings: Settings) -> tuple[Schedule | None, list[str]]:
+    if not isinstance(item, dict):
+        return None, [f"schedules[{position}]: expected an object"]
+    name = item.get("name")
+    where = f"schedules[{position}]" + (f" ({name})" if isinstance(name, str) and name else "")
+    problems: list[str] = []
+    unknown = sorted(set(item) - set(_FIELDS))
+    if unknown:
+        problems.append(f"{where}: unknown field(s) {', '.join(unknown)} (allowed: {', '.join(_FIELDS)})")
+    if not isinstance(name, str) or not _NAME.match(name):
+        problems.append(
+            f"{where}.name: 1-40 lowercase letters, digits and '-', starting and ending with a letter or "
+            "digit (it prefixes each slot's request id)"
+        )
+    cron = item.get("cron")
+    if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron):
+        problems.append(
+            f"{where}.cron: expected a 5-field cron expression (minute hour day-of-month month day-of-week), "
+            f"e.g. '0 2 * * *'; got {cron!r}"
+        )
+    elif first_run(cron) is None:
+        problems.append(
+            f"{where}.cron: {cron!r} never fires: no date matches its day-of-month, month and day-of-week "
+            "(e.g. February 30/31, or the 31st of a 30-day month)"
+        )
+    zone = item.get("timeZone", "UTC")
+    if not isinstance(zone, str) or not _zone_ok(zone):
+        problems.append(f"{where}.timeZone: not an IANA time zone name (e.g. 'Europe/Berlin', 'UTC'); got {zone!r}")
+    enabled = item.get("enabled", True)
+    if not isinstance(enabled, bool):
+        problems.append(f"{where}.enabled: expected true or false")
+    description = item.get("description", "")
+    if not isinstance(description, str):
+        problems.append(f"{where}.description: expected a string")
+    request = item.get("request")
+    if not isinstance(request, dict):
+        problems.append(f"{where}.request: expected a request object (docs/schemas/request.v1.json)")
+    else:
+        if "id" in request:
+            problems.append(f"{where}.request.id: leave it out; each slot's id is '<name>-<slot time UTC>'")
+        try:
+            parse_request({k: v for k, v in request.items() if k != "id"}, settings=settings)
+        except RequestInvalid as e:
+            problems += [f"{where}.request.{err.field}: {err.message}" for err in e.errors]
+    if problems:
+        return None, problems
+    assert isinstance(name, str)
+    assert isinstance(cron, str)
+    assert isinstance(zone, str)
+    assert isinstance(request, dict)
+    return (
+        Schedule(
+            name=name,
+            cron=" ".join(cron.split()),
+            time_zone=zone,
+            request=dict(request),
+            enabled=bool(enabled),
+            description=str(description),
+        ),
+        [],
+    )
+
+
+def _zone_ok(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+# --- slots ----------------------------------------------------------------------------------
+
+_DST_MARGIN: Final = timedelta(hours=4)
+"""More than any UTC offset change (DST shifts are 30 min to 2 h): wall-clock times this far
+outside a window cannot map into it."""
+
+
+def slot_stamp(slot: datetime) -> str:
+    """``20261127T000000Z``: the slot in UTC, as it appears in request ids."""
+    return slot.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def request_id(schedule: Schedule, slot: datetime) -> str:
+    return f"{schedule.name}-{slot_stamp(slot)}"
+
+
+def runs_at_fixed_times(cron: str) -> bool:
+    """True for a schedule that runs at specific times of day: one minute value and not every
+    hour (``30 2 * * *``, ``0 8,20 * * 1-5``). Every other schedule (several minutes per hour,
+    or every hour: ``*/10 1-3 * * *``, ``15 * * * *``) runs "more frequently" in cron's terms.
+
+    The distinction is Vixie cron's, kept by cronie (cron(8) "Local time changes of less than
+    three hours ... only applies to jobs that run at a specific time and jobs that are run
+    with a granularity greater than one hour. Jobs that run more frequently are scheduled
+    normally"). cronie ``src/cron.c`` main loop: when the clock jumps forward ("DST begins")
+    it runs the wildcard jobs for the current minute, then the fixed-time jobs of every minute
+    skipped; when it goes back ("DST ends") it runs only the wildcard jobs ("The fixed-time
+    jobs probably have already run, and should not be repeated"); find_jobs tells them apart
+    by the entry flags MIN_STAR | HR_STAR, i.e. by the text (a minute or hour field starting
+    with ``*``). Here it is decided on the expanded fields so that equal schedules behave the
+    same (``*/10`` and ``0,10,20,30,40,50`` alike).
+    """
+    minutes, hours = croniter(cron).expanded[:2]
+    several_minutes = minutes == ["*"] or len(set(minutes)) > 1
+    every_hour = hours == ["*"] or len(set(hours)) == 24
+    return not (several_minutes or every_hour)
+
+
+def wall_to_instants(wall: datetime, zone: ZoneInfo, *, fixed_times: bool) -> list[datetime]:
+    """The UTC instants a matching wall-clock time (naive, in ``zone``) runs at.
+
+    * an ordinary time: one instant;
+    * a time that happens twice (fall back): both instants, or only the first for a
+      fixed-time schedule (see :func:`runs_at_fixed_times`);
+    * a time that does not exist (spring forward): nothing, or for a fixed-time schedule the
+      first instant after the gap (cron(8): "those jobs that would have run in the interval
+      that has been skipped will be run immediately").
+    """
+    first = wall.replace(tzinfo=zone, fold=0)
+    second = wall.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return [first.astimezone(UTC)]
+    a, b = first.astimezone(UTC), second.astimezone(UTC)
+    if a.astimezone(zone).replace(tzinfo=None) != wall:
+        # Does not exist: fold=0 uses the offset before the gap and lands after it, fold=1
+        # the offset after and lands before it (PEP 495). The gap ends at the later one's
+        # transition: the wall time where the earlier instant is, read after the change.
+        if not fixed_times:
+            return []
+        return [_gap_end(min(a, b), max(a, b), zone)]
+    return [min(a, b)] if fixed_times else sorted((a, b))
+
+
+def _gap_end(low: datetime, high: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant after a spring-forward transition in ``[low, high]`` (UTC, minute
+    resolution: transitions are on whole minutes in tzdata)."""
+    before = low.astimezone(zone).utcoffset()
+    while high - low > timedelta(minutes=1):
+        mid = low + (high - low) / 2
+        mid = mid.replace(second=0, microsecond=0)
+        if mid <= low:
+            break
+        if mid.astimezone(zone).utcoffset() == before:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def _walls(cron: str, start: datetime, *, backwards: bool = False) -> Iterator[datetime]:
+    """Matching wall-clock times (naive) after ``start`` (or before it), in order; stops where
+    croniter finds none within its 50-year horizon."""
+    it = croniter(cron, start)
+    while True:
+        try:
+            yield it.get_prev(datetime) if backwards else it.get_next(datetime)
+        except CroniterBadDateError:
+            return
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def slots_between(
+    schedule: Schedule, after: datetime, until: datetime, *, limit: int = MAX_SLOTS_PER_RUN
+) -> list[datetime]:
+    """The schedule's slots in ``(after, until]``, as UTC datetimes, oldest first, each once
+    (DST policy in the module docstring)."""
+    zone, fixed = schedule.zone, runs_at_fixed_times(schedule.cron)
+    after, until = after.astimezone(UTC), until.astimezone(UTC)
+    stop_wall = _wall(until, zone) + _DST_MARGIN
+    found: set[datetime] = set()
+    enough_at: datetime | None = None
+    for wall in _walls(schedule.cron, _wall(after, zone) - _DST_MARGIN):
+        if wall > stop_wall or (enough_at is not None and wall > enough_at):
+            break
+        found.update(i for i in wall_to_instants(wall, zone, fixed_times=fixed) if after < i <= until)
+        if enough_at is None and len(found) >= limit:
+            enough_at = wall + 2 * _DST_MARGIN  # the slots still to come can only be later
+    return sorted(found)[:limit]
+
+
+def latest_slot(schedule: Schedule, at_or_before: datetime) -> datetime | None:
+    """The last slot at or before a moment (the same DST policy as :func:`slots_between`)."""
+    zone, fixed = schedule.zone, runs_at_fixed_times(schedule.cron)
+    at_or_before = at_or_before.astimezone(UTC)
+    floor = _wall(at_or_before, zone) - _DST_MARGIN
+    best: datetime | None = None
+    for wall in _walls(schedule.cron, _wall(at_or_before, zone) + _DST_MARGIN, backwards=True):
+        if best is not None and wall < floor:
+            break
+        candidates = [i for i in wall_to_instants(wall, zone, fixed_times=fixed) if i <= at_or_before]
+        if candidates and (best is None or max(candidates) > best):
+            best = max(candidates)
+    return best
+
+
+def next_slot(schedule: Schedule, after: datetime) -> datetime | None:
+    found = slots_between(schedule, after, after + timedelta(days=366 * 50), limit=1)
+    return found[0] if found else None
+
+
+def first_run(cron: str, after: datetime = datetime(2000, 1, 1)) -> datetime | None:
+    """The first wall-clock time matching ``cron`` after ``after`` (naive), or None when no
+    date within croniter's 50-year horizon matches (``0 0 31 2 *``, ``0 0 31 4,6,9,11 *``)."""
+    return next(_walls(cron, after), None)
+
+
+# --- the timer's windows --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimerWindow:
+    """The occurrence being fired (``T``) and the timer's period before it (``P``)."""
+
+    occurrence: datetime
+    period: timedelta
+
+
+def timer_window(timer_schedule: str, now: datetime) -> TimerWindow:
+    """The timer occurrence ``now`` belongs to, from its NCRONTAB (or TimeSpan) schedule.
+
+    NCRONTAB: the latest tick at or before ``now`` (allowing :data:`CLOCK_SKEW` for an early
+    fire), and the gap to the tick before it. TimeSpan (``HH:MM:SS``, App Service plans):
+    ticks are not aligned to the clock, so ``T`` is ``now`` and ``P`` the span.
+    """
+    now = now.astimezone(UTC)
+    span = _TIMESPAN.match(timer_schedule.strip())
+    if span:
+        hours, minutes, seconds = (int(g) for g in span.groups())
+        return TimerWindow(occurrence=now, period=timedelta(hours=hours, minutes=minutes, seconds=seconds))
+    probe = (now + CLOCK_SKEW).replace(microsecond=0) + timedelta(seconds=1)
+    it = croniter(timer_schedule, probe, second_at_beginning=True)
+    occurrence = it.get_prev(datetime).astimezone(UTC)
+    previous = it.get_prev(datetime).astimezone(UTC)
+    return TimerWindow(occurrence=occurrence, period=occurrence - previous)
+
+
+def due_slots(
+    schedules: Sequence[Schedule],
+    *,
+    now: datetime,
+    timer_schedule: str,
+    last_run: datetime | None,
+    past_due: bool,
+) -> list[DueSlot]:
+    """The slots to enqueue for this timer run.
+
+    * regular: every slot in ``(T - P, T]``;
+    * catch-up, only when the host flags the run as past due and ``last_run`` (the host's
+      ScheduleStatus.Last) is older than ``T - P``: the latest slot in ``(last_run, T - P]``
+      as well — one, however long the outage. It is never older than one schedule interval
+      before ``T - P``, so the look-back is at most one timer period plus one schedule interval;
+    * nothing when ``last_run >= T``: this occurrence already ran (a second fire of it).
+
+    What the host passes (azure-webjobs-sdk-extensions ``Extensions/Timers/Listener/
+    TimerListener.cs``): past due is decided only in ``StartAsync``, when the listener starts
+    after the stored ``Next`` went by (the app was stopped or down), never for a late regular
+    run; the status handed to a run is the one from before it, and ``InvokeJobFunction`` then
+    stores ``Last`` = that run's own start. So the run after a past-due run sees ``Last`` = the
+    past-due run's start, not the stale one, and is not past due: only the past-due run catches
+    up. ``last_run`` is not a lower bound for the regular window: the past-due run enqueued its
+    own window only, and the slots between its occurrence and its start belong to the next run.
+
+    Without ``last_run`` the look-back is the timer period only: a first run (the host passes
+    ``Last`` = 0001-01-01), or no monitor (``TimerSchedule.Create`` turns ``useMonitor`` off for
+    schedules firing more often than once a minute; then no status and never past due).
+    """
+    window = timer_window(timer_schedule, now)
+    occurrence, start = window.occurrence, window.occurrence - window.period
+    if last_run is not None and last_run >= occurrence:
+        return []
+    lower = start
+    missed = past_due and last_run is not None and last_run < start - CLOCK_SKEW
+    out: list[DueSlot] = []
+    for schedule in schedules:
+        if not schedule.enabled:
+            continue
+        for slot in slots_between(schedule, lower, occurrence):
+            out.append(DueSlot(schedule, slot, request_id(schedule, slot), catch_up=False))
+        if missed:
+            assert last_run is not None
+            missed_slot = latest_slot(schedule, start)
+            if missed_slot is not None and missed_slot > last_run:
+                out.append(DueSlot(schedule, missed_slot, request_id(schedule, missed_slot), catch_up=True))
+    out.sort(key=lambda d: (d.slot, d.schedule.name))
+    return out
+
+
+def describe(schedules: Sequence[Schedule], now: datetime) -> list[ScheduleRow]:
+    """What ``python -m shared.cli schedules`` shows: each batch and its next run."""
+    rows = []
+    for s in schedules:
+        upcoming = next_slot(s, now.astimezone(UTC)) if s.enabled else None
+        rows.append(
+            ScheduleRow(
+                name=s.name,
+                enabled=s.enabled,
+                cron=s.cron,
+                time_zone=s.time_zone,
+                next_run=upcoming.astimezone(s.zone) if upcoming else None,
+                next_run_utc=upcoming,
+                next_request_id=request_id(s, upcoming) if upcoming else None,
+                image=str(s.request.get("image", "")),
+                description=s.description,
+            )
+        )
+    return rows

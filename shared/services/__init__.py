@@ -1,1 +1,0 @@
-"""Services: dispatch, deadletter, reconcile, schedule, bootstrap; they call adapters."""
