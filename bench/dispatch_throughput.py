@@ -308,8 +308,9 @@ def cpu_loop(n: int) -> tuple[float, float]:
 
     from functions.bindings import inbound
     from shared.adapters.kube import Cluster
+    from shared.cluster.readiness import Readiness
     from shared.config.settings import Settings
-    from shared.flows.dispatch import Inbound, Readiness, dispatch
+    from shared.flows.dispatch import Inbound, dispatch
     from shared.flows.runtime import runtime
 
     class AcceptingCluster(Cluster):

@@ -46,8 +46,9 @@ from devtools.azurite import Azurite
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.adapters.queues import Queues
 from shared.adapters.tables import EntityPage, Stored, Tables
+from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Readiness, dispatch
+from shared.flows.dispatch import Inbound, dispatch
 from shared.flows.reconcile import KubeJobs, reconcile
 from shared.ledger.api import RequestsApi
 from shared.ledger.store import Ledger

@@ -33,9 +33,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import REPO, KubeProcess, app_settings, machine, quiet_logs
 from shared.adapters.kube import Cluster, from_kubeconfig_file
+from shared.base.conventions import LABEL_STATE, MANAGED_BY, MANAGER, STATE_UNREPORTED
 from shared.config.settings import Settings
 from shared.flows.reconcile import KubeJobs, ReconcileReport, reconcile
-from shared.job.render import LABEL_STATE, MANAGED_BY, MANAGER, STATE_UNREPORTED
 
 NS = "vnode-batch"
 

@@ -33,8 +33,7 @@ from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.policies import RetryPolicy
 
-from shared.base.errors import VnbError
-from shared.cluster.plan import AKS_ENTRA_SCOPE, ArmFault
+from shared.base.errors import ArmFault, VnbError
 
 _CLOUD_ARM_HOSTS = frozenset({"management.azure.com", "management.chinacloudapi.cn", "management.usgovcloudapi.net"})
 _PUBLIC_ARM_SCOPE = "https://management.azure.com/.default"
@@ -378,3 +377,7 @@ class ArmAdapter:
             f"POST start managed cluster {name}",
             lambda: self._client("aks").managed_clusters.begin_start(resource_group, name, polling=False),
         )
+
+
+AKS_ENTRA_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
+"""The AKS Entra server application: tokens for this audience open AKS's Kubernetes API."""

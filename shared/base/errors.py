@@ -7,6 +7,8 @@ PermanentError is answered with an event and the message completes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class VnbError(Exception):
     """Base class. ``status`` keeps the HTTP status of the API call that failed, if any."""
@@ -33,3 +35,24 @@ class TransientError(VnbError):
     ) -> None:
         super().__init__(message, status=status, reason=reason)
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with a request: where (a JSON path like ``env.FOO``) and what."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ArmFault:
+    """An ARM call that failed: HTTP status (None: no answer), ARM error code and message."""
+
+    status: int | None
+    code: str | None
+    message: str
+    retry_after: float | None = None

@@ -31,9 +31,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.adapters.kube import Page
+from shared.base.conventions import LABEL_STATE, MANAGED_BY, MANAGER, STATE_UNREPORTED
 from shared.capacity.model import Budget, Demand, Usage, brief, capacity_refusal, defer_delay, job_creates, usage_of
 from shared.config.settings import Settings
-from shared.job.render import LABEL_STATE, MANAGED_BY, MANAGER, STATE_UNREPORTED
 
 log = logging.getLogger("vnode_batch.capacity")
 

@@ -25,11 +25,13 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from shared.adapters.kube import Conflict
+from shared.base.conventions import ANN_ENQUEUED_AT, ANN_KEY, ANN_MESSAGE_ID
+from shared.base.times import parse_time
 from shared.capacity import model as capacity
 from shared.config.settings import Settings
 from shared.intake.deferral import wrap
-from shared.job.render import ANN_ENQUEUED_AT, ANN_KEY, ANN_MESSAGE_ID
-from shared.outcomes.outcome import CAPACITY_EXHAUSTED, MAX_MESSAGE_CHARS, Verdict, job_name_of, parse_time
+from shared.job.read import job_name_of
+from shared.outcomes.outcome import CAPACITY_EXHAUSTED, MAX_MESSAGE_CHARS, Verdict
 
 log = logging.getLogger("vnode_batch.reconcile")
 

@@ -23,19 +23,14 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Final
 
+from shared.base.conventions import ANN_CAPACITY_ATTEMPT, ANN_REQUEST, ANN_REQUEUED, CONTROLLER_UID
 from shared.base.quantity import parse_cpu
-from shared.intake.request import RESERVED_LABEL_DOMAIN
-from shared.outcomes.outcome import pod_index
+from shared.base.times import parse_time
+from shared.job.read import metadata_of, pod_index, status_of
 from shared.outcomes.provider_failure import classify
 
 Obj = Mapping[str, Any]
 
-CONTROLLER_UID: Final = "batch.kubernetes.io/controller-uid"
-ANN_REQUEST: Final = f"{RESERVED_LABEL_DOMAIN}/request"
-"""The request as it came off the queue (compact JSON): what goes back to the queue when ACI
-refuses the Job's pods for capacity. Annotations hold up to 256 KiB; a queue message 64 KiB."""
-ANN_CAPACITY_ATTEMPT: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-attempt"
-"""How many times ACI had refused this request for capacity when this Job was created (0 first)."""
 _CENTI: Final = Decimal("0.01")
 WINDOW_MARGIN: Final = 0.03
 """Create windows are counted this much longer than ACI's: ACI counts a create when the virtual
@@ -183,14 +178,9 @@ def _span(seconds: int) -> str:
     return f"the last {seconds} s"
 
 
-ANN_REQUEUED: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-requeued"
-"""Set by the reconciler (compare-and-swap) before it gives the request back to the queue: this
-Job is condemned, and a message of a later attempt waits until it is gone."""
-
-
 def condemned(job: Obj) -> bool:
     """The reconciler gave this Job's request back to the queue (or the Job is being deleted)."""
-    meta = _meta(job)
+    meta = metadata_of(job)
     return bool(meta.get("deletionTimestamp")) or ANN_REQUEUED in (meta.get("annotations") or {})
 
 
@@ -203,7 +193,7 @@ def mark_attempt(manifest: dict[str, Any], request: Mapping[str, Any], attempt: 
 
 def attempt_of(job: Obj) -> int:
     """The capacity attempt a Job was created on (0 for a Job without the annotation)."""
-    raw = (_meta(job).get("annotations") or {}).get(ANN_CAPACITY_ATTEMPT)
+    raw = (metadata_of(job).get("annotations") or {}).get(ANN_CAPACITY_ATTEMPT)
     try:
         return int(raw) if raw is not None else 0
     except ValueError:
@@ -212,7 +202,7 @@ def attempt_of(job: Obj) -> int:
 
 def request_of(job: Obj) -> dict[str, Any] | None:
     """The request carried on the Job (``mark_attempt``), or None if absent or unreadable."""
-    raw = (_meta(job).get("annotations") or {}).get(ANN_REQUEST)
+    raw = (metadata_of(job).get("annotations") or {}).get(ANN_REQUEST)
     if not raw:
         return None
     try:
@@ -225,41 +215,24 @@ def request_of(job: Obj) -> dict[str, Any] | None:
 # --- reading what the app holds from its Jobs and pods ----------------------------------
 
 
-def _meta(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
-
-def _status(obj: Obj) -> Obj:
-    return obj.get("status") or {}
-
-
 def _created_at(obj: Obj) -> datetime | None:
     """The latest moment an object may have been created: ``creationTimestamp`` has whole
     seconds (metav1.Time is serialised as RFC 3339 without fractions), so it is up to a second
     early; a create counted in a window must not leave it early."""
-    created = _time(_meta(obj).get("creationTimestamp"))
+    created = parse_time(metadata_of(obj).get("creationTimestamp"))
     return created + timedelta(seconds=1) if created is not None else None
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def provider_failed(pod: Obj) -> bool:
     """The provider refused the pod: no container group exists for it (azure-aci sets phase
     Failed, reason ProviderFailed when CreateContainerGroup fails; reference/virtual-node.md)."""
-    return _status(pod).get("phase") == "Failed" and _status(pod).get("reason") == "ProviderFailed"
+    return status_of(pod).get("phase") == "Failed" and status_of(pod).get("reason") == "ProviderFailed"
 
 
 def _finished(job: Obj) -> bool:
     return any(
         c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in _status(job).get("conditions") or []
+        for c in status_of(job).get("conditions") or []
     )
 
 
@@ -270,7 +243,7 @@ def job_creates(job: Obj) -> tuple[datetime, int] | None:
     if created is None:
         return None
     spec = job.get("spec") or {}
-    return created, int(spec.get("completions") or 1) + int(_status(job).get("failed") or 0)
+    return created, int(spec.get("completions") or 1) + int(status_of(job).get("failed") or 0)
 
 
 def usage_of(
@@ -302,10 +275,10 @@ def usage_of(
     orphans: list[Obj] = []
     pod_list = list(pods)
     job_list = list(jobs)
-    uids = {str(_meta(j).get("uid") or "") for j in job_list}
-    names = {str(_meta(j).get("name") or "") for j in job_list}
+    uids = {str(metadata_of(j).get("uid") or "") for j in job_list}
+    names = {str(metadata_of(j).get("name") or "") for j in job_list}
     for pod in pod_list:
-        owner = (_meta(pod).get("labels") or {}).get(CONTROLLER_UID)
+        owner = (metadata_of(pod).get("labels") or {}).get(CONTROLLER_UID)
         if owner in uids:
             by_uid.setdefault(str(owner), []).append(pod)
         else:
@@ -318,21 +291,21 @@ def usage_of(
     for job in job_list:
         spec = job.get("spec") or {}
         per_pod = pod_cores(spec.get("template") or {})
-        mine = by_uid.get(str(_meta(job).get("uid") or ""), [])
+        mine = by_uid.get(str(metadata_of(job).get("uid") or ""), [])
         held = [p for p in mine if not provider_failed(p)]
         groups += len(held)
         cores += sum((pod_cores(p) for p in held), Decimal(0))
-        if not _finished(job) and not _meta(job).get("deletionTimestamp"):
+        if not _finished(job) and not metadata_of(job).get("deletionTimestamp"):
             completions = int(spec.get("completions") or 1)
-            succeeded = int(_status(job).get("succeeded") or 0)
+            succeeded = int(status_of(job).get("succeeded") or 0)
             expected = min(int(spec.get("parallelism") or 1), max(0, completions - succeeded))
-            running = sum(1 for p in held if _status(p).get("phase") in ("Pending", "Running", None))
+            running = sum(1 for p in held if status_of(p).get("phase") in ("Pending", "Running", None))
             missing = max(0, expected - running)
             groups += missing
             cores += missing * per_pod
         created = _created_at(job)
         if created is not None and created >= long_from:
-            n = int(spec.get("completions") or 1) + int(_status(job).get("failed") or 0)
+            n = int(spec.get("completions") or 1) + int(status_of(job).get("failed") or 0)
             long += n
             times.extend([created] * n)
             short += n if created >= short_from else len(_created_since(mine, short_from))
@@ -389,7 +362,7 @@ def capacity_refusal(pod: Obj) -> str | None:
     (invalid-for-ACI refusals — names, resource rules — are failures of the request)."""
     if not provider_failed(pod):
         return None
-    status = _status(pod)
+    status = status_of(pod)
     texts = [str(status.get("message") or "")]
     for cs in status.get("containerStatuses") or []:
         state = cs.get("state") or {}
@@ -400,11 +373,11 @@ def capacity_refusal(pod: Obj) -> str | None:
 
 def ran(pod: Obj) -> bool:
     """A container of this pod started (its work may have side effects)."""
-    for cs in _status(pod).get("containerStatuses") or []:
+    for cs in status_of(pod).get("containerStatuses") or []:
         state = cs.get("state") or {}
         if state.get("running") or (state.get("terminated") or {}).get("startedAt"):
             return True
-    return _status(pod).get("phase") in ("Running", "Succeeded")
+    return status_of(pod).get("phase") in ("Running", "Succeeded")
 
 
 def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
@@ -422,17 +395,17 @@ def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
     refused = [(p, why) for p in pods if (why := capacity_refusal(p)) is not None]
     if not refused:
         return None
-    if not any(ran(p) for p in pods) and not int(_status(job).get("succeeded") or 0):
+    if not any(ran(p) for p in pods) and not int(status_of(job).get("succeeded") or 0):
         return refused[-1][1]
     if not _failed(job):
         return None
-    failed = [p for p in pods if _status(p).get("phase") == "Failed"]
+    failed = [p for p in pods if status_of(p).get("phase") == "Failed"]
     spec = job.get("spec") or {}
     if spec.get("completionMode") == "Indexed":
         last: dict[int | None, Obj] = {}
-        for p in sorted(failed, key=lambda p: str(_meta(p).get("creationTimestamp") or "")):
+        for p in sorted(failed, key=lambda p: str(metadata_of(p).get("creationTimestamp") or "")):
             last[pod_index(p)] = p
-        indexes = _index_set(str(_status(job).get("failedIndexes") or ""))
+        indexes = _index_set(str(status_of(job).get("failedIndexes") or ""))
         if not indexes or any(i not in last or capacity_refusal(last[i]) is None for i in indexes):
             return None
     elif any(capacity_refusal(p) is None for p in failed):
@@ -441,7 +414,7 @@ def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
 
 
 def _failed(job: Obj) -> bool:
-    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in _status(job).get("conditions") or [])
+    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in status_of(job).get("conditions") or [])
 
 
 def _index_set(text: str) -> set[int | None]:
@@ -460,7 +433,7 @@ def _index_set(text: str) -> set[int | None]:
 
 def may_need_retry(job: Obj) -> bool:
     """Whether the reconciler must look at this running Job's pods: one of them failed."""
-    return int(_status(job).get("failed") or 0) > 0
+    return int(status_of(job).get("failed") or 0) > 0
 
 
 # --- fairness among waiting requests -----------------------------------------------------

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 from shared.adapters.kube import Cluster, from_token
+from shared.base.conventions import VIRTUAL_NODE_NAME
 from shared.base.errors import VnbError
 from shared.cluster import network
 from shared.cluster.network import Finding, NetworkPlan, NetworkPlanInvalid
 from shared.cluster.plan import (
     ACI_PROVIDER,
-    VIRTUAL_NODE,
     Decision,
     Do,
     KubeEndpoint,
@@ -61,8 +61,8 @@ from shared.cluster.plan import (
     vnet_body,
     vnode_subnet_grant,
 )
+from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Readiness
 
 log = logging.getLogger("vnode_batch.bootstrap")
 
@@ -390,7 +390,7 @@ class Bootstrap:
         if Step.ADDON not in p.done or Step.NAMESPACE not in p.done:
             return Decision(Step.VIRTUAL_NODE, Do.PENDING, "after the addon and the namespace")
         try:
-            return decide_virtual_node(self._kube(p).get_node(VIRTUAL_NODE))
+            return decide_virtual_node(self._kube(p).get_node(VIRTUAL_NODE_NAME))
         except ValueError as e:  # the user kubeconfig did not parse
             return Decision(Step.VIRTUAL_NODE, Do.BLOCKED, f"the cluster user credential is unusable: {e}")
         except VnbError as e:
@@ -399,19 +399,19 @@ class Bootstrap:
             # Nodes are cluster-scoped; an app holding only namespace-scoped rights cannot read
             # them. The addon's Succeeded state is then the best evidence available.
             if not self._node_forbidden_logged:
-                log.warning("bootstrap: node %s is not readable (403); trusting the addon's state", VIRTUAL_NODE)
+                log.warning("bootstrap: node %s is not readable (403); trusting the addon's state", VIRTUAL_NODE_NAME)
                 self._node_forbidden_logged = True
             return Decision(
                 Step.VIRTUAL_NODE,
                 Do.NOTHING,
-                f"node {VIRTUAL_NODE} not readable with namespace rights (403); the addon reports Succeeded",
+                f"node {VIRTUAL_NODE_NAME} not readable with namespace rights (403); the addon reports Succeeded",
             )
 
     # --- after "ready" ---------------------------------------------------------------------
     def still_ready(self, cluster: Cluster) -> bool:
         """Cheap re-check of a ready cluster: the virtual node through Kubernetes, no ARM call."""
         try:
-            return node_ready(cluster.get_node(VIRTUAL_NODE))
+            return node_ready(cluster.get_node(VIRTUAL_NODE_NAME))
         except VnbError as e:
             return e.status == 403  # cannot see nodes with namespace rights: not evidence of trouble
 
@@ -489,7 +489,7 @@ class AksGate:
             return
         self._last_reason = reason
         if readiness.cluster is not None:
-            log.info("bootstrap: cluster %s ready (node %s Ready)", self._settings.cluster_name, VIRTUAL_NODE)
+            log.info("bootstrap: cluster %s ready (node %s Ready)", self._settings.cluster_name, VIRTUAL_NODE_NAME)
         elif readiness.hopeless:
             log.error("bootstrap blocked, waiting cannot help: %s", readiness.reason)
         else:
@@ -594,7 +594,7 @@ def cli_bootstrap(settings: Settings, out: TextIO, err: TextIO, *, timeout: floa
             time.sleep(poll_seconds)
     _print_decisions(evaluation.decisions, console)
     if evaluation.ready:
-        console.print(f"cluster {settings.cluster_name} is ready: node {VIRTUAL_NODE} Ready")
+        console.print(f"cluster {settings.cluster_name} is ready: node {VIRTUAL_NODE_NAME} Ready")
         return 0
     if evaluation.hopeless:
         errors.print(f"blocked: {evaluation.readiness().reason}")

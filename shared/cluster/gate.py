@@ -11,8 +11,8 @@ import functools
 import threading
 
 from shared.adapters.kube import Cluster, from_kubeconfig_file
+from shared.cluster.readiness import ClusterGate, Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import ClusterGate, Readiness
 
 
 class KubeconfigGate:

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from shared.base.conventions import ARM_TAGS, NAMESPACE_LABELS, VIRTUAL_NODE_NAME
+from shared.base.errors import ArmFault
 from shared.cluster import roles
 from shared.cluster.network import MAX_PODS_PER_NODE, NetworkPlan
 from shared.config.settings import Settings
@@ -33,11 +35,6 @@ ACI_PROVIDER = "Microsoft.ContainerInstance"
 ACI_DELEGATION = "Microsoft.ContainerInstance/containerGroups"
 ADDON = "aciConnectorLinux"
 ADDON_SUBNET_KEY = "SubnetName"
-VIRTUAL_NODE = "virtual-node-aci-linux"
-AKS_ENTRA_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
-"""The AKS Entra server application: tokens for this audience open AKS's Kubernetes API."""
-MANAGED_BY = {"managed-by": "vnode-batch"}
-"""Tags on what the bootstrap creates, so an operator can tell it from hand-made resources."""
 SYSTEM_POOL = "system"
 
 _ROLE_NAMESPACE = uuid.UUID("6b0f2c8e-44e4-5d8e-9a43-6f6e6f64652d")
@@ -263,7 +260,7 @@ def vnet_body(plan: NetworkPlan, location: str) -> dict[str, Any]:
     """
     return {
         "location": location,
-        "tags": dict(MANAGED_BY),
+        "tags": dict(ARM_TAGS),
         "properties": {
             "addressSpace": {"addressPrefixes": [str(plan.vnet)]},
             "subnets": [
@@ -363,7 +360,7 @@ def decide_network(vnet: Mapping[str, Any] | None, plan: NetworkPlan, location: 
         if sub_state.lower() in _IN_PROGRESS_STATES:
             return Decision(step, Do.WAIT, f"subnet {name} is {sub_state}", f"subnet:{name}")
         if not is_cluster and not subnet_has_egress(found):
-            if (vnet.get("tags") or {}).get("managed-by") == MANAGED_BY["managed-by"]:
+            if (vnet.get("tags") or {}).get("managed-by") == ARM_TAGS["managed-by"]:
                 return Decision(
                     step,
                     Do.UPDATE,
@@ -465,7 +462,7 @@ def cluster_body(settings: Settings, plan: NetworkPlan, targets: Targets, locati
         props["kubernetesVersion"] = settings.kubernetes_version
     return {
         "location": location,
-        "tags": dict(MANAGED_BY),
+        "tags": dict(ARM_TAGS),
         "identity": {"type": "SystemAssigned"},
         "properties": props,
     }
@@ -770,7 +767,6 @@ def decide_role(grant: RoleGrant, observed: Mapping[str, Any] | None) -> Decisio
 
 # --- step 8: the namespace, as an AKS managed namespace (ARM) ---------------------------------
 
-NAMESPACE_LABELS = {"app.kubernetes.io/managed-by": "vnode-batch"}
 NAMESPACE_NETWORK_POLICY = {"ingress": "AllowSameNamespace", "egress": "AllowAll"}
 """What ``az aks namespace add`` sends when no ``--ingress-policy``/``--egress-policy`` is given
 (azure-cli ``src/azure-cli/azure/cli/command_modules/acs/managednamespace.py``
@@ -820,7 +816,7 @@ def managed_namespace_body(targets: Targets, location: str, *, network_policy: s
     if network_policy:
         props["defaultNetworkPolicy"] = dict(NAMESPACE_NETWORK_POLICY)
     props.update({"adoptionPolicy": "Always", "deletePolicy": "Keep"})
-    return {"location": location, "tags": dict(MANAGED_BY), "properties": props}
+    return {"location": location, "tags": dict(ARM_TAGS), "properties": props}
 
 
 def _ns_error(observed: Mapping[str, Any]) -> str:
@@ -887,12 +883,12 @@ def decide_virtual_node(node: Mapping[str, Any] | None) -> Decision:
         return Decision(
             Step.VIRTUAL_NODE,
             Do.WAIT,
-            f"node {VIRTUAL_NODE} is not registered yet (the addon's connector pod starts it)",
-            VIRTUAL_NODE,
+            f"node {VIRTUAL_NODE_NAME} is not registered yet (the addon's connector pod starts it)",
+            VIRTUAL_NODE_NAME,
         )
     if not node_ready(node):
-        return Decision(Step.VIRTUAL_NODE, Do.WAIT, f"node {VIRTUAL_NODE} is not Ready", VIRTUAL_NODE)
-    return Decision(Step.VIRTUAL_NODE, Do.NOTHING, f"node {VIRTUAL_NODE} Ready", VIRTUAL_NODE)
+        return Decision(Step.VIRTUAL_NODE, Do.WAIT, f"node {VIRTUAL_NODE_NAME} is not Ready", VIRTUAL_NODE_NAME)
+    return Decision(Step.VIRTUAL_NODE, Do.NOTHING, f"node {VIRTUAL_NODE_NAME} Ready", VIRTUAL_NODE_NAME)
 
 
 @dataclass(frozen=True)
@@ -937,16 +933,6 @@ def _yaml_mapping(data: bytes) -> dict[str, Any] | None:
 
 
 # --- ARM errors → decisions ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ArmFault:
-    """An ARM call that failed: HTTP status (None: no answer), ARM error code and message."""
-
-    status: int | None
-    code: str | None
-    message: str
-    retry_after: float | None = None
 
 
 _ACTION = re.compile(r"perform action(?:\(s\))? '([^']+)' (?:over|on the linked) scope(?:\(s\))? '([^']+)'")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -37,9 +38,6 @@ and 15Gi 16.1 GB as the virtual node converts them (azure-aci ``getContainers``)
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MIN_JOB_NAME = 14
 """The shortest Job name the app makes: ``vnb-`` + a 10-character hash of the key (shared.job.render)."""
-
-if TYPE_CHECKING:
-    from shared.cost.pricing import Prices
 
 STORAGE_CONNECTION = "AzureWebJobsStorage"
 """The connection name every queue binding uses (a setting *prefix* with identity connections)."""
@@ -739,7 +737,6 @@ class Settings(BaseModel):
     @property
     def prices(self) -> Prices:
         """The ACI prices the cost of a Job is computed with (``shared.cost.pricing``)."""
-        from shared.cost.pricing import Prices  # shared.cost → outcome → request → settings: import late
 
         return Prices(vcpu_second=self.price_vcpu_second, gb_second=self.price_gb_second, currency=self.price_currency)
 
@@ -802,3 +799,15 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     print(markdown_table())
+
+
+@dataclass(frozen=True)
+class Prices:
+    """List prices: currency units per vCPU-second and per GB-second (decimal GB)."""
+
+    vcpu_second: Decimal
+    gb_second: Decimal
+    currency: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"currency": self.currency, "vcpuSecond": str(self.vcpu_second), "gbSecond": str(self.gb_second)}

@@ -39,25 +39,15 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from shared.base.quantity import parse_cpu, parse_memory
-from shared.outcomes.outcome import parse_time, pod_index
+from shared.base.times import parse_time
+from shared.config.settings import Prices
+from shared.job.read import pod_index
 
 Obj = Mapping[str, Any]
 
 _CENTI = Decimal("0.01")
 _DECI = Decimal("0.1")
 _GB = Decimal(10**9)
-
-
-@dataclass(frozen=True)
-class Prices:
-    """List prices: currency units per vCPU-second and per GB-second (decimal GB)."""
-
-    vcpu_second: Decimal
-    gb_second: Decimal
-    currency: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"currency": self.currency, "vcpuSecond": str(self.vcpu_second), "gbSecond": str(self.gb_second)}
 
 
 def billed_cpu(request: Decimal) -> Decimal:

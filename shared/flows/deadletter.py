@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.base.errors import VnbError
+from shared.base.times import iso
 from shared.config.settings import Settings
 from shared.flows.dispatch import Inbound
 from shared.intake.deferral import unwrap
@@ -130,7 +131,7 @@ def _utc_or_none(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     try:
-        events.iso(moment)
+        iso(moment)
     except (OverflowError, ValueError):  # e.g. year 1 with a negative offset
         return None
     return moment

@@ -26,24 +26,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from shared.adapters.kube import AlreadyExists, Cluster, KubePermanentError
-from shared.base.errors import PermanentError, TransientError
+from shared.base.conventions import ANN_REQUEST_HASH
+from shared.base.errors import FieldError, PermanentError, TransientError
 from shared.capacity import model as capacity
 from shared.capacity.admission import Admission, admission_for, whole_budget
+from shared.cluster.readiness import ClusterGate, Readiness, Requeue
 from shared.config.settings import Settings
 from shared.intake.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, envelope_problems, room, unwrap, wrap
-from shared.intake.request import (
-    BatchRequest,
-    FieldError,
-    RequestInvalid,
-    as_correlation_id,
-    as_key,
-    decode_body,
-    parse_request,
-)
-from shared.job.render import ANN_REQUEST_HASH, JobMeta, build_job, job_name
+from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, decode_body, parse_request
+from shared.job.render import JobMeta, build_job, job_name
 from shared.ledger import tracking
 from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
@@ -84,20 +78,6 @@ class DispatchResult:
     events: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Readiness:
-    """The cluster gate's answer: a Cluster to use, or why not (and whether waiting helps)."""
-
-    cluster: Cluster | None
-    reason: str = ""
-    hopeless: bool = False
-
-
-class ClusterGate(Protocol):
-    def check(self) -> Readiness: ...
-
-
-Requeue = Callable[[str, int], None]
 """Send ``text`` to the requests queue, invisible for ``delay`` seconds."""
 
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Protocol
 from shared.base.errors import VnbError
 from shared.cluster.bootstrap import AksGate
 from shared.cluster.power import Act, Observation, Phase, PowerRecord, Step, decide, gate_view
+from shared.cluster.readiness import ClusterGate, Readiness, Requeue
 from shared.config.settings import Settings
-from shared.flows.dispatch import ClusterGate, Readiness, Requeue
 from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs, ReconcileReport, SendEvent, run
 
 if TYPE_CHECKING:

@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from shared.adapters.kube import Cluster, Page
-from shared.job.render import LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
-from shared.outcomes.outcome import ANN_REPORTED_AT
+from shared.base.conventions import ANN_REPORTED_AT, LABEL_STATE, MANAGED_BY, MANAGER, STATE_REPORTED, STATE_UNREPORTED
 
 SELECT_UNREPORTED = f"{MANAGED_BY}={MANAGER},{LABEL_STATE}={STATE_UNREPORTED}"
 SELECT_REPORTED = f"{MANAGED_BY}={MANAGER},{LABEL_STATE}={STATE_REPORTED}"

@@ -67,38 +67,39 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.kube import Conflict, KubePermanentError
+from shared.base.conventions import (
+    ANN_REPORTED_AT,
+    ANN_VERDICT,
+    CONTROLLER_UID,
+    FINALIZER_REPORT,
+    LABEL_STATE,
+    STATE_REPORTED,
+)
 from shared.base.errors import TransientError, VnbError
+from shared.base.times import iso, parse_time
 from shared.capacity import model as capacity
 from shared.capacity.admission import admission_for
 from shared.capacity.give_back import REQUEUED, RUNNING, give_back
+from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
-from shared.flows.dispatch import ClusterGate, Requeue
 from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, KubeJobs
 from shared.job.logs import strip_timestamps
-from shared.job.render import FINALIZER_REPORT, LABEL_STATE, STATE_REPORTED
+from shared.job.read import is_deleting, job_name_of, job_uid, terminal_condition
 from shared.ledger import tracking
 from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.outcomes import events
 from shared.outcomes.outcome import (
-    ANN_REPORTED_AT,
-    ANN_VERDICT,
-    CONTROLLER_UID,
     LogTail,
     Outcome,
     Verdict,
     cut_tail,
     event_data,
-    is_deleting,
-    job_name_of,
-    job_uid,
     lost_verdict,
     needs_pods,
     outcome,
-    parse_time,
     stuck_verdict,
-    terminal_condition,
 )
 
 log = logging.getLogger("vnode_batch.reconcile")
@@ -557,7 +558,7 @@ class _Pass:
             try:
                 self.jobs.mark_reported(
                     name,
-                    reported_at=events.iso(moment),
+                    reported_at=iso(moment),
                     finalizers=[f for f in _finalizers(job) if f != FINALIZER_REPORT],
                     resource_version=_rv(job),
                 )

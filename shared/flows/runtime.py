@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from shared.adapters.queues import Queues, queues_for
 from shared.cluster.gate import gate_for
+from shared.cluster.readiness import ClusterGate
 from shared.config.settings import STORAGE_CONNECTION, Settings, settings_from
-from shared.flows.dispatch import ClusterGate
 from shared.ledger.store import Ledger, ledger_for
 
 if TYPE_CHECKING:

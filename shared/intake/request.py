@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -29,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.base.conventions import JOB_CONTROLLER_LABELS, RESERVED_LABEL_DOMAIN
+from shared.base.errors import FieldError
 from shared.base.quantity import (
     aci_cpu,
     aci_memory,
@@ -45,12 +46,6 @@ MAX_BODY_BYTES = 48 * 1024  # a queue message carries at most 64 KiB, 48 KiB of 
 MAX_ENV_BYTES = 32 * 1024
 MIN_CPU = Decimal("0.1")
 MIN_MEMORY = 128 * 1024 * 1024  # 128Mi
-RESERVED_LABEL_DOMAIN = "vnode-batch.io"
-JOB_CONTROLLER_LABELS = frozenset({"job-name", "controller-uid"})
-"""Unprefixed pod-template labels the Job controller sets itself (with batch.kubernetes.io/job-name
-and batch.kubernetes.io/controller-uid); the batch API refuses a template giving them other
-values (kubernetes pkg/registry/batch/job/strategy.go generateSelector, then
-pkg/apis/batch/validation validateGeneratedSelector)."""
 
 _KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -74,17 +69,6 @@ EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME, max_length=128)]
 # min_length 1: azure-aci getContainers (pkg/provider/aci.go) passes only variables whose value
 # is not empty, so an empty one would silently be missing in the container.
 EnvValue = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One problem with a request: where (a JSON path like ``env.FOO``) and what."""
-
-    field: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
 
 
 class RequestInvalid(ValueError):

@@ -15,27 +15,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.base.conventions import (
+    ANN_CORRELATION_ID,
+    ANN_ENQUEUED_AT,
+    ANN_KEY,
+    ANN_MESSAGE_ID,
+    ANN_REQUEST_HASH,
+    ANN_RESOURCES,
+    ANN_SCHEMA,
+    CONTAINER,
+    FINALIZER_REPORT,
+    LABEL_KEY_HASH,
+    LABEL_STATE,
+    MANAGED_BY,
+    MANAGER,
+    STATE_UNREPORTED,
+)
 from shared.base.quantity import aci_cpu, aci_memory, format_cpu, format_memory_decimal, parse_cpu, parse_memory
 from shared.config.settings import Settings
-from shared.intake.request import RESERVED_LABEL_DOMAIN, BatchRequest
-
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "vnode-batch"
-LABEL_KEY_HASH = f"{RESERVED_LABEL_DOMAIN}/key-hash"
-LABEL_STATE = f"{RESERVED_LABEL_DOMAIN}/state"
-STATE_UNREPORTED = "unreported"
-STATE_REPORTED = "reported"
-FINALIZER_REPORT = f"{RESERVED_LABEL_DOMAIN}/report"  # the reconciler removes it once the outcome event is out
-ANN_KEY = f"{RESERVED_LABEL_DOMAIN}/key"
-ANN_MESSAGE_ID = f"{RESERVED_LABEL_DOMAIN}/message-id"
-ANN_CORRELATION_ID = f"{RESERVED_LABEL_DOMAIN}/correlation-id"
-ANN_ENQUEUED_AT = f"{RESERVED_LABEL_DOMAIN}/enqueued-at"
-ANN_REQUEST_HASH = f"{RESERVED_LABEL_DOMAIN}/request-hash"
-ANN_SCHEMA = f"{RESERVED_LABEL_DOMAIN}/schema"
-ANN_RESOURCES = f"{RESERVED_LABEL_DOMAIN}/resources"
-"""JSON ``{"cpu": {"requested", "applied"}, "memory": {...}}``: what was asked and what ACI gets."""
-CONTAINER = "main"
-VIRTUAL_NODE_NAME = "virtual-node-aci-linux"
+from shared.intake.request import BatchRequest
 
 # Selector and tolerations from the AKS virtual-node docs; both tolerations are needed:
 # the node carries the virtual-kubelet taint, and ACI-targeted pods tolerate azure.com/aci.

@@ -26,14 +26,15 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from shared.adapters.kube import Cluster
-from shared.base.errors import VnbError
+from shared.base.conventions import CONTROLLER_UID
+from shared.base.errors import FieldError, VnbError
+from shared.base.times import iso, parse_time
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
-from shared.intake.request import MAX_BODY_BYTES, FieldError, RequestInvalid, decode_body, parse_request
+from shared.intake.request import MAX_BODY_BYTES, RequestInvalid, decode_body, parse_request
 from shared.ledger.records import ACTIVE, WAITING, Query, Record, State, new_record, view
 from shared.ledger.store import Ledger
 from shared.outcomes import events
-from shared.outcomes.outcome import CONTROLLER_UID, parse_time
 
 log = logging.getLogger("vnode_batch.api")
 
@@ -334,9 +335,7 @@ class RequestsApi:
         recorded = (record.outcome or {}).get("cost")
         data["cost"] = job_cost(pods, prices=self.settings.prices, until=now) if pods or not recorded else recorded
         if pods:
-            record = (
-                self.ledger.add_outcome(record.key, {"cost": data["cost"], "finishedAt": events.iso(now)}) or record
-            )
+            record = self.ledger.add_outcome(record.key, {"cost": data["cost"], "finishedAt": iso(now)}) or record
         text = events.job_cancelled(
             source=self.settings.event_source, key=record.key, job_uid=_job_uid(job), now=now, data=data
         )
@@ -361,8 +360,8 @@ def ran(
         "jobUid": _job_uid(job),
         "correlationId": record.correlation_id,
         "state": state.value if state in ACTIVE else State.SUBMITTED.value,
-        "startedAt": events.iso(started) if started else None,
-        "cancelledAt": events.iso(now),
+        "startedAt": iso(started) if started else None,
+        "cancelledAt": iso(now),
         "durationSeconds": round((now - started).total_seconds(), 3) if started else None,
         "ran": {k: int(status.get(k) or 0) for k in ("active", "succeeded", "failed")},
     }

@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.intake.request import BatchRequest, FieldError
-from shared.job.render import ANN_CORRELATION_ID, ANN_KEY, ANN_MESSAGE_ID, ANN_REQUEST_HASH
+from shared.base.conventions import ANN_CORRELATION_ID, ANN_KEY, ANN_MESSAGE_ID, ANN_REQUEST_HASH
+from shared.base.errors import FieldError
+from shared.intake.request import BatchRequest
 from shared.ledger.records import Record, State, new_record
 from shared.ledger.store import Ledger
 

@@ -11,10 +11,11 @@ import base64
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
-from shared.intake.request import FieldError
+from shared.base.errors import FieldError
+from shared.base.times import iso
 
 TYPE_PREFIX: Final = "io.vnodebatch"
 JOB_SUCCEEDED: Final = f"{TYPE_PREFIX}.job.succeeded"
@@ -35,11 +36,6 @@ DATA_SCHEMA_BASE: Final = "https://vnode-batch.dev/schemas/events"
 
 # An event is one queue message: 64 KiB at most. Keep headroom for the envelope.
 MAX_EVENT_BYTES: Final = 60 * 1024
-
-
-def iso(moment: datetime) -> str:
-    """RFC 3339 UTC with a ``Z``, as Kubernetes and CloudEvents consumers expect."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def stable_id(event_type: str, *parts: str) -> str:

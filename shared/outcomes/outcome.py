@@ -22,20 +22,29 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from shared.intake.request import RESERVED_LABEL_DOMAIN
-from shared.job.render import ANN_CORRELATION_ID, ANN_ENQUEUED_AT, ANN_KEY, ANN_MESSAGE_ID, ANN_RESOURCES, CONTAINER
-from shared.outcomes.events import iso
+from shared.base.conventions import (
+    ANN_CORRELATION_ID,
+    ANN_ENQUEUED_AT,
+    ANN_KEY,
+    ANN_MESSAGE_ID,
+    ANN_RESOURCES,
+    ANN_VERDICT,
+    CONTAINER,
+)
+from shared.base.times import iso, parse_time
+from shared.job.read import (
+    annotations_of,
+    is_deleting,
+    job_name_of,
+    metadata_of,
+    pod_index,
+    status_of,
+    terminal_condition,
+)
 from shared.outcomes.provider_failure import ProviderFailure, classify
 
 Obj = Mapping[str, Any]
 
-ANN_VERDICT: Final = f"{RESERVED_LABEL_DOMAIN}/verdict"
-"""JSON ``{"reason", "message", "at"}``: a failure the reconciler decided (stuck or lost)."""
-ANN_REPORTED_AT: Final = f"{RESERVED_LABEL_DOMAIN}/reported-at"
-"""When the completion event was sent; a kept Job is deleted VNB_KEEP_FINISHED_SECONDS later."""
-
-CONTROLLER_UID: Final = "batch.kubernetes.io/controller-uid"
-COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
 
 MAX_LOG_PODS: Final = 3
 """Log tails per event: the failed indexes first. More would crowd out the 64 KiB message."""
@@ -72,7 +81,7 @@ class Verdict:
 
     @classmethod
     def of(cls, job: Obj) -> Verdict | None:
-        text = _annotations(job).get(ANN_VERDICT)
+        text = annotations_of(job).get(ANN_VERDICT)
         if not text:
             return None
         try:
@@ -149,65 +158,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # --- reading Kubernetes objects ------------------------------------------------------------
 
 
-def parse_time(value: object) -> datetime | None:
-    """A metav1.Time (RFC 3339) as an aware datetime, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _meta(obj: Obj) -> Obj:
-    return obj.get("metadata") or {}
-
-
-def _annotations(obj: Obj) -> Obj:
-    return _meta(obj).get("annotations") or {}
-
-
-def _status(obj: Obj) -> Obj:
-    return obj.get("status") or {}
-
-
-def job_uid(job: Obj) -> str:
-    return str(_meta(job).get("uid") or "")
-
-
-def job_name_of(job: Obj) -> str:
-    return str(_meta(job).get("name") or "")
-
-
-def _condition(job: Obj, kind: str) -> Obj | None:
-    for c in _status(job).get("conditions") or []:
-        if c.get("type") == kind and c.get("status") == "True":
-            return dict(c)
-    return None
-
-
-def terminal_condition(job: Obj) -> Obj | None:
-    """``Complete`` or ``Failed`` (final). ``SuccessCriteriaMet``/``FailureTarget`` come first in
-    Kubernetes 1.31+, while pods are still being terminated: not yet final, so not here."""
-    return _condition(job, "Complete") or _condition(job, "Failed")
-
-
-def is_deleting(job: Obj) -> bool:
-    return bool(_meta(job).get("deletionTimestamp"))
-
-
-def pod_index(pod: Obj) -> int | None:
-    meta = _meta(pod)
-    raw = (meta.get("annotations") or {}).get(COMPLETION_INDEX) or (meta.get("labels") or {}).get(COMPLETION_INDEX)
-    try:
-        return int(raw) if raw is not None else None
-    except ValueError:
-        return None
-
-
 def _container_states(pod: Obj) -> list[Obj]:
-    return [cs for cs in _status(pod).get("containerStatuses") or [] if isinstance(cs, Mapping)]
+    return [cs for cs in status_of(pod).get("containerStatuses") or [] if isinstance(cs, Mapping)]
 
 
 def _terminated(pod: Obj) -> list[Obj]:
@@ -266,10 +218,10 @@ def needs_pods(job: Obj, *, now: datetime, pending_timeout: int) -> bool:
     """
     if terminal_condition(job) or is_deleting(job) or Verdict.of(job):
         return True
-    created = parse_time(_meta(job).get("creationTimestamp"))
+    created = parse_time(metadata_of(job).get("creationTimestamp"))
     if created is None or (now - created).total_seconds() < pending_timeout:
         return False
-    status = _status(job)
+    status = status_of(job)
     active, ready = int(status.get("active") or 0), int(status.get("ready") or 0)
     return active == 0 or ready < active
 
@@ -281,11 +233,11 @@ def stuck_verdict(job: Obj, pods: Sequence[Obj], *, now: datetime, pending_timeo
     ProviderFailed, …), else ``PendingTimeout``; the message carries the scheduler's or the
     provider's explanation (e.g. "0/2 nodes are available", "insufficient capacity").
     """
-    created = parse_time(_meta(job).get("creationTimestamp"))
+    created = parse_time(metadata_of(job).get("creationTimestamp"))
     if created is None or (now - created).total_seconds() < pending_timeout:
         return None
     if not pods:
-        if terminal_condition(job) or int(_status(job).get("active") or 0):
+        if terminal_condition(job) or int(status_of(job).get("active") or 0):
             return None
         age = int((now - created).total_seconds())
         return Verdict(
@@ -294,15 +246,15 @@ def stuck_verdict(job: Obj, pods: Sequence[Obj], *, now: datetime, pending_timeo
             "a ResourceQuota, LimitRange or admission policy may refuse its pods; see the Job's events",
             at=now,
         )
-    for pod in sorted(pods, key=lambda p: _sort_key(parse_time(_meta(p).get("creationTimestamp")))):
-        if _status(pod).get("phase") != "Pending" or _meta(pod).get("deletionTimestamp"):
+    for pod in sorted(pods, key=lambda p: _sort_key(parse_time(metadata_of(p).get("creationTimestamp")))):
+        if status_of(pod).get("phase") != "Pending" or metadata_of(pod).get("deletionTimestamp"):
             continue
-        since = parse_time(_meta(pod).get("creationTimestamp"))
+        since = parse_time(metadata_of(pod).get("creationTimestamp"))
         if since is None or (now - since).total_seconds() < pending_timeout:
             continue
         reason, detail = _pending_cause(pod)
         index = pod_index(pod)
-        where = f"pod {_meta(pod).get('name')}" + (f" (index {index})" if index is not None else "")
+        where = f"pod {metadata_of(pod).get('name')}" + (f" (index {index})" if index is not None else "")
         age = int((now - since).total_seconds())
         message = f"{where} was Pending for {age} s (VNB_PENDING_TIMEOUT_SECONDS={pending_timeout}): {detail}"
         return Verdict(reason=reason, message=message[:MAX_MESSAGE_CHARS], at=now)
@@ -310,7 +262,7 @@ def stuck_verdict(job: Obj, pods: Sequence[Obj], *, now: datetime, pending_timeo
 
 
 def _pending_cause(pod: Obj) -> tuple[str, str]:
-    status = _status(pod)
+    status = status_of(pod)
     if status.get("reason") in _WAITING_CAUSES:
         return str(status["reason"]), f"{status['reason']}: {status.get('message') or ''}".strip()
     for cs in _container_states(pod):
@@ -332,7 +284,7 @@ def _pending_cause(pod: Obj) -> tuple[str, str]:
 
 def lost_verdict(job: Obj, *, now: datetime) -> Verdict:
     """The Job was deleted by someone else before it finished (the finalizer kept it visible)."""
-    deleted = _meta(job).get("deletionTimestamp")
+    deleted = metadata_of(job).get("deletionTimestamp")
     return Verdict(
         reason="Lost",
         message=f"the Job was deleted at {deleted} before it finished, not by vnode-batch (kubectl, a namespace "
@@ -346,7 +298,7 @@ def lost_verdict(job: Obj, *, now: datetime) -> Verdict:
 
 def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: datetime) -> Outcome:
     """The outcome of a finished Job (terminal condition) or of one the app judged (verdict)."""
-    status = _status(job)
+    status = status_of(job)
     attempts = {"succeeded": int(status.get("succeeded") or 0), "failed": int(status.get("failed") or 0)}
     indexes = _indexes(job)
     started = _started_at(job, pods)
@@ -395,14 +347,14 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
     exit_code, gap = _exit_code(pods, failed=True)
     last = _last_failed_pod(pods)
     if last is not None:
-        pod_reason = _status(last).get("reason")
-        name = _meta(last).get("name")
+        pod_reason = status_of(last).get("reason")
+        name = metadata_of(last).get("name")
         index = pod_index(last)
         where = f"pod {name}" + (f" (index {index})" if index is not None else "")
         if not _terminated(last) and pod_reason and reason == "BackoffLimitExceeded":
             # The container never ran: the provider's reason (ACI's ProviderFailed) is the cause.
             reason = str(pod_reason)
-            message = f"{message}; {where}: {pod_reason}: {_status(last).get('message') or ''}".rstrip(": ")
+            message = f"{message}; {where}: {pod_reason}: {status_of(last).get('message') or ''}".rstrip(": ")
         elif exit_code is not None:
             message = f"{message}; last failed {where} exited with code {exit_code}"
         elif gap is not None and gap.reason == NOT_REPORTED:
@@ -430,7 +382,7 @@ def _indexes(job: Obj) -> dict[str, Any] | None:
     spec = job.get("spec") or {}
     if spec.get("completionMode") != "Indexed":
         return None
-    status = _status(job)
+    status = status_of(job)
     return {
         "completions": int(spec.get("completions") or 0),
         "succeeded": str(status.get("completedIndexes") or ""),
@@ -450,7 +402,7 @@ def _started_at(job: Obj, pods: Iterable[Obj]) -> datetime | None:
                 starts.append(moment)
     if starts:
         return min(starts)
-    return parse_time(_status(job).get("startTime"))
+    return parse_time(status_of(job).get("startTime"))
 
 
 def _last_finish(pods: Iterable[Obj]) -> datetime | None:
@@ -465,14 +417,14 @@ def _exit_code(pods: Iterable[Obj], *, failed: bool) -> tuple[int | None, ExitCo
     best: tuple[datetime, int] | None = None
     silent: tuple[datetime, str, str] | None = None
     for pod in pods:
-        if failed and _status(pod).get("phase") == "Succeeded":
+        if failed and status_of(pod).get("phase") == "Succeeded":
             continue
         for term in _terminated(pod):
             code = reported_exit_code(term)
             moment = _sort_key(parse_time(term.get("finishedAt")))
             if code is None:
                 if silent is None or moment >= silent[0]:
-                    silent = (moment, str(_meta(pod).get("name") or ""), str(term["container"]))
+                    silent = (moment, str(metadata_of(pod).get("name") or ""), str(term["container"]))
                 continue
             if failed and code == 0:
                 continue
@@ -501,10 +453,10 @@ error in ``providerFailure`` like ``ProviderFailed``."""
 
 def _provider_failure(pods: Iterable[Obj], fallback: str) -> ProviderFailure:
     """ACI's error from the latest pod the virtual node failed (its status.message), classified."""
-    failed = [p for p in pods if _status(p).get("reason") == PROVIDER_FAILED and _status(p).get("message")]
+    failed = [p for p in pods if status_of(p).get("reason") == PROVIDER_FAILED and status_of(p).get("message")]
     if failed:
-        latest = max(failed, key=lambda p: _sort_key(parse_time(_meta(p).get("creationTimestamp"))))
-        found = classify(str(_status(latest)["message"]))
+        latest = max(failed, key=lambda p: _sort_key(parse_time(metadata_of(p).get("creationTimestamp"))))
+        found = classify(str(status_of(latest)["message"]))
     else:
         found = classify(fallback)
     return replace(found, message=found.message[:MAX_MESSAGE_CHARS])
@@ -513,21 +465,21 @@ def _provider_failure(pods: Iterable[Obj], fallback: str) -> ProviderFailure:
 def _finished_key(pod: Obj) -> datetime:
     ends = [parse_time(t.get("finishedAt")) for t in _terminated(pod)]
     found = [e for e in ends if e is not None]
-    return max(found) if found else _sort_key(parse_time(_meta(pod).get("creationTimestamp")))
+    return max(found) if found else _sort_key(parse_time(metadata_of(pod).get("creationTimestamp")))
 
 
 def _last_failed_pod(pods: Iterable[Obj]) -> Obj | None:
-    failed = [p for p in pods if _status(p).get("phase") == "Failed"]
+    failed = [p for p in pods if status_of(p).get("phase") == "Failed"]
     return max(failed, key=_finished_key) if failed else None
 
 
 def _log_sources(pods: Sequence[Obj], *, failed: bool) -> tuple[LogSource, ...]:
     """Which pods' logs to read: for a failure, the failed pods (one per index, latest first),
     then any other pod that ran; for a success, the last pod that succeeded."""
-    ran = [p for p in pods if _ran(p) and (_meta(p).get("name"))]
+    ran = [p for p in pods if _ran(p) and (metadata_of(p).get("name"))]
     wanted = "Failed" if failed else "Succeeded"
-    first = sorted((p for p in ran if _status(p).get("phase") == wanted), key=_finished_key, reverse=True)
-    rest = sorted((p for p in ran if _status(p).get("phase") != wanted), key=_finished_key, reverse=True)
+    first = sorted((p for p in ran if status_of(p).get("phase") == wanted), key=_finished_key, reverse=True)
+    rest = sorted((p for p in ran if status_of(p).get("phase") != wanted), key=_finished_key, reverse=True)
     limit = MAX_LOG_PODS if failed else 1
     chosen: list[LogSource] = []
     seen_index: set[int | None] = set()
@@ -539,7 +491,7 @@ def _log_sources(pods: Sequence[Obj], *, failed: bool) -> tuple[LogSource, ...]:
         status = next((cs for cs in _container_states(pod) if cs.get("name")), {})
         container = str(status.get("name") or CONTAINER)
         on_aci = str(status.get("containerID") or "").startswith(ACI_CONTAINER_ID)
-        chosen.append(LogSource(pod=str(_meta(pod)["name"]), container=container, index=index, on_aci=on_aci))
+        chosen.append(LogSource(pod=str(metadata_of(pod)["name"]), container=container, index=index, on_aci=on_aci))
         if len(chosen) >= limit:
             break
     return tuple(chosen)
@@ -572,7 +524,7 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 def event_data(job: Obj, result: Outcome, logs: Sequence[LogTail]) -> dict[str, Any]:
     """The ``data`` of a job.succeeded / job.failed event (see docs/events.md)."""
-    meta, ann = _meta(job), _annotations(job)
+    meta, ann = metadata_of(job), annotations_of(job)
     enqueued = parse_time(ann.get(ANN_ENQUEUED_AT))
     created = parse_time(meta.get("creationTimestamp"))
     started = result.started_at

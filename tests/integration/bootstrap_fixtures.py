@@ -25,8 +25,8 @@ from devtools.host import LocalHost
 from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
 from devtools.standins.kube import KubeStandIn
 from shared.cluster.bootstrap import AksGate
+from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Readiness
 from tests.conftest import BASE_ENV, REPO
 from tests.integration.conftest import FAST_HOST, Queues
 

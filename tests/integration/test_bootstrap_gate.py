@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from shared.base.conventions import VIRTUAL_NODE_NAME
 from shared.cli import main as cli
-from shared.cluster.plan import VIRTUAL_NODE, node_ready
-from shared.flows.dispatch import Readiness
+from shared.cluster.plan import node_ready
+from shared.cluster.readiness import Readiness
 from tests.integration.bootstrap_fixtures import *  # noqa: F403
 from tests.integration.bootstrap_fixtures import NS, AksWorld, drive
 
@@ -99,8 +100,8 @@ def test_cli_bootstrap_builds_the_cluster(
     aks: AksWorld, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_cli("bootstrap", "--timeout", "30", "--poll", "0.1") == 0
-    assert f"node {VIRTUAL_NODE} Ready" in capsys.readouterr().out
-    [node] = [n for n in aks.kube.nodes() if n["metadata"]["name"] == VIRTUAL_NODE]
+    assert f"node {VIRTUAL_NODE_NAME} Ready" in capsys.readouterr().out
+    [node] = [n for n in aks.kube.nodes() if n["metadata"]["name"] == VIRTUAL_NODE_NAME]
     assert node_ready(node)
     cluster = aks.gate().check().cluster  # another instance: ready at once
     assert cluster is not None
@@ -182,7 +183,7 @@ def test_the_kubernetes_token_is_fetched_once_not_per_request(aks: AksWorld) -> 
     aks_tokens = [t for t in aks.arm.token_requests if "6dae42f8" in (t.resource or "")]
     assert len(aks_tokens) == 1
     for _ in range(50):
-        assert cluster.get_node(VIRTUAL_NODE) is not None
+        assert cluster.get_node(VIRTUAL_NODE_NAME) is not None
         cluster.list_jobs(label_selector="app.kubernetes.io/managed-by=vnode-batch", limit=10)
     assert [t for t in aks.arm.token_requests if "6dae42f8" in (t.resource or "")] == aks_tokens
 

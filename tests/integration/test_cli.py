@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.intake.request import FieldError
+from shared.base.errors import FieldError
 from shared.outcomes import events
 from tests.integration.conftest import Queues, drain
 from tests.unit.test_cli import cli

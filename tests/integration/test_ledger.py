@@ -19,8 +19,9 @@ from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.adapters.tables import EntityPage, Stored, TableError, Tables
 from shared.base.errors import TransientError
+from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, Readiness, dispatch
+from shared.flows.dispatch import Inbound, Outcome, dispatch
 from shared.flows.reconcile import KubeJobs, reconcile
 from shared.intake.request import parse_request
 from shared.job.render import JobMeta, build_job, job_name

@@ -15,9 +15,9 @@ import pytest
 
 from devtools.standins.kube import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
+from shared.base.conventions import FINALIZER_REPORT
 from shared.flows.reconcile import KubeJobs
 from shared.job.logs import strip_timestamps
-from shared.job.render import FINALIZER_REPORT
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -12,11 +12,11 @@ import yaml
 from azure.mgmt.containerservice import models as cs
 from azure.mgmt.network import models as nm
 
+from shared.base.errors import ArmFault
 from shared.cluster import roles
 from shared.cluster.network import plan_for
 from shared.cluster.plan import (
     ACI_DELEGATION,
-    ArmFault,
     Do,
     Step,
     Targets,

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from shared.adapters.arm import TOKEN_REFRESH_MARGIN_SECONDS, KubeToken, arm_scope
-from shared.cluster.plan import AKS_ENTRA_SCOPE
+from shared.adapters.arm import AKS_ENTRA_SCOPE, TOKEN_REFRESH_MARGIN_SECONDS, KubeToken, arm_scope
 
 
 class Credential:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.config.settings import SettingsError
-from shared.cost.pricing import Prices, billed_cpu, billed_memory_gb, billed_resources, group_window, job_cost
+from shared.config.settings import Prices, SettingsError
+from shared.cost.pricing import billed_cpu, billed_memory_gb, billed_resources, group_window, job_cost
 from tests.conftest import make_env
 
 T0 = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, Readiness, dispatch
+from shared.flows.dispatch import Inbound, Outcome, dispatch
 from shared.intake.deferral import BUDGET, QUEUE_MESSAGE_LIMIT, encoded_size, room, unwrap, wrap
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

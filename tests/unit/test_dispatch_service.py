@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, Readiness, dispatch
+from shared.flows.dispatch import Inbound, Outcome, dispatch
 from shared.intake.deferral import unwrap
 from tests.unit.test_reconcile_events import validate_event
 

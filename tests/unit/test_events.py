@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from shared.intake.request import FieldError
+from shared.base.errors import FieldError
 from shared.outcomes import events
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)

@@ -177,7 +177,7 @@ def test_well_formed_requests_are_accepted_and_render_valid_jobs(body: dict[str,
     )
 )
 def test_a_rejection_event_for_any_body_fits_one_queue_message(body: bytes) -> None:
-    from shared.intake.request import FieldError
+    from shared.base.errors import FieldError
     from shared.outcomes import events
 
     errors = [FieldError(f"f{i}", "x" * 200) for i in range(20)]

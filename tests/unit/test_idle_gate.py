@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.cluster.power import Phase, PowerRecord
+from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Readiness
 from shared.flows.idle import IdleGate
 from tests.conftest import make_env
 

@@ -12,21 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.base.conventions import ANN_RESOURCES, LABEL_STATE, STATE_UNREPORTED
 from shared.base.quantity import parse_cpu, parse_memory
 from shared.config.settings import Settings
 from shared.intake.request import parse_request
-from shared.job.render import (
-    ANN_RESOURCES,
-    LABEL_STATE,
-    NODE_SELECTOR,
-    STATE_UNREPORTED,
-    TOLERATIONS,
-    JobMeta,
-    build_job,
-    job_name,
-    job_name_within,
-    resources_for,
-)
+from shared.job.render import NODE_SELECTOR, TOLERATIONS, JobMeta, build_job, job_name, job_name_within, resources_for
 
 K8S = "1.33"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -17,7 +17,7 @@ from cloudevents.core.v1.event import CloudEvent
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from shared.intake.request import FieldError
+from shared.base.errors import FieldError
 from shared.outcomes import events
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "events"

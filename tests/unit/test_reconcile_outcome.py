@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.base.conventions import ANN_VERDICT
+from shared.base.times import iso
 from shared.cost.pricing import job_cost
 from shared.outcomes import events
 from shared.outcomes.outcome import (
-    ANN_VERDICT,
     MAX_LOG_PODS,
     LogTail,
     Verdict,
@@ -33,7 +34,7 @@ T0 = datetime(2026, 11, 27, 1, 0, 0, tzinfo=UTC)
 
 
 def ts(seconds: float) -> str:
-    return events.iso(T0 + timedelta(seconds=seconds))
+    return iso(T0 + timedelta(seconds=seconds))
 
 
 def make_job(
@@ -260,7 +261,7 @@ def test_stuck_pending_pod_fails_the_job_with_its_cause(pod: dict[str, Any], rea
     assert "Pending for 195 s (VNB_PENDING_TIMEOUT_SECONDS=60)" in verdict.message
     job["metadata"]["annotations"][ANN_VERDICT] = verdict.annotation()
     data = judge(job, [pod])
-    assert (data["outcome"], data["reason"], data["finishedAt"]) == ("failed", reason, events.iso(NOW))
+    assert (data["outcome"], data["reason"], data["finishedAt"]) == ("failed", reason, iso(NOW))
 
 
 def test_not_stuck_before_the_timeout_or_while_running() -> None:

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from shared.adapters.kube import Conflict, KubePermanentError, KubeTransientError, Page
+from shared.base.conventions import ANN_REPORTED_AT, ANN_VERDICT, FINALIZER_REPORT
 from shared.config.settings import Settings
 from shared.flows.reconcile import SELECT_REPORTED, SELECT_UNREPORTED, reconcile
-from shared.job.render import FINALIZER_REPORT
-from shared.outcomes.outcome import ANN_REPORTED_AT, ANN_VERDICT
 from tests.unit.test_reconcile_events import validate_event
 from tests.unit.test_reconcile_outcome import NOW, make_job, make_pod
 

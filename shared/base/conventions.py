@@ -1,0 +1,64 @@
+"""Every label, annotation, finalizer and fixed name the app puts on Kubernetes objects (one home).
+
+After kopf's ``_cogs/configs/conventions.py``: the lowest floor, because intake (the reserved
+label domain), the renderer, the outcome readers, capacity and the cluster plans all read them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+RESERVED_LABEL_DOMAIN: Final = "vnode-batch.io"
+"""The app's own label/annotation domain: request labels may not use it."""
+
+JOB_CONTROLLER_LABELS: Final = frozenset({"job-name", "controller-uid"})
+"""Unprefixed pod-template labels the Job controller sets itself (with batch.kubernetes.io/job-name
+and batch.kubernetes.io/controller-uid); the batch API refuses a template giving them other
+values (kubernetes pkg/registry/batch/job/strategy.go generateSelector, then
+pkg/apis/batch/validation validateGeneratedSelector)."""
+
+# --- labels ------------------------------------------------------------------------------------
+MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGER: Final = "vnode-batch"
+LABEL_KEY_HASH: Final = f"{RESERVED_LABEL_DOMAIN}/key-hash"
+LABEL_STATE: Final = f"{RESERVED_LABEL_DOMAIN}/state"
+STATE_UNREPORTED: Final = "unreported"
+STATE_REPORTED: Final = "reported"
+NAMESPACE_LABELS: Final = {MANAGED_BY: MANAGER}
+ARM_TAGS: Final = {"managed-by": "vnode-batch"}
+"""Tags on what the bootstrap creates, so an operator can tell it from hand-made resources."""
+
+# --- finalizers --------------------------------------------------------------------------------
+FINALIZER_REPORT: Final = f"{RESERVED_LABEL_DOMAIN}/report"
+"""The reconciler removes it once the outcome event is out."""
+
+# --- annotations -------------------------------------------------------------------------------
+ANN_KEY: Final = f"{RESERVED_LABEL_DOMAIN}/key"
+ANN_MESSAGE_ID: Final = f"{RESERVED_LABEL_DOMAIN}/message-id"
+ANN_CORRELATION_ID: Final = f"{RESERVED_LABEL_DOMAIN}/correlation-id"
+ANN_ENQUEUED_AT: Final = f"{RESERVED_LABEL_DOMAIN}/enqueued-at"
+ANN_REQUEST_HASH: Final = f"{RESERVED_LABEL_DOMAIN}/request-hash"
+ANN_SCHEMA: Final = f"{RESERVED_LABEL_DOMAIN}/schema"
+ANN_RESOURCES: Final = f"{RESERVED_LABEL_DOMAIN}/resources"
+"""JSON ``{"cpu": {"requested", "applied"}, "memory": {...}}``: what was asked and what ACI gets."""
+ANN_REQUEST: Final = f"{RESERVED_LABEL_DOMAIN}/request"
+"""The request as it came off the queue (compact JSON): what goes back to the queue when ACI
+refuses the Job's pods for capacity. Annotations hold up to 256 KiB; a queue message 64 KiB."""
+ANN_CAPACITY_ATTEMPT: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-attempt"
+"""How many times ACI had refused this request for capacity when this Job was created (0 first)."""
+ANN_REQUEUED: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-requeued"
+"""Set by the reconciler (compare-and-swap) before it gives the request back to the queue: this
+Job is condemned, and a message of a later attempt waits until it is gone."""
+ANN_VERDICT: Final = f"{RESERVED_LABEL_DOMAIN}/verdict"
+"""JSON ``{"reason", "message", "at"}``: a failure the reconciler decided (stuck or lost)."""
+ANN_REPORTED_AT: Final = f"{RESERVED_LABEL_DOMAIN}/reported-at"
+"""When the completion event was sent; a kept Job is deleted VNB_KEEP_FINISHED_SECONDS later."""
+
+# --- set by Kubernetes (read only) ---------------------------------------------------------------
+CONTROLLER_UID: Final = "batch.kubernetes.io/controller-uid"
+COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
+
+# --- fixed names -------------------------------------------------------------------------------
+CONTAINER: Final = "main"
+VIRTUAL_NODE_NAME: Final = "virtual-node-aci-linux"
+"""The node the AKS virtual-node add-on registers (aciConnectorLinux)."""
