@@ -38,10 +38,11 @@ from devtools.runner import LocalRunner
 from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
 from devtools.standins.kube import KubeStandIn
 from shared.cluster.bootstrap import AksGate
+from shared.cluster.idle_gate import IdleGate
 from shared.cluster.power import Act
 from shared.cluster.power_store import PowerStore
 from shared.config.settings import Settings
-from shared.flows.idle import IdleGate, idle_step
+from shared.flows.idle import idle_step
 from tests.conftest import BASE_ENV, REPO
 
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"

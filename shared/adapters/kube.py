@@ -13,14 +13,13 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import kubernetes.client
-import kubernetes.config
-import urllib3
-
 from shared.base.errors import PermanentError, TransientError, VnbError
+
+if TYPE_CHECKING:  # the client is imported when a cluster is first built (cold start: issue 16)
+    import kubernetes.client
 
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 PODS = "/api/v1/namespaces/{ns}/pods"
@@ -103,6 +102,9 @@ class KubeHttp:
         headers = {"Accept": "text/plain" if raw else "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
+        import kubernetes.client  # loaded already: an ApiClient exists
+        import urllib3
+
         try:
             # The body is not given to param_serialize: its sanitize_for_serialization walks the
             # whole manifest (a third of the adapter's CPU per create, profiled) to turn models
@@ -292,6 +294,9 @@ def from_kubeconfig_file(path: str, *, context: str | None, timeout: float) -> K
         raise PermanentError(f"VNB_KUBECONFIG: cannot read {file}: {e.strerror}") from e
 
     def build() -> KubeHttp:
+        import kubernetes.client
+        import kubernetes.config
+
         cfg = kubernetes.client.Configuration()
         try:
             kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -307,6 +312,9 @@ def from_kubeconfig_file(path: str, *, context: str | None, timeout: float) -> K
 
 def from_kubeconfig_dict(config: Mapping[str, Any], *, context: str | None, timeout: float) -> KubeHttp:
     """A client for an in-memory kubeconfig (not cached: the caller owns its lifetime)."""
+    import kubernetes.client
+    import kubernetes.config
+
     cfg = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
         dict(config), context=context, client_configuration=cfg, persist_config=False
@@ -323,6 +331,8 @@ def from_token(*, server: str, ca_pem: bytes, token: Callable[[], str], timeout:
     """
 
     def build() -> KubeHttp:
+        import kubernetes.client
+
         cfg = kubernetes.client.Configuration(host=server)
         cfg.ssl_ca_cert = None
         cfg.ca_cert_data = ca_pem.decode()

@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.queue import QueueClient, QueueServiceClient
-
 from shared.base.errors import TransientError
 from shared.config.settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the SDK (with aiohttp) is imported on first use, not at cold start (issue 16)
     from azure.core.credentials import TokenCredential
+    from azure.storage.queue import QueueClient, QueueServiceClient
 
 # Azurite's well-known development account (public, documented by Microsoft; not a secret).
 _DEV_ACCOUNT = "devstoreaccount1"
@@ -71,6 +69,8 @@ class Queues:
         return DefaultAzureCredential(managed_identity_client_id=self._settings.storage_client_id)
 
     def service(self) -> QueueServiceClient:
+        from azure.storage.queue import QueueServiceClient
+
         with self._lock:
             if self._service is None:
                 conn = self._settings.storage_connection
@@ -96,6 +96,8 @@ class Queues:
 
     def send(self, queue: str, text: str, *, visibility_timeout: int | None = None) -> str:
         """Send one message; return its id. Failures are transient (the caller retries)."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
         try:
             message = self.client(queue).send_message(text, visibility_timeout=visibility_timeout)
         except HttpResponseError as e:
@@ -112,6 +114,8 @@ class Queues:
         return self.send(self._settings.events_queue, text)
 
     def ensure(self, queue: str) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
         try:
             self.client(queue).create_queue()
         except ResourceExistsError:
@@ -135,6 +139,8 @@ class Queues:
     def approximate_count(self, queue: str) -> int:
         """The queue's ``x-ms-approximate-messages-count`` (Get Queue Metadata): never lower than the
         messages in it, invisible ones (deferred, being processed) included; 0 for a missing queue."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
         try:
             return int(self.client(queue).get_queue_properties().approximate_message_count or 0)
         except ResourceNotFoundError:

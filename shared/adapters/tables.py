@@ -20,23 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-)
-from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
-from requests.utils import get_environ_proxies
-
 from shared.base.errors import TransientError, VnbError
 from shared.config.settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the SDK is imported on first use, not at cold start (issue 16)
     from azure.core.credentials import TokenCredential
+    from azure.core.exceptions import AzureError
+    from azure.data.tables import TableClient
 
 _DEV_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft; not a secret).
@@ -84,6 +74,9 @@ def network_options(endpoint: str) -> dict[str, Any]:
     from ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` as requests would. netrc is not consulted:
     storage calls carry their own Authorization (shared key or bearer token).
     """
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.utils import get_environ_proxies
+
     proxies = get_environ_proxies(endpoint)
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     options: dict[str, Any] = {"transport": RequestsTransport(use_env_settings=False)}
@@ -110,6 +103,12 @@ class Tables:
         return DefaultAzureCredential(managed_identity_client_id=self._settings.storage_client_id)
 
     def client(self) -> TableClient:
+        from azure.core.exceptions import (
+            AzureError,
+            ResourceExistsError,
+        )
+        from azure.data.tables import TableServiceClient
+
         with self._lock:
             if self._client is None:
                 conn = self._settings.storage_connection
@@ -133,6 +132,11 @@ class Tables:
             return self._client
 
     def get(self, partition_key: str, row_key: str) -> Stored | None:
+        from azure.core.exceptions import (
+            AzureError,
+            ResourceNotFoundError,
+        )
+
         try:
             entity = self.client().get_entity(partition_key, row_key)
         except ResourceNotFoundError:
@@ -143,6 +147,11 @@ class Tables:
 
     def insert(self, entity: Mapping[str, Any]) -> str:
         """Create the entity; its ETag. EntityExists when it is already there."""
+        from azure.core.exceptions import (
+            AzureError,
+            ResourceExistsError,
+        )
+
         try:
             meta = self.client().create_entity(dict(entity))
         except ResourceExistsError as e:
@@ -153,6 +162,15 @@ class Tables:
 
     def replace(self, entity: Mapping[str, Any], *, etag: str) -> str:
         """Replace the entity if it still has ``etag``; its new ETag. EntityChanged otherwise."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            AzureError,
+            HttpResponseError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        )
+        from azure.data.tables import UpdateMode
+
         try:
             meta = self.client().update_entity(
                 dict(entity), mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
@@ -169,6 +187,14 @@ class Tables:
 
     def delete(self, partition_key: str, row_key: str, *, etag: str) -> bool:
         """Delete if unchanged; False when it changed or is already gone."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            AzureError,
+            HttpResponseError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        )
+
         try:
             self.client().delete_entity(
                 partition_key, row_key, etag=etag, match_condition=MatchConditions.IfNotModified
@@ -192,6 +218,11 @@ class Tables:
         continuation: Mapping[str, Any] | None = None,
     ) -> EntityPage:
         """One page of entities matching ``query_filter`` (OData, ``@name`` parameters)."""
+        from azure.core.exceptions import (
+            AzureError,
+            HttpResponseError,
+        )
+
         try:
             entities = self.client().query_entities(
                 query_filter, parameters=dict(parameters), results_per_page=page_size

@@ -8,9 +8,13 @@ above requests).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import sys
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-
-from kubernetes.utils.quantity import parse_quantity
+from pathlib import Path
+from types import ModuleType
 
 _MI = 1024 * 1024
 
@@ -22,6 +26,38 @@ request: ``ContainerLimitGreaterThanContainerGroupTotalRequest``)."""
 ACI_MEMORY_STEP = 100_000_000
 """azure-aci ``getContainers`` sends memory request and limit as decimal GB floored to 0.1
 (``float64(Value()/100000000)/10``): a multiple of 100 MB (decimal) arrives unchanged."""
+
+
+@functools.cache
+def _kubernetes_quantity() -> ModuleType:
+    """The kubernetes client's ``kubernetes/utils/quantity.py``, loaded on its own.
+
+    ``import kubernetes.utils.quantity`` first runs ``kubernetes/__init__.py``, which imports the
+    whole generated client (hundreds of modules): settings are validated when the worker indexes
+    the app, so that import would land on every cold start. The module itself imports only
+    ``decimal``, so it is loaded from its file; once the package is imported, its copy is used.
+    """
+    loaded = sys.modules.get("kubernetes.utils.quantity")
+    if loaded is not None:
+        return loaded
+    package = importlib.util.find_spec("kubernetes")  # finds, does not import, a top-level package
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("the kubernetes package is not installed (requirements.txt)")
+    path = Path(next(iter(package.submodule_search_locations))) / "utils" / "quantity.py"
+    spec = importlib.util.spec_from_file_location("shared.base._kubernetes_quantity", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_quantity(value: object) -> Decimal:
+    """kubernetes ``utils.quantity.parse_quantity``: a quantity string or number as a Decimal.
+
+    Raises ValueError for anything that is not a Kubernetes quantity."""
+    parse: Callable[[object], Decimal] = _kubernetes_quantity().parse_quantity
+    return parse(value)
 
 
 def _parse(value: str | int | float | Decimal, what: str) -> Decimal:
@@ -37,7 +73,7 @@ def _parse(value: str | int | float | Decimal, what: str) -> Decimal:
     else:
         given = value
     try:
-        number = parse_quantity(value)  # type: ignore[no-untyped-call]
+        number = parse_quantity(value)
     except (ValueError, TypeError, InvalidOperation) as e:
         raise ValueError(
             f"{what} {value!r} is not a Kubernetes quantity (e.g. {'0.5, 2, 500m' if what == 'cpu' else '512Mi, 1.5Gi, 2G'})"

@@ -55,8 +55,9 @@ def _arm(settings: Settings) -> Any:
 def stop(settings: Settings, *, force: bool = False) -> int:
     from shared.adapters.arm import ArmCallFailed
     from shared.adapters.queues import queues_for
+    from shared.cluster.idle_gate import IdleGate
     from shared.cluster.power import Phase
-    from shared.flows.idle import IdleGate, settle
+    from shared.flows.idle import settle
     from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs
 
     assert settings.resource_group
@@ -100,8 +101,9 @@ def stop(settings: Settings, *, force: bool = False) -> int:
 
 def start(settings: Settings, *, force: bool = False) -> int:
     from shared.adapters.arm import ArmCallFailed
+    from shared.cluster.idle_gate import IdleGate
     from shared.cluster.power import Phase
-    from shared.flows.idle import IdleGate, settle
+    from shared.flows.idle import settle
 
     try:
         _arm(settings).start_cluster(settings.resource_group, settings.cluster_name)
@@ -116,7 +118,7 @@ def start(settings: Settings, *, force: bool = False) -> int:
 
 
 def status(settings: Settings, *, force: bool = False) -> int:
-    from shared.flows.idle import IdleGate
+    from shared.cluster.idle_gate import IdleGate
 
     assert settings.resource_group
     cluster = _arm(settings).get_cluster(settings.resource_group, settings.cluster_name)

@@ -330,14 +330,14 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from shared.cluster.bootstrap import cli_plan
+    from shared.cli.bootstrap import cli_plan
 
     settings = _aks_settings(args)
     return EXIT_INVALID if settings is None else cli_plan(settings, sys.stdout, sys.stderr)
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from shared.cluster.bootstrap import cli_bootstrap
+    from shared.cli.bootstrap import cli_bootstrap
 
     settings = _aks_settings(args)
     if settings is None:

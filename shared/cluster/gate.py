@@ -47,8 +47,8 @@ def _gate(settings: Settings) -> ClusterGate:
 
     if settings.idle_stop_minutes is None:
         return AksGate(settings)
+    from shared.cluster.idle_gate import IdleGate
     from shared.cluster.power_store import power_store_for
-    from shared.flows.idle import IdleGate
 
     return IdleGate(settings, inner=AksGate(settings), store=power_store_for(settings))
 

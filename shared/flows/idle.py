@@ -1,14 +1,10 @@
-"""Idle stop and start of the AKS cluster: the gate side, the reconcile-timer side, the CLI side.
+"""Idle stop and start of the AKS cluster: the reconcile-timer side and the CLI side.
 
 The policy and its safety argument are in ``shared.cluster.power`` (pure); this module does the I/O:
 the power record (``shared.cluster.power_store``), ARM stop (``ArmApi.stop_cluster``; start
 is the bootstrap's ``Do.START``), one Kubernetes list call, one queue-length read.
 
-* :class:`IdleGate` wraps the bootstrap's ``AksGate`` for dispatch. It reads the record at most
-  every ``VNB_READY_CACHE_SECONDS``: ``draining`` → writes ``running`` before any Job is created;
-  ``stopping`` → "not ready" (deferred); ``stopped`` → forgets the cached cluster and lets the
-  bootstrap start it (never waiting: the POST is the action, later messages observe it), and
-  writes ``running`` once the virtual node is Ready again.
+* The gate side (dispatch) is ``shared.cluster.idle_gate.IdleGate``.
 * :func:`reconcile_timer` is what the reconcile timer runs: nothing at all while the policy has
   the cluster stopped (no Kubernetes API to talk to, and a timer must not start it), else the
   usual pass, then one step of the policy.
@@ -17,17 +13,15 @@ is the bootstrap's ``Do.START``), one Kubernetes list call, one queue-length rea
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from shared.base.errors import VnbError
-from shared.cluster.bootstrap import AksGate
-from shared.cluster.power import Act, Observation, Phase, PowerRecord, Step, decide, gate_view
-from shared.cluster.readiness import ClusterGate, Readiness, Requeue
+from shared.cluster.idle_gate import CAS_ATTEMPTS, IdleGate, utcnow
+from shared.cluster.power import Act, Observation, Phase, PowerRecord, Step, decide
+from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
 from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs, ReconcileReport, SendEvent, run
 
@@ -35,86 +29,6 @@ if TYPE_CHECKING:
     from shared.ledger.store import Ledger
 
 log = logging.getLogger("vnode_batch.idle")
-
-CAS_ATTEMPTS = 3
-
-
-class PowerStoreApi(Protocol):
-    """``shared.cluster.power_store.PowerStore``."""
-
-    def read(self) -> tuple[PowerRecord | None, str | None]: ...
-    def create(self, record: PowerRecord) -> bool: ...
-    def swap(self, record: PowerRecord, etag: str) -> bool: ...
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class IdleGate:
-    """``ClusterGate`` for aks mode with ``VNB_IDLE_STOP_MINUTES`` set (see the module docstring)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        inner: AksGate,
-        store: PowerStoreApi,
-        now: Callable[[], datetime] = _utcnow,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.settings = settings
-        self.inner = inner
-        self.store = store
-        self._now = now
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._trusted_until = 0.0
-        self._seen: Phase | None = None
-
-    def check(self) -> Readiness:
-        if self._clock() < self._trusted_until:
-            return self.inner.check()  # the hot path: the record said "running" recently
-        with self._lock:
-            if self._clock() < self._trusted_until:
-                return self.inner.check()
-            record, etag = self.store.read()
-            for _ in range(CAS_ATTEMPTS):
-                view = gate_view(record, self._now())
-                if not view.cancel_drain:
-                    break
-                assert record is not None
-                assert etag is not None
-                back = record.moved(Phase.RUNNING, self._now(), "drain cancelled: a request arrived", active=True)
-                if self.store.swap(back, etag):
-                    log.info("idle stop: a request arrived while draining; the cluster stays up")
-                    record = back
-                    break
-                record, etag = self.store.read()  # another instance wrote first: look again
-            else:
-                return Readiness(cluster=None, reason="idle stop: the power record keeps changing; retrying shortly")
-            phase = record.phase if record is not None else Phase.RUNNING
-            if phase != self._seen:
-                if phase is not Phase.RUNNING:
-                    self.inner.forget()  # a cluster cached as ready may be stopped now
-                self._seen = phase
-            if view.hold:
-                return Readiness(cluster=None, reason=f"idle stop: {view.hold}")
-            if not view.stopped:
-                self._trusted_until = self._clock() + self.settings.ready_cache_seconds
-                return self.inner.check()
-            readiness = self.inner.check()  # the bootstrap starts a stopped cluster (Do.START)
-            if readiness.cluster is not None and record is not None and etag is not None:
-                if self.store.swap(
-                    record.moved(Phase.RUNNING, self._now(), "started for a request", active=True), etag
-                ):
-                    log.info("idle stop: cluster %s started again for a request", self.settings.cluster_name)
-                self._seen = None  # re-read next time, whoever won the swap
-            elif readiness.cluster is None:
-                readiness = Readiness(
-                    cluster=None, reason=f"cluster stopped for idleness, starting: {readiness.reason}"
-                )
-            return readiness
 
 
 @dataclass
@@ -130,7 +44,7 @@ def reconcile_timer(
     gate: ClusterGate,
     send_event: SendEvent,
     waiting: Callable[[], int],
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime] = utcnow,
     ledger: Ledger | None = None,
     requeue: Requeue | None = None,
 ) -> ReconcileReport:
@@ -180,7 +94,7 @@ def observe(settings: Settings, gate: IdleGate, waiting: Callable[[], int], mome
 
 
 def idle_step(
-    *, settings: Settings, gate: IdleGate, waiting: Callable[[], int], now: Callable[[], datetime] = _utcnow
+    *, settings: Settings, gate: IdleGate, waiting: Callable[[], int], now: Callable[[], datetime] = utcnow
 ) -> IdleReport:
     """One move of the policy (``shared.cluster.power.decide``), written with compare-and-swap."""
     seen = observe(settings, gate, waiting, now())
@@ -240,11 +154,11 @@ def settle(gate: IdleGate, phase: Phase, reason: str, *, active: bool = False) -
     for _ in range(CAS_ATTEMPTS):
         record, etag = gate.store.read()
         if record is None or etag is None:
-            now = _utcnow()
+            now = utcnow()
             if gate.store.create(PowerRecord(phase, now, now, reason)):
                 return True
             continue
-        if gate.store.swap(record.moved(phase, _utcnow(), reason, active=active), etag):
+        if gate.store.swap(record.moved(phase, utcnow(), reason, active=active), etag):
             return True
     return False
 

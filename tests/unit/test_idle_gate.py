@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.cluster.idle_gate import IdleGate
 from shared.cluster.power import Phase, PowerRecord
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.idle import IdleGate
 from tests.conftest import make_env
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
