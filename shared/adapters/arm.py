@@ -4,7 +4,7 @@ The bootstrap imports it lazily; ``function_app`` never does (a test checks it):
 trigger's cold start should not pay ~0.5 s and 60+ MB for clients that are needed only while
 the cluster is being built.
 
-Every method speaks ARM REST JSON (``dict``), which is what the pure ``shared.cluster.plan``
+Every method speaks ARM REST JSON (``dict``), which is what the pure ``shared.cluster.plan.steps``
 decides on; SDK exceptions become :class:`ArmCallFailed` carrying an ``ArmFault`` (status, ARM
 error code, message, Retry-After), and a 404 on a GET is ``None``.
 
@@ -43,7 +43,7 @@ azure-identity's own refresh window), so no request ever carries a token about t
 
 
 class ArmCallFailed(VnbError):
-    """An ARM call failed. ``fault`` says how; ``shared.cluster.plan.classify`` says what it means."""
+    """An ARM call failed. ``fault`` says how; ``shared.cluster.plan.steps.classify`` says what it means."""
 
     def __init__(self, what: str, fault: ArmFault) -> None:
         super().__init__(

@@ -10,7 +10,7 @@ from shared.base.conventions import VIRTUAL_NODE_NAME
 from shared.cluster import network
 from shared.cluster.bootstrap import Bootstrap, Evaluation
 from shared.cluster.network import Finding, NetworkPlanInvalid
-from shared.cluster.plan import Decision, Do, Step
+from shared.cluster.plan.steps import Decision, Do, Step
 from shared.config.settings import Settings
 
 

@@ -1,7 +1,7 @@
 """Bootstrap of the AKS cluster with the virtual node (aks mode), and the cluster gate built on it.
 
 The step engine (:class:`Bootstrap`) observes each step with GETs, lets the pure
-``shared.cluster.plan`` decide, and performs the write a step asks for. It never waits:
+``shared.cluster.plan.steps`` decide, and performs the write a step asks for. It never waits:
 a long-running PUT is started and the step answers "wait"; the next evaluation (another
 message, a few seconds later) observes ``provisioningState`` and moves on. Every step is
 idempotent and safe under races between instances: GET before PUT, deterministic
@@ -31,36 +31,33 @@ from shared.base.conventions import VIRTUAL_NODE_NAME
 from shared.base.errors import VnbError
 from shared.cluster import network
 from shared.cluster.network import Finding, NetworkPlan, NetworkPlanInvalid
-from shared.cluster.plan import (
-    ACI_PROVIDER,
-    Decision,
-    Do,
-    KubeEndpoint,
+from shared.cluster.plan.access import (
     RoleGrant,
-    Step,
-    Targets,
-    addon_principal,
     app_namespace_grant,
     classify,
+    cluster_subnet_grant,
+    decide_role,
+    vnode_subnet_grant,
+)
+from shared.cluster.plan.aks import (
+    addon_principal,
     cluster_body,
     cluster_principal,
     cluster_state,
-    cluster_subnet_grant,
     decide_addon,
     decide_cluster,
+)
+from shared.cluster.plan.namespace import (
+    KubeEndpoint,
     decide_namespace,
-    decide_network,
-    decide_provider,
-    decide_role,
     decide_virtual_node,
     kube_endpoint,
     managed_namespace_body,
     network_policy_engine,
     node_ready,
-    targets_for,
-    vnet_body,
-    vnode_subnet_grant,
 )
+from shared.cluster.plan.steps import ACI_PROVIDER, Decision, Do, Step, Targets, decide_provider, targets_for
+from shared.cluster.plan.vnet import decide_network, vnet_body
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
 

@@ -38,8 +38,8 @@ from shared.ledger.store import Ledger
 from tests.conftest import REPO, wait_for
 from tests.integration.conftest import Queues, drain
 from tests.integration.test_dispatch import condition
-from tests.unit.test_reconcile_events import validate_event
-from tests.unit.test_request import MALFORMED
+from tests.unit.flows.test_reconcile_events import validate_event
+from tests.unit.intake.test_request import MALFORMED
 
 pytestmark = pytest.mark.integration
 

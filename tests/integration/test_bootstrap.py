@@ -19,7 +19,7 @@ import pytest
 
 from devtools.host import LocalHost
 from shared.cluster import roles
-from shared.cluster.plan import Step
+from shared.cluster.plan.steps import Step
 from tests.conftest import job_name_for, wait_for
 from tests.integration.bootstrap_fixtures import *  # noqa: F403
 from tests.integration.bootstrap_fixtures import NS, AksWorld

@@ -14,7 +14,7 @@ import pytest
 
 from shared.base.conventions import VIRTUAL_NODE_NAME
 from shared.cli import main as cli
-from shared.cluster.plan import node_ready
+from shared.cluster.plan.namespace import node_ready
 from shared.cluster.readiness import Readiness
 from tests.integration.bootstrap_fixtures import *  # noqa: F403
 from tests.integration.bootstrap_fixtures import NS, AksWorld, drive

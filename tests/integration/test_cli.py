@@ -10,7 +10,7 @@ import pytest
 from shared.base.errors import FieldError
 from shared.outcomes import events
 from tests.integration.conftest import Queues, drain
-from tests.unit.test_cli import cli
+from tests.unit.cli.test_cli import cli
 
 pytestmark = pytest.mark.integration
 

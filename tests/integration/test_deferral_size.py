@@ -12,7 +12,7 @@ from shared.config.settings import settings_from
 from shared.flows.dispatch import Inbound, Outcome, dispatch
 from shared.intake.deferral import BUDGET, QUEUE_MESSAGE_LIMIT, encoded_size, room, unwrap
 from tests.integration.conftest import Queues
-from tests.unit.test_deferral_size import NeverAsked, NotReady, request_of
+from tests.unit.intake.test_deferral_size import NeverAsked, NotReady, request_of
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from devtools.standins.kube import KubeStandIn
 from shared.outcomes.events import deadlettered_id
 from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues
-from tests.unit.test_request import MALFORMED
+from tests.unit.intake.test_request import MALFORMED
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from shared.ledger.records import State
 from shared.ledger.store import Ledger
 from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues
-from tests.unit.test_reconcile_events import validate_event
+from tests.unit.flows.test_reconcile_events import validate_event
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from shared.adapters.kube import Conflict, KubePermanentError, KubeTransientErro
 from shared.base.conventions import ANN_REPORTED_AT, ANN_VERDICT, FINALIZER_REPORT
 from shared.config.settings import Settings
 from shared.flows.reconcile import SELECT_REPORTED, SELECT_UNREPORTED, reconcile
-from tests.unit.test_reconcile_events import validate_event
-from tests.unit.test_reconcile_outcome import NOW, make_job, make_pod
+from tests.unit.flows.test_reconcile_events import validate_event
+from tests.unit.outcomes.test_reconcile_outcome import NOW, make_job, make_pod
 
 
 class FakeJobs:

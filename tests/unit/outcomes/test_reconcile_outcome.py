@@ -27,8 +27,8 @@ from shared.outcomes.outcome import (
     outcome,
     stuck_verdict,
 )
-from tests.unit.test_cost import PRICES
-from tests.unit.test_reconcile_events import validate_event
+from tests.unit.cost.test_cost import PRICES
+from tests.unit.flows.test_reconcile_events import validate_event
 
 T0 = datetime(2026, 11, 27, 1, 0, 0, tzinfo=UTC)
 

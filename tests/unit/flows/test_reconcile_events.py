@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 from shared.base.errors import FieldError
 from shared.outcomes import events
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "events"
+SCHEMAS = Path(__file__).resolve().parents[3] / "docs" / "schemas" / "events"
 NOW = datetime(2026, 11, 27, 1, 2, 3, tzinfo=UTC)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from shared.cli import main as cli
 from tests.conftest import make_env
-from tests.unit.test_network import INVALID
+from tests.unit.cluster.test_network import INVALID
 
 _ALIASES = {
     "vnet_name": "VNB_VNET_NAME",

@@ -15,31 +15,23 @@ from azure.mgmt.network import models as nm
 from shared.base.errors import ArmFault
 from shared.cluster import roles
 from shared.cluster.network import plan_for
-from shared.cluster.plan import (
-    ACI_DELEGATION,
-    Do,
-    Step,
-    Targets,
+from shared.cluster.plan.access import (
     app_namespace_grant,
     classify,
-    cluster_body,
-    cluster_principal,
     cluster_subnet_grant,
-    decide_addon,
-    decide_cluster,
-    decide_namespace,
-    decide_network,
-    decide_provider,
     decide_role,
+    vnode_subnet_grant,
+)
+from shared.cluster.plan.aks import cluster_body, cluster_principal, decide_addon, decide_cluster, dns_prefix
+from shared.cluster.plan.namespace import (
+    decide_namespace,
     decide_virtual_node,
-    dns_prefix,
     kube_endpoint,
     managed_namespace_body,
     network_policy_engine,
-    targets_for,
-    vnet_body,
-    vnode_subnet_grant,
 )
+from shared.cluster.plan.steps import ACI_DELEGATION, Do, Step, Targets, decide_provider, targets_for
+from shared.cluster.plan.vnet import decide_network, vnet_body
 from shared.config.settings import Settings
 from tests.conftest import make_env
 

@@ -14,7 +14,7 @@ from shared.adapters.kube import Page
 from shared.capacity.admission import Admission
 from shared.capacity.model import Demand
 from shared.config.settings import Settings
-from tests.unit.test_capacity import QUOTA_MESSAGE, job, pod
+from tests.unit.capacity.test_capacity import QUOTA_MESSAGE, job, pod
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 ONE = Demand(groups=1, cores=Decimal(1), creates=1)

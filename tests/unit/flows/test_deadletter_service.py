@@ -23,7 +23,7 @@ from shared.flows.dispatch import Inbound, Outcome, dispatch
 from shared.intake.deferral import ENVELOPE, wrap
 from shared.outcomes.events import MAX_EVENT_BYTES, REQUEST_DEADLETTERED, deadlettered_id, stable_id
 from tests.conftest import make_env
-from tests.unit.test_reconcile_events import validate_event
+from tests.unit.flows.test_reconcile_events import validate_event
 
 SETTINGS = Settings.from_env(make_env())
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
 from shared.flows.dispatch import Inbound, Outcome, dispatch
 from shared.intake.deferral import unwrap
-from tests.unit.test_reconcile_events import validate_event
+from tests.unit.flows.test_reconcile_events import validate_event
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 BODY = json.dumps({"image": "mcr.microsoft.com/azurelinux/base/core:3.0", "correlationId": "c-1"}).encode()

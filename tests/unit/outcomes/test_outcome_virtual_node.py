@@ -16,7 +16,7 @@ import pytest
 
 from shared.outcomes.outcome import reported_exit_code
 from shared.outcomes.provider_failure import classify
-from tests.unit.test_reconcile_outcome import NOW, judge, make_job, make_pod, ts
+from tests.unit.outcomes.test_reconcile_outcome import NOW, judge, make_job, make_pod, ts
 
 ACI_ID = "aci://" + "ab" * 32
 BACKOFF = [("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")]

@@ -33,7 +33,7 @@ from shared.schedules.definitions import (
     slots_between,
 )
 from shared.schedules.enqueue import enqueue_due
-from tests.unit.test_schedules import EVERY_MINUTE, IMAGE, sched, utc, write
+from tests.unit.schedules.test_schedules import EVERY_MINUTE, IMAGE, sched, utc, write
 
 # --- crons that can never fire --------------------------------------------------------------
 

@@ -1,0 +1,216 @@
+"""Steps 4, 6, 7: the role assignments bootstrap makes, and ARM errors (403s above all) → decisions. Pure."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.base.errors import ArmFault
+from shared.cluster import roles
+from shared.cluster.plan.steps import ROLE_NAMES, ROLE_NAMESPACE, Decision, Do, Step, Targets
+
+_WHO = {
+    Step.CLUSTER_SUBNET_ROLE: "the cluster identity",
+    Step.VNODE_SUBNET_ROLE: "the virtual-node addon identity",
+    Step.APP_ROLE: "the app identity",
+}
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """A role assignment the bootstrap makes. The name is a function of (scope, principal, role),
+    so every instance computes the same one and concurrent creates meet on a single resource."""
+
+    step: Step
+    scope: str
+    principal_id: str
+    role: str  # role definition GUID
+    subscription_id: str
+
+    @property
+    def name(self) -> str:
+        key = f"{self.scope.strip('/').lower()}|{self.principal_id.lower()}|{self.role.lower()}"
+        return str(uuid.uuid5(ROLE_NAMESPACE, key))
+
+    @property
+    def role_definition_id(self) -> str:
+        return roles.role_definition_id(self.subscription_id, self.role)
+
+    @property
+    def role_name(self) -> str:
+        return ROLE_NAMES.get(self.role, self.role)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return {
+            "properties": {
+                "roleDefinitionId": self.role_definition_id,
+                "principalId": self.principal_id,
+                # The SDK's default ('User') fails for a managed identity created seconds ago.
+                "principalType": "ServicePrincipal",
+            }
+        }
+
+    def describe(self) -> str:
+        who = _WHO.get(self.step, "principal")
+        return f"{self.role_name} for {who} {self.principal_id} on {self.scope}"
+
+
+def cluster_subnet_grant(targets: Targets, principal: str) -> RoleGrant:
+    """The cluster identity manages the node NICs and load balancer in the cluster subnet."""
+    return RoleGrant(
+        Step.CLUSTER_SUBNET_ROLE,
+        targets.cluster_subnet_id,
+        principal,
+        roles.NETWORK_CONTRIBUTOR,
+        targets.subscription_id,
+    )
+
+
+def vnode_subnet_grant(targets: Targets, principal: str) -> RoleGrant:
+    """The addon identity joins container groups to the virtual-node subnet (least privilege: the
+    subnet, not the vnet that az CLI grants)."""
+    return RoleGrant(
+        Step.VNODE_SUBNET_ROLE, targets.vnode_subnet_id, principal, roles.NETWORK_CONTRIBUTOR, targets.subscription_id
+    )
+
+
+def app_namespace_grant(targets: Targets) -> RoleGrant:
+    """The app's own identity may create Jobs and read pods and logs in its namespace, nowhere else."""
+    return RoleGrant(
+        Step.APP_ROLE, targets.namespace_scope, targets.app_principal_id, roles.AKS_RBAC_WRITER, targets.subscription_id
+    )
+
+
+def decide_role(grant: RoleGrant, observed: Mapping[str, Any] | None) -> Decision:
+    if observed is None:
+        return Decision(grant.step, Do.CREATE, f"grant {grant.describe()}", grant.name, grant.body)
+    props = observed.get("properties") or {}
+    if str(props.get("principalId", "")).lower() != grant.principal_id.lower() or not str(
+        props.get("roleDefinitionId", "")
+    ).lower().endswith(grant.role.lower()):
+        return Decision(
+            grant.step,
+            Do.BLOCKED,
+            f"role assignment {grant.name} on {grant.scope} exists for another principal or role "
+            f"({props.get('principalId')}, {props.get('roleDefinitionId')}): delete it so the bootstrap can recreate it",
+            grant.name,
+        )
+    return Decision(grant.step, Do.NOTHING, f"{grant.describe()} granted", grant.name)
+
+
+_ACTION = re.compile(r"perform action(?:\(s\))? '([^']+)' (?:over|on the linked) scope(?:\(s\))? '([^']+)'")
+
+
+_OBJECT_ID = re.compile(r"object id '([0-9A-Fa-f-]{36})'")
+
+
+_ROLE_FOR_ACTION: tuple[tuple[str, str], ...] = (
+    (
+        "microsoft.authorization/roleassignments/",
+        "Role Based Access Control Administrator (with the condition of infra/app/cluster-rbac.bicep: Network "
+        "Contributor and AKS RBAC Writer only)",
+    ),
+    ("microsoft.network/", "Network Contributor"),
+    (
+        "microsoft.containerservice/managedclusters/managednamespaces/",
+        "Azure Kubernetes Service Contributor Role (or, for namespaces only, Azure Kubernetes Service Namespace "
+        "Contributor)",
+    ),
+    (
+        "microsoft.containerservice/managedclusters/listclusterusercredential",
+        "Azure Kubernetes Service Cluster User Role",
+    ),
+    ("microsoft.containerservice/", "Azure Kubernetes Service Contributor Role"),
+    ("microsoft.resources/", "Reader (any role that reads the resource group)"),
+)
+
+
+def classify(step: Step, fault: ArmFault, targets: Targets) -> Decision:
+    """What an ARM failure means for the bootstrap: wait (in progress, throttled, ARM trouble)
+    or blocked (a permission, a quota, a bad setting), with a reason a person can act on."""
+    code = fault.code or ""
+    lowered = f"{code} {fault.message}".lower()
+    status = fault.status
+    if status == 429:
+        after = f", retry after {fault.retry_after:g} s" if fault.retry_after else ""
+        return Decision(step, Do.WAIT, f"ARM is throttling the app ({code or 429}{after})")
+    if status == 409 and ("in progress" in lowered or "anotheroperationinprogress" in lowered):
+        return Decision(step, Do.WAIT, f"another operation is in progress ({code}): {fault.message[:200]}")
+    if status == 403 or code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
+        return Decision(step, Do.BLOCKED, _permission_reason(fault, targets))
+    if code in ("ResourceGroupNotFound", "SubscriptionNotFound"):
+        return Decision(
+            step,
+            Do.BLOCKED,
+            f"{code}: {fault.message[:200]} — the cluster's resource group is created by infra/ (`azd up`); create it "
+            "or correct VNB_SUBSCRIPTION_ID / VNB_RESOURCE_GROUP",
+        )
+    if code == "PrincipalNotFound":
+        return Decision(
+            step,
+            Do.WAIT,
+            f"Entra ID does not know the identity yet ({fault.message[:160]}): new managed identities take a while to "
+            "replicate",
+        )
+    if code == "MissingSubscriptionRegistration" or "not registered to use namespace" in lowered:
+        return Decision(
+            step,
+            Do.WAIT,
+            f"a resource provider is not registered for the subscription ({fault.message[:200]}): if it does not "
+            "register by itself, run `az provider register --namespace <namespace>` once",
+        )
+    if "quota" in lowered:
+        return Decision(
+            step,
+            Do.BLOCKED,
+            f"a quota is exhausted ({code}: {fault.message[:300]}): request more quota for the region, or lower "
+            "VNB_NODE_COUNT / pick another VNB_NODE_VM_SIZE or VNB_LOCATION",
+        )
+    if code in ("SubnetIsDelegated", "SubnetDelegationConflict", "InUseSubnetCannotBeUpdated", "SubnetNotFound"):
+        return Decision(
+            step,
+            Do.BLOCKED,
+            f"{code}: {fault.message[:300]} — fix the subnet or choose another (VNB_CLUSTER_SUBNET_NAME, "
+            "VNB_VNODE_SUBNET_NAME and their CIDRs)",
+        )
+    if code in ("CredentialUnavailable",):
+        return Decision(
+            step,
+            Do.BLOCKED,
+            f"no Azure credential: {fault.message[:300]} — in Azure give the Function App a managed identity (and set "
+            "AZURE_CLIENT_ID for a user-assigned one); locally, `az login`",
+        )
+    if status is None or status >= 500 or status in (408, 401):
+        return Decision(step, Do.WAIT, f"ARM call failed ({status or 'no answer'} {code}): {fault.message[:200]}")
+    return Decision(
+        step,
+        Do.BLOCKED,
+        f"ARM refused the request ({status} {code}): {fault.message[:300]} — check the VNB_ settings of this step",
+    )
+
+
+def _permission_reason(fault: ArmFault, targets: Targets) -> str:
+    match = _ACTION.search(fault.message)
+    action, scope = (match.group(1), match.group(2)) if match else ("(unknown)", targets.resource_group_id)
+    object_id = _OBJECT_ID.search(fault.message)
+    principal = object_id.group(1) if object_id else targets.app_principal_id
+    low = action.lower()
+    if low.endswith("/register/action"):
+        namespace = action.split("/", 1)[0]
+        return (
+            f"the app identity {principal} may not register resource provider {namespace} (it has no subscription-"
+            f"scope rights, by design): run `az provider register --namespace {namespace}` once, or grant it "
+            f"'{action}' on /subscriptions/{targets.subscription_id}: the failed action was {action} over {scope}"
+        )
+    role = next((r for prefix, r in _ROLE_FOR_ACTION if low.startswith(prefix)), "a role that allows it")
+    grant_scope = targets.resource_group_id if same_prefix(scope, targets.resource_group_id) else scope
+    return f"grant {role} on {grant_scope} to the app identity {principal}: the failed action was {action} over {scope}"
+
+
+def same_prefix(scope: str, prefix: str) -> bool:
+    s, p = scope.strip("/").lower(), prefix.strip("/").lower()
+    return s == p or s.startswith(p + "/")
