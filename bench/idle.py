@@ -36,7 +36,7 @@ from bench.bootstrap_calls import RG, namespace_creator
 from devtools.azurite import Azurite
 from devtools.runner import LocalRunner
 from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.adapters.power_store import PowerStore
 from shared.idle import Act
 from shared.services.bootstrap import AksGate
