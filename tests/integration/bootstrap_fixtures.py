@@ -22,7 +22,7 @@ import pytest
 
 from devtools.azurite import Azurite
 from devtools.host import LocalHost
-from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
+from devtools.standins.arm.standin import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
 from devtools.standins.kube.apiserver import KubeStandIn
 from shared.services.bootstrap import AksGate
 from shared.services.dispatch import Readiness
