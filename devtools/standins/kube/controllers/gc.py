@@ -7,15 +7,13 @@ from __future__ import annotations
 import time
 
 from devtools.standins.kube.nodes import VIRTUAL_NODE
-from devtools.standins.kube.objects import (
-    Obj,
-    now_rfc3339,
-)
+from devtools.standins.kube.objects import Obj
 from devtools.standins.kube.state import (
     JOB_NAME,
     ClusterState,
     _is_terminal,
 )
+from devtools.standins.metav1_time import now_rfc3339
 
 
 class GarbageCollector(ClusterState):
