@@ -434,7 +434,14 @@ def test_managed_namespace_body_is_what_the_sdk_models_serialize_to(t: Targets) 
         location="westus",
         tags={"managed-by": "vnode-batch"},
         properties=cs.NamespaceProperties(
-            labels={"app.kubernetes.io/managed-by": "vnode-batch"},
+            labels={
+                "app.kubernetes.io/managed-by": "vnode-batch",
+                # Pod Security: baseline enforced (the Job pods need nothing it forbids), restricted
+                # warned and audited (enforcing it would refuse every image that runs as root).
+                "pod-security.kubernetes.io/enforce": "baseline",
+                "pod-security.kubernetes.io/warn": "restricted",
+                "pod-security.kubernetes.io/audit": "restricted",
+            },
             adoption_policy="Always",  # a namespace made earlier (kubectl, older versions) is taken over
             delete_policy="Keep",  # deleting the ARM resource never deletes running Jobs
         ),
