@@ -574,7 +574,8 @@ CLASSIFY: list[tuple[str, ArmFault, Do, list[str]]] = [
         Do.BLOCKED,
         [
             f"grant Role Based Access Control Administrator (with the condition of infra/app/cluster-rbac.bicep: "
-            f"Network Contributor and AKS RBAC Writer only) on {RG_SCOPE} to the app identity {APP}",
+            f"Network Contributor to service principals and AKS RBAC Writer to the app itself only; removed after "
+            f"bootstrap, `azd provision` assigns it again) on {RG_SCOPE} to the app identity {APP}",
             f"the failed action was Microsoft.Authorization/roleAssignments/write over {SUBNET_SCOPE}",
         ],
     ),
