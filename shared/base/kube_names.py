@@ -25,21 +25,20 @@ _QUALIFIED_NAME = re.compile(r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 
 def dns1123_label(value: str) -> list[str]:
     """Problems of ``value`` as an RFC 1123 label (a namespace name): ≤ 63 of a-z 0-9 '-'."""
-    problems = []
-    if len(value) > DNS1123_LABEL_MAX:
-        problems.append(f"must be no more than {DNS1123_LABEL_MAX} characters")
-    if not _DNS1123_LABEL.fullmatch(value):
-        problems.append("must be lowercase letters, digits and '-', starting and ending with a letter or digit")
-    return problems
+    return _dns(value, _DNS1123_LABEL, DNS1123_LABEL_MAX, "lowercase letters, digits and '-'")
 
 
 def dns1123_subdomain(value: str) -> list[str]:
     """Problems of ``value`` as an RFC 1123 subdomain (a label prefix): ≤ 253 of a-z 0-9 '-' '.'."""
+    return _dns(value, _DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, "lowercase letters, digits, '-' and '.'")
+
+
+def _dns(value: str, pattern: re.Pattern[str], longest: int, alphabet: str) -> list[str]:
     problems = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
-        problems.append(f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters")
-    if not _DNS1123_SUBDOMAIN.fullmatch(value):
-        problems.append("must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
+    if len(value) > longest:
+        problems.append(f"must be no more than {longest} characters")
+    if not pattern.fullmatch(value):
+        problems.append(f"must be {alphabet}, starting and ending with a letter or digit")
     return problems
 
 

@@ -280,21 +280,7 @@ def _ledger_says(
     cancelled request. None: go on (new, waiting, or — for a capacity retry's message —
     submitted/running: the Job's 409 settles it)."""
     if known.content_hash is not None and known.content_hash != request.content_hash():
-        error = FieldError(
-            "id",
-            f"id {meta.key!r} was already used for a different request ({known.state} in the ledger); "
-            "use a new id for new work",
-        )
-        return _rejected(
-            message,
-            settings,
-            [error],
-            now,
-            key=meta.key,
-            correlation_id=request.correlationId,
-            reason="IdReused",
-            claimed=True,
-        )
+        return _id_reused(message, settings, request, meta, now, where=f"{known.state} in the ledger")
     if known.state == State.CANCELLED:
         return DispatchResult(Outcome.CANCELLED, key=meta.key, job_name=known.job_name, detail="cancelled")
     if known.terminal or (known.state in (State.SUBMITTED, State.RUNNING) and not capacity_retry):
@@ -390,21 +376,7 @@ def _create(
         if theirs == request.content_hash():
             log.info("duplicate delivery of key %s: Job %s already exists", meta.key, name)
             return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=name, detail="already created")
-        error = FieldError(
-            "id",
-            f"id {meta.key!r} was already used for a different request (Job {name} in namespace "
-            f"{settings.namespace}); use a new id for new work",
-        )
-        return _rejected(
-            message,
-            settings,
-            [error],
-            now,
-            key=meta.key,
-            correlation_id=request.correlationId,
-            reason="IdReused",
-            claimed=True,
-        )
+        return _id_reused(message, settings, request, meta, now, where=f"Job {name} in namespace {settings.namespace}")
     except KubePermanentError as e:
         if e.status == 404:  # namespace missing: an operator (or the bootstrap) must create it
             raise TransientError(
@@ -496,6 +468,19 @@ def _waited_too_long(
         job_name=job_name(meta.key, settings=settings),
         detail=detail,
         events=[event],
+    )
+
+
+def _id_reused(
+    message: Inbound, settings: Settings, request: BatchRequest, meta: JobMeta, now: datetime, *, where: str
+) -> DispatchResult:
+    """A message whose id is another request's (``where`` says which): rejected as itself."""
+    error = FieldError(
+        "id", f"id {meta.key!r} was already used for a different request ({where}); use a new id for new work"
+    )
+    reason = "IdReused"
+    return _rejected(
+        message, settings, [error], now, key=meta.key, correlation_id=request.correlationId, reason=reason, claimed=True
     )
 
 
