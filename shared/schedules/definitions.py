@@ -50,7 +50,7 @@ from shared.intake.request import RequestInvalid, parse_request
 VERSION: Final = 1
 NAME_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
 _NAME = re.compile(NAME_PATTERN)
-TIMESPAN = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})$")
+TIMESPAN = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})")
 _FIELDS: Final = ("name", "cron", "timeZone", "request", "enabled", "description")
 MAX_SLOTS_PER_RUN: Final = 500
 """A schedule firing more often than the timer gets several slots per run; this bounds a
@@ -207,7 +207,7 @@ def _one(item: Any, position: int, settings: Settings) -> tuple[Schedule | None,
     unknown = sorted(set(item) - set(_FIELDS))
     if unknown:
         problems.append(f"{where}: unknown field(s) {', '.join(unknown)} (allowed: {', '.join(_FIELDS)})")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         problems.append(
             f"{where}.name: 1-40 lowercase letters, digits and '-', starting and ending with a letter or "
             "digit (it prefixes each slot's request id)"

@@ -149,7 +149,7 @@ def timer_window(timer_schedule: str, now: datetime) -> TimerWindow:
     ticks are not aligned to the clock, so ``T`` is ``now`` and ``P`` the span.
     """
     now = now.astimezone(UTC)
-    span = TIMESPAN.match(timer_schedule.strip())
+    span = TIMESPAN.fullmatch(timer_schedule.strip())
     if span:
         hours, minutes, seconds = (int(g) for g in span.groups())
         return TimerWindow(occurrence=now, period=timedelta(hours=hours, minutes=minutes, seconds=seconds))

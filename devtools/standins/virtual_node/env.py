@@ -47,8 +47,8 @@ SERVICE_ENV = {
     "KUBERNETES_PORT_443_TCP_PORT": "443",
     "KUBERNETES_PORT_443_TCP_ADDR": KUBERNETES_SERVICE_HOST,
 }
-_ACI_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FIELD = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
+_ACI_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FIELD = re.compile(r"metadata\.(labels|annotations)\['(.+)'\]")
 
 
 def expand(text: str, mapping: Callable[[str], str]) -> str:
@@ -84,7 +84,7 @@ def _field_value(pod: Mapping[str, Any], path: str) -> str:
     md = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
-    m = _FIELD.match(path)
+    m = _FIELD.fullmatch(path)
     if m:
         return str((md.get(m.group(1)) or {}).get(m.group(2), ""))
     simple = {
@@ -153,7 +153,7 @@ def aci_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, s
 
 def env_name_refusal(cg_name: str, container_name: str, env: Mapping[str, str]) -> Refusal | None:
     for name in env:
-        if not _ACI_ENV_NAME.match(name):
+        if not _ACI_ENV_NAME.fullmatch(name):
             return arm_error(
                 400,
                 "InvalidContainerEnvironmentVariable",
