@@ -35,6 +35,7 @@ from devtools.standins.kube.objects import (
     now_rfc3339,
 )
 from devtools.standins.kube.registry import Registry
+from devtools.standins.kube.secrets import SecretRegistry
 from devtools.standins.kube.selectors import (
     FieldRequirement,
     Requirement,
@@ -51,7 +52,7 @@ from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
 
 
-class Cluster(Registry, JobController, Scheduler, GarbageCollector, Kubelet):
+class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollector, Kubelet):
     """The stored objects plus the controllers that move them. Guard everything with ``lock``."""
 
     def __init__(
@@ -75,6 +76,7 @@ class Cluster(Registry, JobController, Scheduler, GarbageCollector, Kubelet):
         self.nodes: dict[str, Obj] = {}
         self.jobs = Table(JOBS)
         self.pods = Table(PODS)
+        self.secrets_by_key: dict[tuple[str, str], Obj] = {}
         self._states: dict[str, JobState] = {}
         self._pods_by_owner: dict[str, set[str]] = {}  # job uid → pod names (same namespace)
         self._dirty: dict[tuple[str, str], None] = {}

@@ -11,7 +11,7 @@ from shared.base.conventions import ANN_SECRET
 from shared.config.settings import Settings
 from shared.intake.request import RequestInvalid, parse_request
 from shared.job.render import JobMeta, build_job
-from shared.secrets.files import MASK, MOUNT_PATH, mount, redact, secret_manifest, secret_of, values_of
+from shared.secrets.files import MASK, MOUNT_PATH, redact, secret_manifest, secret_name, secret_of, values_of
 
 
 def _job(make_settings: Callable[..., Settings]) -> dict[str, object]:
@@ -23,8 +23,8 @@ def _job(make_settings: Callable[..., Settings]) -> dict[str, object]:
 
 
 def test_mount_is_a_required_secret_volume_never_env(make_settings: Callable[..., Settings]) -> None:
-    job = _job(make_settings)
-    name = mount(job)  # type: ignore[arg-type]
+    job = _job(make_settings)  # build_job mounts the files of a request with secrets
+    name = secret_name(job["metadata"]["name"])  # type: ignore[index]
     pod = job["spec"]["template"]["spec"]  # type: ignore[index]
     assert pod["volumes"] == [{"name": "vnb-secrets", "secret": {"secretName": name, "optional": False}}]
     assert pod["containers"][0]["volumeMounts"] == [{"name": "vnb-secrets", "mountPath": MOUNT_PATH, "readOnly": True}]
