@@ -128,3 +128,22 @@ def test_missing_secret_is_a_field_error_not_a_retry(
     assert kube.secrets(NS) == []
     assert queues.count(queues.poison) == 0
     assert vault[1].counters.reads == 1  # read once: no retry loop
+
+
+def test_env_values_stay_out_of_echoes_and_annotations(
+    make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn
+) -> None:
+    # env is for configuration, but a pasted token must not spread: names only in the copies.
+    queues.submit({"id": "env-1", "image": IMAGE, "env": {"TOKEN": PLANTED}, "bogus": 1})
+    queues.submit({"id": "env-2", "image": IMAGE, "command": ["sh", "-c", "echo hi"], "env": {"TOKEN": PLANTED}})
+    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *") as runner:
+        runner.run_until_idle()
+        job = kube.job(NS, job_name_for("env-2"))
+        assert job is not None
+    [rejected] = queues.drain_events()
+    assert rejected["type"] == "io.vnodebatch.request.rejected"
+    assert json.loads(rejected["data"]["body"])["env"] == {"TOKEN": "***"}
+    assert PLANTED not in json.dumps(rejected)
+    assert PLANTED not in json.dumps(job["metadata"])
+    # ...while the container still gets it (the pod template is where it has to be).
+    assert {"name": "TOKEN", "value": PLANTED} in job["spec"]["template"]["spec"]["containers"][0]["env"]

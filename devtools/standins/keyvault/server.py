@@ -27,6 +27,7 @@ Rules, each from its source:
 from __future__ import annotations
 
 import json
+import socket
 import socketserver
 import threading
 import time
@@ -222,4 +223,5 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle + delayed-ACK stalls
         return self._ctx.wrap_socket(sock, server_side=True), addr

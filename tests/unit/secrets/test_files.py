@@ -68,3 +68,19 @@ def test_secrets_need_a_vault_and_the_allowlist(make_settings: Callable[..., Set
     with pytest.raises(RequestInvalid) as e:
         parse_request(bad, settings=make_settings(VNB_KEY_VAULT_URL="https://kv.vault.azure.net"))
     assert all(err.field.startswith("secrets") and "letters" in err.message for err in e.value.errors)
+
+
+def test_env_values_are_masked_in_echoes_and_restored_for_a_retry() -> None:
+    import json
+
+    from shared.intake.deferral import ENVELOPE
+    from shared.secrets.scrub import env_restored, scrub_body, without_env_values
+
+    body = json.dumps({"image": "x", "env": {"TOKEN": "tok-123", "MODE": "a$b"}}).encode()
+    assert json.loads(scrub_body(body))["env"] == {"TOKEN": "***", "MODE": "***"}
+    assert scrub_body(b"not json") == b"not json"
+    wrapped = {ENVELOPE: {"key": "k"}, "request": {"env": {"TOKEN": "tok-123"}}}
+    assert without_env_values(wrapped)["request"]["env"] == {"TOKEN": "***"}
+    carried = without_env_values({"image": "x", "env": {"TOKEN": "tok-123", "MODE": "a$b"}})
+    container_env = [{"name": "TOKEN", "value": "tok-123"}, {"name": "MODE", "value": "a$$b"}]
+    assert env_restored(carried, container_env)["env"] == {"TOKEN": "tok-123", "MODE": "a$b"}
