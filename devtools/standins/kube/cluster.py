@@ -27,6 +27,7 @@ from devtools.standins.kube.controllers.scheduler import Scheduler
 from devtools.standins.kube.nodes import VIRTUAL_NODE, system_node_obj, virtual_node_obj
 from devtools.standins.kube.objects import JOBS, NAMESPACES, NODES, PODS, Obj, Resource
 from devtools.standins.kube.registry import Registry
+from devtools.standins.kube.secrets import SecretRegistry
 from devtools.standins.kube.selectors import (
     FieldRequirement,
     Requirement,
@@ -44,7 +45,7 @@ from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
 
 
-class Cluster(Registry, JobController, Scheduler, GarbageCollector, Kubelet):
+class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollector, Kubelet):
     """The stored objects plus the controllers that move them. Guard everything with ``lock``."""
 
     def __init__(
@@ -68,6 +69,7 @@ class Cluster(Registry, JobController, Scheduler, GarbageCollector, Kubelet):
         self.nodes: dict[str, Obj] = {}
         self.jobs = Table(JOBS)
         self.pods = Table(PODS)
+        self.secrets_by_key: dict[tuple[str, str], Obj] = {}
         self._states: dict[str, JobState] = {}
         self._pods_by_owner: dict[str, set[str]] = {}  # job uid → pod names (same namespace)
         self._dirty: dict[tuple[str, str], None] = {}
