@@ -38,8 +38,14 @@ LABEL_STATE: Final = f"{RESERVED_LABEL_DOMAIN}/state"
 STATE_UNREPORTED: Final = "unreported"
 STATE_REPORTED: Final = "reported"
 LABEL_SECRET_ROLE: Final = f"{RESERVED_LABEL_DOMAIN}/secret"
-"""On the Secrets the app makes: ``files`` (a request's secret files, owned by its Job)."""
+"""On the Secrets the app makes: ``files`` (a request's secret files, owned by its Job) or
+``pull`` (a registry's pull Secret, one per VNB_ACR_REGISTRIES entry, shared by the Jobs)."""
 SECRET_ROLE_FILES: Final = "files"  # noqa: S105 - a label value, not a password
+SECRET_ROLE_PULL: Final = "pull"  # noqa: S105 - a label value, not a password
+ANN_REGISTRY: Final = f"{RESERVED_LABEL_DOMAIN}/registry"
+"""On a pull Secret: the registry login server it is for."""
+ANN_EXPIRES_AT: Final = f"{RESERVED_LABEL_DOMAIN}/expires-at"
+"""On a pull Secret: when the refresh token inside stops working (RFC 3339, UTC): not a secret."""
 NAMESPACE_LABELS: Final = {
     MANAGED_BY: MANAGER,
     "pod-security.kubernetes.io/enforce": "baseline",
@@ -80,6 +86,9 @@ Job is condemned, and a message of a later attempt waits until it is gone."""
 ANN_SECRET: Final = f"{RESERVED_LABEL_DOMAIN}/secret"
 """On a Job: the name of its per-request Secret (secret files), whose values the reconciler masks
 in log tails before they go into an event."""
+ANN_OUTPUT: Final = f"{RESERVED_LABEL_DOMAIN}/output"
+"""On a Job: ``<container>/<prefix>`` of its request's ``output`` in the data account, listed by the
+reconciler into ``job.succeeded``/``job.failed`` (a location, never a SAS)."""
 ANN_VERDICT: Final = f"{RESERVED_LABEL_DOMAIN}/verdict"
 """JSON ``{"reason", "message", "at"}``: a failure the reconciler decided (stuck or lost)."""
 ANN_REPORTED_AT: Final = f"{RESERVED_LABEL_DOMAIN}/reported-at"

@@ -195,6 +195,29 @@ class Settings(BaseModel):
         "Comma-separated Key Vault secret names a request may ask for in `secrets`; empty allows any "
         "secret of VNB_KEY_VAULT_URL the app's identity can read.",
     )
+    acr_registries: tuple[str, ...] = _field(
+        "VNB_ACR_REGISTRIES",
+        (),
+        "Comma-separated login servers of Azure Container Registries the app pulls private images from "
+        "with its managed identity (role AcrPull on each), e.g. `contoso.azurecr.io`. Images from them "
+        "are allowed like VNB_ALLOWED_REGISTRIES; the app keeps a pull Secret per registry in its namespace "
+        "(an ACR refresh token, renewed long before its 3 hours run out).",
+    )
+    data_account_url: str | None = _field(
+        "VNB_DATA_ACCOUNT_URL",
+        None,
+        "Blob endpoint of the data account a request's `input`/`output` live in, e.g. "
+        "`https://contosodata.blob.core.windows.net`. The app mints user delegation SAS URLs with its managed "
+        "identity (roles Storage Blob Delegator and Storage Blob Data Contributor on this account). Unset: "
+        "requests with `input` or `output` are rejected.",
+    )
+    data_containers: tuple[str, ...] = _field(
+        "VNB_DATA_CONTAINERS",
+        (),
+        "Comma-separated containers of VNB_DATA_ACCOUNT_URL a request may name in `input`/`output`; empty "
+        "allows any. A SAS covers its whole container (blob SAS has no prefix scope without a hierarchical "
+        "namespace), so give each trust boundary its own container.",
+    )
     default_cpu: Decimal = _field(
         "VNB_DEFAULT_CPU", Decimal(1), "vCPU for a request without `cpu` (ACI's own default is 1)."
     )
@@ -446,12 +469,30 @@ class Settings(BaseModel):
             return items
         return value
 
-    @field_validator("key_vault_secrets", mode="before")
+    @field_validator("acr_registries", mode="before")
+    @classmethod
+    def _split_servers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/").lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("key_vault_secrets", "data_containers", mode="before")
     @classmethod
     def _split_names(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("data_account_url")
+    @classmethod
+    def _data_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith("https://"):
+            raise ValueError(
+                "must be the account's https:// blob endpoint, e.g. `https://contosodata.blob.core.windows.net`"
+            )
+        return value.rstrip("/")
 
     @field_validator("key_vault_url")
     @classmethod

@@ -35,7 +35,7 @@ from shared.capacity import model as capacity
 from shared.capacity.admission import Admission, admission_for, whole_budget
 from shared.cluster.readiness import ClusterGate, Readiness, Requeue
 from shared.config.settings import Settings
-from shared.flows import secret_files
+from shared.flows import secret_files, workload_access
 from shared.intake.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, envelope_problems, room, unwrap, wrap
 from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, decode_body, parse_request
 from shared.job.render import JobMeta, build_job, job_name
@@ -205,14 +205,15 @@ def dispatch(
         _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=True)
         return result
     try:
-        if request.secrets:  # files from Key Vault, in the per-request Secret before the Job (issue 17)
-            values = secret_files.read_values(request, settings)
-            if isinstance(values, list):
-                view.refund(decision.ticket)
-                return _refused_secrets(message, settings, request, meta, values, ledger, now())
-            secret_files.stage(cluster, manifest, values)
+        # pull Secret fresh; Key Vault files and SAS URLs in the per-request Secret before the Job (issue 17)
+        ready = workload_access.prepare(request, manifest, settings=settings, cluster=cluster, now=now())
+        if isinstance(ready, workload_access.Refused):
+            view.refund(decision.ticket)
+            return _refused_access(message, settings, request, meta, ready, ledger, now())
+        if ready.files:
+            secret_files.stage(cluster, manifest, ready.files)
         result = _create(message, settings, cluster, request, manifest, meta, now(), attempt=attempt)
-        if request.secrets:
+        if ready.files:
             if result.outcome in (Outcome.CREATED, Outcome.DUPLICATE):
                 secret_files.adopt(cluster, manifest)
             else:
@@ -250,25 +251,26 @@ def dispatch(
     return result
 
 
-def _refused_secrets(
+def _refused_access(
     message: Inbound,
     settings: Settings,
     request: BatchRequest,
     meta: JobMeta,
-    errors: list[FieldError],
+    refused: workload_access.Refused,
     ledger: Ledger | None,
     now: datetime,
 ) -> DispatchResult:
-    """A secret the app cannot read (missing, disabled, forbidden): ``request.rejected``."""
+    """A secret, registry or data container the app cannot reach for this request: ``request.rejected``."""
+    errors, reason = refused.errors, refused.reason
     result = _rejected(
-        message, settings, errors, now, key=meta.key, correlation_id=request.correlationId, reason="SecretUnavailable"
+        message, settings, errors, now, key=meta.key, correlation_id=request.correlationId, reason=reason
     )
     if ledger is not None:
         tracking.rejected(
             ledger,
             key=meta.key,
             errors=errors,
-            reason="SecretUnavailable",
+            reason=reason,
             correlation_id=request.correlationId,
             message_id=meta.message_id,
             now=now,

@@ -83,7 +83,7 @@ from shared.capacity.give_back import REQUEUED, RUNNING, give_back
 from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
-from shared.flows import secret_files
+from shared.flows import secret_files, workload_access
 from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, KubeJobs
 from shared.job.logs import strip_timestamps
 from shared.job.read import is_deleting, job_name_of, job_uid, terminal_condition
@@ -221,6 +221,8 @@ def run(
             _purge(ledger, settings, report.swept_at)
         # Per-request Secrets of a dispatch that died between the Secret and its Job (issue 17).
         secret_files.sweep(cluster, now=report.swept_at, min_age_seconds=SECRET_LEFTOVER_SECONDS)
+    if settings.acr_registries:  # pull Secrets renewed long before their tokens end (issue 17)
+        workload_access.renew_pull_secrets(cluster, settings, moment)
     return report
 
 
@@ -529,6 +531,9 @@ class _Pass:
         tails = secret_files.mask_tails(self.jobs, job, self._logs(result))  # issue 17
         data = event_data(job, result, tails)
         data["cost"] = cost
+        outputs = workload_access.outputs_of(job, self.settings)  # issue 17: what the Job wrote
+        if outputs is not None:
+            data["outputs"] = outputs
         build = events.job_succeeded if result.succeeded else events.job_failed
         return build(
             source=self.settings.event_source,

@@ -77,6 +77,31 @@ _VAULT_SECRET = r"^[0-9A-Za-z-]{1,127}$"  # noqa: S105 - a pattern
 SecretFile = Annotated[str, StringConstraints(pattern=_SECRET_FILE)]
 VaultSecretName = Annotated[str, StringConstraints(pattern=_VAULT_SECRET)]
 MAX_SECRETS = 20
+# Blob container names (Storage docs "Naming and referencing containers, blobs, and metadata"):
+# 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit.
+_CONTAINER = r"^[a-z0-9](?:-?[a-z0-9]){2,62}$"
+# A blob name prefix: printable, no backslash (the blob service folds it to `/`), no `..` segment.
+
+
+class BlobLocation(BaseModel):
+    """A place in the data account (VNB_DATA_ACCOUNT_URL): a container and a blob name prefix."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    container: str = Field(..., max_length=63, pattern=_CONTAINER, description="Blob container in the data account.")
+    prefix: str = Field(
+        "",
+        max_length=512,
+        pattern=r"^[^\\\x00-\x1f\x7f]*$",
+        description="Blob name prefix, e.g. `runs/2026-12-06/`; empty: the whole container.",
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_dot_segments(cls, value: str) -> str:
+        if any(part in (".", "..") for part in value.split("/")):
+            raise ValueError("no `.` or `..` segments")
+        return value
 
 
 class RequestInvalid(ValueError):
@@ -131,6 +156,18 @@ class BatchRequest(BaseModel):
         "does not exist or that the app may not read rejects the request.",
         examples=[{"DB_PASSWORD": "db-password"}],
     )
+    input: BlobLocation | None = Field(
+        None,
+        description="Blobs to read, in the data account of VNB_DATA_ACCOUNT_URL. The container gets "
+        "`/var/run/secrets/vnode-batch/VNB_INPUT_URL` (the container's URL with a user delegation SAS: read and "
+        "list, until the Job's deadline plus a margin) and `VNB_INPUT_PREFIX` in its environment.",
+    )
+    output: BlobLocation | None = Field(
+        None,
+        description="Where results go, in the data account of VNB_DATA_ACCOUNT_URL: the file "
+        "`/var/run/secrets/vnode-batch/VNB_OUTPUT_URL` (SAS: create, write and list) and `VNB_OUTPUT_PREFIX`. "
+        "`job.succeeded`/`job.failed` list what is under the prefix when the Job ends.",
+    )
     cpu: str | float | int | None = Field(
         None,
         description="vCPU (number or Kubernetes quantity like `500m`); requests = limits, rounded up to a "
@@ -179,8 +216,9 @@ class BatchRequest(BaseModel):
         settings = _settings(info)
         if settings is not None and not settings.allows_any_registry:
             full = normalize_image(value)
-            if not any(full == r or full.startswith(r + "/") for r in settings.allowed_registries):
-                allowed = ", ".join(settings.allowed_registries)
+            prefixes = (*settings.allowed_registries, *settings.acr_registries)
+            if not any(full == r or full.startswith(r + "/") for r in prefixes):
+                allowed = ", ".join(prefixes)
                 raise ValueError(
                     f"registry of {full.split('/', 1)[0]!r} is not allowed; allowed: {allowed} (VNB_ALLOWED_REGISTRIES)"
                 )
@@ -204,6 +242,9 @@ class BatchRequest(BaseModel):
     def _secrets(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
         if not value:
             return value
+        reserved = sorted(k for k in value if k.startswith("VNB_"))
+        if reserved:
+            raise ValueError(f"file names reserved by vnode-batch: {', '.join(reserved)}")
         settings = _settings(info)
         if settings is None:
             return value
@@ -213,6 +254,19 @@ class BatchRequest(BaseModel):
             refused = sorted({v for v in value.values() if v not in settings.key_vault_secrets})
             if refused:
                 raise ValueError(f"not in the allowed Key Vault secrets (VNB_KEY_VAULT_SECRETS): {', '.join(refused)}")
+        return value
+
+    @field_validator("input", "output")
+    @classmethod
+    def _data(cls, value: BlobLocation | None, info: ValidationInfo) -> BlobLocation | None:
+        settings = _settings(info)
+        if value is None or settings is None:
+            return value
+        if settings.data_account_url is None:
+            raise ValueError("no data account is configured (VNB_DATA_ACCOUNT_URL): this app cannot provide blobs")
+        if settings.data_containers and value.container not in settings.data_containers:
+            allowed = ", ".join(settings.data_containers)
+            raise ValueError(f"container {value.container!r} is not allowed; allowed: {allowed} (VNB_DATA_CONTAINERS)")
         return value
 
     @field_validator("cpu", "memory", mode="before")

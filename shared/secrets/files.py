@@ -28,6 +28,10 @@ from shared.base.conventions import (
 
 MOUNT_PATH = "/var/run/secrets/vnode-batch"
 """Where a request's secret files appear in its container: ``MOUNT_PATH/<file name>``."""
+INPUT_URL = "VNB_INPUT_URL"
+"""File of the per-request Secret: the input container's URL with a read/list SAS (request ``input``)."""
+OUTPUT_URL = "VNB_OUTPUT_URL"
+"""File of the per-request Secret: the output container's URL with a create/write/list SAS (``output``)."""
 VOLUME = "vnb-secrets"
 _SUFFIX = "-files"
 MASK = "***"
@@ -116,6 +120,22 @@ def redact(text: str, values: list[str]) -> str:
     log tail may be cut inside it."""
     pieces = {v for v in values if v}
     pieces |= {line for v in values for line in v.splitlines() if len(line.strip()) >= 4}
+    pieces |= {part for v in values for part in _sas_parts(v)}
     for piece in sorted(pieces, key=len, reverse=True):
         text = text.replace(piece, MASK)
     return text
+
+
+def _sas_parts(value: str) -> list[str]:
+    """For a SAS URL, the pieces a program may print alone: the query string and the signature
+    (raw and URL-encoded), so ``***`` replaces them too."""
+    if "?" not in value or "sig=" not in value:
+        return []
+    from urllib.parse import parse_qs, urlsplit
+
+    query = urlsplit(value.strip()).query
+    parts = [query]
+    for sig in parse_qs(query).get("sig", []):
+        parts.append(sig)
+    parts += [p.removeprefix("sig=") for p in query.split("&") if p.startswith("sig=")]
+    return [p for p in parts if len(p) >= 8]

@@ -173,7 +173,7 @@ class ArmStandIn(
 
         self._lock = threading.RLock()
         self._rand = random.Random(seed)
-        self.tokens = TokenStore(lifetime_seconds=token_lifetime_seconds)
+        self.tokens = TokenStore(lifetime_seconds=token_lifetime_seconds, tenant_id=tenant_id)
         self.tokens.add_principal(Principal(app_principal_id, app_client_id, "ServicePrincipal", "vnode-batch-app"))
         self._identity = IdentityEndpoint(self.tokens, lambda: self.app_principal_id)
         self._server = _ArmServer(self, port)

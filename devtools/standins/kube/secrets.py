@@ -20,6 +20,7 @@ import base64
 import binascii
 import copy
 import re
+from typing import Any
 
 from devtools.standins.kube.objects import (
     FieldError,
@@ -152,6 +153,11 @@ class SecretRegistry(ClusterState):
             if refs and not any(r.get("uid") in live for r in refs):
                 del self.secrets_by_key[key]
                 self.next_rv()
+
+    def secret_object(self, ns: str, name: str) -> dict[str, Any] | None:
+        """A copy of a stored Secret (the virtual node reading a pull Secret), or None."""
+        found = self.secrets_by_key.get((ns, name))
+        return copy.deepcopy(found) if found is not None else None
 
     def secret_data(self, ns: str, name: str) -> dict[str, str] | None:
         """Decoded data of a Secret (the virtual node mounting it), or None when it does not exist."""

@@ -21,10 +21,11 @@ from devtools.standins.virtual_node.env import aci_env, env_name_refusal
 from devtools.standins.virtual_node.errors import Refusal
 from devtools.standins.virtual_node.features import (
     SecretLookup,
+    SecretObjects,
     container_refusal,
     dropped_fields,
     init_container_refusal,
-    pull_secret_refusal,
+    pull_credentials,
     volume_refusal,
 )
 from devtools.standins.virtual_node.naming import container_group_name, name_refusal, pod_generate_name
@@ -50,6 +51,7 @@ def refusal(
     max_cpu: float = DEFAULT_MAX_CPU,
     max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
     secrets: SecretLookup | None = None,
+    secret_objects: SecretObjects | None = None,
 ) -> Refusal | None:
     """Why the virtual node would refuse ``pod`` (a Pod manifest as a dict), or ``None``.
 
@@ -74,7 +76,8 @@ def refusal(
         found = container_refusal(c) or gpu_refusal([c])
         if found is not None:
             return found
-    found = pull_secret_refusal(pod) or volume_refusal(pod, secrets or (lambda _: None))
+    creds = pull_credentials(pod, secret_objects or (lambda _: None))
+    found = creds if isinstance(creds, Refusal) else volume_refusal(pod, secrets or (lambda _: None))
     if found is not None:
         return found
     for c in init_containers:
