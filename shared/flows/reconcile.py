@@ -428,7 +428,11 @@ class _Pass:
                 self.jobs.delete_job(name, propagation="Background")
             return
         cost = job_cost(pods, prices=self.settings.prices, until=result.finished_at)
-        text = self._event(job, result, cost)
+        extra: dict[str, Any] = {"cost": cost}
+        outputs = workload_access.outputs_of(job, self.settings)  # issue 17: what the Job wrote
+        if outputs is not None:
+            extra["outputs"] = outputs
+        text = self._event(job, result, extra)
         self.send_event(text)
         event_id = events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
         with self._lock:
@@ -438,7 +442,7 @@ class _Pass:
                 self.ledger,
                 job=job,
                 succeeded=result.succeeded,
-                data={**event_data(job, result, []), "cost": cost},
+                data={**event_data(job, result, []), **extra},
                 event_id=event_id,
                 now=moment,
                 known=record,
@@ -527,13 +531,9 @@ class _Pass:
         assert self.ledger is not None
         tracking.requeued(self.ledger, key=key, reason=reason, attempt=attempt, now=self.now())
 
-    def _event(self, job: dict[str, Any], result: Outcome, cost: dict[str, Any]) -> str:
+    def _event(self, job: dict[str, Any], result: Outcome, extra: dict[str, Any]) -> str:
         tails = secret_files.mask_tails(self.jobs, job, self._logs(result))  # issue 17
-        data = event_data(job, result, tails)
-        data["cost"] = cost
-        outputs = workload_access.outputs_of(job, self.settings)  # issue 17: what the Job wrote
-        if outputs is not None:
-            data["outputs"] = outputs
+        data = {**event_data(job, result, tails), **extra}
         build = events.job_succeeded if result.succeeded else events.job_failed
         return build(
             source=self.settings.event_source,

@@ -218,6 +218,7 @@ _OUTCOME_FIELDS: Final = (
     "eventId",
     "ran",
     "cost",
+    "outputs",  # what the Job wrote under its output prefix (count, bytes, first names)
 )
 
 
