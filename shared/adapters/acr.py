@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shared.adapters.per_key import PerKey
 from shared.base.errors import PermanentError, TransientError
 
 if TYPE_CHECKING:
@@ -115,14 +116,5 @@ def _error_code(body: str) -> str:
     return str(code) if isinstance(code, str) and code.isupper() else "UNAUTHORIZED"
 
 
-_exchanges: dict[str, TokenExchange] = {}
-_exchanges_lock = threading.Lock()
-
-
-def exchange_for(server: str) -> TokenExchange:
-    """The process's token exchange for registry ``server`` (created on first use)."""
-    with _exchanges_lock:
-        found = _exchanges.get(server)
-        if found is None:
-            found = _exchanges[server] = TokenExchange()
-        return found
+exchange_for: PerKey[TokenExchange] = PerKey(lambda _server: TokenExchange())
+"""The process's token exchange for a registry login server (created on first use)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
+from shared.adapters.per_key import PerKey
 from shared.base.errors import PermanentError, TransientError
 
 if TYPE_CHECKING:
@@ -149,14 +150,5 @@ class DataAccount:
         )
 
 
-_accounts: dict[str, DataAccount] = {}
-_accounts_lock = threading.Lock()
-
-
-def account_for(url: str) -> DataAccount:
-    """The process's client of the data account ``url`` (created on first use)."""
-    with _accounts_lock:
-        found = _accounts.get(url)
-        if found is None:
-            found = _accounts[url] = DataAccount(url)
-        return found
+account_for: PerKey[DataAccount] = PerKey(DataAccount)
+"""The process's client of a data account URL (created on first use)."""

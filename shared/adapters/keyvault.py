@@ -13,6 +13,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from shared.adapters.per_key import PerKey
 from shared.base.errors import PermanentError, TransientError
 
 if TYPE_CHECKING:
@@ -87,14 +88,5 @@ class VaultReader:
         return secret.value
 
 
-_readers: dict[str, VaultReader] = {}
-_readers_lock = threading.Lock()
-
-
-def reader_for(vault_url: str) -> VaultReader:
-    """The process's reader of ``vault_url`` (created on first use)."""
-    with _readers_lock:
-        reader = _readers.get(vault_url)
-        if reader is None:
-            reader = _readers[vault_url] = VaultReader(vault_url)
-        return reader
+reader_for: PerKey[VaultReader] = PerKey(VaultReader)
+"""The process's reader of a vault URL (created on first use)."""

@@ -25,18 +25,16 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import socket
-import socketserver
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from devtools.tls import shared_ca
+from devtools.standins.https import HttpsServer, Served
 
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
 ACR_AUDIENCE = "https://containerregistry.azure.net"
@@ -58,7 +56,7 @@ class _Issued:
     expires: float
 
 
-class AcrStandIn:
+class AcrStandIn(Served):
     """One registry. ``server`` (``127.0.0.1:<port>``) once started; ``pullers`` hold AcrPull.
 
     ``validate_token(token, audience) -> principal id | None``: the identity stand-in's check;
@@ -80,33 +78,11 @@ class AcrStandIn:
         self.counters = Counters()
         self.lock = threading.Lock()
         self._tokens: dict[str, _Issued] = {}
-        self._server: _Server | None = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
 
     @property
     def server(self) -> str:
         """The login server, as images name it: ``127.0.0.1:<port>``."""
         return f"127.0.0.1:{self.port}"
-
-    def start(self) -> AcrStandIn:
-        self._server = _Server(("127.0.0.1", 0), self)
-        threading.Thread(target=self._server.serve_forever, name="acr-standin", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> AcrStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ the registry's answers
     def exchange(self, form: dict[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
@@ -170,7 +146,7 @@ def _errors(code: str, message: str) -> dict[str, Any]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: HttpsServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -202,20 +178,4 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, {}, _errors("NAME_UNKNOWN", f"{self.path} is not served by this stand-in"))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], standin: AcrStandIn) -> None:
-        self.standin = standin
-        self._ctx = shared_ca().server_context()
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # no reverse DNS lookup
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self._ctx.wrap_socket(sock, server_side=True), addr
+AcrStandIn.HANDLER = _Handler

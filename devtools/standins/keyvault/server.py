@@ -27,18 +27,16 @@ Rules, each from its source:
 from __future__ import annotations
 
 import json
-import socket
-import socketserver
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from devtools.tls import shared_ca
+from devtools.standins.https import HttpsServer, Served
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -52,7 +50,7 @@ class Counters:
     by_name: dict[str, int] = field(default_factory=dict)
 
 
-class KeyVaultStandIn:
+class KeyVaultStandIn(Served):
     """A vault with secrets, its allowed readers and fault switches. ``url`` once started.
 
     ``validate_token(token, audience) -> principal id | None``: the identity stand-in's check
@@ -66,14 +64,8 @@ class KeyVaultStandIn:
         self.throttle_next = 0
         self.counters = Counters()
         self.lock = threading.Lock()
-        self._server: _Server | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
-
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}/"
@@ -82,22 +74,6 @@ class KeyVaultStandIn:
     def resource(self) -> str:
         """The challenge's resource: the vault host without its first label (see module doc)."""
         return f"https://0.0.1:{self.port}"
-
-    def start(self) -> KeyVaultStandIn:
-        self._server = _Server(("127.0.0.1", 0), self)
-        threading.Thread(target=self._server.serve_forever, name="keyvault-standin", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> KeyVaultStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def set_secret(self, name: str, value: str) -> None:
         with self.lock:
@@ -181,7 +157,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: HttpsServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -208,20 +184,4 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = _serve
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], standin: KeyVaultStandIn) -> None:
-        self.standin = standin
-        self._ctx = shared_ca().server_context()
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)  # no reverse DNS lookup
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle + delayed-ACK stalls
-        return self._ctx.wrap_socket(sock, server_side=True), addr
+KeyVaultStandIn.HANDLER = _Handler
