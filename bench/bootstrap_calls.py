@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.arm.standin import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.cluster.bootstrap import AksGate
 from shared.config.settings import Settings
 from tests.conftest import BASE_ENV

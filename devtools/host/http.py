@@ -33,14 +33,12 @@ import logging
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devtools.host import protos
 from devtools.host.bindings import FunctionSpec, HttpTrigger
-
-if TYPE_CHECKING:
-    from devtools.host.host import LocalHost
+from devtools.host.contract import Invocation
 
 log = logging.getLogger("devtools.host")
 
@@ -75,10 +73,22 @@ def authorized(level: str, key: str | None, function_keys: dict[str, str], maste
     return is_master or any(hmac.compare_digest(key, value) for value in function_keys.values())
 
 
+class HttpHost(Protocol):
+    """What the front end reads from the host: the indexed functions, keys, and one invocation."""
+
+    host_json: dict[str, Any]
+    functions: list[FunctionSpec]
+    function_keys: dict[str, str]
+    master_key: str
+
+    def call(self, spec: FunctionSpec, input_data: list[Any], trigger_metadata: dict[str, Any], *,
+             reason: str) -> Invocation: ...
+
+
 class HttpFrontEnd:
     """A threaded HTTP server on 127.0.0.1 for the app's HTTP functions."""
 
-    def __init__(self, host: LocalHost, port: int) -> None:
+    def __init__(self, host: HttpHost, port: int) -> None:
         self.host = host
         prefix = str(((host.host_json.get("extensions") or {}).get("http") or {}).get("routePrefix", "api"))
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""

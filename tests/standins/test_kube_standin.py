@@ -22,7 +22,7 @@ import pytest
 import urllib3
 from kubernetes.client import ApiClient, ApiException, BatchV1Api, CoreV1Api
 
-from devtools.standins.kube import SYSTEM_NODE, VIRTUAL_NODE, KubeStandIn
+from devtools.standins.kube.apiserver import SYSTEM_NODE, VIRTUAL_NODE, KubeStandIn
 from tests.conftest import wait_for
 
 NS = "vnode-batch"

@@ -1,7 +1,7 @@
 """A model of the AKS virtual node: virtual-kubelet + the azure-aci provider + Azure Container
 Instances, split like azure-aci (``pkg/provider``: naming, resources, env, features, status,
 logs) with ACI's quotas on the side. No HTTP and no Kubernetes objects are stored here: the
-Kubernetes stand-in (``kube_cluster``) calls ``provider.AciProvider`` when it binds a pod to the
+Kubernetes stand-in (``kube.controllers.scheduler``) calls ``provider.AciProvider`` when it binds a pod to the
 virtual node.
 
 Pure helpers other code (and property tests) use:

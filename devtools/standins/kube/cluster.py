@@ -1,0 +1,212 @@
+"""The stand-in's cluster: the stored objects (``state``, ``store``) with the API server's registry
+(``registry``) and the controllers that move them (``controllers/``: Job controller, scheduler,
+garbage collector + TTL + PodGC, kubelet), composed into one ``Cluster`` over one store and lock.
+Pods bound to the virtual node are handed to ``virtual_node.provider.AciProvider`` (virtual-kubelet
++ azure-aci + ACI); the containers' "script language" lives in ``pod_script``.
+
+No HTTP here: ``apiserver.KubeStandIn`` serves this over HTTPS. Everything runs under one re-entrant
+lock; the controller loop (``tick``) takes it in short batches so request threads are never starved.
+
+Durations in specs and scripts (``sleep``, ``activeDeadlineSeconds``, ``ttlSecondsAfterFinished``,
+pod start, retry back-off) are simulated seconds: they are multiplied by ``time_scale`` to get
+wall-clock seconds. Timestamps in objects are real wall-clock times (RFC 3339, second precision).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Iterable
+
+from devtools.standins.kube.controllers.gc import GarbageCollector
+from devtools.standins.kube.controllers.job import JobController
+from devtools.standins.kube.controllers.kubelet import Kubelet, PodRuntime
+from devtools.standins.kube.controllers.scheduler import Scheduler
+from devtools.standins.kube.nodes import VIRTUAL_NODE, system_node_obj, virtual_node_obj
+from devtools.standins.kube.objects import (
+    JOBS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    Obj,
+    Resource,
+    now_rfc3339,
+)
+from devtools.standins.kube.registry import Registry
+from devtools.standins.kube.selectors import (
+    FieldRequirement,
+    Requirement,
+    encode_continue,
+    fields_match,
+    labels_match,
+)
+from devtools.standins.kube.state import (
+    JobState,
+)
+from devtools.standins.kube.store import Table
+from devtools.standins.virtual_node.provider import AciProvider, AciSettings
+
+NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
+
+
+class Cluster(Registry, JobController, Scheduler, GarbageCollector, Kubelet):
+    """The stored objects plus the controllers that move them. Guard everything with ``lock``."""
+
+    def __init__(
+        self,
+        *,
+        namespaces: Iterable[str],
+        virtual_node: bool,
+        system_node: bool,
+        pod_start_seconds: float | None,
+        time_scale: float,
+        pod_retry_backoff_seconds: float = 0.0,
+        aci: AciSettings | None = None,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.pod_start_seconds = pod_start_seconds  # None: each node's own default
+        self.time_scale = time_scale
+        self.aci = AciProvider(aci or AciSettings(), self)
+        self.pod_retry_backoff_seconds = pod_retry_backoff_seconds
+        self._rv = 0
+        self.namespaces: dict[str, Obj] = {}
+        self.nodes: dict[str, Obj] = {}
+        self.jobs = Table(JOBS)
+        self.pods = Table(PODS)
+        self._states: dict[str, JobState] = {}
+        self._pods_by_owner: dict[str, set[str]] = {}  # job uid → pod names (same namespace)
+        self._dirty: dict[tuple[str, str], None] = {}
+        self._timers: list[tuple[float, int, str, tuple[str, ...]]] = []
+        self._seq = itertools.count()
+        self._to_schedule: dict[tuple[str, str], None] = {}
+        self._unschedulable: set[tuple[str, str]] = set()
+        self._gc_owners: dict[str, str] = {}  # uid → namespace, for Background deletes
+        self._background_held: set[str] = set()  # uids deleted with Background while finalizers held them
+        self._runtime: dict[tuple[str, str], PodRuntime] = {}
+        self._ip_seq = itertools.count(4)
+        self._seed_seq: dict[str, int] = {}
+        self._runtime_attempt: dict[tuple[str, str], int] = {}  # pod → attempt number for its index
+        for ns in namespaces:
+            self.create_namespace({"metadata": {"name": ns}})
+        if system_node:
+            self._put_node(self._system_node_obj())
+        if virtual_node:
+            self.add_virtual_node(True)
+
+    # ------------------------------------------------------------------ nodes
+
+    def _system_node_obj(self) -> Obj:
+        return system_node_obj(self.next_rv())
+
+    def _virtual_node_obj(self) -> Obj:
+        return virtual_node_obj(self.next_rv())
+
+    def _put_node(self, node: Obj) -> None:
+        self.nodes[node["metadata"]["name"]] = node
+        self._requeue_unschedulable()
+
+    def add_virtual_node(self, ready: bool = True) -> None:
+        with self.lock:
+            if VIRTUAL_NODE not in self.nodes:
+                self._put_node(self._virtual_node_obj())
+            self.set_node_ready(VIRTUAL_NODE, ready)
+
+    def set_node_ready(self, name: str, ready: bool) -> None:
+        with self.lock:
+            node = self.nodes.get(name)
+            if node is None:
+                raise KeyError(f"no node named {name!r}; nodes: {sorted(self.nodes)}")
+            cond = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+            want = "True" if ready else "False"
+            now = now_rfc3339()
+            cond["lastHeartbeatTime"] = now
+            if cond["status"] != want:
+                cond["status"] = want
+                cond["lastTransitionTime"] = now
+                cond["reason"] = "KubeletReady" if ready else "KubeletNotReady"
+                cond["message"] = (
+                    "kubelet is posting ready status"
+                    if ready
+                    else "virtual-kubelet is not ready: container runtime network not ready"
+                )
+            taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != NOT_READY_TAINT_KEY]
+            if not ready:
+                taints.append({"key": NOT_READY_TAINT_KEY, "effect": "NoSchedule", "timeAdded": now})
+            if taints:
+                node["spec"]["taints"] = taints
+            else:
+                node["spec"].pop("taints", None)
+            self._touch(node)
+            self._requeue_unschedulable()
+
+    # ------------------------------------------------------------------ the controller loop
+
+    def tick(self, batch: int = 200) -> None:
+        """One pass of every controller. Takes the lock in batches so requests interleave."""
+        with self.lock:
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, kind, key = heapq.heappop(self._timers)
+                self._fire(kind, key)
+            self._collect_orphans()
+            dirty = list(self._dirty)
+            self._dirty.clear()
+        for i in range(0, len(dirty), batch):
+            with self.lock:
+                for ns, name in dirty[i : i + batch]:
+                    self._sync_job(ns, name)
+                self._schedule_pending(batch * 4)
+            time.sleep(0)
+        with self.lock:
+            self._schedule_pending(None)
+
+    def _fire(self, kind: str, key: tuple[str, ...]) -> None:
+        if kind == "start":
+            self._start_pod(key[0], key[1], key[2])
+        elif kind == "exit":
+            self._container_exit(key[0], key[1], key[2], key[3])
+        elif kind == "aci-exit":
+            self._aci_exit(key)
+        elif kind == "pullbackoff":
+            self._pull_backoff(key)
+        elif kind == "deadline":
+            self._deadline_passed(key)
+        elif kind == "ttl":
+            self._ttl_expired(key)
+        elif kind == "wake":
+            self._mark_dirty(key[0], key[1])
+
+    # ------------------------------------------------------------------ listing
+
+    def table(self, res: Resource) -> Table:
+        return self.jobs if res is JOBS else self.pods
+
+    def list_objects(
+        self,
+        res: Resource,
+        ns: str | None,
+        reqs: list[Requirement],
+        freqs: list[FieldRequirement],
+        start_after: str | None,
+        limit: int | None,
+    ) -> tuple[list[Obj], str | None, int | None]:
+        if res is NODES or res is NAMESPACES:
+            src = self.nodes if res is NODES else self.namespaces
+            items = [
+                o
+                for k, o in sorted(src.items())
+                if (start_after is None or k > start_after)
+                and labels_match(reqs, o["metadata"].get("labels"))
+                and fields_match(freqs, o)
+            ]
+            if limit is not None and len(items) > limit:
+                return (
+                    items[:limit],
+                    encode_continue(self._rv, items[limit - 1]["metadata"]["name"]),
+                    len(items) - limit,
+                )
+            return items, None, None
+        items, key, remaining = self.table(res).page(ns, reqs, freqs, start_after, limit)
+        return items, (encode_continue(self._rv, key) if key is not None else None), remaining
