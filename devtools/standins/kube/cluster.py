@@ -32,7 +32,6 @@ from devtools.standins.kube.objects import (
     PODS,
     Obj,
     Resource,
-    now_rfc3339,
 )
 from devtools.standins.kube.registry import Registry
 from devtools.standins.kube.selectors import (
@@ -46,6 +45,7 @@ from devtools.standins.kube.state import (
     JobState,
 )
 from devtools.standins.kube.store import Table
+from devtools.standins.metatime import now_rfc3339
 from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 
 NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"

@@ -11,25 +11,11 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 Obj = dict[str, Any]
 
 # --------------------------------------------------------------------------- time, names
-
-
-def now_rfc3339() -> str:
-    """metav1.Time: second precision, UTC, ``Z`` suffix."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339_of(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339_nano_of(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # The alphabet of k8s.io/apimachinery/pkg/util/rand.String (no vowels, no confusable digits).

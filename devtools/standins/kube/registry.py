@@ -18,7 +18,6 @@ from devtools.standins.kube.objects import (
     generate_name,
     invalid,
     not_found,
-    now_rfc3339,
     validate_annotations,
     validate_labels,
     validate_name,
@@ -30,6 +29,7 @@ from devtools.standins.kube.state import (
     JobState,
     _is_terminal,
 )
+from devtools.standins.metatime import now_rfc3339
 
 MAX_INT32 = 2147483647
 

@@ -11,7 +11,6 @@ from devtools.standins.kube.objects import (
     Obj,
     generate_name,
     index_ranges,
-    now_rfc3339,
 )
 from devtools.standins.kube.state import (
     COMPLETION_INDEX,
@@ -21,6 +20,7 @@ from devtools.standins.kube.state import (
     _is_terminal,
     _pod_ready,
 )
+from devtools.standins.metatime import now_rfc3339
 from devtools.standins.virtual_node.naming import job_pod_prefix
 
 

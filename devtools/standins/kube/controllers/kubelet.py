@@ -14,15 +14,13 @@ from devtools.standins.kube.objects import (
     Obj,
     bad_request,
     not_found,
-    now_rfc3339,
-    rfc3339_nano_of,
-    rfc3339_of,
 )
 from devtools.standins.kube.state import (
     COMPLETION_INDEX,
     ClusterState,
     _is_terminal,
 )
+from devtools.standins.metatime import now_rfc3339, rfc3339_nano_of, rfc3339_of
 from devtools.standins.pod_script import plan_container
 
 # A kubelet starts a pod's containers in about a second once the image is present (no source:

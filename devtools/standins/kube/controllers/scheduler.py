@@ -8,7 +8,6 @@ from devtools.standins.kube.controllers.kubelet import KUBELET_START_SECONDS, _c
 from devtools.standins.kube.nodes import VIRTUAL_NODE
 from devtools.standins.kube.objects import (
     Obj,
-    now_rfc3339,
 )
 from devtools.standins.kube.selectors import (
     match_label_selector_obj,
@@ -17,6 +16,7 @@ from devtools.standins.kube.state import (
     ClusterState,
     _is_terminal,
 )
+from devtools.standins.metatime import now_rfc3339
 
 
 def _tolerates(tol: Obj, taint: Obj) -> bool:
