@@ -122,6 +122,10 @@ VNB_KEEP_FINISHED_SECONDS if longer — not on every timer run: its cost then st
 fraction of a pass even when thousands of Jobs are kept."""
 LOG_FETCH_FLOOR_BYTES = 16 * 1024
 """ACI keeps 16 KB of a stopped container's log: ask for all of it, keep the end locally."""
+MAX_LOG_ERROR_CHARS = 300
+"""The part of a failed log read's error an event carries in ``logTail[].unavailable``."""
+LIST_RESTARTS = 3
+"""A pass lists again from the start after a 410 Expired continue token at most this often."""
 
 
 SendEvent = Callable[[str], object]
@@ -257,6 +261,7 @@ def reconcile(
     pass_.delete_leftovers()
     started = time.monotonic()
     token: str | None = None
+    restarts = 0
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="reconcile") as pool:
         while True:
             if time.monotonic() - started > budget_seconds:
@@ -271,7 +276,18 @@ def reconcile(
             except _Abort as e:
                 report.aborted = str(e)
                 break
-            except VnbError as e:  # a list call failed (5xx, an expired continue token, RBAC)
+            except KubePermanentError as e:
+                if e.status == 410 and token is not None and restarts < LIST_RESTARTS:
+                    # Continue pages come from a snapshot that compaction can expire (410 Expired,
+                    # apiserver storage/cacher). Jobs already settled are labelled reported and
+                    # drop out of a new list; nothing is lost by starting over.
+                    restarts += 1
+                    log.info("continue token expired (%s); listing again from the start", e)
+                    token = None
+                    continue
+                report.aborted = f"listing Jobs or their pods failed: {e}"
+                break
+            except VnbError as e:  # a list call failed (5xx, RBAC)
                 report.aborted = f"listing Jobs or their pods failed: {e}"
                 break
             token = page.continue_token
@@ -441,12 +457,22 @@ class _Pass:
             raise
         self._count("succeeded" if result.succeeded else "failed")
         if is_deleting(job):
-            return  # its deletion completes now that the finalizer is gone
+            # Its deletion completes now that the finalizer is gone. The Job controller kept its
+            # pods running (syncJob does not stop on a deletionTimestamp) and an Orphan delete
+            # would leave them, with their container groups: delete them here.
+            self._delete_pods(name, pods)
+            return
         if self.settings.keep_finished_seconds == 0 or verdict is not None:
             if self.jobs.delete_job(name, propagation="Background"):
                 self._count("deleted")
             return
-        for pod in pods:  # finished: the Job controller creates no new pods
+        self._delete_pods(name, pods)  # finished: the Job controller creates no new pods
+
+    def _delete_pods(self, name: str, pods: Sequence[dict[str, Any]]) -> None:
+        """Delete the pods of a reported Job, freeing their ACI container groups."""
+        for pod in pods:
+            if (pod.get("metadata") or {}).get("deletionTimestamp"):
+                continue  # deleted already; on the virtual node it goes once its group is gone
             pod_name = str((pod.get("metadata") or {}).get("name"))
             try:
                 self.jobs.delete_pod(pod_name)
@@ -456,7 +482,9 @@ class _Pass:
                 log.warning("pod %s of reported Job %s not deleted (%s); retried next pass", pod_name, name, e)
                 with self._lock:
                     self.leftover_pods.add(pod_name)
-        self._count("pods_deleted", len(pods))
+            except KubePermanentError:
+                continue  # gone already
+            self._count("pods_deleted")
 
     def _keep_pods_if_marked(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         """The mark failed transiently, but may have been applied (the answer was lost). Then no
@@ -535,12 +563,21 @@ class _Pass:
         s = self.settings
         tails = []
         for source in result.log_sources:
-            text = self.jobs.pod_log(
-                source.pod,
-                tail_lines=s.log_tail_lines,
-                limit_bytes=max(s.log_tail_bytes * 4, LOG_FETCH_FLOOR_BYTES),
-                container=source.container,
-            )
+            try:
+                text = self.jobs.pod_log(
+                    source.pod,
+                    tail_lines=s.log_tail_lines,
+                    limit_bytes=max(s.log_tail_bytes * 4, LOG_FETCH_FLOOR_BYTES),
+                    container=source.container,
+                )
+            except VnbError as e:
+                # The API server passes the node's error through: a virtual-kubelet that is down
+                # is a 500, azure-aci's raw Azure errors (throttling) too. The outcome does not
+                # depend on the log: report it without, saying why (reference/kubernetes-jobs.md).
+                why = str(e)[:MAX_LOG_ERROR_CHARS]
+                log.warning("log of pod %s not read (%s); reported without it", source.pod, why)
+                tails.append(LogTail(source.pod, source.container, source.index, "", False, unavailable=why))
+                continue
             if text is None:
                 continue  # never started, or already gone: the event says what it can
             if source.on_aci:
