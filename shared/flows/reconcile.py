@@ -574,7 +574,7 @@ class _Pass:
                 # The API server passes the node's error through: a virtual-kubelet that is down
                 # is a 500, azure-aci's raw Azure errors (throttling) too. The outcome does not
                 # depend on the log: report it without, saying why (reference/kubernetes-jobs.md).
-                why = str(e)[:MAX_LOG_ERROR_CHARS]
+                why = _clip(str(e).split(" returned ", 1)[-1], MAX_LOG_ERROR_CHARS)
                 log.warning("log of pod %s not read (%s); reported without it", source.pod, why)
                 tails.append(LogTail(source.pod, source.container, source.index, "", False, unavailable=why))
                 continue
@@ -656,6 +656,15 @@ def _stray(record: Record, job: dict[str, Any]) -> bool:
     that raced the first one's deletion): it gets no outcome event of its own."""
     recorded = (record.outcome or {}).get("jobUid")
     return record.terminal and recorded is not None and recorded != job_uid(job)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, keeping its start and its end (where a proxied
+    error names its cause, e.g. ARM's "429 Too Many Requests")."""
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return f"{text[:head]} … {text[-(limit - head - 3) :]}"
 
 
 def _rv(job: dict[str, Any]) -> str:
