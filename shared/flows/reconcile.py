@@ -84,17 +84,15 @@ from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
 from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, KubeJobs
-from shared.job.logs import strip_timestamps
+from shared.flows.logtails import read_log_tails
 from shared.job.read import is_deleting, job_name_of, job_uid, terminal_condition
 from shared.ledger import tracking
 from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.outcomes import events
 from shared.outcomes.outcome import (
-    LogTail,
     Outcome,
     Verdict,
-    cut_tail,
     event_data,
     lost_verdict,
     needs_pods,
@@ -120,10 +118,6 @@ SWEEP_EVERY_MIN_SECONDS = 60.0
 """The sweep lists every kept (reported) Job, so it runs at most this often — or every tenth of
 VNB_KEEP_FINISHED_SECONDS if longer — not on every timer run: its cost then stays a small
 fraction of a pass even when thousands of Jobs are kept."""
-LOG_FETCH_FLOOR_BYTES = 16 * 1024
-"""ACI keeps 16 KB of a stopped container's log: ask for all of it, keep the end locally."""
-MAX_LOG_ERROR_CHARS = 300
-"""The part of a failed log read's error an event carries in ``logTail[].unavailable``."""
 LIST_RESTARTS = 3
 """A pass lists again from the start after a 410 Expired continue token at most this often."""
 
@@ -547,7 +541,7 @@ class _Pass:
         tracking.requeued(self.ledger, key=key, reason=reason, attempt=attempt, now=self.now())
 
     def _event(self, job: dict[str, Any], result: Outcome, cost: dict[str, Any]) -> str:
-        tails = self._logs(result)
+        tails = read_log_tails(self.jobs, self.settings, result.log_sources)
         data = event_data(job, result, tails)
         data["cost"] = cost
         build = events.job_succeeded if result.succeeded else events.job_failed
@@ -558,35 +552,6 @@ class _Pass:
             finished_at=result.finished_at,
             data=data,
         )
-
-    def _logs(self, result: Outcome) -> list[LogTail]:
-        s = self.settings
-        tails = []
-        for source in result.log_sources:
-            try:
-                text = self.jobs.pod_log(
-                    source.pod,
-                    tail_lines=s.log_tail_lines,
-                    limit_bytes=max(s.log_tail_bytes * 4, LOG_FETCH_FLOOR_BYTES),
-                    container=source.container,
-                )
-            except VnbError as e:
-                # The API server passes the node's error through: a virtual-kubelet that is down
-                # is a 500, azure-aci's raw Azure errors (throttling) too. The outcome does not
-                # depend on the log: report it without, saying why (reference/kubernetes-jobs.md).
-                why = _clip(str(e).split(" returned ", 1)[-1], MAX_LOG_ERROR_CHARS)
-                log.warning("log of pod %s not read (%s); reported without it", source.pod, why)
-                tails.append(LogTail(source.pod, source.container, source.index, "", False, unavailable=why))
-                continue
-            if text is None:
-                continue  # never started, or already gone: the event says what it can
-            if source.on_aci:
-                text = strip_timestamps(text)
-            kept, cut = cut_tail(text, s.log_tail_bytes)
-            tails.append(
-                LogTail(pod=source.pod, container=source.container, index=source.index, text=kept, truncated=cut)
-            )
-        return tails
 
     def _mark(self, job: dict[str, Any], moment: datetime) -> None:
         """Mark reported (CAS). On a conflict, read again: someone else may have reported it."""
@@ -656,15 +621,6 @@ def _stray(record: Record, job: dict[str, Any]) -> bool:
     that raced the first one's deletion): it gets no outcome event of its own."""
     recorded = (record.outcome or {}).get("jobUid")
     return record.terminal and recorded is not None and recorded != job_uid(job)
-
-
-def _clip(text: str, limit: int) -> str:
-    """``text`` within ``limit`` characters, keeping its start and its end (where a proxied
-    error names its cause, e.g. ARM's "429 Too Many Requests")."""
-    if len(text) <= limit:
-        return text
-    head = limit // 3
-    return f"{text[:head]} … {text[-(limit - head - 3) :]}"
 
 
 def _rv(job: dict[str, Any]) -> str:
