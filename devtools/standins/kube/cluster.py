@@ -19,7 +19,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from devtools.standins.kube.controllers.gc import GarbageCollector
 from devtools.standins.kube.controllers.job import JobController
@@ -178,30 +178,21 @@ class Cluster(Registry, JobController, Scheduler, GarbageCollector, Kubelet, Nod
     def _fire(self, kind: str, key: tuple[str, ...]) -> None:
         if kind in ("start", "aci-exit") and self._on_virtual_node(key) and self._vk_defer(kind, key):
             return  # ACI goes on, but nothing reaches the API until virtual-kubelet is back
-        if kind == "start":
-            self._start_pod(key[0], key[1], key[2])
-        elif kind == "exit":
-            self._container_exit(key[0], key[1], key[2], key[3])
-        elif kind == "aci-exit":
-            self._aci_exit(key)
-        elif kind == "node-unknown":
-            self._node_unknown()
-        elif kind == "evict":
-            self._evict(key)
-        elif kind == "vk-delete":
-            self._vk_delete(key)
-        elif kind == "kubelet-delete":
-            self._kubelet_delete(key)
-        elif kind == "vk-create":
-            self._vk_create(key)
-        elif kind == "pullbackoff":
-            self._pull_backoff(key)
-        elif kind == "deadline":
-            self._deadline_passed(key)
-        elif kind == "ttl":
-            self._ttl_expired(key)
-        elif kind == "wake":
-            self._mark_dirty(key[0], key[1])
+        handlers: dict[str, Callable[[tuple[str, ...]], None]] = {
+            "start": lambda k: self._start_pod(k[0], k[1], k[2]),
+            "exit": lambda k: self._container_exit(k[0], k[1], k[2], k[3]),
+            "aci-exit": self._aci_exit,
+            "node-unknown": lambda _k: self._node_unknown(),
+            "evict": self._evict,
+            "vk-delete": self._vk_delete,
+            "vk-create": self._vk_create,
+            "kubelet-delete": self._kubelet_delete,
+            "pullbackoff": self._pull_backoff,
+            "deadline": self._deadline_passed,
+            "ttl": self._ttl_expired,
+            "wake": lambda k: self._mark_dirty(k[0], k[1]),
+        }
+        handlers[kind](key)
 
     def _on_virtual_node(self, key: tuple[str, ...]) -> bool:
         pod = self.pods.get(key[0], key[1])
