@@ -52,7 +52,7 @@ class Schedule:
 
     @classmethod
     def parse(cls, text: str) -> Schedule:
-        if _TIMESPAN.match(text.strip()):
+        if _TIMESPAN.fullmatch(text.strip()):
             seconds = parse_timespan(text, setting="schedule")
             if seconds <= 0:
                 raise HostError(f"timer schedule {text!r} must be a positive interval")

@@ -9,16 +9,20 @@ var aksContributor = 'ed7f3fbd-7b88-4dd4-9017-9adb7ce333f8'
 var aksClusterUser = '4abbcc35-e782-43d8-92c5-2d3f1bd2253f'
 var rbacAdministrator = 'f58310d9-a9f6-439a-9e8d-f62e7b41a168'
 
-// The "Constrain roles and principal types" template (learn.microsoft.com/azure/role-based-access-
-// control/delegate-role-assignments-examples): writes (@Request) and deletes (@Resource) of role
-// assignments are allowed only for Network Contributor (4d97b98b-...) and Azure Kubernetes Service
-// RBAC Writer (a7ffa36f-...), and only to service principals (managed identities are service
-// principals). Any other role, Owner and RBAC Administrator included, is refused, so the identity
-// cannot widen its own rights. Keep the GUID list equal to shared/cluster/roles.py ASSIGNABLE_ROLES
-// (tests/infra checks it):
-//   ( !write OR (role in {NC, RBAC Writer} AND principalType == ServicePrincipal) )
-//   AND ( !delete OR (existing role in {NC, RBAC Writer} AND principalType == ServicePrincipal) )
-var rbacAdministratorCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {4d97b98b-1d4f-4787-a291-c67834d212e7, a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'})) AND ((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {4d97b98b-1d4f-4787-a291-c67834d212e7, a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb} AND @Resource[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'}))'
+// The documented templates "Constrain roles and principal types" and "Constrain roles and specific
+// principals" (learn.microsoft.com/azure/role-based-access-control/delegate-role-assignments-examples;
+// attributes: .../conditions-authorization-actions-attributes, which gives roleAssignments/write the
+// request attributes RoleDefinitionId, PrincipalId and PrincipalType, and roleAssignments/delete the
+// same as resource attributes; there is no scope attribute, so a condition cannot limit WHERE a role
+// is assigned). Writes (@Request) and deletes (@Resource) of role assignments are allowed only for:
+//   - Network Contributor (4d97b98b-...) to a service principal: bootstrap grants it to the cluster's
+//     and the virtual-node addon's identities, whose ids exist only once the cluster does;
+//   - Azure Kubernetes Service RBAC Writer (a7ffa36f-...) to the app's OWN principal, nobody else
+//     (before: to any service principal in the tenant).
+// Any other role, Owner and RBAC Administrator included, is refused. Keep the GUID lists equal to
+// shared/cluster/roles.py ASSIGNABLE_ROLES (tests/infra checks it). Still possible (docs/deploy.md):
+// the app may give ITSELF RBAC Writer at cluster scope, since no attribute names the scope.
+var rbacAdministratorCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'} AND ((@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {4d97b98b-1d4f-4787-a291-c67834d212e7}) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAnyValues:GuidEquals {${principalId}})))) AND ((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'} AND ((@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {4d97b98b-1d4f-4787-a291-c67834d212e7}) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb} AND @Resource[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAnyValues:GuidEquals {${principalId}}))))'
 
 // Network Contributor: create the vnet and both subnets, and join the cluster subnet when the
 // managed cluster is created (Microsoft.Network/virtualNetworks/subnets/join/action is checked on
@@ -74,6 +78,6 @@ resource appRbacAdministrator 'Microsoft.Authorization/roleAssignments@2022-04-0
     principalType: 'ServicePrincipal'
     condition: rbacAdministratorCondition
     conditionVersion: '2.0'
-    description: 'vnode-batch bootstrap: may assign only Network Contributor and AKS RBAC Writer, only to service principals.'
+    description: 'vnode-batch bootstrap: may assign only Network Contributor (to service principals) and AKS RBAC Writer (to itself).'
   }
 }

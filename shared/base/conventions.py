@@ -18,13 +18,38 @@ values (kubernetes pkg/registry/batch/job/strategy.go generateSelector, then
 pkg/apis/batch/validation validateGeneratedSelector)."""
 
 # --- labels ------------------------------------------------------------------------------------
+REQUEST_LABEL_PREFIXES: Final = {
+    "": None,
+    "app.kubernetes.io": frozenset({"name", "instance", "version", "component", "part-of"}),
+}
+"""The label prefixes a request may use on its Job and pods (an allowlist: anything else is refused),
+each with the names allowed under it (None: any name). Unprefixed names are the user's own. Of
+the recommended ``app.kubernetes.io/*`` labels (Kubernetes docs "Recommended Labels") all but
+``managed-by``, which the app sets. Other prefixes are refused because other systems act on
+them: ``kubernetes.io``/``k8s.io`` are reserved for Kubernetes components (docs "Labels and
+Selectors"), ``azure.workload.identity/use`` makes the workload identity webhook inject a
+token, ``istio.io/rev`` and ``sidecar.istio.io/*`` select a mesh sidecar, ``virtual-kubelet.io/*``
+is read by the virtual node, and ``vnode-batch.io`` is the app's own."""
+
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGER: Final = "vnode-batch"
 LABEL_KEY_HASH: Final = f"{RESERVED_LABEL_DOMAIN}/key-hash"
 LABEL_STATE: Final = f"{RESERVED_LABEL_DOMAIN}/state"
 STATE_UNREPORTED: Final = "unreported"
 STATE_REPORTED: Final = "reported"
-NAMESPACE_LABELS: Final = {MANAGED_BY: MANAGER}
+NAMESPACE_LABELS: Final = {
+    MANAGED_BY: MANAGER,
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+}
+"""Labels of the app's namespace. Pod Security Admission (kubernetes.io/docs/concepts/security/
+pod-security-admission, pod-security-standards): ``baseline`` is enforced, so nothing in the
+namespace may be privileged or use host namespaces, host paths, host ports or added capabilities,
+which the Job pods the app renders (shared/job/render.py: no securityContext, no volumes, no
+service-account token) never need. ``restricted`` is only warned and audited: it requires
+``runAsNonRoot: true``, and requests run arbitrary images, many of which run as root (the
+sample's azurelinux base image does), so enforcing it would refuse ordinary requests."""
 ARM_TAGS: Final = {"managed-by": "vnode-batch"}
 """Tags on what the bootstrap creates, so an operator can tell it from hand-made resources."""
 

@@ -42,7 +42,8 @@ the cluster is built."""
 
 RBAC_ADMINISTRATOR: Final[str] = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
 """Role Based Access Control Administrator: assign and delete role assignments. Always held
-with an ABAC condition limiting it to ``ASSIGNABLE_ROLES`` and service principals."""
+with an ABAC condition limiting it to ``ASSIGNABLE_ROLES``: Network Contributor to service
+principals, AKS RBAC Writer to the app's own principal only (infra/app/cluster-rbac.bicep)."""
 
 # --- roles infra/ gives the app's identity on its own storage and monitoring ------------------
 

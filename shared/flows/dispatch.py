@@ -105,7 +105,8 @@ def dispatch(
         if bad:
             errors = [FieldError(name, why) for name, why in bad]
             key, cid = as_key(data.get("id")), as_correlation_id(data.get("correlationId"))
-            return _rejected(message, settings, errors, now(), key=key, correlation_id=cid)
+            # A forged envelope's id is not to be trusted either: it names the message alone.
+            return _rejected(message, settings, errors, now(), key=key, correlation_id=cid, claimed=key is not None)
     key_default = deferral.key if deferral else message.message_id
     try:
         request = parse_request(data, settings=settings)
@@ -114,9 +115,9 @@ def dispatch(
         raw_id, raw_cid = data.get("id"), data.get("correlationId")
         key = raw_id if isinstance(raw_id, str) else (deferral.key if deferral else None)
         cid = raw_cid if isinstance(raw_cid, str) else None
-        result = _rejected(message, settings, e.errors, now(), key=key, correlation_id=cid)
+        ours = True
         if ledger is not None and key:  # ledger: a new key only (never overwrites a live request)
-            tracking.rejected(
+            ours = tracking.rejected(
                 ledger,
                 key=key,
                 errors=e.errors,
@@ -125,7 +126,7 @@ def dispatch(
                 message_id=message.message_id,
                 now=now(),
             )
-        return result
+        return _rejected(message, settings, e.errors, now(), key=key, correlation_id=cid, claimed=not ours)
     key = request.id or key_default
     enqueued_at = deferral.first_seen if deferral else message.inserted_at
     meta = JobMeta(key=key, message_id=deferral.message_id if deferral else message.message_id, enqueued_at=enqueued_at)
@@ -140,7 +141,12 @@ def dispatch(
             f"while it waits for the cluster, so at most {size + spare} bytes here "
             f"(a queue message carries {QUEUE_MESSAGE_LIMIT} bytes); shorten env, args or labels",
         )
-        return _rejected(message, settings, [error], now(), key=meta.key, correlation_id=request.correlationId)
+        other = ledger is not None and tracking.claimed_by_another(
+            ledger.get(meta.key), message_id=meta.message_id, content_hash=request.content_hash()
+        )
+        return _rejected(
+            message, settings, [error], now(), key=meta.key, correlation_id=request.correlationId, claimed=other
+        )
     manifest = build_job(request, meta, settings=settings)
     # --- capacity (issue 11): carry the request and its attempt on the Job; refuse what never fits
     attempt = deferral.capacity_attempts if deferral else 0
@@ -150,17 +156,9 @@ def dispatch(
     if too_big:
         # Like the size rule above: refused whether or not the cluster is ready now.
         error = FieldError("parallelism" if demand.groups > 1 else "cpu", f"the Job {too_big}; it could never run")
-        result = _rejected(
-            message,
-            settings,
-            [error],
-            now(),
-            key=meta.key,
-            correlation_id=request.correlationId,
-            reason="ExceedsCapacity",
-        )
+        ours = True
         if ledger is not None:  # ledger: a new key only (never overwrites a live request)
-            tracking.rejected(
+            ours = tracking.rejected(
                 ledger,
                 key=key,
                 errors=[error],
@@ -169,7 +167,16 @@ def dispatch(
                 message_id=meta.message_id,
                 now=now(),
             )
-        return result
+        return _rejected(
+            message,
+            settings,
+            [error],
+            now(),
+            key=meta.key,
+            correlation_id=request.correlationId,
+            reason="ExceedsCapacity",
+            claimed=not ours,
+        )
 
     known: Record | None = None
     if ledger is not None:  # ledger: record first; a finished or cancelled key never runs again
@@ -273,14 +280,7 @@ def _ledger_says(
     cancelled request. None: go on (new, waiting, or — for a capacity retry's message —
     submitted/running: the Job's 409 settles it)."""
     if known.content_hash is not None and known.content_hash != request.content_hash():
-        error = FieldError(
-            "id",
-            f"id {meta.key!r} was already used for a different request ({known.state} in the ledger); "
-            "use a new id for new work",
-        )
-        return _rejected(
-            message, settings, [error], now, key=meta.key, correlation_id=request.correlationId, reason="IdReused"
-        )
+        return _id_reused(message, settings, request, meta, now, where=f"{known.state} in the ledger")
     if known.state == State.CANCELLED:
         return DispatchResult(Outcome.CANCELLED, key=meta.key, job_name=known.job_name, detail="cancelled")
     if known.terminal or (known.state in (State.SUBMITTED, State.RUNNING) and not capacity_retry):
@@ -376,14 +376,7 @@ def _create(
         if theirs == request.content_hash():
             log.info("duplicate delivery of key %s: Job %s already exists", meta.key, name)
             return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=name, detail="already created")
-        error = FieldError(
-            "id",
-            f"id {meta.key!r} was already used for a different request (Job {name} in namespace "
-            f"{settings.namespace}); use a new id for new work",
-        )
-        return _rejected(
-            message, settings, [error], now, key=meta.key, correlation_id=request.correlationId, reason="IdReused"
-        )
+        return _id_reused(message, settings, request, meta, now, where=f"Job {name} in namespace {settings.namespace}")
     except KubePermanentError as e:
         if e.status == 404:  # namespace missing: an operator (or the bootstrap) must create it
             raise TransientError(
@@ -478,6 +471,19 @@ def _waited_too_long(
     )
 
 
+def _id_reused(
+    message: Inbound, settings: Settings, request: BatchRequest, meta: JobMeta, now: datetime, *, where: str
+) -> DispatchResult:
+    """A message whose id is another request's (``where`` says which): rejected as itself."""
+    error = FieldError(
+        "id", f"id {meta.key!r} was already used for a different request ({where}); use a new id for new work"
+    )
+    reason = "IdReused"
+    return _rejected(
+        message, settings, [error], now, key=meta.key, correlation_id=request.correlationId, reason=reason, claimed=True
+    )
+
+
 def _rejected(
     message: Inbound,
     settings: Settings,
@@ -487,21 +493,25 @@ def _rejected(
     key: str | None = None,
     correlation_id: str | None = None,
     reason: str = "InvalidRequest",
+    claimed: bool = False,
 ) -> DispatchResult:
+    """``claimed``: ``key`` is another request's id that this message claimed; the event is then
+    about the message (subject = message id, the id in ``claimedKey``), never about that request."""
     event = events.request_rejected(
         source=settings.event_source,
         message_id=message.message_id,
         body=message.body,
         errors=errors,
         now=now,
-        key=key,
+        key=None if claimed else key,
         correlation_id=correlation_id,
         reason=reason,
         dequeue_count=message.dequeue_count,
+        claimed_key=key if claimed else None,
     )
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
     log.warning("rejected message %s: %s", message.message_id, detail)
-    return DispatchResult(Outcome.REJECTED, key=key, detail=detail, events=[event])
+    return DispatchResult(Outcome.REJECTED, key=None if claimed else key, detail=detail, events=[event])
 
 
 __all__ = ["ClusterGate", "DispatchResult", "Inbound", "Outcome", "PermanentError", "Readiness", "dispatch"]

@@ -28,7 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from shared.base.conventions import JOB_CONTROLLER_LABELS, RESERVED_LABEL_DOMAIN
+from shared.base import kube_names
+from shared.base.conventions import JOB_CONTROLLER_LABELS, REQUEST_LABEL_PREFIXES
 from shared.base.errors import FieldError
 from shared.base.quantity import (
     aci_cpu,
@@ -50,15 +51,13 @@ MIN_MEMORY = 128 * 1024 * 1024  # 128Mi
 _KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _ASCII_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
-# docker/distribution reference grammar, simplified: [registry/]path[:tag][@digest]
+# docker/distribution reference grammar, simplified: [registry/]path[:tag][@digest]. Always used
+# with fullmatch: Python's `$` also matches before a final "\n" (RE2's, in Go, does not).
 _IMAGE = re.compile(
-    r"^(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?"
+    r"(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?"
     r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>[a-z0-9]+:[a-f0-9]{32,}))?$"
+    r"(?:@(?P<digest>[a-z0-9]+:[a-f0-9]{32,}))?"
 )
 
 Key = Annotated[str, StringConstraints(pattern=_KEY)]
@@ -137,7 +136,13 @@ class BatchRequest(BaseModel):
         0, ge=0, le=10, description="Retries per run (backoffLimit; per index for array requests)."
     )
     labels: dict[str, str] | None = Field(
-        None, max_length=20, description="Extra Kubernetes labels on the Job and its pods."
+        None,
+        max_length=20,
+        description="Extra Kubernetes labels on the Job and its pods (the API server's key and value rules). "
+        "Keys without a prefix, or `app.kubernetes.io/` with `name`, `instance`, `version`, `component` or "
+        "`part-of`; other prefixes are refused, since other systems act on them (`kubernetes.io`, "
+        "`azure.workload.identity`, `istio.io`, `virtual-kubelet.io`, ...). `job-name` and `controller-uid` "
+        "are the Job controller's.",
     )
     correlationId: str | None = Field(  # noqa: N815 - wire name
         None,
@@ -150,7 +155,7 @@ class BatchRequest(BaseModel):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str, info: ValidationInfo) -> str:
-        match = _IMAGE.match(value)
+        match = _IMAGE.fullmatch(value)
         if not match:
             raise ValueError("not a valid image reference (e.g. `mcr.microsoft.com/azurelinux/base/core:3.0`)")
         settings = _settings(info)
@@ -236,19 +241,22 @@ class BatchRequest(BaseModel):
         problems = []
         for key, val in value.items():
             prefix, _, name = key.rpartition("/")
-            if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-                problems.append(f"label {key!r}: prefix must be a DNS subdomain")
-            elif not _LABEL_NAME.match(name):
-                problems.append(f"label {key!r}: name must be ≤ 63 alphanumerics, '-', '_' or '.'")
+            key_problems = kube_names.label_key(key)
+            if key_problems:
+                problems.append(f"label {key!r}: {'; '.join(key_problems)}")
             elif not prefix and name in JOB_CONTROLLER_LABELS:
                 problems.append(
                     f"label {key!r}: set by the Kubernetes Job controller on every pod; the batch API refuses "
                     "a Job that sets it (use another name, e.g. `app`)"
                 )
-            elif _reserved_prefix(prefix, name):
-                problems.append(f"label {key!r}: reserved for Kubernetes or vnode-batch (prefix {prefix!r})")
-            if not _LABEL_VALUE.match(val):
-                problems.append(f"label {key!r}: value must be ≤ 63 alphanumerics, '-', '_' or '.'")
+            elif not _allowed_label(prefix, name):
+                problems.append(
+                    f"label {key!r}: not allowed (prefix reserved or acted on by Kubernetes, other systems or "
+                    f"vnode-batch); use {_ALLOWED_LABELS}"
+                )
+            value_problems = kube_names.label_value(val)
+            if value_problems:
+                problems.append(f"label {key!r}: value {'; '.join(value_problems)}")
         if problems:
             raise ValueError("; ".join(problems))
         return value
@@ -285,20 +293,21 @@ class BatchRequest(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def _reserved_prefix(prefix: str, name: str) -> bool:
-    """Label prefixes a request may not use.
+def _allowed_label(prefix: str, name: str) -> bool:
+    """Whether a request may set label ``prefix/name`` (REQUEST_LABEL_PREFIXES, an allowlist).
 
-    ``kubernetes.io`` and ``k8s.io`` and their subdomains are reserved for Kubernetes
-    components (Kubernetes docs "Labels and Selectors", syntax and character set), which
-    covers ``batch.kubernetes.io/job-name`` and ``batch.kubernetes.io/controller-uid`` that the
-    Job controller sets. The recommended ``app.kubernetes.io/*`` labels are meant for users,
-    except ``managed-by``, which the app sets. ``vnode-batch.io`` is the app's own.
+    Labels go onto the pod template too, where other systems act on them (the workload identity
+    webhook, service meshes, the virtual node), so only prefixes known to be inert are allowed.
     """
-    if not prefix:
+    if prefix not in REQUEST_LABEL_PREFIXES:
         return False
-    if prefix == "app.kubernetes.io":
-        return name == "managed-by"
-    return any(prefix == d or prefix.endswith("." + d) for d in ("kubernetes.io", "k8s.io", RESERVED_LABEL_DOMAIN))
+    names = REQUEST_LABEL_PREFIXES[prefix]
+    return names is None or name in names
+
+
+_ALLOWED_LABELS = "a name without prefix, or " + ", ".join(
+    f"{p}/{n}" for p, names in REQUEST_LABEL_PREFIXES.items() if p and names for n in sorted(names)
+)
 
 
 def _settings(info: ValidationInfo) -> Settings | None:
@@ -311,13 +320,26 @@ def _settings(info: ValidationInfo) -> Settings | None:
 
 
 def normalize_image(image: str) -> str:
-    """The full reference as a registry sees it: ``busybox`` → ``docker.io/library/busybox``."""
+    """The full reference as a registry sees it: ``busybox`` → ``docker.io/library/busybox``.
+
+    Follows distribution/reference ``splitDockerDomain`` (normalize.go): the first path
+    component is a registry host when it is ``localhost``, contains ``.`` or ``:``, or has an
+    upper-case letter (repository names are lower case, so ``EVIL/x`` names the host ``EVIL``,
+    not the Docker Hub namespace ``evil``); ``index.docker.io`` is Docker Hub. The host is
+    lower-cased here for comparison with the allowlist (host names are case-insensitive).
+    """
     first, sep, rest = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first.lower() + "/" + rest
     if not sep:
         return f"docker.io/library/{image}"
-    return f"docker.io/{image}"
+    if first == "localhost" or "." in first or ":" in first or first.lower() != first:
+        domain, remote = first.lower(), rest
+    else:
+        domain, remote = "docker.io", image
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in remote:
+        remote = "library/" + remote
+    return f"{domain}/{remote}"
 
 
 def as_key(value: object) -> str | None:

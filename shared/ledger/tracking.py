@@ -72,10 +72,11 @@ def rejected(
     correlation_id: str | None,
     message_id: str | None,
     now: datetime,
-) -> None:
+) -> bool:
     """A rejected message with a readable key: recorded only if the key is new, so an invalid
-    message reusing the id of a live request never overwrites it."""
-    ledger.create(
+    message reusing the id of a live request never overwrites it. Whether the key is this
+    message's (False: another request holds it, and the rejection must not name it)."""
+    record, inserted = ledger.create(
         new_record(
             key,
             State.REJECTED,
@@ -86,6 +87,17 @@ def rejected(
             message_id=message_id,
         )
     )
+    return inserted or not claimed_by_another(record, message_id=message_id)
+
+
+def claimed_by_another(record: Record | None, *, message_id: str | None, content_hash: str | None = None) -> bool:
+    """Whether ``record``, what the ledger holds for a key, is another request's than this
+    message's: not a redelivery of the same message, nor the same request sent again."""
+    if record is None:
+        return False
+    if content_hash is not None and record.content_hash == content_hash:
+        return False
+    return record.message_id is None or record.message_id != message_id
 
 
 def deadlettered(

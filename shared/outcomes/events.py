@@ -111,8 +111,14 @@ def request_rejected(
     correlation_id: str | None = None,
     reason: str = "InvalidRequest",
     dequeue_count: int | None = None,
+    claimed_key: str | None = None,
 ) -> str:
-    """A request that can never become a Job: field errors plus the original body."""
+    """A request that can never become a Job: field errors plus the original body.
+
+    ``claimed_key``: the id the message claimed when that id is another request's (``IdReused``,
+    or an invalid message naming a known key). It goes into ``claimedKey`` only; ``requestKey``
+    is then null and the subject is the message id, so a consumer keyed on the subject or the
+    request key never sees the other request rejected."""
     data: dict[str, Any] = {
         "reason": reason,
         "messageId": message_id,
@@ -123,6 +129,8 @@ def request_rejected(
     }
     if dequeue_count is not None:
         data["dequeueCount"] = dequeue_count
+    if claimed_key is not None:
+        data["claimedKey"] = claimed_key
     event = envelope(
         event_type=REQUEST_REJECTED,
         event_id=stable_id(REQUEST_REJECTED, message_id),

@@ -118,6 +118,9 @@ def test_no_broad_or_unconditioned_role_assignment_rights() -> None:
             assert config["properties"].get("condition"), f"{name}: RBAC Administrator without an ABAC condition"
 
 
+SELF = "00000000-0000-4000-8000-00000000a5e1"  # stands for the app's principal id (a parameter)
+
+
 def rbac_administrator_condition() -> str:
     template = Template(CLUSTER_RBAC)
     [config] = [
@@ -126,8 +129,9 @@ def rbac_administrator_condition() -> str:
         if r["type"] == ROLE_ASSIGNMENT and role_guid(CLUSTER_RBAC, r["config"]) == roles.RBAC_ADMINISTRATOR
     ]
     assert config["properties"]["conditionVersion"] == "2.0"
+    template.params["principalId"] = {**template.params["principalId"], "default": SELF}
     condition = template.resolve(config["properties"]["condition"])
-    assert isinstance(condition, str), "the condition must be a literal so it can be reviewed and tested"
+    assert isinstance(condition, str), "the condition must be a literal (and the principal id) to be reviewed"
     return unescape(condition)
 
 
@@ -141,17 +145,30 @@ def test_condition_constrains_both_write_and_delete() -> None:
     condition = rbac_administrator_condition()
     assert "!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})" in condition
     assert "!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})" in condition
-    assert len(_WRITE_ROLES.findall(condition)) == 1
-    assert len(_DELETE_ROLES.findall(condition)) == 1
+    assert len(_WRITE_ROLES.findall(condition)) == len(_DELETE_ROLES.findall(condition)) == 2
 
 
 @pytest.mark.parametrize("pattern", [_WRITE_ROLES, _DELETE_ROLES], ids=["write", "delete"])
 def test_condition_allows_exactly_the_bootstrap_roles(pattern: re.Pattern[str]) -> None:
-    [listed] = pattern.findall(rbac_administrator_condition())
-    allowed = _guids(listed)
+    allowed = set().union(*(_guids(listed) for listed in pattern.findall(rbac_administrator_condition())))
     assignable = {guid.lower() for guid in roles.ASSIGNABLE_ROLES}
     assert assignable - allowed == set(), f"bootstrap assigns roles the condition refuses: {assignable - allowed}"
     assert allowed - assignable == set(), f"the condition allows roles bootstrap never assigns: {allowed - assignable}"
+
+
+@pytest.mark.parametrize("source", ["Request", "Resource"])
+def test_rbac_writer_only_to_the_apps_own_principal(source: str) -> None:
+    # Before: RBAC Writer to any service principal in the tenant (the review of issue 19).
+    attribute = f"@{source}[Microsoft.Authorization/roleAssignments:"
+    clause = (
+        f"({attribute}RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {{{roles.AKS_RBAC_WRITER}}} AND "
+        f"{attribute}PrincipalId] ForAnyOfAnyValues:GuidEquals {{{SELF}}})"
+    )
+    assert clause in rbac_administrator_condition()
+    # ...and Network Contributor stands alone in its own clause (no other role shares it).
+    assert f"({attribute}RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {{{roles.NETWORK_CONTRIBUTOR}}})" in (
+        rbac_administrator_condition()
+    )
 
 
 def test_condition_allows_only_service_principals() -> None:
@@ -164,7 +181,7 @@ def test_condition_allows_only_service_principals() -> None:
 def test_condition_names_no_other_guid() -> None:
     assert _guids(", ".join(_ANY_GUID.findall(rbac_administrator_condition()))) == {
         guid.lower() for guid in roles.ASSIGNABLE_ROLES
-    }
+    } | {SELF}
 
 
 def test_bicep_role_variables_match_shared_roles() -> None:

@@ -39,7 +39,7 @@ class _Rule:
 
 
 _NAMESPACE_SCOPE = re.compile(
-    r"^(.*/providers/microsoft\.containerservice/managedclusters/[^/]+)/(?:managed)?namespaces/[^/]+$"
+    r"(.*/providers/microsoft\.containerservice/managedclusters/[^/]+)/(?:managed)?namespaces/[^/]+"
 )
 
 
@@ -65,10 +65,10 @@ class Authorization:
         with self._lock:
             pid = principal_id.lower()
             for r in self._denies:
-                if r.principal_id == pid and r.regex.match(action) and _scope_under(scope, r.scope_prefix):
+                if r.principal_id == pid and r.regex.fullmatch(action) and _scope_under(scope, r.scope_prefix):
                     return False
             return any(
-                r.principal_id == pid and r.regex.match(action) and _scope_under(scope, r.scope_prefix)
+                r.principal_id == pid and r.regex.fullmatch(action) and _scope_under(scope, r.scope_prefix)
                 for r in self._grants
             )
 
@@ -92,10 +92,10 @@ class Authorization:
         # Azure RBAC for Kubernetes grants per namespace at {clusterId}/namespaces/{ns} (or, for
         # AKS managed namespaces, {clusterId}/managedNamespaces/{ns}): ARM accepts these for an
         # existing cluster, whether the namespace exists yet or not.
-        namespace_scope = _NAMESPACE_SCOPE.match(k)
+        namespace_scope = _NAMESPACE_SCOPE.fullmatch(k)
         if namespace_scope is not None:
             k = namespace_scope.group(1)
-        m = re.match(_S + r"(?:/resourcegroups/(?P<rg>[^/]+))?(?P<rest>/providers/.*)?$", k)
+        m = re.fullmatch(_S + r"(?:/resourcegroups/(?P<rg>[^/]+))?(?P<rest>/providers/.*)?$", k)
         if m is None:
             return
         if m["sub"] != self.subscription_id.lower():

@@ -27,15 +27,7 @@ from devtools.standins.kube.controllers.kubelet import Kubelet, PodRuntime
 from devtools.standins.kube.controllers.nodelifecycle import NodeLifecycle
 from devtools.standins.kube.controllers.scheduler import Scheduler
 from devtools.standins.kube.nodes import VIRTUAL_NODE, system_node_obj, virtual_node_obj
-from devtools.standins.kube.objects import (
-    JOBS,
-    NAMESPACES,
-    NODES,
-    PODS,
-    ApiError,
-    Obj,
-    Resource,
-)
+from devtools.standins.kube.objects import JOBS, NAMESPACES, NODES, PODS, ApiError, Obj, Resource
 from devtools.standins.kube.registry import Registry
 from devtools.standins.kube.selectors import (
     FieldRequirement,
@@ -48,7 +40,7 @@ from devtools.standins.kube.state import (
     JobState,
 )
 from devtools.standins.kube.store import Table
-from devtools.standins.metatime import now_rfc3339
+from devtools.standins.metav1_time import now_rfc3339
 from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 
 NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"

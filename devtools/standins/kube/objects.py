@@ -169,10 +169,10 @@ def invalid(res: Resource, name: str, errors: list[FieldError]) -> ApiError:
 
 # --------------------------------------------------------------------------- validation
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
 SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
@@ -205,7 +205,7 @@ def validate_name(name: Any, *, max_len: int, label: bool = False, path: str = "
         return [FieldError(path, "FieldValueRequired", "Required value: name or generateName is required")]
     errs: list[FieldError] = []
     pattern, msg = (DNS1123_LABEL, LABEL_MSG) if label else (DNS1123_SUBDOMAIN, SUBDOMAIN_MSG)
-    if not pattern.match(name):
+    if not pattern.fullmatch(name):
         errs.append(FieldError(path, "FieldValueInvalid", f"Invalid value: {_q(name)}: {msg}"))
     if len(name) > max_len:
         errs.append(
@@ -225,17 +225,17 @@ def validate_labels(labels: Any, path: str) -> list[FieldError]:
     for key, value in labels.items():
         prefix, _, name = key.rpartition("/")
         if (
-            (prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)))
+            (prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix)))
             or not name
             or len(name) > 63
-            or not _QUALIFIED_NAME.match(name)
+            or not _QUALIFIED_NAME.fullmatch(name)
         ):
             errs.append(FieldError(path, "FieldValueInvalid", f"Invalid value: {_q(key)}: {_QUALIFIED_MSG}"))
         if not isinstance(value, str):
             errs.append(
                 FieldError(f"{path}", "FieldValueInvalid", f"Invalid value: {_q(value)}: label values must be strings")
             )
-        elif len(value) > 63 or not _LABEL_VALUE.match(value):
+        elif len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
             what = "must be no more than 63 characters" if len(value) > 63 else _LABEL_VALUE_MSG
             errs.append(FieldError(f"{path}", "FieldValueInvalid", f"Invalid value: {_q(value)}: {what}"))
     return errs

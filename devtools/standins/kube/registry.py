@@ -28,7 +28,7 @@ from devtools.standins.kube.state import (
     ClusterState,
     JobState,
 )
-from devtools.standins.metatime import now_rfc3339
+from devtools.standins.metav1_time import now_rfc3339
 
 MAX_INT32 = 2147483647
 

@@ -13,11 +13,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from devtools.standins.kube.objects import (
-    Obj,
-)
+from devtools.standins.kube.objects import Obj
 from devtools.standins.kube.store import Table
-from devtools.standins.metatime import now_rfc3339
+from devtools.standins.metav1_time import now_rfc3339
 from devtools.standins.virtual_node.provider import AciProvider
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"

@@ -49,8 +49,8 @@ SERVICE_ENV = {
     "KUBERNETES_PORT_443_TCP_PORT": "443",
     "KUBERNETES_PORT_443_TCP_ADDR": KUBERNETES_SERVICE_HOST,
 }
-_ACI_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FIELD = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
+_ACI_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FIELD = re.compile(r"metadata\.(labels|annotations)\['(.+)'\]")
 
 
 def expand(text: str, mapping: Callable[[str], str]) -> str:
@@ -85,7 +85,7 @@ def expand(text: str, mapping: Callable[[str], str]) -> str:
 def _field_value(pod: Mapping[str, Any], path: str) -> str:
     md = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    m = _FIELD.match(path)
+    m = _FIELD.fullmatch(path)
     if m:
         return str((md.get(m.group(1)) or {}).get(m.group(2), ""))
     simple = {
@@ -132,7 +132,7 @@ def resolve_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[st
             continue
         if source.get("fieldRef") is not None:
             path = str(source["fieldRef"].get("fieldPath", ""))
-            if path not in _SUPPORTED_FIELDS and not _FIELD.match(path):
+            if path not in _SUPPORTED_FIELDS and not _FIELD.fullmatch(path):
                 return Refusal("UnsupportedFieldPath", f"unsupported fieldPath: {path}", stuck=True)
             res[name] = _field_value(pod, path)
         elif source.get("configMapKeyRef") is not None or source.get("secretKeyRef") is not None:
@@ -161,7 +161,7 @@ def aci_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, s
 
 def env_name_refusal(cg_name: str, container_name: str, env: Mapping[str, str]) -> Refusal | None:
     for name in env:
-        if not _ACI_ENV_NAME.match(name):
+        if not _ACI_ENV_NAME.fullmatch(name):
             return arm_error(
                 400,
                 "InvalidContainerEnvironmentVariable",

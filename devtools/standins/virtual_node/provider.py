@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from devtools.standins.metatime import now_rfc3339, rfc3339_of
+from devtools.standins.metav1_time import now_rfc3339, rfc3339_of
 from devtools.standins.pod_script import plan_container
 from devtools.standins.virtual_node import DEFAULT_MAX_CPU, DEFAULT_MAX_MEMORY_GB, refusal
 from devtools.standins.virtual_node.env import aci_env

@@ -112,7 +112,8 @@ _ROLE_FOR_ACTION: tuple[tuple[str, str], ...] = (
     (
         "microsoft.authorization/roleassignments/",
         "Role Based Access Control Administrator (with the condition of infra/app/cluster-rbac.bicep: Network "
-        "Contributor and AKS RBAC Writer only)",
+        "Contributor to service principals and AKS RBAC Writer to the app itself only; removed after bootstrap, "
+        "`azd provision` assigns it again)",
     ),
     ("microsoft.network/", "Network Contributor"),
     (

@@ -9,15 +9,13 @@ import time
 
 from devtools.standins.kube.controllers.nodelifecycle import VK_DELETE_SECONDS
 from devtools.standins.kube.nodes import VIRTUAL_NODE
-from devtools.standins.kube.objects import (
-    Obj,
-)
+from devtools.standins.kube.objects import Obj
 from devtools.standins.kube.state import (
     JOB_NAME,
     ClusterState,
     _is_terminal,
 )
-from devtools.standins.metatime import now_rfc3339
+from devtools.standins.metav1_time import now_rfc3339
 
 
 class GarbageCollector(ClusterState):

@@ -7,11 +7,7 @@ import copy
 import time
 import uuid
 
-from devtools.standins.kube.objects import (
-    Obj,
-    generate_name,
-    index_ranges,
-)
+from devtools.standins.kube.objects import Obj, generate_name, index_ranges
 from devtools.standins.kube.state import (
     COMPLETION_INDEX,
     INDEX_FAILURE_COUNT,
@@ -20,7 +16,7 @@ from devtools.standins.kube.state import (
     _is_terminal,
     _pod_ready,
 )
-from devtools.standins.metatime import now_rfc3339
+from devtools.standins.metav1_time import now_rfc3339
 from devtools.standins.virtual_node.naming import job_pod_prefix
 
 

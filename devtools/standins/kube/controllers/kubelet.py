@@ -9,19 +9,13 @@ import time
 from dataclasses import dataclass, field
 
 from devtools.standins.kube.nodes import VIRTUAL_NODE, fake_hex
-from devtools.standins.kube.objects import (
-    PODS,
-    ApiError,
-    Obj,
-    bad_request,
-    not_found,
-)
+from devtools.standins.kube.objects import PODS, ApiError, Obj, bad_request, not_found
 from devtools.standins.kube.state import (
     COMPLETION_INDEX,
     ClusterState,
     _is_terminal,
 )
-from devtools.standins.metatime import now_rfc3339, rfc3339_nano_of, rfc3339_of
+from devtools.standins.metav1_time import now_rfc3339, rfc3339_nano_of, rfc3339_of
 from devtools.standins.pod_script import plan_container
 
 # A kubelet starts a pod's containers in about a second once the image is present (no source:

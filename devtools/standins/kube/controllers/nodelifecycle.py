@@ -34,7 +34,7 @@ from __future__ import annotations
 from devtools.standins.kube.nodes import VIRTUAL_NODE
 from devtools.standins.kube.objects import ApiError, Obj
 from devtools.standins.kube.state import ClusterState, _is_terminal
-from devtools.standins.metatime import now_rfc3339
+from devtools.standins.metav1_time import now_rfc3339
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NODE_MONITOR_GRACE_SECONDS = 50.0

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from devtools.standins.kube.controllers.kubelet import KUBELET_START_SECONDS, _creating_statuses
 from devtools.standins.kube.nodes import VIRTUAL_NODE
-from devtools.standins.kube.objects import (
-    Obj,
-)
+from devtools.standins.kube.objects import Obj
 from devtools.standins.kube.selectors import (
     match_label_selector_obj,
 )
@@ -16,7 +14,7 @@ from devtools.standins.kube.state import (
     ClusterState,
     _is_terminal,
 )
-from devtools.standins.metatime import now_rfc3339
+from devtools.standins.metav1_time import now_rfc3339
 
 
 def _tolerates(tol: Obj, taint: Obj) -> bool:

@@ -1,6 +1,5 @@
-"""metav1.Time as kube-apiserver writes it (RFC 3339, UTC, ``Z``), shared by the Kubernetes
-stand-in and the virtual node (which must not import each other: import-linter's acyclic
-contract)."""
+"""Kubernetes timestamps as the API server writes them (metav1.Time, second precision; RFC3339Nano for
+logs), shared by the API-server stand-in and the virtual node."""
 
 from __future__ import annotations
 
@@ -17,5 +16,4 @@ def rfc3339_of(epoch: float) -> str:
 
 
 def rfc3339_nano_of(epoch: float) -> str:
-    """metav1.MicroTime / log timestamps: nanosecond field width, microsecond precision."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
