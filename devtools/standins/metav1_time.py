@@ -12,8 +12,10 @@ def now_rfc3339() -> str:
 
 
 def rfc3339_of(epoch: float) -> str:
+    """``epoch`` (seconds) as metav1.Time."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def rfc3339_nano_of(epoch: float) -> str:
+    """``epoch`` (seconds) as metav1.MicroTime / a container log's timestamp prefix."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -37,6 +37,9 @@ LABEL_KEY_HASH: Final = f"{RESERVED_LABEL_DOMAIN}/key-hash"
 LABEL_STATE: Final = f"{RESERVED_LABEL_DOMAIN}/state"
 STATE_UNREPORTED: Final = "unreported"
 STATE_REPORTED: Final = "reported"
+LABEL_SECRET_ROLE: Final = f"{RESERVED_LABEL_DOMAIN}/secret"
+"""On the Secrets the app makes: ``files`` (a request's secret files, owned by its Job)."""
+SECRET_ROLE_FILES: Final = "files"  # noqa: S105 - a label value, not a password
 NAMESPACE_LABELS: Final = {
     MANAGED_BY: MANAGER,
     "pod-security.kubernetes.io/enforce": "baseline",
@@ -74,6 +77,9 @@ ANN_CAPACITY_ATTEMPT: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-attempt"
 ANN_REQUEUED: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-requeued"
 """Set by the reconciler (compare-and-swap) before it gives the request back to the queue: this
 Job is condemned, and a message of a later attempt waits until it is gone."""
+ANN_SECRET: Final = f"{RESERVED_LABEL_DOMAIN}/secret"
+"""On a Job: the name of its per-request Secret (secret files), whose values the reconciler masks
+in log tails before they go into an event."""
 ANN_VERDICT: Final = f"{RESERVED_LABEL_DOMAIN}/verdict"
 """JSON ``{"reason", "message", "at"}``: a failure the reconciler decided (stuck or lost)."""
 ANN_REPORTED_AT: Final = f"{RESERVED_LABEL_DOMAIN}/reported-at"

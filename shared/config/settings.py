@@ -182,6 +182,19 @@ class Settings(BaseModel):
         "Comma-separated registry hosts or host/path prefixes an image must come from "
         "(`docker.io` covers Docker Hub short names like `busybox`). `*` allows any.",
     )
+    key_vault_url: str | None = _field(
+        "VNB_KEY_VAULT_URL",
+        None,
+        "Key Vault (RBAC mode) that a request's `secrets` are read from with the app's managed identity "
+        "(role Key Vault Secrets User on this vault), e.g. `https://contoso-batch.vault.azure.net/`. "
+        "Unset: requests with `secrets` are rejected.",
+    )
+    key_vault_secrets: tuple[str, ...] = _field(
+        "VNB_KEY_VAULT_SECRETS",
+        (),
+        "Comma-separated Key Vault secret names a request may ask for in `secrets`; empty allows any "
+        "secret of VNB_KEY_VAULT_URL the app's identity can read.",
+    )
     default_cpu: Decimal = _field(
         "VNB_DEFAULT_CPU", Decimal(1), "vCPU for a request without `cpu` (ACI's own default is 1)."
     )
@@ -432,6 +445,22 @@ class Settings(BaseModel):
                 raise ValueError("list at least one registry, e.g. `mcr.microsoft.com`, or `*`")
             return items
         return value
+
+    @field_validator("key_vault_secrets", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("key_vault_url")
+    @classmethod
+    def _vault_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith("https://"):
+            raise ValueError("must be the vault's https:// URL, e.g. `https://contoso-batch.vault.azure.net/`")
+        return value.rstrip("/") + "/"
 
     @field_validator("default_cpu", "max_cpu", mode="before")
     @classmethod

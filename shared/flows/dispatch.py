@@ -35,6 +35,7 @@ from shared.capacity import model as capacity
 from shared.capacity.admission import Admission, admission_for, whole_budget
 from shared.cluster.readiness import ClusterGate, Readiness, Requeue
 from shared.config.settings import Settings
+from shared.flows import secret_files
 from shared.intake.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, envelope_problems, room, unwrap, wrap
 from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, decode_body, parse_request
 from shared.job.render import JobMeta, build_job, job_name
@@ -204,7 +205,18 @@ def dispatch(
         _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=True)
         return result
     try:
+        if request.secrets:  # files from Key Vault, in the per-request Secret before the Job (issue 17)
+            values = secret_files.read_values(request, settings)
+            if isinstance(values, list):
+                view.refund(decision.ticket)
+                return _refused_secrets(message, settings, request, meta, values, ledger, now())
+            secret_files.stage(cluster, manifest, values)
         result = _create(message, settings, cluster, request, manifest, meta, now(), attempt=attempt)
+        if request.secrets:
+            if result.outcome in (Outcome.CREATED, Outcome.DUPLICATE):
+                secret_files.adopt(cluster, manifest)
+            else:
+                secret_files.discard(cluster, manifest)
     except BaseException:
         view.refund(decision.ticket)
         raise
@@ -235,6 +247,32 @@ def dispatch(
             return DispatchResult(
                 Outcome.DUPLICATE, key=key, job_name=result.job_name, detail=f"already {record.state}"
             )
+    return result
+
+
+def _refused_secrets(
+    message: Inbound,
+    settings: Settings,
+    request: BatchRequest,
+    meta: JobMeta,
+    errors: list[FieldError],
+    ledger: Ledger | None,
+    now: datetime,
+) -> DispatchResult:
+    """A secret the app cannot read (missing, disabled, forbidden): ``request.rejected``."""
+    result = _rejected(
+        message, settings, errors, now, key=meta.key, correlation_id=request.correlationId, reason="SecretUnavailable"
+    )
+    if ledger is not None:
+        tracking.rejected(
+            ledger,
+            key=meta.key,
+            errors=errors,
+            reason="SecretUnavailable",
+            correlation_id=request.correlationId,
+            message_id=meta.message_id,
+            now=now,
+        )
     return result
 
 

@@ -83,6 +83,7 @@ from shared.capacity.give_back import REQUEUED, RUNNING, give_back
 from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
+from shared.flows import secret_files
 from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, KubeJobs
 from shared.flows.logtails import read_log_tails
 from shared.job.read import is_deleting, job_name_of, job_uid, terminal_condition
@@ -124,6 +125,10 @@ LIST_RESTARTS = 3
 
 SendEvent = Callable[[str], object]
 """Send one event's text to the events queue (``Queues.send_event``); raise if it was not sent."""
+
+
+SECRET_LEFTOVER_SECONDS = 600.0
+"""A per-request Secret no Job owns after this long is a leftover (dispatch creates the Job right after)."""
 
 
 @dataclass
@@ -212,6 +217,8 @@ def run(
             _last_sweep[key] = report.swept_at
         if ledger is not None:  # ledger: retention
             _purge(ledger, settings, report.swept_at)
+        # Per-request Secrets of a dispatch that died between the Secret and its Job (issue 17).
+        secret_files.sweep(cluster, now=report.swept_at, min_age_seconds=SECRET_LEFTOVER_SECONDS)
     return report
 
 
@@ -541,7 +548,9 @@ class _Pass:
         tracking.requeued(self.ledger, key=key, reason=reason, attempt=attempt, now=self.now())
 
     def _event(self, job: dict[str, Any], result: Outcome, cost: dict[str, Any]) -> str:
-        tails = read_log_tails(self.jobs, self.settings, result.log_sources)
+        tails = secret_files.mask_tails(
+            self.jobs, job, read_log_tails(self.jobs, self.settings, result.log_sources)
+        )  # issue 17
         data = event_data(job, result, tails)
         data["cost"] = cost
         build = events.job_succeeded if result.succeeded else events.job_failed

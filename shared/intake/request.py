@@ -68,6 +68,15 @@ EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME, max_length=128)]
 # min_length 1: azure-aci getContainers (pkg/provider/aci.go) passes only variables whose value
 # is not empty, so an empty one would silently be missing in the container.
 EnvValue = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+# A file of the per-request Secret volume: a Secret data key (Kubernetes IsConfigMapKey:
+# [-._a-zA-Z0-9]+, not `.`/`..`), kept to an env-name-like form so `$DB_PASSWORD`-style names work.
+_SECRET_FILE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$"  # noqa: S105 - a pattern
+# Key Vault object names: 1-127 alphanumerics and hyphens (Key Vault docs "About keys, secrets,
+# and certificates", object identifiers).
+_VAULT_SECRET = r"^[0-9A-Za-z-]{1,127}$"  # noqa: S105 - a pattern
+SecretFile = Annotated[str, StringConstraints(pattern=_SECRET_FILE)]
+VaultSecretName = Annotated[str, StringConstraints(pattern=_VAULT_SECRET)]
+MAX_SECRETS = 20
 
 
 class RequestInvalid(ValueError):
@@ -112,6 +121,15 @@ class BatchRequest(BaseModel):
         description="Environment variables (plain strings, 32 KiB in all), passed literally: `$` and "
         "`$(NAME)` are not expanded. Names are letters, digits and `_`, not starting with a digit; "
         "values may not be empty (the virtual node drops empty variables).",
+    )
+    secrets: dict[SecretFile, VaultSecretName] | None = Field(
+        None,
+        max_length=MAX_SECRETS,
+        description="Files from Key Vault: file name → secret name in the vault of VNB_KEY_VAULT_URL. At "
+        "dispatch the app reads each secret with its managed identity and mounts it as the file "
+        "`/var/run/secrets/vnode-batch/<file name>` (never as an environment variable). A secret that "
+        "does not exist or that the app may not read rejects the request.",
+        examples=[{"DB_PASSWORD": "db-password"}],
     )
     cpu: str | float | int | None = Field(
         None,
@@ -179,6 +197,22 @@ class BatchRequest(BaseModel):
         reserved = sorted(k for k in value if k.startswith("VNB_") or k == "JOB_COMPLETION_INDEX")
         if reserved:
             raise ValueError(f"names reserved by vnode-batch: {', '.join(reserved)}")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        if not value:
+            return value
+        settings = _settings(info)
+        if settings is None:
+            return value
+        if settings.key_vault_url is None:
+            raise ValueError("no Key Vault is configured (VNB_KEY_VAULT_URL): this app cannot provide secrets")
+        if settings.key_vault_secrets:
+            refused = sorted({v for v in value.values() if v not in settings.key_vault_secrets})
+            if refused:
+                raise ValueError(f"not in the allowed Key Vault secrets (VNB_KEY_VAULT_SECRETS): {', '.join(refused)}")
         return value
 
     @field_validator("cpu", "memory", mode="before")
@@ -430,6 +464,8 @@ _PATTERN_HELP = {
     "id": "1-128 characters: letters, digits and . _ : @ + -, starting and ending with a letter or digit",
     "env": "an environment variable name is letters, digits and _, not starting with a digit",
     "correlationId": "printable ASCII without leading or trailing spaces",
+    "secrets": "a file name is letters, digits, `_`, `.` and `-` (not starting with `.`/`-`/a digit, at most 63); "
+    "a Key Vault secret name is 1-127 letters, digits and `-`",
 }
 
 _FIELDS = tuple(f.alias or name for name, f in BatchRequest.model_fields.items())

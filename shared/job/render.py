@@ -34,6 +34,7 @@ from shared.base.conventions import (
 from shared.base.quantity import aci_cpu, aci_memory, format_cpu, format_memory_decimal, parse_cpu, parse_memory
 from shared.config.settings import Settings
 from shared.intake.request import BatchRequest
+from shared.secrets.files import mount
 
 # Selector and tolerations from the AKS virtual-node docs; both tolerations are needed:
 # the node carries the virtual-kubelet taint, and ACI-targeted pods tolerate azure.com/aci.
@@ -223,7 +224,7 @@ def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> di
     else:
         spec["backoffLimit"] = request.retries
 
-    return {
+    manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -235,3 +236,6 @@ def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> di
         },
         "spec": spec,
     }
+    if request.secrets:  # files from Key Vault: a required Secret volume, never env (shared.secrets.files)
+        mount(manifest)
+    return manifest

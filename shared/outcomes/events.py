@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from shared.base.errors import FieldError
 from shared.base.times import iso
+from shared.secrets.scrub import scrub_body
 
 TYPE_PREFIX: Final = "io.vnodebatch"
 JOB_SUCCEEDED: Final = f"{TYPE_PREFIX}.job.succeeded"
@@ -73,9 +74,12 @@ def encode(event: dict[str, Any]) -> str:
 
 
 def _with_body(event: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """Attach the original message body, truncated so the event still fits one message."""
+    """Attach the original message body, truncated so the event still fits one message.
+
+    Env values are masked (``shared.secrets.scrub``): the echo carries env names, not values."""
     data = event["data"]
     data["bodySize"] = len(body)
+    body = scrub_body(body)
     try:
         text: str | None = body.decode("utf-8")
     except UnicodeDecodeError:

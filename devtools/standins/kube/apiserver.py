@@ -293,6 +293,16 @@ class KubeStandIn(RequestHandlers, FaultInjection, RequestMetrics):
             obj = self.cluster.jobs.get(namespace, name)
             return None if obj is None else self._copies(JOBS, [obj])[0]
 
+    def secrets(self, namespace: str) -> list[dict[str, Any]]:
+        """The Secrets of ``namespace`` as the API would return them (data base64)."""
+        with self.cluster.lock:
+            return self.cluster.list_secrets(namespace)
+
+    def set_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        """Create a Secret behind the app's back (tests: a leftover, a hand-made pull secret)."""
+        with self.cluster.lock:
+            self.cluster.create_secret(namespace, body)
+
     def nodes(self) -> list[dict[str, Any]]:
         with self.cluster.lock:
             return self._copies(NODES, [n for _, n in sorted(self.cluster.nodes.items())])

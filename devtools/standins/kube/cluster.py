@@ -29,6 +29,7 @@ from devtools.standins.kube.controllers.scheduler import Scheduler
 from devtools.standins.kube.nodes import VIRTUAL_NODE, system_node_obj, virtual_node_obj
 from devtools.standins.kube.objects import JOBS, NAMESPACES, NODES, PODS, ApiError, Obj, Resource
 from devtools.standins.kube.registry import Registry
+from devtools.standins.kube.secrets import SecretRegistry
 from devtools.standins.kube.selectors import (
     FieldRequirement,
     Requirement,
@@ -50,7 +51,7 @@ MAX_LIST_SNAPSHOTS = 64
 """Snapshots kept for continuation; older ones count as compacted (410)."""
 
 
-class Cluster(Registry, JobController, Scheduler, GarbageCollector, Kubelet, NodeLifecycle):
+class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollector, Kubelet, NodeLifecycle):
     """The stored objects plus the controllers that move them. Guard everything with ``lock``."""
 
     def __init__(
@@ -74,6 +75,7 @@ class Cluster(Registry, JobController, Scheduler, GarbageCollector, Kubelet, Nod
         self.nodes: dict[str, Obj] = {}
         self.jobs = Table(JOBS)
         self.pods = Table(PODS)
+        self.secrets_by_key: dict[tuple[str, str], Obj] = {}
         self._states: dict[str, JobState] = {}
         self._pods_by_owner: dict[str, set[str]] = {}  # job uid → pod names (same namespace)
         self._dirty: dict[tuple[str, str], None] = {}

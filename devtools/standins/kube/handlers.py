@@ -23,6 +23,7 @@ from devtools.standins.kube.objects import (
     not_found,
 )
 from devtools.standins.kube.patches import json_patch, merge_patch, strategic_merge_patch
+from devtools.standins.kube.secrets import SECRETS
 from devtools.standins.kube.selectors import (
     JOB_FIELDS,
     NAMESPACE_FIELDS,
@@ -102,6 +103,8 @@ class RequestHandlers:
                 ),
                 "application/json",
             )
+        if handler in ("secrets", "secret"):
+            return self._secrets(method, handler, p, body, ctype)
         res = {
             "jobs": JOBS,
             "jobs_all": JOBS,
@@ -160,6 +163,40 @@ class RequestHandlers:
                     timestamps=q.get("timestamps") == "true",
                 )
                 return 200, text.encode(), "text/plain"
+        raise method_not_allowed()
+
+    def _secrets(self, method: str, handler: str, p: dict[str, str], body: bytes, ctype: str) -> tuple[int, bytes, str]:
+        """Secrets (kube/secrets.py): list, create, get, replace, merge-patch, delete."""
+        c, ns, name = self.cluster, p["ns"], p.get("name", "")
+        with c.lock:
+            if handler == "secrets" and method == "GET":
+                items = c.list_secrets(ns)
+                meta = {"resourceVersion": str(c.rv)}
+                return (
+                    200,
+                    dumps({"kind": "SecretList", "apiVersion": "v1", "metadata": meta, "items": items}),
+                    "application/json",
+                )
+            if handler == "secrets" and method == "POST":
+                return 201, dumps(c.create_secret(ns, self._json(body, SECRETS))), "application/json"
+            if handler == "secret" and method == "GET":
+                return 200, dumps(c.get_secret(ns, name)), "application/json"
+            if handler == "secret" and method == "PUT":
+                return 200, dumps(c.replace_secret(ns, name, self._json(body, SECRETS))), "application/json"
+            if handler == "secret" and method == "PATCH":
+                if ctype.split(";", maxsplit=1)[0].strip().lower() != "application/merge-patch+json":
+                    raise ApiError(415, "the stand-in patches Secrets with application/merge-patch+json only")
+                try:
+                    patch = json.loads(body or b"null")
+                except ValueError as e:
+                    raise bad_request(f"error decoding patch: {e}") from e
+                return (
+                    200,
+                    dumps(c.replace_secret(ns, name, merge_patch(c.get_secret(ns, name), patch))),
+                    "application/json",
+                )
+            if handler == "secret" and method == "DELETE":
+                return 200, dumps(c.delete_secret(ns, name)), "application/json"
         raise method_not_allowed()
 
     @staticmethod

@@ -13,7 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from devtools.standins.metav1_time import now_rfc3339, rfc3339_nano_of, rfc3339_of
+
 Obj = dict[str, Any]
+__all__ = ["now_rfc3339", "rfc3339_nano_of", "rfc3339_of"]
 
 # --------------------------------------------------------------------------- time, names
 

@@ -40,6 +40,8 @@ _ROUTES: list[tuple[re.Pattern[str], str, str]] = [
         (r"/api/v1/namespaces/{ns}/pods", "/api/v1/namespaces/{ns}/pods", "pods"),
         (r"/api/v1/namespaces/{ns}/pods/{name}", "/api/v1/namespaces/{ns}/pods/{name}", "pod"),
         (r"/api/v1/namespaces/{ns}/pods/{name}/log", "/api/v1/namespaces/{ns}/pods/{name}/log", "pod_log"),
+        (r"/api/v1/namespaces/{ns}/secrets", "/api/v1/namespaces/{ns}/secrets", "secrets"),
+        (r"/api/v1/namespaces/{ns}/secrets/{name}", "/api/v1/namespaces/{ns}/secrets/{name}", "secret"),
         (r"/api/v1/pods", "/api/v1/pods", "pods_all"),
         (r"/api/v1/namespaces", "/api/v1/namespaces", "namespaces"),
         (r"/api/v1/namespaces/{name}", "/api/v1/namespaces/{name}", "namespace"),

@@ -20,6 +20,7 @@ from typing import Any
 from devtools.standins.virtual_node.env import aci_env, env_name_refusal
 from devtools.standins.virtual_node.errors import Refusal
 from devtools.standins.virtual_node.features import (
+    SecretLookup,
     container_refusal,
     dropped_fields,
     init_container_refusal,
@@ -48,6 +49,7 @@ def refusal(
     *,
     max_cpu: float = DEFAULT_MAX_CPU,
     max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
+    secrets: SecretLookup | None = None,
 ) -> Refusal | None:
     """Why the virtual node would refuse ``pod`` (a Pod manifest as a dict), or ``None``.
 
@@ -72,7 +74,7 @@ def refusal(
         found = container_refusal(c) or gpu_refusal([c])
         if found is not None:
             return found
-    found = pull_secret_refusal(pod) or volume_refusal(pod)
+    found = pull_secret_refusal(pod) or volume_refusal(pod, secrets or (lambda _: None))
     if found is not None:
         return found
     for c in init_containers:

@@ -8,7 +8,7 @@ Sources (virtual-kubelet/azure-aci ``pkg/provider``):
 - ``aci.go getInitContainers`` (init containers, behind the ``InitContainerFeature`` flag since
   v1.5): refuses ports, resources, liveness/readiness/startup probes and lifecycle hooks.
 - ``aci.go getImagePullSecrets``: a pull secret the provider cannot read is refused ("error getting
-  image pull secret"); the stand-in has no Secrets, so every ``imagePullSecrets`` entry is.
+  image pull secret").
 - ``aci_volumes.go getVolumes``: supported volume types are Azure Files (in-tree or the
   ``file.csi.azure.com`` CSI driver), emptyDir, gitRepo, secret, configMap and projected; any other
   type is refused. A secret/configMap volume whose object is missing is refused only when
@@ -22,7 +22,7 @@ Sources (virtual-kubelet/azure-aci ``pkg/provider``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from devtools.standins.virtual_node.errors import Refusal, invalid_input
@@ -84,7 +84,15 @@ def init_container_refusal(c: Mapping[str, Any]) -> Refusal | None:
     return None
 
 
-def volume_refusal(pod: Mapping[str, Any]) -> Refusal | None:
+SecretLookup = Callable[[str], "dict[str, str] | None"]
+"""Secret name (in the pod's namespace) → its decoded data, or None when it does not exist."""
+
+
+def _no_secrets(_: str) -> dict[str, str] | None:
+    return None
+
+
+def volume_refusal(pod: Mapping[str, Any], secrets: SecretLookup = _no_secrets) -> Refusal | None:
     name = (pod.get("metadata") or {}).get("name", "")
     for v in (pod.get("spec") or {}).get("volumes") or []:
         vname = v.get("name", "")
@@ -101,6 +109,8 @@ def volume_refusal(pod: Mapping[str, Any]) -> Refusal | None:
         if any(v.get(k) is not None for k in _SUPPORTED_VOLUMES):
             continue
         if v.get("secret") is not None:
+            if secrets(v["secret"].get("secretName", "")) is not None:
+                continue
             if v["secret"].get("optional") is False:
                 return Refusal(
                     "ProviderError",
@@ -116,6 +126,24 @@ def volume_refusal(pod: Mapping[str, Any]) -> Refusal | None:
             continue
         return Refusal("ProviderError", f"pod {name} requires volume {vname} which is of an unsupported type")
     return None
+
+
+def secret_files(pod: Mapping[str, Any], container: Mapping[str, Any], secrets: SecretLookup) -> dict[str, str]:
+    """Path → content of the files a container sees from its secret volumes.
+
+    ``aci_volumes.go getVolumes``: an ACI secret volume gets the whole Secret (``items`` and
+    ``defaultMode`` ignored); the container mounts it at ``mountPath`` (``subPath`` ignored,
+    ``getContainers`` volume mounts). A Secret missing and optional is dropped: no files."""
+    volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+    files: dict[str, str] = {}
+    for m in container.get("volumeMounts") or []:
+        v = volumes.get(m.get("name"))
+        if v is None or v.get("secret") is None:
+            continue
+        data = secrets(v["secret"].get("secretName", "")) or {}
+        base = str(m.get("mountPath", "")).rstrip("/")
+        files.update({f"{base}/{key}": value for key, value in data.items()})
+    return files
 
 
 def pull_secret_refusal(pod: Mapping[str, Any]) -> Refusal | None:

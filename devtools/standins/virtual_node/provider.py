@@ -23,6 +23,7 @@ from devtools.standins.pod_script import plan_container
 from devtools.standins.virtual_node import DEFAULT_MAX_CPU, DEFAULT_MAX_MEMORY_GB, refusal
 from devtools.standins.virtual_node.env import aci_env
 from devtools.standins.virtual_node.errors import Refusal
+from devtools.standins.virtual_node.features import secret_files
 from devtools.standins.virtual_node.logs import aci_log
 from devtools.standins.virtual_node.naming import container_group_name
 from devtools.standins.virtual_node.quotas import QuotaCounters, QuotaLedger, QuotaSettings
@@ -56,6 +57,7 @@ class Host(Protocol):
 
     def timer(self, delay: float, kind: str, *key: str) -> None: ...
     def pod_changed(self, pod: Obj) -> None: ...
+    def secret_data(self, ns: str, name: str) -> dict[str, str] | None: ...
 
 
 @dataclass
@@ -137,7 +139,13 @@ class AciProvider:
         ns, name = md["namespace"], md["name"]
         cg = container_group_name(ns, name)
         containers = spec.get("containers") or []
-        found = refusal(ns, pod, max_cpu=self.settings.max_cpu, max_memory_gb=self.settings.max_memory_gb)
+        found = refusal(
+            ns,
+            pod,
+            max_cpu=self.settings.max_cpu,
+            max_memory_gb=self.settings.max_memory_gb,
+            secrets=lambda secret: self.host.secret_data(ns, secret),
+        )
         if found is None:
             cores = sum(aci_resources(c)[0] for c in containers)
             memory = sum(aci_resources(c)[2] for c in containers)
@@ -186,8 +194,14 @@ class AciProvider:
         for c in spec.get("containers") or []:
             env = dict(group.env.get(c["name"], {}))
             argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]  # getCommand: as is
+            files = secret_files(pod, c, lambda secret: self.host.secret_data(md["namespace"], secret))
             lines, end, code = plan_container(
-                argv, env, pod_name=md["name"], first_attempt=attempt <= 1, time_scale=self.host.time_scale
+                argv,
+                env,
+                pod_name=md["name"],
+                first_attempt=attempt <= 1,
+                time_scale=self.host.time_scale,
+                files=files,
             )
             group.runs[c["name"]] = _Run(lines, end, code)
             statuses.append(

@@ -44,6 +44,7 @@ class GarbageCollector(ClusterState):
         if job is not None:
             self.next_rv()
             self._states.pop(job["metadata"]["uid"], None)
+            self.collect_secret_dependents()  # type: ignore[attr-defined]  # kube/secrets.py
 
     def _remove_pod(self, ns: str, name: str, *, count_failure: bool) -> None:
         pod = self.pods.remove(ns, name)
