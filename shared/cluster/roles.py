@@ -52,6 +52,7 @@ this order: RBAC Administrator last, since it is what allows the deletes. ``azd 
 assigns them again. The ABAC condition allows deleting exactly these, of the app's own principal."""
 
 STEADY_STATE_ACTIONS: Final[tuple[str, ...]] = (
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
     "Microsoft.Network/virtualNetworks/read",
     "Microsoft.ContainerService/managedClusters/read",
     "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
@@ -63,7 +64,9 @@ STEADY_STATE_ACTIONS: Final[tuple[str, ...]] = (
 """The actions of the app's custom steady-state role on the cluster resource group (infra/, the role
 ``vnode-batch steady state``; tests/infra keeps the two equal). Exactly the ARM calls the app makes
 once the cluster exists: the bootstrap's re-check (GET vnet, GET cluster, GET role assignments, GET
-managed namespace, listClusterUserCredential) and the idle stop/start (POST stop, POST start).
+managed namespace, listClusterUserCredential) and the idle stop/start (POST stop, POST start); and
+GET resource group, which the bootstrap makes before creating anything (its location), so that a
+cluster deleted later fails on the write that needs the bootstrap roles, whose 403 names them.
 Operation names: "Azure permissions for Containers",
 learn.microsoft.com/azure/role-based-access-control/permissions/containers, and "Azure permissions
 for Networking" / "... for Management and governance" (Microsoft.Authorization)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,41 @@ class Authorization:
         actions = [a for p in permissions for a in p.get("actions") or []]
         not_actions = [a for p in permissions for a in p.get("notActions") or []]
         return actions, not_actions
+
+    def define_role(self, guid: str, properties: dict[str, Any]) -> None:
+        """Create a custom role as a deployment would (``roleName``, ``permissions``, ``assignableScopes``)."""
+        with self._lock:
+            self._custom_roles[guid.lower()] = {
+                "id": f"/subscriptions/{self.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{guid}",
+                "name": guid.lower(),
+                "type": "Microsoft.Authorization/roleDefinitions",
+                "properties": {**copy.deepcopy(properties), "type": "CustomRole"},
+            }
+
+    def assign_role(self, principal_id: str, scope: str, role: str, *, condition: str | None = None) -> str:
+        """Create a role assignment as a deployment would (no caller's rights checked); returns its id.
+        The name is derived from (scope, principal, role), like the Bicep's ``guid(...)``."""
+        scope = _norm_path(scope)
+        name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scope.lower()}|{principal_id.lower()}|{role.lower()}"))
+        rid = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        known = self.tokens.principal(principal_id)
+        with self._lock:
+            self._role_assignments[_key(rid)] = {
+                "id": rid,
+                "name": name,
+                "type": "Microsoft.Authorization/roleAssignments",
+                "properties": {
+                    "roleDefinitionId": (
+                        f"/subscriptions/{self.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+                    ),
+                    "principalId": principal_id,
+                    "principalType": known.principal_type if known else "ServicePrincipal",
+                    "scope": scope,
+                    "condition": condition,
+                    "conditionVersion": "2.0" if condition else None,
+                },
+            }
+        return rid
 
     def role_assignments(self) -> list[dict[str, Any]]:
         with self._lock:
