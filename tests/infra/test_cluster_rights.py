@@ -9,6 +9,7 @@ version of both is tests/integration/test_rights.py)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from devtools.standins.arm.conditions import parse, role_assignment_attributes
 from devtools.standins.arm.standin import ArmStandIn
 from shared.cluster import roles
+from tests.infra.bicep_model import REPO
 from tests.infra.cluster_rights import STEADY_STATE, cluster_rights, deploy
 
 APP = "11111111-1111-1111-1111-111111111111"
@@ -193,3 +195,19 @@ def test_the_steady_state_role_is_exactly_the_apps_steady_state_calls() -> None:
             }
         }
     ], "assignable only in the cluster resource group"
+
+
+def test_every_claim_of_the_deploy_docs_rights_table_names_a_test_that_exists() -> None:
+    doc = (REPO / "docs" / "deploy.md").read_text()
+    table = doc.split("| when | claim | holds? | test |", 1)[1].split("\n\n", 1)[0]
+    rows = [row for row in table.splitlines() if row.startswith("|") and not row.startswith("|---")]
+    assert len(rows) >= 14
+    defined = {
+        match
+        for path in (REPO / "tests").rglob("test_*.py")
+        for match in re.findall(r"^def (test_\w+)", path.read_text(), re.MULTILINE)
+    }
+    for row in rows:
+        named = re.findall(r"`(test_\w+)`", row)
+        assert named, f"a claim without a test: {row[:80]}"
+        assert set(named) <= defined, f"{set(named) - defined} named in docs/deploy.md but not defined"
