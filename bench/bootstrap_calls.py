@@ -34,6 +34,10 @@ RG = "rg-aks"
 
 def step_of(r: RecordedRequest) -> str:
     p = r.path.lower()
+    if p.endswith("/roleassignments"):  # the list, and the DELETEs of the app's own grants
+        return "bootstrap-rights"
+    if "/roleassignments/" in p and r.method == "DELETE":
+        return "bootstrap-rights"
     if "/roleassignments/" in p:
         if "/namespaces/" in p:
             return "app-namespace-role"

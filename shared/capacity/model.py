@@ -26,7 +26,7 @@ from typing import Any, Final
 from shared.base.conventions import ANN_CAPACITY_ATTEMPT, ANN_REQUEST, ANN_REQUEUED, CONTAINER, CONTROLLER_UID
 from shared.base.quantity import parse_cpu
 from shared.base.times import parse_time
-from shared.job.read import metadata_of, pod_index, status_of
+from shared.job.read import is_success, metadata_of, pod_index, status_of, terminal_condition
 from shared.outcomes.provider_failure import classify
 from shared.secrets.scrub import env_restored, without_env_values
 
@@ -237,10 +237,7 @@ def provider_failed(pod: Obj) -> bool:
 
 
 def _finished(job: Obj) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in status_of(job).get("conditions") or []
-    )
+    return terminal_condition(job) is not None
 
 
 def job_creates(job: Obj) -> tuple[datetime, int] | None:
@@ -421,7 +418,8 @@ def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
 
 
 def _failed(job: Obj) -> bool:
-    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in status_of(job).get("conditions") or [])
+    cond = terminal_condition(job)
+    return cond is not None and not is_success(cond)
 
 
 def _index_set(text: str) -> set[int | None]:

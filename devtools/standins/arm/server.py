@@ -204,7 +204,7 @@ class HttpFront:
                 raise ArmError(404, "SubscriptionNotFound", f"The subscription '{g['sub']}' could not be found.")
             if action is not None:
                 scope = scope_of(path, g) if scope_of else path
-                self._authorize(principal, action.format(**g), scope)
+                self._authorize(principal, action.format(**g), scope, body)
             return fn(_Ctx(method, path, params, body, principal, g))
         raise ArmError(404, "NotFound", f"The ARM stand-in does not model '{method} {path}'.")
 

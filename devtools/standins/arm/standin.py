@@ -29,14 +29,16 @@ Modelled (paths as the SDKs send them; api-version is recorded, not enforced):
   scope with ``$filter``; ``{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}``.
   A scope must exist; Azure RBAC for Kubernetes' namespace scopes ``{clusterId}/namespaces/{ns}``
   and ``{clusterId}/managedNamespaces/{ns}`` need only the cluster (the namespace may not exist yet).
+  Custom roles: ``.../roleDefinitions/{guid}`` PUT (needs ``roleDefinitions/write``).
 * LROs: PUT/DELETE answer with ``Azure-AsyncOperation`` + ``Location`` headers pointing at
   ``/subscriptions/{s}/providers/{ns}/locations/{loc}/operations/{id}`` (status document) and
   ``.../operationresults/{id}``. Poll hints use ``retry-after-ms`` (azure-core honours it) so the
   SDK pollers are fast; real ARM sends ``Retry-After`` in whole seconds.
 
 Authorization: every ARM route maps to an operation string (``Microsoft.Network/virtualNetworks/write``
-...) checked against :meth:`grant`/:meth:`revoke` rules; failures are the real
-``AuthorizationFailed`` 403. Reading providers, role definitions and operation status needs only a
+...) checked against :meth:`grant`/:meth:`revoke` rules and the principal's role assignments, whose
+ABAC conditions are evaluated for role assignment writes and deletes (``authorization.py``,
+``conditions.py``); failures are the real ``AuthorizationFailed`` 403. Reading providers, role definitions and operation status needs only a
 valid token.
 """
 
@@ -153,6 +155,7 @@ class ArmStandIn(
         port: int = 0,
         poll_interval_ms: int = 50,
         seed: int = 0,
+        app_rights: str = "everything",
     ) -> None:
         self.subscription_id = subscription_id
         self.tenant_id = tenant_id
@@ -200,6 +203,7 @@ class ArmStandIn(
         self._clusters: dict[str, dict[str, Any]] = {}
         self._cluster_ops: dict[str, str] = {}  # cluster key -> op id in progress
         self._role_assignments: dict[str, dict[str, Any]] = {}
+        self._custom_roles: dict[str, dict[str, Any]] = {}  # role definition GUID -> body
         self._managed_namespaces: dict[str, dict[str, Any]] = {}
         self._namespace_ops: dict[str, str] = {}  # managed namespace key -> op id in progress
         self._ops: dict[str, _Op] = {}
@@ -211,7 +215,15 @@ class ArmStandIn(
         self.power_transitions: list[tuple[str, str]] = []
         self._routes = self._build_routes()
 
-        self.grant(app_principal_id, f"/subscriptions/{subscription_id}/resourceGroups/{cluster_resource_group}", ["*"])
+        # app_rights="everything": the app may do anything in its cluster resource group (tests of
+        # ARM behaviour). "assigned": only what role assignments give it, as in Azure (tests of
+        # infra/'s roles deploy them with the deployer's rights, see tests/integration/rights.py).
+        if app_rights == "everything":
+            self.grant(
+                app_principal_id, f"/subscriptions/{subscription_id}/resourceGroups/{cluster_resource_group}", ["*"]
+            )
+        elif app_rights != "assigned":
+            raise ValueError(f"app_rights: 'everything' or 'assigned', not {app_rights!r}")
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -427,6 +439,12 @@ class ArmStandIn(
                 },
             ),
             (_AUTHZ + r"/roledefinitions", {"GET": (self._rd_list, None, None)}),
-            (_AUTHZ + r"/roledefinitions/(?P<rd>[^/]+)", {"GET": (self._rd_get, None, None)}),
+            (
+                _AUTHZ + r"/roledefinitions/(?P<rd>[^/]+)",
+                {
+                    "GET": (self._rd_get, None, None),
+                    "PUT": (self._rd_put, "Microsoft.Authorization/roleDefinitions/write", None),
+                },
+            ),
         ]
         return [(re.compile(p), t) for p, t in table]

@@ -222,6 +222,31 @@ class KubeStandIn(RequestHandlers, FaultInjection, RequestMetrics):
         with self.cluster.lock:
             self.cluster.aci.clear_faults()
 
+    def aci_fail_logs(self, times: int = 1, *, pod_prefix: str = "") -> None:
+        """The next ``times`` log reads of matching pods on the virtual node fail with the raw ARM
+        error azure-aci passes through, a 500 from the API server (``AciProvider.fail_logs``)."""
+        with self.cluster.lock:
+            self.cluster.aci.fail_logs(times, pod_prefix=pod_prefix)
+
+    def virtual_node_down(self) -> None:
+        """virtual-kubelet stops: Unknown after the grace period, evictions 300 s later, pods
+        stuck Terminating (``controllers/nodelifecycle``). Durations are simulated seconds."""
+        self.cluster.virtual_node_down()
+
+    def virtual_node_up(self) -> None:
+        """virtual-kubelet is back: it deletes the groups of deleted pods and reports the rest."""
+        self.cluster.virtual_node_up()
+
+    def pause_job_controller(self, paused: bool = True) -> None:
+        """Hold the Job controller's syncs (a kube-controller-manager restart or leader change; the
+        window between a pod's removal and the next batched sync, made as long as a test needs)."""
+        with self.cluster.lock:
+            self.cluster.job_controller_paused = paused
+
+    def expire_continue_tokens(self) -> None:
+        """etcd compaction now: outstanding continue tokens answer 410 Expired."""
+        self.cluster.expire_continue_tokens()
+
     def add_virtual_node(self, ready: bool = True) -> None:
         self.cluster.add_virtual_node(ready)
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from devtools.standins.kube.controllers.gc import GarbageCollector
 from devtools.standins.kube.controllers.job import JobController
 from devtools.standins.kube.controllers.kubelet import Kubelet, PodRuntime
+from devtools.standins.kube.controllers.nodelifecycle import NodeLifecycle
 from devtools.standins.kube.controllers.scheduler import Scheduler
 from devtools.standins.kube.nodes import VIRTUAL_NODE, system_node_obj, virtual_node_obj
-from devtools.standins.kube.objects import JOBS, NAMESPACES, NODES, PODS, Obj, Resource
+from devtools.standins.kube.objects import JOBS, NAMESPACES, NODES, PODS, ApiError, Obj, Resource
 from devtools.standins.kube.registry import Registry
 from devtools.standins.kube.secrets import SecretRegistry
 from devtools.standins.kube.selectors import (
@@ -43,9 +45,13 @@ from devtools.standins.metav1_time import now_rfc3339
 from devtools.standins.virtual_node.provider import AciProvider, AciSettings
 
 NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
+COMPACTION_SECONDS = 300.0
+"""kube-apiserver ``--etcd-compaction-interval`` default: a continue token lives about this long."""
+MAX_LIST_SNAPSHOTS = 64
+"""Snapshots kept for continuation; older ones count as compacted (410)."""
 
 
-class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollector, Kubelet):
+class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollector, Kubelet, NodeLifecycle):
     """The stored objects plus the controllers that move them. Guard everything with ``lock``."""
 
     def __init__(
@@ -83,6 +89,12 @@ class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollect
         self._ip_seq = itertools.count(4)
         self._seed_seq: dict[str, int] = {}
         self._runtime_attempt: dict[tuple[str, str], int] = {}  # pod → attempt number for its index
+        self._vk_down = False
+        self._pod_ips: dict[tuple[str, str], str] = {}  # pod bound to the virtual node → its IP
+        self._vk_deferred: list[tuple[str, tuple[str, ...]]] = []
+        self.job_controller_paused = False
+        self._list_snapshots: dict[int, tuple[float, list[tuple[str, Obj]]]] = {}
+        self._snapshot_seq = itertools.count(1)
         for ns in namespaces:
             self.create_namespace({"metadata": {"name": ns}})
         if system_node:
@@ -158,20 +170,27 @@ class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollect
             self._schedule_pending(None)
 
     def _fire(self, kind: str, key: tuple[str, ...]) -> None:
-        if kind == "start":
-            self._start_pod(key[0], key[1], key[2])
-        elif kind == "exit":
-            self._container_exit(key[0], key[1], key[2], key[3])
-        elif kind == "aci-exit":
-            self._aci_exit(key)
-        elif kind == "pullbackoff":
-            self._pull_backoff(key)
-        elif kind == "deadline":
-            self._deadline_passed(key)
-        elif kind == "ttl":
-            self._ttl_expired(key)
-        elif kind == "wake":
-            self._mark_dirty(key[0], key[1])
+        if kind in ("start", "aci-exit") and self._on_virtual_node(key) and self._vk_defer(kind, key):
+            return  # ACI goes on, but nothing reaches the API until virtual-kubelet is back
+        handlers: dict[str, Callable[[tuple[str, ...]], None]] = {
+            "start": lambda k: self._start_pod(k[0], k[1], k[2]),
+            "exit": lambda k: self._container_exit(k[0], k[1], k[2], k[3]),
+            "aci-exit": self._aci_exit,
+            "node-unknown": lambda _k: self._node_unknown(),
+            "evict": self._evict,
+            "vk-delete": self._vk_delete,
+            "vk-create": self._vk_create,
+            "kubelet-delete": self._kubelet_delete,
+            "pullbackoff": self._pull_backoff,
+            "deadline": self._deadline_passed,
+            "ttl": self._ttl_expired,
+            "wake": lambda k: self._mark_dirty(k[0], k[1]),
+        }
+        handlers[kind](key)
+
+    def _on_virtual_node(self, key: tuple[str, ...]) -> bool:
+        pod = self.pods.get(key[0], key[1])
+        return pod is not None and pod["spec"].get("nodeName") == VIRTUAL_NODE
 
     # ------------------------------------------------------------------ listing
 
@@ -186,6 +205,8 @@ class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollect
         freqs: list[FieldRequirement],
         start_after: str | None,
         limit: int | None,
+        *,
+        snapshot: int | None = None,
     ) -> tuple[list[Obj], str | None, int | None]:
         if res is NODES or res is NAMESPACES:
             src = self.nodes if res is NODES else self.namespaces
@@ -203,5 +224,55 @@ class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollect
                     len(items) - limit,
                 )
             return items, None, None
+        if snapshot is not None:
+            return self._continue_from(snapshot, start_after, limit)
         items, key, remaining = self.table(res).page(ns, reqs, freqs, start_after, limit)
-        return items, (encode_continue(self._rv, key) if key is not None else None), remaining
+        if key is None:
+            return items, None, remaining
+        # Continuation pages are served from the state of the first page's resourceVersion
+        # (apiserver storage/etcd3/store.go GetList reads at the token's revision): later
+        # creates and deletes do not show. Kept until compaction (``expire_continue_tokens``).
+        rest, _, _ = self.table(res).page(ns, reqs, freqs, key, None)
+        snap = next(self._snapshot_seq)
+        self._list_snapshots[snap] = (
+            time.monotonic(),
+            [(self._page_key(o, ns), json.loads(json.dumps(o))) for o in rest],
+        )
+        while len(self._list_snapshots) > MAX_LIST_SNAPSHOTS:
+            self._list_snapshots.pop(min(self._list_snapshots))
+        return items, encode_continue(self._rv, key, snap), remaining
+
+    @staticmethod
+    def _page_key(obj: Obj, ns: str | None) -> str:
+        md = obj["metadata"]
+        return str(md["name"]) if ns is not None else f"{md.get('namespace', '')}/{md['name']}"
+
+    def _continue_from(
+        self, snapshot: int, start_after: str | None, limit: int | None
+    ) -> tuple[list[Obj], str | None, int | None]:
+        found = self._list_snapshots.get(snapshot)
+        if found is None or time.monotonic() - found[0] > COMPACTION_SECONDS * self.time_scale:
+            self._list_snapshots.pop(snapshot, None)
+            # etcd compacted the revision (kube-apiserver --etcd-compaction-interval, 5 min):
+            # apiserver storage/etcd3/store.go answers 410 Expired (apierrors.NewResourceExpired).
+            raise ApiError(
+                410,
+                "The provided continue parameter is too old to display a consistent list result. You can start a "
+                "new list without the continue parameter, or use the continue token in this response to retrieve "
+                "the remainder of the results. Continuing with the provided token results in an inconsistent list "
+                "- objects that were created, modified, or deleted between the time the first chunk was returned "
+                "and now may show up in the list.",
+                reason="Expired",
+                details={},
+            )
+        rest = [(k, o) for k, o in found[1] if start_after is None or k > start_after]
+        if limit is None or len(rest) <= limit:
+            self._list_snapshots.pop(snapshot, None)
+            return [o for _, o in rest], None, None
+        page = rest[:limit]
+        return [o for _, o in page], encode_continue(self._rv, page[-1][0], snapshot), len(rest) - limit
+
+    def expire_continue_tokens(self) -> None:
+        """etcd compaction now: every outstanding continue token answers 410 Expired."""
+        with self.lock:
+            self._list_snapshots.clear()

@@ -29,6 +29,7 @@ from devtools.standins.kube.selectors import (
     NAMESPACE_FIELDS,
     NODE_FIELDS,
     POD_FIELDS,
+    continue_snapshot,
     decode_continue,
     parse_field_selector,
     parse_label_selector,
@@ -235,7 +236,8 @@ class RequestHandlers:
         if limit is not None and limit <= 0:
             limit = None
         start = decode_continue(q["continue"]) if q.get("continue") else None
-        items, token, remaining = c.list_objects(res, ns, reqs, freqs, start, limit)
+        snapshot = continue_snapshot(q["continue"]) if q.get("continue") else None
+        items, token, remaining = c.list_objects(res, ns, reqs, freqs, start, limit, snapshot=snapshot)
         meta: Obj = {"resourceVersion": str(c.rv)}
         if token:
             meta["continue"] = token

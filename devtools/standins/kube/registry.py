@@ -27,7 +27,6 @@ from devtools.standins.kube.state import (
     JOB_NAME,
     ClusterState,
     JobState,
-    _is_terminal,
 )
 from devtools.standins.metav1_time import now_rfc3339
 
@@ -431,9 +430,6 @@ class Registry(ClusterState):
                 name,
                 f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {pod['metadata']['uid']}",
             )
-        out = copy.deepcopy(pod)
-        out["metadata"]["deletionTimestamp"] = now_rfc3339()
-        out["metadata"]["deletionGracePeriodSeconds"] = 0 if _is_terminal(pod) else (30 if grace is None else grace)
-        self._remove_pod(ns, name, count_failure=True)
-        out["metadata"]["resourceVersion"] = str(self._rv)
+        out = self._terminate_pod(ns, name, grace=grace, count_failure=True)
+        assert out is not None
         return out

@@ -37,7 +37,7 @@ from devtools.standins.kube.objects import (
 from devtools.standins.kube.state import ClusterState
 
 SECRETS = Resource("secrets", "", "Secret", "v1")
-_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 MAX_SECRET_SIZE = 1024 * 1024
 
 
@@ -53,7 +53,7 @@ class SecretRegistry(ClusterState):
         errs += validate_annotations(meta.get("annotations"), "metadata.annotations")
         size = 0
         for key, value in (body.get("data") or {}).items():
-            if not _KEY.match(key) or key in (".", ".."):
+            if not _KEY.fullmatch(key) or key in (".", ".."):
                 errs.append(
                     FieldError(
                         f"data[{key}]",

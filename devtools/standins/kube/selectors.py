@@ -167,9 +167,23 @@ def fields_match(reqs: Iterable[FieldRequirement], obj: Obj) -> bool:
 # --------------------------------------------------------------------------- continue tokens
 
 
-def encode_continue(rv: int, start_key: str) -> str:
-    token = {"v": "meta.k8s.io/v1", "rv": rv, "start": start_key + "\x00"}
+def encode_continue(rv: int, start_key: str, snapshot: int | None = None) -> str:
+    """apimachinery ``storage.EncodeContinue``: version, resourceVersion, start key. ``snapshot``
+    (the stand-in's own, inside the opaque token) names the list snapshot continuation reads."""
+    token: dict[str, object] = {"v": "meta.k8s.io/v1", "rv": rv, "start": start_key + "\x00"}
+    if snapshot is not None:
+        token["snap"] = snapshot
     return base64.urlsafe_b64encode(json.dumps(token, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def continue_snapshot(token: str) -> int | None:
+    """The snapshot a continue token reads (None for a token without one)."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        snap = raw.get("snap")
+        return int(snap) if snap is not None else None
+    except (ValueError, binascii.Error, AttributeError, TypeError):
+        return None
 
 
 def decode_continue(token: str) -> str:

@@ -39,6 +39,7 @@ class JobState:
     last_failure_mono: float = 0.0
     deadline_hit: bool = False
     finished_mono: float | None = None
+    terminating: int = 0  # status.terminating as the last sync wrote it
 
 
 def _is_terminal(pod: Obj) -> bool:
@@ -77,6 +78,10 @@ class ClusterState:
     _ip_seq: itertools.count[int]
     _seed_seq: dict[str, int]
     _runtime_attempt: dict[tuple[str, str], int]  # pod → attempt number for its index
+    _vk_down: bool  # virtual-kubelet stopped (controllers/nodelifecycle)
+    _pod_ips: dict[tuple[str, str], str]  # pod bound to the virtual node → its IP until created
+    _vk_deferred: list[tuple[str, tuple[str, ...]]]  # provider events held while it is down
+    job_controller_paused: bool  # kube-controller-manager's Job controller not syncing (test knob)
 
     # ------------------------------------------------------------------ bookkeeping
 

@@ -98,6 +98,8 @@ class AciProvider:
         self._groups: dict[tuple[str, str], _Group] = {}
         self._attempts: dict[tuple[str, str], int] = {}  # pod → attempt number of its index (fail-once)
         self.registries: dict[str, PullCheck] = {}  # private registries (login server → check)
+        self._log_faults = 0
+        self._log_fault_prefix = ""
 
     # ------------------------------------------------------------------ public knobs
 
@@ -115,6 +117,25 @@ class AciProvider:
 
     def clear_faults(self) -> None:
         self.quota.clear_faults()
+        self._log_faults = 0
+
+    def fail_logs(self, times: int = 1, *, pod_prefix: str = "") -> None:
+        """The next ``times`` log reads of pods whose name starts with ``pod_prefix`` fail as
+        newer azure-aci fails them: the raw ARM error of ``ListLogs`` (here a throttle), which
+        virtual-kubelet answers with 500 (``pkg/provider/aci.go GetContainerLogs``)."""
+        self._log_faults = times
+        self._log_fault_prefix = pod_prefix
+
+    def log_fault(self, pod: str = "") -> str | None:
+        """The provider's error for this log read, if one was injected (``fail_logs``)."""
+        if self._log_faults <= 0 or not pod.startswith(self._log_fault_prefix):
+            return None
+        self._log_faults -= 1
+        return (
+            "GET https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+            "MC_rg_aks_westus/providers/Microsoft.ContainerInstance/containerGroups/logs\n"
+            "RESPONSE 429: 429 Too Many Requests\nERROR CODE: SubscriptionRequestsThrottled"
+        )
 
     # ------------------------------------------------------------------ create
 

@@ -574,9 +574,10 @@ CLASSIFY: list[tuple[str, ArmFault, Do, list[str]]] = [
         Do.BLOCKED,
         [
             f"grant Role Based Access Control Administrator (with the condition of infra/app/cluster-rbac.bicep: "
-            f"Network Contributor to service principals and AKS RBAC Writer to the app itself only; removed after "
-            f"bootstrap, `azd provision` assigns it again) on {RG_SCOPE} to the app identity {APP}",
+            f"Network Contributor to service principals and AKS RBAC Writer to the app itself only) on {RG_SCOPE} "
+            f"to the app identity {APP}",
             f"the failed action was Microsoft.Authorization/roleAssignments/write over {SUBNET_SCOPE}",
+            "once the cluster is ready; to build or change the cluster again, run `azd provision`",
         ],
     ),
     (
@@ -589,7 +590,8 @@ CLASSIFY: list[tuple[str, ArmFault, Do, list[str]]] = [
         "cluster denied",
         denied("Microsoft.ContainerService/managedClusters/write", RG_SCOPE),
         Do.BLOCKED,
-        ["Azure Kubernetes Service Contributor Role"],
+        # a cluster deleted after the bootstrap gave its rights up: blocked, saying what brings them back
+        ["Azure Kubernetes Service Contributor Role", "run `azd provision` (it assigns them again"],
     ),
     (
         "managed namespace denied",

@@ -4,8 +4,10 @@ finalizers, expired finished Jobs and pods of a node that is gone."""
 
 from __future__ import annotations
 
+import copy
 import time
 
+from devtools.standins.kube.controllers.nodelifecycle import VK_DELETE_SECONDS
 from devtools.standins.kube.nodes import VIRTUAL_NODE
 from devtools.standins.kube.objects import Obj
 from devtools.standins.kube.state import (
@@ -74,12 +76,58 @@ class GarbageCollector(ClusterState):
         if job_name:
             self._mark_dirty(ns, job_name)
 
+    def _terminate_pod(self, ns: str, name: str, *, grace: int | None, count_failure: bool) -> Obj | None:
+        """A graceful pod DELETE (what the Job controller, the garbage collector, the taint manager
+        and the app send). kube-apiserver removes at once a pod that is not bound to a node or
+        has finished (``pkg/registry/core/pod/strategy.go CheckGracefulDelete``: grace 0); else it
+        only sets ``deletionTimestamp`` and the node confirms: the kubelet once the containers are
+        killed, virtual-kubelet once azure-aci deleted the container group (``node/pod.go
+        deletePod``) — never while it is down (``nodelifecycle``). The Job controller counts a
+        deleted pod that did not succeed as failed at once (``job_controller.go isPodFailed``).
+        Returns the pod as the DELETE answers it."""
+        pod = self.pods.get(ns, name)
+        if pod is None:
+            return None
+        md = pod["metadata"]
+        node = (pod.get("spec") or {}).get("nodeName")
+        if md.get("deletionTimestamp"):
+            return pod
+        if not node or _is_terminal(pod) or grace == 0:
+            out = copy.deepcopy(pod)
+            out["metadata"]["deletionTimestamp"] = now_rfc3339()
+            out["metadata"]["deletionGracePeriodSeconds"] = 0
+            self._remove_pod(ns, name, count_failure=count_failure)
+            out["metadata"]["resourceVersion"] = str(self._rv)
+            return out
+        md["deletionTimestamp"] = now_rfc3339()
+        md["deletionGracePeriodSeconds"] = 30 if grace is None else grace
+        self._touch(pod)
+        owner = self._owner_uid(pod)
+        st = self._states.get(owner) if owner else None
+        if count_failure and st is not None and md["uid"] not in st.counted:
+            st.counted.add(md["uid"])
+            self._count_failure(st, pod, time.monotonic())
+        self._job_dirty_for(pod)
+        if node == VIRTUAL_NODE:
+            if not self._vk_down:
+                self._timer(VK_DELETE_SECONDS * self.time_scale, "vk-delete", ns, name, md["uid"])
+        else:
+            # The kubelet stops the containers and confirms; the stand-in's containers stop at once.
+            self._timer(0.0, "kubelet-delete", ns, name, md["uid"])
+        return copy.deepcopy(pod)
+
+    def _kubelet_delete(self, key: tuple[str, ...]) -> None:
+        pod = self.pods.get(key[0], key[1])
+        if pod is not None and pod["metadata"]["uid"] == key[2]:
+            self._remove_pod(key[0], key[1], count_failure=False)
+
     def _collect_orphans(self) -> None:
-        # Background deletes: the owner is gone, its pods are collected.
+        # Background deletes: the owner is gone, the garbage collector deletes its pods (a normal,
+        # graceful DELETE: pkg/controller/garbagecollector attemptToDeleteItem).
         for uid, ns in list(self._gc_owners.items()):
             del self._gc_owners[uid]
             for pname in sorted(self._pods_by_owner.pop(uid, set())):
-                self._remove_pod(ns, pname, count_failure=False)
+                self._terminate_pod(ns, pname, grace=None, count_failure=False)
 
     def _schedule_ttl(self, job: Obj) -> None:
         ttl = job["spec"].get("ttlSecondsAfterFinished")

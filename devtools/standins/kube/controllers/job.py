@@ -69,6 +69,9 @@ class JobController(ClusterState):
         }
 
     def _sync_job(self, ns: str, name: str) -> None:
+        if self.job_controller_paused:
+            self._mark_dirty(ns, name)  # synced once the controller runs again
+            return
         job = self.jobs.get(ns, name)
         if job is None:
             return
@@ -79,8 +82,12 @@ class JobController(ClusterState):
         if md.get("deletionTimestamp"):
             fins = list(md.get("finalizers") or [])
             if "foregroundDeletion" in fins:
+                # The garbage collector deletes the dependents and removes the finalizer only once
+                # they are gone (garbagecollector.go processDeletingDependentsItem).
                 for pname in sorted(owned):
-                    self._remove_pod(ns, pname, count_failure=False)
+                    self._terminate_pod(ns, pname, grace=None, count_failure=False)
+                if any(self.pods.get(ns, p) is not None for p in owned):
+                    return
                 fins.remove("foregroundDeletion")
             elif "orphan" in fins:
                 for pname in sorted(owned):
@@ -128,23 +135,31 @@ class JobController(ClusterState):
                         st.completed.add(self._pod_index(pod))
                 else:
                     self._count_failure(st, pod, now)
-        active = [p for p in pods if not _is_terminal(p)]
+        # controller.FilterActivePods: neither finished nor being deleted. CountTerminatingPods:
+        # being deleted and not finished (pkg/controller/controller_utils.go).
+        active = [p for p in pods if not _is_terminal(p) and not p["metadata"].get("deletionTimestamp")]
+        terminating = sum(1 for p in pods if not _is_terminal(p) and p["metadata"].get("deletionTimestamp"))
         conds: list[Obj] = status.setdefault("conditions", [])
         types = {c["type"] for c in conds}
         completions = spec.get("completions")
         if "FailureTarget" in types or "SuccessCriteriaMet" in types:
+            # syncJob: an existing FailureTarget / SuccessCriteriaMet is the finish condition
+            # (never retracted); deleteActivePods only marks the pods for deletion, and
+            # enactJobFinished adds Failed / Complete once status.terminating is 0
+            # (job_controller.go, delayTerminalCondition true from 1.31).
             for pod in active:
-                self._remove_pod(ns, pod["metadata"]["name"], count_failure="FailureTarget" in types)
+                self._terminate_pod(ns, pod["metadata"]["name"], grace=None, count_failure="FailureTarget" in types)
+            terminating += len(active)
             active = []
-            if "FailureTarget" in types:
-                target = next(c for c in conds if c["type"] == "FailureTarget")
-                conds.append(self._condition("Failed", target["reason"], target["message"]))
-            else:
-                conds.append(
-                    self._condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods")
-                )
-                status["completionTime"] = now_rfc3339()
-            st.finished_mono = now
+            if terminating == 0:
+                if "FailureTarget" in types:
+                    target = next(c for c in conds if c["type"] == "FailureTarget")
+                    conds.append(self._condition("Failed", target["reason"], target["message"]))
+                else:
+                    met = next(c for c in conds if c["type"] == "SuccessCriteriaMet")
+                    conds.append(self._condition("Complete", met["reason"], met["message"]))
+                    status["completionTime"] = now_rfc3339()
+                st.finished_mono = now
         else:
             failure: tuple[str, str] | None = None
             success = False
@@ -170,15 +185,17 @@ class JobController(ClusterState):
                 if indexed:
                     success = len(st.completed) >= (completions or 0)
                 elif completions is not None:
-                    success = st.succeeded >= completions
+                    success = st.succeeded >= completions and not active
                 else:
                     success = st.succeeded > 0 and not active
             if failure is not None:
+                # newFailureCondition: FailureTarget first (delayTerminalCondition, 1.31+).
                 conds.append(self._condition("FailureTarget", failure[0], failure[1]))
                 for pod in active:
-                    self._remove_pod(ns, pod["metadata"]["name"], count_failure=True)
+                    self._terminate_pod(ns, pod["metadata"]["name"], grace=None, count_failure=True)
+                terminating += len(active)
                 active = []
-                self._mark_dirty(ns, name)  # Failed follows once the pods are gone (next pass)
+                self._mark_dirty(ns, name)  # Failed follows once no pod is terminating
             elif success:
                 conds.append(
                     self._condition(
@@ -186,11 +203,13 @@ class JobController(ClusterState):
                     )
                 )
                 for pod in active:
-                    self._remove_pod(ns, pod["metadata"]["name"], count_failure=False)
+                    self._terminate_pod(ns, pod["metadata"]["name"], grace=None, count_failure=False)
+                terminating += len(active)
                 active = []
                 self._mark_dirty(ns, name)
             else:
                 active += self._create_pods(job, st, active, now)
+        st.terminating = terminating
         self._write_status(job, st, active, indexed, per_index)
         if status != before:
             self._touch(job)
@@ -216,7 +235,7 @@ class JobController(ClusterState):
         if per_index is not None:
             new["failedIndexes"] = index_ranges(st.failed_indexes)
         new["uncountedTerminatedPods"] = {}
-        new["terminating"] = 0
+        new["terminating"] = st.terminating  # JobPodReplacementPolicy (beta, on by default in 1.29+)
         new["ready"] = sum(1 for p in active if _pod_ready(p))
         status.clear()
         status.update(new)
@@ -226,7 +245,9 @@ class JobController(ClusterState):
         ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
         parallelism = spec.get("parallelism") or 0
         if self.pod_retry_backoff_seconds > 0 and st.failed > 0:
-            delay = min(self.pod_retry_backoff_seconds * (2 ** (st.failed - 1)), 360.0) * self.time_scale
+            # DefaultJobPodFailureBackOff 10 s doubling up to MaxJobPodFailureBackOff 10 min
+            # (job_controller.go; backoffRecord.getRemainingTime).
+            delay = min(self.pod_retry_backoff_seconds * (2 ** (st.failed - 1)), 600.0) * self.time_scale
             if now < st.last_failure_mono + delay:
                 self._timer(st.last_failure_mono + delay - now, "wake", ns, name)
                 return []

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from devtools.standins.kube.nodes import VIRTUAL_NODE, fake_hex
-from devtools.standins.kube.objects import PODS, Obj, bad_request, not_found
+from devtools.standins.kube.objects import PODS, ApiError, Obj, bad_request, not_found
 from devtools.standins.kube.state import (
     COMPLETION_INDEX,
     ClusterState,
@@ -93,6 +93,14 @@ class Kubelet(ClusterState):
         if not pod["spec"].get("nodeName"):
             raise bad_request(f"pod {name} does not have a host assigned")
         virtual = pod["spec"].get("nodeName") == VIRTUAL_NODE
+        if virtual and self._vk_down:
+            raise self._node_dial_error(ns, name, container)
+        if virtual and (fault := self.aci.log_fault(name)) is not None:
+            # virtual-kubelet node/api/logs.go HandleContainerLogs → handleError: 500 for any
+            # error but NotFound / InvalidInput, the error text as the body; kube-apiserver's
+            # GenericHttpResponseChecker (apiserver/pkg/registry/generic/rest/response_checker.go)
+            # turns a 500 into NewInternalError(body).
+            raise ApiError(500, f"Internal error occurred: {fault}", details={})
         aci_text = self.aci.logs(ns, name, container, tail_lines=tail_lines) if virtual else None
         if aci_text is not None:
             return aci_text  # azure-aci ListLogs: timestamps always, limitBytes ignored

@@ -138,17 +138,11 @@ class Scheduler(ClusterState):
                 {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
             ]
             self._touch(pod)
-            key = (md["namespace"], md["name"])
-            # virtual-kubelet calls the provider's CreatePod as soon as the pod is on its node.
-            start = self.pod_start_seconds if self.pod_start_seconds is not None else self.aci.settings.start_seconds
-            self.aci.create(
-                pod,
-                start_seconds=start,
-                attempt=self._runtime_attempt.pop(key, 1),
-                host_ip=node_ip,
-                pod_ip=pod_ip,
-            )
-            self._job_dirty_for(pod)
+            self._pod_ips[(md["namespace"], md["name"])] = pod_ip
+            if self._vk_down:  # bound in the grace period: virtual-kubelet sees it once it is back
+                self._vk_deferred.append(("vk-create", (md["namespace"], md["name"], md["uid"])))
+                return
+            self._vk_create((md["namespace"], md["name"], md["uid"]))
             return
         cnames = [c["name"] for c in spec.get("containers") or []]
         unready = f"containers with unready status: [{' '.join(cnames)}]"
@@ -182,3 +176,18 @@ class Scheduler(ClusterState):
         self._touch(pod)
         start = self.pod_start_seconds if self.pod_start_seconds is not None else KUBELET_START_SECONDS
         self._timer(start * self.time_scale, "start", md["namespace"], md["name"], md["uid"])
+
+    def _vk_create(self, key: tuple[str, ...]) -> None:
+        """virtual-kubelet calls the provider's CreatePod as soon as the pod is on its node."""
+        pod = self.pods.get(key[0], key[1])
+        if pod is None or pod["metadata"]["uid"] != key[2] or pod["metadata"].get("deletionTimestamp"):
+            return
+        start = self.pod_start_seconds if self.pod_start_seconds is not None else self.aci.settings.start_seconds
+        self.aci.create(
+            pod,
+            start_seconds=start,
+            attempt=self._runtime_attempt.pop((key[0], key[1]), 1),
+            host_ip=self.nodes[VIRTUAL_NODE]["status"]["addresses"][0]["address"],
+            pod_ip=self._pod_ips.pop((key[0], key[1]), ""),
+        )
+        self._job_dirty_for(pod)
