@@ -92,6 +92,7 @@ def app_settings(
             "AzureWebJobsStorage": connection,
             "VNB_REQUESTS_QUEUE": f"{prefix}-requests",
             "VNB_EVENTS_QUEUE": f"{prefix}-events",
+            "VNB_FOLLOWUP_QUEUE": f"{prefix}-followup",
             "VNB_CLUSTER_MODE": "kubeconfig",
             "VNB_KUBECONFIG": str(kubeconfig),
             "VNB_RECONCILE_SCHEDULE": reconcile_schedule,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.bindings import RECONCILE_SCHEDULE
+from shared.flows.followup import after_timer, chains_for
 from shared.flows.runtime import runtime, utcnow
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -19,11 +20,12 @@ def reconcile(timer: func.TimerRequest) -> None:
     ``use_monitor`` buys nothing here: each run looks at everything unreported, so a missed run
     needs no catch-up; and the host turns it off for the usual sub-minute schedules anyway
     (azure-webjobs-sdk-extensions ``Extensions/Timers/Scheduling/TimerSchedule.cs``). With
-    VNB_IDLE_STOP_MINUTES set, the pass is followed by one step of the idle-stop policy."""
+    VNB_IDLE_STOP_MINUTES set, the pass is followed by one step of the idle-stop policy. A pass
+    that leaves Jobs in flight starts follow-up passes if none run (``shared.flows.followup``)."""
     from shared.flows.idle import reconcile_timer  # the idle policy (aks mode): not on the queue path
 
     rt = runtime()
-    reconcile_timer(
+    report = reconcile_timer(
         settings=rt.settings,
         gate=rt.gate,
         send_event=rt.queues.send_event,
@@ -32,3 +34,4 @@ def reconcile(timer: func.TimerRequest) -> None:
         ledger=rt.ledger,
         requeue=rt.requeue,
     )
+    after_timer(report, chains_for(rt.settings, rt.queues), utcnow)

@@ -47,9 +47,12 @@ def reconcile_timer(
     now: Callable[[], datetime] = utcnow,
     ledger: Ledger | None = None,
     requeue: Requeue | None = None,
+    policy: bool = True,
 ) -> ReconcileReport:
     """The reconcile timer: the usual pass, then (idle stop on) one step of the policy.
-    ``requeue``: capacity retries (``shared.flows.reconcile.run``)."""
+    ``requeue``: capacity retries (``shared.flows.reconcile.run``). ``policy=False``: no policy
+    step (the follow-up passes, ``shared.flows.followup``, run only while Jobs are in flight,
+    when the policy has nothing to decide; the timer keeps taking its steps)."""
     if not isinstance(gate, IdleGate):
         return run(settings=settings, gate=gate, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
     record, _ = gate.store.read()
@@ -58,7 +61,7 @@ def reconcile_timer(
         log.info("reconcile skipped: %s", report.aborted)
         return report
     report = run(settings=settings, gate=gate.inner, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
-    if report.aborted is None:
+    if report.aborted is None and policy:
         idle_step(settings=settings, gate=gate, waiting=waiting, now=now)
     return report
 
