@@ -7,22 +7,33 @@ that leaves unreported Jobs queues one message on ``VNB_FOLLOWUP_QUEUE``, invisi
 chain ends, so an idle app runs only the timer. A chain starts when dispatch creates a Job and
 when a timer pass leaves Jobs unreported (a lost chain is restarted within one timer period).
 
-One chain at a time, however many instances run: a lease entity in the ledger's table
-(PartitionKey ``$cluster``, RowKey ``followup|<subscription>|<group>|<cluster>``) holds the
-chain's *generation* and ``Until``, the moment by which its message should have been handled.
-Every message carries the generation it continues. A pass queues the next message only after a
-compare-and-swap (``If-Match`` ETag) moves the lease from its generation to the next, so of two
-deliveries of one message, or two instances racing, one continues and the other stops; a
-message of an older generation is dropped without a pass. A new chain is started only when the
-lease is released (the chain ended) or past ``Until`` (its message was lost), again by CAS.
-Passes that overlap (the timer's and a follow-up's) are safe: reconcile is one outcome per Job
-under every race (``shared.flows.reconcile``).
+One lease serializes every pass, however many instances run: an entity in the ledger's table
+(PartitionKey ``$cluster``, RowKey ``followup|<subscription>|<group>|<cluster>``) with the
+chain's *generation*, ``Running`` (a pass holds it) and ``Until`` (when the holder's claim
+lapses: a queued message's delay plus a grace, or a pass's ``PASS_HOLD_SECONDS``). Every change
+is a compare-and-swap (``If-Match`` ETag), so of two instances racing for one change one wins.
+
+* A follow-up message carries the generation it continues. Its handler claims the lease
+  (``Running``) before its pass; a message of another generation, or one whose generation is
+  already being run (a second delivery), is dropped without a pass.
+* The timer passes only when the lease is free: while a chain is alive the chain reports; the
+  timer's own pass claims the lease like a follow-up.
+* After a pass: Jobs left → the next generation, not running, ``Until`` = delay + grace, and its
+  message; none left → released (``Until`` = now). Dispatch starts a chain only on a free lease.
+
+Why passes never overlap: reconcile was built for one pass at a time (the timer is a singleton
+across instances). Two passes at once could both give a capacity-refused request back to the
+queue (``shared.capacity.give_back``: the second reads the Job after the first condemned it; the
+soak saw a Job created twice that way), and send more repeats of an event. A worker killed
+mid-pass leaves the lease held until ``Until``: reporting resumes within ``PASS_HOLD_SECONDS``
+(the host's functionTimeout), with the timer.
 
 Cost: docs/performance.md section 4 (executions per month, idle and busy).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -44,6 +55,9 @@ log = logging.getLogger("vnode_batch.followup")
 LEASE_GRACE_SECONDS = 15
 """How long past its visibility delay a chain's message may take to be handled before a new chain
 may start: the queue listener's back-off (≤ maxPollingInterval, 2 s) plus a slow instance start."""
+PASS_HOLD_SECONDS = 300
+"""A pass's claim on the lease lapses after this: host.json's functionTimeout (5 minutes), which
+no invocation outlives (the reconcile pass itself stops starting pages after 240 s)."""
 MESSAGE_TTL_SECONDS = 300
 """A follow-up message not handled within this is of no use (its lease has long expired)."""
 DISPATCH_MEMO_SECONDS = 1.0
@@ -56,6 +70,7 @@ class Lease:
     generation: int
     until: datetime
     etag: str
+    running: bool = False
 
     def alive(self, moment: datetime) -> bool:
         return moment < self.until
@@ -75,10 +90,11 @@ class Chains:
         found = self._tables.get(PARTITION, self.key)
         if found is None:
             return None
-        return Lease(int(found.entity.get("Generation") or 0), aware(found.entity["Until"]), found.etag)
+        e = found.entity
+        return Lease(int(e.get("Generation") or 0), aware(e["Until"]), found.etag, bool(e.get("Running")))
 
     def start(self, moment: datetime) -> int | None:
-        """Start a chain unless one is alive (or follow-ups are off); the generation started, or None."""
+        """Start a chain on a free lease (and follow-ups on); the generation started, or None."""
         if self.delay <= 0:
             return None
         lease = self.read()
@@ -86,38 +102,59 @@ class Chains:
             return None
         return self._advance(lease, moment)
 
-    def follow(self, lease: Lease, moment: datetime) -> int | None:
-        """Queue the pass after ``lease``'s; None if another pass or chain moved the lease first."""
-        if self.delay <= 0:
-            self.release(lease, moment)
-            return None
-        return self._advance(lease, moment)
+    def claim(self, lease: Lease | None, moment: datetime, *, generation: int | None = None) -> Lease | None:
+        """Hold the lease for one pass (``Running`` for ``PASS_HOLD_SECONDS``); None if it moved first."""
+        generation = generation if generation is not None else (lease.generation if lease else 0)
+        until = moment + timedelta(seconds=PASS_HOLD_SECONDS)
+        etag = self._write(lease, self._entity(generation, until, running=True))
+        return None if etag is None else Lease(generation, until, etag, running=True)
 
-    def release(self, lease: Lease, moment: datetime) -> bool:
-        """End ``lease``'s chain (``Until`` = now), unless the lease moved meanwhile."""
+    def after_pass(self, held: Lease, report: ReconcileReport, moment: datetime) -> int | None:
+        """Queue the next pass if Jobs are left (its generation), else release; None if none queued."""
+        if self.delay > 0 and work_left(report):
+            return self._advance(held, moment)
+        self.release(held, moment)
+        return None
+
+    def release(self, held: Lease, moment: datetime) -> None:
+        """Free the lease (``Until`` = now), unless it moved meanwhile."""
+        self._write(held, self._entity(held.generation, moment))
+
+    def run(self, held: Lease, run_pass: Callable[[], ReconcileReport], now: Callable[[], datetime]) -> ReconcileReport:
+        """``run_pass`` under ``held``; a pass that raises frees the lease first, so the host's retry
+        of the message (or the next timer run) passes again at once, not after PASS_HOLD_SECONDS."""
         try:
-            self._tables.replace(self._entity(lease.generation, moment), etag=lease.etag)
-        except EntityChanged:
-            return False
-        return True
+            return run_pass()
+        except BaseException:
+            with contextlib.suppress(VnbError):
+                self.release(held, now())
+            raise
 
     def _advance(self, lease: Lease | None, moment: datetime) -> int | None:
         generation = (lease.generation if lease else 0) + 1
-        entity = self._entity(generation, moment + timedelta(seconds=self.delay + LEASE_GRACE_SECONDS))
-        try:
-            if lease is None:
-                self._tables.insert(entity)
-            else:
-                self._tables.replace(entity, etag=lease.etag)
-        except (EntityExists, EntityChanged):
+        until = moment + timedelta(seconds=self.delay + LEASE_GRACE_SECONDS)
+        if self._write(lease, self._entity(generation, until)) is None:
             return None
         # Claimed: the message goes out after the CAS. If sending fails the lease still says
         # "alive" until Until, and the next start (dispatch, or the timer) begins a new chain then.
         self._send(message(generation), self.delay)
         return generation
 
-    def _entity(self, generation: int, until: datetime) -> dict[str, Any]:
-        return {"PartitionKey": PARTITION, "RowKey": self.key, "Generation": generation, "Until": until.astimezone(UTC)}
+    def _write(self, lease: Lease | None, entity: dict[str, Any]) -> str | None:
+        """Insert (no lease yet) or replace ``lease`` (If-Match its ETag): the new ETag, None if it moved."""
+        try:
+            return self._tables.insert(entity) if lease is None else self._tables.replace(entity, etag=lease.etag)
+        except (EntityExists, EntityChanged):
+            return None
+
+    def _entity(self, generation: int, until: datetime, *, running: bool = False) -> dict[str, Any]:
+        return {
+            "PartitionKey": PARTITION,
+            "RowKey": self.key,
+            "Generation": generation,
+            "Until": until.astimezone(UTC),
+            "Running": running,
+        }
 
 
 def message(generation: int) -> str:
@@ -149,30 +186,47 @@ class FollowUpReport:
 def follow_up(
     text: str, *, chains: Chains, run_pass: Callable[[], ReconcileReport], now: Callable[[], datetime]
 ) -> FollowUpReport:
-    """Handle one follow-up message: the pass, then the next message or the end of the chain."""
+    """Handle one follow-up message: claim the lease, the pass, then the next message or the end."""
     generation = generation_of(text)
     lease = chains.read()
-    if generation is None or lease is None or lease.generation != generation:
-        log.info("follow-up %s is stale (chain at %s): no pass", generation, lease.generation if lease else None)
+    held = None
+    if generation is not None and lease is not None and lease.generation == generation and not lease.running:
+        held = chains.claim(lease, now())
+    if held is None:
+        log.info("follow-up %s is stale (lease %s): no pass", generation, lease)
         return FollowUpReport(generation, stale=True)
-    report = run_pass()
-    out = FollowUpReport(generation, report=report)
-    if work_left(report):
-        out.next_generation = chains.follow(lease, now())
-    else:
-        chains.release(lease, now())
-    return out
+    report = chains.run(held, run_pass, now)
+    return FollowUpReport(generation, report=report, next_generation=chains.after_pass(held, report, now()))
 
 
-def after_timer(report: ReconcileReport, chains: Chains, now: Callable[[], datetime]) -> int | None:
-    """A timer pass that left Jobs to report starts a chain if none runs (e.g. its message was lost)."""
-    if not work_left(report):
-        return None
+def timer_pass(
+    chains: Chains, run_pass: Callable[[], ReconcileReport], now: Callable[[], datetime]
+) -> ReconcileReport | None:
+    """The reconcile timer's pass, unless a chain is alive (None: the chain reports). A pass that
+    leaves Jobs in flight starts a chain (its message was lost, or dispatch's start raced a pass)."""
+    if chains.delay <= 0:
+        return run_pass()
     try:
-        return chains.start(now())
-    except VnbError as e:  # the timer's own pass is done; the next timer run tries again
-        log.warning("could not start follow-up passes: %s", e)
+        lease = chains.read()
+        free = lease is None or not lease.alive(now())
+        held = chains.claim(lease, now(), generation=_next(lease)) if free else None
+    except VnbError as e:  # the table is unreachable, and so for every follow-up's claim: pass unguarded
+        log.warning("follow-up lease unreadable (%s): reconciling without it", e)
+        return run_pass()
+    if held is None:
+        log.info("reconcile timer: follow-up passes are reporting (lease %s); no pass", lease)
         return None
+    report = chains.run(held, run_pass, now)
+    try:
+        chains.after_pass(held, report, now())
+    except VnbError as e:  # the claim lapses after PASS_HOLD_SECONDS; the timer passes again then
+        log.warning("could not release the follow-up lease or start follow-up passes: %s", e)
+    return report
+
+
+def _next(lease: Lease | None) -> int:
+    """The timer's claim moves the generation on: a message of a lapsed chain becomes stale."""
+    return (lease.generation if lease else 0) + 1
 
 
 _memo_lock = threading.Lock()

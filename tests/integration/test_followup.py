@@ -21,12 +21,13 @@ from shared.config.settings import Settings
 from shared.flows.followup import (
     LEASE_GRACE_SECONDS,
     Chains,
+    FollowUpReport,
     Lease,
-    after_timer,
     chains_for,
     follow_up,
     generation_of,
     message,
+    timer_pass,
 )
 from shared.flows.reconcile import ReconcileReport
 from shared.outcomes import events
@@ -91,7 +92,9 @@ def test_one_chain_however_often_it_is_started(settings: Settings, followups: Qu
     assert c.start(T0) == 1
     assert c.start(T0) is None
     assert chains(settings).start(T0 + timedelta(seconds=1)) is None  # another instance
-    assert after_timer(BUSY, c, lambda: T0) is None
+    timer = Passes(BUSY)
+    assert timer_pass(c, timer, lambda: T0) is None  # the chain reports: no second pass
+    assert timer.runs == 0
     assert messages(followups) == [1]
 
 
@@ -148,11 +151,51 @@ def test_a_lost_message_is_replaced_after_its_lease_and_the_old_chain_stops(
     c.start(T0)
     (lost,) = messages(followups)  # taken off the queue, never handled
     later = T0 + timedelta(seconds=settings.followup_seconds + LEASE_GRACE_SECONDS + 1)
-    assert after_timer(BUSY, c, lambda: later) == 2
+    timer = Passes(BUSY)
+    assert timer_pass(c, timer, lambda: later) is BUSY
+    assert timer.runs == 1
     stale = Passes(BUSY)
     assert follow_up(message(lost or 0), chains=c, run_pass=stale, now=lambda: later).stale
     assert stale.runs == 0
-    assert messages(followups) == [2]
+    (g,) = messages(followups)
+    assert g is not None
+    assert g > (lost or 0)
+
+
+def test_no_pass_overlaps_the_timer_pass(settings: Settings, followups: QueueClient) -> None:
+    c = chains(settings)
+    c.start(T0)
+    (g,) = messages(followups)
+    later = T0 + timedelta(seconds=settings.followup_seconds + LEASE_GRACE_SECONDS + 1)  # the message is late
+    inside: list[object] = []
+
+    def timer_run() -> ReconcileReport:
+        # While the timer's pass runs: the late follow-up arrives, dispatch creates a Job.
+        inside.append(follow_up(message(g or 0), chains=chains(settings), run_pass=Passes(BUSY), now=lambda: later))
+        inside.append(chains(settings).start(later))
+        return BUSY
+
+    timer_pass(c, timer_run, lambda: later)
+    stale, started = inside
+    assert isinstance(stale, FollowUpReport)
+    assert stale.stale
+    assert started is None
+    assert len(messages(followups)) == 1  # the one the timer's pass queued after itself
+
+
+def test_a_pass_that_fails_frees_the_lease_for_the_retry(settings: Settings, followups: QueueClient) -> None:
+    c = chains(settings)
+    c.start(T0)
+    (g,) = messages(followups)
+
+    def broken() -> ReconcileReport:
+        raise TimeoutError("the API server went away mid-pass")
+
+    with pytest.raises(TimeoutError):
+        follow_up(message(g or 0), chains=c, run_pass=broken, now=lambda: T0)
+    retry = Passes(BUSY)  # the host delivers the message again
+    assert follow_up(message(g or 0), chains=c, run_pass=retry, now=lambda: T0).next_generation == (g or 0) + 1
+    assert retry.runs == 1
 
 
 def test_an_aborted_pass_is_left_to_the_timer(settings: Settings, followups: QueueClient) -> None:
@@ -161,15 +204,20 @@ def test_an_aborted_pass_is_left_to_the_timer(settings: Settings, followups: Que
     (g,) = messages(followups)
     aborted = ReconcileReport(running=3, aborted="cluster not ready: stopped by the idle policy")
     assert follow_up(message(g or 0), chains=c, run_pass=Passes(aborted), now=lambda: T0).next_generation is None
-    assert after_timer(aborted, c, lambda: T0) is None
+    timer = Passes(aborted)
+    assert timer_pass(c, timer, lambda: T0) is aborted
+    assert timer.runs == 1
     assert int(followups.get_queue_properties().approximate_message_count) == 0
 
 
 def test_no_chain_when_follow_ups_are_off(app_env: dict[str, str], followups: QueueClient) -> None:
     c = chains(Settings.from_env({**app_env, "VNB_FOLLOWUP_SECONDS": "0"}))
     assert c.start(T0) is None
-    assert after_timer(BUSY, c, lambda: T0) is None
+    timer = Passes(BUSY)
+    assert timer_pass(c, timer, lambda: T0) is BUSY
+    assert timer.runs == 1
     assert int(followups.get_queue_properties().approximate_message_count) == 0
+    assert c.read() is None  # timer only: the lease is not even written
 
 
 def test_outcomes_come_from_the_chain_when_the_timer_never_fires(
