@@ -23,19 +23,7 @@ def reconcile(timer: func.TimerRequest) -> None:
     VNB_IDLE_STOP_MINUTES set, the pass is followed by one step of the idle-stop policy. While
     follow-up passes run (Jobs in flight) the timer leaves the reporting to them; a pass that
     leaves Jobs in flight starts them (``shared.flows.followup``: one pass at a time)."""
-    from shared.flows.idle import reconcile_timer  # the idle policy (aks mode): not on the queue path
+    from shared.flows.idle import reconcile_pass  # the idle policy (aks mode): not on the queue path
 
     rt = runtime()
-    timer_pass(
-        chains_for(rt.settings, rt.queues),
-        lambda: reconcile_timer(
-            settings=rt.settings,
-            gate=rt.gate,
-            send_event=rt.queues.send_event,
-            waiting=lambda: rt.queues.approximate_count(rt.settings.requests_queue),
-            now=utcnow,
-            ledger=rt.ledger,
-            requeue=rt.requeue,
-        ),
-        utcnow,
-    )
+    timer_pass(chains_for(rt.settings, rt.queues), lambda: reconcile_pass(rt), utcnow)

@@ -26,6 +26,7 @@ from shared.config.settings import Settings
 from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs, ReconcileReport, SendEvent, run
 
 if TYPE_CHECKING:
+    from shared.flows.runtime import Runtime
     from shared.ledger.store import Ledger
 
 log = logging.getLogger("vnode_batch.idle")
@@ -64,6 +65,20 @@ def reconcile_timer(
     if report.aborted is None and policy:
         idle_step(settings=settings, gate=gate, waiting=waiting, now=now)
     return report
+
+
+def reconcile_pass(rt: Runtime, *, policy: bool = True) -> ReconcileReport:
+    """:func:`reconcile_timer` with this process's settings, clients and ledger (the functions' call)."""
+    return reconcile_timer(
+        settings=rt.settings,
+        gate=rt.gate,
+        send_event=rt.queues.send_event,
+        waiting=lambda: rt.queues.approximate_count(rt.settings.requests_queue),
+        now=utcnow,
+        ledger=rt.ledger,
+        requeue=rt.requeue,
+        policy=policy,
+    )
 
 
 def unreported_jobs(gate: IdleGate) -> int:
