@@ -34,6 +34,7 @@ Cost: docs/performance.md section 4 (executions per month, idle and busy).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -210,9 +211,12 @@ def timer_pass(
         lease = chains.read()
         free = lease is None or not lease.alive(now())
         held = chains.claim(lease, now(), generation=_next(lease)) if free else None
-    except VnbError as e:  # the table is unreachable, and so for every follow-up's claim: pass unguarded
-        log.warning("follow-up lease unreadable (%s): reconciling without it", e)
-        return run_pass()
+    except VnbError as e:
+        # No pass without the lease: a follow-up could claim it when the table is back, mid-pass.
+        # Nothing is lost meanwhile: the ledger is in the same table, so no Job could be marked
+        # reported anyway (its ledger write fails first and the Job stays for the next pass).
+        log.warning("follow-up lease unreadable (%s): no pass this time", e)
+        return None
     if held is None:
         log.info("reconcile timer: follow-up passes are reporting (lease %s); no pass", lease)
         return None
@@ -249,7 +253,10 @@ def after_job_created(chains: Chains, now: Callable[[], datetime]) -> int | None
     return started
 
 
+@functools.cache
 def chains_for(settings: Settings, queues: Queues) -> Chains:
+    """One per process (its table client, and the table's creation check, are made once)."""
+
     def send(text: str, delay: int) -> object:
         return queues.send(settings.followup_queue, text, visibility_timeout=delay, time_to_live=MESSAGE_TTL_SECONDS)
 
