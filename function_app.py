@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import api, deadletter, dispatch, reconcile, schedules
+from functions import api, deadletter, dispatch, followup, reconcile, schedules
 from shared.flows.runtime import check_settings
 
 # A bad app setting fails indexing, naming every bad setting: no function starts, so no request
@@ -12,5 +12,6 @@ app = func.FunctionApp()
 app.register_functions(dispatch.bp)
 app.register_functions(deadletter.bp)
 app.register_functions(reconcile.bp)
+app.register_functions(followup.bp)
 app.register_functions(schedules.bp)
 app.register_functions(api.bp)

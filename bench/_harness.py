@@ -35,7 +35,10 @@ class TimedKubeStandIn(KubeStandIn):
     after the object was stored, before the response is written) and every create's outcome.
 
     ``job_creates[name]`` counts successful (201) POSTs per Job name: more than one for a name is
-    a duplicate Job. A subclass, not a patch: the stand-in is a devtool, read-only here.
+    a duplicate Job, except once more per capacity retry (``capacity_requeues``) and per Job
+    deleted before it was reported and not for capacity (``taken_back``): dispatch deleting the
+    Job it created for a request that finished meanwhile (shared/flows/dispatch.py, "The first
+    Job finished and was deleted between our ledger read and our create"), which ends in no outcome. A subclass, not a patch: the stand-in is a devtool, read-only here.
     """
 
     def __init__(self, **kw: Any) -> None:
@@ -43,12 +46,14 @@ class TimedKubeStandIn(KubeStandIn):
         self.created_at: dict[str, float] = {}
         self.job_creates: dict[str, int] = {}
         self.capacity_requeues: dict[str, int] = {}
+        self.taken_back: dict[str, int] = {}
         self.create_statuses: dict[int, int] = {}
         self._times_lock = threading.Lock()
 
     def _dispatch(
         self, method: str, handler: str, p: dict[str, str], q: dict[str, str], body: bytes, ctype: str
     ) -> tuple[int, bytes, str]:
+        before = self.job(str(p.get("ns")), str(p.get("name"))) if method == "DELETE" and handler == "job" else None
         try:
             code, payload, out_ctype = super()._dispatch(method, handler, p, q, body, ctype)
         except Exception as e:
@@ -63,6 +68,10 @@ class TimedKubeStandIn(KubeStandIn):
             with self._times_lock:
                 name = str(p.get("name"))
                 self.capacity_requeues[name] = self.capacity_requeues.get(name, 0) + 1
+        if before is not None and code == 200 and _taken_back(before):
+            with self._times_lock:
+                name = str(p.get("name"))
+                self.taken_back[name] = self.taken_back.get(name, 0) + 1
         if method == "POST" and handler == "jobs" and code == 201 and q.get("dryRun") != "All":
             at = time.time()
             name = str(json.loads(payload)["metadata"]["name"])
@@ -75,6 +84,14 @@ class TimedKubeStandIn(KubeStandIn):
     def created_count(self) -> int:
         with self._times_lock:
             return len(self.created_at)
+
+
+def _taken_back(job: dict[str, Any]) -> bool:
+    """Deleted by the app while unreported and not condemned for capacity (see TimedKubeStandIn)."""
+    meta = job.get("metadata") or {}
+    reported = (meta.get("labels") or {}).get("vnode-batch.io/state") == "reported"
+    condemned = "vnode-batch.io/capacity-requeued" in (meta.get("annotations") or {})
+    return not reported and not condemned and not meta.get("deletionTimestamp")
 
 
 def app_settings(
@@ -92,6 +109,7 @@ def app_settings(
             "AzureWebJobsStorage": connection,
             "VNB_REQUESTS_QUEUE": f"{prefix}-requests",
             "VNB_EVENTS_QUEUE": f"{prefix}-events",
+            "VNB_FOLLOWUP_QUEUE": f"{prefix}-followup",
             "VNB_CLUSTER_MODE": "kubeconfig",
             "VNB_KUBECONFIG": str(kubeconfig),
             "VNB_RECONCILE_SCHEDULE": reconcile_schedule,
@@ -99,6 +117,8 @@ def app_settings(
             "VNB_ALLOWED_REGISTRIES": "mcr.microsoft.com,docker.io",
         }
     )
+    if reconcile_schedule == NEVER:  # the reconciler parked: no follow-up passes either
+        values["VNB_FOLLOWUP_SECONDS"] = "0"
     values.update(overrides)
     return values
 

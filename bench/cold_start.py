@@ -162,13 +162,19 @@ def main(argv: list[str] | None = None) -> int:
                 )
             total = med.get("total_ms", med["import_ms"])
             mgmt = results[0]["mgmt_loaded"]
-            print(f"  {label:<46} {total:6.0f} ms  peak RSS {med['rss_mb']:5.1f} MB (ru_maxrss {med['maxrss_mb']:5.1f}){extra}"
-                  + (f"  azure.mgmt loaded: {mgmt}" if mgmt and "eagerly" not in label else ""))
+            print(
+                f"  {label:<46} {total:6.0f} ms  peak RSS {med['rss_mb']:5.1f} MB (ru_maxrss {med['maxrss_mb']:5.1f}){extra}"
+                + (f"  azure.mgmt loaded: {mgmt}" if mgmt and "eagerly" not in label else "")
+            )
             totals[label] = total
         eager = totals["every SDK eagerly + function_app"]
-        print(f"  ratio import function_app / every SDK eagerly: {totals['import function_app'] / eager:.2f} (target <= 0.45)")
+        print(
+            f"  ratio import function_app / every SDK eagerly: {totals['import function_app'] / eager:.2f} (target <= 0.45)"
+        )
         first = totals["runtime init + first dispatch (1 Job created)"]
-        print(f"  ratio first dispatch through the runtime / every SDK eagerly: {first / eager:.2f} (the SDKs a dispatch needs load here)")
+        print(
+            f"  ratio first dispatch through the runtime / every SDK eagerly: {first / eager:.2f} (the SDKs a dispatch needs load here)"
+        )
     return 0
 
 

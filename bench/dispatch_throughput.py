@@ -119,7 +119,12 @@ class CpuMeter:
 
 
 def summarise(
-    label: str, kube: KubeProcess, names: list[str], sent: dict[int, float], start: float, handling: list[float],
+    label: str,
+    kube: KubeProcess,
+    names: list[str],
+    sent: dict[int, float],
+    start: float,
+    handling: list[float],
     cpu: CpuMeter,
 ) -> dict[str, float]:
     created_at, _, _ = kube.state()
@@ -146,8 +151,12 @@ def summarise(
     n = len(names)
     for k, v in cpu.used.items():
         out[f"cpu_{k}_ms_per_msg"] = v / n * 1000
-    print("        CPU per request: " + ", ".join(f"{k} {v / n * 1000:.2f} ms" for k, v in cpu.used.items())
-          + f"  (sum {sum(cpu.used.values()) / elapsed:.2f} of 2 cores busy)", flush=True)
+    print(
+        "        CPU per request: "
+        + ", ".join(f"{k} {v / n * 1000:.2f} ms" for k, v in cpu.used.items())
+        + f"  (sum {sum(cpu.used.values()) / elapsed:.2f} of 2 cores busy)",
+        flush=True,
+    )
     return out
 
 
@@ -173,8 +182,13 @@ def run_app(
                 handling.append(seconds * 1000)
 
         # The app on the real worker runtime, in its worker process, driven by the local host.
-        runner = LocalHost(REPO, settings=settings, host_json=REPO / "host.json", on_invocation=on_invocation,
-                           state_dir=workdir / f"timers-{tag}")
+        runner = LocalHost(
+            REPO,
+            settings=settings,
+            host_json=REPO / "host.json",
+            on_invocation=on_invocation,
+            state_dir=workdir / f"timers-{tag}",
+        )
         profiler = None
         if profile:
             from pyinstrument import Profiler
@@ -224,7 +238,11 @@ def run_floor(azurite: Any, workdir: Path, n: int, tag: str, *, quiet: bool = Fa
         now = datetime.now(UTC)
         manifests = {
             b["id"]: json.dumps(
-                build_job(parse_request(b, settings=settings), JobMeta(key=b["id"], message_id="m", enqueued_at=now), settings=settings)
+                build_job(
+                    parse_request(b, settings=settings),
+                    JobMeta(key=b["id"], message_id="m", enqueued_at=now),
+                    settings=settings,
+                )
             ).encode()
             for b in raw
         }
@@ -232,7 +250,11 @@ def run_floor(azurite: Any, workdir: Path, n: int, tag: str, *, quiet: bool = Fa
         ca.write_bytes(kube.ca_pem)
         pool = urllib3.HTTPSConnectionPool("127.0.0.1", kube.port, maxsize=32, ca_certs=str(ca), assert_hostname=False)
         url = f"/apis/batch/v1/namespaces/{settings.namespace}/jobs"
-        headers = {"Authorization": "Bearer standin-token", "Content-Type": "application/json", "Accept": "application/json"}
+        headers = {
+            "Authorization": "Bearer standin-token",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
         sent = preload(requests_q, bodies)
         handling: list[float] = []
         lock = threading.Condition()
@@ -269,7 +291,11 @@ def run_floor(azurite: Any, workdir: Path, n: int, tag: str, *, quiet: bool = Fa
                 with lock:
                     while in_flight[0] > NEW_BATCH_THRESHOLD:
                         lock.wait(0.5)
-                batch = list(requests_q.receive_messages(messages_per_page=BATCH, max_messages=BATCH, visibility_timeout=LEASE_SECONDS))
+                batch = list(
+                    requests_q.receive_messages(
+                        messages_per_page=BATCH, max_messages=BATCH, visibility_timeout=LEASE_SECONDS
+                    )
+                )
                 if not batch:
                     time.sleep(0.1)
                     continue
@@ -382,17 +408,27 @@ def main(argv: list[str] | None = None) -> int:
                     floors.append(run_floor(azurite, workdir, args.requests, f"floor{r}"))
                 else:
                     apps.append(
-                        run_app(azurite, workdir, args.requests, f"app{r}", profile=args.profile if last else None,
-                                threads=args.threads)
+                        run_app(
+                            azurite,
+                            workdir,
+                            args.requests,
+                            f"app{r}",
+                            profile=args.profile if last else None,
+                            threads=args.threads,
+                        )
                     )
     service_us, wrapper_us = cpu_loop(2000)
     app_rate = statistics.median(a["jobs_per_s"] for a in apps)
-    print(f"  app CPU per message (dispatch service, no I/O): {service_us:.0f} µs; function wrapper "
-          f"(runtime() + inbound()): {wrapper_us:.1f} µs")
+    print(
+        f"  app CPU per message (dispatch service, no I/O): {service_us:.0f} µs; function wrapper "
+        f"(runtime() + inbound()): {wrapper_us:.1f} µs"
+    )
     if floors:
         floor_rate = statistics.median(f["jobs_per_s"] for f in floors)
-        print(f"  median over {args.rounds} round(s): app {app_rate:.1f} Jobs/s, floor {floor_rate:.1f} Jobs/s, "
-              f"app/floor time ratio {floor_rate / app_rate:.2f}")
+        print(
+            f"  median over {args.rounds} round(s): app {app_rate:.1f} Jobs/s, floor {floor_rate:.1f} Jobs/s, "
+            f"app/floor time ratio {floor_rate / app_rate:.2f}"
+        )
     return 0
 
 

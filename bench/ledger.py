@@ -151,7 +151,9 @@ def throughput(settings: Settings, kubeconfig: Path, n: int, *, with_ledger: boo
     with ThreadPoolExecutor(16) as pool:
         list(
             pool.map(
-                lambda m: dispatch(m, settings=settings, gate=Gate(cluster()), requeue=lambda t, d: None, ledger=ledger),
+                lambda m: dispatch(
+                    m, settings=settings, gate=Gate(cluster()), requeue=lambda t, d: None, ledger=ledger
+                ),
                 batch,
             )
         )
@@ -214,9 +216,12 @@ def api_http(env: dict[str, str], n: int) -> None:
     from devtools.host import LocalHost
 
     off = {f"AzureWebJobs.{name}.Disabled": "true" for name in ("dispatch", "deadletter", "reconcile", "schedules")}
-    with tempfile.TemporaryDirectory() as state, LocalHost(
-        REPO, settings={**env, **off}, host_json=REPO / "host.json", state_dir=Path(state), http_port=0
-    ) as host:
+    with (
+        tempfile.TemporaryDirectory() as state,
+        LocalHost(
+            REPO, settings={**env, **off}, host_json=REPO / "host.json", state_dir=Path(state), http_port=0
+        ) as host,
+    ):
         url = f"{host.http_url}/api/requests"
         headers = {"x-functions-key": host.function_keys["default"], "content-type": "application/json"}
         body = {"image": IMAGE, "command": ["sh", "-c", "echo hi"], "labels": {"team": "bench"}}

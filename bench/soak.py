@@ -18,6 +18,14 @@ dropped connections — in the first half of the run before the request takes ef
 second half after it (the create happened, the answer was lost); a stand-in restart (1 s
 down) at 40 % of the requests sent, an Azurite restart (1 s down) at 70 %.
 
+A virtual-node outage at 55 %: virtual-kubelet stops for ``OUTAGE_SIMULATED_SECONDS`` (400
+simulated seconds; the stand-in runs at ``TIME_SCALE`` = 0.05, so 20 s of wall clock). The node
+goes Unknown after the 50 s grace, its pods are evicted 300 s later and stay Terminating until
+virtual-kubelet is back, pods bound meanwhile are not created, log reads fail
+(devtools/standins/kube/controllers/nodelifecycle.py). About 10 % of the Jobs sleep 200 simulated
+seconds so that some run when the node goes: their requests end ``job.failed`` with reason
+``VirtualNodeDown`` (the platform's failure, reported once), every other request as usual.
+
 Capacity faults (the stand-in's ACI model): the quota is exhausted — ACI allows 40 container
 groups and 40 cores while the app believes in 50 (something else in the subscription holds the
 rest), so the app waits on the queue at its budget and ACI still refuses some pods
@@ -33,7 +41,9 @@ through the poison queue). A duplicate message produces no event of its own. Del
 at-least-once: the same event id seen twice counts once and is reported as a raw repeat; two
 *different* terminal event ids for one request are a duplicate outcome. No Job name may be
 created (201) twice, except once more per capacity retry of its request (the app condemns a Job
-with the ``vnode-batch.io/capacity-requeued`` annotation before it gives the request back). At the end no message may be left in the requests or poison queue (the
+with the ``vnode-batch.io/capacity-requeued`` annotation before it gives the request back) and
+once more per Job dispatch took back (a duplicate message whose request finished between its
+ledger read and its create: dispatch deletes that Job unreported, and it has no outcome). At the end no message may be left in the requests or poison queue (the
 events queue is drained by this script, as a consumer would).
 
 Exit status 0 only with no lost request, no duplicate outcome, no duplicate Job, no unexpected
@@ -51,6 +61,7 @@ import logging
 import random
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +71,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import IMAGE, REPO, TimedKubeStandIn, app_settings, quiet_logs
 from devtools.standins.virtual_node.provider import AciSettings
 from devtools.standins.virtual_node.quotas import QuotaSettings
+from shared.config.settings import Settings
+from shared.job.render import job_name
 
 PREFIX = "io.vnodebatch."
+NS = "vnode-batch"
 TERMINAL = {"job.succeeded", "job.failed", "request.rejected", "request.deadlettered"}
 
 SOAK_HOST: dict[str, Any] = {
@@ -84,7 +98,7 @@ class Planned:
     """One message to send. ``key`` is the ledger key (the request it belongs to)."""
 
     text: str
-    kind: str  # ok, fail, array, malformed, duplicate
+    kind: str  # ok, long, fail, array, malformed, duplicate
     key: str | None  # None for malformed: keyed by message id once sent
 
 
@@ -103,6 +117,12 @@ class Ledger:
     duplicated_jobs: list[str] = field(default_factory=list)
     capacity_failures: list[str] = field(default_factory=list)
     capacity_retries: int = 0
+    taken_back: int = 0
+    exposed: set[str] = field(default_factory=set)
+    """Requests whose Job existed when the virtual node went down or came back: a Job evicted and
+    reported after virtual-kubelet deleted its pods fails as Kubernetes says (BackoffLimitExceeded,
+    FailedIndexes), not VirtualNodeDown (no pod is stranded any more)."""
+    """Jobs dispatch created for a request that finished meanwhile and deleted unreported (no outcome)."""
     aci_refused: dict[str, int] = field(default_factory=dict)
     left_in_queues: dict[str, int] = field(default_factory=dict)
     finished_pods_left: list[str] = field(default_factory=list)
@@ -110,6 +130,26 @@ class Ledger:
     kube_requests: int = 0
     kube_faults: str = ""
     elapsed: float = 0.0
+
+    def node_down(self, ids: set[str]) -> bool:
+        return all(self.outcome_reasons.get(i, "").startswith("VirtualNodeDown:") for i in ids)
+
+    @property
+    def evicted(self) -> int:
+        """Requests whose Job the virtual-node outage failed."""
+        return sum(1 for ids in self.outcomes.values() if self.node_down(ids))
+
+    @property
+    def outage_failures(self) -> int:
+        """Ordinary requests failed, not as VirtualNodeDown, whose Job was in flight during the outage."""
+        return sum(
+            1
+            for k in self.exposed
+            if self.expected.get(k) == "job.succeeded"
+            and self.outcomes.get(k)
+            and not self.node_down(self.outcomes[k])
+            and {self.outcome_types[i] for i in self.outcomes[k]} == {"job.failed"}
+        )
 
     def count(self, kind: str) -> int:
         return sum(1 for ids in self.outcomes.values() for i in ids if self.outcome_types[i] == kind)
@@ -124,11 +164,14 @@ class Ledger:
 
     @property
     def wrong(self) -> list[str]:
-        """Requests whose single outcome is not the one their content calls for."""
+        """Requests whose single outcome is not the one their content calls for (a Job the
+        virtual-node outage evicted fails with ``VirtualNodeDown``: that is its outcome)."""
         bad = []
         for key, ids in self.outcomes.items():
             want = self.expected.get(key)
             got = {self.outcome_types[i] for i in ids}
+            if want == "job.succeeded" and got == {"job.failed"} and (self.node_down(ids) or key in self.exposed):
+                continue
             if want and got and want not in got and "request.deadlettered" not in got:
                 why = sorted({self.outcome_reasons.get(i, "") for i in ids})
                 bad.append(f"{key}: expected {want}, got {sorted(got)} {why}")
@@ -155,13 +198,15 @@ class Ledger:
             f"failed {self.count('job.failed')}, deadlettered {self.count('request.deadlettered')}",
             f"  lost {len(self.lost)}, duplicated outcomes {len(self.duplicated_outcomes)}, "
             f"duplicated Jobs {len(self.duplicated_jobs)}, wrong outcome {len(self.wrong)}, "
-            f"unexpected events {len(self.unexpected)}",
+            f"unexpected events {len(self.unexpected)}; failed by the virtual-node outage (VirtualNodeDown) "
+            f"{self.evicted}, other failures of Jobs in flight during it {self.outage_failures}",
             f"  events received {self.raw_events}, repeated event ids (at-least-once, de-duplicated) "
             f"{self.repeated_event_ids}",
             f"  left in queues: {self.left_in_queues}; pods of finished Jobs left: {len(self.finished_pods_left)}",
             f"  Kubernetes API requests {self.kube_requests}; {self.kube_faults}",
             f"  ACI creates refused {self.aci_refused}; capacity retries {self.capacity_retries}; "
-            f"capacity failures reported as job failures {len(self.capacity_failures)}",
+            f"capacity failures reported as job failures {len(self.capacity_failures)}; "
+            f"Jobs taken back by dispatch (their request had finished) {self.taken_back}",
         ]
         for title, items in (
             ("lost", self.lost),
@@ -193,7 +238,10 @@ def plan(n: int, seed: int) -> list[Planned]:
         if r < 0.125:
             kind = "fail"
             body["command"] = ["sh", "-c", "exit 3"]
-        elif r < 0.25:
+        elif r < 0.225:
+            kind = "long"  # running when the virtual node goes, for some of them
+            body["command"] = ["sh", "-c", f"echo {i}; sleep 200"]
+        elif r < 0.35:
             kind = "array"
             body.update(command=["sh", "-c", "echo $JOB_COMPLETION_INDEX"], completions=3, parallelism=2)
         else:
@@ -222,7 +270,13 @@ def plan(n: int, seed: int) -> list[Planned]:
     return messages
 
 
-EXPECTED = {"ok": "job.succeeded", "array": "job.succeeded", "fail": "job.failed", "malformed": "request.rejected"}
+EXPECTED = {
+    "ok": "job.succeeded",
+    "long": "job.succeeded",
+    "array": "job.succeeded",
+    "fail": "job.failed",
+    "malformed": "request.rejected",
+}
 
 
 # The soak sends its messages in well under 5 minutes, so ACI's default create rates (100 per
@@ -236,6 +290,12 @@ SOAK_QUOTAS = AciSettings(
         container_groups=40, standard_cores=40, creates_per_5_minutes=100_000, creates_per_hour=100_000
     )
 )
+
+
+TIME_SCALE = 0.05
+"""Wall-clock seconds per simulated second in the stand-in: the outage's 50 s grace and 300 s
+eviction take 2.5 s and 15 s. The app's own clocks (timers, visibility, leases) are real."""
+OUTAGE_SIMULATED_SECONDS = 400.0
 
 
 def run_soak(
@@ -257,7 +317,7 @@ def run_soak(
     started = time.monotonic()
     with (
         Azurite(REPO, persist_dir=workdir / "azurite") as azurite,
-        TimedKubeStandIn(pod_start_seconds=0.05, aci=SOAK_QUOTAS) as kube,
+        TimedKubeStandIn(pod_start_seconds=1.0, aci=SOAK_QUOTAS, time_scale=TIME_SCALE) as kube,
     ):
         settings = app_settings(
             azurite.connection_string,
@@ -273,6 +333,7 @@ def run_soak(
             VNB_CAPACITY_CACHE_SECONDS="1",
             VNB_CAPACITY_MAX_ATTEMPTS="50",
         )
+        app = Settings.from_env(settings)
         service = azurite.queue_service()
         requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
         poison_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"] + "-poison")
@@ -318,12 +379,32 @@ def run_soak(
         try:
             kube.set_fault_rates(error_rate=0.05, slow_rate=0.05, slow_seconds=0.3, drop_rate=0.02, seed=seed)
             kube_restart_at, azurite_restart_at, after_at = (int(len(messages) * f) for f in (0.4, 0.7, 0.5))
-            throttle_at, no_capacity_at = (int(len(messages) * f) for f in (0.2, 0.6))
+            throttle_at, no_capacity_at, outage_at = (int(len(messages) * f) for f in (0.2, 0.6, 0.55))
+            job_keys = {job_name(m.key, settings=app): m.key for m in messages if m.key}
+
+            def exposed() -> None:
+                ledger.exposed.update(
+                    job_keys[n] for n in (j["metadata"]["name"] for j in kube.jobs(NS)) if n in job_keys
+                )
+
+            def node_back() -> None:
+                exposed()
+                kube.virtual_node_up()
+
+            outage_over = threading.Timer(OUTAGE_SIMULATED_SECONDS * TIME_SCALE, node_back)
             for i, m in enumerate(messages):
                 if i == throttle_at:
                     kube.aci.inject("TooManyRequests", 20)
                 if i == no_capacity_at:
                     kube.aci.inject("ServiceUnavailable", 20)
+                if i == outage_at:
+                    say(
+                        f"  [{time.monotonic() - started:5.1f}s] virtual-kubelet stops for "
+                        f"{OUTAGE_SIMULATED_SECONDS:.0f} simulated s ({OUTAGE_SIMULATED_SECONDS * TIME_SCALE:.0f} s)"
+                    )
+                    kube.virtual_node_down()
+                    exposed()
+                    outage_over.start()
                 if i == kube_restart_at:
                     say(f"  [{time.monotonic() - started:5.1f}s] restarting the Kubernetes stand-in (1 s down)")
                     kube.restart(1.0)
@@ -373,6 +454,9 @@ def run_soak(
                 drain()
                 time.sleep(0.2)
         finally:
+            if outage_over.is_alive():  # cut short (timeout, Ctrl-C): the node comes back now
+                outage_over.cancel()
+                kube.virtual_node_up()
             runner.stop()
         drain()
         for q in (requests_q, poison_q):
@@ -392,8 +476,12 @@ def run_soak(
             )
             ledger.finished_pods_left.append(f"{pod['metadata']['name']} {pod['status'].get('phase')}: {state}")
         ledger.duplicated_jobs = sorted(
-            name for name, n in kube.job_creates.items() if n > 1 + kube.capacity_requeues.get(name, 0)
+            f"{name} (created {n} times, {kube.capacity_requeues.get(name, 0)} capacity retries, "
+            f"{kube.taken_back.get(name, 0)} taken back)"
+            for name, n in kube.job_creates.items()
+            if n > 1 + kube.capacity_requeues.get(name, 0) + kube.taken_back.get(name, 0)
         )
+        ledger.taken_back = sum(kube.taken_back.values())
         ledger.capacity_retries = sum(kube.capacity_requeues.values())
         ledger.aci_refused = dict(kube.aci.counters.creates_refused)
         counts = kube.request_counts()

@@ -7,7 +7,9 @@ import typing
 import azure.functions as func
 
 from functions.bindings import CONNECTION, EVENTS_QUEUE, REQUESTS_QUEUE, inbound
+from shared.flows.dispatch import Outcome
 from shared.flows.dispatch import dispatch as dispatch_request
+from shared.flows.followup import after_job_created, chains_for
 from shared.flows.runtime import runtime, utcnow
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -28,5 +30,7 @@ def dispatch(msg: func.QueueMessage, events: func.Out[typing.List[str]]) -> None
     result = dispatch_request(
         inbound(msg), settings=rt.settings, gate=rt.gate, requeue=rt.requeue, now=utcnow, ledger=rt.ledger
     )
+    if result.outcome is Outcome.CREATED:  # reported within seconds of finishing (follow-up passes)
+        after_job_created(chains_for(rt.settings, rt.queues), utcnow)
     if result.events:
         events.set(result.events)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.bindings import RECONCILE_SCHEDULE
+from shared.flows.followup import chains_for, timer_pass
 from shared.flows.runtime import runtime, utcnow
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -19,16 +20,10 @@ def reconcile(timer: func.TimerRequest) -> None:
     ``use_monitor`` buys nothing here: each run looks at everything unreported, so a missed run
     needs no catch-up; and the host turns it off for the usual sub-minute schedules anyway
     (azure-webjobs-sdk-extensions ``Extensions/Timers/Scheduling/TimerSchedule.cs``). With
-    VNB_IDLE_STOP_MINUTES set, the pass is followed by one step of the idle-stop policy."""
-    from shared.flows.idle import reconcile_timer  # the idle policy (aks mode): not on the queue path
+    VNB_IDLE_STOP_MINUTES set, the pass is followed by one step of the idle-stop policy. While
+    follow-up passes run (Jobs in flight) the timer leaves the reporting to them; a pass that
+    leaves Jobs in flight starts them (``shared.flows.followup``: one pass at a time)."""
+    from shared.flows.idle import reconcile_pass  # the idle policy (aks mode): not on the queue path
 
     rt = runtime()
-    reconcile_timer(
-        settings=rt.settings,
-        gate=rt.gate,
-        send_event=rt.queues.send_event,
-        waiting=lambda: rt.queues.approximate_count(rt.settings.requests_queue),
-        now=utcnow,
-        ledger=rt.ledger,
-        requeue=rt.requeue,
-    )
+    timer_pass(chains_for(rt.settings, rt.queues), lambda: reconcile_pass(rt), utcnow)

@@ -47,7 +47,10 @@ param requestsQueueName string = 'vnb-requests'
 @description('Queue of outcome events (VNB_EVENTS_QUEUE).')
 param eventsQueueName string = 'vnb-events'
 
-@description('NCRONTAB of the reconcile timer (VNB_RECONCILE_SCHEDULE). Every 30 s keeps idle executions inside the monthly free grant.')
+@description('Queue of the follow-up reconcile passes (VNB_FOLLOWUP_QUEUE): while Jobs are in flight each pass queues the next one a few seconds later, so outcomes are reported within seconds; an idle app queues nothing.')
+param followupQueueName string = 'vnb-followup'
+
+@description('NCRONTAB of the reconcile timer (VNB_RECONCILE_SCHEDULE). Every 30 s is the backstop: while Jobs are in flight the follow-up passes report outcomes within seconds (docs/performance.md section 4).')
 param reconcileSchedule string = '*/30 * * * * *'
 
 @description('NCRONTAB of the schedules timer (VNB_SCHEDULES_TIMER).')
@@ -156,6 +159,7 @@ module storage 'app/storage.bicep' = {
       requestsQueueName
       poisonQueueName
       eventsQueueName
+      followupQueueName
     ]
   }
 }
@@ -214,6 +218,7 @@ var appSettings = {
   VNB_APP_PRINCIPAL_ID: identity.outputs.principalId
   VNB_REQUESTS_QUEUE: requestsQueueName
   VNB_EVENTS_QUEUE: eventsQueueName
+  VNB_FOLLOWUP_QUEUE: followupQueueName
   VNB_RECONCILE_SCHEDULE: reconcileSchedule
   VNB_SCHEDULES_TIMER: schedulesTimer
   VNB_ALLOWED_REGISTRIES: allowedRegistries
@@ -283,4 +288,5 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_QUEUE_SERVICE_URI string = storage.outputs.queueEndpoint
 output VNB_REQUESTS_QUEUE string = requestsQueueName
 output VNB_EVENTS_QUEUE string = eventsQueueName
+output VNB_FOLLOWUP_QUEUE string = followupQueueName
 output VNB_CLUSTER_NAME string = clusterName

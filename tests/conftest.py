@@ -37,6 +37,7 @@ BASE_ENV: dict[str, str] = {
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
     "VNB_REQUESTS_QUEUE": "vnb-requests",
     "VNB_EVENTS_QUEUE": "vnb-events",
+    "VNB_FOLLOWUP_QUEUE": "vnb-followup",
     "VNB_RECONCILE_SCHEDULE": "*/5 * * * * *",
     "VNB_SCHEDULES_TIMER": "0 * * * * *",
     "VNB_CLUSTER_MODE": "kubeconfig",

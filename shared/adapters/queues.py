@@ -94,16 +94,25 @@ class Queues:
                 self._clients.setdefault(queue, client)
         return client
 
-    def send(self, queue: str, text: str, *, visibility_timeout: int | None = None) -> str:
-        """Send one message; return its id. Failures are transient (the caller retries)."""
+    def send(
+        self, queue: str, text: str, *, visibility_timeout: int | None = None, time_to_live: int | None = None
+    ) -> str:
+        """Send one message; return its id. Failures are transient (the caller retries).
+
+        ``time_to_live`` (seconds; default the service's 7 days): a message nobody needs after that long."""
         from azure.core.exceptions import AzureError, HttpResponseError
 
+        def put() -> Any:
+            return self.client(queue).send_message(
+                text, visibility_timeout=visibility_timeout, time_to_live=time_to_live
+            )
+
         try:
-            message = self.client(queue).send_message(text, visibility_timeout=visibility_timeout)
+            message = put()
         except HttpResponseError as e:
             if e.status_code == 404:
                 self.ensure(queue)
-                message = self.client(queue).send_message(text, visibility_timeout=visibility_timeout)
+                message = put()
             else:
                 raise QueueSendError(f"sending to queue {queue!r} failed: {e.message}", status=e.status_code) from e
         except AzureError as e:

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Times as the platforms write them: RFC 3339 text and Table storage datetimes, always aware (UTC)."""
 
 from __future__ import annotations
 
@@ -18,4 +18,10 @@ def parse_time(value: object) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def aware(value: object) -> datetime:
+    """A Table storage datetime (or its ISO text) as an aware datetime; naive means UTC."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from shared.adapters.tables import EntityChanged, EntityExists, Tables, tables_for
+from shared.base.times import aware
 from shared.cluster.power import Phase, PowerRecord
 from shared.config.settings import Settings
 
@@ -25,9 +26,9 @@ PARTITION = "$cluster"
 _UNSAFE_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 
-def row_key(settings: Settings) -> str:
-    """One record per cluster: ``power|<subscription>|<resource group>|<cluster>`` (lower case)."""
-    raw = f"power|{settings.subscription_id}|{settings.resource_group}|{settings.cluster_name}".lower()
+def row_key(settings: Settings, kind: str = "power") -> str:
+    """One record of each kind per cluster: ``<kind>|<subscription>|<resource group>|<cluster>`` (lower case)."""
+    raw = f"{kind}|{settings.subscription_id}|{settings.resource_group}|{settings.cluster_name}".lower()
     return _UNSAFE_KEY.sub("_", raw)
 
 
@@ -73,16 +74,11 @@ def _entity(key: str, record: PowerRecord) -> dict[str, Any]:
     }
 
 
-def _aware(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _record(entity: Any) -> PowerRecord:
     return PowerRecord(
         phase=Phase(str(entity.get("Phase") or "running")),
-        since=_aware(entity["Since"]),
-        last_activity=_aware(entity["LastActivity"]),
+        since=aware(entity["Since"]),
+        last_activity=aware(entity["LastActivity"]),
         reason=str(entity.get("Reason") or ""),
     )
 

@@ -83,6 +83,7 @@ _STAND_INS: dict[str, object] = {
     # valid values for the required settings, used only to run the cross-field checks on the others
     "VNB_REQUESTS_QUEUE": "stand-in-requests",
     "VNB_EVENTS_QUEUE": "stand-in-events",
+    "VNB_FOLLOWUP_QUEUE": "stand-in-followup",
     "VNB_RECONCILE_SCHEDULE": "0 * * * * *",
     "VNB_SCHEDULES_TIMER": "0 * * * * *",
 }
@@ -146,6 +147,12 @@ class Settings(BaseModel):
         "VNB_EVENTS_QUEUE",
         ...,
         "Queue that receives one CloudEvent per request outcome (bound as `%VNB_EVENTS_QUEUE%`).",
+    )
+    followup_queue: str = _field(
+        "VNB_FOLLOWUP_QUEUE",
+        ...,
+        "Queue of the follow-up reconcile passes (bound as `%VNB_FOLLOWUP_QUEUE%`): while Jobs are in "
+        "flight, each pass queues the next one, so outcomes are reported within seconds; nothing is queued when idle.",
     )
     event_source: str = _field("VNB_EVENT_SOURCE", "/vnode-batch", "CloudEvents `source` attribute of every event.")
 
@@ -282,6 +289,13 @@ class Settings(BaseModel):
     )
     log_tail_lines: int = _field("VNB_LOG_TAIL_LINES", 50, "Lines of pod log carried in completion events.")
     log_tail_bytes: int = _field("VNB_LOG_TAIL_BYTES", 4096, "Bytes of pod log carried in completion events (per pod).")
+    followup_seconds: int = _field(
+        "VNB_FOLLOWUP_SECONDS",
+        2,
+        "Visibility delay of the next follow-up reconcile pass while Jobs are in flight (0: none, the "
+        "reconcile timer alone reports outcomes). With host.json's 2 s maxPollingInterval, passes run "
+        "about every 3 s.",
+    )
     reconcile_page_size: int = _field(
         "VNB_RECONCILE_PAGE_SIZE", 200, "Jobs per list page when the reconciler scans (limit/continue)."
     )
@@ -544,7 +558,7 @@ class Settings(BaseModel):
             return (short, long)
         return value
 
-    @field_validator("requests_queue", "events_queue")
+    @field_validator("requests_queue", "events_queue", "followup_queue")
     @classmethod
     def _queue_name(cls, value: str) -> str:
         if not _QUEUE_NAME.fullmatch(value):
@@ -669,7 +683,7 @@ class Settings(BaseModel):
             raise ValueError("must be a whole number of at least 1")
         return value
 
-    @field_validator("keep_finished_seconds", "permission_grace_seconds")
+    @field_validator("keep_finished_seconds", "permission_grace_seconds", "followup_seconds")
     @classmethod
     def _non_negative(cls, value: int) -> int:
         if value < 0:
@@ -729,6 +743,11 @@ class Settings(BaseModel):
             problems.append(
                 "AzureWebJobsStorage__tableServiceUri: required with AzureWebJobsStorage__queueServiceUri "
                 "(the request ledger lives in Table storage), e.g. https://<account>.table.core.windows.net"
+            )
+        if self.followup_queue in (self.requests_queue, self.events_queue, self.poison_queue):
+            problems.append(
+                "VNB_FOLLOWUP_QUEUE: must differ from VNB_REQUESTS_QUEUE, its poison queue and VNB_EVENTS_QUEUE "
+                "(each queue has its own trigger or consumer)"
             )
         if self.cluster_mode == "kubeconfig" and not self.kubeconfig:
             problems.append("VNB_KUBECONFIG: required when VNB_CLUSTER_MODE=kubeconfig")

@@ -26,6 +26,7 @@ from shared.config.settings import Settings
 from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs, ReconcileReport, SendEvent, run
 
 if TYPE_CHECKING:
+    from shared.flows.runtime import Runtime
     from shared.ledger.store import Ledger
 
 log = logging.getLogger("vnode_batch.idle")
@@ -47,9 +48,12 @@ def reconcile_timer(
     now: Callable[[], datetime] = utcnow,
     ledger: Ledger | None = None,
     requeue: Requeue | None = None,
+    policy: bool = True,
 ) -> ReconcileReport:
     """The reconcile timer: the usual pass, then (idle stop on) one step of the policy.
-    ``requeue``: capacity retries (``shared.flows.reconcile.run``)."""
+    ``requeue``: capacity retries (``shared.flows.reconcile.run``). ``policy=False``: no policy
+    step (the follow-up passes, ``shared.flows.followup``, run only while Jobs are in flight,
+    when the policy has nothing to decide; the timer keeps taking its steps)."""
     if not isinstance(gate, IdleGate):
         return run(settings=settings, gate=gate, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
     record, _ = gate.store.read()
@@ -58,9 +62,23 @@ def reconcile_timer(
         log.info("reconcile skipped: %s", report.aborted)
         return report
     report = run(settings=settings, gate=gate.inner, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
-    if report.aborted is None:
+    if report.aborted is None and policy:
         idle_step(settings=settings, gate=gate, waiting=waiting, now=now)
     return report
+
+
+def reconcile_pass(rt: Runtime, *, policy: bool = True) -> ReconcileReport:
+    """:func:`reconcile_timer` with this process's settings, clients and ledger (the functions' call)."""
+    return reconcile_timer(
+        settings=rt.settings,
+        gate=rt.gate,
+        send_event=rt.queues.send_event,
+        waiting=lambda: rt.queues.approximate_count(rt.settings.requests_queue),
+        now=utcnow,
+        ledger=rt.ledger,
+        requeue=rt.requeue,
+        policy=policy,
+    )
 
 
 def unreported_jobs(gate: IdleGate) -> int:

@@ -47,6 +47,21 @@ def test_deadletter_reads_the_poison_queue(functions: dict[str, Any]) -> None:
     assert b["events"]["queueName"] == "%VNB_EVENTS_QUEUE%"
 
 
+def test_reconcile_followup_reads_the_followup_queue_and_writes_no_binding(functions: dict[str, Any]) -> None:
+    # Its events go out with the queue client before each Job is marked (as on the timer), and
+    # its next message needs a visibility delay, which an output binding cannot give.
+    b = bindings(functions["reconcile_followup"])
+    assert b == {
+        "msg": {
+            "direction": "IN",
+            "type": "queueTrigger",
+            "name": "msg",
+            "queueName": "%VNB_FOLLOWUP_QUEUE%",
+            "connection": "AzureWebJobsStorage",
+        }
+    }
+
+
 def test_outputs_are_declared_as_func_out(functions: dict[str, Any]) -> None:
     # A plain `str` annotation indexes fine but fails in the real worker.
     for name, fn in functions.items():
@@ -73,6 +88,7 @@ def test_every_function_has_a_unique_name_and_known_trigger(functions: dict[str,
     }
     assert triggers["dispatch"] == "queueTrigger"
     assert triggers["deadletter"] == "queueTrigger"
+    assert triggers["reconcile_followup"] == "queueTrigger"
     assert set(triggers.values()) <= {"queueTrigger", "timerTrigger", "httpTrigger"}
 
 

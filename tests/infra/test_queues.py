@@ -34,22 +34,25 @@ def resolve_binding(expression: str) -> str:
     return _SETTING_REFERENCE.sub(lookup, expression)
 
 
-def test_the_three_queues_exist_and_are_distinct() -> None:
+def test_the_four_queues_exist_and_are_distinct() -> None:
     queues = created_queues()
-    assert len(set(queues)) == len(queues) == 3
+    assert len(set(queues)) == len(queues) == 4
 
 
-@pytest.mark.parametrize("expression", [bindings.REQUESTS_QUEUE, bindings.POISON_QUEUE, bindings.EVENTS_QUEUE])
+@pytest.mark.parametrize(
+    "expression", [bindings.REQUESTS_QUEUE, bindings.POISON_QUEUE, bindings.EVENTS_QUEUE, bindings.FOLLOWUP_QUEUE]
+)
 def test_binding_constants_resolve_to_created_queues(expression: str) -> None:
     assert resolve_binding(expression) in created_queues()
 
 
 def test_settings_queue_names_match_the_created_queues() -> None:
     resolved = resolved_app_settings()
-    requests, events = resolved["VNB_REQUESTS_QUEUE"], resolved["VNB_EVENTS_QUEUE"]
+    requests, events, followup = (resolved[f"VNB_{q}_QUEUE"] for q in ("REQUESTS", "EVENTS", "FOLLOWUP"))
     assert not isinstance(requests, Unresolved)
     assert not isinstance(events, Unresolved)
-    assert set(created_queues()) == {requests, f"{requests}-poison", events}
+    assert not isinstance(followup, Unresolved)
+    assert set(created_queues()) == {requests, f"{requests}-poison", events, followup}
 
 
 @pytest.mark.parametrize("expression", [bindings.RECONCILE_SCHEDULE, bindings.SCHEDULES_TIMER])

@@ -158,6 +158,7 @@ def make_aks(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> Iterator[Call
                 "AzureWebJobsStorage": azurite.connection_string,
                 "VNB_REQUESTS_QUEUE": f"{prefix}-requests",
                 "VNB_EVENTS_QUEUE": f"{prefix}-events",
+                "VNB_FOLLOWUP_QUEUE": f"{prefix}-followup",
                 "VNB_CLUSTER_MODE": "aks",
                 "VNB_SUBSCRIPTION_ID": arm.subscription_id,
                 "VNB_RESOURCE_GROUP": RG,

@@ -58,6 +58,7 @@ def app_env(azurite: Azurite, kube: KubeStandIn, tmp_path: Path) -> dict[str, st
             "AzureWebJobsStorage": azurite.connection_string,
             "VNB_REQUESTS_QUEUE": f"{prefix}-requests",
             "VNB_EVENTS_QUEUE": f"{prefix}-events",
+            "VNB_FOLLOWUP_QUEUE": f"{prefix}-followup",
             "VNB_KUBECONFIG": str(kube.write_kubeconfig(tmp_path / "kubeconfig")),
             "VNB_KUBE_TIMEOUT_SECONDS": "5",
             "VNB_RECONCILE_SCHEDULE": "*/1 * * * * *",

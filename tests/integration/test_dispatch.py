@@ -39,7 +39,7 @@ def test_valid_request_runs_once_on_the_virtual_node(
     queues.submit({"id": "hello-1", "image": IMAGE, "command": ["sh", "-c", "echo hi"], "correlationId": "c-1"})
     # The reconcile timer is parked (1 January only) so the test can look at the pods
     # before the reconciler reports and cleans up; then it fires the timer itself.
-    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *") as runner:
+    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *", VNB_FOLLOWUP_SECONDS="0") as runner:
         runner.run_until_idle()
         jobs = kube.jobs(NS)
         assert [j["metadata"]["name"] for j in jobs] == [job_name_for("hello-1")]

@@ -79,7 +79,7 @@ def test_secret_file_reaches_the_container_and_nowhere_else(
     name = job_name_for("sf-1")
     queues.submit(_request("sf-1", correlationId="c-sf"))
     seen: list[str] = []
-    with runner_with_vault(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *", VNB_KEEP_FINISHED_SECONDS="0") as runner:
+    with runner_with_vault(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *", VNB_FOLLOWUP_SECONDS="0", VNB_KEEP_FINISHED_SECONDS="0") as runner:
         runner.run_until_idle()
         job = kube.job(NS, name)
         assert job is not None
@@ -136,7 +136,7 @@ def test_env_values_stay_out_of_echoes_and_annotations(
     # env is for configuration, but a pasted token must not spread: names only in the copies.
     queues.submit({"id": "env-1", "image": IMAGE, "env": {"TOKEN": PLANTED}, "bogus": 1})
     queues.submit({"id": "env-2", "image": IMAGE, "command": ["sh", "-c", "echo hi"], "env": {"TOKEN": PLANTED}})
-    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *") as runner:
+    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *", VNB_FOLLOWUP_SECONDS="0") as runner:
         runner.run_until_idle()
         job = kube.job(NS, job_name_for("env-2"))
         assert job is not None

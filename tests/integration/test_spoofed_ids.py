@@ -26,7 +26,7 @@ def test_a_message_claiming_another_requests_id_is_rejected_as_itself(
     make_runner: Callable[..., LocalHost], queues: Queues, kube: KubeStandIn, app_env: dict[str, str]
 ) -> None:
     victim = queues.submit({"id": "order-9", "image": IMAGE, "command": ["sh", "-c", "echo real"]})
-    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *") as runner:
+    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *", VNB_FOLLOWUP_SECONDS="0") as runner:
         runner.run_until_idle()
         other = queues.submit({"id": "order-9", "image": IMAGE, "command": ["sh", "-c", "echo fake"]})
         invalid = queues.submit({"id": "order-9", "image": IMAGE, "cpu": "lots"})

@@ -41,7 +41,7 @@ def test_the_issues_request_runs_with_valid_container_groups_and_aci_sized_resou
         }
     )
     name = job_name_for(key)
-    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *") as runner:
+    with make_runner(VNB_RECONCILE_SCHEDULE="0 0 0 1 1 *", VNB_FOLLOWUP_SECONDS="0") as runner:
         runner.run_until_idle()
         job = kube.job(NS, name)
         assert job is not None

@@ -49,6 +49,7 @@ def test_every_problem_is_listed_by_setting_name() -> None:
         "VNB_REQUESTS_QUEUE",
         "VNB_RECONCILE_SCHEDULE",
         "VNB_EVENTS_QUEUE",
+        "VNB_FOLLOWUP_QUEUE",
         "VNB_SCHEDULES_TIMER",
     } <= named
     text = str(e.value)
