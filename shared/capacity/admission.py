@@ -28,12 +28,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from shared.adapters.kube import Page
 from shared.base.conventions import LABEL_STATE, MANAGED_BY, MANAGER, STATE_UNREPORTED
+from shared.capacity import fairshare
+from shared.capacity.fairshare import Held
 from shared.capacity.model import Budget, Demand, Usage, brief, capacity_refusal, defer_delay, job_creates, usage_of
+from shared.capacity.teamview import URGENT, Shares, WaitingQueue, held_by_team, held_of, rank, shares_of, total
 from shared.config.settings import Settings
+from shared.teams.files import teams_for
 
 log = logging.getLogger("vnode_batch.capacity")
 
@@ -81,19 +86,28 @@ class _Charge:
     at: datetime
     job: str
     done_at: float | None = None
+    team: str = ""
 
 
 @dataclass
 class _View:
     usage: Usage = field(default_factory=Usage)
     listed_at: float | None = None
+    teams: dict[str, Held] = field(default_factory=dict)
+    """What each team's Jobs hold (``LABEL_TEAM``), from the same lists."""
 
 
 class Admission:
     """Per-process admission for one cluster namespace (thread-safe; see the module docstring)."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Callable[[], float] = time.monotonic, shares: Shares | None = None
+    ) -> None:
         self._settings = settings
+        self.shares: Shares = shares if shares is not None else shares_of(teams_for(settings))
+        self._queue = WaitingQueue(
+            ttl=3.0 * settings.capacity_defer_seconds + 2.0 * settings.capacity_cache_seconds + 1
+        )
         self._clock = clock
         self._lock = threading.Lock()
         self._view = _View()
@@ -155,6 +169,8 @@ class Admission:
         first_seen: datetime,
         now: datetime,
         job: str = "",
+        team: str = "",
+        priority: str = "normal",
     ) -> Decision:
         """Admit ``demand`` of the Job named ``job`` (charging it to this process's view until a
         list shows that Job) or say why not and how long to wait.
@@ -167,24 +183,61 @@ class Admission:
                 budget_ = self.budget()
             usage = self._usage()
             reason = budget_.exhausted(usage, demand)
+            fair = self.shares and team in self.shares
+            if reason is None and fair:
+                reason = self._unfair(key, team, priority, demand, usage, budget_)
             if reason is None:
                 self._waiting.pop(key, None)
+                self._queue.admitted(key)
                 self._next += 1
-                self._charges[self._next] = _Charge(demand, now, job)
+                self._charges[self._next] = _Charge(demand, now, job, team=team)
                 self._since_list = self._since_list.plus(demand)
                 return Decision(True, ticket=self._next)
+            if fair:
+                self._queue.wait(key, team, priority, first_seen, held_of(demand), self._clock())
             if len(self._waiting) >= _WAITING_LIMIT:
                 self._waiting.pop(min(self._waiting, key=lambda k: self._waiting[k]))
             self._waiting[key] = first_seen
             waiting = list(self._waiting.values())
             window_wait = budget_.wait(usage, demand, now=now)
-            if window_wait is None:  # groups or cores: Jobs must finish first, ask again soon
+            if fair:  # the team's own order (priority, then age) sets how soon it asks again
+                delay = self._queue.delay(key, longest=self._settings.capacity_defer_seconds)
+                if window_wait:
+                    delay += math.ceil(window_wait)
+            elif window_wait is None:  # groups or cores: Jobs must finish first, ask again soon
                 delay = defer_delay(first_seen, waiting, longest=self._settings.capacity_defer_seconds)
             else:
                 # A create window frees at a known time: come back then (the oldest first),
                 # not every few seconds until then.
                 delay = math.ceil(window_wait) + defer_delay(first_seen, waiting, longest=2) - 1
             return Decision(False, reason=f"waiting for capacity: {reason}", delay=max(1, delay))
+
+    def _unfair(self, key: str, team: str, priority: str, demand: Demand, usage: Usage, budget_: Budget) -> str | None:
+        """Why fairness holds ``team``'s Job back (``shared.capacity.fairshare``), or None."""
+        now = self._clock()
+        ahead = self._queue.ahead_in_team(key, team, priority, now)
+        if ahead:
+            return f"team {team} has {ahead} waiting request(s) of higher priority"
+        held = dict(self._view.teams)
+        for charge in self._charges.values():
+            if charge.team:
+                held[charge.team] = held.get(charge.team, Held()).plus(held_of(charge.demand))
+        whole = Held(Decimal(budget_.scaled(budget_.cores)), budget_.scaled(budget_.groups))
+        used = Held(usage.cores, usage.groups)
+        urgent = priority == URGENT
+        if not urgent:  # urgent requests go first, whatever their team's level
+            first = self._queue.by_team(now, exclude=key, rank_at_least=rank(URGENT))
+            if first and not used.plus(held_of(demand)).plus(total(first.values())).fits(whole):
+                return f"urgent request(s) of team(s) {', '.join(sorted(first))} wait"
+        return fairshare.refusal(
+            team,
+            held_of(demand),
+            used=used,
+            budget=whole,
+            held=held,
+            waiting={} if urgent else self._queue.by_team(now, exclude=key),
+            shares=self.shares,
+        )
 
     def created(self, ticket: int) -> None:
         """The admitted Job was created: the next list sees it, so its charge ends then."""
@@ -253,7 +306,11 @@ class Admission:
                 self._history.setdefault(c.job, (c.at, c.demand.creates))
         self._charges = kept
         windows = self._settings.capacity_window_seconds
-        self._view = _View(usage_of(jobs, pods, now=now, windows=windows, history=self._history), started)
+        self._view = _View(
+            usage_of(jobs, pods, now=now, windows=windows, history=self._history),
+            started,
+            held_by_team(jobs, pods, now=now, windows=windows) if self.shares else {},
+        )
         refusals: list[tuple[str, datetime | None]] = []
         for pod in pods:
             meta = pod.get("metadata") or {}

@@ -319,6 +319,19 @@ class Settings(BaseModel):
         "schedules.json",
         "Periodic batch definitions (relative to the app root).",
     )
+    teams_file: str = _field(
+        "VNB_TEAMS_FILE",
+        "",
+        'Teams sharing this app (relative to the app root; docs/operations.md, "Sharing between teams"): '
+        "members, capacity shares, priorities and allowlists. Empty: no tenancy, every caller sees every "
+        "request and capacity goes first come, first served.",
+    )
+    easy_auth: bool = _field(
+        "VNB_EASY_AUTH",
+        False,
+        "App Service authentication runs in front of the API (infra sets it): the caller's Entra identity "
+        "(X-MS-CLIENT-PRINCIPAL) decides its teams. Off: only function keys do (the headers could be forged).",
+    )
     schedules_timer: str = _field(
         "VNB_SCHEDULES_TIMER",
         ...,

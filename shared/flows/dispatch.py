@@ -43,6 +43,8 @@ from shared.ledger import tracking
 from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.outcomes import events
+from shared.teams.files import teams_for
+from shared.teams.model import team_errors
 
 log = logging.getLogger("vnode_batch.dispatch")
 
@@ -157,27 +159,11 @@ def dispatch(
     if too_big:
         # Like the size rule above: refused whether or not the cluster is ready now.
         error = FieldError("parallelism" if demand.groups > 1 else "cpu", f"the Job {too_big}; it could never run")
-        ours = True
-        if ledger is not None:  # ledger: a new key only (never overwrites a live request)
-            ours = tracking.rejected(
-                ledger,
-                key=key,
-                errors=[error],
-                reason="ExceedsCapacity",
-                correlation_id=request.correlationId,
-                message_id=meta.message_id,
-                now=now(),
-            )
-        return _rejected(
-            message,
-            settings,
-            [error],
-            now(),
-            key=meta.key,
-            correlation_id=request.correlationId,
-            reason="ExceedsCapacity",
-            claimed=not ours,
-        )
+        return _refuse(message, settings, ledger, request, meta, [error], "ExceedsCapacity", now())
+    # Teams (issue 22): a queue producer names the team; the teams file says what it may use.
+    not_allowed = team_errors(teams_for(settings), request)
+    if not_allowed:
+        return _refuse(message, settings, ledger, request, meta, not_allowed, "NotAllowedForTeam", now())
 
     known: Record | None = None
     if ledger is not None:  # ledger: record first; a finished or cancelled key never runs again
@@ -196,7 +182,14 @@ def dispatch(
     cluster = readiness.cluster
     view = _capacity(settings, cluster, admission)
     decision = view.admit(
-        cluster, demand, key=meta.key, first_seen=meta.enqueued_at or now(), now=now(), job=manifest["metadata"]["name"]
+        cluster,
+        demand,
+        key=meta.key,
+        first_seen=meta.enqueued_at or now(),
+        now=now(),
+        job=manifest["metadata"]["name"],
+        team=request.team or "",
+        priority=request.priority or "normal",
     )
     if not decision.admitted:
         result = _wait_for_capacity(
@@ -336,6 +329,40 @@ def _ledger_says(
         log.info("duplicate delivery of key %s: already %s in the ledger", meta.key, known.state)
         return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=known.job_name, detail=f"already {known.state}")
     return None
+
+
+def _refuse(
+    message: Inbound,
+    settings: Settings,
+    ledger: Ledger | None,
+    request: BatchRequest,
+    meta: JobMeta,
+    errors: list[FieldError],
+    reason: str,
+    at: datetime,
+) -> DispatchResult:
+    """Reject a valid request that can never run here (too big, not allowed for its team)."""
+    ours = True
+    if ledger is not None:  # ledger: a new key only (never overwrites a live request)
+        ours = tracking.rejected(
+            ledger,
+            key=meta.key,
+            errors=errors,
+            reason=reason,
+            correlation_id=request.correlationId,
+            message_id=meta.message_id,
+            now=at,
+        )
+    return _rejected(
+        message,
+        settings,
+        errors,
+        at,
+        key=meta.key,
+        correlation_id=request.correlationId,
+        reason=reason,
+        claimed=not ours,
+    )
 
 
 def _capacity(settings: Settings, cluster: Cluster, given: Admission | None) -> Admission:

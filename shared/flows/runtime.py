@@ -17,6 +17,7 @@ from shared.cluster.gate import gate_for
 from shared.cluster.readiness import ClusterGate
 from shared.config.settings import STORAGE_CONNECTION, Settings, settings_from
 from shared.ledger.store import Ledger, ledger_for
+from shared.teams.files import check_teams
 
 if TYPE_CHECKING:
     from shared.ledger.api import RequestsApi
@@ -71,7 +72,9 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings | None:
     env = os.environ if environ is None else environ
     if not any(name == STORAGE_CONNECTION or name.startswith(f"{STORAGE_CONNECTION}__") for name in env):
         return None
-    return settings_from(env)
+    settings = settings_from(env)
+    check_teams(settings)
+    return settings
 
 
 def runtime() -> Runtime:

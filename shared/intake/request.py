@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -61,6 +61,11 @@ _IMAGE = re.compile(
 )
 
 Key = Annotated[str, StringConstraints(pattern=_KEY)]
+TEAM_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
+TeamName = Annotated[str, StringConstraints(pattern=TEAM_PATTERN)]
+PRIORITIES: Final = ("low", "normal", "high", "urgent")
+"""Priorities, lowest first (a request without one is ``normal``)."""
+Priority = Literal["low", "normal", "high", "urgent"]
 _CORRELATION_ID = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
 MAX_CORRELATION_ID = 256
 Arg = Annotated[str, StringConstraints(max_length=4096)]
@@ -198,6 +203,18 @@ class BatchRequest(BaseModel):
         "`part-of`; other prefixes are refused, since other systems act on them (`kubernetes.io`, "
         "`azure.workload.identity`, `istio.io`, `virtual-kubelet.io`, ...). `job-name` and `controller-uid` "
         "are the Job controller's.",
+    )
+    team: TeamName | None = Field(
+        None,
+        description="The team the request runs for (VNB_TEAMS_FILE): its capacity share, priorities, secrets, "
+        "registries and data prefixes apply. A queue message names it; the HTTP API takes it from the caller's "
+        "identity (a body naming another of the caller's teams picks that one). Required once a teams file is "
+        "configured.",
+    )
+    priority: Priority | None = Field(
+        None,
+        description="Order among the team's own waiting requests: `low` < `normal` (default) < `high` < `urgent`; "
+        "the team's entry in the teams file says which it may use.",
     )
     correlationId: str | None = Field(  # noqa: N815 - wire name
         None,
@@ -515,6 +532,7 @@ def _field_error(item: Any) -> FieldError:
 
 
 _PATTERN_HELP = {
+    "team": "a team name: 1-32 lowercase letters, digits and -, starting and ending with a letter or digit",
     "id": "1-128 characters: letters, digits and . _ : @ + -, starting and ending with a letter or digit",
     "env": "an environment variable name is letters, digits and _, not starting with a digit",
     "correlationId": "printable ASCII without leading or trailing spaces",

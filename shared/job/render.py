@@ -27,7 +27,9 @@ from shared.base.conventions import (
     CONTAINER,
     FINALIZER_REPORT,
     LABEL_KEY_HASH,
+    LABEL_PRIORITY,
     LABEL_STATE,
+    LABEL_TEAM,
     MANAGED_BY,
     MANAGER,
     STATE_UNREPORTED,
@@ -173,6 +175,9 @@ def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> di
         MANAGED_BY: MANAGER,
         LABEL_KEY_HASH: key_hash(meta.key),
     }
+    if request.team:
+        labels[LABEL_TEAM] = request.team
+        labels[LABEL_PRIORITY] = request.priority or "normal"
     annotations = {
         ANN_KEY: meta.key,
         ANN_MESSAGE_ID: meta.message_id,

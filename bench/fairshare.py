@@ -1,0 +1,333 @@
+"""Fair-share benchmark: three teams flood one subscription's ACI quota; who gets it?
+
+What runs: Azurite, the HTTPS Kubernetes stand-in with its model of the virtual node and ACI
+on default quotas (100 container groups, 100 cores, 100 creates per 5 minutes, 300 per hour),
+time-scaled (``--scale 0.01``: one simulated second is 10 ms), and the app's own functions in
+the local runner (dispatch + the reconcile timer every second), as in ``bench/capacity.py``.
+
+The workload (``--seed``): teams ``a``, ``b`` and ``c`` with shares 50/30/20 of the cores
+(weights 5/3/2, each may borrow 40 beyond its share). All three flood the queue at once,
+``a`` first (``--per-team`` requests each; ``c`` sends a quarter as many, so it goes idle
+midway and its share is borrowed). Each request takes 1 vCPU (half), 2 (three in ten) or 4
+(one in five) for 600-1800 simulated seconds. A quarter into the quota-bound floor, team ``b``
+sends one ``urgent`` request.
+
+Two modes:
+* ``fairshare``: the app with a teams file (VNB_TEAMS_FILE) and ``team``/``priority`` on each
+  request;
+* ``fcfs``: no teams file and no team fields — first come, first served, as the app was before
+  issue 22 (run it on main for the baseline: the requests carry their team as a label only).
+
+Measured from the stand-in, sampled every ``--sample`` simulated seconds: cores each team's
+container groups hold; a team *waits* while it has a request sent whose first pod holds no
+group yet. Printed: each team's share of the core-seconds while all three teams wait, and
+while only ``a`` and ``b`` wait (``c`` idle: their split of what ``c`` leaves, targets 62.5/37.5
+by weight), the quota's
+utilisation while any team waits, the urgent request's wait against the median wait, ACI's
+capacity refusals and capacity failures, and the makespan against the quota-bound floor
+(core-seconds ÷ 100 cores).
+
+Usage: .venv/bin/python bench/fairshare.py [--per-team 400] [--seed 1] [--scale 0.01] [--mode fcfs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._harness import IMAGE, REPO, TimedKubeStandIn, app_settings, quiet_logs
+
+QUOTA_CORES = 100
+ACI_START_SECONDS = 25.0
+SHARES = {"a": 50, "b": 30, "c": 20}
+BORROW = 40
+"""Each team may hold its share + 40: ``c`` idle leaves 20 to split, a burst takes at most 90."""
+KEY_ANNOTATION = "vnode-batch.io/key"
+
+HOST: dict[str, Any] = {
+    "version": "2.0",
+    "extensions": {
+        "queues": {
+            "maxPollingInterval": "00:00:00.200",
+            "visibilityTimeout": "00:00:01",
+            "batchSize": 16,
+            "newBatchThreshold": 8,
+            "maxDequeueCount": 5,
+            "messageEncoding": "none",
+        }
+    },
+}
+
+
+@dataclass
+class Request:
+    key: str
+    team: str
+    body: dict[str, Any]
+    cpu: float
+    seconds: float
+    urgent: bool = False
+
+
+def plan(per_team: int, seed: int, *, teams_on: bool) -> tuple[list[Request], Request]:
+    rng = random.Random(seed)
+    out: list[Request] = []
+    for team, n in (("a", per_team), ("b", per_team), ("c", max(1, per_team // 4))):
+        for i in range(n):
+            out.append(_request(rng, f"fs-{seed}-{team}-{i:04d}", team, teams_on=teams_on))
+    urgent = _request(rng, f"fs-{seed}-b-urgent", "b", teams_on=teams_on, urgent=True)
+    return out, urgent
+
+
+def _request(rng: random.Random, key: str, team: str, *, teams_on: bool, urgent: bool = False) -> Request:
+    seconds = float(rng.randint(600, 1800))
+    r = rng.random()
+    cpu = 1.0 if r < 0.5 else 2.0 if r < 0.8 else 4.0
+    body: dict[str, Any] = {
+        "id": key,
+        "image": IMAGE,
+        "command": ["sh", "-c", f"sleep {seconds:.0f}"],
+        "cpu": f"{cpu:g}",
+        "memory": "1G",
+        "labels": {"bench-team": team},
+    }
+    if teams_on:
+        body["team"] = team
+        if urgent:
+            body["priority"] = "urgent"
+    return Request(key, team, body, cpu, seconds, urgent)
+
+
+def teams_file(path: Path) -> Path:
+    teams = [
+        {
+            "name": name,
+            "members": {"functionKeys": [hashlib.sha256(f"bench-key-{name}".encode()).hexdigest()]},
+            "nominal": {"cores": share, "containerGroups": share},
+            "borrowingLimit": {"cores": BORROW, "containerGroups": BORROW},
+            "weight": share // 10,
+            "priorities": ["normal", "urgent"],
+            "registries": ["mcr.microsoft.com"],
+        }
+        for name, share in SHARES.items()
+    ]
+    path.write_text(json.dumps({"version": 1, "teams": teams}, indent=2))
+    return path
+
+
+@dataclass
+class Samples:
+    """What the sampler saw: per sample (simulated seconds since start) the cores each team held
+    and the teams waiting; per key the first moment one of its pods held a container group."""
+
+    times: list[float] = field(default_factory=list)
+    held: list[dict[str, float]] = field(default_factory=list)
+    started: dict[str, float] = field(default_factory=dict)
+
+
+def sample(kube: TimedKubeStandIn, samples: Samples, t: float) -> None:
+    from shared.capacity.model import pod_cores
+
+    held = dict.fromkeys(SHARES, 0.0)
+    for pod in kube.pods():
+        meta = pod.get("metadata") or {}
+        team = (meta.get("labels") or {}).get("bench-team")
+        if team not in held or not kube.aci.has_group(str(meta.get("namespace")), str(meta.get("name"))):
+            continue
+        held[team] += float(pod_cores(pod))
+        key = str((meta.get("annotations") or {}).get(KEY_ANNOTATION) or "")
+        samples.started.setdefault(key, t)
+    samples.times.append(t)
+    samples.held.append(held)
+
+
+def run(mode: str, requests: list[Request], urgent: Request, *, scale: float, floor: float, step: float) -> str:
+    from devtools.azurite import Azurite
+    from devtools.host import LocalHost
+    from devtools.standins.virtual_node.provider import AciSettings
+
+    workdir = Path(tempfile.mkdtemp(prefix="vnb-fairshare-"))
+    overrides = {
+        "VNB_CAPACITY_WINDOW_SECONDS": f"{max(1, round(300 * scale))},{max(1, round(3600 * scale))}",
+        "VNB_CAPACITY_CACHE_SECONDS": "0.5",
+        "VNB_CAPACITY_DEFER_SECONDS": "1",
+        "VNB_KEEP_FINISHED_SECONDS": str(max(2, round(3600 * scale * 1.1))),
+        "VNB_PENDING_TIMEOUT_SECONDS": str(max(60, round(900 * scale))),
+        "VNB_CAPACITY_MAX_WAIT_SECONDS": str(max(600, round(4 * floor * scale))),
+        "VNB_KUBE_TIMEOUT_SECONDS": "10",
+    }
+    if mode == "fairshare":
+        overrides["VNB_TEAMS_FILE"] = str(teams_file(workdir / "teams.json"))
+    sent: dict[str, float] = {}
+    outcome: dict[str, str] = {}
+    samples = Samples()
+    with (
+        Azurite(REPO, persist_dir=workdir / "azurite") as azurite,
+        TimedKubeStandIn(time_scale=scale, aci=AciSettings(start_seconds=ACI_START_SECONDS)) as kube,
+    ):
+        settings = app_settings(
+            azurite.connection_string,
+            kube.write_kubeconfig(workdir / "kubeconfig"),
+            prefix=f"fs{mode[:4]}",
+            reconcile_schedule="*/1 * * * * *",
+            **overrides,
+        )
+        service = azurite.queue_service()
+        requests_q = service.get_queue_client(settings["VNB_REQUESTS_QUEUE"])
+        events_q = service.get_queue_client(settings["VNB_EVENTS_QUEUE"])
+        requests_q.create_queue()
+        events_q.create_queue()
+        runner = LocalHost(REPO, settings=settings, host_json=HOST, state_dir=workdir / "timers")
+        runner.start()
+        stop = threading.Event()
+        started = time.monotonic()
+
+        def sim() -> float:
+            return (time.monotonic() - started) / scale
+
+        def sampler() -> None:
+            while not stop.is_set():
+                sample(kube, samples, sim())
+                stop.wait(step * scale)
+
+        thread = threading.Thread(target=sampler, daemon=True)
+        last_event = 0.0
+        try:
+            for r in requests:
+                sent[r.key] = sim()
+                requests_q.send_message(json.dumps(r.body))
+            thread.start()
+            urgent_sent = False
+            deadline = time.monotonic() + max(900.0, 6 * floor * scale)
+            total = len(requests) + 1
+            while len(outcome) < total and time.monotonic() < deadline:
+                if not urgent_sent and sim() >= floor / 4:
+                    sent[urgent.key] = sim()
+                    requests_q.send_message(json.dumps(urgent.body))
+                    urgent_sent = True
+                got = False
+                for m in events_q.receive_messages(max_messages=32, visibility_timeout=30):
+                    got = True
+                    events_q.delete_message(m)
+                    event = json.loads(str(m.content))
+                    data = event.get("data") or {}
+                    key = str(data.get("requestKey") or data.get("key") or "")
+                    if key and key not in outcome:
+                        outcome[key] = ".".join(str(event.get("type", "")).rsplit(".", 2)[-2:]) + (
+                            f":{data.get('reason')}" if data.get("reason") else ""
+                        )
+                        last_event = sim()
+                if not got:
+                    time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join(5)
+            runner.stop()
+        refused = dict(kube.aci.counters.creates_refused)
+    return report(mode, requests, urgent, sent, outcome, samples, refused, makespan=last_event, floor=floor, step=step)
+
+
+def report(
+    mode: str,
+    requests: list[Request],
+    urgent: Request,
+    sent: dict[str, float],
+    outcome: dict[str, str],
+    samples: Samples,
+    refused: dict[str, int],
+    *,
+    makespan: float,
+    floor: float,
+    step: float,
+) -> str:
+    everyone = [*requests, urgent]
+    by_team = {t: [r for r in everyone if r.team == t] for t in SHARES}
+    lines = [f"[{mode}]"]
+    phases: dict[str, dict[str, float]] = {"all three wait": {}, "c idle, a and b wait": {}}
+    busy = used = 0.0
+    for t, held in zip(samples.times, samples.held, strict=True):
+        waiting = {
+            team
+            for team, rs in by_team.items()
+            if any(r.key in sent and sent[r.key] <= t and samples.started.get(r.key, float("inf")) > t for r in rs)
+        }
+        if waiting:
+            busy += QUOTA_CORES * step
+            used += sum(held.values()) * step
+        phase = (
+            "all three wait" if waiting == set(SHARES) else "c idle, a and b wait" if waiting == {"a", "b"} else None
+        )
+        if phase:
+            for team, cores in held.items():
+                phases[phase][team] = phases[phase].get(team, 0.0) + cores * step
+    for phase, by_phase in phases.items():
+        seconds = by_phase if phase == "all three wait" else {t: s for t, s in by_phase.items() if t != "c"}
+        total = sum(seconds.values())
+        if not total:
+            lines.append(f"  {phase}: never")
+            continue
+        # c idle: what a and b hold of what c leaves, by weight 62.5/37.5
+        targets = SHARES if phase == "all three wait" else {"a": 62.5, "b": 37.5}
+        parts = ", ".join(
+            f"{team} {100 * s / total:.1f} % (target {targets[team]:g} %)" for team, s in sorted(seconds.items())
+        )
+        lines.append(f"  share of core-seconds while {phase} ({total / QUOTA_CORES:,.0f} s at full quota): {parts}")
+    lines.append(f"  quota utilisation while any team waits: {100 * used / busy:.1f} %" if busy else "  nobody waited")
+    waits = [samples.started[r.key] - sent[r.key] for r in requests if r.key in samples.started]
+    urgent_wait = samples.started.get(urgent.key, float("nan")) - sent.get(urgent.key, float("nan"))
+    median = statistics.median(waits) if waits else float("nan")
+    lines.append(f"  urgent request waited {urgent_wait:,.0f} s; median wait {median:,.0f} s (simulated)")
+    per_team_median = ", ".join(
+        f"{team} {statistics.median(w):,.0f} s"
+        for team, rs in by_team.items()
+        if (w := [samples.started[r.key] - sent[r.key] for r in rs if r.key in samples.started])
+    )
+    lines.append(f"  median wait per team: {per_team_median}")
+    kinds: dict[str, int] = {}
+    for r in everyone:
+        kind = outcome.get(r.key, "no outcome")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    capacity_failures = sum(n for k, n in kinds.items() if "Capacity" in k or "ProviderFailed" in k)
+    lines.append(f"  outcomes: {kinds}; capacity failures {capacity_failures}; ACI refused creates {refused or 0}")
+    lines.append(f"  makespan {makespan:,.0f} s simulated = {makespan / floor:.3f} × the quota-bound floor")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--per-team", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scale", type=float, default=0.01, help="wall seconds per simulated second")
+    parser.add_argument("--sample", type=float, default=10.0, help="simulated seconds between samples")
+    parser.add_argument("--mode", choices=("fairshare", "fcfs"), action="append")
+    args = parser.parse_args(argv)
+    quiet_logs()
+    logging.getLogger("vnode_batch").setLevel(logging.ERROR)
+    for mode in args.mode or ("fairshare", "fcfs"):
+        requests, urgent = plan(args.per_team, args.seed, teams_on=mode == "fairshare")
+        everyone = [*requests, urgent]
+        core_seconds = sum(r.cpu * r.seconds for r in everyone)
+        floor = core_seconds / QUOTA_CORES
+        counts = {t: sum(1 for r in everyone if r.team == t) for t in SHARES}
+        print(
+            f"fairshare: {len(everyone)} requests {counts}, {core_seconds:,.0f} core-seconds; quota-bound floor "
+            f"{floor:,.0f} s simulated; time scale {args.scale}"
+        )
+        print(run(mode, requests, urgent, scale=args.scale, floor=floor, step=args.sample))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Teams sharing one vnode-batch: who belongs to which, their capacity shares and allowlists."""
