@@ -31,7 +31,8 @@ from shared.capacity import model as capacity
 from shared.config.settings import Settings
 from shared.intake.deferral import wrap
 from shared.job.read import job_name_of
-from shared.outcomes.outcome import CAPACITY_EXHAUSTED, MAX_MESSAGE_CHARS, Verdict
+from shared.outcomes.outcome import CAPACITY_EXHAUSTED
+from shared.outcomes.verdicts import MAX_MESSAGE_CHARS, Verdict
 
 log = logging.getLogger("vnode_batch.reconcile")
 

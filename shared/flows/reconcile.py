@@ -91,15 +91,8 @@ from shared.ledger import tracking
 from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.outcomes import events
-from shared.outcomes.outcome import (
-    Outcome,
-    Verdict,
-    event_data,
-    lost_verdict,
-    needs_pods,
-    outcome,
-    stuck_verdict,
-)
+from shared.outcomes.outcome import Outcome, event_data, outcome
+from shared.outcomes.verdicts import Verdict, lost_verdict, needs_pods, stuck_verdict
 
 log = logging.getLogger("vnode_batch.reconcile")
 

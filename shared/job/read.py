@@ -77,3 +77,7 @@ def pod_index(pod: Obj) -> int | None:
         return int(raw) if raw is not None else None
     except ValueError:
         return None
+
+
+def container_states(pod: Obj) -> list[Obj]:
+    return [cs for cs in status_of(pod).get("containerStatuses") or [] if isinstance(cs, Mapping)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from shared.base.conventions import (
@@ -28,13 +28,12 @@ from shared.base.conventions import (
     ANN_KEY,
     ANN_MESSAGE_ID,
     ANN_RESOURCES,
-    ANN_VERDICT,
     CONTAINER,
 )
 from shared.base.times import iso, parse_time
 from shared.job.read import (
     annotations_of,
-    is_deleting,
+    container_states,
     is_success,
     job_name_of,
     metadata_of,
@@ -43,13 +42,13 @@ from shared.job.read import (
     terminal_condition,
 )
 from shared.outcomes.provider_failure import ProviderFailure, classify
+from shared.outcomes.verdicts import MAX_MESSAGE_CHARS, NODE_DOWN, Verdict, sort_key, stranded_message, stranded_pods
 
 Obj = Mapping[str, Any]
 
 
 MAX_LOG_PODS: Final = 3
 """Log tails per event: the failed indexes first. More would crowd out the 64 KiB message."""
-MAX_MESSAGE_CHARS: Final = 2000
 
 ACI_CONTAINER_ID: Final = "aci://"
 """azure-aci names every container ``aci://<sha256>`` (pkg/util/aci_utils.go GetContainerID)."""
@@ -62,34 +61,6 @@ _ACI_SYNTHETIC_REASONS: Final = frozenset({"NotFound"})
 pkg/provider/podsTracker.go, aci.go DeletePod): not the container's exit."""
 NOT_REPORTED: Final = "NotReportedByProvider"
 NO_EXIT: Final = "NoContainerExited"
-
-# Waiting reasons that name the cause better than "it timed out": the event's reason says them.
-_WAITING_CAUSES: Final = frozenset(
-    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ProviderFailed", "CreateContainerConfigError"}
-)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A failure the app decided for a Job that Kubernetes still thinks is alive."""
-
-    reason: str
-    message: str
-    at: datetime
-
-    def annotation(self) -> str:
-        return json.dumps({"reason": self.reason, "message": self.message, "at": iso(self.at)}, separators=(",", ":"))
-
-    @classmethod
-    def of(cls, job: Obj) -> Verdict | None:
-        text = annotations_of(job).get(ANN_VERDICT)
-        if not text:
-            return None
-        try:
-            raw = json.loads(text)
-            return cls(reason=str(raw["reason"]), message=str(raw["message"]), at=parse_time(str(raw["at"])) or _EPOCH)
-        except (ValueError, KeyError, TypeError):
-            return None  # a hand-edited annotation: ignore it, derive the outcome again
 
 
 @dataclass(frozen=True)
@@ -159,19 +130,12 @@ class LogTail:
         return out
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 # --- reading Kubernetes objects ------------------------------------------------------------
-
-
-def _container_states(pod: Obj) -> list[Obj]:
-    return [cs for cs in status_of(pod).get("containerStatuses") or [] if isinstance(cs, Mapping)]
 
 
 def _terminated(pod: Obj) -> list[Obj]:
     out: list[Obj] = []
-    for cs in _container_states(pod):
+    for cs in container_states(pod):
         term = (cs.get("state") or {}).get("terminated")
         if term:
             # azure-aci sets the ContainerStatus' containerID, not the terminated state's.
@@ -205,151 +169,11 @@ def _ran(pod: Obj) -> bool:
     """A container of this pod started, so it may have a log."""
     return any(
         (cs.get("state") or {}).get("running") or (cs.get("state") or {}).get("terminated")
-        for cs in _container_states(pod)
+        for cs in container_states(pod)
     )
-
-
-def _sort_key(moment: datetime | None) -> datetime:
-    return moment or _EPOCH
 
 
 # --- which Jobs need work -------------------------------------------------------------------
-
-
-def needs_pods(job: Obj, *, now: datetime, pending_timeout: int) -> bool:
-    """Whether this pass must look at the Job's pods (list them) at all.
-
-    Most unreported Jobs are simply running; listing their pods every pass would make the
-    reconciler's cost grow with the running Jobs. Only finished, deleted, already-judged
-    Jobs, and Jobs old enough to be stuck whose pods are not all ready, are looked at.
-    """
-    if terminal_condition(job) or is_deleting(job) or Verdict.of(job):
-        return True
-    created = parse_time(metadata_of(job).get("creationTimestamp"))
-    if created is None or (now - created).total_seconds() < pending_timeout:
-        return False
-    status = status_of(job)
-    active, ready = int(status.get("active") or 0), int(status.get("ready") or 0)
-    return active == 0 or ready < active
-
-
-def stuck_verdict(job: Obj, pods: Sequence[Obj], *, now: datetime, pending_timeout: int) -> Verdict | None:
-    """A failure verdict if a pod of this Job has been Pending longer than the timeout.
-
-    The reason is the pod's own when it names the cause (ErrImagePull, ImagePullBackOff,
-    ProviderFailed, …), else ``PendingTimeout``; the message carries the scheduler's or the
-    provider's explanation (e.g. "0/2 nodes are available", "insufficient capacity").
-    """
-    created = parse_time(metadata_of(job).get("creationTimestamp"))
-    if created is None or (now - created).total_seconds() < pending_timeout:
-        return None
-    if not pods:
-        if terminal_condition(job) or not _never_had_pods(job):
-            # Pods existed and are gone (a deadline kill between the last pod's removal and the
-            # controller's next sync, batched by syncJobBatchPeriod): the Job's conditions say
-            # how it ended on the next pass; "no pod was created" would be wrong.
-            return None
-        age = int((now - created).total_seconds())
-        return Verdict(
-            reason="PendingTimeout",
-            message=f"no pod was created for the Job in {age} s (VNB_PENDING_TIMEOUT_SECONDS={pending_timeout}): "
-            "a ResourceQuota, LimitRange or admission policy may refuse its pods; see the Job's events",
-            at=now,
-        )
-    for pod in sorted(pods, key=lambda p: _sort_key(parse_time(metadata_of(p).get("creationTimestamp")))):
-        if status_of(pod).get("phase") != "Pending" or metadata_of(pod).get("deletionTimestamp"):
-            continue
-        since = parse_time(metadata_of(pod).get("creationTimestamp"))
-        if since is None or (now - since).total_seconds() < pending_timeout:
-            continue
-        reason, detail = _pending_cause(pod)
-        index = pod_index(pod)
-        where = f"pod {metadata_of(pod).get('name')}" + (f" (index {index})" if index is not None else "")
-        age = int((now - since).total_seconds())
-        message = f"{where} was Pending for {age} s (VNB_PENDING_TIMEOUT_SECONDS={pending_timeout}): {detail}"
-        stranded = stranded_pods(pods)
-        if stranded:  # the replacement of an evicted pod cannot be scheduled on the tainted node
-            reason, message = NODE_DOWN, f"{_stranded_message(stranded)}; {message}"
-        return Verdict(reason=reason, message=message[:MAX_MESSAGE_CHARS], at=now)
-    return None
-
-
-def _never_had_pods(job: Obj) -> bool:
-    """No pod of this Job ever existed as far as its status tells: none active, terminating,
-    counted (``succeeded``/``failed``) or waiting to be counted (``uncountedTerminatedPods``,
-    job_controller.go trackJobStatusAndRemoveFinalizers)."""
-    status = status_of(job)
-    uncounted = status.get("uncountedTerminatedPods") or {}
-    counts = ("active", "terminating", "succeeded", "failed")
-    return not any(int(status.get(k) or 0) for k in counts) and not any(
-        uncounted.get(k) for k in ("succeeded", "failed")
-    )
-
-
-NODE_DOWN: Final = "VirtualNodeDown"
-"""Reason of a Job whose pods the node lifecycle controller evicted from a virtual node that
-stopped reporting (virtual-kubelet down): they stay Terminating until it is back."""
-_EVICTED: Final = ("DisruptionTarget", "DeletionByTaintManager")
-"""The pod condition the taint-eviction controller adds before it deletes a pod for a NoExecute
-taint it no longer tolerates (kubernetes pkg/controller/tainteviction/taint_eviction.go
-addConditionAndDeletePod; the default toleration of node.kubernetes.io/unreachable is 300 s)."""
-
-
-def stranded_pods(pods: Sequence[Obj]) -> list[Obj]:
-    """Pods evicted by the taint manager and not finished: on the virtual node nothing confirms
-    their deletion until virtual-kubelet is back (it deletes the container group, then the pod)."""
-    out = []
-    for pod in pods:
-        if status_of(pod).get("phase") in ("Succeeded", "Failed") or not metadata_of(pod).get("deletionTimestamp"):
-            continue
-        for cond in status_of(pod).get("conditions") or []:
-            if (cond.get("type"), cond.get("reason")) == _EVICTED and cond.get("status") == "True":
-                out.append(pod)
-                break
-    return out
-
-
-def _stranded_message(stranded: Sequence[Obj]) -> str:
-    names = ", ".join(str(metadata_of(p).get("name")) for p in stranded[:3])
-    more = f" and {len(stranded) - 3} more" if len(stranded) > 3 else ""
-    return (
-        f"the virtual node stopped reporting (virtual-kubelet down): pod(s) {names}{more} were evicted after the "
-        "300 s NoExecute toleration and stay Terminating until virtual-kubelet is back and deletes their container "
-        "groups; the work's own end is unknown"
-    )
-
-
-def _pending_cause(pod: Obj) -> tuple[str, str]:
-    status = status_of(pod)
-    if status.get("reason") in _WAITING_CAUSES:
-        return str(status["reason"]), f"{status['reason']}: {status.get('message') or ''}".strip()
-    for cs in _container_states(pod):
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason")
-        if reason in _WAITING_CAUSES:
-            return str(reason), f"{reason}: {waiting.get('message') or status.get('message') or ''}".strip()
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            return "PendingTimeout", f"{cond.get('reason') or 'Unschedulable'}: {cond.get('message') or ''}".strip()
-    for cs in _container_states(pod):
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason"):
-            return "PendingTimeout", f"{waiting['reason']}: {waiting.get('message') or status.get('message') or ''}"
-    if status.get("message"):
-        return "PendingTimeout", str(status["message"])
-    return "PendingTimeout", "the pod never started (no reason reported)"
-
-
-def lost_verdict(job: Obj, *, now: datetime) -> Verdict:
-    """The Job was deleted by someone else before it finished (the finalizer kept it visible)."""
-    deleted = metadata_of(job).get("deletionTimestamp")
-    return Verdict(
-        reason="Lost",
-        message=f"the Job was deleted at {deleted} before it finished, not by vnode-batch (kubectl, a namespace "
-        "cleanup, or another controller); Kubernetes kept running its pods until this report, then vnode-batch "
-        "deleted them: its work may be incomplete",
-        at=now,
-    )
 
 
 # --- the outcome ----------------------------------------------------------------------------
@@ -426,7 +250,7 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
         message = f"{message}; failed indexes: {indexes['failed']}"
     stranded = stranded_pods(pods)
     if stranded:
-        reason, message = NODE_DOWN, f"{_stranded_message(stranded)}; Kubernetes says {reason}: {message}"
+        reason, message = NODE_DOWN, f"{stranded_message(stranded)}; Kubernetes says {reason}: {message}"
     return Outcome(
         succeeded=False,
         reason=reason,
@@ -459,7 +283,7 @@ def _started_at(job: Obj, pods: Iterable[Obj]) -> datetime | None:
     start, which is what a producer waits for. Falls back to the Job's status.startTime."""
     starts: list[datetime] = []
     for pod in pods:
-        for cs in _container_states(pod):
+        for cs in container_states(pod):
             state = cs.get("state") or {}
             moment = parse_time((state.get("running") or state.get("terminated") or {}).get("startedAt"))
             if moment is not None:
@@ -485,7 +309,7 @@ def _exit_code(pods: Iterable[Obj], *, failed: bool) -> tuple[int | None, ExitCo
             continue
         for term in _terminated(pod):
             code = reported_exit_code(term)
-            moment = _sort_key(parse_time(term.get("finishedAt")))
+            moment = sort_key(parse_time(term.get("finishedAt")))
             if code is None:
                 if silent is None or moment >= silent[0]:
                     silent = (moment, str(metadata_of(pod).get("name") or ""), str(term["container"]))
@@ -519,7 +343,7 @@ def _provider_failure(pods: Iterable[Obj], fallback: str) -> ProviderFailure:
     """ACI's error from the latest pod the virtual node failed (its status.message), classified."""
     failed = [p for p in pods if status_of(p).get("reason") == PROVIDER_FAILED and status_of(p).get("message")]
     if failed:
-        latest = max(failed, key=lambda p: _sort_key(parse_time(metadata_of(p).get("creationTimestamp"))))
+        latest = max(failed, key=lambda p: sort_key(parse_time(metadata_of(p).get("creationTimestamp"))))
         found = classify(str(status_of(latest)["message"]))
     else:
         found = classify(fallback)
@@ -529,7 +353,7 @@ def _provider_failure(pods: Iterable[Obj], fallback: str) -> ProviderFailure:
 def _finished_key(pod: Obj) -> datetime:
     ends = [parse_time(t.get("finishedAt")) for t in _terminated(pod)]
     found = [e for e in ends if e is not None]
-    return max(found) if found else _sort_key(parse_time(metadata_of(pod).get("creationTimestamp")))
+    return max(found) if found else sort_key(parse_time(metadata_of(pod).get("creationTimestamp")))
 
 
 def _last_failed_pod(pods: Iterable[Obj]) -> Obj | None:
@@ -552,7 +376,7 @@ def _log_sources(pods: Sequence[Obj], *, failed: bool) -> tuple[LogSource, ...]:
         if index is not None and index in seen_index:
             continue  # an earlier attempt of an index already chosen: its latest attempt says more
         seen_index.add(index)
-        status = next((cs for cs in _container_states(pod) if cs.get("name")), {})
+        status = next((cs for cs in container_states(pod) if cs.get("name")), {})
         container = str(status.get("name") or CONTAINER)
         on_aci = str(status.get("containerID") or "").startswith(ACI_CONTAINER_ID)
         chosen.append(LogSource(pod=str(metadata_of(pod)["name"]), container=container, index=index, on_aci=on_aci))

@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from shared.job.read import terminal_condition
-from shared.outcomes.outcome import NODE_DOWN, needs_pods, outcome, stuck_verdict
+from shared.outcomes.outcome import outcome
+from shared.outcomes.verdicts import NODE_DOWN, needs_pods, stuck_verdict
 from tests.unit.outcomes.test_reconcile_outcome import NOW, T0, judge, make_job, make_pod, ts
 
 

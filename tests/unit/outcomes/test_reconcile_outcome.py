@@ -16,17 +16,8 @@ from shared.base.conventions import ANN_VERDICT
 from shared.base.times import iso
 from shared.cost.pricing import job_cost
 from shared.outcomes import events
-from shared.outcomes.outcome import (
-    MAX_LOG_PODS,
-    LogTail,
-    Verdict,
-    cut_tail,
-    event_data,
-    lost_verdict,
-    needs_pods,
-    outcome,
-    stuck_verdict,
-)
+from shared.outcomes.outcome import MAX_LOG_PODS, LogTail, cut_tail, event_data, outcome
+from shared.outcomes.verdicts import Verdict, lost_verdict, needs_pods, stuck_verdict
 from tests.unit.cost.test_cost import PRICES
 from tests.unit.flows.test_reconcile_events import validate_event
 
