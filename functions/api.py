@@ -1,7 +1,8 @@
 """HTTP triggers: the requests API (docs/openapi.yaml), thin over ``shared.ledger.api``.
 
 Function keys guard every route (``auth_level=FUNCTION``); in Azure, App Service
-authentication (Entra ID) sits in front as well, so callers may send a bearer token.
+authentication (Entra ID) sits in front as well, so callers may send a bearer token. With a teams
+file, the caller (its Entra identity or function key) decides which requests it sees and cancels.
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ import azure.functions as func
 
 from shared.flows.runtime import runtime
 from shared.ledger.api import ApiResponse
+from shared.teams.identity import caller_of
+from shared.teams.model import Caller
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+def _caller(req: func.HttpRequest, easy_auth: bool) -> Caller:
+    """Who calls (``shared.teams.identity``): the Easy Auth principal and the function key."""
+    return caller_of(dict(req.headers), dict(req.params), easy_auth=easy_auth)
 
 
 def _reply(response: ApiResponse) -> func.HttpResponse:
@@ -29,7 +37,8 @@ def _reply(response: ApiResponse) -> func.HttpResponse:
 def submit_request(req: func.HttpRequest) -> func.HttpResponse:
     api = runtime().api()
     body, content_type = req.get_body(), req.headers.get("content-type")
-    return _reply(api.handle(lambda: api.submit(body, content_type=content_type)))
+    caller = _caller(req, api.settings.easy_auth)
+    return _reply(api.handle(lambda: api.submit(body, content_type=content_type, caller=caller)))
 
 
 @bp.function_name("list_requests")
@@ -37,7 +46,8 @@ def submit_request(req: func.HttpRequest) -> func.HttpResponse:
 def list_requests(req: func.HttpRequest) -> func.HttpResponse:
     api = runtime().api()
     params = dict(req.params)
-    return _reply(api.handle(lambda: api.list(params)))
+    caller = _caller(req, api.settings.easy_auth)
+    return _reply(api.handle(lambda: api.list(params, caller=caller)))
 
 
 @bp.function_name("get_request")
@@ -45,7 +55,8 @@ def list_requests(req: func.HttpRequest) -> func.HttpResponse:
 def get_request(req: func.HttpRequest) -> func.HttpResponse:
     api = runtime().api()
     key = req.route_params.get("id", "")
-    return _reply(api.handle(lambda: api.status(key)))
+    caller = _caller(req, api.settings.easy_auth)
+    return _reply(api.handle(lambda: api.status(key, caller=caller)))
 
 
 @bp.function_name("cancel_request")
@@ -53,4 +64,5 @@ def get_request(req: func.HttpRequest) -> func.HttpResponse:
 def cancel_request(req: func.HttpRequest) -> func.HttpResponse:
     api = runtime().api()
     key = req.route_params.get("id", "")
-    return _reply(api.handle(lambda: api.cancel(key)))
+    caller = _caller(req, api.settings.easy_auth)
+    return _reply(api.handle(lambda: api.cancel(key, caller=caller)))

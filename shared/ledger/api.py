@@ -36,6 +36,8 @@ from shared.intake.request import MAX_BODY_BYTES, RequestInvalid, decode_body, p
 from shared.ledger.records import ACTIVE, WAITING, Query, Record, State, new_record, view
 from shared.ledger.store import Ledger
 from shared.outcomes import events
+from shared.teams.files import teams_for
+from shared.teams.model import Caller, Teams, team_errors
 
 log = logging.getLogger("vnode_batch.api")
 
@@ -43,7 +45,7 @@ PROBLEM_BASE: Final = "https://vnode-batch.dev/problems"
 PROBLEM_JSON: Final = "application/problem+json"
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
-LIST_PARAMS: Final = frozenset({"state", "label", "since", "pageToken", "limit"})
+LIST_PARAMS: Final = frozenset({"state", "label", "since", "pageToken", "limit", "team"})
 HOST_PARAMS: Final = frozenset({"code"})
 """Query parameters the Functions host reads and still passes on: ``code`` is where a caller may
 put the function key (azure-functions-host ``AuthenticationLevelHandler``), and the host hands
@@ -123,8 +125,10 @@ class RequestsApi:
         send_event: SendEvent,
         cluster: ClusterNow,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        teams: Teams | None = None,
     ) -> None:
         self.settings = settings
+        self.teams = teams if teams is not None else teams_for(settings)
         self.ledger = ledger
         self.enqueue = enqueue
         self.send_event = send_event
@@ -142,7 +146,38 @@ class RequestsApi:
             log.warning("API call failed: %s", e)
             return _unavailable("a backing service is not available now; retry")
 
-    def submit(self, body: bytes, *, content_type: str | None = None) -> ApiResponse:
+    # --- tenancy (issue 22) -------------------------------------------------------------------
+
+    def _sees(self, caller: Caller | None, record: Record) -> bool:
+        """Whether ``caller`` may see (and cancel) ``record``: its team's member or an operator.
+        Without a teams file, or for the app's own calls (``caller`` None), everyone sees all."""
+        if caller is None or not self.teams.enabled or self.teams.is_operator(caller):
+            return True
+        return record.team is not None and record.team in self.teams.of(caller)
+
+    def _team_for(self, caller: Caller | None, data: dict[str, Any]) -> tuple[str | None, ApiResponse | None]:
+        """The team of a submitted request: the caller's (the body may pick one of the caller's
+        teams, an operator's body any team); never one the caller is not in."""
+        named = data.get("team")
+        if caller is None or not self.teams.enabled:
+            return (named if isinstance(named, str) else None), None
+        mine = self.teams.of(caller)
+        if self.teams.is_operator(caller) and isinstance(named, str):
+            return named, None
+        if not mine:
+            return None, problem(
+                403, "no-team", "Caller belongs to no team", "this app is shared by teams; ask its operators to add you"
+            )
+        if named is None:
+            if len(mine) > 1:
+                error = FieldError("team", "you belong to several teams: name one of " + ", ".join(mine))
+                return None, _invalid([error])
+            return mine[0], None
+        if named not in mine:
+            return None, _invalid([FieldError("team", "not one of your teams: " + ", ".join(mine))])
+        return str(named), None
+
+    def submit(self, body: bytes, *, content_type: str | None = None, caller: Caller | None = None) -> ApiResponse:
         """Validate, record (idempotent on ``id``), enqueue; 202 with a Location."""
         if content_type and content_type.split(";")[0].strip().lower() not in ("application/json", ""):
             return problem(
@@ -159,10 +194,18 @@ class RequestsApi:
         data, errors = decode_body(body)
         if data is None:
             return _invalid(errors)
+        team, refused = self._team_for(caller, data)
+        if refused is not None:
+            return refused
+        if team is not None:
+            data = {**data, "team": team}
         try:
             request = parse_request(data, settings=self.settings)
         except RequestInvalid as e:
             return _invalid(e.errors)
+        not_allowed = team_errors(self.teams, request)
+        if not_allowed:
+            return _invalid(not_allowed)
         key = request.id or str(uuid.uuid4())
         now = self.now()
         record, inserted = self.ledger.create(
@@ -175,8 +218,18 @@ class RequestsApi:
                 labels=request.labels,
                 correlation_id=request.correlationId,
                 source="api",
+                team=request.team,
+                principal=caller.name if caller is not None and caller.name else None,
             )
         )
+        if not self._sees(caller, record):  # another team's id: say nothing about it
+            return problem(
+                409,
+                "id-reused",
+                "Request id already used",
+                f"id {key!r} is already used; use a new id for new work",
+                errors=[FieldError("id", "already used")],
+            )
         if record.content_hash is not None and record.content_hash != request.content_hash():
             return problem(
                 409,
@@ -195,18 +248,18 @@ class RequestsApi:
 
     # --- GET /api/requests/{id} ------------------------------------------------------------
 
-    def status(self, key: str) -> ApiResponse:
+    def status(self, key: str, *, caller: Caller | None = None) -> ApiResponse:
         invalid = bad_id(key)
         if invalid is not None:
             return invalid
         record = self.ledger.get(key)
-        if record is None:
+        if record is None or not self._sees(caller, record):  # 404, not 403: another team's id is not disclosed
             return _not_found(key)
         return ApiResponse(200, view(record))
 
     # --- GET /api/requests ------------------------------------------------------------------
 
-    def list(self, params: Mapping[str, str | Sequence[str]]) -> ApiResponse:
+    def list(self, params: Mapping[str, str | Sequence[str]], *, caller: Caller | None = None) -> ApiResponse:
         errors: list[FieldError] = []
         unknown = sorted(set(params) - LIST_PARAMS - HOST_PARAMS)
         errors += [
@@ -246,9 +299,15 @@ class RequestsApi:
         token = _one(params, "pageToken") or None
         if errors:
             return problem(400, "invalid-query", "Invalid query parameters", _join(errors), errors=errors)
+        teams = None
+        if caller is not None and self.teams.enabled and not self.teams.is_operator(caller):
+            teams = self.teams.of(caller)
+        wanted = _one(params, "team")
+        if wanted:
+            teams = (wanted,) if teams is None or wanted in teams else ()
         try:
             records, nxt = self.ledger.list(
-                Query(state=state, labels=tuple(labels), since=since), limit=limit, page_token=token
+                Query(state=state, labels=tuple(labels), since=since, teams=teams), limit=limit, page_token=token
             )
         except ValueError as e:
             error = FieldError("pageToken", str(e))
@@ -260,7 +319,7 @@ class RequestsApi:
 
     # --- DELETE /api/requests/{id} ---------------------------------------------------------
 
-    def cancel(self, key: str) -> ApiResponse:
+    def cancel(self, key: str, *, caller: Caller | None = None) -> ApiResponse:
         """Waiting → it never runs (``request.cancelled``); submitted/running → its Job is
         deleted (``job.cancelled`` with what ran); finished → 409; unknown → 404.
 
@@ -273,7 +332,7 @@ class RequestsApi:
             return invalid
         for _ in range(3):
             record = self.ledger.get(key)
-            if record is None:
+            if record is None or not self._sees(caller, record):  # another team's: 404, nothing done
                 return _not_found(key)
             if record.state == State.CANCELLED:  # a repeat: finish what the first DELETE started
                 return self._finish_cancel(record, (record.reason or "").rsplit(" ", 1)[-1])

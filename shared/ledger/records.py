@@ -123,6 +123,11 @@ class Record:
     source: str | None = None
     outcome: dict[str, Any] | None = None
     etag: str | None = None
+    team: str | None = None
+    """The team it runs for (VNB_TEAMS_FILE); who may see and cancel it."""
+    principal: str | None = None
+    """Who submitted it through the API (``shared.teams.identity``: an Entra object id, ``app:<id>``
+    or ``key:<digest prefix>``)."""
 
     @property
     def terminal(self) -> bool:
@@ -149,6 +154,8 @@ def new_record(
     errors: tuple[dict[str, str], ...] = (),
     attempts: int = 0,
     outcome: Mapping[str, Any] | None = None,
+    team: str | None = None,
+    principal: str | None = None,
 ) -> Record:
     at = iso(now)
     return Record(
@@ -168,6 +175,8 @@ def new_record(
         message_id=message_id,
         source=source,
         outcome=summary(outcome) if outcome else None,
+        team=team,
+        principal=principal,
     )
 
 
@@ -282,6 +291,8 @@ def to_entity(record: Record) -> dict[str, Any]:
         "contentHash": record.content_hash,
         "messageId": record.message_id,
         "source": record.source,
+        "team": record.team,
+        "principal": record.principal,
         "errors": json.dumps(list(record.errors), separators=(",", ":")) if record.errors else None,
         "outcome": json.dumps(record.outcome, separators=(",", ":"), sort_keys=True) if record.outcome else None,
     }
@@ -311,6 +322,8 @@ def from_entity(entity: Mapping[str, Any], *, etag: str | None = None) -> Record
         source=_opt(entity.get("source")),
         outcome=json.loads(entity["outcome"]) if entity.get("outcome") else None,
         etag=etag,
+        team=_opt(entity.get("team")),
+        principal=_opt(entity.get("principal")),
     )
 
 
@@ -329,6 +342,8 @@ class Query:
     labels: tuple[tuple[str, str], ...] = ()
     since: datetime | None = None
     """Requests received at or after this moment."""
+    teams: tuple[str, ...] | None = None
+    """Requests of one of these teams (None: any request)."""
 
 
 def query_filter(query: Query) -> tuple[str, dict[str, Any]]:
@@ -344,6 +359,13 @@ def query_filter(query: Query) -> tuple[str, dict[str, Any]]:
     for i, (name, value) in enumerate(query.labels):
         parts.append(f"{label_property(name)} eq @label{i}")
         params[f"label{i}"] = value
+    if query.teams is not None:
+        if not query.teams:
+            parts.append("team eq ''")  # a caller of no team sees nothing (no record has an empty team)
+        else:
+            # Spaces inside the parentheses: the SDK substitutes ``@name`` only when a space follows it.
+            parts.append("( " + " or ".join(f"team eq @team{i}" for i in range(len(query.teams))) + " )")
+            params.update({f"team{i}": team for i, team in enumerate(query.teams)})
     return " and ".join(parts), params
 
 
@@ -390,6 +412,8 @@ def view(record: Record) -> dict[str, Any]:
         "image": record.image,
         "outcome": record.outcome,
         "source": record.source,
+        "team": record.team,
+        "submittedBy": record.principal,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out

@@ -42,6 +42,7 @@ def received(
             correlation_id=request.correlationId,
             message_id=message_id,
             source=source,
+            team=request.team,
         )
     )
     return record

@@ -1,0 +1,121 @@
+"""Teams through the local host (issue 22): a caller sees, lists and cancels only its teams'
+requests (404 for another team's, never 403), an operator sees all; a queue request is checked
+against its team's allowlists; the ledger records the team and who submitted.
+
+The Easy Auth principal is the ``X-MS-CLIENT-PRINCIPAL`` header App Service injects (Microsoft
+docs, "Work with user identities in Azure App Service authentication": Base64 JSON of
+``{"auth_typ", "claims": [{"typ", "val"}], "name_typ", "role_typ"}``); here the test sends it, as
+App Service would, with VNB_EASY_AUTH on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from devtools.host import LocalHost
+from shared.teams.model import key_digest
+from tests.conftest import wait_for
+from tests.integration.conftest import Queues
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
+KEYS = {"team-a": "key-of-team-a-0123456789", "team-b": "key-of-team-b-0123456789", "ops": "key-of-operators-012345"}
+OID_B = "22222222-0000-0000-0000-00000000000b"
+
+
+def teams_file(path: Path) -> Path:
+    def team(name: str, **more: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "members": {"functionKeys": [key_digest(KEYS[name])], **more},
+            "nominal": {"cores": 50, "containerGroups": 50},
+            "registries": ["mcr.microsoft.com"],
+        }
+
+    body = {
+        "version": 1,
+        "teams": [team("team-a"), team("team-b", principals=[OID_B])],
+        "operators": {"functionKeys": [key_digest(KEYS["ops"])]},
+    }
+    path.write_text(json.dumps(body))
+    return path
+
+
+@pytest.fixture
+def host(make_runner: Callable[..., LocalHost], tmp_path: Path) -> Iterator[LocalHost]:
+    with make_runner(
+        VNB_TEAMS_FILE=str(teams_file(tmp_path / "teams.json")), VNB_EASY_AUTH="true", VNB_KEEP_FINISHED_SECONDS="0"
+    ) as started:
+        started.function_keys.update(KEYS)
+        yield started
+
+
+def call(host: LocalHost, method: str, path: str, *, who: str, **kwargs: Any) -> requests.Response:
+    headers = dict(kwargs.pop("headers", {}))
+    if who in KEYS:
+        headers["x-functions-key"] = KEYS[who]
+    else:  # a signed-in principal (Easy Auth) with the app's default key
+        headers["x-functions-key"] = host.function_keys["default"]
+        claims = {"auth_typ": "aad", "claims": [{"typ": "oid", "val": who}], "name_typ": "name", "role_typ": "roles"}
+        headers["X-MS-CLIENT-PRINCIPAL"] = base64.b64encode(json.dumps(claims).encode()).decode()
+    return requests.request(method, f"{host.http_url}{path}", headers=headers, timeout=30, **kwargs)
+
+
+def test_a_team_sees_and_cancels_only_its_own_requests(host: LocalHost) -> None:
+    body = {"id": "team-a-1", "image": IMAGE, "command": ["sh", "-c", "sleep 30"]}
+    r = call(host, "POST", "/api/requests", who="team-a", json=body)
+    assert r.status_code == 202, r.text
+    assert r.json()["team"] == "team-a"
+    assert r.json()["submittedBy"] == "key:" + key_digest(KEYS["team-a"])[:12]
+    # Team b, by key or as a signed-in member: the request does not exist for it.
+    for who in ("team-b", OID_B):
+        assert call(host, "GET", "/api/requests/team-a-1", who=who).status_code == 404
+        assert call(host, "DELETE", "/api/requests/team-a-1", who=who).status_code == 404
+        listing = call(host, "GET", "/api/requests", who=who)
+        assert listing.status_code == 200
+        assert listing.json()["items"] == []
+    # Team b may not submit for team a either (the team comes from the caller, not the body).
+    r = call(host, "POST", "/api/requests", who="team-b", json={**body, "id": "b-as-a", "team": "team-a"})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "team"
+    # A signed-in principal of no team gets 403 on submit, and sees nothing.
+    assert call(host, "POST", "/api/requests", who="33333333-0000-0000-0000-000000000000", json=body).status_code == 403
+    # The owner and an operator see it; the owner's listing has it.
+    assert call(host, "GET", "/api/requests/team-a-1", who="team-a").status_code == 200
+    assert call(host, "GET", "/api/requests/team-a-1", who="ops").json()["team"] == "team-a"
+    mine = call(host, "GET", "/api/requests", who="team-a", params={"team": "team-a"}).json()["items"]
+    assert [i["id"] for i in mine] == ["team-a-1"]
+    # Team a's request still runs after team b's attempts, and its team cancels it.
+    wait_for(
+        lambda: call(host, "GET", "/api/requests/team-a-1", who="team-a").json()["state"] != "received", what="dispatch"
+    )
+    assert call(host, "DELETE", "/api/requests/team-a-1", who="team-a").json()["state"] == "cancelled"
+
+
+def test_a_queue_request_is_rejected_for_what_its_team_may_not_use(queues: Queues, host: LocalHost) -> None:
+    queues.submit({"id": "q-registry", "team": "team-a", "image": "docker.io/library/busybox:1.36"})
+    queues.submit({"id": "q-priority", "team": "team-a", "image": IMAGE, "priority": "urgent"})
+    queues.submit({"id": "q-no-team", "image": IMAGE})
+    queues.submit({"id": "q-unknown", "team": "team-z", "image": IMAGE})
+    host.run_until_idle()
+    events = {e["data"]["requestKey"]: e for e in queues.drain_events()}
+    assert sorted(events) == ["q-no-team", "q-priority", "q-registry", "q-unknown"]
+    for key, field in (
+        ("q-registry", "image"),
+        ("q-priority", "priority"),
+        ("q-no-team", "team"),
+        ("q-unknown", "team"),
+    ):
+        data = events[key]["data"]
+        assert events[key]["type"] == "io.vnodebatch.request.rejected"
+        assert data["reason"] == "NotAllowedForTeam", data
+        assert [e["field"] for e in data["errors"]] == [field]
+    assert call(host, "GET", "/api/requests/q-registry", who="ops").json()["state"] == "rejected"
