@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from shared.adapters.kube import Page
 from shared.base.conventions import LABEL_STATE, MANAGED_BY, MANAGER, STATE_UNREPORTED
-from shared.capacity import fairshare
+from shared.capacity import eta, fairshare
 from shared.capacity.fairshare import Held
 from shared.capacity.model import Budget, Demand, Usage, brief, capacity_refusal, defer_delay, job_creates, usage_of
 from shared.capacity.teamview import URGENT, Shares, WaitingQueue, held_by_team, held_of, rank, shares_of, total
@@ -59,6 +59,7 @@ INCREASE = 0.1
 PAGE = 500
 _SEEN_LIMIT = 10_000
 _WAITING_LIMIT = 10_000
+_DURATIONS_LIMIT = 1_000
 
 
 class CapacitySource(Protocol):
@@ -78,6 +79,8 @@ class Decision:
     reason: str = ""
     delay: int = 0
     ticket: int = 0
+    queue: dict[str, Any] | None = None
+    """For a waiting request: its position and estimated start (``shared.capacity.eta``)."""
 
 
 @dataclass
@@ -95,6 +98,8 @@ class _View:
     listed_at: float | None = None
     teams: dict[str, Held] = field(default_factory=dict)
     """What each team's Jobs hold (``LABEL_TEAM``), from the same lists."""
+    endings: list[eta.Ending] = field(default_factory=list)
+    """When the running Jobs are expected to end (``shared.capacity.eta``)."""
 
 
 class Admission:
@@ -124,6 +129,8 @@ class Admission:
         self._history: dict[str, tuple[datetime, int]] = {}
         """Creates of Jobs seen in lists or created here, by Job name (the create windows' memory)."""
         self._full_at: float | None = None
+        self._durations: dict[str, float] = {}
+        """How long the app's finished Jobs ran, by name (the estimates' observations)."""
 
     # --- the budget ---------------------------------------------------------------------
 
@@ -193,8 +200,8 @@ class Admission:
                 self._charges[self._next] = _Charge(demand, now, job, team=team)
                 self._since_list = self._since_list.plus(demand)
                 return Decision(True, ticket=self._next)
-            if fair:
-                self._queue.wait(key, team, priority, first_seen, held_of(demand), self._clock())
+            self._queue.wait(key, team, priority, first_seen, held_of(demand), self._clock())
+            queue = self._forecast(key, demand, usage, budget_, now)
             if len(self._waiting) >= _WAITING_LIMIT:
                 self._waiting.pop(min(self._waiting, key=lambda k: self._waiting[k]))
             self._waiting[key] = first_seen
@@ -210,7 +217,29 @@ class Admission:
                 # A create window frees at a known time: come back then (the oldest first),
                 # not every few seconds until then.
                 delay = math.ceil(window_wait) + defer_delay(first_seen, waiting, longest=2) - 1
-            return Decision(False, reason=f"waiting for capacity: {reason}", delay=max(1, delay))
+            return Decision(False, reason=f"waiting for capacity: {reason}", delay=max(1, delay), queue=queue)
+
+    def _forecast(self, key: str, demand: Demand, usage: Usage, budget_: Budget, now: datetime) -> dict[str, Any]:
+        clock = self._clock()
+        place = self._queue.position(key, clock)
+        out: dict[str, Any] = {}
+        if place is not None:
+            out = {"position": place[0], "waiting": place[1], "teamPosition": place[2], "teamWaiting": place[3]}
+        free = Held(
+            max(Decimal(0), Decimal(budget_.scaled(budget_.cores)) - usage.cores),
+            max(0, budget_.scaled(budget_.groups) - usage.groups),
+        )
+        out.update(
+            eta.estimate(
+                self._view.endings,
+                free=free,
+                ahead=self._queue.ahead(key, clock),
+                demand=held_of(demand),
+                now=now,
+                observed=len(self._durations),
+            )
+        )
+        return out
 
     def _unfair(self, key: str, team: str, priority: str, demand: Demand, usage: Usage, budget_: Budget) -> str | None:
         """Why fairness holds ``team``'s Job back (``shared.capacity.fairshare``), or None."""
@@ -286,6 +315,11 @@ class Admission:
             self._full_at = started
             for job in self._list(source, f"{MANAGED_BY}={MANAGER},{LABEL_STATE}!={STATE_UNREPORTED}"):
                 self._remember(job)
+                ran = eta.duration_of(job)
+                if ran is not None:
+                    self._durations[str((job.get("metadata") or {}).get("name") or "")] = ran
+            while len(self._durations) > _DURATIONS_LIMIT:
+                self._durations.pop(next(iter(self._durations)))
         for job in jobs:
             self._remember(job)
         horizon = now - timedelta(seconds=self._settings.capacity_window_seconds[1] * 2)
@@ -310,6 +344,7 @@ class Admission:
             usage_of(jobs, pods, now=now, windows=windows, history=self._history),
             started,
             held_by_team(jobs, pods, now=now, windows=windows) if self.shares else {},
+            eta.endings(jobs, now=now, durations=self._durations.values()),
         )
         refusals: list[tuple[str, datetime | None]] = []
         for pod in pods:

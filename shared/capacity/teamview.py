@@ -77,11 +77,19 @@ class WaitingQueue:
     """Requests of teams that waited for capacity in this process (see the module docstring)."""
 
     def __init__(self, ttl: float = 10.0) -> None:
+        self.base_ttl = ttl
         self.ttl = ttl
         self._entries: dict[str, _Entry] = {}
         self._pruned = 0.0
+        self._cycle = 0.0
+        """Moving average of how long a waiting request takes to ask again (queue backlog
+        included): an entry is forgotten after three of those, never sooner than ``ttl``."""
 
     def wait(self, key: str, team: str, priority: str, first_seen: datetime, held: Held, now: float) -> None:
+        seen = self._entries.get(key)
+        if seen is not None:
+            self._cycle = 0.9 * self._cycle + 0.1 * (now - seen.seen) if self._cycle else now - seen.seen
+            self.ttl = max(self.base_ttl, 3 * self._cycle)
         if now - self._pruned >= self.ttl:
             self._entries = {k: e for k, e in self._entries.items() if now - e.seen < self.ttl}
             self._pruned = now
@@ -119,6 +127,14 @@ class WaitingQueue:
         overall = 1 + sum(1 for e in fresh if e is not me and e.first_seen < me.first_seen)
         in_team = 1 + sum(1 for e in team if e is not me and (-e.rank, e.first_seen) < (-me.rank, me.first_seen))
         return overall, len(fresh), in_team, len(team)
+
+    def ahead(self, key: str, now: float) -> Held:
+        """What the waiting requests before ``key`` want (priority first, then age, all teams)."""
+        me = self._entries.get(key)
+        if me is None:
+            return Held()
+        mine = (-me.rank, me.first_seen)
+        return total(e.held for k, e in self._fresh(now) if k != key and (-e.rank, e.first_seen) < mine)
 
     def delay(self, key: str, *, longest: int) -> int:
         """Visibility delay: from a quarter of ``longest`` for the head of its team's order to

@@ -195,7 +195,7 @@ def dispatch(
         result = _wait_for_capacity(
             message, settings, request, data, meta, deferral, decision.reason, decision.delay, requeue, now()
         )
-        _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=True)
+        _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=True, queue=decision.queue)
         return result
     try:
         # pull Secret fresh; Key Vault files and SAS URLs in the per-request Secret before the Job (issue 17)
@@ -280,14 +280,23 @@ def _track_wait(
     now: datetime,
     *,
     capacity_wait: bool,
+    queue: dict[str, Any] | None = None,
 ) -> None:
-    """ledger: ``waiting-for-cluster``/``waiting-for-capacity`` after a re-enqueue, or
-    ``dead-lettered`` after the wait ran out."""
+    """ledger: ``waiting-for-cluster``/``waiting-for-capacity`` after a re-enqueue (``queue``: its
+    position and estimated start), or ``dead-lettered`` after the wait ran out."""
     if ledger is None:
         return
     if result.outcome == Outcome.DEFERRED:
         attempts = (deferral.count if deferral else 0) + 1
-        tracking.waiting(ledger, key=meta.key, reason=result.detail, attempts=attempts, now=now, capacity=capacity_wait)
+        tracking.waiting(
+            ledger,
+            key=meta.key,
+            reason=result.detail,
+            attempts=attempts,
+            now=now,
+            capacity=capacity_wait,
+            queue=queue,
+        )
     elif result.outcome == Outcome.DEADLETTERED:
         tracking.deadlettered(
             ledger,

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from shared.base.times import parse_time
+
 ROW_KEY: Final = "request"
 MAX_REASON_CHARS: Final = 1024
 MAX_ERRORS: Final = 20
@@ -128,6 +130,9 @@ class Record:
     principal: str | None = None
     """Who submitted it through the API (``shared.teams.identity``: an Entra object id, ``app:<id>``
     or ``key:<digest prefix>``)."""
+    queue: dict[str, Any] | None = None
+    """While waiting for capacity: its position among the waiting requests and its estimated
+    start (``shared.capacity.eta``); cleared when it leaves ``waiting-for-capacity``."""
 
     @property
     def terminal(self) -> bool:
@@ -210,6 +215,7 @@ def advance(
         reason=_cut(reason) if reason is not None else record.reason,
         attempts=max(record.attempts, attempts or 0),
         outcome=summary(outcome) if outcome else record.outcome,
+        queue=record.queue if target == State.WAITING_FOR_CAPACITY else None,
     )
 
 
@@ -295,6 +301,7 @@ def to_entity(record: Record) -> dict[str, Any]:
         "principal": record.principal,
         "errors": json.dumps(list(record.errors), separators=(",", ":")) if record.errors else None,
         "outcome": json.dumps(record.outcome, separators=(",", ":"), sort_keys=True) if record.outcome else None,
+        "queue": json.dumps(record.queue, separators=(",", ":"), sort_keys=True) if record.queue else None,
     }
     entity.update({k: v for k, v in optional.items() if v is not None})
     for name, value in record.labels.items():
@@ -324,11 +331,30 @@ def from_entity(entity: Mapping[str, Any], *, etag: str | None = None) -> Record
         etag=etag,
         team=_opt(entity.get("team")),
         principal=_opt(entity.get("principal")),
+        queue=json.loads(entity["queue"]) if entity.get("queue") else None,
     )
 
 
 def _opt(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def queue_changed(before: Mapping[str, Any] | None, after: Mapping[str, Any], *, now: datetime) -> bool:
+    """Whether a new position/estimate is worth a ledger write: the first one, a position moved by
+    a tenth, or an estimate moved by a tenth of the time left (amortised O(1) writes per request)."""
+    if not before:
+        return True
+    for name in ("position", "teamPosition"):
+        old, new = int(before.get(name) or 0), int(after.get(name) or 0)
+        if abs(old - new) >= max(1, old // 10):
+            return True
+    old_at, new_at = parse_time(before.get("estimatedStartAt")), parse_time(after.get("estimatedStartAt"))
+    if (old_at is None) != (new_at is None):
+        return True
+    if old_at is not None and new_at is not None:
+        left = max(60.0, (old_at - now).total_seconds())
+        return bool(abs((new_at - old_at).total_seconds()) > left / 10)
+    return False
 
 
 # --- listing ------------------------------------------------------------------------------
@@ -414,6 +440,7 @@ def view(record: Record) -> dict[str, Any]:
         "source": record.source,
         "team": record.team,
         "submittedBy": record.principal,
+        "queue": record.queue,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out

@@ -171,6 +171,16 @@ class Ledger:
             return _with_etag(nxt, etag)
         raise TransientError(f"ledger: key {record.key!r} kept changing while noting its outcome")
 
+    def note_queue(self, record: Record, queue: Mapping[str, Any]) -> None:
+        """Keep a waiting request's position and estimated start (one conditional write; skipped
+        when the record changed meanwhile — the next deferral writes a fresher one)."""
+        if record.state != State.WAITING_FOR_CAPACITY or record.etag is None:
+            return
+        try:
+            self.store.replace(to_entity(replace(record, queue=dict(queue))), etag=record.etag)
+        except EntityChanged:
+            return
+
     def add_outcome(self, key: str, fields: Mapping[str, Any]) -> Record | None:
         """Merge ``fields`` into the record's outcome summary (CAS), whatever its state: what a
         cancelled Job cost is known only after the cancel was recorded. None if the key is unknown."""

@@ -23,7 +23,7 @@ from typing import Any
 from shared.base.conventions import ANN_CORRELATION_ID, ANN_KEY, ANN_MESSAGE_ID, ANN_REQUEST_HASH
 from shared.base.errors import FieldError
 from shared.intake.request import BatchRequest
-from shared.ledger.records import Record, State, new_record
+from shared.ledger.records import Record, State, new_record, queue_changed
 from shared.ledger.store import Ledger
 
 
@@ -48,9 +48,22 @@ def received(
     return record
 
 
-def waiting(ledger: Ledger, *, key: str, reason: str, attempts: int, now: datetime, capacity: bool = False) -> None:
+def waiting(
+    ledger: Ledger,
+    *,
+    key: str,
+    reason: str,
+    attempts: int,
+    now: datetime,
+    capacity: bool = False,
+    queue: Mapping[str, Any] | None = None,
+) -> None:
+    """``queue``: its position and estimated start, written when it changed enough to matter
+    (``shared.ledger.records.queue_changed``)."""
     target = State.WAITING_FOR_CAPACITY if capacity else State.WAITING_FOR_CLUSTER
-    ledger.move(key, target, now, reason=reason, attempts=attempts)
+    record = ledger.move(key, target, now, reason=reason, attempts=attempts)
+    if queue and record is not None and record.state == target and queue_changed(record.queue, queue, now=now):
+        ledger.note_queue(record, queue)
 
 
 def requeued(ledger: Ledger, *, key: str, reason: str, attempt: int, now: datetime) -> None:

@@ -11,7 +11,9 @@ App Service would, with VNB_EASY_AUTH on.
 from __future__ import annotations
 
 import base64
+import collections
 import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,15 @@ import pytest
 import requests
 
 from devtools.host import LocalHost
+from devtools.standins.kube.apiserver import KubeStandIn
+from shared.adapters.tables import Tables
+from shared.base.times import parse_time
+from shared.capacity.admission import REFRESH_SHARE, Admission
+from shared.cluster.gate import KubeconfigGate
+from shared.config.settings import Settings
+from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.ledger.records import State, view
+from shared.ledger.store import Ledger
 from shared.teams.model import key_digest
 from tests.conftest import wait_for
 from tests.integration.conftest import Queues
@@ -27,6 +38,7 @@ from tests.integration.conftest import Queues
 pytestmark = pytest.mark.integration
 
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
+NS = "vnode-batch"
 KEYS = {"team-a": "key-of-team-a-0123456789", "team-b": "key-of-team-b-0123456789", "ops": "key-of-operators-012345"}
 OID_B = "22222222-0000-0000-0000-00000000000b"
 
@@ -119,3 +131,125 @@ def test_a_queue_request_is_rejected_for_what_its_team_may_not_use(queues: Queue
         assert data["reason"] == "NotAllowedForTeam", data
         assert [e["field"] for e in data["errors"]] == [field]
     assert call(host, "GET", "/api/requests/q-registry", who="ops").json()["state"] == "rejected"
+
+
+# --- capacity between teams: direct dispatch calls over Azurite and the stand-in ---------------
+
+
+def settings_with(app_env: dict[str, str], tmp_path: Path, teams: list[dict[str, Any]], **more: str) -> Settings:
+    path = tmp_path / "teams-capacity.json"
+    path.write_text(json.dumps({"version": 1, "teams": teams}))
+    return Settings.from_env({**app_env, "VNB_TEAMS_FILE": str(path), **more})
+
+
+def team(name: str, nominal: int, borrow: int, **more: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "nominal": {"cores": nominal, "containerGroups": nominal},
+        "borrowingLimit": {"cores": borrow, "containerGroups": borrow},
+        **more,
+    }
+
+
+def sleeper(key: str, team_name: str, **extra: Any) -> bytes:
+    body = {"id": key, "team": team_name, "image": IMAGE, "command": ["sh", "-c", "sleep 600"], "cpu": "1", **extra}
+    return json.dumps(body).encode()
+
+
+def test_two_racing_dispatchers_keep_each_team_within_its_share(
+    app_env: dict[str, str], kube: KubeStandIn, tmp_path: Path
+) -> None:
+    # Team a floods first; neither team may borrow, so however the two instances race (each
+    # with its own per-process view), a holds at most its nominal share plus the documented
+    # slack (one refresh share of the budget per other instance) and b gets the rest.
+    budget = 20
+    settings = settings_with(
+        app_env,
+        tmp_path,
+        [team("team-a", 10, 0), team("team-b", 10, 0)],
+        VNB_CAPACITY_CONTAINER_GROUPS=str(budget),
+        VNB_CAPACITY_CACHE_SECONDS="60",
+    )
+    gate = KubeconfigGate(settings)
+    stream = collections.deque(
+        [Inbound(message_id=f"a-{i}", body=sleeper(f"race-a-{i}", "team-a")) for i in range(30)]
+        + [Inbound(message_id=f"b-{i}", body=sleeper(f"race-b-{i}", "team-b")) for i in range(30)]
+    )
+    created: dict[str, int] = {"team-a": 0, "team-b": 0}
+    lock = threading.Lock()
+
+    def instance() -> None:
+        admission = Admission(settings)
+        while True:
+            with lock:
+                if not stream:
+                    return
+                message = stream.popleft()
+            result = dispatch(
+                message, settings=settings, gate=gate, requeue=lambda text, delay: None, admission=admission
+            )
+            if result.outcome == Outcome.CREATED:
+                with lock:
+                    created["team-" + message.message_id[0]] += 1
+
+    threads = [threading.Thread(target=instance) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    slack = max(1, round(budget * REFRESH_SHARE))
+    assert 10 <= created["team-a"] <= 10 + slack
+    assert 10 - slack <= created["team-b"] <= 10 + slack
+    labels = collections.Counter(j["metadata"]["labels"]["vnode-batch.io/team"] for j in kube.jobs(NS))
+    assert labels == collections.Counter(created)
+    assert sum(kube.aci.counters.creates_refused.values()) == 0
+
+
+def test_a_waiting_request_shows_its_position_and_estimated_start_and_both_are_updated(
+    app_env: dict[str, str], kube: KubeStandIn, tmp_path: Path
+) -> None:
+    settings = settings_with(
+        app_env,
+        tmp_path,
+        [team("team-a", 2, 0, priorities=["normal", "high"])],
+        VNB_CAPACITY_CONTAINER_GROUPS="2",
+        VNB_CAPACITY_CACHE_SECONDS="0.01",
+    )
+    gate = KubeconfigGate(settings)
+    ledger = Ledger(Tables(settings))
+    admission = Admission(settings)
+
+    def send(key: str, **extra: Any) -> Outcome:
+        body = sleeper(key, "team-a", timeoutSeconds=900, **extra)
+        result = dispatch(
+            Inbound(message_id=f"m-{key}", body=body),
+            settings=settings,
+            gate=gate,
+            requeue=lambda text, delay: None,
+            admission=admission,
+            ledger=ledger,
+        )
+        return result.outcome
+
+    assert [send("eta-1"), send("eta-2")] == [Outcome.CREATED, Outcome.CREATED]
+    assert send("eta-3") == Outcome.DEFERRED
+    first = ledger.get("eta-3")
+    assert first is not None
+    assert first.state == State.WAITING_FOR_CAPACITY
+    queue = first.queue or {}
+    assert (queue["position"], queue["teamPosition"], queue["teamWaiting"]) == (1, 1, 1)
+    # Two Jobs of 1 core run with a 900 s deadline and none has finished: it may start when the
+    # first of them reaches its deadline.
+    assert "deadline" in queue["estimatedBy"]
+    started = min(parse_time(j["status"].get("startTime") or j["metadata"]["creationTimestamp"]) for j in kube.jobs(NS))
+    estimated = parse_time(queue["estimatedStartAt"])
+    assert started is not None
+    assert estimated is not None
+    assert abs((estimated - started).total_seconds() - 900) <= 2
+    # A request of higher priority of the same team now waits ahead of it: its place is updated.
+    assert send("eta-urgent", priority="high") == Outcome.DEFERRED
+    assert send("eta-3") == Outcome.DEFERRED
+    again = ledger.get("eta-3")
+    assert again is not None
+    assert (again.queue or {})["teamPosition"] == 2
+    assert view(again)["queue"]["teamPosition"] == 2
