@@ -105,6 +105,11 @@ def format_record(record: Mapping[str, Any]) -> str:
     """One line: id, state, job, when, reason/outcome."""
     parts = [f"{record.get('id', '?'):<32}", f"{record.get('state', '?'):<20}"]
     parts.append(f"job={record.get('jobName') or '-'}")
+    if record.get("team"):
+        parts.append(f"team={record['team']}")
+    place = record.get("queue") or {}
+    if place.get("position"):
+        parts.append(f"place={place['position']}/{place.get('waiting', '?')}")
     parts.append(f"updated={record.get('updatedAt', '-')}")
     outcome = record.get("outcome") or {}
     if outcome.get("exitCode") is not None:
@@ -118,11 +123,19 @@ def format_record(record: Mapping[str, Any]) -> str:
 
 def format_detail(record: Mapping[str, Any]) -> str:
     lines = [f"{record.get('id')}: {record.get('state')}"]
-    for key in ("jobName", "correlationId", "image", "reason", "attempts", "source"):
+    for key in ("team", "submittedBy", "jobName", "correlationId", "image", "reason", "attempts", "source"):
         if record.get(key) not in (None, "", 0):
             lines.append(f"  {key}: {record[key]}")
     if record.get("labels"):
         lines.append("  labels: " + ", ".join(f"{k}={v}" for k, v in sorted(record["labels"].items())))
+    place = record.get("queue") or {}
+    if place.get("position"):
+        lines.append(
+            f"  place: {place['position']} of {place.get('waiting', '?')} waiting "
+            f"({place.get('teamPosition', '?')} of {place.get('teamWaiting', '?')} in its team)"
+        )
+    if place.get("estimatedBy"):
+        lines.append(f"  estimated start: {place.get('estimatedStartAt', 'unknown')} ({place['estimatedBy']})")
     for state, at in sorted((record.get("times") or {}).items(), key=lambda kv: kv[1]):
         lines.append(f"  {at}  {state}")
     for error in record.get("errors") or []:
@@ -165,14 +178,20 @@ def cmd_ls(args: argparse.Namespace) -> int:
         query["label"] = ",".join(args.label)
     if args.since:
         query["since"] = args.since
+    if args.team:
+        query["team"] = args.team
     query["limit"] = str(args.limit)
     client = client_from(args)
     shown = 0
+    counts: dict[str, dict[str, int]] = {}
     try:
         while True:
             page = client.list(query)
             for record in page.get("items") or []:
-                print(json.dumps(record) if args.json else format_record(record))
+                if args.summary:
+                    tally(counts, record)
+                else:
+                    print(json.dumps(record) if args.json else format_record(record))
                 shown += 1
             token = page.get("nextPageToken")
             if not token or not args.all:
@@ -180,9 +199,32 @@ def cmd_ls(args: argparse.Namespace) -> int:
             query["pageToken"] = token
     except ApiError as e:
         return _problem(e, sys.stderr)
-    if not args.json and shown == 0:
+    if args.summary:
+        print(json.dumps(counts, indent=2) if args.json else format_summary(counts))
+    elif not args.json and shown == 0:
         print("no requests match", file=sys.stderr)
     return 0
+
+
+def tally(counts: dict[str, dict[str, int]], record: Mapping[str, Any]) -> None:
+    """Count one record in its team's row: running (submitted/running), waiting, finished."""
+    state = str(record.get("state") or "")
+    column = (
+        "running"
+        if state in ("submitted", "running")
+        else "waiting"
+        if state in ("received", "waiting-for-cluster", "waiting-for-capacity")
+        else "finished"
+    )
+    row = counts.setdefault(str(record.get("team") or "-"), {"running": 0, "waiting": 0, "finished": 0})
+    row[column] += 1
+
+
+def format_summary(counts: Mapping[str, Mapping[str, int]]) -> str:
+    lines = [f"{'team':<24}{'running':>9}{'waiting':>9}{'finished':>10}"]
+    for team, row in sorted(counts.items()):
+        lines.append(f"{team:<24}{row['running']:>9}{row['waiting']:>9}{row['finished']:>10}")
+    return "\n".join(lines)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -267,6 +309,8 @@ def register(sub: Any) -> None:
     p.add_argument("--since", help="received at or after (RFC 3339, e.g. 2026-11-27T00:00:00Z)")
     p.add_argument("--limit", type=int, default=50, help="rows per page (1-200)")
     p.add_argument("--all", action="store_true", help="follow nextPageToken to the end")
+    p.add_argument("--team", help="only this team's requests (one of yours; operators: any)")
+    p.add_argument("--summary", action="store_true", help="per team: running, waiting, finished (use with --all)")
     add_api_options(p)
     p.set_defaults(func=cmd_ls)
 
