@@ -108,6 +108,18 @@ param createKeyVault bool = false
 @description('Containers of a new data account for request input/output (Storage Blob Delegator and Storage Blob Data Contributor on it only); empty: no data account.')
 param dataContainers array = []
 
+@description('Teams file in the app package (VNB_TEAMS_FILE, docs/operations.md "Sharing between teams"); empty: no tenancy.')
+param teamsFile string = ''
+
+@description('Easy Auth authorization policy: client application ids that may call the API (allowedApplications); with apiAllowedPrincipals and apiAllowedGroups empty, any signed-in principal of the tenant may (then only function keys and the teams file tell teams apart). List every team member here.')
+param apiAllowedApplications array = []
+
+@description('Easy Auth authorization policy: object ids of users and service principals that may call the API (allowedPrincipals.identities).')
+param apiAllowedPrincipals array = []
+
+@description('Easy Auth authorization policy: object ids of groups whose members may call the API (allowedPrincipals.groups).')
+param apiAllowedGroups array = []
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -234,6 +246,9 @@ var appSettings = {
   VNB_DNS_SERVICE_IP: dnsServiceIp
   VNB_NODE_VM_SIZE: nodeVmSize
   VNB_NODE_COUNT: string(nodeCount)
+  VNB_TEAMS_FILE: teamsFile
+  // Easy Auth (authsettingsV2 in app/api.bicep) runs in front of the API: its principal headers can be trusted.
+  VNB_EASY_AUTH: 'true'
 }
 
 module api 'app/api.bicep' = {
@@ -254,6 +269,9 @@ module api 'app/api.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     appSettings: appSettings
     apiClientId: apiClientId
+    apiAllowedApplications: apiAllowedApplications
+    apiAllowedPrincipals: apiAllowedPrincipals
+    apiAllowedGroups: apiAllowedGroups
   }
 }
 

@@ -20,6 +20,36 @@ param instanceMemoryMB int = 2048
 @description('Application (client) id of the Entra ID app registration callers request tokens for (App Service authentication in front of /api/*); create it once with `az ad app create` (docs/deploy.md).')
 param apiClientId string
 
+@description('Client application ids allowed to call the API (Easy Auth defaultAuthorizationPolicy.allowedApplications).')
+param apiAllowedApplications array = []
+
+@description('User and service principal object ids allowed to call the API (allowedPrincipals.identities).')
+param apiAllowedPrincipals array = []
+
+@description('Group object ids whose members may call the API (allowedPrincipals.groups).')
+param apiAllowedGroups array = []
+
+// Without a policy any principal of the tenant with a token for apiClientId passes Easy Auth; with
+// one, only those listed (Microsoft docs "Configure Microsoft Entra authentication", "Use a
+// built-in authorization policy"). Which requests each one then sees is the teams file's call.
+var openToTenant = empty(apiAllowedApplications) && empty(apiAllowedPrincipals) && empty(apiAllowedGroups)
+var policy = {
+  defaultAuthorizationPolicy: {
+    allowedApplications: apiAllowedApplications
+    allowedPrincipals: {
+      identities: apiAllowedPrincipals
+      groups: apiAllowedGroups
+    }
+  }
+}
+var audiences = {
+  allowedAudiences: [
+    'api://${apiClientId}'
+    apiClientId
+  ]
+}
+var validation = openToTenant ? audiences : union(audiences, policy)
+
 @description('The VNB_* settings built in main.bicep.')
 param appSettings object
 
@@ -154,12 +184,7 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
           clientId: apiClientId
           openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
         }
-        validation: {
-          allowedAudiences: [
-            'api://${apiClientId}'
-            apiClientId
-          ]
-        }
+        validation: validation
         login: {
           disableWWWAuthenticate: false
         }

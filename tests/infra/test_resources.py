@@ -112,7 +112,14 @@ def test_the_requests_api_sits_behind_entra_id_authentication() -> None:
     aad = props["identityProviders"]["azureActiveDirectory"]
     assert aad["enabled"] is True
     assert aad["registration"]["clientId"] == "apiClientId"
-    assert len(aad["validation"]["allowedAudiences"]) == 2
+    # validation: the audiences, plus the authorization policy when team members are listed
+    assert aad["validation"] == "validation"
+    assert len(api.variable("audiences")["allowedAudiences"]) == 2
+    policy = api.variable("policy")["defaultAuthorizationPolicy"]
+    assert policy["allowedApplications"] == "apiAllowedApplications"
+    assert policy["allowedPrincipals"] == {"identities": "apiAllowedPrincipals", "groups": "apiAllowedGroups"}
     assert props["login"]["tokenStore"]["enabled"] is False
     params = Template(MAIN).modules["api"]["config"]["params"]
     assert params["apiClientId"] == "apiClientId"
+    for name in ("apiAllowedApplications", "apiAllowedPrincipals", "apiAllowedGroups"):
+        assert params[name] == name
