@@ -152,4 +152,4 @@ def _ratio(value: Decimal, of: Decimal) -> Decimal:
 
 
 def _num(value: Decimal) -> str:
-    return f"{value.normalize():f}"
+    return f"{value.quantize(Decimal('0.01')).normalize():f}"
