@@ -50,27 +50,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import IMAGE, REPO, TimedKubeStandIn, app_settings, quiet_logs
+from bench.capacity import ACI_START_SECONDS, HOST
 
 QUOTA_CORES = 100
-ACI_START_SECONDS = 25.0
 SHARES = {"a": 50, "b": 30, "c": 20}
 BORROW = 40
 """Each team may hold its share + 40: ``c`` idle leaves 20 to split, a burst takes at most 90."""
 KEY_ANNOTATION = "vnode-batch.io/key"
-
-HOST: dict[str, Any] = {
-    "version": "2.0",
-    "extensions": {
-        "queues": {
-            "maxPollingInterval": "00:00:00.200",
-            "visibilityTimeout": "00:00:01",
-            "batchSize": 16,
-            "newBatchThreshold": 8,
-            "maxDequeueCount": 5,
-            "messageEncoding": "none",
-        }
-    },
-}
 
 
 @dataclass
