@@ -28,4 +28,6 @@ def deadletter(msg: func.QueueMessage, events: func.Out[typing.List[str]]) -> No
     every function of the app from loading (azure-functions-runtime 1.3.0).
     """
     rt = runtime()
-    events.set([deadletter_event(inbound(msg), settings=rt.settings, now=utcnow(), ledger=rt.ledger)])
+    event = deadletter_event(inbound(msg), settings=rt.settings, now=utcnow(), ledger=rt.ledger)
+    if event is not None:  # None: the ledger says the request already ended otherwise (one outcome)
+        events.set([event])

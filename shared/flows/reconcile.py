@@ -27,9 +27,11 @@ those Jobs alive, so the verdict is first written on the Job (an annotation, CAS
 event is built from it: a repeat after a crash says the same thing.
 
 The request ledger (when given; the app always gives it) is kept current at fixed points:
-``running`` for started Jobs; the outcome after step 3 and before step 4 (a crash in between
-re-sends the same event, and the ledger write is then a no-op); a Job whose request was
-cancelled (DELETE /api/requests/{id}) gets no outcome event — the cancel sent one. Because the
+``running`` for started Jobs; the outcome claimed right before step 3
+(``shared.ledger.outcome_writer``: a cancel that lands while the logs are read wins or loses
+there, and the loser sends nothing; a crash after the claim finds it on the next pass and
+re-sends the same event); a Job whose request was cancelled (DELETE /api/requests/{id}) gets no
+outcome event — the cancel sent one. Because the
 ledger remembers finished keys, a reported Job can go at once (VNB_KEEP_FINISHED_SECONDS=0, the
 default). Every sweep also purges ledger records older than VNB_LEDGER_RETENTION_SECONDS.
 
@@ -87,6 +89,7 @@ from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, 
 from shared.job.logs import strip_timestamps
 from shared.job.read import is_deleting, job_name_of, job_uid, terminal_condition
 from shared.ledger import tracking
+from shared.ledger.outcome_writer import mark_sent, unsent
 from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.outcomes import events
@@ -414,18 +417,13 @@ class _Pass:
         if record is not None and (record.state == State.CANCELLED or _stray(record, job)):
             # ledger: cancelled through the API (which sent job.cancelled), or a stray duplicate
             # Job of a finished request: no second outcome event.
-            self._mark(job, moment)
-            if not is_deleting(job):
-                self.jobs.delete_job(name, propagation="Background")
+            self._ended_otherwise(job, record, moment)
             return
         cost = job_cost(pods, prices=self.settings.prices, until=result.finished_at)
-        text = self._event(job, result, cost)
-        self.send_event(text)
+        text = self._event(job, result, cost)  # reads pod logs: slow on ACI, a cancel may land meanwhile
         event_id = events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
-        with self._lock:
-            self.report.event_ids.append(event_id)
-        if self.ledger is not None:  # ledger: after the event, before the Job is marked and deleted
-            tracking.finished(
+        if self.ledger is not None:  # ledger: claim the outcome right before its event goes out
+            claim = tracking.finished(
                 self.ledger,
                 job=job,
                 succeeded=result.succeeded,
@@ -434,6 +432,12 @@ class _Pass:
                 now=moment,
                 known=record,
             )
+            if not claim.send:  # the request ended otherwise meanwhile (a cancel won): no event
+                self._ended_otherwise(job, claim.record, moment)
+                return
+        self.send_event(text)
+        with self._lock:
+            self.report.event_ids.append(event_id)
         try:
             self._mark(job, moment)
         except TransientError:
@@ -457,6 +461,17 @@ class _Pass:
                 with self._lock:
                     self.leftover_pods.add(pod_name)
         self._count("pods_deleted", len(pods))
+
+    def _ended_otherwise(self, job: dict[str, Any], record: Record | None, moment: datetime) -> None:
+        """The Job's request already has its outcome: send a cancel's event if its sender crashed
+        before sending it (``shared.ledger.outcome_writer.unsent``), then mark and delete the Job."""
+        pending = unsent(record)
+        if pending is not None and record is not None and self.ledger is not None:
+            self.send_event(pending)
+            mark_sent(self.ledger, record)
+        self._mark(job, moment)
+        if not is_deleting(job):
+            self.jobs.delete_job(job_name_of(job), propagation="Background")
 
     def _keep_pods_if_marked(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         """The mark failed transiently, but may have been applied (the answer was lost). Then no
