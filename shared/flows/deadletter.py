@@ -25,10 +25,13 @@ from datetime import datetime
 from shared.base.errors import VnbError
 from shared.base.times import iso
 from shared.config.settings import Settings
+from shared.flows import finish
 from shared.flows.dispatch import Inbound
 from shared.intake.deferral import unwrap
 from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, decode_body, parse_request
 from shared.ledger import tracking
+from shared.ledger.outcome_writer import Claim
+from shared.ledger.records import Record
 from shared.ledger.store import Ledger
 from shared.outcomes import events
 
@@ -101,9 +104,15 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: L
     )
     # ledger: ends a waiting request; a submitted one is the reconciler's
     event_id = events.deadlettered_id(key=who.key, body=message.body)
-    if ledger is not None and who.key and not _record(ledger, who, message.body, settings, now, event_id):
-        log.warning("a poisoned copy of key %s: the request already ended otherwise; no event", who.key)
-        return None
+    if ledger is not None and who.key:
+        claim = _record(ledger, who, message.body, settings, now, event_id)
+        if claim is not None and not claim.send:
+            # The request ended otherwise. Its own event may still be owed: a cancel's not known
+            # sent, or one claimed by a delivery of this very body that crashed before the host
+            # wrote it (``shared.flows.finish.replay``: the same id again). Else nothing.
+            again = _owed(claim.record, message, who, settings, now)
+            log.warning("a poisoned copy of key %s: the request already ended otherwise", who.key)
+            return again
     log.error(
         "a request was poisoned: key %s, %d-byte body, poison copy %s",
         who.key or "unknown",
@@ -113,10 +122,29 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: L
     return event
 
 
-def _record(ledger: Ledger, who: Identity, body: bytes, settings: Settings, now: datetime, event_id: str) -> bool:
-    """Claim ``dead-lettered``; False when the request already has another outcome (or a Job:
-    then the reconciler reports it). Best effort: this function must never fail (module
-    docstring), so a ledger outage is logged and the event goes out unrecorded."""
+def _owed(record: Record | None, message: Inbound, who: Identity, settings: Settings, now: datetime) -> str | None:
+    if record is None:
+        return None
+    claimed = str((record.outcome or {}).get("claimedBy") or "")
+    again = finish.replay(
+        record,
+        settings=settings,
+        message_id=claimed.removeprefix("message:") if claimed.startswith("message:") else "",
+        body=message.body,
+        dequeue_count=1,
+        original_message_id=who.message_id or "",
+        first_seen=_utc_or_none(who.first_seen),
+        now=now,
+    )
+    return again[0] if again else None
+
+
+def _record(
+    ledger: Ledger, who: Identity, body: bytes, settings: Settings, now: datetime, event_id: str
+) -> Claim | None:
+    """Claim ``dead-lettered`` (``claim.send`` False: the request already has another outcome, or
+    a Job the reconciler reports). Best effort: this function must never fail (module
+    docstring), so a ledger outage is logged, None returned, and the event goes out unrecorded."""
     assert who.key is not None
     request = _request(body, settings)
     try:
@@ -135,11 +163,11 @@ def _record(ledger: Ledger, who: Identity, body: bytes, settings: Settings, now:
         )
     except VnbError as e:
         log.warning("key %s: recording dead-lettered in the ledger failed: %s", who.key, e)
-        return True
+        return None
     except Exception:  # never fail this function: see the module docstring
         log.exception("key %s: recording dead-lettered in the ledger failed", who.key)
-        return True
-    return claim.send
+        return None
+    return claim
 
 
 def _request(body: bytes, settings: Settings) -> BatchRequest | None:

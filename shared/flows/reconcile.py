@@ -89,7 +89,7 @@ from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, 
 from shared.job.logs import strip_timestamps
 from shared.job.read import is_deleting, job_name_of, job_uid, terminal_condition
 from shared.ledger import tracking
-from shared.ledger.outcome_writer import mark_sent, unsent
+from shared.ledger.outcome_writer import flush, mark_sent, unsent
 from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.outcomes import events
@@ -215,8 +215,9 @@ def run(
     if report.swept_at is not None:
         with _sweep_lock:
             _last_sweep[key] = report.swept_at
-        if ledger is not None:  # ledger: retention
+        if ledger is not None:  # ledger: retention, and claimed events a DELETE cut short left unsent
             _purge(ledger, settings, report.swept_at)
+            _flush(ledger, send_event, report.swept_at)
     return report
 
 
@@ -228,6 +229,16 @@ def _purge(ledger: Ledger, settings: Settings, moment: datetime) -> None:
         return
     if purged:
         log.info("purged %d ledger record(s) older than %d s", purged, settings.ledger_retention_seconds)
+
+
+def _flush(ledger: Ledger, send_event: SendEvent, moment: datetime) -> None:
+    try:
+        sent = flush(ledger, send_event, moment)
+    except VnbError as e:
+        log.warning("sending kept cancel events failed (the next sweep retries): %s", e)
+        return
+    if sent:
+        log.info("sent %d cancel event(s) their DELETE left unsent", sent)
 
 
 _last_sweep: dict[str, datetime] = {}

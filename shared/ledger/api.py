@@ -341,7 +341,6 @@ class RequestsApi:
                 return _unavailable(f"reading Job {record.job_name} failed ({e}); repeat the DELETE")
             data = ran(job, record, namespace=self.settings.namespace, state=was, now=now)
             data["cost"] = job_cost(pods, prices=self.settings.prices, until=now)
-            data["finishedAt"] = iso(now)
             text = events.job_cancelled(
                 source=self.settings.event_source, key=record.key, job_uid=_job_uid(job), now=now, data=data
             )
@@ -352,11 +351,7 @@ class RequestsApi:
             event_type=str(event["type"]),
             claimed_by="api",
             reason=f"cancelled through the API while {was}",
-            data={
-                k: v
-                for k, v in data.items()
-                if k in ("jobUid", "startedAt", "finishedAt", "durationSeconds", "ran", "cost")
-            },
+            data={**data, "finishedAt": iso(now)} if data else {},  # what ran and its cost (``cli cost``)
             pending_event=text,
         )
         claim = finish(

@@ -27,7 +27,7 @@ import enum
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.base.errors import FieldError, PermanentError, TransientError, VnbError, bounded
@@ -184,3 +184,24 @@ def mark_sent(ledger: Ledger, record: Record) -> Record:
             "ledger: key %r: noting its event as sent failed (it may be sent again, same id): %s", record.key, e
         )
     return record
+
+
+FLUSH_AFTER_SECONDS = 60
+"""A kept event is sent by :func:`flush` once it is this old: its claimant (an API call) has
+had time to send it itself."""
+
+
+def flush(ledger: Ledger, send_event: Callable[[str], object], now: datetime) -> int:
+    """Send the kept events whose claimant never said they were sent (a DELETE cut short after its
+    claim, and not repeated), then note them sent; how many. The reconcile timer calls it, so no
+    claimed outcome stays unsent even when no message or Job of the request is left to meet it.
+    A send failure raises (the next run retries); the same event may go out twice, same id."""
+    sent = 0
+    for record in ledger.pending(now - timedelta(seconds=FLUSH_AFTER_SECONDS)):
+        text = unsent(record)
+        if text is None:
+            continue
+        send_event(text)
+        mark_sent(ledger, record)
+        sent += 1
+    return sent

@@ -302,6 +302,8 @@ def to_entity(record: Record) -> dict[str, Any]:
         "pendingEvent": record.pending_event,
     }
     entity.update({k: v for k, v in optional.items() if v is not None})
+    if record.pending_event:  # what ``Ledger.unsent`` selects on: claimed events not yet known sent
+        entity["pendingSince"] = record.updated_at
     for name, value in record.labels.items():
         entity[label_property(name)] = value
     return entity

@@ -166,6 +166,13 @@ class Ledger:
         records = [from_entity(s.entity, etag=s.etag) for s in page.items]
         return records, encode_page_token(page.continuation) if page.continuation else None
 
+    def pending(self, before: datetime, *, limit: int = 100) -> tuple[Record, ...]:
+        """Records whose claimed event is kept, not known sent, since before ``before``
+        (``shared.ledger.outcome_writer.flush``)."""
+        text = "RowKey eq @row and pendingSince lt @before"
+        page = self.store.query(text, parameters={"row": ROW_KEY, "before": iso(before)}, page_size=limit)
+        return tuple(from_entity(s.entity, etag=s.etag) for s in page.items)
+
     def purge(self, before: datetime, *, page_size: int = 200) -> int:
         """Delete records not updated since ``before`` (the retention bound); how many."""
         text = "RowKey eq @row and updatedAt lt @before"
