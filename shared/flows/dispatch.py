@@ -108,7 +108,7 @@ def dispatch(
             deferral,
             inserted_at=message.inserted_at,
             now=now(),
-            max_wait_seconds=max(settings.bootstrap_max_wait_seconds, settings.capacity_max_wait_seconds),
+            max_wait_seconds=_longest_wait(settings, deferral),
             max_capacity_attempts=settings.capacity_max_attempts,
         )
         if bad:
@@ -223,6 +223,16 @@ def dispatch(
                 Outcome.DUPLICATE, key=key, job_name=result.job_name, detail=f"already {record.state}"
             )
     return result
+
+
+def _longest_wait(settings: Settings, deferral: Deferral) -> int:
+    """How long ago a genuine envelope's request can have been first seen: a deferral is written
+    only while the request waited less than the longer wait (cluster or capacity); a capacity
+    give-back (``capacityAttempts`` ≥ 1) follows a Job that sat in a backlog and ran for any time,
+    so only the ledger's retention bounds it (past that the ledger has forgotten the key)."""
+    if deferral.capacity_attempts > 0:
+        return max(settings.ledger_retention_seconds, settings.capacity_max_wait_seconds)
+    return max(settings.bootstrap_max_wait_seconds, settings.capacity_max_wait_seconds)
 
 
 def _track_wait(

@@ -146,8 +146,8 @@ def envelope_problems(
     (docs/schemas: ``requestKey`` has minLength 1). Its first-seen time is bounded: the app
     defers only while a request has waited less than ``max_wait_seconds`` (the longer of
     VNB_BOOTSTRAP_MAX_WAIT_SECONDS and VNB_CAPACITY_MAX_WAIT_SECONDS: a request may wait for
-    either, the capacity wait being the long one), and the message carrying it is inserted when it
-    is deferred, so first-seen is not before that insertion time minus the maximum wait, nor in
+    either, the capacity wait being the long one; for a capacity give-back, the ledger retention:
+    ``shared.flows.dispatch``), and the message carrying it is inserted when it is deferred, so first-seen is not before that insertion time minus the maximum wait, nor in
     the future (each with :data:`CLOCK_SKEW` to spare). Its counters are what the app counts:
     ``count`` from 1 (at most what :func:`room` sized the envelope for), ``capacityAttempts`` from
     0 to ``max_capacity_attempts`` (VNB_CAPACITY_MAX_ATTEMPTS: one more refusal fails the Job).
@@ -188,7 +188,8 @@ def envelope_problems(
                     f"{ENVELOPE}.firstSeen",
                     f"{first_seen.isoformat()} cannot be when this request was first seen: it must lie between the "
                     f"message's insertion time minus the longest wait ({max_wait_seconds} s: "
-                    "VNB_BOOTSTRAP_MAX_WAIT_SECONDS, VNB_CAPACITY_MAX_WAIT_SECONDS) and now",
+                    "VNB_BOOTSTRAP_MAX_WAIT_SECONDS, VNB_CAPACITY_MAX_WAIT_SECONDS; for a capacity give-back "
+                    "VNB_LEDGER_RETENTION_SECONDS) and now",
                 )
             )
     return problems

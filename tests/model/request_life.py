@@ -140,11 +140,11 @@ class RequestLife(RuleBasedStateMachine):
         self.world.reconcile()
         self.world.cluster.on_log = None
 
-    @precondition(lambda self: self.world.cluster.live())
+    @precondition(lambda self: self.world.cluster.unfinished())
     @rule(i=st.integers(0, 20), how=st.sampled_from(["start", "succeed", "succeed", "fail", "refuse"]))
     def progress(self, i: int, how: str) -> None:
         """A Job starts, succeeds, fails, or ACI refuses its pod for quota (a capacity give-back)."""
-        live = self.world.cluster.live()
+        live = self.world.cluster.unfinished()
         self.world.cluster.progress(live[i % len(live)], how)
 
     # --- faults and the weather ---------------------------------------------------------------
@@ -253,7 +253,7 @@ class RequestLife(RuleBasedStateMachine):
             # meets the request (``shared.ledger.outcome_writer.unsent``).
             while world.queue:
                 world.deliver(world.queue[0])
-            for name in world.cluster.live():
+            for name in world.cluster.unfinished():
                 world.cluster.progress(name, "succeed")
             world.reconcile()
             world.clock += timedelta(seconds=30)

@@ -334,6 +334,10 @@ class Cluster:
             if j["metadata"]["labels"].get(LABEL_STATE) != "reported" and not j["metadata"].get("deletionTimestamp")
         )
 
+    def unfinished(self) -> list[str]:
+        """Live Jobs without a terminal condition (a finished Job's outcome never changes)."""
+        return [n for n in self.live() if not any(c.get("status") == "True" for c in self.jobs[n]["status"].get("conditions") or [])]
+
     def progress(self, name: str, how: str) -> None:
         """``start``, ``succeed``, ``fail`` or ``refuse`` (ACI refused the pod for quota)."""
         job = self.jobs[name]
