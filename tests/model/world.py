@@ -182,6 +182,10 @@ class MemTable:
         items = [Stored(copy.deepcopy(self.rows[k][0]), self.rows[k][1]) for k in page]
         return EntityPage(items=items, continuation={"PartitionKey": more[0]} if more else None)
 
+    def records_by_pk(self, partition_key: str) -> Any:
+        entity, etag = self.rows[partition_key]
+        return from_entity(entity, etag=etag)
+
     def records(self) -> dict[str, Any]:
         return {str(e["key"]): from_entity(e, etag=t) for e, t in self.rows.values()}
 
@@ -238,9 +242,7 @@ class Cluster:
             raise AlreadyExists(f"jobs {name} already exists", status=409, reason="AlreadyExists")
         job = copy.deepcopy(manifest)
         uid = f"00000000-0000-4000-8000-{next(self._uids):012d}"
-        job["metadata"].update(
-            uid=uid, resourceVersion=str(next(self._rv)), creationTimestamp=_ts(self.world.now())
-        )
+        job["metadata"].update(uid=uid, resourceVersion=str(next(self._rv)), creationTimestamp=_ts(self.world.now()))
         job["status"] = {}
         self.jobs[name] = job
         self.created_at[uid] = self.world.step
@@ -336,7 +338,11 @@ class Cluster:
 
     def unfinished(self) -> list[str]:
         """Live Jobs without a terminal condition (a finished Job's outcome never changes)."""
-        return [n for n in self.live() if not any(c.get("status") == "True" for c in self.jobs[n]["status"].get("conditions") or [])]
+        return [
+            n
+            for n in self.live()
+            if not any(c.get("status") == "True" for c in self.jobs[n]["status"].get("conditions") or [])
+        ]
 
     def progress(self, name: str, how: str) -> None:
         """``start``, ``succeed``, ``fail`` or ``refuse`` (ACI refused the pod for quota)."""
@@ -360,14 +366,18 @@ class Cluster:
             status = {
                 "startTime": _ts(now - timedelta(seconds=10)),
                 "failed": 1,
-                "conditions": [_cond("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)],
+                "conditions": [
+                    _cond("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)
+                ],
             }
             pod = _pod(name, uid, "Failed", now, exit_code=2)
         else:
             status = {
                 "startTime": _ts(now - timedelta(seconds=10)),
                 "failed": 1,
-                "conditions": [_cond("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)],
+                "conditions": [
+                    _cond("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)
+                ],
             }
             pod = _pod(name, uid, "Failed", now, refused=QUOTA)
         job["status"] = status
@@ -383,7 +393,9 @@ def _cond(kind: str, reason: str, message: str, now: datetime) -> dict[str, Any]
     return {"type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": _ts(now)}
 
 
-def _pod(job: str, uid: str, phase: str, now: datetime, *, exit_code: int | None = None, refused: str | None = None) -> dict[str, Any]:
+def _pod(
+    job: str, uid: str, phase: str, now: datetime, *, exit_code: int | None = None, refused: str | None = None
+) -> dict[str, Any]:
     state: dict[str, Any]
     if refused is not None:
         state = {"waiting": {"reason": "ProviderFailed", "message": refused}}
@@ -441,7 +453,9 @@ class Admission:
         self.open = True
         self._tickets = itertools.count(1)
 
-    def admit(self, source: Any, demand: Any, *, key: str, first_seen: datetime, now: datetime, job: str = "") -> Decision:
+    def admit(
+        self, source: Any, demand: Any, *, key: str, first_seen: datetime, now: datetime, job: str = ""
+    ) -> Decision:
         if self.open:
             return Decision(True, ticket=next(self._tickets))
         return Decision(False, reason="waiting for capacity: cores", delay=5)
@@ -487,9 +501,10 @@ class World:
         return f"00000000-0000-4000-a000-{next(self._ids):012d}"
 
     # queue side
-    def produce(self, text: str) -> Message:
+    def produce(self, text: str | bytes) -> Message:
         """A producer's send (not the app's: it does not meet the app's injected faults)."""
-        self.queue.append(Message(self.message_id(), text.encode(), inserted_at=self.clock))
+        raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+        self.queue.append(Message(self.message_id(), raw, inserted_at=self.clock))
         return self.queue[-1]
 
     def enqueue(self, text: str) -> None:
