@@ -187,7 +187,7 @@ class RequestLife(RuleBasedStateMachine):
         elif kind == "capacity":
             world.admission.open = not world.admission.open
         else:
-            world.cluster.on_create = lambda key: self.cancel(key)
+            world.cluster.on_create = self.cancel
 
     @rule(seconds=st.sampled_from([5, 60, 700, 1300]))
     def tick(self, seconds: int) -> None:
@@ -259,7 +259,8 @@ class RequestLife(RuleBasedStateMachine):
             world.clock += timedelta(seconds=30)
             if not world.queue and not world.cluster.jobs and not world.ledger.pending(world.clock):
                 break
-        assert not world.queue and not world.cluster.jobs, "the world did not drain"
+        assert not world.queue, "the queue did not drain"
+        assert not world.cluster.jobs, "Jobs are left"
         self.one_outcome_and_the_ledger_agrees()
         about = self._about()
         for key, record in world.table.records().items():
