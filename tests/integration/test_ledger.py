@@ -430,3 +430,18 @@ def test_a_second_job_for_a_finished_request_is_deleted_without_a_second_event(
     assert len(sent) == 1, "no second outcome event for the stray Job"
     assert kube_job["metadata"]["uid"] != (record.outcome or {}).get("jobUid")
     assert kube.jobs(NS) == []
+
+
+def test_an_entity_table_storage_refuses_is_a_permanent_error_not_a_retry(settings: Settings) -> None:
+    """A 400 from Table storage (a property over 64 KiB here) can never succeed on retry: the
+    adapter says so (EntityRefused, a PermanentError), so no message is retried into the poison
+    queue for it (issue 20)."""
+    from shared.adapters.tables import EntityRefused
+    from shared.base.errors import PermanentError
+
+    tables = Tables(settings)
+    entity = {"PartitionKey": "too-big", "RowKey": "request", "key": "too-big", "state": "received", "x": "a" * 40_000}
+    with pytest.raises(EntityRefused) as refused:
+        tables.insert(entity)
+    assert isinstance(refused.value, PermanentError)
+    assert not isinstance(refused.value, TransientError)

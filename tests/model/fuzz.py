@@ -16,6 +16,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from shared.intake.deferral import unwrap
+from shared.intake.request import decode_body
 from shared.ledger.records import partition_key
 from tests.model.world import T0, World
 
@@ -136,15 +138,12 @@ def check_queue(raw: bytes) -> None:
 
 
 def _key_of(raw: bytes) -> str | None:
-    try:
-        value = json.loads(raw)
-    except ValueError:
+    """The id the input asks for, read as dispatch reads a body (plain or base64, enveloped)."""
+    value, _ = decode_body(raw)
+    if value is None:
         return None
-    if isinstance(value, dict):
-        inner = value.get("request") if "vnodeBatchDeferred" in value else value
-        if isinstance(inner, dict) and isinstance(inner.get("id"), str):
-            return str(inner["id"])
-    return None
+    inner, _ = unwrap(value)
+    return str(inner["id"]) if isinstance(inner.get("id"), str) else None
 
 
 operations = st.one_of(
