@@ -29,7 +29,7 @@ COUNTS = {"queue": 0, "http": 0}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)
     budget = settings(

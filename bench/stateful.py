@@ -41,7 +41,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--steps", type=int, default=80, help="longest rule sequence per run")
-    parser.add_argument("--batch", type=int, default=500, help="runs per hypothesis call (fresh random seeds each)")
+    parser.add_argument("--batch", type=int, default=50, help="runs per hypothesis call (fresh random seeds each)")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)
     deadline = time.monotonic() + args.minutes * 60
