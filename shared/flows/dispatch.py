@@ -16,6 +16,9 @@ Outcomes, and what the function does with them:
 With a ``ledger`` (the app always passes one), each step is recorded there too
 (``shared.ledger.tracking``); the ledger also remembers finished keys, so a redelivered
 message for a request that already ran (its Job deleted since) is a duplicate, not a new Job.
+Every outcome that ends a request (rejected, dead-lettered) is claimed in the ledger before its
+event is returned (``shared.flows.finish``): a message whose request already ended otherwise
+returns no event, and a redelivery after a crash returns the same event again.
 """
 
 from __future__ import annotations
