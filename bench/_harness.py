@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from devtools.standins.kube import KubeStandIn  # noqa: E402
+from devtools.standins.kube.apiserver import KubeStandIn  # noqa: E402
 
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
 NEVER = "0 0 0 1 1 *"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.arm.standin import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.cluster.bootstrap import AksGate
 from shared.config.settings import Settings
 from tests.conftest import BASE_ENV
@@ -34,6 +34,10 @@ RG = "rg-aks"
 
 def step_of(r: RecordedRequest) -> str:
     p = r.path.lower()
+    if p.endswith("/roleassignments"):  # the list, and the DELETEs of the app's own grants
+        return "bootstrap-rights"
+    if "/roleassignments/" in p and r.method == "DELETE":
+        return "bootstrap-rights"
     if "/roleassignments/" in p:
         if "/namespaces/" in p:
             return "app-namespace-role"

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bootstrap_calls import RG, namespace_creator
 from devtools.azurite import Azurite
 from devtools.runner import LocalRunner
-from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.arm.standin import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.cluster.bootstrap import AksGate
 from shared.cluster.idle_gate import IdleGate
 from shared.cluster.power import Act

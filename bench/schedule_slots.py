@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.schedules.definitions import Schedule, due_slots, slots_between
+from shared.schedules.definitions import Schedule
+from shared.schedules.slots import due_slots, slots_between
 
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"
 

@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 
     from devtools.azurite import Azurite
     from devtools.host import LocalHost
-    from devtools.standins.kube import KubeStandIn
+    from devtools.standins.kube.apiserver import KubeStandIn
     from shared.cli.main import encode_for_trigger, format_event, message_encoding
 
     console = Console(highlight=False, width=200, soft_wrap=True)

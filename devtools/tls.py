@@ -36,6 +36,15 @@ class TestCA:
         path.write_bytes(self.ca_pem)
         return path
 
+    @cached_property
+    def server_pem_files(self) -> tuple[Path, Path]:
+        """The loopback server certificate (chain) and its private key as PEM files, for servers
+        that are not Python (Azurite's ``--cert``/``--key``)."""
+        cert, key = self._dir / "server.pem", self._dir / "server-key.pem"
+        cert.write_bytes(b"".join(blob.bytes() for blob in self._server.cert_chain_pems))
+        key.write_bytes(self._server.private_key_pem.bytes())
+        return cert, key
+
     def server_context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._server.configure_cert(ctx)

@@ -90,6 +90,21 @@ param maximumInstanceCount int = 100
 @description('Flex Consumption: memory per instance (MB).')
 param instanceMemoryMB int = 2048
 
+@description('Private registry (ACR) the app pulls images from with its identity (AcrPull on it only); empty: none.')
+param registryName string = ''
+
+@description('Resource group of registryName (default: the app resource group).')
+param registryResourceGroupName string = ''
+
+@description('Key Vault for request secrets (Key Vault Secrets User on it only): empty for none, else an existing RBAC-mode vault in the app resource group, or a new one with createKeyVault.')
+param keyVaultName string = ''
+
+@description('Create keyVaultName (RBAC mode, purge protection) instead of using an existing vault.')
+param createKeyVault bool = false
+
+@description('Containers of a new data account for request input/output (Storage Blob Delegator and Storage Blob Data Contributor on it only); empty: no data account.')
+param dataContainers array = []
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -156,6 +171,39 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
+module registryPull 'app/acr-pull.bicep' = if (!empty(registryName)) {
+  name: 'registry-pull'
+  scope: resourceGroup(!empty(registryResourceGroupName) ? registryResourceGroupName : rg.name)
+  params: {
+    principalId: identity.outputs.principalId
+    registryName: registryName
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = if (!empty(keyVaultName)) {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    name: keyVaultName
+    createVault: createKeyVault
+    location: location
+    tags: tags
+  }
+}
+
+module dataAccount 'app/data.bicep' = if (!empty(dataContainers)) {
+  name: 'data'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    name: 'stvnbdata${take(resourceToken, 11)}'
+    containerNames: dataContainers
+    location: location
+    tags: tags
+  }
+}
+
 // Every VNB_* setting the app reads in Azure (shared/config/settings.py; tests/infra checks the keys).
 // The storage and monitoring connection settings are added in app/api.bicep.
 var appSettings = {
@@ -169,6 +217,10 @@ var appSettings = {
   VNB_RECONCILE_SCHEDULE: reconcileSchedule
   VNB_SCHEDULES_TIMER: schedulesTimer
   VNB_ALLOWED_REGISTRIES: allowedRegistries
+  VNB_ACR_REGISTRIES: !empty(registryName) ? registryPull!.outputs.loginServer : ''
+  VNB_KEY_VAULT_URL: !empty(keyVaultName) ? keyVault!.outputs.uri : ''
+  VNB_DATA_ACCOUNT_URL: !empty(dataContainers) ? dataAccount!.outputs.blobEndpoint : ''
+  VNB_DATA_CONTAINERS: join(dataContainers, ',')
   VNB_CLUSTER_NAME: clusterName
   VNB_VNET_CIDR: vnetCidr
   VNB_CLUSTER_SUBNET_CIDR: clusterSubnetCidr

@@ -5,7 +5,8 @@ Public API: :class:`LocalHost` (alias ``LocalRunner``), :class:`FunctionStats`,
 CLI: ``python -m devtools.host`` (like ``func start``).
 """
 
-from devtools.host.host import FunctionStats, Invocation, LocalHost, LocalRunner, Outcome
+from devtools.host.contract import FunctionStats, Invocation, Outcome
+from devtools.host.host import LocalHost, LocalRunner
 from devtools.host.settings import HostError, exported_settings, load_local_settings
 
 __all__ = ["FunctionStats", "HostError", "Invocation", "LocalHost", "LocalRunner", "Outcome",

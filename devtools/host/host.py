@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
@@ -40,6 +40,7 @@ from devtools.host.bindings import (
     read_as_enumerable,
 )
 from devtools.host.client import HostError, WorkerClient, WorkerRestarted
+from devtools.host.contract import FunctionStats, Invocation, Outcome
 from devtools.host.queues import (
     DEFAULT_MESSAGE_LEASE_S,
     Lease,
@@ -54,28 +55,7 @@ from devtools.host.timers import ScheduleMonitor, TimerListener
 log = logging.getLogger("devtools.host")
 
 REPO = Path(__file__).resolve().parents[2]
-Outcome = Literal["succeeded", "failed", "poisoned"]
 InvocationCallback = Callable[[str, Outcome, float], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class FunctionStats:
-    """Counters for one function. ``poisoned`` counts messages moved to ``<queue>-poison``."""
-
-    invocations: int = 0
-    successes: int = 0
-    failures: int = 0
-    poisoned: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class Invocation:
-    """One finished invocation: its outcome and the worker's response (None if it never answered)."""
-
-    function: str
-    ok: bool
-    error: str | None
-    response: Any = None
 
 
 class LocalHost:

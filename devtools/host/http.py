@@ -21,6 +21,15 @@ Sources:
   ``RawHttpBodyBytes``/``RpcHttpBodyOnly``) (``src/WebJobs.Script.Grpc/MessageExtensions/
   GrpcMessageConversionExtensions.cs`` ``ToRpcHttp``); no trigger metadata, since the worker
   announces ``RpcHttpTriggerMetadataRemoved``.
+* Body: Kestrel refuses a ``Content-Length`` that is not a number with 400 before any middleware
+  (ASP.NET Core ``Http1MessageBody``/``HttpHeaders.ParseContentLength``: ``BadHttpRequestException``,
+  ``RequestRejectionReason.InvalidContentLength``); the key is checked by the authentication
+  middleware, which never reads the body, so a caller without a key gets its 401 whatever it
+  sends; a body longer than the host's limit is a 413 (``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT``,
+  default 104857600 bytes: learn.microsoft.com/azure/azure-functions/functions-app-settings
+  #functions_request_body_size_limit; Kestrel ``MaxRequestBodySize``,
+  ``RequestRejectionReason.RequestBodyTooLarge``). Here the body is read only after the route
+  and the key passed, and a connection whose body was not read is closed after the reply.
 * Response: the invocation's ``return_value`` (the ``$return`` http output): an ``RpcHttp``
   gives status, headers and body; a plain value is a 200 with that body. A failed invocation
   is a 500 with no body (the host never sends the worker's traceback to the caller).
@@ -33,17 +42,16 @@ import logging
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devtools.host import protos
 from devtools.host.bindings import FunctionSpec, HttpTrigger
-
-if TYPE_CHECKING:
-    from devtools.host.host import LocalHost
+from devtools.host.contract import Invocation
 
 log = logging.getLogger("devtools.host")
 
+BODY_LIMIT = 104_857_600  # FUNCTIONS_REQUEST_BODY_SIZE_LIMIT's default (see the module docstring)
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?(\?)?\}")
 _CONSTRAINTS = {"int": r"-?\d+", "long": r"-?\d+", "guid": r"[0-9a-fA-F-]{36}", "bool": r"(?:true|false)",
                 "alpha": r"[A-Za-z]+"}
@@ -75,10 +83,22 @@ def authorized(level: str, key: str | None, function_keys: dict[str, str], maste
     return is_master or any(hmac.compare_digest(key, value) for value in function_keys.values())
 
 
+class HttpHost(Protocol):
+    """What the front end reads from the host: the indexed functions, keys, and one invocation."""
+
+    host_json: dict[str, Any]
+    functions: list[FunctionSpec]
+    function_keys: dict[str, str]
+    master_key: str
+
+    def call(self, spec: FunctionSpec, input_data: list[Any], trigger_metadata: dict[str, Any], *,
+             reason: str) -> Invocation: ...
+
+
 class HttpFrontEnd:
     """A threaded HTTP server on 127.0.0.1 for the app's HTTP functions."""
 
-    def __init__(self, host: LocalHost, port: int) -> None:
+    def __init__(self, host: HttpHost, port: int) -> None:
         self.host = host
         prefix = str(((host.host_json.get("extensions") or {}).get("http") or {}).get("routePrefix", "api"))
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
@@ -126,7 +146,7 @@ class HttpFrontEnd:
             path = path[len(self.prefix):]
         path = path.strip("/")
         for pattern, spec in self.routes:
-            m = pattern.match(path)
+            m = pattern.fullmatch(path)
             assert isinstance(spec.trigger, HttpTrigger)
             if m and (not spec.trigger.methods or method in spec.trigger.methods):
                 return spec, {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
@@ -134,11 +154,14 @@ class HttpFrontEnd:
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
         split = urlsplit(req.path)
-        length = int(req.headers.get("content-length") or 0)
-        body = req.rfile.read(length) if length > 0 else b""
+        raw_length = (req.headers.get("content-length") or "0").strip()
+        if not raw_length.isascii() or not raw_length.isdigit():
+            self._refuse(req, 400)
+            return
+        length = int(raw_length)
         found = self.match(req.command, split.path)
         if found is None:
-            self._reply(req, 404, {}, b"")
+            self._refuse(req, 404)
             return
         spec, params = found
         assert isinstance(spec.trigger, HttpTrigger)
@@ -150,8 +173,12 @@ class HttpFrontEnd:
         query = {name: ",".join(v) for name, v in values.items()}
         key = req.headers.get("x-functions-key") or query.get("code")
         if not authorized(spec.trigger.auth_level, key, self.host.function_keys, self.host.master_key):
-            self._reply(req, 401, {}, b"")
+            self._refuse(req, 401)
             return
+        if length > BODY_LIMIT:
+            self._refuse(req, 413)
+            return
+        body = req.rfile.read(length) if length > 0 else b""
         http = protos.RpcHttp(
             method=req.command, url=f"{self.url}{req.path}",
             headers={k.lower(): v for k, v in req.headers.items()},
@@ -165,12 +192,20 @@ class HttpFrontEnd:
         status, headers, payload = response_parts(outcome.response.return_value)
         self._reply(req, status, headers, payload)
 
+    @classmethod
+    def _refuse(cls, req: BaseHTTPRequestHandler, status: int) -> None:
+        """Answer without reading the body; the unread body would be taken for the next request."""
+        req.close_connection = True
+        cls._reply(req, status, {}, b"")
+
     @staticmethod
     def _reply(req: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
         req.send_response(status)
         for name, value in headers.items():
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                 req.send_header(name, value)
+        if req.close_connection:
+            req.send_header("Connection", "close")
         req.send_header("Content-Length", str(len(body)))
         req.end_headers()
         if req.command != "HEAD":

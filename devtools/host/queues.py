@@ -36,16 +36,14 @@ import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueMessage
 
 from devtools.host.bindings import FunctionSpec, QueueTrigger, queue_trigger_data
-from devtools.host.settings import MIN_POLLING_INTERVAL_S
-
-if TYPE_CHECKING:
-    from devtools.host.host import LocalHost
+from devtools.host.contract import Host
+from devtools.host.settings import MIN_POLLING_INTERVAL_S, QueuesOptions, StorageConnection
 
 log = logging.getLogger("devtools.host")
 
@@ -105,10 +103,29 @@ class Lease:
         self.finished = False
 
 
+class QueueHost(Host, Protocol):
+    """What a queue listener uses of the host besides :class:`Host`: options, clients and leases."""
+
+    queues_options: QueuesOptions
+    lease_seconds: int
+
+    def client(self, connection: StorageConnection, queue_name: str) -> QueueClient: ...
+
+    def send(self, connection: StorageConnection, queue_name: str, content: str) -> None: ...
+
+    def count(self, name: str, field: str) -> None: ...
+
+    def hold(self, lease: Lease) -> None: ...
+
+    def release_hold(self, lease: Lease) -> None: ...
+
+    def notify_idle(self) -> None: ...
+
+
 class QueueListener:
     """Polls one queue for one function and processes what it receives."""
 
-    def __init__(self, host: LocalHost, spec: FunctionSpec, max_workers: int) -> None:
+    def __init__(self, host: QueueHost, spec: FunctionSpec, max_workers: int) -> None:
         assert isinstance(spec.trigger, QueueTrigger)
         self.host = host
         self.spec = spec
@@ -252,7 +269,7 @@ class QueueListener:
                 log.debug("Message %s: pop receipt did not match (someone else owns it)", lease.id)
 
 
-def renew_leases(host: LocalHost, leases: set[Lease], lock: Any) -> None:
+def renew_leases(host: QueueHost, leases: set[Lease], lock: Any) -> None:
     """Keep in-flight messages invisible: renew each lease at half its life, like the host."""
     half = host.lease_seconds / 2
     interval = min(1.0, half / 2)

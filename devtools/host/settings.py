@@ -40,7 +40,7 @@ DEVELOPMENT_STORAGE_CONNECTION = (
     f"AccountKey={_DEV_KEY};QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
 )
 _TOKEN = re.compile(r"%([^%]+)%")
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?$")
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?")
 _SECRET = re.compile(r"(AccountKey|SharedAccessSignature|SharedAccessKey)=[^;]*", re.IGNORECASE)
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -144,7 +144,7 @@ def parse_timespan(value: object, *, setting: str, numbers_are_ms: bool = False)
     if numbers_are_ms and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value) / 1000.0
     if isinstance(value, str):
-        match = _TIMESPAN.match(value.strip())
+        match = _TIMESPAN.fullmatch(value.strip())
         if match:
             days, hours, minutes, seconds, fraction = match.groups()
             if int(hours) < 24 and int(minutes) < 60 and int(seconds or 0) < 60:
@@ -329,7 +329,7 @@ def resolve_connection(name: str, settings: Mapping[str, str], function_name: st
 def normalize_queue_name(raw: str, function_name: str) -> str:
     """Lower-case and validate, as the Storage extension does before it touches the queue."""
     name = raw.lower()
-    if not 3 <= len(name) <= 63 or not re.match(r"^[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$", name):
+    if not 3 <= len(name) <= 63 or not re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]", name):
         raise HostError(f"{function_name}: invalid queue name '{raw}': 3-63 lowercase letters, digits "
                         "and single hyphens, starting and ending with a letter or digit")
     return name

@@ -31,15 +31,12 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from croniter import croniter
 
 from devtools.host.bindings import FunctionSpec, TimerTrigger, timer_trigger_data
+from devtools.host.contract import Host
 from devtools.host.settings import _TIMESPAN, HostError, parse_timespan
-
-if TYPE_CHECKING:
-    from devtools.host.host import LocalHost
 
 log = logging.getLogger("devtools.host")
 
@@ -55,7 +52,7 @@ class Schedule:
 
     @classmethod
     def parse(cls, text: str) -> Schedule:
-        if _TIMESPAN.match(text.strip()):
+        if _TIMESPAN.fullmatch(text.strip()):
             seconds = parse_timespan(text, setting="schedule")
             if seconds <= 0:
                 raise HostError(f"timer schedule {text!r} must be a positive interval")
@@ -121,7 +118,7 @@ class ScheduleMonitor:
 class TimerListener:
     """One timer function's listener thread."""
 
-    def __init__(self, host: LocalHost, spec: FunctionSpec, monitor: ScheduleMonitor,
+    def __init__(self, host: Host, spec: FunctionSpec, monitor: ScheduleMonitor,
                  clock: Callable[[], datetime], tick: float) -> None:
         assert isinstance(spec.trigger, TimerTrigger)
         self.host, self.spec, self.trigger = host, spec, spec.trigger

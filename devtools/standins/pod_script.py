@@ -1,7 +1,7 @@
 """The tiny script language the stand-in's containers "run" (both nodes).
 
 A container's ``command`` + ``args`` are read as ``sh -c <script>`` (or the argv joined) and
-interpreted: ``echo``, ``printenv NAME`` (exit 1 when unset), ``sleep N`` (simulated seconds), ``exit N``, ``fail-on-index 1,3`` (fails
+interpreted: ``echo``, ``printenv NAME`` (exit 1 when unset), ``cat PATH`` (a mounted file; exit 1 when absent), ``sleep N`` (simulated seconds), ``exit N``, ``fail-on-index 1,3`` (fails
 when ``JOB_COMPLETION_INDEX`` is listed) and ``fail-once`` (fails on the first attempt).
 ``$VAR``/``${VAR}`` expand from the container's environment as a shell would, at run time.
 Nothing here is platform behaviour: it only gives pods something observable to do.
@@ -92,7 +92,13 @@ def split_statements(script: str) -> list[str]:
 
 
 def plan_container(
-    argv: list[str], env: dict[str, str], *, pod_name: str, first_attempt: bool, time_scale: float
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    pod_name: str,
+    first_attempt: bool,
+    time_scale: float,
+    files: dict[str, str] | None = None,
 ) -> tuple[list[tuple[float, str]], float, int]:
     """Run the tiny script language: returns (log lines with offsets, end offset, exit code)."""
     if not argv:
@@ -118,6 +124,12 @@ def plan_container(
                 return lines, clock, 1
             if rest:
                 lines.append((clock, env[rest[0]]))
+        elif cmd == "cat":
+            for path in rest:
+                if path not in (files or {}):
+                    lines.append((clock, f"cat: can't open '{path}': No such file or directory"))
+                    return lines, clock, 1
+                lines.extend((clock, line) for line in (files or {})[path].splitlines())
         elif cmd == "sleep":
             try:
                 clock += max(0.0, float(rest[0])) * time_scale

@@ -6,20 +6,67 @@ param principalId string
 
 var networkContributor = '4d97b98b-1d4f-4787-a291-c67834d212e7'
 var aksContributor = 'ed7f3fbd-7b88-4dd4-9017-9adb7ce333f8'
-var aksClusterUser = '4abbcc35-e782-43d8-92c5-2d3f1bd2253f'
 var rbacAdministrator = 'f58310d9-a9f6-439a-9e8d-f62e7b41a168'
 
-// The "Constrain roles and principal types" template (learn.microsoft.com/azure/role-based-access-
-// control/delegate-role-assignments-examples): writes (@Request) and deletes (@Resource) of role
-// assignments are allowed only for Network Contributor (4d97b98b-...) and Azure Kubernetes Service
-// RBAC Writer (a7ffa36f-...), and only to service principals (managed identities are service
-// principals). Any other role, Owner and RBAC Administrator included, is refused, so the identity
-// cannot widen its own rights. Keep the GUID list equal to shared/cluster/roles.py ASSIGNABLE_ROLES
-// (tests/infra checks it):
-//   ( !write OR (role in {NC, RBAC Writer} AND principalType == ServicePrincipal) )
-//   AND ( !delete OR (existing role in {NC, RBAC Writer} AND principalType == ServicePrincipal) )
-var rbacAdministratorCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {4d97b98b-1d4f-4787-a291-c67834d212e7, a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'})) AND ((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {4d97b98b-1d4f-4787-a291-c67834d212e7, a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb} AND @Resource[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'}))'
+// The documented templates "Constrain roles and principal types" and "Constrain roles and specific
+// principals" (learn.microsoft.com/azure/role-based-access-control/delegate-role-assignments-examples;
+// attributes: .../conditions-authorization-actions-attributes, which gives roleAssignments/write the
+// request attributes RoleDefinitionId, PrincipalId and PrincipalType, and roleAssignments/delete the
+// same as resource attributes; there is no scope attribute, so a condition cannot limit WHERE a role
+// is assigned; syntax: .../conditions-format).
+// WRITE (@Request) only:
+//   - Network Contributor (4d97b98b-...) to a service principal: bootstrap grants it to the cluster's
+//     and the virtual-node addon's identities, whose ids exist only once the cluster does;
+//   - Azure Kubernetes Service RBAC Writer (a7ffa36f-...) to the app's OWN principal, nobody else.
+// DELETE (@Resource) only the app's OWN assignments of the bootstrap-only roles: Network Contributor,
+// AKS Contributor (ed7f3fbd-...) and RBAC Administrator (f58310d9-..., this very assignment). The
+// bootstrap's last step deletes them once the cluster is ready (shared/cluster/roles.py
+// BOOTSTRAP_ONLY_ROLES); nothing else can be deleted (not the cluster's or the addon's grants, not the
+// app's steady-state role, not its namespace RBAC Writer).
+// Any other role, Owner and RBAC Administrator included, is refused. Keep the GUID lists equal to
+// shared/cluster/roles.py (tests/infra checks it). Still possible WHILE this assignment exists
+// (docs/deploy.md): the app may give ITSELF RBAC Writer at cluster scope, since no attribute names the
+// scope; after the bootstrap gives this assignment up, it cannot write role assignments at all.
+var rbacAdministratorCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'} AND ((@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {4d97b98b-1d4f-4787-a291-c67834d212e7}) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {a7ffa36f-339b-4b5c-8bdf-e2c188b2c0eb} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAnyValues:GuidEquals {${principalId}})))) AND ((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAnyValues:GuidEquals {${principalId}} AND @Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {4d97b98b-1d4f-4787-a291-c67834d212e7, ed7f3fbd-7b88-4dd4-9017-9adb7ce333f8, f58310d9-a9f6-439a-9e8d-f62e7b41a168}))'
 
+// The app's rights once the cluster exists: a custom role with exactly the ARM calls it then makes
+// (shared/cluster/roles.py STEADY_STATE_ACTIONS; operation names from "Azure permissions for
+// Containers" / "... for Networking", learn.microsoft.com/azure/role-based-access-control/permissions/).
+// Read the group, the vnet, the cluster, its managed namespaces and role assignments; the user credential
+// (server URL and CA); start and stop (idle stop). No write, no admin credential, no runCommand, no
+// role assignment write. Assignable only in this group. A custom role's name must be unique in the
+// tenant ("Azure custom roles", learn.microsoft.com/azure/role-based-access-control/custom-roles),
+// hence the group's id in it; its GUID is derived from the group's id for the same reason.
+var steadyStateRoleGuid = guid(resourceGroup().id, 'vnode-batch-steady-state')
+
+resource steadyStateRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: steadyStateRoleGuid
+  properties: {
+    roleName: 'vnode-batch steady state ${uniqueString(resourceGroup().id)}'
+    description: 'vnode-batch after bootstrap: read the network and the AKS cluster, list the user credential, start/stop the cluster, read managed namespaces and role assignments.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Resources/subscriptions/resourceGroups/read'
+          'Microsoft.Network/virtualNetworks/read'
+          'Microsoft.ContainerService/managedClusters/read'
+          'Microsoft.ContainerService/managedClusters/listClusterUserCredential/action'
+          'Microsoft.ContainerService/managedClusters/start/action'
+          'Microsoft.ContainerService/managedClusters/stop/action'
+          'Microsoft.ContainerService/managedClusters/managedNamespaces/read'
+          'Microsoft.Authorization/roleAssignments/read'
+        ]
+        notActions: []
+      }
+    ]
+    assignableScopes: [
+      resourceGroup().id
+    ]
+  }
+}
+
+// BOOTSTRAP ONLY (given up by the app when the cluster is ready; `azd provision` assigns it again).
 // Network Contributor: create the vnet and both subnets, and join the cluster subnet when the
 // managed cluster is created (Microsoft.Network/virtualNetworks/subnets/join/action is checked on
 // the caller of the AKS PUT).
@@ -38,8 +85,7 @@ resource appNetworkContributor 'Microsoft.Authorization/roleAssignments@2022-04-
 // namespace (managedClusters/managedNamespaces/write, under managedClusters/*): the app holds no
 // cluster-scope Kubernetes rights, so it cannot create a Namespace through the Kubernetes API. The
 // node resource group (MC_...) is created by the AKS resource provider itself, so no subscription-
-// scope right is needed for it. Once the cluster and the namespace are built this assignment may be
-// removed; the app then keeps only what steady state needs.
+// scope right is needed for it. BOOTSTRAP ONLY: given up by the app when the cluster is ready.
 resource appAksContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(resourceGroup().id, principalId, aksContributor)
   properties: {
@@ -50,22 +96,24 @@ resource appAksContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
-// Azure Kubernetes Service Cluster User Role: listClusterUserCredential, i.e. the server URL and CA
-// the app pairs with its Entra ID token. AKS Contributor (managedClusters/*) covers it today; it is
-// assigned on its own so that steady-state access survives removing AKS Contributor.
-resource appAksClusterUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(resourceGroup().id, principalId, aksClusterUser)
+// STEADY STATE: the custom role above, kept for as long as the app runs.
+resource appSteadyState 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(resourceGroup().id, principalId, steadyStateRoleGuid)
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', aksClusterUser)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', steadyStateRoleGuid)
     principalId: principalId
     principalType: 'ServicePrincipal'
-    description: 'vnode-batch: list the cluster user credential (server URL and CA).'
+    description: 'vnode-batch steady state: read, user credential, start/stop the cluster.'
   }
+  dependsOn: [
+    steadyStateRole
+  ]
 }
 
-// Role Based Access Control Administrator, limited by the condition above: bootstrap grants Network
-// Contributor to the cluster identity (cluster subnet) and to the addon identity (virtual-node
-// subnet), and AKS RBAC Writer to the app's own identity on the Jobs namespace.
+// BOOTSTRAP ONLY. Role Based Access Control Administrator, limited by the condition above: bootstrap
+// grants Network Contributor to the cluster identity (cluster subnet) and to the addon identity
+// (virtual-node subnet), and AKS RBAC Writer to the app's own identity on the Jobs namespace; then
+// deletes the app's own bootstrap-only assignments, this one last.
 resource appRbacAdministrator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(resourceGroup().id, principalId, rbacAdministrator)
   properties: {
@@ -74,6 +122,6 @@ resource appRbacAdministrator 'Microsoft.Authorization/roleAssignments@2022-04-0
     principalType: 'ServicePrincipal'
     condition: rbacAdministratorCondition
     conditionVersion: '2.0'
-    description: 'vnode-batch bootstrap: may assign only Network Contributor and AKS RBAC Writer, only to service principals.'
+    description: 'vnode-batch bootstrap: may assign only Network Contributor (to service principals) and AKS RBAC Writer (to itself), and delete only its own bootstrap roles.'
   }
 }

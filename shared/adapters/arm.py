@@ -354,6 +354,27 @@ class ArmAdapter:
             raise
         return True
 
+    def list_role_assignments(self, scope: str, principal_id: str) -> list[dict[str, Any]]:
+        """The principal's role assignments that apply at ``scope`` (at it or above it: ``atScope()``;
+        Role Assignments - List For Scope, learn.microsoft.com/rest/api/authorization/role-assignments/
+        list-for-scope), as REST JSON with ``properties.scope``."""
+        flt = f"atScope() and assignedTo('{principal_id}')"
+        found: list[dict[str, Any]] = self._call(
+            f"GET role assignments of {principal_id} on {scope}",
+            lambda: [
+                dict(a.serialize(keep_readonly=True))
+                for a in self._client("authorization").role_assignments.list_for_scope(scope, filter=flt)
+            ],
+        )
+        return found
+
+    def delete_role_assignment(self, assignment_id: str) -> None:
+        """Delete one role assignment by its full id (200, or 204 when it is already gone)."""
+        self._call(
+            f"DELETE role assignment {assignment_id}",
+            lambda: self._client("authorization").role_assignments.delete_by_id(assignment_id),
+        )
+
     # --- managed cluster power (idle stop / start) ------------------------------------------
     # Kept apart from the bootstrap's calls above: the idle policy and `cli cluster stop|start`
     # use these. Both are LROs on ARM's side (POST → 202 + Location, or 204 when there is nothing

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the client is imported when a cluster is first built (cold 
 
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 PODS = "/api/v1/namespaces/{ns}/pods"
+SECRETS = "/api/v1/namespaces/{ns}/secrets"
 NODES = "/api/v1/nodes"
 NAMESPACES = "/api/v1/namespaces"
 
@@ -167,6 +168,7 @@ class Cluster:
         self.namespace = namespace
         self._jobs = JOBS.format(ns=quote(namespace))
         self._pods = PODS.format(ns=quote(namespace))
+        self._secrets = SECRETS.format(ns=quote(namespace))
 
     # jobs
     def create_job(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,6 +253,36 @@ class Cluster:
     def delete_pod(self, name: str) -> bool:
         """Delete one (terminated) pod, freeing its ACI container group; False if already gone."""
         return self._delete(f"{self._pods}/{quote(name)}")
+
+    # secrets (the per-request Secret of files; the values never leave this call)
+    def create_secret(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.http.call("POST", self._secrets, body=manifest)
+        return result
+
+    def get_secret(self, name: str) -> dict[str, Any] | None:
+        return self._get(f"{self._secrets}/{quote(name)}")
+
+    def replace_secret(self, name: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT the whole Secret (data and metadata) over an existing one."""
+        result: dict[str, Any] = self.http.call("PUT", f"{self._secrets}/{quote(name)}", body=manifest)
+        return result
+
+    def set_secret_owner(self, name: str, owner: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge-patch the Secret's ownerReferences to ``[owner]`` (the GC then deletes it with its owner)."""
+        result: dict[str, Any] = self.http.call(
+            "PATCH",
+            f"{self._secrets}/{quote(name)}",
+            body={"metadata": {"ownerReferences": [dict(owner)]}},
+            content_type="application/merge-patch+json",
+        )
+        return result
+
+    def delete_secret(self, name: str) -> bool:
+        return self._delete(f"{self._secrets}/{quote(name)}")
+
+    def list_secrets(self, *, label_selector: str) -> list[dict[str, Any]]:
+        result = self.http.call("GET", self._secrets, query={"labelSelector": label_selector})
+        return list(result.get("items") or [])
 
     # pods, logs, nodes, namespaces
     def list_pods(self, *, label_selector: str) -> list[dict[str, Any]]:

@@ -18,13 +18,47 @@ values (kubernetes pkg/registry/batch/job/strategy.go generateSelector, then
 pkg/apis/batch/validation validateGeneratedSelector)."""
 
 # --- labels ------------------------------------------------------------------------------------
+REQUEST_LABEL_PREFIXES: Final = {
+    "": None,
+    "app.kubernetes.io": frozenset({"name", "instance", "version", "component", "part-of"}),
+}
+"""The label prefixes a request may use on its Job and pods (an allowlist: anything else is refused),
+each with the names allowed under it (None: any name). Unprefixed names are the user's own. Of
+the recommended ``app.kubernetes.io/*`` labels (Kubernetes docs "Recommended Labels") all but
+``managed-by``, which the app sets. Other prefixes are refused because other systems act on
+them: ``kubernetes.io``/``k8s.io`` are reserved for Kubernetes components (docs "Labels and
+Selectors"), ``azure.workload.identity/use`` makes the workload identity webhook inject a
+token, ``istio.io/rev`` and ``sidecar.istio.io/*`` select a mesh sidecar, ``virtual-kubelet.io/*``
+is read by the virtual node, and ``vnode-batch.io`` is the app's own."""
+
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGER: Final = "vnode-batch"
 LABEL_KEY_HASH: Final = f"{RESERVED_LABEL_DOMAIN}/key-hash"
 LABEL_STATE: Final = f"{RESERVED_LABEL_DOMAIN}/state"
 STATE_UNREPORTED: Final = "unreported"
 STATE_REPORTED: Final = "reported"
-NAMESPACE_LABELS: Final = {MANAGED_BY: MANAGER}
+LABEL_SECRET_ROLE: Final = f"{RESERVED_LABEL_DOMAIN}/secret"
+"""On the Secrets the app makes: ``files`` (a request's secret files, owned by its Job) or
+``pull`` (a registry's pull Secret, one per VNB_ACR_REGISTRIES entry, shared by the Jobs)."""
+SECRET_ROLE_FILES: Final = "files"  # noqa: S105 - a label value, not a password
+SECRET_ROLE_PULL: Final = "pull"  # noqa: S105 - a label value, not a password
+ANN_REGISTRY: Final = f"{RESERVED_LABEL_DOMAIN}/registry"
+"""On a pull Secret: the registry login server it is for."""
+ANN_EXPIRES_AT: Final = f"{RESERVED_LABEL_DOMAIN}/expires-at"
+"""On a pull Secret: when the refresh token inside stops working (RFC 3339, UTC): not a secret."""
+NAMESPACE_LABELS: Final = {
+    MANAGED_BY: MANAGER,
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+}
+"""Labels of the app's namespace. Pod Security Admission (kubernetes.io/docs/concepts/security/
+pod-security-admission, pod-security-standards): ``baseline`` is enforced, so nothing in the
+namespace may be privileged or use host namespaces, host paths, host ports or added capabilities,
+which the Job pods the app renders (shared/job/render.py: no securityContext, no volumes, no
+service-account token) never need. ``restricted`` is only warned and audited: it requires
+``runAsNonRoot: true``, and requests run arbitrary images, many of which run as root (the
+sample's azurelinux base image does), so enforcing it would refuse ordinary requests."""
 ARM_TAGS: Final = {"managed-by": "vnode-batch"}
 """Tags on what the bootstrap creates, so an operator can tell it from hand-made resources."""
 
@@ -49,6 +83,12 @@ ANN_CAPACITY_ATTEMPT: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-attempt"
 ANN_REQUEUED: Final = f"{RESERVED_LABEL_DOMAIN}/capacity-requeued"
 """Set by the reconciler (compare-and-swap) before it gives the request back to the queue: this
 Job is condemned, and a message of a later attempt waits until it is gone."""
+ANN_SECRET: Final = f"{RESERVED_LABEL_DOMAIN}/secret"
+"""On a Job: the name of its per-request Secret (secret files), whose values the reconciler masks
+in log tails before they go into an event."""
+ANN_OUTPUT: Final = f"{RESERVED_LABEL_DOMAIN}/output"
+"""On a Job: ``<container>/<prefix>`` of its request's ``output`` in the data account, listed by the
+reconciler into ``job.succeeded``/``job.failed`` (a location, never a SAS)."""
 ANN_VERDICT: Final = f"{RESERVED_LABEL_DOMAIN}/verdict"
 """JSON ``{"reason", "message", "at"}``: a failure the reconciler decided (stuck or lost)."""
 ANN_REPORTED_AT: Final = f"{RESERVED_LABEL_DOMAIN}/reported-at"

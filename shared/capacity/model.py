@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Final
 
-from shared.base.conventions import ANN_CAPACITY_ATTEMPT, ANN_REQUEST, ANN_REQUEUED, CONTROLLER_UID
+from shared.base.conventions import ANN_CAPACITY_ATTEMPT, ANN_REQUEST, ANN_REQUEUED, CONTAINER, CONTROLLER_UID
 from shared.base.quantity import parse_cpu
 from shared.base.times import parse_time
-from shared.job.read import metadata_of, pod_index, status_of
+from shared.job.read import is_success, metadata_of, pod_index, status_of, terminal_condition
 from shared.outcomes.provider_failure import classify
+from shared.secrets.scrub import env_restored, without_env_values
 
 Obj = Mapping[str, Any]
 
@@ -187,7 +188,9 @@ def condemned(job: Obj) -> bool:
 def mark_attempt(manifest: dict[str, Any], request: Mapping[str, Any], attempt: int) -> None:
     """Carry the request and its capacity attempt on the Job, for a retry by the reconciler."""
     annotations = manifest["metadata"].setdefault("annotations", {})
-    annotations[ANN_REQUEST] = json.dumps(request, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    # Env values stay in the pod template only; request_of takes them back from there (issue 17).
+    carried = without_env_values(request)
+    annotations[ANN_REQUEST] = json.dumps(carried, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     annotations[ANN_CAPACITY_ATTEMPT] = str(attempt)
 
 
@@ -209,7 +212,11 @@ def request_of(job: Obj) -> dict[str, Any] | None:
         value = json.loads(raw)
     except ValueError:
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    containers = ((((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")) or []
+    main: dict[str, Any] = next((c for c in containers if c.get("name") == CONTAINER), {})
+    return env_restored(value, list(main.get("env") or []))
 
 
 # --- reading what the app holds from its Jobs and pods ----------------------------------
@@ -230,10 +237,7 @@ def provider_failed(pod: Obj) -> bool:
 
 
 def _finished(job: Obj) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in status_of(job).get("conditions") or []
-    )
+    return terminal_condition(job) is not None
 
 
 def job_creates(job: Obj) -> tuple[datetime, int] | None:
@@ -414,7 +418,8 @@ def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
 
 
 def _failed(job: Obj) -> bool:
-    return any(c.get("type") == "Failed" and c.get("status") == "True" for c in status_of(job).get("conditions") or [])
+    cond = terminal_condition(job)
+    return cond is not None and not is_success(cond)
 
 
 def _index_set(text: str) -> set[int | None]:

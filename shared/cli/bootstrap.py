@@ -113,6 +113,7 @@ _MARK = {
     Do.CREATE: "create",
     Do.UPDATE: "update",
     Do.START: "start",
+    Do.GIVE_UP: "give up",
     Do.WAIT: "wait",
     Do.BLOCKED: "BLOCKED",
     Do.PENDING: "later",

@@ -47,7 +47,7 @@ def _gate(settings: Settings) -> Any:
 
 
 def _arm(settings: Settings) -> Any:
-    from shared.cluster.bootstrap import arm_for
+    from shared.cluster.arm_api import arm_for
 
     return arm_for(settings)
 

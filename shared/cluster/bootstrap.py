@@ -24,18 +24,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from shared.adapters.kube import Cluster, from_token
 from shared.base.conventions import VIRTUAL_NODE_NAME
 from shared.base.errors import VnbError
 from shared.cluster import network
+from shared.cluster.arm_api import ArmApi, arm_for
 from shared.cluster.network import Finding, NetworkPlan, NetworkPlanInvalid
 from shared.cluster.plan.access import (
     RoleGrant,
     app_namespace_grant,
     classify,
     cluster_subnet_grant,
+    decide_rights,
     decide_role,
     vnode_subnet_grant,
 )
@@ -66,37 +68,6 @@ log = logging.getLogger("vnode_batch.bootstrap")
 NOT_READY_REUSE_SECONDS = 5.0
 """Longest a "not ready" answer is reused (capped by VNB_READY_CACHE_SECONDS): a burst of deferred
 messages on one instance costs one evaluation, and the bootstrap still advances every few seconds."""
-
-
-class ArmApi(Protocol):
-    """The ARM calls the engine needs (``shared.adapters.arm.ArmAdapter``)."""
-
-    def resource_group_location(self, resource_group: str) -> str: ...
-    def provider_state(self, namespace: str) -> str | None: ...
-    def register_provider(self, namespace: str) -> str | None: ...
-    def get_vnet(self, resource_group: str, name: str) -> dict[str, Any] | None: ...
-    def put_vnet(self, resource_group: str, name: str, body: dict[str, Any]) -> None: ...
-    def put_subnet(self, resource_group: str, vnet: str, name: str, body: dict[str, Any]) -> None: ...
-    def get_cluster(self, resource_group: str, name: str) -> dict[str, Any] | None: ...
-    def put_cluster(self, resource_group: str, name: str, body: dict[str, Any]) -> None: ...
-    def get_managed_namespace(self, resource_group: str, cluster: str, name: str) -> dict[str, Any] | None: ...
-    def put_managed_namespace(self, resource_group: str, cluster: str, name: str, body: dict[str, Any]) -> None: ...
-    def cluster_user_kubeconfig(self, resource_group: str, name: str) -> bytes: ...
-    def start_cluster(self, resource_group: str, name: str) -> None: ...
-    def stop_cluster(self, resource_group: str, name: str) -> None: ...
-    def get_role_assignment(self, scope: str, name: str) -> dict[str, Any] | None: ...
-    def create_role_assignment(self, scope: str, name: str, body: dict[str, Any]) -> bool: ...
-
-    @property
-    def kube_token(self) -> Callable[[], str]: ...
-
-
-def arm_for(settings: Settings) -> ArmApi:
-    """The real ARM adapter (imports the management SDKs: call it only in aks mode)."""
-    from shared.adapters.arm import ArmAdapter
-
-    assert settings.subscription_id
-    return ArmAdapter(subscription_id=settings.subscription_id, endpoint=settings.arm_endpoint)
 
 
 @dataclass
@@ -192,6 +163,7 @@ class Bootstrap:
             (Step.APP_ROLE, self._app_role),
             (Step.NAMESPACE, self._namespace),
             (Step.VIRTUAL_NODE, self._virtual_node),
+            (Step.BOOTSTRAP_RIGHTS, self._rights),
         ]
         decisions: list[Decision] = []
         for step, run in steps:
@@ -404,6 +376,33 @@ class Bootstrap:
                 f"node {VIRTUAL_NODE_NAME} not readable with namespace rights (403); the addon reports Succeeded",
             )
 
+    def _rights(self, p: _Pass) -> Decision:
+        # Last: every grant the bootstrap makes is made, so the rights to make them can go. Never
+        # blocks readiness: a delete ARM refuses leaves the rights held, said in the log and the plan.
+        from shared.adapters.arm import ArmCallFailed
+
+        if len(p.done) < len(Step) - 1:
+            return Decision(Step.BOOTSTRAP_RIGHTS, Do.PENDING, "given up once the cluster is ready")
+        if "rights" in self._known_done:
+            return decide_rights([], self.targets)
+        t = self.targets
+        decision = Decision(Step.BOOTSTRAP_RIGHTS, Do.GIVE_UP, "list the app's role assignments")
+        try:
+            decision = decide_rights(self.arm.list_role_assignments(t.resource_group_id, t.app_principal_id), t)
+            if decision.writes and p.apply:
+                assert decision.body is not None
+                for assignment_id in decision.body["delete"]:
+                    self.arm.delete_role_assignment(assignment_id)
+                log.info("bootstrap %s: %s: done", Step.BOOTSTRAP_RIGHTS, decision.why)
+                decision = Decision(Step.BOOTSTRAP_RIGHTS, Do.NOTHING, f"{decision.why}: done")
+        except ArmCallFailed as e:
+            why = f"{decision.why} failed ({e}); the app keeps them until deleted by hand or the next evaluation"
+            log.warning("bootstrap %s: %s", Step.BOOTSTRAP_RIGHTS, why)
+            return Decision(Step.BOOTSTRAP_RIGHTS, Do.NOTHING, why)
+        if decision.done:
+            self._known_done.add("rights")
+        return decision
+
     # --- after "ready" ---------------------------------------------------------------------
     def still_ready(self, cluster: Cluster) -> bool:
         """Cheap re-check of a ready cluster: the virtual node through Kubernetes, no ARM call."""
@@ -491,6 +490,3 @@ class AksGate:
             log.error("bootstrap blocked, waiting cannot help: %s", readiness.reason)
         else:
             log.info("bootstrap not ready: %s", readiness.reason)
-
-
-# --- operator commands (python -m shared.cli plan | bootstrap) -------------------------------

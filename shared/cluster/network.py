@@ -52,7 +52,7 @@ AKS_RESERVED_RANGES: tuple[IPv4Network, ...] = tuple(
 )
 """Ranges AKS refuses for the service CIDR and for the cluster's virtual network."""
 
-_SUBNET_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,78}[A-Za-z0-9_])?$")
+_SUBNET_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,78}[A-Za-z0-9_])?")
 _SERVICE_CIDR_CANDIDATES = ("10.0.0.0/16", "172.16.0.0/16", "192.168.0.0/16", "100.64.0.0/16")
 
 
@@ -209,7 +209,7 @@ def check(plan: NetworkPlan) -> list[Finding]:
         ("VNB_CLUSTER_SUBNET_NAME", plan.cluster_subnet_name),
         ("VNB_VNODE_SUBNET_NAME", plan.vnode_subnet_name),
     ):
-        if not _SUBNET_NAME.match(name):
+        if not _SUBNET_NAME.fullmatch(name):
             error(
                 setting,
                 f"{name!r} is not a valid Azure network name: 1-80 letters, digits, '.', '-' or '_', "

@@ -36,13 +36,40 @@ AKS_CONTRIBUTOR: Final[str] = "ed7f3fbd-7b88-4dd4-9017-9adb7ce333f8"
 its 2024 revision, ``managedClusters/*``, which includes listing user credentials)."""
 
 AKS_CLUSTER_USER: Final[str] = "4abbcc35-e782-43d8-92c5-2d3f1bd2253f"
-"""Azure Kubernetes Service Cluster User Role: ``listClusterUserCredential`` (server URL and CA
-for the Entra ID kubeconfig). Kept separately so it survives removing AKS_CONTRIBUTOR after
-the cluster is built."""
+"""Azure Kubernetes Service Cluster User Role: ``listClusterUserCredential``. No longer assigned by
+infra/ (the steady-state custom role has that action); deployments made before keep it, harmlessly."""
 
 RBAC_ADMINISTRATOR: Final[str] = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
 """Role Based Access Control Administrator: assign and delete role assignments. Always held
-with an ABAC condition limiting it to ``ASSIGNABLE_ROLES`` and service principals."""
+with an ABAC condition: assign only ``ASSIGNABLE_ROLES`` (Network Contributor to service
+principals, AKS RBAC Writer to the app's own principal), delete only the app's own
+``BOOTSTRAP_ONLY_ROLES`` assignments (infra/app/cluster-rbac.bicep)."""
+
+BOOTSTRAP_ONLY_ROLES: Final[tuple[str, ...]] = (NETWORK_CONTRIBUTOR, AKS_CONTRIBUTOR, RBAC_ADMINISTRATOR)
+"""The roles infra/ gives the app on the cluster resource group for building the cluster, which the
+bootstrap's last step deletes (its own assignments, at that group) once the cluster is ready, in
+this order: RBAC Administrator last, since it is what allows the deletes. ``azd provision``
+assigns them again. The ABAC condition allows deleting exactly these, of the app's own principal."""
+
+STEADY_STATE_ACTIONS: Final[tuple[str, ...]] = (
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "Microsoft.Network/virtualNetworks/read",
+    "Microsoft.ContainerService/managedClusters/read",
+    "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
+    "Microsoft.ContainerService/managedClusters/start/action",
+    "Microsoft.ContainerService/managedClusters/stop/action",
+    "Microsoft.ContainerService/managedClusters/managedNamespaces/read",
+    "Microsoft.Authorization/roleAssignments/read",
+)
+"""The actions of the app's custom steady-state role on the cluster resource group (infra/, the role
+``vnode-batch steady state``; tests/infra keeps the two equal). Exactly the ARM calls the app makes
+once the cluster exists: the bootstrap's re-check (GET vnet, GET cluster, GET role assignments, GET
+managed namespace, listClusterUserCredential) and the idle stop/start (POST stop, POST start); and
+GET resource group, which the bootstrap makes before creating anything (its location), so that a
+cluster deleted later fails on the write that needs the bootstrap roles, whose 403 names them.
+Operation names: "Azure permissions for Containers",
+learn.microsoft.com/azure/role-based-access-control/permissions/containers, and "Azure permissions
+for Networking" / "... for Management and governance" (Microsoft.Authorization)."""
 
 # --- roles infra/ gives the app's identity on its own storage and monitoring ------------------
 

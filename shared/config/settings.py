@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -39,7 +39,30 @@ ACI_MAX_CPU = Decimal(4)
 ACI_MAX_MEMORY = 16 * 10**9
 """Bytes per container group ACI offers in most regions: 16 GB *decimal*. 16Gi is 17.18 GB
 and 15Gi 16.1 GB as the virtual node converts them (azure-aci ``getContainers``): both fail."""
-_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+SYSTEM_NAMESPACES: Final = frozenset(
+    {
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "gatekeeper-system",  # Azure Policy add-on
+        "calico-system",  # Calico network policy
+        "tigera-operator",
+        "tigera-system",
+        "aks-command",  # az aks command invoke
+        "app-routing-system",  # application routing add-on
+        "aks-istio-system",  # Istio service mesh add-on
+        "azure-arc",
+        "flux-system",  # GitOps extension
+        "dapr-system",
+        "keda",
+    }
+)
+"""Namespaces of Kubernetes itself, AKS and its add-ons: never the app's (it adopts its namespace
+through an AKS managed namespace, ``adoptionPolicy: Always``, and writes Jobs there)."""
+SYSTEM_NAMESPACE_PREFIXES: Final = ("kube-", "aks-", "openshift-")
+
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 MIN_JOB_NAME = 14
 """The shortest Job name the app makes: ``vnb-`` + a 10-character hash of the key (shared.job.render)."""
 
@@ -50,8 +73,8 @@ DEFAULT_PRICE_VCPU_SECOND = Decimal("0.00001125")
 """ACI Linux, East US, pay-as-you-go: 0.0405 per vCPU-hour / 3600 (README "Cost" gives the source)."""
 DEFAULT_PRICE_GB_SECOND = Decimal("0.0000012361")
 """ACI Linux, East US, pay-as-you-go: 0.00445 per GB-hour / 3600, rounded to 10 decimals."""
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_QUEUE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 _MAX_QUEUE_NAME = 63
 _POISON_SUFFIX = "-poison"
 _NCRONTAB_FIELDS = 6
@@ -140,7 +163,9 @@ class Settings(BaseModel):
     namespace: str = _field(
         "VNB_NAMESPACE",
         "vnode-batch",
-        "Namespace the Jobs are created in. On the virtual node every pod becomes the ACI container "
+        "Namespace the Jobs are created in, the app's own: a namespace of Kubernetes, AKS or an add-on "
+        "(`default`, `kube-*`, `aks-*`, `gatekeeper-system`, `calico-system`, `tigera-operator`, ...) is "
+        "refused. On the virtual node every pod becomes the ACI container "
         "group `<namespace>-<pod name>` (≤ 63 characters, no `--`), so a long namespace leaves less "
         "room for Job names; startup fails if none is left for VNB_MAX_COMPLETIONS.",
     )
@@ -156,6 +181,42 @@ class Settings(BaseModel):
         ("mcr.microsoft.com",),
         "Comma-separated registry hosts or host/path prefixes an image must come from "
         "(`docker.io` covers Docker Hub short names like `busybox`). `*` allows any.",
+    )
+    key_vault_url: str | None = _field(
+        "VNB_KEY_VAULT_URL",
+        None,
+        "Key Vault (RBAC mode) that a request's `secrets` are read from with the app's managed identity "
+        "(role Key Vault Secrets User on this vault), e.g. `https://contoso-batch.vault.azure.net/`. "
+        "Unset: requests with `secrets` are rejected.",
+    )
+    key_vault_secrets: tuple[str, ...] = _field(
+        "VNB_KEY_VAULT_SECRETS",
+        (),
+        "Comma-separated Key Vault secret names a request may ask for in `secrets`; empty allows any "
+        "secret of VNB_KEY_VAULT_URL the app's identity can read.",
+    )
+    acr_registries: tuple[str, ...] = _field(
+        "VNB_ACR_REGISTRIES",
+        (),
+        "Comma-separated login servers of Azure Container Registries the app pulls private images from "
+        "with its managed identity (role AcrPull on each), e.g. `contoso.azurecr.io`. Images from them "
+        "are allowed like VNB_ALLOWED_REGISTRIES; the app keeps a pull Secret per registry in its namespace "
+        "(an ACR refresh token, renewed long before its 3 hours run out).",
+    )
+    data_account_url: str | None = _field(
+        "VNB_DATA_ACCOUNT_URL",
+        None,
+        "Blob endpoint of the data account a request's `input`/`output` live in, e.g. "
+        "`https://contosodata.blob.core.windows.net`. The app mints user delegation SAS URLs with its managed "
+        "identity (roles Storage Blob Delegator and Storage Blob Data Contributor on this account). Unset: "
+        "requests with `input` or `output` are rejected.",
+    )
+    data_containers: tuple[str, ...] = _field(
+        "VNB_DATA_CONTAINERS",
+        (),
+        "Comma-separated containers of VNB_DATA_ACCOUNT_URL a request may name in `input`/`output`; empty "
+        "allows any. A SAS covers its whole container (blob SAS has no prefix scope without a hierarchical "
+        "namespace), so give each trust boundary its own container.",
     )
     default_cpu: Decimal = _field(
         "VNB_DEFAULT_CPU", Decimal(1), "vCPU for a request without `cpu` (ACI's own default is 1)."
@@ -408,6 +469,40 @@ class Settings(BaseModel):
             return items
         return value
 
+    @field_validator("acr_registries", mode="before")
+    @classmethod
+    def _split_servers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/").lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("key_vault_secrets", "data_containers", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("data_account_url")
+    @classmethod
+    def _data_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith("https://"):
+            raise ValueError(
+                "must be the account's https:// blob endpoint, e.g. `https://contosodata.blob.core.windows.net`"
+            )
+        return value.rstrip("/")
+
+    @field_validator("key_vault_url")
+    @classmethod
+    def _vault_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith("https://"):
+            raise ValueError("must be the vault's https:// URL, e.g. `https://contoso-batch.vault.azure.net/`")
+        return value.rstrip("/") + "/"
+
     @field_validator("default_cpu", "max_cpu", mode="before")
     @classmethod
     def _cpu(cls, value: object) -> object:
@@ -452,7 +547,7 @@ class Settings(BaseModel):
     @field_validator("requests_queue", "events_queue")
     @classmethod
     def _queue_name(cls, value: str) -> str:
-        if not _QUEUE_NAME.match(value):
+        if not _QUEUE_NAME.fullmatch(value):
             raise ValueError(
                 "a queue name is 3-63 lowercase letters, digits and single hyphens, "
                 "starting and ending with a letter or digit"
@@ -601,7 +696,7 @@ class Settings(BaseModel):
     @field_validator("price_currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        if not _CURRENCY.match(value):
+        if not _CURRENCY.fullmatch(value):
             raise ValueError("an ISO 4217 currency code: three capital letters, e.g. `USD`, `EUR`")
         return value
 
@@ -671,9 +766,14 @@ class Settings(BaseModel):
 
     def _namespace_problems(self) -> list[str]:
         ns = self.namespace
-        if not _DNS_LABEL.match(ns):
+        if not _DNS_LABEL.fullmatch(ns):
             return [
                 "VNB_NAMESPACE: a namespace is 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+            ]
+        if ns in SYSTEM_NAMESPACES or ns.startswith(SYSTEM_NAMESPACE_PREFIXES):
+            return [
+                f"VNB_NAMESPACE: {ns!r} is a namespace of Kubernetes, AKS or a cluster add-on, and the app adopts its "
+                "namespace and holds write rights there: give it a namespace of its own (e.g. vnode-batch)"
             ]
         if "--" in ns:
             # ACI container-group names may not contain two hyphens in a row, and every pod's

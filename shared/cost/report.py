@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 NO_LABEL = "(none)"
-_SINCE = re.compile(r"^(\d+)([dhm])$")
+_SINCE = re.compile(r"(\d+)([dhm])")
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -26,7 +26,7 @@ def parse_since(text: str, now: datetime) -> datetime:
 
     ValueError with a usable message otherwise.
     """
-    match = _SINCE.match(text.strip())
+    match = _SINCE.fullmatch(text.strip())
     if match:
         amount, unit = int(match[1]), match[2]
         units = {"d": "days", "h": "hours", "m": "minutes"}

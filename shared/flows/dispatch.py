@@ -39,10 +39,10 @@ from shared.capacity import model as capacity
 from shared.capacity.admission import Admission, admission_for, whole_budget
 from shared.cluster.readiness import ClusterGate, Readiness, Requeue
 from shared.config.settings import Settings
-from shared.flows import finish
+from shared.flows import finish, secret_files, workload_access
 from shared.flows.finish import Owner
 from shared.intake.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, envelope_problems, room, unwrap, wrap
-from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, decode_body, parse_request
+from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, decode_body, parse_request
 from shared.job.render import JobMeta, build_job, job_name
 from shared.ledger import tracking
 from shared.ledger.records import Record, State
@@ -115,8 +115,9 @@ def dispatch(
             max_capacity_attempts=settings.capacity_max_attempts,
         )
         if bad:
+            # A forged envelope's id is not to be trusted either: it names the message alone.
             errors = [FieldError(name, why) for name, why in bad]
-            return _invalid(message, settings, data, None, errors, now(), ledger)
+            return _invalid(message, settings, data, None, errors, now(), ledger, forged=True)
     key_default = deferral.key if deferral else message.message_id
     try:
         request = parse_request(data, settings=settings)
@@ -194,7 +195,29 @@ def dispatch(
         _track_wait(ledger, message.message_id, result, request, meta, deferral, now(), capacity_wait=True)
         return result
     try:
+        # pull Secret fresh; Key Vault files and SAS URLs in the per-request Secret before the Job (issue 17)
+        ready = workload_access.prepare(request, manifest, settings=settings, cluster=cluster, now=now())
+        if isinstance(ready, workload_access.Refused):
+            view.refund(decision.ticket)
+            return _rejected(
+                message,
+                settings,
+                ready.errors,
+                now(),
+                key=meta.key,
+                correlation_id=request.correlationId,
+                reason=ready.reason,
+                ledger=ledger,
+                owner=owner,
+            )
+        if ready.files:
+            secret_files.stage(cluster, manifest, ready.files)
         result = _create(message, settings, cluster, request, manifest, meta, now(), attempt=attempt, ledger=ledger)
+        if ready.files:
+            if result.outcome in (Outcome.CREATED, Outcome.DUPLICATE):
+                secret_files.adopt(cluster, manifest)
+            else:
+                secret_files.discard(cluster, manifest)
     except BaseException:
         view.refund(decision.ticket)
         raise
@@ -286,14 +309,7 @@ def _ledger_says(
     cancelled request. None: go on (new, waiting, or — for a capacity retry's message —
     submitted/running: the Job's 409 settles it)."""
     if known.content_hash is not None and known.content_hash != request.content_hash():
-        error = FieldError(
-            "id",
-            f"id {meta.key!r} was already used for a different request ({known.state} in the ledger); "
-            "use a new id for new work",
-        )
-        return _rejected(
-            message, settings, [error], now, key=meta.key, correlation_id=request.correlationId, reason="IdReused"
-        )
+        return _id_reused(message, settings, request, meta, now, where=f"{known.state} in the ledger")
     again = finish.replay(
         known,
         settings=settings,
@@ -405,14 +421,7 @@ def _create(
         if theirs == request.content_hash():
             log.info("duplicate delivery of key %s: Job %s already exists", meta.key, name)
             return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=name, detail="already created")
-        error = FieldError(
-            "id",
-            f"id {meta.key!r} was already used for a different request (Job {name} in namespace "
-            f"{settings.namespace}); use a new id for new work",
-        )
-        return _rejected(
-            message, settings, [error], now, key=meta.key, correlation_id=request.correlationId, reason="IdReused"
-        )
+        return _id_reused(message, settings, request, meta, now, where=f"Job {name} in namespace {settings.namespace}")
     except KubePermanentError as e:
         if e.status == 404:  # namespace missing: an operator (or the bootstrap) must create it
             raise TransientError(
@@ -512,6 +521,19 @@ def _waited_too_long(
     )
 
 
+def _id_reused(
+    message: Inbound, settings: Settings, request: BatchRequest, meta: JobMeta, now: datetime, *, where: str
+) -> DispatchResult:
+    """A message whose id is another request's (``where`` says which): rejected as itself."""
+    error = FieldError(
+        "id", f"id {meta.key!r} was already used for a different request ({where}); use a new id for new work"
+    )
+    reason = "IdReused"
+    return _rejected(
+        message, settings, [error], now, key=None, correlation_id=request.correlationId, reason=reason, claimed=meta.key
+    )
+
+
 def _invalid(
     message: Inbound,
     settings: Settings,
@@ -520,11 +542,15 @@ def _invalid(
     errors: list[FieldError],
     now: datetime,
     ledger: Ledger | None,
+    *,
+    forged: bool = False,
 ) -> DispatchResult:
     """A message that is no valid request: rejected under its own key (``finish.owner_of_invalid``:
-    never a raw value), echoing an invalid ``id``/``correlationId`` escaped and bounded."""
-    owner = finish.owner_of_invalid(data, message_id=message.message_id, deferral=deferral)
+    never a raw value; a forged envelope's message under its message id alone), echoing an
+    invalid ``id``/``correlationId`` escaped and bounded."""
+    owner = finish.owner_of_invalid(data, message_id=message.message_id, deferral=deferral, forged=forged)
     cid = as_correlation_id((data or {}).get("correlationId"))
+    claimed = as_key((data or {}).get("id")) if forged else None
     return _rejected(
         message,
         settings,
@@ -535,6 +561,7 @@ def _invalid(
         ledger=ledger,
         owner=owner,
         raw=finish.raw_ids(data),
+        claimed=claimed if claimed != owner.key else None,
     )
 
 
@@ -550,9 +577,15 @@ def _rejected(
     ledger: Ledger | None = None,
     owner: Owner | None = None,
     raw: tuple[str | None, str | None] = (None, None),
+    claimed: str | None = None,
 ) -> DispatchResult:
-    """One ``request.rejected`` event, claimed first for ``owner``'s record (``shared.flows.finish``);
-    no ``owner``: the message owns no record (a reused id) and the ledger is not touched."""
+    """One ``request.rejected`` event, claimed first for ``owner``'s record (``shared.flows.finish``).
+
+    No ``owner``: the message owns no record (its id is another request's: ``IdReused``), and
+    a claim that finds the key another request's (foreign) too: the event is then about the
+    message (subject = message id, the id in ``claimedKey``), never about that request, and the
+    ledger is not touched. ``claimed``: an id named besides the message's own key (a forged
+    envelope's)."""
     ended = finish.reject(
         settings=settings,
         ledger=ledger,
@@ -566,10 +599,11 @@ def _rejected(
         reason=reason,
         owner=owner,
         raw=raw,
+        claimed=claimed,
     )
     detail = clean("; ".join(f"{e.field}: {e.message}" for e in bounded(errors)), 2000)
     log.warning("rejected message %s: %s", clean(message.message_id, 256), detail)
-    return DispatchResult(Outcome.REJECTED, key=key, detail=detail, events=ended.events, reason=reason)
+    return DispatchResult(Outcome.REJECTED, key=ended.key, detail=detail, events=ended.events, reason=reason)
 
 
 __all__ = ["ClusterGate", "DispatchResult", "Inbound", "Outcome", "PermanentError", "Readiness", "dispatch"]

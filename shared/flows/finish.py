@@ -21,7 +21,7 @@ from shared.config.settings import Settings
 from shared.intake.deferral import Deferral
 from shared.intake.request import BatchRequest, as_correlation_id, as_key
 from shared.ledger import tracking
-from shared.ledger.outcome_writer import Claim, unsent
+from shared.ledger.outcome_writer import Claim, Verdict, unsent
 from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.outcomes import events
@@ -46,6 +46,8 @@ class Ended:
 
     events: list[str]
     claim: Claim | None = None
+    key: str | None = None
+    """The request key the event names (None: it is about the message only)."""
 
 
 def claimant(message_id: str) -> str:
@@ -56,10 +58,15 @@ def owner_of_request(request: BatchRequest, *, key: str, message_id: str) -> Own
     return Owner(key=key, owns=tracking.same_request(request), request=request, message_id=message_id)
 
 
-def owner_of_invalid(data: dict[str, Any] | None, *, message_id: str, deferral: Deferral | None) -> Owner:
+def owner_of_invalid(
+    data: dict[str, Any] | None, *, message_id: str, deferral: Deferral | None, forged: bool = False
+) -> Owner:
     """An invalid message's key: its ``id`` if that is a valid key, else its (trusted) envelope's
     key, else its own message id — a raw value that is not a valid key never becomes one. It
-    ends only a record its own message (or its envelope's first message) made."""
+    ends only a record its own message (or its envelope's first message) made. A forged envelope
+    is keyed by its message id alone: nothing in it is to be trusted."""
+    if forged:
+        return Owner(key=message_id, owns=tracking.same_message(message_id), message_id=message_id)
     raw = (data or {}).get("id")
     first = deferral.message_id if deferral is not None else message_id
     key = as_key(raw) or (deferral.key if deferral is not None else None) or message_id
@@ -90,11 +97,35 @@ def reject(
     reason: str,
     owner: Owner | None,
     raw: tuple[str | None, str | None] = (None, None),
+    claimed: str | None = None,
 ) -> Ended:
     """A ``request.rejected`` event about this message, claimed for ``owner``'s record first.
 
-    ``owner`` None: the message owns no record (its id is another request's): the event is
-    about the message and the ledger is not touched."""
+    ``owner`` None, or a claim that finds the key another request's (``Verdict.FOREIGN``): the
+    event is about the message only (``requestKey`` null, the id in ``claimedKey``: issue 19)
+    and the ledger is not touched. A lost claim (the request already ended) sends nothing."""
+    claim: Claim | None = None
+    if ledger is not None and owner is not None:
+        claim = tracking.rejected(
+            ledger,
+            key=owner.key,
+            errors=errors,
+            reason=reason,
+            correlation_id=correlation_id,
+            message_id=owner.message_id,
+            now=now,
+            event_id=events.rejected_id(message_id),
+            claimed_by=claimant(message_id),
+            owns=owner.owns,
+            request=owner.request,
+        )
+        if not claim.send:
+            log.info(
+                "key %s already ended (%s): no rejection event for message %s", owner.key, _state(claim), message_id
+            )
+            return Ended([], claim, owner.key)
+        if claim.verdict is Verdict.FOREIGN:
+            key, claimed = None, owner.key
     text = events.request_rejected(
         source=settings.event_source,
         message_id=message_id,
@@ -105,28 +136,11 @@ def reject(
         correlation_id=correlation_id,
         reason=reason,
         dequeue_count=dequeue_count,
+        claimed_key=claimed,
         raw_id=raw[0],
         raw_correlation_id=raw[1],
     )
-    if ledger is None or owner is None:
-        return Ended([text])
-    claim = tracking.rejected(
-        ledger,
-        key=owner.key,
-        errors=errors,
-        reason=reason,
-        correlation_id=correlation_id,
-        message_id=owner.message_id,
-        now=now,
-        event_id=events.rejected_id(message_id),
-        claimed_by=claimant(message_id),
-        owns=owner.owns,
-        request=owner.request,
-    )
-    if not claim.send:
-        log.info("key %s already ended (%s): no rejection event for message %s", owner.key, _state(claim), message_id)
-        return Ended([], claim)
-    return Ended([text], claim)
+    return Ended([text], claim, key)
 
 
 def give_up(

@@ -73,8 +73,9 @@ def unreported_jobs(gate: IdleGate) -> int:
 
 
 def _next_schedule(settings: Settings, moment: datetime) -> datetime | None:
-    from shared.schedules.definitions import SchedulesError, next_slot
+    from shared.schedules.definitions import SchedulesError
     from shared.schedules.enqueue import load_schedules
+    from shared.schedules.slots import next_slot
 
     try:
         slots = [s for s in (next_slot(d, moment) for d in load_schedules(settings) if d.enabled) if s is not None]

@@ -35,6 +35,8 @@ class JobStore(Protocol):
 
     def delete_pod(self, name: str) -> bool: ...
 
+    def get_secret(self, name: str) -> dict[str, Any] | None: ...
+
 
 class KubeJobs:
     """``JobStore`` over the Cluster adapter."""
@@ -53,6 +55,9 @@ class KubeJobs:
 
     def get_job(self, name: str) -> dict[str, Any] | None:
         return self._cluster.get_job(name)
+
+    def get_secret(self, name: str) -> dict[str, Any] | None:
+        return self._cluster.get_secret(name)
 
     def annotate_job(self, name: str, *, annotations: dict[str, str], resource_version: str) -> dict[str, Any]:
         return self._cluster.patch_job_metadata(name, annotations=dict(annotations), resource_version=resource_version)

@@ -85,8 +85,9 @@ from shared.capacity.give_back import REQUEUED, RUNNING, give_back
 from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
+from shared.flows import secret_files, workload_access
 from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, KubeJobs
-from shared.job.logs import strip_timestamps
+from shared.flows.logtails import read_log_tails
 from shared.job.read import is_deleting, job_name_of, job_uid, terminal_condition
 from shared.ledger import tracking
 from shared.ledger.outcome_writer import flush, mark_sent, unsent
@@ -94,10 +95,8 @@ from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.outcomes import events
 from shared.outcomes.outcome import (
-    LogTail,
     Outcome,
     Verdict,
-    cut_tail,
     event_data,
     lost_verdict,
     needs_pods,
@@ -123,12 +122,16 @@ SWEEP_EVERY_MIN_SECONDS = 60.0
 """The sweep lists every kept (reported) Job, so it runs at most this often — or every tenth of
 VNB_KEEP_FINISHED_SECONDS if longer — not on every timer run: its cost then stays a small
 fraction of a pass even when thousands of Jobs are kept."""
-LOG_FETCH_FLOOR_BYTES = 16 * 1024
-"""ACI keeps 16 KB of a stopped container's log: ask for all of it, keep the end locally."""
+LIST_RESTARTS = 3
+"""A pass lists again from the start after a 410 Expired continue token at most this often."""
 
 
 SendEvent = Callable[[str], object]
 """Send one event's text to the events queue (``Queues.send_event``); raise if it was not sent."""
+
+
+SECRET_LEFTOVER_SECONDS = 600.0
+"""A per-request Secret no Job owns after this long is a leftover (dispatch creates the Job right after)."""
 
 
 @dataclass
@@ -218,6 +221,10 @@ def run(
         if ledger is not None:  # ledger: retention, and claimed events a DELETE cut short left unsent
             _purge(ledger, settings, report.swept_at)
             _flush(ledger, send_event, report.swept_at)
+        # Per-request Secrets of a dispatch that died between the Secret and its Job (issue 17).
+        secret_files.sweep(cluster, now=report.swept_at, min_age_seconds=SECRET_LEFTOVER_SECONDS)
+    if settings.acr_registries:  # pull Secrets renewed long before their tokens end (issue 17)
+        workload_access.renew_pull_secrets(cluster, settings, moment)
     return report
 
 
@@ -271,6 +278,7 @@ def reconcile(
     pass_.delete_leftovers()
     started = time.monotonic()
     token: str | None = None
+    restarts = 0
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="reconcile") as pool:
         while True:
             if time.monotonic() - started > budget_seconds:
@@ -285,7 +293,18 @@ def reconcile(
             except _Abort as e:
                 report.aborted = str(e)
                 break
-            except VnbError as e:  # a list call failed (5xx, an expired continue token, RBAC)
+            except KubePermanentError as e:
+                if e.status == 410 and token is not None and restarts < LIST_RESTARTS:
+                    # Continue pages come from a snapshot that compaction can expire (410 Expired,
+                    # apiserver storage/cacher). Jobs already settled are labelled reported and
+                    # drop out of a new list; nothing is lost by starting over.
+                    restarts += 1
+                    log.info("continue token expired (%s); listing again from the start", e)
+                    token = None
+                    continue
+                report.aborted = f"listing Jobs or their pods failed: {e}"
+                break
+            except VnbError as e:  # a list call failed (5xx, RBAC)
                 report.aborted = f"listing Jobs or their pods failed: {e}"
                 break
             token = page.continue_token
@@ -431,14 +450,18 @@ class _Pass:
             self._ended_otherwise(job, record, moment)
             return
         cost = job_cost(pods, prices=self.settings.prices, until=result.finished_at)
-        text = self._event(job, result, cost)  # reads pod logs: slow on ACI, a cancel may land meanwhile
+        extra: dict[str, Any] = {"cost": cost}
+        outputs = workload_access.outputs_of(job, self.settings)  # issue 17: what the Job wrote
+        if outputs is not None:
+            extra["outputs"] = outputs
+        text = self._event(job, result, extra)  # reads pod logs: slow on ACI, a cancel may land meanwhile
         event_id = events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
         if self.ledger is not None:  # ledger: claim the outcome right before its event goes out
             claim = tracking.finished(
                 self.ledger,
                 job=job,
                 succeeded=result.succeeded,
-                data={**event_data(job, result, []), "cost": cost},
+                data={**event_data(job, result, []), **extra},
                 event_id=event_id,
                 now=moment,
                 known=record,
@@ -456,12 +479,22 @@ class _Pass:
             raise
         self._count("succeeded" if result.succeeded else "failed")
         if is_deleting(job):
-            return  # its deletion completes now that the finalizer is gone
+            # Its deletion completes now that the finalizer is gone. The Job controller kept its
+            # pods running (syncJob does not stop on a deletionTimestamp) and an Orphan delete
+            # would leave them, with their container groups: delete them here.
+            self._delete_pods(name, pods)
+            return
         if self.settings.keep_finished_seconds == 0 or verdict is not None:
             if self.jobs.delete_job(name, propagation="Background"):
                 self._count("deleted")
             return
-        for pod in pods:  # finished: the Job controller creates no new pods
+        self._delete_pods(name, pods)  # finished: the Job controller creates no new pods
+
+    def _delete_pods(self, name: str, pods: Sequence[dict[str, Any]]) -> None:
+        """Delete the pods of a reported Job, freeing their ACI container groups."""
+        for pod in pods:
+            if (pod.get("metadata") or {}).get("deletionTimestamp"):
+                continue  # deleted already; on the virtual node it goes once its group is gone
             pod_name = str((pod.get("metadata") or {}).get("name"))
             try:
                 self.jobs.delete_pod(pod_name)
@@ -471,7 +504,9 @@ class _Pass:
                 log.warning("pod %s of reported Job %s not deleted (%s); retried next pass", pod_name, name, e)
                 with self._lock:
                     self.leftover_pods.add(pod_name)
-        self._count("pods_deleted", len(pods))
+            except KubePermanentError:
+                continue  # gone already
+            self._count("pods_deleted")
 
     def _ended_otherwise(self, job: dict[str, Any], record: Record | None, moment: datetime) -> None:
         """The Job's request already has its outcome: send a cancel's event if its sender crashed
@@ -544,10 +579,11 @@ class _Pass:
         assert self.ledger is not None
         tracking.requeued(self.ledger, key=key, reason=reason, attempt=attempt, now=self.now())
 
-    def _event(self, job: dict[str, Any], result: Outcome, cost: dict[str, Any]) -> str:
-        tails = self._logs(result)
-        data = event_data(job, result, tails)
-        data["cost"] = cost
+    def _event(self, job: dict[str, Any], result: Outcome, extra: dict[str, Any]) -> str:
+        tails = secret_files.mask_tails(
+            self.jobs, job, read_log_tails(self.jobs, self.settings, result.log_sources)
+        )  # issue 17
+        data = {**event_data(job, result, tails), **extra}
         build = events.job_succeeded if result.succeeded else events.job_failed
         return build(
             source=self.settings.event_source,
@@ -556,26 +592,6 @@ class _Pass:
             finished_at=result.finished_at,
             data=data,
         )
-
-    def _logs(self, result: Outcome) -> list[LogTail]:
-        s = self.settings
-        tails = []
-        for source in result.log_sources:
-            text = self.jobs.pod_log(
-                source.pod,
-                tail_lines=s.log_tail_lines,
-                limit_bytes=max(s.log_tail_bytes * 4, LOG_FETCH_FLOOR_BYTES),
-                container=source.container,
-            )
-            if text is None:
-                continue  # never started, or already gone: the event says what it can
-            if source.on_aci:
-                text = strip_timestamps(text)
-            kept, cut = cut_tail(text, s.log_tail_bytes)
-            tails.append(
-                LogTail(pod=source.pod, container=source.container, index=source.index, text=kept, truncated=cut)
-            )
-        return tails
 
     def _mark(self, job: dict[str, Any], moment: datetime) -> None:
         """Mark reported (CAS). On a conflict, read again: someone else may have reported it."""

@@ -28,7 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from shared.base.conventions import JOB_CONTROLLER_LABELS, RESERVED_LABEL_DOMAIN
+from shared.base import kube_names
+from shared.base.conventions import JOB_CONTROLLER_LABELS, REQUEST_LABEL_PREFIXES
 from shared.base.errors import FieldError
 from shared.base.quantity import (
     aci_cpu,
@@ -51,15 +52,13 @@ _KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _ASCII_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
 _BOM = "\ufeff"
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
-# docker/distribution reference grammar, simplified: [registry/]path[:tag][@digest]
+# docker/distribution reference grammar, simplified: [registry/]path[:tag][@digest]. Always used
+# with fullmatch: Python's `$` also matches before a final "\n" (RE2's, in Go, does not).
 _IMAGE = re.compile(
-    r"^(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?"
+    r"(?:(?P<registry>[a-zA-Z0-9.-]+(?::[0-9]+)?)/)?"
     r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>[a-z0-9]+:[a-f0-9]{32,}))?$"
+    r"(?:@(?P<digest>[a-z0-9]+:[a-f0-9]{32,}))?"
 )
 
 Key = Annotated[str, StringConstraints(pattern=_KEY)]
@@ -70,6 +69,40 @@ EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME, max_length=128)]
 # min_length 1: azure-aci getContainers (pkg/provider/aci.go) passes only variables whose value
 # is not empty, so an empty one would silently be missing in the container.
 EnvValue = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+# A file of the per-request Secret volume: a Secret data key (Kubernetes IsConfigMapKey:
+# [-._a-zA-Z0-9]+, not `.`/`..`), kept to an env-name-like form so `$DB_PASSWORD`-style names work.
+_SECRET_FILE = r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$"  # noqa: S105 - a pattern
+# Key Vault object names: 1-127 alphanumerics and hyphens (Key Vault docs "About keys, secrets,
+# and certificates", object identifiers).
+_VAULT_SECRET = r"^[0-9A-Za-z-]{1,127}$"  # noqa: S105 - a pattern
+SecretFile = Annotated[str, StringConstraints(pattern=_SECRET_FILE)]
+VaultSecretName = Annotated[str, StringConstraints(pattern=_VAULT_SECRET)]
+MAX_SECRETS = 20
+# Blob container names (Storage docs "Naming and referencing containers, blobs, and metadata"):
+# 3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit.
+_CONTAINER = r"^[a-z0-9](?:-?[a-z0-9]){2,62}$"
+# A blob name prefix: printable, no backslash (the blob service folds it to `/`), no `..` segment.
+
+
+class BlobLocation(BaseModel):
+    """A place in the data account (VNB_DATA_ACCOUNT_URL): a container and a blob name prefix."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    container: str = Field(..., max_length=63, pattern=_CONTAINER, description="Blob container in the data account.")
+    prefix: str = Field(
+        "",
+        max_length=512,
+        pattern=r"^[^\\\x00-\x1f\x7f]*$",
+        description="Blob name prefix, e.g. `runs/2026-12-06/`; empty: the whole container.",
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_dot_segments(cls, value: str) -> str:
+        if any(part in (".", "..") for part in value.split("/")):
+            raise ValueError("no `.` or `..` segments")
+        return value
 
 
 class RequestInvalid(ValueError):
@@ -115,6 +148,27 @@ class BatchRequest(BaseModel):
         "`$(NAME)` are not expanded. Names are letters, digits and `_`, not starting with a digit; "
         "values may not be empty (the virtual node drops empty variables).",
     )
+    secrets: dict[SecretFile, VaultSecretName] | None = Field(
+        None,
+        max_length=MAX_SECRETS,
+        description="Files from Key Vault: file name → secret name in the vault of VNB_KEY_VAULT_URL. At "
+        "dispatch the app reads each secret with its managed identity and mounts it as the file "
+        "`/var/run/secrets/vnode-batch/<file name>` (never as an environment variable). A secret that "
+        "does not exist or that the app may not read rejects the request.",
+        examples=[{"DB_PASSWORD": "db-password"}],
+    )
+    input: BlobLocation | None = Field(
+        None,
+        description="Blobs to read, in the data account of VNB_DATA_ACCOUNT_URL. The container gets "
+        "`/var/run/secrets/vnode-batch/VNB_INPUT_URL` (the container's URL with a user delegation SAS: read and "
+        "list, until the Job's deadline plus a margin) and `VNB_INPUT_PREFIX` in its environment.",
+    )
+    output: BlobLocation | None = Field(
+        None,
+        description="Where results go, in the data account of VNB_DATA_ACCOUNT_URL: the file "
+        "`/var/run/secrets/vnode-batch/VNB_OUTPUT_URL` (SAS: create, write and list) and `VNB_OUTPUT_PREFIX`. "
+        "`job.succeeded`/`job.failed` list what is under the prefix when the Job ends.",
+    )
     cpu: str | float | int | None = Field(
         None,
         description="vCPU (number or Kubernetes quantity like `500m`); requests = limits, rounded up to a "
@@ -138,7 +192,13 @@ class BatchRequest(BaseModel):
         0, ge=0, le=10, description="Retries per run (backoffLimit; per index for array requests)."
     )
     labels: dict[str, str] | None = Field(
-        None, max_length=20, description="Extra Kubernetes labels on the Job and its pods."
+        None,
+        max_length=20,
+        description="Extra Kubernetes labels on the Job and its pods (the API server's key and value rules). "
+        "Keys without a prefix, or `app.kubernetes.io/` with `name`, `instance`, `version`, `component` or "
+        "`part-of`; other prefixes are refused, since other systems act on them (`kubernetes.io`, "
+        "`azure.workload.identity`, `istio.io`, `virtual-kubelet.io`, ...). `job-name` and `controller-uid` "
+        "are the Job controller's.",
     )
     correlationId: str | None = Field(  # noqa: N815 - wire name
         None,
@@ -151,14 +211,15 @@ class BatchRequest(BaseModel):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str, info: ValidationInfo) -> str:
-        match = _IMAGE.match(value)
+        match = _IMAGE.fullmatch(value)
         if not match:
             raise ValueError("not a valid image reference (e.g. `mcr.microsoft.com/azurelinux/base/core:3.0`)")
         settings = _settings(info)
         if settings is not None and not settings.allows_any_registry:
             full = normalize_image(value)
-            if not any(full == r or full.startswith(r + "/") for r in settings.allowed_registries):
-                allowed = ", ".join(settings.allowed_registries)
+            prefixes = (*settings.allowed_registries, *settings.acr_registries)
+            if not any(full == r or full.startswith(r + "/") for r in prefixes):
+                allowed = ", ".join(prefixes)
                 raise ValueError(
                     f"registry of {full.split('/', 1)[0]!r} is not allowed; allowed: {allowed} (VNB_ALLOWED_REGISTRIES)"
                 )
@@ -175,6 +236,38 @@ class BatchRequest(BaseModel):
         reserved = sorted(k for k in value if k.startswith("VNB_") or k == "JOB_COMPLETION_INDEX")
         if reserved:
             raise ValueError(f"names reserved by vnode-batch: {', '.join(reserved)}")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        if not value:
+            return value
+        reserved = sorted(k for k in value if k.startswith("VNB_"))
+        if reserved:
+            raise ValueError(f"file names reserved by vnode-batch: {', '.join(reserved)}")
+        settings = _settings(info)
+        if settings is None:
+            return value
+        if settings.key_vault_url is None:
+            raise ValueError("no Key Vault is configured (VNB_KEY_VAULT_URL): this app cannot provide secrets")
+        if settings.key_vault_secrets:
+            refused = sorted({v for v in value.values() if v not in settings.key_vault_secrets})
+            if refused:
+                raise ValueError(f"not in the allowed Key Vault secrets (VNB_KEY_VAULT_SECRETS): {', '.join(refused)}")
+        return value
+
+    @field_validator("input", "output")
+    @classmethod
+    def _data(cls, value: BlobLocation | None, info: ValidationInfo) -> BlobLocation | None:
+        settings = _settings(info)
+        if value is None or settings is None:
+            return value
+        if settings.data_account_url is None:
+            raise ValueError("no data account is configured (VNB_DATA_ACCOUNT_URL): this app cannot provide blobs")
+        if settings.data_containers and value.container not in settings.data_containers:
+            allowed = ", ".join(settings.data_containers)
+            raise ValueError(f"container {value.container!r} is not allowed; allowed: {allowed} (VNB_DATA_CONTAINERS)")
         return value
 
     @field_validator("cpu", "memory", mode="before")
@@ -237,19 +330,22 @@ class BatchRequest(BaseModel):
         problems = []
         for key, val in value.items():
             prefix, _, name = key.rpartition("/")
-            if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-                problems.append(f"label {key!r}: prefix must be a DNS subdomain")
-            elif not _LABEL_NAME.match(name):
-                problems.append(f"label {key!r}: name must be ≤ 63 alphanumerics, '-', '_' or '.'")
+            key_problems = kube_names.label_key(key)
+            if key_problems:
+                problems.append(f"label {key!r}: {'; '.join(key_problems)}")
             elif not prefix and name in JOB_CONTROLLER_LABELS:
                 problems.append(
                     f"label {key!r}: set by the Kubernetes Job controller on every pod; the batch API refuses "
                     "a Job that sets it (use another name, e.g. `app`)"
                 )
-            elif _reserved_prefix(prefix, name):
-                problems.append(f"label {key!r}: reserved for Kubernetes or vnode-batch (prefix {prefix!r})")
-            if not _LABEL_VALUE.match(val):
-                problems.append(f"label {key!r}: value must be ≤ 63 alphanumerics, '-', '_' or '.'")
+            elif not _allowed_label(prefix, name):
+                problems.append(
+                    f"label {key!r}: not allowed (prefix reserved or acted on by Kubernetes, other systems or "
+                    f"vnode-batch); use {_ALLOWED_LABELS}"
+                )
+            value_problems = kube_names.label_value(val)
+            if value_problems:
+                problems.append(f"label {key!r}: value {'; '.join(value_problems)}")
         if problems:
             raise ValueError("; ".join(problems))
         return value
@@ -286,20 +382,21 @@ class BatchRequest(BaseModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def _reserved_prefix(prefix: str, name: str) -> bool:
-    """Label prefixes a request may not use.
+def _allowed_label(prefix: str, name: str) -> bool:
+    """Whether a request may set label ``prefix/name`` (REQUEST_LABEL_PREFIXES, an allowlist).
 
-    ``kubernetes.io`` and ``k8s.io`` and their subdomains are reserved for Kubernetes
-    components (Kubernetes docs "Labels and Selectors", syntax and character set), which
-    covers ``batch.kubernetes.io/job-name`` and ``batch.kubernetes.io/controller-uid`` that the
-    Job controller sets. The recommended ``app.kubernetes.io/*`` labels are meant for users,
-    except ``managed-by``, which the app sets. ``vnode-batch.io`` is the app's own.
+    Labels go onto the pod template too, where other systems act on them (the workload identity
+    webhook, service meshes, the virtual node), so only prefixes known to be inert are allowed.
     """
-    if not prefix:
+    if prefix not in REQUEST_LABEL_PREFIXES:
         return False
-    if prefix == "app.kubernetes.io":
-        return name == "managed-by"
-    return any(prefix == d or prefix.endswith("." + d) for d in ("kubernetes.io", "k8s.io", RESERVED_LABEL_DOMAIN))
+    names = REQUEST_LABEL_PREFIXES[prefix]
+    return names is None or name in names
+
+
+_ALLOWED_LABELS = "a name without prefix, or " + ", ".join(
+    f"{p}/{n}" for p, names in REQUEST_LABEL_PREFIXES.items() if p and names for n in sorted(names)
+)
 
 
 def _settings(info: ValidationInfo) -> Settings | None:
@@ -312,13 +409,26 @@ def _settings(info: ValidationInfo) -> Settings | None:
 
 
 def normalize_image(image: str) -> str:
-    """The full reference as a registry sees it: ``busybox`` → ``docker.io/library/busybox``."""
+    """The full reference as a registry sees it: ``busybox`` → ``docker.io/library/busybox``.
+
+    Follows distribution/reference ``splitDockerDomain`` (normalize.go): the first path
+    component is a registry host when it is ``localhost``, contains ``.`` or ``:``, or has an
+    upper-case letter (repository names are lower case, so ``EVIL/x`` names the host ``EVIL``,
+    not the Docker Hub namespace ``evil``); ``index.docker.io`` is Docker Hub. The host is
+    lower-cased here for comparison with the allowlist (host names are case-insensitive).
+    """
     first, sep, rest = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first.lower() + "/" + rest
     if not sep:
         return f"docker.io/library/{image}"
-    return f"docker.io/{image}"
+    if first == "localhost" or "." in first or ":" in first or first.lower() != first:
+        domain, remote = first.lower(), rest
+    else:
+        domain, remote = "docker.io", image
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in remote:
+        remote = "library/" + remote
+    return f"{domain}/{remote}"
 
 
 def as_key(value: object) -> str | None:
@@ -413,6 +523,8 @@ _PATTERN_HELP = {
     "id": "1-128 characters: letters, digits and . _ : @ + -, starting and ending with a letter or digit",
     "env": "an environment variable name is letters, digits and _, not starting with a digit",
     "correlationId": "printable ASCII without leading or trailing spaces",
+    "secrets": "a file name is letters, digits, `_`, `.` and `-` (not starting with `.`/`-`/a digit, at most 63); "
+    "a Key Vault secret name is 1-127 letters, digits and `-`",
 }
 
 _FIELDS = tuple(f.alias or name for name, f in BatchRequest.model_fields.items())

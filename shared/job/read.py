@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Readers of Job and pod objects (pure: Mappings in, values out) shared by every capability:
+metadata, annotations, status, conditions, the completion index."""
 
 from __future__ import annotations
 
@@ -37,10 +38,32 @@ def condition_of(job: Obj, kind: str) -> Obj | None:
     return None
 
 
+SUCCESS_CONDITIONS = ("SuccessCriteriaMet", "Complete")
+FAILURE_CONDITIONS = ("FailureTarget", "Failed")
+
+
 def terminal_condition(job: Obj) -> Obj | None:
-    """``Complete`` or ``Failed`` (final). ``SuccessCriteriaMet``/``FailureTarget`` come first in
-    Kubernetes 1.31+, while pods are still being terminated: not yet final, so not here."""
-    return condition_of(job, "Complete") or condition_of(job, "Failed")
+    """The condition that says how the Job ended, or None while it runs.
+
+    Kubernetes 1.31+ (``pkg/controller/job/job_controller.go``: ``newFailureCondition``,
+    ``newSuccessCondition``, ``delayTerminalCondition``) first writes ``FailureTarget`` /
+    ``SuccessCriteriaMet`` and adds ``Failed`` / ``Complete`` only in ``enactJobFinished``, once
+    ``status.terminating`` is 0 — which on a virtual node whose virtual-kubelet is down never
+    happens. The interim conditions are never retracted (``syncJob`` turns an existing
+    ``FailureTarget`` into the finish condition), so they are final: returned first, and their
+    ``lastTransitionTime`` is when the Job ended. Older clusters write only ``Complete`` /
+    ``Failed``, returned then. Shape: the condition's dict (``type``, ``reason``, ``message``,
+    ``lastTransitionTime``)."""
+    for kind in (*FAILURE_CONDITIONS, *SUCCESS_CONDITIONS):
+        found = condition_of(job, kind)
+        if found is not None:
+            return found
+    return None
+
+
+def is_success(condition: Obj) -> bool:
+    """Whether a condition from :func:`terminal_condition` says the Job succeeded."""
+    return condition.get("type") in SUCCESS_CONDITIONS
 
 
 def is_deleting(job: Obj) -> bool:

@@ -20,6 +20,7 @@ from shared.base.conventions import (
     ANN_ENQUEUED_AT,
     ANN_KEY,
     ANN_MESSAGE_ID,
+    ANN_OUTPUT,
     ANN_REQUEST_HASH,
     ANN_RESOURCES,
     ANN_SCHEMA,
@@ -34,6 +35,9 @@ from shared.base.conventions import (
 from shared.base.quantity import aci_cpu, aci_memory, format_cpu, format_memory_decimal, parse_cpu, parse_memory
 from shared.config.settings import Settings
 from shared.intake.request import BatchRequest
+from shared.secrets.files import mount
+from shared.secrets.pull import registry_of
+from shared.secrets.pull import secret_name as pull_secret_name
 
 # Selector and tolerations from the AKS virtual-node docs; both tolerations are needed:
 # the node carries the virtual-kubelet taint, and ACI-targeted pods tolerate azure.com/aci.
@@ -184,6 +188,11 @@ def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> di
     pairs = [*(request.env or {}).items(), ("VNB_REQUEST_KEY", meta.key)]
     if request.correlationId:
         pairs.append(("VNB_CORRELATION_ID", request.correlationId))
+    for env_name, place in (("VNB_INPUT_PREFIX", request.input), ("VNB_OUTPUT_PREFIX", request.output)):
+        if place is not None and place.prefix:  # the virtual node drops empty values (getContainers)
+            pairs.append((env_name, place.prefix))
+    if request.output is not None:  # where the reconciler lists the outputs (a location, never a SAS)
+        annotations[ANN_OUTPUT] = f"{request.output.container}/{request.output.prefix}"
     env = [{"name": k, "value": literal_env_value(v)} for k, v in pairs]
     container: dict[str, Any] = {
         "name": CONTAINER,
@@ -223,7 +232,7 @@ def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> di
     else:
         spec["backoffLimit"] = request.retries
 
-    return {
+    manifest: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -235,3 +244,10 @@ def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> di
         },
         "spec": spec,
     }
+    if request.secrets or request.input or request.output:
+        # files from Key Vault and SAS URLs: a required Secret volume, never env (shared.secrets.files)
+        mount(manifest)
+    server = registry_of(request.image, settings)
+    if server is not None:  # a private ACR: the app's pull Secret for it (shared.secrets.pull)
+        spec["template"]["spec"]["imagePullSecrets"] = [{"name": pull_secret_name(server)}]
+    return manifest

@@ -26,6 +26,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from shared.adapters.kube import Cluster
+from shared.base import kube_names
 from shared.base.conventions import CONTROLLER_UID
 from shared.base.errors import FieldError, VnbError, bounded
 from shared.base.text import clean
@@ -45,11 +46,12 @@ PROBLEM_JSON: Final = "application/problem+json"
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 LIST_PARAMS: Final = frozenset({"state", "label", "since", "pageToken", "limit"})
-_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$")
-_LABEL_KEY = re.compile(
-    r"^(?:[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+HOST_PARAMS: Final = frozenset({"code"})
+"""Query parameters the Functions host reads and still passes on: ``code`` is where a caller may
+put the function key (azure-functions-host ``AuthenticationLevelHandler``), and the host hands
+the whole query to the worker (``GrpcMessageConversionExtensions.ToRpcHttp``)."""
+_MESSAGE_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?")  # fullmatch: `$` passes a final "\n"
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def location(key: str) -> str:
 
 
 def bad_id(key: str) -> ApiResponse | None:
-    if _ID.match(key) or _is_message_id(key):
+    if _ID.fullmatch(key) or _is_message_id(key):
         return None
     return problem(
         400,
@@ -106,11 +108,9 @@ def bad_id(key: str) -> ApiResponse | None:
 
 
 def _is_message_id(key: str) -> bool:
-    try:
-        uuid.UUID(key)
-    except ValueError:
-        return False
-    return True
+    # The canonical GUID form Queue storage gives message ids; not uuid.UUID(), which also takes
+    # braces, "urn:uuid:" and (through int()) surrounding whitespace such as a final "\n".
+    return _MESSAGE_ID.fullmatch(key) is not None
 
 
 SendEvent = Callable[[str], object]
@@ -145,8 +145,9 @@ class RequestsApi:
         try:
             return call()
         except VnbError as e:
+            # The cause (URLs, a principal id in an authorization error) goes to the log only.
             log.warning("API call failed: %s", e)
-            return _unavailable(f"a backing service failed ({type(e).__name__}); retry")
+            return _unavailable("a backing service is not available now; retry")
 
     def submit(self, body: bytes, *, content_type: str | None = None) -> ApiResponse:
         """Validate, record (idempotent on ``id``), enqueue; 202 with a Location."""
@@ -214,7 +215,7 @@ class RequestsApi:
 
     def list(self, params: Mapping[str, str | Sequence[str]]) -> ApiResponse:
         errors: list[FieldError] = []
-        unknown = sorted(set(params) - LIST_PARAMS)
+        unknown = sorted(set(params) - LIST_PARAMS - HOST_PARAMS)
         errors += [
             FieldError(name, "unknown query parameter (known: " + ", ".join(sorted(LIST_PARAMS)) + ")")
             for name in unknown
@@ -230,7 +231,7 @@ class RequestsApi:
         for raw in _all(params, "label"):
             for part in (p for p in raw.split(",") if p):
                 name, sep, value = part.partition("=")
-                if not sep or not _LABEL_KEY.match(name) or not _LABEL_VALUE.match(value):
+                if not sep or kube_names.label_key(name) or kube_names.label_value(value):
                     errors.append(
                         FieldError("label", f"{part[:80]!r}: expected key=value with a Kubernetes label key and value")
                     )
@@ -338,7 +339,7 @@ class RequestsApi:
                 pods = cluster.list_pods(label_selector=f"{CONTROLLER_UID}={_job_uid(job)}") if job is not None else []
             except VnbError as e:
                 log.warning("cancel %s: reading Job %s failed: %s", record.key, record.job_name, e)
-                return _unavailable(f"reading Job {record.job_name} failed ({e}); repeat the DELETE")
+                return _unavailable("the cluster did not answer now; repeat the DELETE")
             data = ran(job, record, namespace=self.settings.namespace, state=was, now=now)
             data["cost"] = job_cost(pods, prices=self.settings.prices, until=now)
             text = events.job_cancelled(
@@ -381,7 +382,7 @@ class RequestsApi:
                 cluster.delete_job(record.job_name, propagation="Background")
             except VnbError as e:
                 log.warning("cancel %s: deleting Job %s failed: %s", record.key, record.job_name, e)
-                return _unavailable(f"deleting Job {record.job_name} failed ({e}); repeat the DELETE")
+                return _unavailable("the cluster did not take the cancellation now; repeat the DELETE")
         self.send_event(text)
         return ApiResponse(200, view(mark_sent(self.ledger, record)))
 

@@ -234,6 +234,7 @@ _OUTCOME_FIELDS: Final = (
     "eventSent",
     "ran",
     "cost",
+    "outputs",  # what the Job wrote under its output prefix (count, bytes, first names)
 )
 
 
@@ -255,14 +256,14 @@ def _cut(text: str | None) -> str | None:
 
 # --- Table storage entity -------------------------------------------------------------------
 
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+-]{1,512}$")
+_SAFE_KEY = re.compile(r"[A-Za-z0-9._:@+-]{1,512}")
 
 
 def partition_key(key: str) -> str:
     """PartitionKey of a request key. Request ids are already safe (``shared.intake.request`` allows
     letters, digits and ``._:@+-``); anything else (a foreign message id) is hashed, since
     Table storage forbids ``/ \\ # ?`` and control characters in keys."""
-    if _SAFE_KEY.match(key):
+    if _SAFE_KEY.fullmatch(key):
         return key
     return "~" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 

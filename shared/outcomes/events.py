@@ -17,6 +17,7 @@ from typing import Any, Final
 from shared.base.errors import FieldError, bounded
 from shared.base.text import clean
 from shared.base.times import iso
+from shared.secrets.scrub import scrub_body
 
 TYPE_PREFIX: Final = "io.vnodebatch"
 JOB_SUCCEEDED: Final = f"{TYPE_PREFIX}.job.succeeded"
@@ -74,9 +75,12 @@ def encode(event: dict[str, Any]) -> str:
 
 
 def _with_body(event: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """Attach the original message body, truncated so the event still fits one message."""
+    """Attach the original message body, truncated so the event still fits one message.
+
+    Env values are masked (``shared.secrets.scrub``): the echo carries env names, not values."""
     data = event["data"]
     data["bodySize"] = len(body)
+    body = scrub_body(body)
     try:
         text: str | None = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -112,10 +116,16 @@ def request_rejected(
     correlation_id: str | None = None,
     reason: str = "InvalidRequest",
     dequeue_count: int | None = None,
+    claimed_key: str | None = None,
     raw_id: str | None = None,
     raw_correlation_id: str | None = None,
 ) -> str:
     """A request that can never become a Job: field errors plus the original body.
+
+    ``claimed_key``: the id the message claimed when that id is another request's (``IdReused``,
+    or an invalid message naming a known key). It goes into ``claimedKey`` only; ``requestKey``
+    is then null and the subject is the message id, so a consumer keyed on the subject or the
+    request key never sees the other request rejected.
 
     Every echoed string is valid UTF-8 and bounded, and the errors are capped
     (``shared.base.errors.bounded``), so the event always fits one queue message whatever was
@@ -133,6 +143,8 @@ def request_rejected(
     }
     if dequeue_count is not None:
         data["dequeueCount"] = dequeue_count
+    if claimed_key is not None:
+        data["claimedKey"] = claimed_key
     if raw_id is not None:
         data["rawId"] = clean(raw_id, 256)
     if raw_correlation_id is not None:

@@ -35,6 +35,7 @@ from shared.base.times import iso, parse_time
 from shared.job.read import (
     annotations_of,
     is_deleting,
+    is_success,
     job_name_of,
     metadata_of,
     pod_index,
@@ -141,15 +142,21 @@ class LogTail:
     index: int | None
     text: str
     truncated: bool
+    unavailable: str | None = None
+    """Why the log could not be read (the API's error, e.g. a 500 from a virtual node that is
+    down or an ARM throttle azure-aci passed through); ``text`` is empty then."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "pod": self.pod,
             "container": self.container,
             "index": self.index,
             "text": self.text,
             "truncated": self.truncated,
         }
+        if self.unavailable is not None:
+            out["unavailable"] = self.unavailable
+        return out
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -237,7 +244,10 @@ def stuck_verdict(job: Obj, pods: Sequence[Obj], *, now: datetime, pending_timeo
     if created is None or (now - created).total_seconds() < pending_timeout:
         return None
     if not pods:
-        if terminal_condition(job) or int(status_of(job).get("active") or 0):
+        if terminal_condition(job) or not _never_had_pods(job):
+            # Pods existed and are gone (a deadline kill between the last pod's removal and the
+            # controller's next sync, batched by syncJobBatchPeriod): the Job's conditions say
+            # how it ended on the next pass; "no pod was created" would be wrong.
             return None
         age = int((now - created).total_seconds())
         return Verdict(
@@ -257,8 +267,56 @@ def stuck_verdict(job: Obj, pods: Sequence[Obj], *, now: datetime, pending_timeo
         where = f"pod {metadata_of(pod).get('name')}" + (f" (index {index})" if index is not None else "")
         age = int((now - since).total_seconds())
         message = f"{where} was Pending for {age} s (VNB_PENDING_TIMEOUT_SECONDS={pending_timeout}): {detail}"
+        stranded = stranded_pods(pods)
+        if stranded:  # the replacement of an evicted pod cannot be scheduled on the tainted node
+            reason, message = NODE_DOWN, f"{_stranded_message(stranded)}; {message}"
         return Verdict(reason=reason, message=message[:MAX_MESSAGE_CHARS], at=now)
     return None
+
+
+def _never_had_pods(job: Obj) -> bool:
+    """No pod of this Job ever existed as far as its status tells: none active, terminating,
+    counted (``succeeded``/``failed``) or waiting to be counted (``uncountedTerminatedPods``,
+    job_controller.go trackJobStatusAndRemoveFinalizers)."""
+    status = status_of(job)
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    counts = ("active", "terminating", "succeeded", "failed")
+    return not any(int(status.get(k) or 0) for k in counts) and not any(
+        uncounted.get(k) for k in ("succeeded", "failed")
+    )
+
+
+NODE_DOWN: Final = "VirtualNodeDown"
+"""Reason of a Job whose pods the node lifecycle controller evicted from a virtual node that
+stopped reporting (virtual-kubelet down): they stay Terminating until it is back."""
+_EVICTED: Final = ("DisruptionTarget", "DeletionByTaintManager")
+"""The pod condition the taint-eviction controller adds before it deletes a pod for a NoExecute
+taint it no longer tolerates (kubernetes pkg/controller/tainteviction/taint_eviction.go
+addConditionAndDeletePod; the default toleration of node.kubernetes.io/unreachable is 300 s)."""
+
+
+def stranded_pods(pods: Sequence[Obj]) -> list[Obj]:
+    """Pods evicted by the taint manager and not finished: on the virtual node nothing confirms
+    their deletion until virtual-kubelet is back (it deletes the container group, then the pod)."""
+    out = []
+    for pod in pods:
+        if status_of(pod).get("phase") in ("Succeeded", "Failed") or not metadata_of(pod).get("deletionTimestamp"):
+            continue
+        for cond in status_of(pod).get("conditions") or []:
+            if (cond.get("type"), cond.get("reason")) == _EVICTED and cond.get("status") == "True":
+                out.append(pod)
+                break
+    return out
+
+
+def _stranded_message(stranded: Sequence[Obj]) -> str:
+    names = ", ".join(str(metadata_of(p).get("name")) for p in stranded[:3])
+    more = f" and {len(stranded) - 3} more" if len(stranded) > 3 else ""
+    return (
+        f"the virtual node stopped reporting (virtual-kubelet down): pod(s) {names}{more} were evicted after the "
+        "300 s NoExecute toleration and stay Terminating until virtual-kubelet is back and deletes their container "
+        "groups; the work's own end is unknown"
+    )
 
 
 def _pending_cause(pod: Obj) -> tuple[str, str]:
@@ -288,7 +346,8 @@ def lost_verdict(job: Obj, *, now: datetime) -> Verdict:
     return Verdict(
         reason="Lost",
         message=f"the Job was deleted at {deleted} before it finished, not by vnode-batch (kubectl, a namespace "
-        "cleanup, or another controller); its pods are being removed and its work may be incomplete",
+        "cleanup, or another controller); Kubernetes kept running its pods until this report, then vnode-batch "
+        "deleted them: its work may be incomplete",
         at=now,
     )
 
@@ -324,11 +383,13 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
     cond = terminal_condition(job)
     if cond is None:
         raise ValueError(f"Job {job_name_of(job)} has not finished and has no verdict: nothing to report")
+    # SuccessCriteriaMet / FailureTarget were written when the Job ended; Complete's
+    # completionTime (older clusters) is the same moment (job_controller.go enactJobFinished).
     finished = (parse_time(status.get("completionTime")) if cond["type"] == "Complete" else None) or parse_time(
         cond.get("lastTransitionTime")
     )
     finished = finished or _last_finish(pods) or now
-    if cond["type"] == "Complete":
+    if is_success(cond):
         code, gap = _exit_code(pods, failed=False)
         return Outcome(
             succeeded=True,
@@ -363,6 +424,9 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
             message = f"{message}; {where}: {pod_reason}"
     if indexes and indexes.get("failed"):
         message = f"{message}; failed indexes: {indexes['failed']}"
+    stranded = stranded_pods(pods)
+    if stranded:
+        reason, message = NODE_DOWN, f"{_stranded_message(stranded)}; Kubernetes says {reason}: {message}"
     return Outcome(
         succeeded=False,
         reason=reason,

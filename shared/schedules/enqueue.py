@@ -23,15 +23,8 @@ from datetime import datetime
 from pathlib import Path
 
 from shared.config.settings import Settings
-from shared.schedules.definitions import (
-    DueSlot,
-    Schedule,
-    ScheduleRow,
-    SchedulesError,
-    describe,
-    due_slots,
-    loads_each,
-)
+from shared.schedules.definitions import DueSlot, Schedule, ScheduleRow, SchedulesError, loads_each
+from shared.schedules.slots import describe, due_slots
 
 log = logging.getLogger("vnode_batch.schedule")
 

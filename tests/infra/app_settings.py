@@ -31,6 +31,10 @@ DEPLOY_TIME: dict[str, str] = {
     "AzureWebJobsStorage__tableServiceUri": "https://stvnbexample.table.core.windows.net/",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD;ClientId=22222222-2222-2222-2222-222222222222",
+    "VNB_ACR_REGISTRIES": "contosobatch.azurecr.io",
+    "VNB_KEY_VAULT_URL": "https://kv-vnb-example.vault.azure.net/",
+    "VNB_DATA_ACCOUNT_URL": "https://stvnbdataexample.blob.core.windows.net/",
+    "VNB_DATA_CONTAINERS": "inputs,results",
 }
 
 

@@ -76,11 +76,15 @@ def test_two_resource_groups_and_the_cluster_one_defaults_to_rg_env_aks() -> Non
     assert sorted(groups) == ["clusterRg", "rg"]
     assert "rg-${environmentName}-aks" in str(main.variable("aksResourceGroupName"))
     assert main.params["clusterResourceGroupName"]["default"] == ""
-    # The cluster group is created empty: the only things deployed into it are role assignments.
+    # The cluster group is created empty: the only things deployed into it are role assignments and the
+    # app's steady-state custom role (a role definition is not a resource in the group's contents).
     into_cluster_rg = [name for name, m in main.modules.items() if m["config"].get("scope") == "clusterRg"]
     assert into_cluster_rg == ["clusterRbac"]
     cluster_rbac = Template(INFRA / "app" / "cluster-rbac.bicep")
-    assert {r["type"] for r in cluster_rbac.resources.values()} == {"Microsoft.Authorization/roleAssignments"}
+    assert {r["type"] for r in cluster_rbac.resources.values()} == {
+        "Microsoft.Authorization/roleAssignments",
+        "Microsoft.Authorization/roleDefinitions",
+    }
 
 
 def test_outputs_for_azd() -> None:

@@ -22,8 +22,8 @@ import pytest
 
 from devtools.azurite import Azurite
 from devtools.host import LocalHost
-from devtools.standins.arm import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.arm.standin import CREDENTIAL_ENV_CONFLICTS, ArmStandIn, RecordedRequest
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.cluster.bootstrap import AksGate
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings

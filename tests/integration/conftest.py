@@ -17,7 +17,7 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devtools.azurite import Azurite
 from devtools.host import LocalHost
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from tests.conftest import BASE_ENV, REPO
 
 # The shipped host.json, with the waits shortened so retries and polling take milliseconds.

@@ -22,7 +22,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from devtools.host import LocalHost
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.adapters.queues import Queues as AppQueues
 from shared.adapters.tables import Tables

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from devtools.host import LocalHost
+from shared.base.conventions import NAMESPACE_LABELS
 from shared.cluster import roles
 from shared.cluster.plan.steps import Step
 from tests.conftest import job_name_for, wait_for
@@ -188,7 +189,7 @@ def _assert_seed_topology(aks: AksWorld) -> None:
         "location": "westus",
         "tags": {"managed-by": "vnode-batch"},
         "properties": {
-            "labels": {"app.kubernetes.io/managed-by": "vnode-batch"},
+            "labels": dict(NAMESPACE_LABELS),  # managed-by, and Pod Security baseline (warn/audit restricted)
             # no defaultNetworkPolicy: the cluster has no network policy engine
             "adoptionPolicy": "Always",
             "deletePolicy": "Keep",

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from devtools.host import LocalHost
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from devtools.standins.virtual_node.provider import AciSettings
 from devtools.standins.virtual_node.quotas import QuotaSettings
 from shared.adapters.tables import Tables

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from devtools.host import LocalHost
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.outcomes.events import deadlettered_id
 from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues

@@ -331,7 +331,7 @@ def test_no_stop_with_a_job_from_an_instance_that_trusted_an_older_ready_answer(
 def test_operator_commands_refuse_with_work_in_flight_then_stop_and_start(
     aks: AksWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from shared.cli import main
+    from shared.cli.main import main
 
     world = aks
     local = tmp_path / "local.settings.json"

@@ -15,7 +15,7 @@ from azure.data.tables import TableServiceClient
 
 from devtools.azurite import Azurite
 from devtools.host import LocalHost
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.adapters.tables import EntityPage, Stored, TableError, Tables
 from shared.base.errors import TransientError

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from devtools.host import LocalHost, exported_settings
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
 from shared.adapters.queues import Queues as AppQueues
 from shared.adapters.tables import Tables

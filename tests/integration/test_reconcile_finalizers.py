@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
 from shared.base.conventions import FINALIZER_REPORT
 from shared.flows.reconcile import KubeJobs

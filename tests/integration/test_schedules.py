@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from devtools.host import LocalHost
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from shared.adapters.queues import Queues as AppQueues
 from shared.config.settings import Settings
 from shared.schedules.enqueue import enqueue_due

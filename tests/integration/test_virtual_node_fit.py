@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from devtools.host import LocalHost
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from tests.conftest import job_name_for, wait_for
 from tests.integration.conftest import Queues
 

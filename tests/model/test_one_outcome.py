@@ -126,10 +126,14 @@ def test_a_forged_envelope_counter_is_rejected() -> None:
         reason="x",
         capacity_attempts=-1_000_000,
     )
-    world.produce(text)
+    message = world.produce(text)
     run_all(world)
-    [event] = events_about(world, "forged")
+    [sent] = world.sent
+    event = sent.event
     assert "vnodeBatchDeferred.capacityAttempts" in [e["field"] for e in event["data"]["errors"]]
+    # nothing in a forged envelope is trusted: the message is keyed by its own id (issue 19)
+    assert (event["data"]["requestKey"], event["data"]["claimedKey"]) == (message.id, "forged")
+    assert world.ledger.get("forged") is None
     assert world.cluster.jobs == {}
 
 

@@ -25,7 +25,7 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as nm
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from devtools.standins.arm import AKS_AAD_SERVER_APP_ID, CREDENTIAL_ENV_CONFLICTS, ArmStandIn
+from devtools.standins.arm.standin import AKS_AAD_SERVER_APP_ID, CREDENTIAL_ENV_CONFLICTS, ArmStandIn
 from devtools.tls import shared_ca
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from devtools.standins.kube import KubeStandIn
+from devtools.standins.kube.apiserver import KubeStandIn
 from devtools.standins.virtual_node.provider import AciSettings
 from devtools.standins.virtual_node.quotas import QuotaSettings
 from tests.conftest import wait_for
@@ -197,7 +197,7 @@ def test_container_features_azure_aci_refuses(
     assert provider_failed(run(kube, k8s, job)).startswith(message)  # plain text: no ARM call was made
 
 
-def test_gpu_and_pull_secrets_are_refused_by_the_provider(kube: KubeStandIn, k8s: Clients) -> None:
+def test_gpu_and_a_missing_pull_secret_are_refused_by_the_provider(kube: KubeStandIn, k8s: Clients) -> None:
     gpu = job_manifest("gpu")
     main(gpu)["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
     assert provider_failed(run(kube, k8s, gpu)) == (
@@ -205,7 +205,7 @@ def test_gpu_and_pull_secrets_are_refused_by_the_provider(kube: KubeStandIn, k8s
     )
     private = job_manifest("private")
     private["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": "acr"}]
-    assert provider_failed(run(kube, k8s, private)) == "error getting image pull secret"
+    assert provider_failed(run(kube, k8s, private)) == 'secret "acr" not found'  # the lister's NotFound
 
 
 def test_missing_secret_in_env_keeps_the_pod_pending(kube: KubeStandIn, k8s: Clients) -> None:

@@ -88,6 +88,23 @@ def test_missing_secret_keeps_the_pod_pending() -> None:
     assert found.stuck
 
 
+@pytest.mark.parametrize("path", ["status.podIP", "status.hostIP", "status.phase"])
+def test_a_status_field_ref_keeps_the_pod_pending(path: str) -> None:
+    # virtual-kubelet ExtractFieldPathAsString: "unsupported fieldPath" (reference/virtual-node.md).
+    found = refusal("vnode-batch", pod(env=[{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": path}}}]))
+    assert found is not None
+    assert found.stuck
+    assert path in found.message
+
+
+def test_metadata_and_spec_field_refs_resolve() -> None:
+    env = [
+        {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
+    ]
+    assert refusal("vnode-batch", pod(env=env)) is None
+
+
 def test_expansion_matches_the_kubelet_rules() -> None:
     values = {"A": "1"}
 

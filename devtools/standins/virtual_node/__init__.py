@@ -1,7 +1,7 @@
 """A model of the AKS virtual node: virtual-kubelet + the azure-aci provider + Azure Container
 Instances, split like azure-aci (``pkg/provider``: naming, resources, env, features, status,
 logs) with ACI's quotas on the side. No HTTP and no Kubernetes objects are stored here: the
-Kubernetes stand-in (``kube_cluster``) calls ``provider.AciProvider`` when it binds a pod to the
+Kubernetes stand-in (``kube.controllers.scheduler``) calls ``provider.AciProvider`` when it binds a pod to the
 virtual node.
 
 Pure helpers other code (and property tests) use:
@@ -20,10 +20,12 @@ from typing import Any
 from devtools.standins.virtual_node.env import aci_env, env_name_refusal
 from devtools.standins.virtual_node.errors import Refusal
 from devtools.standins.virtual_node.features import (
+    SecretLookup,
+    SecretObjects,
     container_refusal,
     dropped_fields,
     init_container_refusal,
-    pull_secret_refusal,
+    pull_credentials,
     volume_refusal,
 )
 from devtools.standins.virtual_node.naming import container_group_name, name_refusal, pod_generate_name
@@ -48,6 +50,8 @@ def refusal(
     *,
     max_cpu: float = DEFAULT_MAX_CPU,
     max_memory_gb: float = DEFAULT_MAX_MEMORY_GB,
+    secrets: SecretLookup | None = None,
+    secret_objects: SecretObjects | None = None,
 ) -> Refusal | None:
     """Why the virtual node would refuse ``pod`` (a Pod manifest as a dict), or ``None``.
 
@@ -72,7 +76,8 @@ def refusal(
         found = container_refusal(c) or gpu_refusal([c])
         if found is not None:
             return found
-    found = pull_secret_refusal(pod) or volume_refusal(pod)
+    creds = pull_credentials(pod, secret_objects or (lambda _: None))
+    found = creds if isinstance(creds, Refusal) else volume_refusal(pod, secrets or (lambda _: None))
     if found is not None:
         return found
     for c in init_containers:

@@ -8,9 +8,11 @@ Sources:
   * ``envFrom`` first, then ``env`` in order; a literal ``value`` is expanded with
     ``internal/expansion/expand.go Expand`` against the variables defined so far plus the service
     variables (``$$`` → ``$``, ``$(NAME)`` → its value, an undefined ``$(NAME)`` stays as is);
-  * ``fieldRef`` reads the pod (``metadata.name``, ``metadata.annotations['k']``,
-    ``status.podIP`` … — at create time the pod has no IP yet); ``resourceFieldRef`` yields
-    nothing (TODO in the source) so the variable is dropped;
+  * ``fieldRef`` reads the pod through ``helper.go ExtractFieldPathAsString``: ``metadata.*``,
+    ``spec.nodeName`` and ``spec.serviceAccountName`` only; any other path (``status.podIP``,
+    ``status.hostIP``, ``status.phase``) is an "unsupported fieldPath" error, so the pod stays
+    ``Pending`` (/work/shared/reference/virtual-node.md "Downward API"; a kubelet would give the
+    value); ``resourceFieldRef`` yields nothing (TODO in the source) so the variable is dropped;
   * a missing ConfigMap/Secret is skipped when ``optional``, else the resolution fails and the pod
     is retried: it stays ``Pending`` (the error is returned before ``CreatePod``, so
     ``handleProviderError`` never runs);
@@ -47,8 +49,8 @@ SERVICE_ENV = {
     "KUBERNETES_PORT_443_TCP_PORT": "443",
     "KUBERNETES_PORT_443_TCP_ADDR": KUBERNETES_SERVICE_HOST,
 }
-_ACI_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FIELD = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
+_ACI_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FIELD = re.compile(r"metadata\.(labels|annotations)\['(.+)'\]")
 
 
 def expand(text: str, mapping: Callable[[str], str]) -> str:
@@ -83,8 +85,7 @@ def expand(text: str, mapping: Callable[[str], str]) -> str:
 def _field_value(pod: Mapping[str, Any], path: str) -> str:
     md = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    m = _FIELD.match(path)
+    m = _FIELD.fullmatch(path)
     if m:
         return str((md.get(m.group(1)) or {}).get(m.group(2), ""))
     simple = {
@@ -93,10 +94,14 @@ def _field_value(pod: Mapping[str, Any], path: str) -> str:
         "metadata.uid": md.get("uid"),
         "spec.nodeName": spec.get("nodeName"),
         "spec.serviceAccountName": spec.get("serviceAccountName"),
-        "status.hostIP": status.get("hostIP"),
-        "status.podIP": status.get("podIP"),
     }
     return str(simple.get(path) or "")
+
+
+_SUPPORTED_FIELDS = frozenset(
+    {"metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "spec.serviceAccountName"}
+)
+"""Paths virtual-kubelet's ``ExtractFieldPathAsString`` answers without an error."""
 
 
 def resolve_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, str] | Refusal:
@@ -126,7 +131,10 @@ def resolve_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[st
             res[name] = expand(str(e.get("value") or ""), mapping)
             continue
         if source.get("fieldRef") is not None:
-            res[name] = _field_value(pod, str(source["fieldRef"].get("fieldPath", "")))
+            path = str(source["fieldRef"].get("fieldPath", ""))
+            if path not in _SUPPORTED_FIELDS and not _FIELD.fullmatch(path):
+                return Refusal("UnsupportedFieldPath", f"unsupported fieldPath: {path}", stuck=True)
+            res[name] = _field_value(pod, path)
         elif source.get("configMapKeyRef") is not None or source.get("secretKeyRef") is not None:
             kind, ref = (
                 ("configmap", source["configMapKeyRef"])
@@ -153,7 +161,7 @@ def aci_env(pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, s
 
 def env_name_refusal(cg_name: str, container_name: str, env: Mapping[str, str]) -> Refusal | None:
     for name in env:
-        if not _ACI_ENV_NAME.match(name):
+        if not _ACI_ENV_NAME.fullmatch(name):
             return arm_error(
                 400,
                 "InvalidContainerEnvironmentVariable",

@@ -7,8 +7,14 @@ Sources (virtual-kubelet/azure-aci ``pkg/provider``):
   of ``exec``/``httpGet``.
 - ``aci.go getInitContainers`` (init containers, behind the ``InitContainerFeature`` flag since
   v1.5): refuses ports, resources, liveness/readiness/startup probes and lifecycle hooks.
-- ``aci.go getImagePullSecrets``: a pull secret the provider cannot read is refused ("error getting
-  image pull secret"); the stand-in has no Secrets, so every ``imagePullSecrets`` entry is.
+- ``aci.go getImagePullSecrets`` (``pull_credentials``): each ``imagePullSecrets`` Secret is read from
+  the lister (missing: the lister's ``secret "<name>" not found``); only ``kubernetes.io/dockercfg``
+  and ``kubernetes.io/dockerconfigjson`` are read ("image pull secret type is not one of …");
+  ``readDockerConfigJSONSecret`` needs the ``.dockerconfigjson`` key ("no dockerconfigjson present in
+  secret") and a non-empty ``auths`` ("malformed dockerconfigjson in secret");
+  ``makeRegistryCredentialFromDockerConfig`` needs a ``username`` ("no username present in auth config
+  for server: <server>") and, when ``auth`` is set, takes username and password from it. Each entry
+  becomes an ACI ``ImageRegistryCredential{server, username, password}``.
 - ``aci_volumes.go getVolumes``: supported volume types are Azure Files (in-tree or the
   ``file.csi.azure.com`` CSI driver), emptyDir, gitRepo, secret, configMap and projected; any other
   type is refused. A secret/configMap volume whose object is missing is refused only when
@@ -22,7 +28,9 @@ Sources (virtual-kubelet/azure-aci ``pkg/provider``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from devtools.standins.virtual_node.errors import Refusal, invalid_input
@@ -84,7 +92,15 @@ def init_container_refusal(c: Mapping[str, Any]) -> Refusal | None:
     return None
 
 
-def volume_refusal(pod: Mapping[str, Any]) -> Refusal | None:
+SecretLookup = Callable[[str], "dict[str, str] | None"]
+"""Secret name (in the pod's namespace) → its decoded data, or None when it does not exist."""
+
+
+def _no_secrets(_: str) -> dict[str, str] | None:
+    return None
+
+
+def volume_refusal(pod: Mapping[str, Any], secrets: SecretLookup = _no_secrets) -> Refusal | None:
     name = (pod.get("metadata") or {}).get("name", "")
     for v in (pod.get("spec") or {}).get("volumes") or []:
         vname = v.get("name", "")
@@ -101,6 +117,8 @@ def volume_refusal(pod: Mapping[str, Any]) -> Refusal | None:
         if any(v.get(k) is not None for k in _SUPPORTED_VOLUMES):
             continue
         if v.get("secret") is not None:
+            if secrets(v["secret"].get("secretName", "")) is not None:
+                continue
             if v["secret"].get("optional") is False:
                 return Refusal(
                     "ProviderError",
@@ -118,10 +136,78 @@ def volume_refusal(pod: Mapping[str, Any]) -> Refusal | None:
     return None
 
 
-def pull_secret_refusal(pod: Mapping[str, Any]) -> Refusal | None:
-    if (pod.get("spec") or {}).get("imagePullSecrets"):
-        return Refusal("ProviderError", "error getting image pull secret")
+def secret_files(pod: Mapping[str, Any], container: Mapping[str, Any], secrets: SecretLookup) -> dict[str, str]:
+    """Path → content of the files a container sees from its secret volumes.
+
+    ``aci_volumes.go getVolumes``: an ACI secret volume gets the whole Secret (``items`` and
+    ``defaultMode`` ignored); the container mounts it at ``mountPath`` (``subPath`` ignored,
+    ``getContainers`` volume mounts). A Secret missing and optional is dropped: no files."""
+    volumes = {v.get("name"): v for v in (pod.get("spec") or {}).get("volumes") or []}
+    files: dict[str, str] = {}
+    for m in container.get("volumeMounts") or []:
+        v = volumes.get(m.get("name"))
+        if v is None or v.get("secret") is None:
+            continue
+        data = secrets(v["secret"].get("secretName", "")) or {}
+        base = str(m.get("mountPath", "")).rstrip("/")
+        files.update({f"{base}/{key}": value for key, value in data.items()})
+    return files
+
+
+SecretObjects = Callable[[str], "dict[str, Any] | None"]
+Credential = tuple[str, str, str]  # server, username, password
+_DOCKERCFG = "kubernetes.io/dockercfg"
+_DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
+
+
+def _no_objects(_: str) -> dict[str, Any] | None:
     return None
+
+
+def pull_credentials(pod: Mapping[str, Any], secrets: SecretObjects = _no_objects) -> list[Credential] | Refusal:
+    """The ACI registry credentials azure-aci builds from the pod's ``imagePullSecrets`` (module doc)."""
+    creds: list[Credential] = []
+    for ref in (pod.get("spec") or {}).get("imagePullSecrets") or []:
+        name = str(ref.get("name", ""))
+        secret = secrets(name)
+        if secret is None:
+            return Refusal("ProviderError", f'secret "{name}" not found')
+        data = secret.get("data") or {}
+        kind = secret.get("type")
+        if kind == _DOCKERCONFIGJSON:
+            raw = data.get(".dockerconfigjson")
+            if raw is None:
+                return Refusal("ProviderError", "no dockerconfigjson present in secret")
+            auths = (_json(raw) or {}).get("auths") or {}
+        elif kind == _DOCKERCFG:
+            raw = data.get(".dockercfg")
+            if raw is None:
+                return Refusal("ProviderError", "no dockercfg present in secret")
+            auths = _json(raw) or {}
+        else:
+            return Refusal(
+                "ProviderError",
+                "image pull secret type is not one of kubernetes.io/dockercfg or kubernetes.io/dockerconfigjson",
+            )
+        if not auths:
+            return Refusal("ProviderError", "malformed dockerconfigjson in secret")
+        for server, entry in auths.items():
+            user, password = str(entry.get("username") or ""), str(entry.get("password") or "")
+            if not user and (kind == _DOCKERCONFIGJSON or not entry.get("auth")):
+                return Refusal("ProviderError", f"no username present in auth config for server: {server}")
+            if entry.get("auth"):
+                decoded = base64.b64decode(str(entry["auth"])).decode(errors="replace")
+                user, _, password = decoded.partition(":")
+            creds.append((str(server), user, password))
+    return creds
+
+
+def _json(raw: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(base64.b64decode(raw))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 _DROPPED_POD = ("securityContext", "hostNetwork", "hostPID", "hostIPC", "hostAliases", "runtimeClassName")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from devtools.standins.kube_objects import rfc3339_nano_of
+from devtools.standins.metav1_time import rfc3339_nano_of
 
 RUNNING_BYTES = 4 * 1024 * 1024
 STOPPED_BYTES = 16 * 1024

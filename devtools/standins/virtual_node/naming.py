@@ -31,7 +31,7 @@ MAX_NAME = 63
 MAX_GENERATED_NAME = 58  # names.MaxGeneratedNameLength = 63 - 5
 RANDOM_LENGTH = 5
 RANDOM_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
-_CG_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_CG_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 
 
 def container_group_name(namespace: str, pod_name: str) -> str:
@@ -41,7 +41,7 @@ def container_group_name(namespace: str, pod_name: str) -> str:
 
 def name_refusal(cg_name: str) -> Refusal | None:
     """The ACI naming rule for container groups, or ``None`` if the name is valid."""
-    if 1 <= len(cg_name) <= MAX_NAME and _CG_NAME.match(cg_name) and "--" not in cg_name:
+    if 1 <= len(cg_name) <= MAX_NAME and _CG_NAME.fullmatch(cg_name) and "--" not in cg_name:
         return None
     return arm_error(
         400,

@@ -15,14 +15,16 @@ No locking here: the cluster calls in under its lock. ``host`` is the cluster (t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from devtools.standins.kube_objects import now_rfc3339, rfc3339_of
+from devtools.standins.metav1_time import now_rfc3339, rfc3339_of
 from devtools.standins.pod_script import plan_container
 from devtools.standins.virtual_node import DEFAULT_MAX_CPU, DEFAULT_MAX_MEMORY_GB, refusal
 from devtools.standins.virtual_node.env import aci_env
-from devtools.standins.virtual_node.errors import Refusal
+from devtools.standins.virtual_node.errors import Refusal, arm_error
+from devtools.standins.virtual_node.features import pull_credentials, secret_files
 from devtools.standins.virtual_node.logs import aci_log
 from devtools.standins.virtual_node.naming import container_group_name
 from devtools.standins.virtual_node.quotas import QuotaCounters, QuotaLedger, QuotaSettings
@@ -56,6 +58,12 @@ class Host(Protocol):
 
     def timer(self, delay: float, kind: str, *key: str) -> None: ...
     def pod_changed(self, pod: Obj) -> None: ...
+    def secret_data(self, ns: str, name: str) -> dict[str, str] | None: ...
+    def secret_object(self, ns: str, name: str) -> dict[str, Any] | None: ...
+
+
+PullCheck = Callable[[str, str], bool]
+"""A private registry's answer to ``(username, password)``: may this credential pull?"""
 
 
 @dataclass
@@ -89,6 +97,9 @@ class AciProvider:
         self.quota = QuotaLedger(settings.quotas, clock=lambda: time.monotonic() / max(host.time_scale, 1e-9))
         self._groups: dict[tuple[str, str], _Group] = {}
         self._attempts: dict[tuple[str, str], int] = {}  # pod → attempt number of its index (fail-once)
+        self.registries: dict[str, PullCheck] = {}  # private registries (login server → check)
+        self._log_faults = 0
+        self._log_fault_prefix = ""
 
     # ------------------------------------------------------------------ public knobs
 
@@ -106,6 +117,25 @@ class AciProvider:
 
     def clear_faults(self) -> None:
         self.quota.clear_faults()
+        self._log_faults = 0
+
+    def fail_logs(self, times: int = 1, *, pod_prefix: str = "") -> None:
+        """The next ``times`` log reads of pods whose name starts with ``pod_prefix`` fail as
+        newer azure-aci fails them: the raw ARM error of ``ListLogs`` (here a throttle), which
+        virtual-kubelet answers with 500 (``pkg/provider/aci.go GetContainerLogs``)."""
+        self._log_faults = times
+        self._log_fault_prefix = pod_prefix
+
+    def log_fault(self, pod: str = "") -> str | None:
+        """The provider's error for this log read, if one was injected (``fail_logs``)."""
+        if self._log_faults <= 0 or not pod.startswith(self._log_fault_prefix):
+            return None
+        self._log_faults -= 1
+        return (
+            "GET https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+            "MC_rg_aks_westus/providers/Microsoft.ContainerInstance/containerGroups/logs\n"
+            "RESPONSE 429: 429 Too Many Requests\nERROR CODE: SubscriptionRequestsThrottled"
+        )
 
     # ------------------------------------------------------------------ create
 
@@ -116,7 +146,16 @@ class AciProvider:
         ns, name = md["namespace"], md["name"]
         cg = container_group_name(ns, name)
         containers = spec.get("containers") or []
-        found = refusal(ns, pod, max_cpu=self.settings.max_cpu, max_memory_gb=self.settings.max_memory_gb)
+        found = refusal(
+            ns,
+            pod,
+            max_cpu=self.settings.max_cpu,
+            max_memory_gb=self.settings.max_memory_gb,
+            secrets=lambda secret: self.host.secret_data(ns, secret),
+            secret_objects=lambda secret: self.host.secret_object(ns, secret),
+        )
+        if found is None:
+            found = self._pull_refusal(pod, cg)
         if found is None:
             cores = sum(aci_resources(c)[0] for c in containers)
             memory = sum(aci_resources(c)[2] for c in containers)
@@ -138,6 +177,29 @@ class AciProvider:
         self._groups[(ns, name)] = _Group(cg, md["uid"], envs, created=now_rfc3339(), host_ip=host_ip, ip=pod_ip)
         self._attempts[(ns, name)] = attempt
         self.host.timer(start_seconds * self.host.time_scale, "start", ns, name, md["uid"])
+        return None
+
+    def _pull_refusal(self, pod: Obj, cg: str) -> Refusal | None:
+        """ACI pulls each image when the container group is created, with the group's
+        ``imageRegistryCredentials`` for its server; a private image without a credential the
+        registry accepts fails the create: 400 ``InaccessibleImage`` "The image '<image>' in container
+        group '<group>' is not accessible. Please check the image and registry credential." (the ACI
+        error as users report it: Azure/azure-cli#18596, Azure/azure-sdk-for-net#36227)."""
+        creds = pull_credentials(pod, lambda secret: self.host.secret_object(pod["metadata"]["namespace"], secret))
+        if isinstance(creds, Refusal):
+            return creds
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            image = str(c.get("image", ""))
+            check = self.registries.get(image.split("/", 1)[0])
+            if check is None:
+                continue  # a public registry
+            if not any(server == image.split("/", 1)[0] and check(user, pw) for server, user, pw in creds):
+                return arm_error(
+                    400,
+                    "InaccessibleImage",
+                    f"The image '{image}' in container group '{cg}' is not accessible. "
+                    "Please check the image and registry credential.",
+                )
         return None
 
     def _provider_failed(self, pod: Obj, found: Refusal, cg: str) -> None:
@@ -165,8 +227,14 @@ class AciProvider:
         for c in spec.get("containers") or []:
             env = dict(group.env.get(c["name"], {}))
             argv = [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]  # getCommand: as is
+            files = secret_files(pod, c, lambda secret: self.host.secret_data(md["namespace"], secret))
             lines, end, code = plan_container(
-                argv, env, pod_name=md["name"], first_attempt=attempt <= 1, time_scale=self.host.time_scale
+                argv,
+                env,
+                pod_name=md["name"],
+                first_attempt=attempt <= 1,
+                time_scale=self.host.time_scale,
+                files=files,
             )
             group.runs[c["name"]] = _Run(lines, end, code)
             statuses.append(

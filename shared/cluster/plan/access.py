@@ -1,10 +1,11 @@
-"""Steps 4, 6, 7: the role assignments bootstrap makes, and ARM errors (403s above all) → decisions. Pure."""
+"""Steps 4, 6, 7: the role assignments bootstrap makes; step 10: the bootstrap-only rights it gives up
+when the cluster is ready; and ARM errors (403s above all) → decisions. Pure."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,59 @@ def decide_role(grant: RoleGrant, observed: Mapping[str, Any] | None) -> Decisio
     return Decision(grant.step, Do.NOTHING, f"{grant.describe()} granted", grant.name)
 
 
+def decide_rights(observed: Sequence[Mapping[str, Any]], targets: Targets) -> Decision:
+    """Step 10, once everything else is done: which of the app's own assignments of a bootstrap-only
+    role (``roles.BOOTSTRAP_ONLY_ROLES``) at the cluster resource group to delete, in that tuple's
+    order (RBAC Administrator last: it is what allows the deletes). ``observed``: the role
+    assignments ARM lists for the app at that group (REST JSON). Assignments elsewhere (a
+    subscription-scope grant an operator made, the namespace-scoped RBAC Writer) are never touched.
+    """
+    held: dict[str, str] = {}
+    for assignment in observed:
+        props = assignment.get("properties") or {}
+        role = str(props.get("roleDefinitionId", "")).rstrip("/").rsplit("/", 1)[-1].lower()
+        if (
+            role in roles.BOOTSTRAP_ONLY_ROLES
+            and str(props.get("principalId", "")).lower() == targets.app_principal_id.lower()
+            and same_prefix(str(props.get("scope", "")), targets.resource_group_id)
+            and same_prefix(targets.resource_group_id, str(props.get("scope", "")))
+        ):
+            held.setdefault(role, str(assignment.get("id", "")))
+    if not held:
+        return Decision(
+            Step.BOOTSTRAP_RIGHTS,
+            Do.NOTHING,
+            "the app holds only its steady-state rights (bootstrap-only roles given up; `azd provision` grants them "
+            "again)",
+        )
+    ordered = [held[role] for role in roles.BOOTSTRAP_ONLY_ROLES if role in held]
+    names = ", ".join(ROLE_NAMES.get(role, role) for role in roles.BOOTSTRAP_ONLY_ROLES if role in held)
+    return Decision(
+        Step.BOOTSTRAP_RIGHTS,
+        Do.GIVE_UP,
+        f"give up the bootstrap-only roles the cluster no longer needs: {names} on {targets.resource_group_id}",
+        targets.resource_group_id,
+        {"delete": ordered},
+    )
+
+
+BOOTSTRAP_RIGHTS_HINT = (
+    "the app gives up its bootstrap-only roles (Network Contributor, Azure Kubernetes Service Contributor Role, Role "
+    "Based Access Control Administrator with its condition) once the cluster is ready; to build or change the cluster "
+    "again, run `azd provision` (it assigns them again, from infra/app/cluster-rbac.bicep)"
+)
+"""Appended to a 403 on an action only those roles allow: a cluster deleted (or changed) after the
+bootstrap gave them up is blocked, with this as what to do, instead of retried forever."""
+
+_BOOTSTRAP_ACTIONS = (
+    "microsoft.network/virtualnetworks/write",
+    "microsoft.network/virtualnetworks/subnets/",
+    "microsoft.containerservice/managedclusters/write",
+    "microsoft.containerservice/managedclusters/managednamespaces/write",
+    "microsoft.authorization/roleassignments/write",
+)
+
+
 _ACTION = re.compile(r"perform action(?:\(s\))? '([^']+)' (?:over|on the linked) scope(?:\(s\))? '([^']+)'")
 
 
@@ -112,7 +166,7 @@ _ROLE_FOR_ACTION: tuple[tuple[str, str], ...] = (
     (
         "microsoft.authorization/roleassignments/",
         "Role Based Access Control Administrator (with the condition of infra/app/cluster-rbac.bicep: Network "
-        "Contributor and AKS RBAC Writer only)",
+        "Contributor to service principals and AKS RBAC Writer to the app itself only)",
     ),
     ("microsoft.network/", "Network Contributor"),
     (
@@ -122,8 +176,11 @@ _ROLE_FOR_ACTION: tuple[tuple[str, str], ...] = (
     ),
     (
         "microsoft.containerservice/managedclusters/listclusterusercredential",
-        "Azure Kubernetes Service Cluster User Role",
+        "the vnode-batch steady-state role (infra/app/cluster-rbac.bicep; or Azure Kubernetes Service Cluster User "
+        "Role)",
     ),
+    ("microsoft.containerservice/managedclusters/start/", "the vnode-batch steady-state role (infra/)"),
+    ("microsoft.containerservice/managedclusters/stop/", "the vnode-batch steady-state role (infra/)"),
     ("microsoft.containerservice/", "Azure Kubernetes Service Contributor Role"),
     ("microsoft.resources/", "Reader (any role that reads the resource group)"),
 )
@@ -208,7 +265,12 @@ def _permission_reason(fault: ArmFault, targets: Targets) -> str:
         )
     role = next((r for prefix, r in _ROLE_FOR_ACTION if low.startswith(prefix)), "a role that allows it")
     grant_scope = targets.resource_group_id if same_prefix(scope, targets.resource_group_id) else scope
-    return f"grant {role} on {grant_scope} to the app identity {principal}: the failed action was {action} over {scope}"
+    reason = (
+        f"grant {role} on {grant_scope} to the app identity {principal}: the failed action was {action} over {scope}"
+    )
+    if low.startswith(_BOOTSTRAP_ACTIONS):
+        reason += f" — {BOOTSTRAP_RIGHTS_HINT}"
+    return reason
 
 
 def same_prefix(scope: str, prefix: str) -> bool:

@@ -32,6 +32,8 @@ IN_PROGRESS_STATES = frozenset({"creating", "updating", "upgrading", "scaling", 
 ROLE_NAMES = {
     roles.NETWORK_CONTRIBUTOR: "Network Contributor",
     roles.AKS_RBAC_WRITER: "Azure Kubernetes Service RBAC Writer",
+    roles.AKS_CONTRIBUTOR: "Azure Kubernetes Service Contributor Role",
+    roles.RBAC_ADMINISTRATOR: "Role Based Access Control Administrator",
 }
 
 
@@ -47,6 +49,7 @@ class Step(enum.StrEnum):
     APP_ROLE = "app-namespace-role"
     NAMESPACE = "namespace"
     VIRTUAL_NODE = "virtual-node"
+    BOOTSTRAP_RIGHTS = "bootstrap-rights"
 
 
 class Do(enum.StrEnum):
@@ -57,6 +60,7 @@ class Do(enum.StrEnum):
     CREATE = "create"  # PUT/POST of a new resource
     UPDATE = "update"  # PUT of the observed resource with changes
     START = "start"  # POST managedClusters/{name}/start of a stopped cluster (an LRO, not awaited)
+    GIVE_UP = "give-up"  # DELETE the app's own bootstrap-only role assignments (body: their ids, in order)
     WAIT = "wait"  # something is in progress (or throttled): observe again later
     BLOCKED = "blocked"  # waiting cannot help; a person must act (the reason says how)
     PENDING = "pending"  # (what-if only) depends on an earlier step that is not done
@@ -78,7 +82,7 @@ class Decision:
 
     @property
     def writes(self) -> bool:
-        return self.do in (Do.REGISTER, Do.CREATE, Do.UPDATE, Do.START)
+        return self.do in (Do.REGISTER, Do.CREATE, Do.UPDATE, Do.START, Do.GIVE_UP)
 
     @property
     def hopeless(self) -> bool:

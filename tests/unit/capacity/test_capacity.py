@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -169,10 +170,15 @@ def test_a_job_whose_work_started_is_not_retried_for_capacity() -> None:
 
 
 def test_the_request_and_its_attempt_travel_on_the_job() -> None:
-    manifest: dict[str, Any] = {"metadata": {"annotations": {}}}
-    mark_attempt(manifest, {"image": "mcr.microsoft.com/x:1", "env": {"A": "é"}}, 2)
+    container = {"name": "main", "env": [{"name": "A", "value": "é$$1"}]}  # as render writes "é$1"
+    manifest: dict[str, Any] = {
+        "metadata": {"annotations": {}},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
+    mark_attempt(manifest, {"image": "mcr.microsoft.com/x:1", "env": {"A": "é$1"}}, 2)
     assert attempt_of(manifest) == 2
-    assert request_of(manifest) == {"image": "mcr.microsoft.com/x:1", "env": {"A": "é"}}
+    assert "é" not in json.dumps(manifest["metadata"], ensure_ascii=False)  # env names only (issue 17)
+    assert request_of(manifest) == {"image": "mcr.microsoft.com/x:1", "env": {"A": "é$1"}}
     assert attempt_of({"metadata": {}}) == 0
     assert request_of({"metadata": {}}) is None
 

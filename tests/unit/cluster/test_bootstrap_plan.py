@@ -434,7 +434,14 @@ def test_managed_namespace_body_is_what_the_sdk_models_serialize_to(t: Targets) 
         location="westus",
         tags={"managed-by": "vnode-batch"},
         properties=cs.NamespaceProperties(
-            labels={"app.kubernetes.io/managed-by": "vnode-batch"},
+            labels={
+                "app.kubernetes.io/managed-by": "vnode-batch",
+                # Pod Security: baseline enforced (the Job pods need nothing it forbids), restricted
+                # warned and audited (enforcing it would refuse every image that runs as root).
+                "pod-security.kubernetes.io/enforce": "baseline",
+                "pod-security.kubernetes.io/warn": "restricted",
+                "pod-security.kubernetes.io/audit": "restricted",
+            },
             adoption_policy="Always",  # a namespace made earlier (kubectl, older versions) is taken over
             delete_policy="Keep",  # deleting the ARM resource never deletes running Jobs
         ),
@@ -567,8 +574,10 @@ CLASSIFY: list[tuple[str, ArmFault, Do, list[str]]] = [
         Do.BLOCKED,
         [
             f"grant Role Based Access Control Administrator (with the condition of infra/app/cluster-rbac.bicep: "
-            f"Network Contributor and AKS RBAC Writer only) on {RG_SCOPE} to the app identity {APP}",
+            f"Network Contributor to service principals and AKS RBAC Writer to the app itself only) on {RG_SCOPE} "
+            f"to the app identity {APP}",
             f"the failed action was Microsoft.Authorization/roleAssignments/write over {SUBNET_SCOPE}",
+            "once the cluster is ready; to build or change the cluster again, run `azd provision`",
         ],
     ),
     (
@@ -581,7 +590,8 @@ CLASSIFY: list[tuple[str, ArmFault, Do, list[str]]] = [
         "cluster denied",
         denied("Microsoft.ContainerService/managedClusters/write", RG_SCOPE),
         Do.BLOCKED,
-        ["Azure Kubernetes Service Contributor Role"],
+        # a cluster deleted after the bootstrap gave its rights up: blocked, saying what brings them back
+        ["Azure Kubernetes Service Contributor Role", "run `azd provision` (it assigns them again"],
     ),
     (
         "managed namespace denied",

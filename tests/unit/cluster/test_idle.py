@@ -63,7 +63,9 @@ def test_the_timer_stops_only_when_every_condition_holds(
     assert step.act is act, step.why
     if act in (Act.DRAIN, Act.STOP, Act.CANCEL):
         assert step.record is not None
-        assert step.record.phase is {Act.DRAIN: Phase.DRAINING, Act.STOP: Phase.STOPPING, Act.CANCEL: Phase.RUNNING}[act]
+        assert (
+            step.record.phase is {Act.DRAIN: Phase.DRAINING, Act.STOP: Phase.STOPPING, Act.CANCEL: Phase.RUNNING}[act]
+        )
         assert step.record.since == NOW
     if act is Act.CANCEL:
         assert step.record is not None

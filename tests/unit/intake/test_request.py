@@ -64,7 +64,7 @@ MALFORMED: list[tuple[str, bytes, str, str]] = [
     ("retries too many", j(retries=99), "retries", "less than or equal to 10"),
     ("timeout zero", j(timeoutSeconds=0), "timeoutSeconds", "greater than or equal to 1"),
     ("timeout over max", j(timeoutSeconds=10**7), "$", "VNB_MAX_TIMEOUT_SECONDS"),
-    ("bad label key", j(labels={"-bad": "x"}), "labels", "name must be"),
+    ("bad label key", j(labels={"-bad": "x"}), "labels", "name part must be"),
     ("bad label value", j(labels={"team": "has spaces"}), "labels", "value must be"),
     ("reserved label", j(labels={"vnode-batch.io/state": "reported"}), "labels", "reserved"),
     ("managed-by label", j(labels={"app.kubernetes.io/managed-by": "me"}), "labels", "reserved"),
@@ -109,8 +109,8 @@ def test_valid_request_accepted_with_normalised_resources(settings: Settings) ->
     assert request.completions == 3
 
 
-def test_user_labels_outside_reserved_prefixes_are_accepted(settings: Settings) -> None:
-    labels = {"app.kubernetes.io/name": "ledger", "team": "data", "example.com/job": "nightly-export"}
+def test_user_labels_without_prefix_or_recommended_are_accepted(settings: Settings) -> None:
+    labels = {"app.kubernetes.io/name": "ledger", "team": "data", "Job.Kind_2": "nightly-export", "empty": ""}
     assert parse_request({**GOOD, "labels": labels}, settings=settings).labels == labels
 
 

@@ -14,19 +14,9 @@ from hypothesis import strategies as st
 
 from shared.config.settings import Settings
 from shared.intake.request import parse_request
-from shared.schedules.definitions import (
-    Schedule,
-    SchedulesError,
-    describe,
-    due_slots,
-    latest_slot,
-    loads,
-    parse,
-    request_id,
-    slots_between,
-    timer_window,
-)
+from shared.schedules.definitions import Schedule, SchedulesError, loads, parse
 from shared.schedules.enqueue import describe_schedules, enqueue_due, load_schedules
+from shared.schedules.slots import describe, due_slots, latest_slot, request_id, slots_between, timer_window
 from tests.conftest import REPO
 
 IMAGE = "mcr.microsoft.com/azurelinux/base/core:3.0"

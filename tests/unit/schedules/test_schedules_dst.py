@@ -21,18 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.config.settings import Settings
-from shared.schedules.definitions import (
-    Schedule,
-    SchedulesError,
-    first_run,
-    latest_slot,
-    parse,
-    parse_each,
-    request_id,
-    runs_at_fixed_times,
-    slots_between,
-)
+from shared.schedules.definitions import Schedule, SchedulesError, first_run, parse, parse_each
 from shared.schedules.enqueue import enqueue_due
+from shared.schedules.slots import latest_slot, request_id, runs_at_fixed_times, slots_between
 from tests.unit.schedules.test_schedules import EVERY_MINUTE, IMAGE, sched, utc, write
 
 # --- crons that can never fire --------------------------------------------------------------

@@ -15,11 +15,18 @@ MSAL does not insist on https for this endpoint, so it is served over plain HTTP
 ``6dae42f8-4368-4678-94ff-3960e28e3630`` for the AKS Entra server app). Other identity selectors
 App Service understands (``principal_id``/``object_id``, ``mi_res_id``) are accepted too.
 
-Tokens are opaque random strings; the service remembers who they were issued to.
+Tokens have the shape of Entra access tokens (Microsoft identity platform docs "Access token
+claims reference": a JWT whose payload carries ``aud``, ``iss`` = ``https://sts.windows.net/<tid>/``
+for v1 tokens, ``iat``/``nbf``/``exp``, ``oid``, ``tid``, ``appid``), signed with a random key nobody
+checks; the service remembers who each was issued to. The shape matters to Azurite's
+``--oauth basic`` (``src/blob/authentication/BlobTokenAuthenticator.ts authenticateBasic``: decodes
+the JWT, checks ``nbf``/``exp``, an ``iss`` prefix and a storage ``aud``; no signature) and to its
+user delegation key, derived from the token's ``oid`` and ``tid`` (``ServiceHandler.getUserDelegationKey``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -85,8 +92,9 @@ class TokenRequest:
 class TokenStore:
     """Thread-safe token issue/validate; also the small "directory" of known principals."""
 
-    def __init__(self, *, lifetime_seconds: int) -> None:
+    def __init__(self, *, lifetime_seconds: int, tenant_id: str = "00000000-0000-0000-0000-0000000000aa") -> None:
         self.lifetime_seconds = lifetime_seconds
+        self.tenant_id = tenant_id
         self._lock = threading.Lock()
         self._tokens: dict[str, IssuedToken] = {}
         self._principals: dict[str, Principal] = {}
@@ -112,12 +120,29 @@ class TokenStore:
         p = self.principal(principal_id)
         client_id = p.client_id if p else principal_id
         life = self.lifetime_seconds if lifetime_seconds is None else lifetime_seconds
+        now = time.time()
+        oid = p.object_id if p else principal_id
+        claims = {
+            "aud": audience.removesuffix("/.default"),
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "iat": int(now),
+            "nbf": int(now) - 1,
+            "exp": int(now + life),
+            "oid": oid,
+            "tid": self.tenant_id,
+            "appid": client_id,
+            "sub": oid,
+            "ver": "1.0",
+            "uti": secrets.token_urlsafe(16),
+        }
         tok = IssuedToken(
-            token="vnb-" + secrets.token_urlsafe(32),
-            principal_id=p.object_id if p else principal_id,
+            token=".".join(_b64url(part) for part in ({"typ": "JWT", "alg": "RS256"}, claims))
+            + "."
+            + secrets.token_urlsafe(32),
+            principal_id=oid,
             client_id=client_id,
             audience=audience,
-            expires_on=time.time() + life,
+            expires_on=now + life,
         )
         with self._lock:
             self._tokens[tok.token] = tok
@@ -134,6 +159,10 @@ class TokenStore:
         if tok is None or tok.expires_on <= time.time() or not audience_matches(tok.audience, audience):
             return None
         return tok.principal_id
+
+
+def _b64url(part: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(part, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
 class _IdentityHandler(BaseHTTPRequestHandler):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-from devtools.standins.kube_cluster import CONTROLLER_UID, JOB_NAME, Cluster
-from devtools.standins.kube_nodes import VIRTUAL_NODE, fake_hex
-from devtools.standins.kube_objects import Obj, now_rfc3339
+from devtools.standins.kube.cluster import Cluster
+from devtools.standins.kube.nodes import VIRTUAL_NODE, fake_hex
+from devtools.standins.kube.objects import Obj
+from devtools.standins.kube.state import CONTROLLER_UID, JOB_NAME
+from devtools.standins.metav1_time import now_rfc3339
 
 
 def seed_finished_jobs(

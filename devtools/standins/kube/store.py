@@ -1,17 +1,12 @@
-"""The stand-in's object store: one ``Table`` per resource type, with the indexes a list needs."""
+"""kube-apiserver's storage (etcd) as the stand-in keeps it: one ``Table`` per resource type, with the
+indexes a list needs."""
 
 from __future__ import annotations
 
 import bisect
 
-from devtools.standins.kube_objects import (
-    FieldRequirement,
-    Obj,
-    Requirement,
-    Resource,
-    fields_match,
-    labels_match,
-)
+from devtools.standins.kube.objects import Obj, Resource
+from devtools.standins.kube.selectors import FieldRequirement, Requirement, fields_match, labels_match
 
 
 class Table:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from devtools.standins.kube_objects import Obj, now_rfc3339
+from devtools.standins.kube.objects import Obj
+from devtools.standins.metav1_time import now_rfc3339
 
 VIRTUAL_NODE = "virtual-node-aci-linux"
 SYSTEM_NODE = "aks-system-00000000"

@@ -1,7 +1,7 @@
 """Stop and start of a managed cluster in the ARM stand-in (the idle stop's ARM side).
 
-Kept out of ``arm.py`` (one module per platform part); ``ArmStandIn`` routes
-``POST .../managedClusters/{name}/stop`` and ``.../start`` here. Rules, each with its source:
+``ArmStandIn`` (``standin.py``) routes ``POST .../managedClusters/{name}/stop`` and ``.../start``
+here (``Power._power_action``). Rules, each with its source:
 
 * Both are long-running POSTs answering ``202 Accepted`` with a ``Location`` header to poll,
   or ``204 No Content`` (azure-rest-api-specs
@@ -38,12 +38,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from devtools.standins.arm_catalog import ArmError
+from devtools.standins.arm.catalog import ArmError
+from devtools.standins.arm.common import _Ctx, _key, _Result
 
 if TYPE_CHECKING:
-    from devtools.standins.arm import ArmStandIn, _Ctx, _Op
-
-_Result = tuple[int, dict[str, str], Any]
+    from devtools.standins.arm.operations import _Op
 
 STATE_DURING = {"stop": "Stopping", "start": "Starting"}
 POWER_AFTER = {"stop": "Stopped", "start": "Running"}
@@ -75,43 +74,43 @@ def _set_power(cluster: dict[str, Any], provisioning: str, power: str | None) ->
             pool["powerState"] = {"code": power}
 
 
-def handle(standin: ArmStandIn, ctx: _Ctx, kind: str) -> _Result:
-    """``POST .../managedClusters/{name}/stop`` (kind ``stop``) or ``/start`` (kind ``start``)."""
-    from devtools.standins.arm import _key
+class Power:
+    """Stop and start of a managed cluster (the routes call ``_power_action``)."""
 
-    with standin._lock:
-        cluster = standin._cluster(ctx.g)  # 404 ResourceNotFound when absent
-        key = _key(cluster["id"])
-        running = standin._in_progress(key)
-        if running is not None:
-            raise pending_conflict(running)
-        if cluster["properties"].get("provisioningState") not in ("Succeeded", None):
-            raise ArmError(
-                409,
-                "OperationNotAllowed",
-                f"Operation is not allowed while the cluster is in provisioning state "
-                f"{cluster['properties'].get('provisioningState')}.",
-            )
-        if power_of(cluster) == POWER_AFTER[kind]:
-            return 204, {}, None
-        _set_power(cluster, STATE_DURING[kind], None)
-        seconds = standin.cluster_stop_seconds if kind == "stop" else standin.cluster_start_seconds
-        op = standin._new_op("Microsoft.ContainerService", kind, cluster["id"], seconds, _finish(standin, key, kind))
-        standin._cluster_ops[key] = op.id
-        return 202, standin._lro_headers(op, ctx.params.get("api-version")), None
+    def _power_action(self, ctx: _Ctx, kind: str) -> _Result:
+        """``POST .../managedClusters/{name}/stop`` (kind ``stop``) or ``/start`` (kind ``start``)."""
+        with self._lock:
+            cluster = self._cluster(ctx.g)  # 404 ResourceNotFound when absent
+            key = _key(cluster["id"])
+            running = self._in_progress(key)
+            if running is not None:
+                raise pending_conflict(running)
+            if cluster["properties"].get("provisioningState") not in ("Succeeded", None):
+                raise ArmError(
+                    409,
+                    "OperationNotAllowed",
+                    f"Operation is not allowed while the cluster is in provisioning state "
+                    f"{cluster['properties'].get('provisioningState')}.",
+                )
+            if power_of(cluster) == POWER_AFTER[kind]:
+                return 204, {}, None
+            _set_power(cluster, STATE_DURING[kind], None)
+            seconds = self.cluster_stop_seconds if kind == "stop" else self.cluster_start_seconds
+            op = self._new_op("Microsoft.ContainerService", kind, cluster["id"], seconds, self._power_finish(key, kind))
+            self._cluster_ops[key] = op.id
+            return 202, self._lro_headers(op, ctx.params.get("api-version")), None
 
+    def _power_finish(
+        self, key: str, kind: str
+    ) -> Callable[[], tuple[dict[str, Any] | None, list[Callable[[], None]]]]:
+        def complete() -> tuple[dict[str, Any] | None, list[Callable[[], None]]]:
+            cluster = self._clusters.get(key)
+            if cluster is None:
+                return None, []
+            power = POWER_AFTER[kind]
+            _set_power(cluster, "Succeeded", power)
+            self.power_transitions.append((cluster["name"], power))
+            hook = self.on_power_changed
+            return None, ([lambda: hook(power)] if hook is not None else [])
 
-def _finish(
-    standin: ArmStandIn, key: str, kind: str
-) -> Callable[[], tuple[dict[str, Any] | None, list[Callable[[], None]]]]:
-    def complete() -> tuple[dict[str, Any] | None, list[Callable[[], None]]]:
-        cluster = standin._clusters.get(key)
-        if cluster is None:
-            return None, []
-        power = POWER_AFTER[kind]
-        _set_power(cluster, "Succeeded", power)
-        standin.power_transitions.append((cluster["name"], power))
-        hook = standin.on_power_changed
-        return None, ([lambda: hook(power)] if hook is not None else [])
-
-    return complete
+        return complete

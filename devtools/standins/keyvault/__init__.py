@@ -1,0 +1,1 @@
+"""The Key Vault stand-in: the secrets data-plane API over HTTPS (``server.KeyVaultStandIn``)."""
