@@ -106,16 +106,6 @@ def rejected(
     )
 
 
-def claimed_by_another(record: Record | None, *, message_id: str | None, content_hash: str | None = None) -> bool:
-    """Whether ``record``, what the ledger holds for a key, is another request's than this
-    message's: not a redelivery of the same message, nor the same request sent again."""
-    if record is None:
-        return False
-    if content_hash is not None and record.content_hash == content_hash:
-        return False
-    return record.message_id is None or record.message_id != message_id
-
-
 def deadlettered(
     ledger: Ledger,
     *,
