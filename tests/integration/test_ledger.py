@@ -445,3 +445,31 @@ def test_an_entity_table_storage_refuses_is_a_permanent_error_not_a_retry(settin
         tables.insert(entity)
     assert isinstance(refused.value, PermanentError)
     assert not isinstance(refused.value, TransientError)
+
+
+def test_kept_cancel_events_are_found_by_table_storage_and_flushed_once(settings: Settings) -> None:
+    """``Ledger.pending`` is a server-side filter on a property only records with a kept event
+    have (Table storage leaves entities without it out): the sweep finds a cancel whose DELETE
+    was cut short after its claim, sends it, and then finds nothing (issue 20)."""
+    from datetime import timedelta
+
+    from shared.ledger.outcome_writer import Ending, finish, flush
+    from shared.ledger.records import new_record
+
+    ledger = Ledger(Tables(settings))
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    for key in ("kept-1", "plain-1"):
+        ledger.create(new_record(key, State.RECEIVED, now))
+    text = json.dumps({"id": "e-kept-1", "type": "io.vnodebatch.request.cancelled"})
+    ending = Ending(State.CANCELLED, event_id="e-kept-1", event_type="x", claimed_by="api", pending_event=text)
+    claim = finish(ledger, "kept-1", ending, now, create=lambda: new_record("kept-1", State.CANCELLED, now))
+    assert claim.owned
+    later = now + timedelta(minutes=5)
+    assert [r.key for r in ledger.pending(later)] == ["kept-1"]
+    sent: list[str] = []
+    assert flush(ledger, sent.append, later) == 1
+    assert sent == [text]
+    assert ledger.pending(later) == ()
+    record = ledger.get("kept-1")
+    assert record is not None
+    assert (record.state, record.event_id, record.pending_event) == (State.CANCELLED, "e-kept-1", None)
