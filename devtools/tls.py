@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 import tempfile
+import threading
 from functools import cached_property
 from pathlib import Path
 
@@ -52,11 +53,14 @@ class TestCA:
 
 
 _shared: TestCA | None = None
+_shared_lock = threading.Lock()
 
 
 def shared_ca() -> TestCA:
-    """The process-wide CA, so every stand-in in one test run is trusted by one bundle."""
+    """The process-wide CA, so every stand-in in one test run is trusted by one bundle (one, even
+    when servers start in several threads: the demo starts Azurite's blob service in the background)."""
     global _shared
-    if _shared is None:
-        _shared = TestCA()
-    return _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = TestCA()
+        return _shared

@@ -2,7 +2,8 @@
 
 A container's ``command`` + ``args`` are read as ``sh -c <script>`` (or the argv joined) and
 interpreted: ``echo``, ``printenv NAME`` (exit 1 when unset), ``cat PATH`` (a mounted file; exit 1 when absent), ``sleep N`` (simulated seconds), ``exit N``, ``fail-on-index 1,3`` (fails
-when ``JOB_COMPLETION_INDEX`` is listed) and ``fail-once`` (fails on the first attempt).
+when ``JOB_COMPLETION_INDEX`` is listed), ``fail-once`` (fails on the first attempt) and
+``upload-blob URL_FILE NAME TEXT...`` (see :func:`upload_blob`).
 ``$VAR``/``${VAR}`` expand from the container's environment as a shell would, at run time.
 Nothing here is platform behaviour: it only gives pods something observable to do.
 """
@@ -10,6 +11,7 @@ Nothing here is platform behaviour: it only gives pods something observable to d
 from __future__ import annotations
 
 import re
+from urllib.parse import quote, urlsplit, urlunsplit
 
 _VAR = re.compile(r"\$(\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -149,4 +151,39 @@ def plan_container(
         elif cmd == "fail-once" and first_attempt:
             lines.append((clock, "failing once"))
             return lines, clock, 1
+        elif cmd == "upload-blob":
+            error = upload_blob(rest, files or {})
+            if error:
+                lines.append((clock, error))
+                return lines, clock, 1
     return lines, clock, 0
+
+
+def upload_blob(words: list[str], files: dict[str, str]) -> str | None:
+    """``upload-blob URL_FILE NAME TEXT...``: what a workload does with its output SAS. The container
+    URL with SAS is read from the mounted file ``URL_FILE`` (the per-request Secret), and the rest
+    of the line, as ``echo`` prints it, is written as the block blob ``NAME`` in that container
+    (Put Blob over HTTPS, authorised by the SAS alone, as ``azcopy`` or an SDK would). Done when the
+    script runs, at the container's start: the blob is there before the container exits. Returns
+    the error line to log (exit 1), never the URL: it is a credential."""
+    if len(words) < 2:
+        return "upload-blob: usage: upload-blob URL_FILE NAME TEXT..."
+    path, name, text = words[0], words[1], " ".join(words[2:]) + "\n"
+    if path not in files:
+        return f"upload-blob: can't open '{path}': No such file or directory"
+    from azure.core.exceptions import AzureError, HttpResponseError
+    from azure.storage.blob import BlobClient
+
+    from devtools.tls import shared_ca
+
+    url = urlsplit(files[path].strip())
+    blob_url = urlunsplit(url._replace(path=url.path.rstrip("/") + "/" + quote(name)))
+    try:
+        # The stand-in's services present certificates of the test CA; a real container trusts public CAs.
+        with BlobClient.from_blob_url(blob_url, connection_verify=str(shared_ca().ca_path)) as blob:
+            blob.upload_blob(text.encode(), overwrite=True)
+    except HttpResponseError as err:
+        return f"upload-blob: {name}: HTTP {err.status_code} {err.error_code or ''}".rstrip()
+    except AzureError as err:
+        return f"upload-blob: {name}: {type(err).__name__}"
+    return None
