@@ -27,9 +27,11 @@ those Jobs alive, so the verdict is first written on the Job (an annotation, CAS
 event is built from it: a repeat after a crash says the same thing.
 
 The request ledger (when given; the app always gives it) is kept current at fixed points:
-``running`` for started Jobs; the outcome after step 3 and before step 4 (a crash in between
-re-sends the same event, and the ledger write is then a no-op); a Job whose request was
-cancelled (DELETE /api/requests/{id}) gets no outcome event — the cancel sent one. Because the
+``running`` for started Jobs; the outcome claimed right before step 3
+(``shared.ledger.outcome_writer``: a cancel that lands while the logs are read wins or loses
+there, and the loser sends nothing; a crash after the claim finds it on the next pass and
+re-sends the same event); a Job whose request was cancelled (DELETE /api/requests/{id}) gets no
+outcome event — the cancel sent one. Because the
 ledger remembers finished keys, a reported Job can go at once (VNB_KEEP_FINISHED_SECONDS=0, the
 default). Every sweep also purges ledger records older than VNB_LEDGER_RETENTION_SECONDS.
 
@@ -88,6 +90,7 @@ from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, 
 from shared.flows.logtails import read_log_tails
 from shared.job.read import is_deleting, job_name_of, job_uid, terminal_condition
 from shared.ledger import tracking
+from shared.ledger.outcome_writer import flush, mark_sent, unsent
 from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.outcomes import events
@@ -208,8 +211,9 @@ def run(
     if report.swept_at is not None:
         with _sweep_lock:
             _last_sweep[key] = report.swept_at
-        if ledger is not None:  # ledger: retention
+        if ledger is not None:  # ledger: retention, and claimed events a DELETE cut short left unsent
             _purge(ledger, settings, report.swept_at)
+            _flush(ledger, send_event, report.swept_at)
         # Per-request Secrets of a dispatch that died between the Secret and its Job (issue 17).
         secret_files.sweep(cluster, now=report.swept_at, min_age_seconds=SECRET_LEFTOVER_SECONDS)
     if settings.acr_registries:  # pull Secrets renewed long before their tokens end (issue 17)
@@ -225,6 +229,16 @@ def _purge(ledger: Ledger, settings: Settings, moment: datetime) -> None:
         return
     if purged:
         log.info("purged %d ledger record(s) older than %d s", purged, settings.ledger_retention_seconds)
+
+
+def _flush(ledger: Ledger, send_event: SendEvent, moment: datetime) -> None:
+    try:
+        sent = flush(ledger, send_event, moment)
+    except VnbError as e:
+        log.warning("sending kept cancel events failed (the next sweep retries): %s", e)
+        return
+    if sent:
+        log.info("sent %d cancel event(s) their DELETE left unsent", sent)
 
 
 _last_sweep: dict[str, datetime] = {}
@@ -426,22 +440,17 @@ class _Pass:
         if record is not None and (record.state == State.CANCELLED or _stray(record, job)):
             # ledger: cancelled through the API (which sent job.cancelled), or a stray duplicate
             # Job of a finished request: no second outcome event.
-            self._mark(job, moment)
-            if not is_deleting(job):
-                self.jobs.delete_job(name, propagation="Background")
+            self._ended_otherwise(job, record, moment)
             return
         cost = job_cost(pods, prices=self.settings.prices, until=result.finished_at)
         extra: dict[str, Any] = {"cost": cost}
         outputs = workload_access.outputs_of(job, self.settings)  # issue 17: what the Job wrote
         if outputs is not None:
             extra["outputs"] = outputs
-        text = self._event(job, result, extra)
-        self.send_event(text)
+        text = self._event(job, result, extra)  # reads pod logs: slow on ACI, a cancel may land meanwhile
         event_id = events.stable_id(events.JOB_SUCCEEDED if result.succeeded else events.JOB_FAILED, job_uid(job))
-        with self._lock:
-            self.report.event_ids.append(event_id)
-        if self.ledger is not None:  # ledger: after the event, before the Job is marked and deleted
-            tracking.finished(
+        if self.ledger is not None:  # ledger: claim the outcome right before its event goes out
+            claim = tracking.finished(
                 self.ledger,
                 job=job,
                 succeeded=result.succeeded,
@@ -450,6 +459,12 @@ class _Pass:
                 now=moment,
                 known=record,
             )
+            if not claim.send:  # the request ended otherwise meanwhile (a cancel won): no event
+                self._ended_otherwise(job, claim.record, moment)
+                return
+        self.send_event(text)
+        with self._lock:
+            self.report.event_ids.append(event_id)
         try:
             self._mark(job, moment)
         except TransientError:
@@ -485,6 +500,17 @@ class _Pass:
             except KubePermanentError:
                 continue  # gone already
             self._count("pods_deleted")
+
+    def _ended_otherwise(self, job: dict[str, Any], record: Record | None, moment: datetime) -> None:
+        """The Job's request already has its outcome: send a cancel's event if its sender crashed
+        before sending it (``shared.ledger.outcome_writer.unsent``), then mark and delete the Job."""
+        pending = unsent(record)
+        if pending is not None and record is not None and self.ledger is not None:
+            self.send_event(pending)
+            mark_sent(self.ledger, record)
+        self._mark(job, moment)
+        if not is_deleting(job):
+            self.jobs.delete_job(job_name_of(job), propagation="Background")
 
     def _keep_pods_if_marked(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         """The mark failed transiently, but may have been applied (the answer was lost). Then no

@@ -35,9 +35,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from shared.base.errors import FieldError, bounded
+from shared.base.text import clean
+
 ROW_KEY: Final = "request"
 MAX_REASON_CHARS: Final = 1024
-MAX_ERRORS: Final = 20
 
 
 class State(enum.StrEnum):
@@ -122,11 +124,20 @@ class Record:
     message_id: str | None = None
     source: str | None = None
     outcome: dict[str, Any] | None = None
+    pending_event: str | None = None
+    """A cancel's event text, kept from its claim until it is known sent (``shared.ledger.outcome_writer``);
+    never shown by the API. Only cancel events are kept: they hold no request content."""
     etag: str | None = None
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def event_id(self) -> str | None:
+        """The id of the one terminal event recorded for this request (None: none yet)."""
+        value = (self.outcome or {}).get("eventId")
+        return str(value) if value else None
 
 
 def iso(moment: datetime) -> str:
@@ -159,7 +170,9 @@ def new_record(
         received_at=at,
         job_name=job_name,
         reason=_cut(reason),
-        errors=errors[:MAX_ERRORS],
+        errors=tuple(
+            e.as_dict() for e in bounded(FieldError(str(e.get("field")), str(e.get("message"))) for e in errors)
+        ),
         attempts=attempts,
         labels=dict(labels or {}),
         correlation_id=correlation_id,
@@ -216,6 +229,9 @@ _OUTCOME_FIELDS: Final = (
     "indexes",
     "attempts",
     "eventId",
+    "eventType",
+    "claimedBy",
+    "eventSent",
     "ran",
     "cost",
     "outputs",  # what the Job wrote under its output prefix (count, bytes, first names)
@@ -235,7 +251,7 @@ def summary(data: Mapping[str, Any]) -> dict[str, Any]:
 def _cut(text: str | None) -> str | None:
     if text is None:
         return None
-    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+    return clean(text, MAX_REASON_CHARS)
 
 
 # --- Table storage entity -------------------------------------------------------------------
@@ -249,7 +265,7 @@ def partition_key(key: str) -> str:
     Table storage forbids ``/ \\ # ?`` and control characters in keys."""
     if _SAFE_KEY.fullmatch(key):
         return key
-    return "~" + hashlib.sha256(key.encode()).hexdigest()
+    return "~" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def label_property(name: str) -> str:
@@ -284,8 +300,11 @@ def to_entity(record: Record) -> dict[str, Any]:
         "source": record.source,
         "errors": json.dumps(list(record.errors), separators=(",", ":")) if record.errors else None,
         "outcome": json.dumps(record.outcome, separators=(",", ":"), sort_keys=True) if record.outcome else None,
+        "pendingEvent": record.pending_event,
     }
     entity.update({k: v for k, v in optional.items() if v is not None})
+    if record.pending_event:  # what ``Ledger.unsent`` selects on: claimed events not yet known sent
+        entity["pendingSince"] = record.updated_at
     for name, value in record.labels.items():
         entity[label_property(name)] = value
     return entity
@@ -310,6 +329,7 @@ def from_entity(entity: Mapping[str, Any], *, etag: str | None = None) -> Record
         message_id=_opt(entity.get("messageId")),
         source=_opt(entity.get("source")),
         outcome=json.loads(entity["outcome"]) if entity.get("outcome") else None,
+        pending_event=_opt(entity.get("pendingEvent")),
         etag=etag,
     )
 
