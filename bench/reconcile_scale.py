@@ -35,7 +35,8 @@ from bench._harness import REPO, KubeProcess, app_settings, machine, quiet_logs
 from shared.adapters.kube import Cluster, from_kubeconfig_file
 from shared.base.conventions import LABEL_STATE, MANAGED_BY, MANAGER, STATE_UNREPORTED
 from shared.config.settings import Settings
-from shared.flows.reconcile import KubeJobs, ReconcileReport, reconcile
+from shared.flows.reconcile import KubeJobs, reconcile
+from shared.flows.reconcile_pass import ReconcileReport
 
 NS = "vnode-batch"
 

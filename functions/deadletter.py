@@ -17,7 +17,8 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection=CONNECTION)
 @bp.queue_output(arg_name="events", queue_name=EVENTS_QUEUE, connection=CONNECTION)
 def deadletter(msg: func.QueueMessage, events: func.Out[typing.List[str]]) -> None:  # noqa: UP006
-    """One ``request.deadlettered`` event per poison-queue message, written by the host on success.
+    """One ``request.deadlettered`` event per poison-queue message, written by the host on success
+    (none when the ledger says the request already ended otherwise: one outcome per request).
 
     Why a list of one: the host parses a ``str`` output that looks like JSON and rewrites a JSON
     object with ``JObject.ToString()`` (indented) before queueing it, while each element of a
@@ -28,4 +29,6 @@ def deadletter(msg: func.QueueMessage, events: func.Out[typing.List[str]]) -> No
     every function of the app from loading (azure-functions-runtime 1.3.0).
     """
     rt = runtime()
-    events.set([deadletter_event(inbound(msg), settings=rt.settings, now=utcnow(), ledger=rt.ledger)])
+    event = deadletter_event(inbound(msg), settings=rt.settings, now=utcnow(), ledger=rt.ledger)
+    if event is not None:  # None: the ledger says the request already ended otherwise (one outcome)
+        events.set([event])

@@ -9,6 +9,7 @@ the manifests are already validated values (``shared.job.render``).
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,17 @@ _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _RETRY_AUTH_STATUS = frozenset({401, 403})
 
 
+_WEBHOOK_DENIAL = re.compile(r'admission webhook "[^"]*" denied the request')
+"""How the API server words a webhook's denial, whatever code the webhook chose (403 unless it
+set one): kubernetes ``staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/errors/
+statuserror.go`` ``ToStatusErr`` writes ``<resource> "<name>" is forbidden: admission webhook
+"<webhook>" denied the request: <the webhook's message>``, reason ``Forbidden``, code 403 by
+default. A missing RBAC role is also 403 ``Forbidden``, but worded by the authorizer
+(``endpoints/handlers/responsewriters/errors.go`` ``forbiddenMessage``: ``User "…" cannot create
+resource "jobs" …``), with no webhook in it: that one stays transient (a role assignment may
+still be propagating)."""
+
+
 class KubeApiError(VnbError):
     """A Kubernetes API call failed; ``status``/``reason`` come from the API's Status."""
 
@@ -47,6 +59,11 @@ class KubePermanentError(PermanentError):
 
 class AlreadyExists(KubePermanentError):
     """409 AlreadyExists on create: the object is there (an idempotent create found it)."""
+
+
+class AdmissionDenied(KubePermanentError):
+    """An admission webhook (Azure Policy for AKS, Gatekeeper, Kyverno) denied the request: a
+    policy, not a missing role, so retrying cannot help. ``message`` is the webhook's."""
 
 
 class Conflict(KubeTransientError):
@@ -67,6 +84,8 @@ def _error(method: str, path: str, status: int, body: bytes) -> VnbError:
         return AlreadyExists(text, status=status, reason=reason)
     if status == 409:
         return Conflict(text, status=status, reason=reason)
+    if 400 <= status < 500 and status not in _TRANSIENT_STATUS and _WEBHOOK_DENIAL.search(message):
+        return AdmissionDenied(message, status=status, reason="AdmissionDenied")
     if status in _TRANSIENT_STATUS or status in _RETRY_AUTH_STATUS:
         hint = ""
         if status in _RETRY_AUTH_STATUS:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.base.errors import TransientError, VnbError
+from shared.base.errors import PermanentError, TransientError, VnbError
 from shared.config.settings import Settings
 
 if TYPE_CHECKING:  # the SDK is imported on first use, not at cold start (issue 16)
@@ -43,6 +43,12 @@ class TableError(TransientError):
 
 class EntityExists(VnbError):
     """``insert`` found the entity already there."""
+
+
+class EntityRefused(PermanentError):
+    """Table storage refused the entity itself (400: a bad key or property): retrying the same
+    write cannot succeed (Table service error codes: ``InvalidInput``, ``PropertyValueTooLarge``,
+    ``OutOfRangeInput``; learn.microsoft.com/rest/api/storageservices/table-service-error-codes)."""
 
 
 class EntityChanged(VnbError):
@@ -149,6 +155,7 @@ class Tables:
         """Create the entity; its ETag. EntityExists when it is already there."""
         from azure.core.exceptions import (
             AzureError,
+            HttpResponseError,
             ResourceExistsError,
         )
 
@@ -156,6 +163,12 @@ class Tables:
             meta = self.client().create_entity(dict(entity))
         except ResourceExistsError as e:
             raise EntityExists(f"{entity['PartitionKey']!r} already exists in table {self._name!r}") from e
+        except HttpResponseError as e:
+            if e.status_code == 400:
+                raise EntityRefused(
+                    f"table {self._name!r} refused entity {entity['PartitionKey']!r}: {e.message}", status=400
+                ) from e
+            raise _transient(f"inserting {entity['PartitionKey']!r} into table {self._name!r}", e) from e
         except AzureError as e:
             raise _transient(f"inserting {entity['PartitionKey']!r} into table {self._name!r}", e) from e
         return str(meta["etag"])
@@ -180,6 +193,10 @@ class Tables:
         except HttpResponseError as e:
             if e.status_code == 412:
                 raise EntityChanged(f"{entity['PartitionKey']!r} changed since it was read") from e
+            if e.status_code == 400:
+                raise EntityRefused(
+                    f"table {self._name!r} refused entity {entity['PartitionKey']!r}: {e.message}", status=400
+                ) from e
             raise _transient(f"updating {entity['PartitionKey']!r} in table {self._name!r}", e) from e
         except AzureError as e:
             raise _transient(f"updating {entity['PartitionKey']!r} in table {self._name!r}", e) from e

@@ -7,7 +7,19 @@ PermanentError is answered with an event and the message completes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
+
+from shared.base.text import clean
+
+MAX_FIELD_ERRORS: Final = 20
+"""Field errors kept in an event, an entity or a 400 answer (the last one says how many more)."""
+MAX_FIELD_CHARS: Final = 200
+MAX_MESSAGE_CHARS: Final = 600
+MAX_ERRORS_BYTES: Final = 16 * 1024
+"""UTF-8 bytes all kept field errors may take: a rejection event (at most 60 KiB) always has room
+for them and its fixed fields, whatever the producer sent."""
 
 
 class VnbError(Exception):
@@ -56,3 +68,23 @@ class ArmFault:
     code: str | None
     message: str
     retry_after: float | None = None
+
+
+def bounded(errors: Iterable[FieldError]) -> list[FieldError]:
+    """``errors`` safe to echo: each field and message valid UTF-8 and cut to its bound, at most
+    :data:`MAX_FIELD_ERRORS` of them in :data:`MAX_ERRORS_BYTES`; the last kept item counts the
+    rest (``$errors: … more``). Never empty when ``errors`` is not."""
+    items = list(errors)
+    kept: list[FieldError] = []
+    size = 0
+    room = MAX_FIELD_ERRORS if len(items) <= MAX_FIELD_ERRORS else MAX_FIELD_ERRORS - 1
+    for error in items:
+        one = FieldError(clean(error.field, MAX_FIELD_CHARS), clean(error.message, MAX_MESSAGE_CHARS))
+        cost = len(one.field.encode()) + len(one.message.encode()) + 32
+        if len(kept) >= room or size + cost > MAX_ERRORS_BYTES:
+            break
+        kept.append(one)
+        size += cost
+    if len(kept) < len(items):
+        kept.append(FieldError("$errors", f"{len(items) - len(kept)} more error(s) not shown"))
+    return kept

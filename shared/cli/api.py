@@ -274,7 +274,7 @@ def submit_and_wait(
                 else:
                     print(f"  +{time.monotonic() - started:6.1f}s  {key}  {state}", file=stream)
                 stream.flush()
-            if state in TERMINAL:
+            if state in TERMINAL or record.get("terminal") is True:  # the API's own word, for states added later
                 final[key] = record
         if len(final) < len(keys):
             if deadline is not None and time.monotonic() > deadline:

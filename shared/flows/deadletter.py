@@ -25,10 +25,13 @@ from datetime import datetime
 from shared.base.errors import VnbError
 from shared.base.times import iso
 from shared.config.settings import Settings
+from shared.flows import finish
 from shared.flows.dispatch import Inbound
 from shared.intake.deferral import unwrap
-from shared.intake.request import as_correlation_id, as_key, decode_body
+from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, decode_body, parse_request
 from shared.ledger import tracking
+from shared.ledger.outcome_writer import Claim
+from shared.ledger.records import Record
 from shared.ledger.store import Ledger
 from shared.outcomes import events
 
@@ -75,12 +78,15 @@ def identify(body: bytes) -> Identity:
     )
 
 
-def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: Ledger | None = None) -> str:
-    """The ``request.deadlettered`` event (CloudEvents JSON text) for one poison-queue message.
+def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: Ledger | None = None) -> str | None:
+    """The ``request.deadlettered`` event (CloudEvents JSON text) for one poison-queue message,
+    or None when the ledger says its request already ended otherwise (one outcome per request:
+    a poisoned duplicate of a request that ran, was cancelled or rejected sends nothing).
 
     ``message.inserted_at`` is when the host wrote the poison copy (``poisonedAt``);
     ``message.message_id`` and ``message.dequeue_count`` belong to the copy and are not used.
-    The event id is ``events.deadlettered_id``: the same for every copy of one request.
+    The event id is ``events.deadlettered_id``: the same for every copy of one request, so a
+    copy after a crash between the claim and the send sends it again (a REPEAT claim).
     """
     who = identify(message.body)
     event = events.request_deadlettered(
@@ -96,8 +102,17 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: L
         enqueued_at=_utc_or_none(who.first_seen),
         poisoned_at=message.inserted_at,
     )
-    if ledger is not None and who.key:  # ledger: ends a waiting request; a submitted one is the reconciler's
-        _record(ledger, who, now)
+    # ledger: ends a waiting request; a submitted one is the reconciler's
+    event_id = events.deadlettered_id(key=who.key, body=message.body)
+    if ledger is not None and who.key:
+        claim = _record(ledger, who, message.body, settings, now, event_id)
+        if claim is not None and not claim.send:
+            # The request ended otherwise. Its own event may still be owed: a cancel's not known
+            # sent, or one claimed by a delivery of this very body that crashed before the host
+            # wrote it (``shared.flows.finish.replay``: the same id again). Else nothing.
+            again = _owed(claim.record, message, who, settings, now)
+            log.warning("a poisoned copy of key %s: the request already ended otherwise", who.key)
+            return again
     log.error(
         "a request was poisoned: key %s, %d-byte body, poison copy %s",
         who.key or "unknown",
@@ -107,23 +122,63 @@ def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: L
     return event
 
 
-def _record(ledger: Ledger, who: Identity, now: datetime) -> None:
-    """Record ``dead-lettered``, best effort: this function must never fail (module docstring),
-    so a ledger outage is logged and the record stays as it was until retention purges it."""
+def _owed(record: Record | None, message: Inbound, who: Identity, settings: Settings, now: datetime) -> str | None:
+    if record is None:
+        return None
+    claimed = str((record.outcome or {}).get("claimedBy") or "")
+    again = finish.replay(
+        record,
+        settings=settings,
+        message_id=claimed.removeprefix("message:") if claimed.startswith("message:") else "",
+        body=message.body,
+        dequeue_count=1,
+        original_message_id=who.message_id or "",
+        first_seen=_utc_or_none(who.first_seen),
+        now=now,
+    )
+    return again[0] if again else None
+
+
+def _record(
+    ledger: Ledger, who: Identity, body: bytes, settings: Settings, now: datetime, event_id: str
+) -> Claim | None:
+    """Claim ``dead-lettered`` (``claim.send`` False: the request already has another outcome, or
+    a Job the reconciler reports). Best effort: this function must never fail (module
+    docstring), so a ledger outage is logged, None returned, and the event goes out unrecorded."""
     assert who.key is not None
+    request = _request(body, settings)
     try:
-        tracking.deadlettered(
+        claim = tracking.deadlettered(
             ledger,
             key=who.key,
             reason="MaxDequeueCountExceeded",
+            detail="MaxDequeueCountExceeded",
             correlation_id=who.correlation_id,
             message_id=who.message_id,
             now=now,
+            event_id=event_id,
+            claimed_by="poison",
+            owns=tracking.same_request(request) if request else tracking.same_message(who.message_id),
+            request=request,
         )
     except VnbError as e:
         log.warning("key %s: recording dead-lettered in the ledger failed: %s", who.key, e)
+        return None
     except Exception:  # never fail this function: see the module docstring
         log.exception("key %s: recording dead-lettered in the ledger failed", who.key)
+        return None
+    return claim
+
+
+def _request(body: bytes, settings: Settings) -> BatchRequest | None:
+    """The poisoned body's request, when it is a valid one (to tell its own record by content)."""
+    data, _ = decode_body(body)
+    if data is None:
+        return None
+    try:
+        return parse_request(unwrap(data)[0], settings=settings)
+    except RequestInvalid:
+        return None
 
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:

@@ -16,6 +16,9 @@ Outcomes, and what the function does with them:
 With a ``ledger`` (the app always passes one), each step is recorded there too
 (``shared.ledger.tracking``); the ledger also remembers finished keys, so a redelivered
 message for a request that already ran (its Job deleted since) is a duplicate, not a new Job.
+Every outcome that ends a request (rejected, dead-lettered) is claimed in the ledger before its
+event is returned (``shared.flows.finish``): a message whose request already ended otherwise
+returns no event, and a redelivery after a crash returns the same event again.
 """
 
 from __future__ import annotations
@@ -28,14 +31,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.adapters.kube import AlreadyExists, Cluster, KubePermanentError
+from shared.adapters.kube import AdmissionDenied, AlreadyExists, Cluster, KubePermanentError
 from shared.base.conventions import ANN_REQUEST_HASH
-from shared.base.errors import FieldError, PermanentError, TransientError
+from shared.base.errors import FieldError, PermanentError, TransientError, bounded
+from shared.base.text import clean
 from shared.capacity import model as capacity
 from shared.capacity.admission import Admission, admission_for, whole_budget
 from shared.cluster.readiness import ClusterGate, Readiness, Requeue
 from shared.config.settings import Settings
-from shared.flows import secret_files, workload_access
+from shared.flows import finish, secret_files, workload_access
+from shared.flows.finish import Owner
 from shared.intake.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, envelope_problems, room, unwrap, wrap
 from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, decode_body, parse_request
 from shared.job.render import JobMeta, build_job, job_name
@@ -79,6 +84,8 @@ class DispatchResult:
     job_name: str | None = None
     detail: str = ""
     events: list[str] = field(default_factory=list)
+    reason: str = ""
+    """The event's reason code (``ClusterNotReady``, ``ExceedsCapacity`` …), when it ends the request."""
 
 
 """Send ``text`` to the requests queue, invisible for ``delay`` seconds."""
@@ -99,40 +106,29 @@ def dispatch(
     ``admission``: the capacity view to use (default: this process's for the cluster)."""
     data, errors = decode_body(message.body)
     if data is None:
-        return _rejected(message, settings, errors, now())
+        return _invalid(message, settings, None, None, errors, now(), ledger)
     data, deferral = unwrap(data)
     if deferral is not None:  # a forged or damaged envelope: its key and times are not to be trusted
         bad = envelope_problems(
-            deferral, inserted_at=message.inserted_at, now=now(), max_wait_seconds=settings.bootstrap_max_wait_seconds
+            deferral,
+            inserted_at=message.inserted_at,
+            now=now(),
+            max_wait_seconds=_longest_wait(settings, deferral),
+            max_capacity_attempts=settings.capacity_max_attempts,
         )
         if bad:
-            errors = [FieldError(name, why) for name, why in bad]
-            key, cid = as_key(data.get("id")), as_correlation_id(data.get("correlationId"))
             # A forged envelope's id is not to be trusted either: it names the message alone.
-            return _rejected(message, settings, errors, now(), key=key, correlation_id=cid, claimed=key is not None)
+            errors = [FieldError(name, why) for name, why in bad]
+            return _invalid(message, settings, data, None, errors, now(), ledger, forged=True)
     key_default = deferral.key if deferral else message.message_id
     try:
         request = parse_request(data, settings=settings)
     except RequestInvalid as e:
-        # Echo what the producer sent to match the event to its request, even though invalid.
-        raw_id, raw_cid = data.get("id"), data.get("correlationId")
-        key = raw_id if isinstance(raw_id, str) else (deferral.key if deferral else None)
-        cid = raw_cid if isinstance(raw_cid, str) else None
-        ours = True
-        if ledger is not None and key:  # ledger: a new key only (never overwrites a live request)
-            ours = tracking.rejected(
-                ledger,
-                key=key,
-                errors=e.errors,
-                reason="InvalidRequest",
-                correlation_id=cid,
-                message_id=message.message_id,
-                now=now(),
-            )
-        return _rejected(message, settings, e.errors, now(), key=key, correlation_id=cid, claimed=not ours)
+        return _invalid(message, settings, data, deferral, e.errors, now(), ledger)
     key = request.id or key_default
     enqueued_at = deferral.first_seen if deferral else message.inserted_at
     meta = JobMeta(key=key, message_id=deferral.message_id if deferral else message.message_id, enqueued_at=enqueued_at)
+    owner = finish.owner_of_request(request, key=key, message_id=meta.message_id)
     spare = room(data, key=meta.key, message_id=meta.message_id, encoding="none")  # adapters/queues.py: plain text
     if spare < 0:
         # Refused whether or not the cluster is ready now, so the answer does not depend on
@@ -144,11 +140,15 @@ def dispatch(
             f"while it waits for the cluster, so at most {size + spare} bytes here "
             f"(a queue message carries {QUEUE_MESSAGE_LIMIT} bytes); shorten env, args or labels",
         )
-        other = ledger is not None and tracking.claimed_by_another(
-            ledger.get(meta.key), message_id=meta.message_id, content_hash=request.content_hash()
-        )
         return _rejected(
-            message, settings, [error], now(), key=meta.key, correlation_id=request.correlationId, claimed=other
+            message,
+            settings,
+            [error],
+            now(),
+            key=meta.key,
+            correlation_id=request.correlationId,
+            ledger=ledger,
+            owner=owner,
         )
     manifest = build_job(request, meta, settings=settings)
     # --- capacity (issue 11): carry the request and its attempt on the Job; refuse what never fits
@@ -159,11 +159,31 @@ def dispatch(
     if too_big:
         # Like the size rule above: refused whether or not the cluster is ready now.
         error = FieldError("parallelism" if demand.groups > 1 else "cpu", f"the Job {too_big}; it could never run")
-        return _refuse(message, settings, ledger, request, meta, [error], "ExceedsCapacity", now())
+        return _rejected(
+            message,
+            settings,
+            [error],
+            now(),
+            key=meta.key,
+            correlation_id=request.correlationId,
+            reason="ExceedsCapacity",
+            ledger=ledger,
+            owner=owner,
+        )
     # Teams (issue 22): a queue producer names the team; the teams file says what it may use.
     not_allowed = team_errors(teams_for(settings), request)
     if not_allowed:
-        return _refuse(message, settings, ledger, request, meta, not_allowed, "NotAllowedForTeam", now())
+        return _rejected(
+            message,
+            settings,
+            not_allowed,
+            now(),
+            key=meta.key,
+            correlation_id=request.correlationId,
+            reason="NotAllowedForTeam",
+            ledger=ledger,
+            owner=owner,
+        )
 
     known: Record | None = None
     if ledger is not None:  # ledger: record first; a finished or cancelled key never runs again
@@ -177,7 +197,7 @@ def dispatch(
     readiness = gate.check()
     if readiness.cluster is None:
         result = _defer(message, settings, request, data, meta, deferral, readiness, requeue, now())
-        _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=False)
+        _track_wait(ledger, message.message_id, result, request, meta, deferral, now(), capacity_wait=False)
         return result
     cluster = readiness.cluster
     view = _capacity(settings, cluster, admission)
@@ -195,17 +215,29 @@ def dispatch(
         result = _wait_for_capacity(
             message, settings, request, data, meta, deferral, decision.reason, decision.delay, requeue, now()
         )
-        _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=True, queue=decision.queue)
+        _track_wait(
+            ledger, message.message_id, result, request, meta, deferral, now(), capacity_wait=True, queue=decision.queue
+        )
         return result
     try:
         # pull Secret fresh; Key Vault files and SAS URLs in the per-request Secret before the Job (issue 17)
         ready = workload_access.prepare(request, manifest, settings=settings, cluster=cluster, now=now())
         if isinstance(ready, workload_access.Refused):
             view.refund(decision.ticket)
-            return _refused_access(message, settings, request, meta, ready, ledger, now())
+            return _rejected(
+                message,
+                settings,
+                ready.errors,
+                now(),
+                key=meta.key,
+                correlation_id=request.correlationId,
+                reason=ready.reason,
+                ledger=ledger,
+                owner=owner,
+            )
         if ready.files:
             secret_files.stage(cluster, manifest, ready.files)
-        result = _create(message, settings, cluster, request, manifest, meta, now(), attempt=attempt)
+        result = _create(message, settings, cluster, request, manifest, meta, now(), attempt=attempt, ledger=ledger)
         if ready.files:
             if result.outcome in (Outcome.CREATED, Outcome.DUPLICATE):
                 secret_files.adopt(cluster, manifest)
@@ -220,7 +252,7 @@ def dispatch(
         view.refund(decision.ticket)
     if result.outcome is Outcome.DEFERRED:  # the previous attempt's Job is still being deleted
         result = _wait_for_capacity(message, settings, request, data, meta, deferral, result.detail, 1, requeue, now())
-        _track_wait(ledger, result, request, meta, deferral, now(), capacity_wait=True)
+        _track_wait(ledger, message.message_id, result, request, meta, deferral, now(), capacity_wait=True)
         return result
     track = result.outcome in (Outcome.CREATED, Outcome.DUPLICATE) and result.detail != GIVEN_BACK
     if ledger is not None and track and result.job_name:  # ledger
@@ -244,35 +276,19 @@ def dispatch(
     return result
 
 
-def _refused_access(
-    message: Inbound,
-    settings: Settings,
-    request: BatchRequest,
-    meta: JobMeta,
-    refused: workload_access.Refused,
-    ledger: Ledger | None,
-    now: datetime,
-) -> DispatchResult:
-    """A secret, registry or data container the app cannot reach for this request: ``request.rejected``."""
-    errors, reason = refused.errors, refused.reason
-    result = _rejected(
-        message, settings, errors, now, key=meta.key, correlation_id=request.correlationId, reason=reason
-    )
-    if ledger is not None:
-        tracking.rejected(
-            ledger,
-            key=meta.key,
-            errors=errors,
-            reason=reason,
-            correlation_id=request.correlationId,
-            message_id=meta.message_id,
-            now=now,
-        )
-    return result
+def _longest_wait(settings: Settings, deferral: Deferral) -> int:
+    """How long ago a genuine envelope's request can have been first seen: a deferral is written
+    only while the request waited less than the longer wait (cluster or capacity); a capacity
+    give-back (``capacityAttempts`` ≥ 1) follows a Job that sat in a backlog and ran for any time,
+    so only the ledger's retention bounds it (past that the ledger has forgotten the key)."""
+    if deferral.capacity_attempts > 0:
+        return max(settings.ledger_retention_seconds, settings.capacity_max_wait_seconds)
+    return max(settings.bootstrap_max_wait_seconds, settings.capacity_max_wait_seconds)
 
 
 def _track_wait(
     ledger: Ledger | None,
+    message_id: str,
     result: DispatchResult,
     request: BatchRequest,
     meta: JobMeta,
@@ -297,15 +313,20 @@ def _track_wait(
             capacity=capacity_wait,
             queue=queue,
         )
-    elif result.outcome == Outcome.DEADLETTERED:
-        tracking.deadlettered(
-            ledger,
+    elif result.outcome == Outcome.DEADLETTERED:  # claimed before the event goes out; a loser sends none
+        [text] = result.events
+        ended = finish.give_up(
+            ledger=ledger,
+            text=text,
+            message_id=message_id,
             key=meta.key,
-            reason=result.detail,
-            correlation_id=request.correlationId,
-            message_id=meta.message_id,
+            reason=result.reason,
+            detail=result.detail,
+            request=request,
+            original_message_id=meta.message_id,
             now=now,
         )
+        result.events[:] = ended.events
 
 
 def _ledger_says(
@@ -323,8 +344,23 @@ def _ledger_says(
     submitted/running: the Job's 409 settles it)."""
     if known.content_hash is not None and known.content_hash != request.content_hash():
         return _id_reused(message, settings, request, meta, now, where=f"{known.state} in the ledger")
+    again = finish.replay(
+        known,
+        settings=settings,
+        message_id=message.message_id,
+        body=message.body,
+        dequeue_count=message.dequeue_count,
+        original_message_id=meta.message_id,
+        first_seen=meta.enqueued_at,
+        now=now,
+    )
     if known.state == State.CANCELLED:
-        return DispatchResult(Outcome.CANCELLED, key=meta.key, job_name=known.job_name, detail="cancelled")
+        return DispatchResult(
+            Outcome.CANCELLED, key=meta.key, job_name=known.job_name, detail="cancelled", events=again
+        )
+    if again:  # this very message ended it before, and crashed before its event was written
+        outcome = Outcome.REJECTED if known.state == State.REJECTED else Outcome.DEADLETTERED
+        return DispatchResult(outcome, key=meta.key, detail=f"already {known.state} (event sent again)", events=again)
     if known.terminal or (known.state in (State.SUBMITTED, State.RUNNING) and not capacity_retry):
         # Submitted/running: the Job exists (it is recorded only after the create). Not even
         # trying the create matters once reported Jobs are deleted at once: a create racing the
@@ -338,40 +374,6 @@ def _ledger_says(
         log.info("duplicate delivery of key %s: already %s in the ledger", meta.key, known.state)
         return DispatchResult(Outcome.DUPLICATE, key=meta.key, job_name=known.job_name, detail=f"already {known.state}")
     return None
-
-
-def _refuse(
-    message: Inbound,
-    settings: Settings,
-    ledger: Ledger | None,
-    request: BatchRequest,
-    meta: JobMeta,
-    errors: list[FieldError],
-    reason: str,
-    at: datetime,
-) -> DispatchResult:
-    """Reject a valid request that can never run here (too big, not allowed for its team)."""
-    ours = True
-    if ledger is not None:  # ledger: a new key only (never overwrites a live request)
-        ours = tracking.rejected(
-            ledger,
-            key=meta.key,
-            errors=errors,
-            reason=reason,
-            correlation_id=request.correlationId,
-            message_id=meta.message_id,
-            now=at,
-        )
-    return _rejected(
-        message,
-        settings,
-        errors,
-        at,
-        key=meta.key,
-        correlation_id=request.correlationId,
-        reason=reason,
-        claimed=not ours,
-    )
 
 
 def _capacity(settings: Settings, cluster: Cluster, given: Admission | None) -> Admission:
@@ -425,6 +427,7 @@ def _create(
     now: datetime,
     *,
     attempt: int = 0,
+    ledger: Ledger | None = None,
 ) -> DispatchResult:
     name = manifest["metadata"]["name"]
     try:
@@ -462,6 +465,8 @@ def _create(
             ) from e
         # 400/422: the API refused the manifest. The request passed our schema, so this is
         # a cluster policy (admission webhook, quota object, LimitRange): retrying cannot help.
+        # An admission webhook's denial (any 4xx, 403 by default) says so in its own words.
+        denied = isinstance(e, AdmissionDenied)
         error = FieldError("$job", str(e))
         return _rejected(
             message,
@@ -470,7 +475,9 @@ def _create(
             now,
             key=meta.key,
             correlation_id=request.correlationId,
-            reason="KubernetesRejected",
+            reason="AdmissionDenied" if denied else "KubernetesRejected",
+            ledger=ledger,
+            owner=finish.owner_of_request(request, key=meta.key, message_id=meta.message_id),
         )
     log.info("created Job %s for key %s", name, meta.key)
     return DispatchResult(Outcome.CREATED, key=meta.key, job_name=name, detail="created")
@@ -544,6 +551,7 @@ def _waited_too_long(
         job_name=job_name(meta.key, settings=settings),
         detail=detail,
         events=[event],
+        reason=reason,
     )
 
 
@@ -556,7 +564,38 @@ def _id_reused(
     )
     reason = "IdReused"
     return _rejected(
-        message, settings, [error], now, key=meta.key, correlation_id=request.correlationId, reason=reason, claimed=True
+        message, settings, [error], now, key=None, correlation_id=request.correlationId, reason=reason, claimed=meta.key
+    )
+
+
+def _invalid(
+    message: Inbound,
+    settings: Settings,
+    data: dict[str, Any] | None,
+    deferral: Deferral | None,
+    errors: list[FieldError],
+    now: datetime,
+    ledger: Ledger | None,
+    *,
+    forged: bool = False,
+) -> DispatchResult:
+    """A message that is no valid request: rejected under its own key (``finish.owner_of_invalid``:
+    never a raw value; a forged envelope's message under its message id alone), echoing an
+    invalid ``id``/``correlationId`` escaped and bounded."""
+    owner = finish.owner_of_invalid(data, message_id=message.message_id, deferral=deferral, forged=forged)
+    cid = as_correlation_id((data or {}).get("correlationId"))
+    claimed = as_key((data or {}).get("id")) if forged else None
+    return _rejected(
+        message,
+        settings,
+        errors,
+        now,
+        key=owner.key,
+        correlation_id=cid,
+        ledger=ledger,
+        owner=owner,
+        raw=finish.raw_ids(data),
+        claimed=claimed if claimed != owner.key else None,
     )
 
 
@@ -569,25 +608,36 @@ def _rejected(
     key: str | None = None,
     correlation_id: str | None = None,
     reason: str = "InvalidRequest",
-    claimed: bool = False,
+    ledger: Ledger | None = None,
+    owner: Owner | None = None,
+    raw: tuple[str | None, str | None] = (None, None),
+    claimed: str | None = None,
 ) -> DispatchResult:
-    """``claimed``: ``key`` is another request's id that this message claimed; the event is then
-    about the message (subject = message id, the id in ``claimedKey``), never about that request."""
-    event = events.request_rejected(
-        source=settings.event_source,
+    """One ``request.rejected`` event, claimed first for ``owner``'s record (``shared.flows.finish``).
+
+    No ``owner``: the message owns no record (its id is another request's: ``IdReused``), and
+    a claim that finds the key another request's (foreign) too: the event is then about the
+    message (subject = message id, the id in ``claimedKey``), never about that request, and the
+    ledger is not touched. ``claimed``: an id named besides the message's own key (a forged
+    envelope's)."""
+    ended = finish.reject(
+        settings=settings,
+        ledger=ledger,
         message_id=message.message_id,
         body=message.body,
+        dequeue_count=message.dequeue_count,
         errors=errors,
         now=now,
-        key=None if claimed else key,
+        key=key,
         correlation_id=correlation_id,
         reason=reason,
-        dequeue_count=message.dequeue_count,
-        claimed_key=key if claimed else None,
+        owner=owner,
+        raw=raw,
+        claimed=claimed,
     )
-    detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
-    log.warning("rejected message %s: %s", message.message_id, detail)
-    return DispatchResult(Outcome.REJECTED, key=None if claimed else key, detail=detail, events=[event])
+    detail = clean("; ".join(f"{e.field}: {e.message}" for e in bounded(errors)), 2000)
+    log.warning("rejected message %s: %s", clean(message.message_id, 256), detail)
+    return DispatchResult(Outcome.REJECTED, key=ended.key, detail=detail, events=ended.events, reason=reason)
 
 
 __all__ = ["ClusterGate", "DispatchResult", "Inbound", "Outcome", "PermanentError", "Readiness", "dispatch"]

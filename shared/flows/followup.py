@@ -49,7 +49,7 @@ from shared.base.errors import VnbError
 from shared.base.times import aware
 from shared.cluster.power_store import PARTITION, row_key
 from shared.config.settings import Settings
-from shared.flows.reconcile import ReconcileReport
+from shared.flows.reconcile_pass import ReconcileReport
 
 log = logging.getLogger("vnode_batch.followup")
 

@@ -23,7 +23,8 @@ from shared.cluster.idle_gate import CAS_ATTEMPTS, IdleGate, utcnow
 from shared.cluster.power import Act, Observation, Phase, PowerRecord, Step, decide
 from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
-from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs, ReconcileReport, SendEvent, run
+from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs, run
+from shared.flows.reconcile_pass import ReconcileReport, SendEvent
 
 if TYPE_CHECKING:
     from shared.flows.runtime import Runtime

@@ -126,23 +126,31 @@ def unwrap(data: dict[str, Any]) -> tuple[dict[str, Any], Deferral | None]:
             reason=str(meta.get("reason", "")),
             capacity_attempts=int(meta.get("capacityAttempts", 0)),
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(1e400)
         return data, None  # not ours after all: schema validation will say what is wrong
     return request, deferral
 
 
 def envelope_problems(
-    deferral: Deferral, *, inserted_at: datetime | None, now: datetime, max_wait_seconds: int
+    deferral: Deferral,
+    *,
+    inserted_at: datetime | None,
+    now: datetime,
+    max_wait_seconds: int,
+    max_capacity_attempts: int | None = None,
 ) -> list[tuple[str, str]]:
     """(field, message) for each way ``deferral`` differs from any envelope this app writes.
 
     The envelope arrives on the requests queue like any message, so anyone who can send can
     forge one. Its key becomes the Job's request key, so it follows the request ``id`` rules
     (docs/schemas: ``requestKey`` has minLength 1). Its first-seen time is bounded: the app
-    defers only while a request has waited less than ``max_wait_seconds``
-    (VNB_BOOTSTRAP_MAX_WAIT_SECONDS), and the message carrying it is inserted when it is
-    deferred, so first-seen is not before that insertion time minus the maximum wait, nor in the
-    future (each with :data:`CLOCK_SKEW` to spare).
+    defers only while a request has waited less than ``max_wait_seconds`` (the longer of
+    VNB_BOOTSTRAP_MAX_WAIT_SECONDS and VNB_CAPACITY_MAX_WAIT_SECONDS: a request may wait for
+    either, the capacity wait being the long one; for a capacity give-back, the ledger retention:
+    ``shared.flows.dispatch``), and the message carrying it is inserted when it is deferred, so first-seen is not before that insertion time minus the maximum wait, nor in
+    the future (each with :data:`CLOCK_SKEW` to spare). Its counters are what the app counts:
+    ``count`` from 1 (at most what :func:`room` sized the envelope for), ``capacityAttempts`` from
+    0 to ``max_capacity_attempts`` (VNB_CAPACITY_MAX_ATTEMPTS: one more refusal fails the Job).
     """
     problems: list[tuple[str, str]] = []
     if as_key(deferral.key) is None:
@@ -155,19 +163,33 @@ def envelope_problems(
         )
     if as_key(deferral.message_id) is None:
         problems.append((f"{ENVELOPE}.messageId", "not a queue message id (letters, digits and -, 1-128 characters)"))
-    if deferral.count < 1:
-        problems.append((f"{ENVELOPE}.count", "must be at least 1"))
+    if not 1 <= deferral.count <= _WORST_COUNT:
+        problems.append((f"{ENVELOPE}.count", f"must be a whole number from 1 to {_WORST_COUNT}"))
+    attempts_max = _WORST_COUNT if max_capacity_attempts is None else max_capacity_attempts
+    if not 0 <= deferral.capacity_attempts <= attempts_max:
+        problems.append(
+            (
+                f"{ENVELOPE}.capacityAttempts",
+                f"must be a whole number from 0 to {attempts_max} (VNB_CAPACITY_MAX_ATTEMPTS)",
+            )
+        )
     first_seen = deferral.first_seen
     if first_seen.tzinfo is None:
         problems.append((f"{ENVELOPE}.firstSeen", "needs a UTC offset, e.g. 2026-11-29T16:00:00+00:00"))
     else:
-        earliest = (inserted_at or now) - timedelta(seconds=max_wait_seconds) - CLOCK_SKEW
-        if not earliest <= first_seen <= now + CLOCK_SKEW:
+        try:
+            earliest = (inserted_at or now) - timedelta(seconds=max_wait_seconds) - CLOCK_SKEW
+            fits = earliest <= first_seen <= now + CLOCK_SKEW
+        except OverflowError:  # year 1 or 9999 with an offset: not a time this app wrote
+            fits = False
+        if not fits:
             problems.append(
                 (
                     f"{ENVELOPE}.firstSeen",
                     f"{first_seen.isoformat()} cannot be when this request was first seen: it must lie between the "
-                    f"message's insertion time minus VNB_BOOTSTRAP_MAX_WAIT_SECONDS ({max_wait_seconds} s) and now",
+                    f"message's insertion time minus the longest wait ({max_wait_seconds} s: "
+                    "VNB_BOOTSTRAP_MAX_WAIT_SECONDS, VNB_CAPACITY_MAX_WAIT_SECONDS; for a capacity give-back "
+                    "VNB_LEDGER_RETENTION_SECONDS) and now",
                 )
             )
     return problems

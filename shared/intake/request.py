@@ -51,6 +51,7 @@ MIN_MEMORY = 128 * 1024 * 1024  # 128Mi
 _KEY = r"^[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _ASCII_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
+_BOM = "\ufeff"
 # docker/distribution reference grammar, simplified: [registry/]path[:tag][@digest]. Always used
 # with fullmatch: Python's `$` also matches before a final "\n" (RE2's, in Go, does not).
 _IMAGE = re.compile(
@@ -472,8 +473,11 @@ def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
         return None, [FieldError("$body", f"not UTF-8 text (byte {e.start}: {e.reason})")]
-    stripped = text.strip()
-    if stripped and stripped[0] not in '{["' and not stripped[0].isdigit():
+    # A byte-order mark (U+FEFF, what editors and .NET's UTF8Encoding(true) write first) is
+    # dropped, before and inside base64: RFC 8259 section 8.1 lets a parser ignore it, and
+    # without this a base64 body with one failed as "not JSON" naming neither.
+    stripped = text.strip().removeprefix(_BOM).strip()
+    if stripped and stripped[0] not in '{["':  # digits too: base64 of a BOM starts "77u/"
         # Base64 wrapped into lines is still base64: MIME writes lines of at most 76 characters
         # (RFC 2045 section 6.8), as GNU `base64` does by default and Python's base64.encodebytes.
         # ASCII whitespace is dropped first; anything else outside the alphabet still fails.
@@ -483,6 +487,7 @@ def decode_body(body: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
         except (binascii.Error, ValueError):
             pass
         else:
+            decoded = decoded.lstrip().removeprefix(_BOM)
             if decoded.lstrip()[:1] in ("{", "["):  # an array then says "expected a JSON object"
                 stripped = decoded
     try:

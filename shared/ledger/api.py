@@ -28,11 +28,13 @@ from urllib.parse import quote
 from shared.adapters.kube import Cluster
 from shared.base import kube_names
 from shared.base.conventions import CONTROLLER_UID
-from shared.base.errors import FieldError, VnbError
+from shared.base.errors import FieldError, VnbError, bounded
+from shared.base.text import clean
 from shared.base.times import iso, parse_time
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
 from shared.intake.request import MAX_BODY_BYTES, RequestInvalid, decode_body, parse_request
+from shared.ledger.outcome_writer import Ending, finish, mark_sent, unsent
 from shared.ledger.records import ACTIVE, WAITING, Query, Record, State, new_record, view
 from shared.ledger.store import Ledger
 from shared.outcomes import events
@@ -77,11 +79,16 @@ def problem(
     **extra: Any,
 ) -> ApiResponse:
     """An RFC 9457 problem details response; ``errors`` as in ``request.rejected`` events."""
-    body: dict[str, Any] = {"type": f"{PROBLEM_BASE}/{kind}", "title": title, "status": status, "detail": detail}
+    body: dict[str, Any] = {
+        "type": f"{PROBLEM_BASE}/{kind}",
+        "title": title,
+        "status": status,
+        "detail": clean(detail, 4000),
+    }
     if instance:
         body["instance"] = instance
-    if errors:
-        body["errors"] = [e.as_dict() for e in errors]
+    if errors:  # echoed input: valid UTF-8 and bounded, like a rejection event's
+        body["errors"] = [e.as_dict() for e in bounded(errors)]
     body.update(extra)
     return ApiResponse(status, body, dict(headers or {}), PROBLEM_JSON)
 
@@ -287,12 +294,14 @@ class RequestsApi:
         raw_since = _one(params, "since")
         if raw_since:
             since = parse_time(raw_since)
-            if since is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})", raw_since):
+            if since is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})", raw_since, re.ASCII):
                 errors.append(FieldError("since", "an RFC 3339 time with offset, e.g. 2026-11-27T00:00:00Z"))
+            else:
+                since = _utc_within_range(since)
         limit = DEFAULT_LIMIT
         raw_limit = _one(params, "limit")
         if raw_limit:
-            if raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_LIMIT:
+            if re.fullmatch(r"[0-9]{1,3}", raw_limit) and 1 <= int(raw_limit) <= MAX_LIMIT:
                 limit = int(raw_limit)
             else:
                 errors.append(FieldError("limit", f"a whole number from 1 to {MAX_LIMIT}"))
@@ -323,9 +332,13 @@ class RequestsApi:
         """Waiting → it never runs (``request.cancelled``); submitted/running → its Job is
         deleted (``job.cancelled`` with what ran); finished → 409; unknown → 404.
 
-        The ledger is written first: the dispatcher then never creates the Job (or deletes one
-        it just created), and the reconciler sends no second outcome event. A cancel cut short
-        (the Job not yet deleted, the event not yet sent) is completed by repeating the DELETE.
+        The cancel is claimed in the ledger before anything else (``shared.ledger.outcome_writer``:
+        the record moves to ``cancelled`` with the event's id and text, conditional on the state
+        read): the dispatcher then never creates the Job (or deletes one it just created), and a
+        reconciler about to report the Job loses its own claim and sends nothing. Then the Job is
+        deleted and the event sent. A cancel cut short (crash, 503) is completed by repeating the
+        DELETE — or by the dispatcher or reconciler that next meets the request: the kept event
+        text goes out with the same id.
         """
         invalid = bad_id(key)
         if invalid is not None:
@@ -335,7 +348,7 @@ class RequestsApi:
             if record is None or not self._sees(caller, record):  # another team's: 404, nothing done
                 return _not_found(key)
             if record.state == State.CANCELLED:  # a repeat: finish what the first DELETE started
-                return self._finish_cancel(record, (record.reason or "").rsplit(" ", 1)[-1])
+                return self._complete_cancel(record)
             if record.terminal:
                 return problem(
                     409,
@@ -345,10 +358,11 @@ class RequestsApi:
                     instance=location(key),
                     state=record.state.value,
                 )
-            was = record.state
-            moved = self.ledger.move(key, State.CANCELLED, self.now(), reason=f"cancelled through the API while {was}")
-            if moved is not None and moved.state == State.CANCELLED:
-                return self._finish_cancel(moved, was.value)
+            claimed = self._claim_cancel(record)
+            if isinstance(claimed, ApiResponse):
+                return claimed
+            if claimed is not None:
+                return self._complete_cancel(claimed)
         return problem(
             503,
             "busy",
@@ -357,54 +371,79 @@ class RequestsApi:
             headers={"Retry-After": "1"},
         )
 
-    def _finish_cancel(self, record: Record, was: str) -> ApiResponse:
-        """Delete the Job (if any), send the event once and note its id in the ledger.
+    def _claim_cancel(self, record: Record) -> Record | ApiResponse | None:
+        """Claim ``cancelled`` for ``record`` as read (None: it changed meanwhile, read again).
 
-        Safe to repeat: a repeat after the event was noted sends nothing; a repeat of a cancel
-        cut short before that (crash, 503) completes it.
-        """
-        if (record.outcome or {}).get("eventId"):
-            return ApiResponse(200, view(record))
-        was_state = _state_named(was)
-        if record.job_name is None or (was_state is not None and was_state in WAITING):
+        A request with a Job: the Job is read first (its uid is part of the event id, and what ran
+        so far and its cost go into the event); the event text is built before the claim and kept
+        in the record until it is known sent."""
+        was = record.state
+        now = self.now()
+        data: dict[str, Any] = {}
+        if record.job_name is None or was in WAITING:
             text = events.request_cancelled(
                 source=self.settings.event_source,
                 key=record.key,
-                now=self.now(),
-                state=was_state.value if was_state else State.RECEIVED.value,
+                now=now,
+                state=was.value,
                 correlation_id=record.correlation_id,
                 received_at=record.received_at or None,
             )
-            self.send_event(text)
-            return ApiResponse(200, view(self.ledger.note_outcome(record, {"eventId": _event_id(text)})))
-        try:
-            cluster = self.cluster()
-            if cluster is None:
-                return _unavailable("the cluster is not reachable now")
-            job = cluster.get_job(record.job_name)
-            pods = cluster.list_pods(label_selector=f"{CONTROLLER_UID}={_job_uid(job)}") if job is not None else []
-            if job is not None:
-                cluster.delete_job(record.job_name, propagation="Background")
-        except VnbError as e:
-            log.warning("cancel %s: deleting Job %s failed: %s", record.key, record.job_name, e)
-            return _unavailable("the cluster did not take the cancellation now; repeat the DELETE")
-        now = self.now()
-        data = ran(job, record, namespace=self.settings.namespace, state=was_state, now=now)
-        # What its container groups ran until now. The cost is stored before the event is sent:
-        # a DELETE repeated after a crash (pods already gone) reports what the first one measured.
-        recorded = (record.outcome or {}).get("cost")
-        data["cost"] = job_cost(pods, prices=self.settings.prices, until=now) if pods or not recorded else recorded
-        if pods:
-            record = self.ledger.add_outcome(record.key, {"cost": data["cost"], "finishedAt": iso(now)}) or record
-        text = events.job_cancelled(
-            source=self.settings.event_source, key=record.key, job_uid=_job_uid(job), now=now, data=data
+        else:
+            try:
+                cluster = self.cluster()
+                if cluster is None:
+                    return _unavailable("the cluster is not reachable now")
+                job = cluster.get_job(record.job_name)
+                pods = cluster.list_pods(label_selector=f"{CONTROLLER_UID}={_job_uid(job)}") if job is not None else []
+            except VnbError as e:
+                log.warning("cancel %s: reading Job %s failed: %s", record.key, record.job_name, e)
+                return _unavailable("the cluster did not answer now; repeat the DELETE")
+            data = ran(job, record, namespace=self.settings.namespace, state=was, now=now)
+            data["cost"] = job_cost(pods, prices=self.settings.prices, until=now)
+            text = events.job_cancelled(
+                source=self.settings.event_source, key=record.key, job_uid=_job_uid(job), now=now, data=data
+            )
+        event = json.loads(text)
+        ending = Ending(
+            State.CANCELLED,
+            event_id=str(event["id"]),
+            event_type=str(event["type"]),
+            claimed_by="api",
+            reason=f"cancelled through the API while {was}",
+            data={**data, "finishedAt": iso(now)} if data else {},  # what ran and its cost (``cli cost``)
+            pending_event=text,
         )
+        claim = finish(
+            self.ledger,
+            record.key,
+            ending,
+            now,
+            create=lambda: new_record(record.key, State.CANCELLED, now),
+            owns=lambda current: current.state == was,  # changed since read: decide again
+            known=record,
+        )
+        return claim.record if claim.owned else None
+
+    def _complete_cancel(self, record: Record) -> ApiResponse:
+        """Delete the Job (if any), send the claimed event if not yet sent, note it sent.
+
+        Safe to repeat: a repeat after the event was noted sends nothing; a repeat of a cancel
+        cut short before that (crash, 503) completes it with the same event id."""
+        text = unsent(record)
+        if text is None:
+            return ApiResponse(200, view(record))
+        if record.job_name and json.loads(text).get("type") == events.JOB_CANCELLED:
+            try:
+                cluster = self.cluster()
+                if cluster is None:
+                    return _unavailable("the cluster is not reachable now; repeat the DELETE")
+                cluster.delete_job(record.job_name, propagation="Background")
+            except VnbError as e:
+                log.warning("cancel %s: deleting Job %s failed: %s", record.key, record.job_name, e)
+                return _unavailable("the cluster did not take the cancellation now; repeat the DELETE")
         self.send_event(text)
-        return ApiResponse(200, view(self.ledger.note_outcome(record, {**data, "eventId": _event_id(text)})))
-
-
-def _event_id(text: str) -> str:
-    return str(json.loads(text)["id"])
+        return ApiResponse(200, view(mark_sent(self.ledger, record)))
 
 
 def ran(
@@ -432,11 +471,14 @@ def _job_uid(job: Mapping[str, Any] | None) -> str | None:
     return str(uid) if uid else None
 
 
-def _state_named(text: str) -> State | None:
+def _utc_within_range(moment: datetime) -> datetime:
+    """``moment`` in UTC; an RFC 3339 time whose UTC falls outside years 1-9999 (e.g.
+    ``0001-01-01T00:00:00+01:00``) is clamped to the first or last representable instant, which
+    selects the same records (everything, or nothing), instead of overflowing into an HTTP 500."""
     try:
-        return State(text)
-    except ValueError:
-        return None
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC) if moment.year == 1 else datetime.max.replace(tzinfo=UTC)
 
 
 def _invalid(errors: Sequence[FieldError]) -> ApiResponse:

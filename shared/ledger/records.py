@@ -35,11 +35,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from shared.base.errors import FieldError, bounded
+from shared.base.text import clean
 from shared.base.times import parse_time
 
 ROW_KEY: Final = "request"
 MAX_REASON_CHARS: Final = 1024
-MAX_ERRORS: Final = 20
 
 
 class State(enum.StrEnum):
@@ -124,6 +125,9 @@ class Record:
     message_id: str | None = None
     source: str | None = None
     outcome: dict[str, Any] | None = None
+    pending_event: str | None = None
+    """A cancel's event text, kept from its claim until it is known sent (``shared.ledger.outcome_writer``);
+    never shown by the API. Only cancel events are kept: they hold no request content."""
     etag: str | None = None
     team: str | None = None
     """The team it runs for (VNB_TEAMS_FILE); who may see and cancel it."""
@@ -137,6 +141,12 @@ class Record:
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def event_id(self) -> str | None:
+        """The id of the one terminal event recorded for this request (None: none yet)."""
+        value = (self.outcome or {}).get("eventId")
+        return str(value) if value else None
 
 
 def iso(moment: datetime) -> str:
@@ -171,7 +181,9 @@ def new_record(
         received_at=at,
         job_name=job_name,
         reason=_cut(reason),
-        errors=errors[:MAX_ERRORS],
+        errors=tuple(
+            e.as_dict() for e in bounded(FieldError(str(e.get("field")), str(e.get("message"))) for e in errors)
+        ),
         attempts=attempts,
         labels=dict(labels or {}),
         correlation_id=correlation_id,
@@ -231,6 +243,9 @@ _OUTCOME_FIELDS: Final = (
     "indexes",
     "attempts",
     "eventId",
+    "eventType",
+    "claimedBy",
+    "eventSent",
     "ran",
     "cost",
     "outputs",  # what the Job wrote under its output prefix (count, bytes, first names)
@@ -250,7 +265,7 @@ def summary(data: Mapping[str, Any]) -> dict[str, Any]:
 def _cut(text: str | None) -> str | None:
     if text is None:
         return None
-    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+    return clean(text, MAX_REASON_CHARS)
 
 
 # --- Table storage entity -------------------------------------------------------------------
@@ -264,7 +279,7 @@ def partition_key(key: str) -> str:
     Table storage forbids ``/ \\ # ?`` and control characters in keys."""
     if _SAFE_KEY.fullmatch(key):
         return key
-    return "~" + hashlib.sha256(key.encode()).hexdigest()
+    return "~" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def label_property(name: str) -> str:
@@ -302,8 +317,11 @@ def to_entity(record: Record) -> dict[str, Any]:
         "errors": json.dumps(list(record.errors), separators=(",", ":")) if record.errors else None,
         "outcome": json.dumps(record.outcome, separators=(",", ":"), sort_keys=True) if record.outcome else None,
         "queue": json.dumps(record.queue, separators=(",", ":"), sort_keys=True) if record.queue else None,
+        "pendingEvent": record.pending_event,
     }
     entity.update({k: v for k, v in optional.items() if v is not None})
+    if record.pending_event:  # what ``Ledger.unsent`` selects on: claimed events not yet known sent
+        entity["pendingSince"] = record.updated_at
     for name, value in record.labels.items():
         entity[label_property(name)] = value
     return entity
@@ -328,6 +346,7 @@ def from_entity(entity: Mapping[str, Any], *, etag: str | None = None) -> Record
         message_id=_opt(entity.get("messageId")),
         source=_opt(entity.get("source")),
         outcome=json.loads(entity["outcome"]) if entity.get("outcome") else None,
+        pending_event=_opt(entity.get("pendingEvent")),
         etag=etag,
         team=_opt(entity.get("team")),
         principal=_opt(entity.get("principal")),

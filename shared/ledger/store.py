@@ -36,7 +36,6 @@ from shared.ledger.records import (
     iso,
     partition_key,
     query_filter,
-    summary,
     to_entity,
 )
 
@@ -93,6 +92,16 @@ class Ledger:
             return _with_etag(record, etag), True
         raise TransientError(f"ledger: key {record.key!r} kept changing while being created")
 
+    def swap(self, current: Record, nxt: Record) -> Record | None:
+        """Replace ``current`` (read with its ETag) by ``nxt``; None when it changed since (412)."""
+        assert current.etag is not None
+        assert current.key == nxt.key
+        try:
+            etag = self.store.replace(to_entity(nxt), etag=current.etag)
+        except EntityChanged:
+            return None
+        return _with_etag(nxt, etag)
+
     def move(
         self,
         key: str,
@@ -146,31 +155,6 @@ class Ledger:
             return _with_etag(nxt, etag)
         raise TransientError(f"ledger: key {key!r} kept changing while moving it to {target}")
 
-    def note_outcome(self, record: Record, outcome: Mapping[str, Any]) -> Record:
-        """Keep ``outcome`` (``shared.ledger.records.summary`` of it) on ``record`` without changing its
-        state: how a cancel records that its event was sent, so a repeated DELETE sends none.
-
-        Conditional on the record's ETag; after a 412 the record is re-read and the write is
-        skipped when another writer already stored an ``eventId``.
-        """
-        current: Record | None = record
-        for _ in range(CAS_ATTEMPTS):
-            if current is None or current.etag is None:
-                current = self.get(record.key)
-                if current is None:
-                    return record
-            if (current.outcome or {}).get("eventId"):
-                return current
-            nxt = replace(current, outcome=summary(outcome))
-            assert current.etag is not None
-            try:
-                etag = self.store.replace(to_entity(nxt), etag=current.etag)
-            except EntityChanged:
-                current = None
-                continue
-            return _with_etag(nxt, etag)
-        raise TransientError(f"ledger: key {record.key!r} kept changing while noting its outcome")
-
     def note_queue(self, record: Record, queue: Mapping[str, Any]) -> None:
         """Keep a waiting request's position and estimated start (one conditional write; skipped
         when the record changed meanwhile — the next deferral writes a fresher one)."""
@@ -180,25 +164,6 @@ class Ledger:
             self.store.replace(to_entity(replace(record, queue=dict(queue))), etag=record.etag)
         except EntityChanged:
             return
-
-    def add_outcome(self, key: str, fields: Mapping[str, Any]) -> Record | None:
-        """Merge ``fields`` into the record's outcome summary (CAS), whatever its state: what a
-        cancelled Job cost is known only after the cancel was recorded. None if the key is unknown."""
-
-        for _ in range(CAS_ATTEMPTS):
-            current = self.get(key)
-            if current is None:
-                return None
-            merged = summary({**(current.outcome or {}), **fields})
-            if merged == current.outcome:
-                return current
-            assert current.etag is not None
-            try:
-                etag = self.store.replace(to_entity(replace(current, outcome=merged)), etag=current.etag)
-            except EntityChanged:
-                continue
-            return _with_etag(replace(current, outcome=merged), etag)
-        raise TransientError(f"ledger: key {key!r} kept changing while adding to its outcome")
 
     def list(self, query: Query, *, limit: int, page_token: str | None = None) -> tuple[list[Record], str | None]:
         """One page of records matching ``query`` and the token of the next page (None: last).
@@ -210,6 +175,13 @@ class Ledger:
         page = self.store.query(text, parameters=params, page_size=limit, continuation=continuation)
         records = [from_entity(s.entity, etag=s.etag) for s in page.items]
         return records, encode_page_token(page.continuation) if page.continuation else None
+
+    def pending(self, before: datetime, *, limit: int = 100) -> tuple[Record, ...]:
+        """Records whose claimed event is kept, not known sent, since before ``before``
+        (``shared.ledger.outcome_writer.flush``)."""
+        text = "RowKey eq @row and pendingSince lt @before"
+        page = self.store.query(text, parameters={"row": ROW_KEY, "before": iso(before)}, page_size=limit)
+        return tuple(from_entity(s.entity, etag=s.etag) for s in page.items)
 
     def purge(self, before: datetime, *, page_size: int = 200) -> int:
         """Delete records not updated since ``before`` (the retention bound); how many."""

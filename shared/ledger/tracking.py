@@ -5,26 +5,32 @@ them at fixed points so that the ledger's order matches the side effects':
 
 * dispatch: ``received`` before anything else → ``waiting-*`` after the re-enqueue →
   ``submitted`` after the Job exists (a cancel that won the race makes dispatch delete it);
-* reconcile: ``running`` when a Job has started; the outcome *after* the event is sent and
-  *before* the Job is marked reported, so a crash in between re-sends the same event and the
-  ledger write is a no-op — and a Job deleted at once is never forgotten; ``requeued`` (back to
+* reconcile: ``running`` when a Job has started; the outcome claimed *before* the event is sent
+  and the Job marked reported, so a crash in between finds its own claim and re-sends the same
+  event — and a Job deleted at once is never forgotten; ``requeued`` (back to
   ``waiting-for-capacity``) when ACI refused a Job's pods for capacity, before its request goes
   back on the queue;
 * deadletter: ``dead-lettered`` for a poisoned message whose key it can read.
+
+Every terminal step (``rejected``, ``deadlettered``, ``finished``; the API's cancel) is a claim
+through ``shared.ledger.outcome_writer.finish``, written *before* its event is sent: the caller
+sends only when the claim says so, so a request has exactly one terminal event id.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from shared.base.conventions import ANN_CORRELATION_ID, ANN_KEY, ANN_MESSAGE_ID, ANN_REQUEST_HASH
 from shared.base.errors import FieldError
 from shared.intake.request import BatchRequest
+from shared.ledger.outcome_writer import Claim, Ending, Verdict, anyone, finish
 from shared.ledger.records import Record, State, new_record, queue_changed
 from shared.ledger.store import Ledger
+from shared.outcomes import events
 
 
 def received(
@@ -86,46 +92,105 @@ def rejected(
     correlation_id: str | None,
     message_id: str | None,
     now: datetime,
-) -> bool:
-    """A rejected message with a readable key: recorded only if the key is new, so an invalid
-    message reusing the id of a live request never overwrites it. Whether the key is this
-    message's (False: another request holds it, and the rejection must not name it)."""
-    record, inserted = ledger.create(
-        new_record(
-            key,
-            State.REJECTED,
-            now,
-            reason=reason,
-            errors=tuple(e.as_dict() for e in errors),
-            correlation_id=correlation_id,
-            message_id=message_id,
-        )
+    event_id: str,
+    claimed_by: str,
+    owns: Callable[[Record], bool],
+    request: BatchRequest | None = None,
+) -> Claim:
+    """Claim ``rejected`` (``shared.ledger.outcome_writer``): a new key is recorded as rejected, a
+    waiting record this message owns (``owns``) moves to rejected, anything else is left alone."""
+    ending = Ending(
+        State.REJECTED,
+        event_id=event_id,
+        event_type=events.REQUEST_REJECTED,
+        claimed_by=claimed_by,
+        reason=reason,
+        errors=tuple(errors),
+        data={"reason": reason},
     )
-    return inserted or not claimed_by_another(record, message_id=message_id)
-
-
-def claimed_by_another(record: Record | None, *, message_id: str | None, content_hash: str | None = None) -> bool:
-    """Whether ``record``, what the ledger holds for a key, is another request's than this
-    message's: not a redelivery of the same message, nor the same request sent again."""
-    if record is None:
-        return False
-    if content_hash is not None and record.content_hash == content_hash:
-        return False
-    return record.message_id is None or record.message_id != message_id
+    return finish(
+        ledger,
+        key,
+        ending,
+        now,
+        owns=owns,
+        create=lambda: _new(
+            key, State.REJECTED, now, request, reason=reason, correlation_id=correlation_id, message_id=message_id
+        ),
+    )
 
 
 def deadlettered(
-    ledger: Ledger, *, key: str, reason: str, correlation_id: str | None, message_id: str | None, now: datetime
-) -> None:
-    ledger.move(
-        key,
+    ledger: Ledger,
+    *,
+    key: str,
+    reason: str,
+    detail: str,
+    correlation_id: str | None,
+    message_id: str | None,
+    now: datetime,
+    event_id: str,
+    claimed_by: str,
+    owns: Callable[[Record], bool] = anyone,
+    request: BatchRequest | None = None,
+) -> Claim:
+    """Claim ``dead-lettered`` (reason code in the outcome, ``detail`` as the record's reason)."""
+    ending = Ending(
         State.DEADLETTERED,
+        event_id=event_id,
+        event_type=events.REQUEST_DEADLETTERED,
+        claimed_by=claimed_by,
+        reason=detail,
+        data={"reason": reason},
+    )
+    return finish(
+        ledger,
+        key,
+        ending,
         now,
-        reason=reason,
-        create=lambda: new_record(
-            key, State.DEADLETTERED, now, reason=reason, correlation_id=correlation_id, message_id=message_id
+        owns=owns,
+        create=lambda: _new(
+            key, State.DEADLETTERED, now, request, reason=detail, correlation_id=correlation_id, message_id=message_id
         ),
     )
+
+
+def _new(
+    key: str,
+    state: State,
+    now: datetime,
+    request: BatchRequest | None,
+    *,
+    reason: str,
+    correlation_id: str | None,
+    message_id: str | None,
+) -> Record:
+    if request is None:
+        return new_record(key, state, now, reason=reason, correlation_id=correlation_id, message_id=message_id)
+    return new_record(
+        key,
+        state,
+        now,
+        reason=reason,
+        content_hash=request.content_hash(),
+        image=request.image,
+        labels=request.labels,
+        correlation_id=request.correlationId,
+        message_id=message_id,
+    )
+
+
+def same_request(request: BatchRequest) -> Callable[[Record], bool]:
+    """``owns`` for a valid request: the record holds this request (same content), or none
+    recorded any (a record made from a Job or a rejection)."""
+    digest = request.content_hash()
+    return lambda record: record.content_hash is None or record.content_hash == digest
+
+
+def same_message(*message_ids: str | None) -> Callable[[Record], bool]:
+    """``owns`` for a message that is not a valid request: only a record its own message made."""
+    ids = {m for m in message_ids if m}
+    return lambda record: record.message_id is not None and record.message_id in ids
 
 
 def _from_job(job: Mapping[str, Any], key: str, state: State, now: datetime, **extra: Any) -> Record:
@@ -201,21 +266,23 @@ def finished(
     event_id: str,
     now: datetime,
     known: Record | None = None,
-) -> None:
-    """Record a reported Job's outcome (creating the record for a Job that predates the ledger)."""
+) -> Claim:
+    """Claim a Job's outcome before its event is sent (creating the record for a Job that
+    predates the ledger). A Job without a request key has no record: always WON."""
     key = job_key(job)
     if key is None:
-        return
+        return Claim(Verdict.WON)
     state = State.SUCCEEDED if succeeded else State.FAILED
-    outcome = {**data, "eventId": event_id}
     name = str((job.get("metadata") or {}).get("name") or "")
-    ledger.move(
-        key,
+    uid = str((job.get("metadata") or {}).get("uid") or "")
+    reason = str(data.get("reason") or "") or None
+    ending = Ending(
         state,
-        now,
+        event_id=event_id,
+        event_type=events.JOB_SUCCEEDED if succeeded else events.JOB_FAILED,
+        claimed_by=f"job:{uid}",
+        reason=reason,
+        data=data,
         job_name=name,
-        reason=str(data.get("reason") or "") or None,
-        outcome=outcome,
-        create=lambda: _from_job(job, key, state, now, outcome=outcome, reason=data.get("reason")),
-        known=known,
     )
+    return finish(ledger, key, ending, now, create=lambda: _from_job(job, key, state, now, reason=reason), known=known)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from shared.base.errors import FieldError
+from shared.base.errors import FieldError, bounded
+from shared.base.text import clean
 from shared.base.times import iso
 from shared.secrets.scrub import scrub_body
 
@@ -40,7 +41,7 @@ MAX_EVENT_BYTES: Final = 60 * 1024
 
 
 def stable_id(event_type: str, *parts: str) -> str:
-    digest = hashlib.sha256("\x1f".join((event_type, *parts)).encode()).hexdigest()
+    digest = hashlib.sha256("\x1f".join((event_type, *parts)).encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:32]
 
 
@@ -116,34 +117,56 @@ def request_rejected(
     reason: str = "InvalidRequest",
     dequeue_count: int | None = None,
     claimed_key: str | None = None,
+    raw_id: str | None = None,
+    raw_correlation_id: str | None = None,
 ) -> str:
     """A request that can never become a Job: field errors plus the original body.
 
     ``claimed_key``: the id the message claimed when that id is another request's (``IdReused``,
     or an invalid message naming a known key). It goes into ``claimedKey`` only; ``requestKey``
     is then null and the subject is the message id, so a consumer keyed on the subject or the
-    request key never sees the other request rejected."""
+    request key never sees the other request rejected.
+
+    Every echoed string is valid UTF-8 and bounded, and the errors are capped
+    (``shared.base.errors.bounded``), so the event always fits one queue message whatever was
+    sent. ``raw_id``/``raw_correlation_id``: an ``id``/``correlationId`` that is not a valid one,
+    as escaped JSON text (``shared.base.text.raw_value``); it never becomes the key.
+    """
+    key, correlation_id = _opt_clean(key), _opt_clean(correlation_id)
     data: dict[str, Any] = {
         "reason": reason,
-        "messageId": message_id,
+        "messageId": clean(message_id, 256),
         "requestKey": key,
         "correlationId": correlation_id,
-        "errors": [e.as_dict() for e in errors],
+        "errors": [e.as_dict() for e in bounded(errors) or [FieldError("$", "invalid")]],
         "rejectedAt": iso(now),
     }
     if dequeue_count is not None:
         data["dequeueCount"] = dequeue_count
     if claimed_key is not None:
         data["claimedKey"] = claimed_key
+    if raw_id is not None:
+        data["rawId"] = clean(raw_id, 256)
+    if raw_correlation_id is not None:
+        data["rawCorrelationId"] = clean(raw_correlation_id, 256)
     event = envelope(
         event_type=REQUEST_REJECTED,
-        event_id=stable_id(REQUEST_REJECTED, message_id),
+        event_id=rejected_id(message_id),
         source=source,
         subject=key or message_id,
         time=now,
         data=data,
     )
     return encode(_with_body(event, body))
+
+
+def rejected_id(message_id: str) -> str:
+    """The ``id`` of the ``request.rejected`` event of one queue message (its redeliveries too)."""
+    return stable_id(REQUEST_REJECTED, message_id)
+
+
+def _opt_clean(text: str | None) -> str | None:
+    return None if text is None else clean(text, 256)
 
 
 def deadlettered_id(*, key: str | None, body: bytes) -> str:
@@ -177,15 +200,17 @@ def request_deadlettered(
     poisoned_at: datetime | None = None,
 ) -> str:
     """A request the app gave up on: poisoned by the host, or waited too long for a cluster.
+    (Echoed strings are cleaned and bounded, as in :func:`request_rejected`.)
 
     ``key``, ``message_id`` (the request's original message) and ``enqueued_at`` (when the
     request was first seen) are ``None`` when the caller cannot know them, and appear as
     ``null``; ``poisoned_at`` is when the host wrote the poison copy. The body is kept,
     truncated so the event fits one queue message (``MAX_EVENT_BYTES``).
     """
+    key, correlation_id, message_id = _opt_clean(key), _opt_clean(correlation_id), _opt_clean(message_id)
     data: dict[str, Any] = {
         "reason": reason,
-        "detail": detail,
+        "detail": clean(detail, 4096),
         "queue": queue,
         "requestKey": key,
         "correlationId": correlation_id,

@@ -39,7 +39,11 @@ def scrub_body(body: bytes) -> bytes:
     scrubbed = without_env_values(data)
     if scrubbed == data:
         return body
-    return json.dumps(scrubbed, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(scrubbed, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate JSON allowed ("\ud800"): keep it escaped, as sent
+        return json.dumps(scrubbed, separators=(",", ":")).encode()
 
 
 def env_restored(request: Mapping[str, Any], container_env: list[Mapping[str, Any]]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from shared.flows.followup import (
     message,
     timer_pass,
 )
-from shared.flows.reconcile import ReconcileReport
+from shared.flows.reconcile_pass import ReconcileReport
 from shared.outcomes import events
 from tests.conftest import wait_for
 from tests.integration.conftest import Queues, drain

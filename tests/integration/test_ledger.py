@@ -205,9 +205,11 @@ def test_crash_between_job_create_and_ledger_write_is_repaired_by_the_redelivery
     assert len(kube.jobs(NS)) == 1
 
 
-def test_crash_between_event_and_ledger_write_resends_the_same_event_and_records_once(
+def test_a_failed_claim_sends_nothing_and_the_next_pass_claims_and_sends_once(
     settings: Settings, cluster: Cluster, kube: KubeStandIn, queues: Queues
 ) -> None:
+    """The outcome is claimed in the ledger before its event goes out (issue 20): a claim that
+    fails sends nothing; the next pass claims it and sends it, once."""
     tables = Tables(settings)
     ledger = Ledger(tables)
     dispatch(
@@ -225,12 +227,12 @@ def test_crash_between_event_and_ledger_write_resends_the_same_event_and_records
     broken = FlakyStore(tables, fail=lambda op, entity: entity["state"] in ("succeeded", "failed"))
     first = reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=sent.append, ledger=Ledger(broken))
     assert first.retry_later == 1
-    assert len(sent) == 1
+    assert sent == [], "no event before the ledger holds the outcome"
     assert kube.jobs(NS), "not marked, not deleted: the next pass retries"
     healthy = FlakyStore(tables, fail=lambda op, entity: False)
     second = reconcile(settings=settings, jobs=KubeJobs(cluster), send_event=sent.append, ledger=Ledger(healthy))
     assert second.succeeded == 1
-    assert [json.loads(t)["id"] for t in sent] == [json.loads(sent[0])["id"]] * 2, "the same event id again"
+    assert len(sent) == 1
     assert [w for w in healthy.writes if w[1] == "succeeded"] == [("replace", "succeeded")]
     assert kube.jobs(NS) == []
     record = ledger.get("rc-1")
@@ -428,3 +430,46 @@ def test_a_second_job_for_a_finished_request_is_deleted_without_a_second_event(
     assert len(sent) == 1, "no second outcome event for the stray Job"
     assert kube_job["metadata"]["uid"] != (record.outcome or {}).get("jobUid")
     assert kube.jobs(NS) == []
+
+
+def test_an_entity_table_storage_refuses_is_a_permanent_error_not_a_retry(settings: Settings) -> None:
+    """A 400 from Table storage (a property over 64 KiB here) can never succeed on retry: the
+    adapter says so (EntityRefused, a PermanentError), so no message is retried into the poison
+    queue for it (issue 20)."""
+    from shared.adapters.tables import EntityRefused
+    from shared.base.errors import PermanentError
+
+    tables = Tables(settings)
+    entity = {"PartitionKey": "too-big", "RowKey": "request", "key": "too-big", "state": "received", "x": "a" * 40_000}
+    with pytest.raises(EntityRefused) as refused:
+        tables.insert(entity)
+    assert isinstance(refused.value, PermanentError)
+    assert not isinstance(refused.value, TransientError)
+
+
+def test_kept_cancel_events_are_found_by_table_storage_and_flushed_once(settings: Settings) -> None:
+    """``Ledger.pending`` is a server-side filter on a property only records with a kept event
+    have (Table storage leaves entities without it out): the sweep finds a cancel whose DELETE
+    was cut short after its claim, sends it, and then finds nothing (issue 20)."""
+    from datetime import timedelta
+
+    from shared.ledger.outcome_writer import Ending, finish, flush
+    from shared.ledger.records import new_record
+
+    ledger = Ledger(Tables(settings))
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    for key in ("kept-1", "plain-1"):
+        ledger.create(new_record(key, State.RECEIVED, now))
+    text = json.dumps({"id": "e-kept-1", "type": "io.vnodebatch.request.cancelled"})
+    ending = Ending(State.CANCELLED, event_id="e-kept-1", event_type="x", claimed_by="api", pending_event=text)
+    claim = finish(ledger, "kept-1", ending, now, create=lambda: new_record("kept-1", State.CANCELLED, now))
+    assert claim.owned
+    later = now + timedelta(minutes=5)
+    assert [r.key for r in ledger.pending(later)] == ["kept-1"]
+    sent: list[str] = []
+    assert flush(ledger, sent.append, later) == 1
+    assert sent == [text]
+    assert ledger.pending(later) == ()
+    record = ledger.get("kept-1")
+    assert record is not None
+    assert (record.state, record.event_id, record.pending_event) == (State.CANCELLED, "e-kept-1", None)

@@ -21,7 +21,8 @@ from devtools.standins.kube.apiserver import KubeStandIn
 from devtools.standins.virtual_node.provider import AciSettings
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
 from shared.config.settings import Settings
-from shared.flows.reconcile import KubeJobs, ReconcileReport, reconcile
+from shared.flows.reconcile import KubeJobs, reconcile
+from shared.flows.reconcile_pass import ReconcileReport
 from shared.intake.request import parse_request
 from shared.job.render import JobMeta, build_job
 from tests.conftest import BASE_ENV, wait_for

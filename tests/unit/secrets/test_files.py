@@ -84,3 +84,15 @@ def test_env_values_are_masked_in_echoes_and_restored_for_a_retry() -> None:
     carried = without_env_values({"image": "x", "env": {"TOKEN": "tok-123", "MODE": "a$b"}})
     container_env = [{"name": "TOKEN", "value": "tok-123"}, {"name": "MODE", "value": "a$$b"}]
     assert env_restored(carried, container_env)["env"] == {"TOKEN": "tok-123", "MODE": "a$b"}
+
+
+def test_a_body_with_a_lone_surrogate_is_scrubbed_not_crashed() -> None:
+    """JSON allows "\\ud800", UTF-8 cannot encode it: the scrubbed body keeps it escaped (issue 20's fuzz)."""
+    import json
+
+    from shared.secrets.scrub import scrub_body
+
+    body = b'{"id":"\\ud800","image":"busybox","env":{"TOKEN":"s3cr3t"}}'
+    scrubbed = scrub_body(body)
+    assert b"s3cr3t" not in scrubbed
+    assert json.loads(scrubbed)["id"] == "\ud800"
