@@ -454,7 +454,16 @@ class Admission:
         self._tickets = itertools.count(1)
 
     def admit(
-        self, source: Any, demand: Any, *, key: str, first_seen: datetime, now: datetime, job: str = ""
+        self,
+        source: Any,
+        demand: Any,
+        *,
+        key: str,
+        first_seen: datetime,
+        now: datetime,
+        job: str = "",
+        team: str = "",
+        priority: str = "normal",
     ) -> Decision:
         if self.open:
             return Decision(True, ticket=next(self._tickets))
