@@ -33,7 +33,7 @@ from shared.base.text import clean
 from shared.base.times import iso, parse_time
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
-from shared.intake.request import MAX_BODY_BYTES, RequestInvalid, decode_body, parse_request
+from shared.intake.request import MAX_BODY_BYTES, TEAM_PATTERN, RequestInvalid, decode_body, parse_request
 from shared.ledger.outcome_writer import Ending, finish, mark_sent, unsent
 from shared.ledger.records import ACTIVE, WAITING, Query, Record, State, new_record, view
 from shared.ledger.store import Ledger
@@ -306,12 +306,14 @@ class RequestsApi:
             else:
                 errors.append(FieldError("limit", f"a whole number from 1 to {MAX_LIMIT}"))
         token = _one(params, "pageToken") or None
+        wanted = _one(params, "team")
+        if wanted and not re.fullmatch(TEAM_PATTERN, wanted):
+            errors.append(FieldError("team", "a team name: 1-32 lowercase letters, digits and -"))
         if errors:
             return problem(400, "invalid-query", "Invalid query parameters", _join(errors), errors=errors)
         teams = None
         if caller is not None and self.teams.enabled and not self.teams.is_operator(caller):
             teams = self.teams.of(caller)
-        wanted = _one(params, "team")
         if wanted:
             teams = (wanted,) if teams is None or wanted in teams else ()
         try:
