@@ -133,14 +133,10 @@ class Result:
         )
 
 
-def run(mode: str, requests: list[Request], *, scale: float, timeout: float) -> Result:
-    from devtools.azurite import Azurite
-    from devtools.host import LocalHost
-    from devtools.standins.virtual_node.provider import AciSettings
-
-    workdir = Path(tempfile.mkdtemp(prefix="vnb-capacity-"))
-    result = Result(mode, len(requests))
-    overrides = {
+def scaled_overrides(scale: float) -> dict[str, str]:
+    """The app's settings for a time-scaled run: its create windows scaled like the stand-in's,
+    its waits shortened likewise."""
+    return {
         "VNB_CAPACITY_WINDOW_SECONDS": f"{max(1, round(300 * scale))},{max(1, round(3600 * scale))}",
         "VNB_CAPACITY_CACHE_SECONDS": "0.5",
         "VNB_CAPACITY_DEFER_SECONDS": "1",
@@ -149,6 +145,16 @@ def run(mode: str, requests: list[Request], *, scale: float, timeout: float) -> 
         "VNB_PENDING_TIMEOUT_SECONDS": str(max(60, round(900 * scale))),
         "VNB_KUBE_TIMEOUT_SECONDS": "10",
     }
+
+
+def run(mode: str, requests: list[Request], *, scale: float, timeout: float) -> Result:
+    from devtools.azurite import Azurite
+    from devtools.host import LocalHost
+    from devtools.standins.virtual_node.provider import AciSettings
+
+    workdir = Path(tempfile.mkdtemp(prefix="vnb-capacity-"))
+    result = Result(mode, len(requests))
+    overrides = scaled_overrides(scale)
     if mode == "baseline":
         overrides.update(
             VNB_CAPACITY_CONTAINER_GROUPS="1000000",

@@ -50,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import IMAGE, REPO, TimedKubeStandIn, app_settings, quiet_logs
-from bench.capacity import ACI_START_SECONDS, HOST
+from bench.capacity import ACI_START_SECONDS, HOST, scaled_overrides
 
 QUOTA_CORES = 100
 SHARES = {"a": 50, "b": 30, "c": 20}
@@ -148,13 +148,8 @@ def run(mode: str, requests: list[Request], urgent: Request, *, scale: float, fl
 
     workdir = Path(tempfile.mkdtemp(prefix="vnb-fairshare-"))
     overrides = {
-        "VNB_CAPACITY_WINDOW_SECONDS": f"{max(1, round(300 * scale))},{max(1, round(3600 * scale))}",
-        "VNB_CAPACITY_CACHE_SECONDS": "0.5",
-        "VNB_CAPACITY_DEFER_SECONDS": "1",
-        "VNB_KEEP_FINISHED_SECONDS": str(max(2, round(3600 * scale * 1.1))),
-        "VNB_PENDING_TIMEOUT_SECONDS": str(max(60, round(900 * scale))),
+        **scaled_overrides(scale),
         "VNB_CAPACITY_MAX_WAIT_SECONDS": str(max(600, round(4 * floor * scale))),
-        "VNB_KUBE_TIMEOUT_SECONDS": "10",
     }
     if mode == "fairshare":
         overrides["VNB_TEAMS_FILE"] = str(teams_file(workdir / "teams.json"))
