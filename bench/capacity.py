@@ -24,7 +24,12 @@ create-rate quota lets the last container group be created + ACI's start time + 
 run) — Kubernetes API calls per request, and the peak container groups / cores in use next to
 the quota.
 
-Usage: .venv/bin/python bench/capacity.py [--requests 1000] [--seed 1] [--scale 0.01] [--only app]
+Several seeds (``--seeds 1,9173,2``) end with one line per seed and run: makespan ÷ floor, ACI's
+refused creates, Kubernetes calls per request, and the host's load average over the run (time is
+scaled: on a busy host the app's processing is 100× longer in simulated seconds, and so is the
+makespan).
+
+Usage: .venv/bin/python bench/capacity.py [--requests 1000] [--seed 1 | --seeds 1,9173] [--scale 0.01] [--only app]
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
 import tempfile
@@ -234,28 +240,42 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", help="comma-separated seeds, one burst each (overrides --seed)")
     parser.add_argument("--scale", type=float, default=0.01, help="wall seconds per simulated second")
     parser.add_argument("--timeout", type=float, default=900.0, help="wall seconds to wait for outcomes")
     parser.add_argument("--only", choices=("app", "baseline"))
     args = parser.parse_args(argv)
     quiet_logs()
     logging.getLogger("vnode_batch").setLevel(logging.ERROR)
-    requests = plan(args.requests, args.seed)
-    floor, by_cores, by_creates = floor_seconds(requests)
-    groups = sum(r.pods for r in requests)
-    print(
-        f"capacity: {len(requests)} requests = {groups} container groups, "
-        f"{sum(r.pods * r.cpu * r.seconds for r in requests):,.0f} core-seconds; time scale {args.scale}"
-    )
-    print(
-        f"quota-bound floor {floor:,.0f} s simulated (core-seconds ÷ {QUOTA_CORES} cores: {by_cores:,.0f} s; "
-        f"create rate {CREATES_5MIN}/5 min, {CREATES_HOUR}/h: {by_creates:,.0f} s)"
-    )
-    for mode in ("app", "baseline"):
-        if args.only and mode != args.only:
-            continue
-        result = run(mode, requests, scale=args.scale, timeout=args.timeout)
-        print(result.report(floor))
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    summary = []
+    for seed in seeds:
+        requests = plan(args.requests, seed)
+        floor, by_cores, by_creates = floor_seconds(requests)
+        groups = sum(r.pods for r in requests)
+        print(
+            f"capacity, seed {seed}: {len(requests)} requests = {groups} container groups, "
+            f"{sum(r.pods * r.cpu * r.seconds for r in requests):,.0f} core-seconds; time scale {args.scale}"
+        )
+        print(
+            f"quota-bound floor {floor:,.0f} s simulated (core-seconds ÷ {QUOTA_CORES} cores: {by_cores:,.0f} s; "
+            f"create rate {CREATES_5MIN}/5 min, {CREATES_HOUR}/h: {by_creates:,.0f} s)"
+        )
+        for mode in ("app", "baseline"):
+            if args.only and mode != args.only:
+                continue
+            load = os.getloadavg()[0]
+            result = run(mode, requests, scale=args.scale, timeout=args.timeout)
+            load = (load + os.getloadavg()[0]) / 2
+            print(result.report(floor))
+            summary.append(
+                f"seed {seed} [{mode}]: {groups} groups, floor {floor:,.0f} s, makespan {result.makespan:,.0f} s = "
+                f"{result.makespan / floor:.3f} × floor, {sum(result.refused.values())} creates refused, "
+                f"{result.kube_calls / result.requests:.2f} calls/request, load average {load:.1f} "
+                f"on {os.cpu_count()} CPUs"
+            )
+    if len(summary) > 1:
+        print("\n".join(["summary:", *summary]))
     return 0
 
 

@@ -33,9 +33,21 @@ from shared.secrets.scrub import env_restored, without_env_values
 Obj = Mapping[str, Any]
 
 _CENTI: Final = Decimal("0.01")
-WINDOW_MARGIN: Final = 0.03
-"""Create windows are counted this much longer than ACI's: ACI counts a create when the virtual
-kubelet makes the container group, a little after the Job (and pod) was created."""
+CREATE_LAG_SECONDS: Final = 9.0
+"""The most ACI's count of a create may trail its Job's ``creationTimestamp`` (Job controller,
+scheduler, virtual kubelet, ARM); see :func:`lag_allowance`."""
+
+
+def lag_allowance(windows: tuple[int, int]) -> timedelta:
+    """How much longer than ACI's each create window is counted: the lag, once per window.
+
+    A create counted at ``c`` (its Job's ``creationTimestamp``, end of that second) is counted by
+    ACI at ``a <= c + lag``; a new create admitted at ``now`` is counted at ``a' >= now``; ACI
+    holds the old one at ``a'`` only if ``a > a' - window``. So counting every ``c > now - window
+    - lag`` never admits a create ACI would refuse (tests/unit/capacity/test_windows.py). The lag
+    is a time, not a share of the window (3 % before: 108 s on the hour, paid each hourly cycle).
+    Scaled with the 5-minute window for time-scaled runs (bench/capacity.py)."""
+    return timedelta(seconds=CREATE_LAG_SECONDS * windows[0] / 300)
 
 
 def aci_cores(cpu: str | int | float | Decimal) -> Decimal:
@@ -145,7 +157,7 @@ class Budget:
             excess = count + demand.creates - self.scaled(quota)
             if excess <= 0 or count == 0:
                 continue
-            span = timedelta(seconds=window * (1 + WINDOW_MARGIN))
+            span = timedelta(seconds=window) + lag_allowance(self.windows)
             inside = [t for t in usage.create_times if t > now - span]
             if not inside:
                 continue
@@ -272,8 +284,8 @@ def usage_of(
       Pods already deleted of an older Job are not seen: the windows can be undercounted for
       arrays whose completions exceed their parallelism (docs/operations.md says so).
     """
-    short_from = now - timedelta(seconds=windows[0] * (1 + WINDOW_MARGIN))
-    long_from = now - timedelta(seconds=windows[1] * (1 + WINDOW_MARGIN))
+    short_from = now - timedelta(seconds=windows[0]) - lag_allowance(windows)
+    long_from = now - timedelta(seconds=windows[1]) - lag_allowance(windows)
     times: list[datetime] = []
     by_uid: dict[str, list[Obj]] = {}
     orphans: list[Obj] = []
@@ -308,22 +320,22 @@ def usage_of(
             groups += missing
             cores += missing * per_pod
         created = _created_at(job)
-        if created is not None and created >= long_from:
+        if created is not None and created > long_from:
             n = int(spec.get("completions") or 1) + int(status_of(job).get("failed") or 0)
             long += n
             times.extend([created] * n)
-            short += n if created >= short_from else len(_created_since(mine, short_from))
+            short += n if created > short_from else len(_created_since(mine, short_from))
         else:
             recent = _created_since(mine, long_from)
             long += len(recent)
             times.extend(recent)
             short += len(_created_since(mine, short_from))
     for name, (created, n) in (history or {}).items():
-        if name in names or created < long_from:
+        if name in names or created <= long_from:
             continue
         long += n
         times.extend([created] * n)
-        if created >= short_from:
+        if created > short_from:
             short += n
     return Usage(groups=groups, cores=cores, creates_short=short, creates_long=long, create_times=tuple(sorted(times)))
 
@@ -332,7 +344,7 @@ def _created_since(pods: Sequence[Obj], since: datetime) -> list[datetime]:
     out = []
     for p in pods:
         created = _created_at(p)
-        if created is not None and created >= since:
+        if created is not None and created > since:
             out.append(created)
     return out
 
@@ -472,6 +484,7 @@ __all__ = [
     "defer_delay",
     "is_capacity_message",
     "job_creates",
+    "lag_allowance",
     "mark_attempt",
     "may_need_retry",
     "pod_cores",

@@ -194,7 +194,7 @@ def test_older_requests_come_back_sooner() -> None:
 def test_a_full_create_window_says_when_it_frees_and_groups_do_not() -> None:
     budget = Budget(groups=100, cores=100, creates_short=100, creates_long=300)
     one = Demand(groups=1, cores=Decimal(1), creates=1)
-    # 100 creates: 60 made 200 s ago, 40 made 10 s ago. The 5-minute window (counted 3 % longer)
+    # 100 creates: 60 made 200 s ago, 40 made 10 s ago. The 5-minute window (counted 9 s longer)
     # frees its first slot when the oldest leave it.
     times = (NOW - timedelta(seconds=200),) * 60 + (NOW - timedelta(seconds=10),) * 40
     usage = Usage(groups=5, cores=Decimal(5), creates_short=100, creates_long=100, create_times=times)
