@@ -336,7 +336,8 @@ def cpu_loop(n: int) -> tuple[float, float]:
     from shared.adapters.kube import Cluster
     from shared.cluster.readiness import Readiness
     from shared.config.settings import Settings
-    from shared.flows.dispatch import Inbound, dispatch
+    from shared.flows.dispatch import dispatch
+    from shared.flows.inbound import Inbound
     from shared.flows.runtime import runtime
 
     class AcceptingCluster(Cluster):

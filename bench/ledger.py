@@ -48,7 +48,8 @@ from shared.adapters.queues import Queues
 from shared.adapters.tables import EntityPage, Stored, Tables
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound
 from shared.flows.reconcile import KubeJobs, reconcile
 from shared.ledger.api import RequestsApi
 from shared.ledger.store import Ledger

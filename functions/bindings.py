@@ -7,7 +7,7 @@ from datetime import datetime
 import azure.functions as func
 
 from shared.config.settings import STORAGE_CONNECTION
-from shared.flows.dispatch import Inbound
+from shared.flows.inbound import Inbound
 
 CONNECTION = STORAGE_CONNECTION
 REQUESTS_QUEUE = "%VNB_REQUESTS_QUEUE%"

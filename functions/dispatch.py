@@ -7,9 +7,9 @@ import typing
 import azure.functions as func
 
 from functions.bindings import CONNECTION, EVENTS_QUEUE, REQUESTS_QUEUE, inbound
-from shared.flows.dispatch import Outcome
 from shared.flows.dispatch import dispatch as dispatch_request
 from shared.flows.followup import after_job_created, chains_for
+from shared.flows.inbound import Outcome
 from shared.flows.runtime import runtime, utcnow
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]

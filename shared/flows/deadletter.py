@@ -26,7 +26,7 @@ from shared.base.errors import VnbError
 from shared.base.times import iso
 from shared.config.settings import Settings
 from shared.flows import finish
-from shared.flows.dispatch import Inbound
+from shared.flows.inbound import Inbound
 from shared.intake.deferral import unwrap
 from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, decode_body, parse_request
 from shared.ledger import tracking

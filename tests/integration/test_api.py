@@ -28,7 +28,8 @@ from shared.adapters.queues import Queues as AppQueues
 from shared.adapters.tables import Tables
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound, Outcome
 from shared.flows.reconcile import KubeJobs, reconcile
 from shared.intake.request import MAX_BODY_BYTES
 from shared.job.render import job_name

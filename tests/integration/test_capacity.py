@@ -26,7 +26,8 @@ from shared.capacity import model as capacity
 from shared.capacity.admission import REFRESH_SHARE, Admission
 from shared.cluster.gate import KubeconfigGate
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound, Outcome
 from shared.flows.reconcile import KubeJobs, reconcile
 from shared.ledger import tracking
 from shared.ledger.records import State

@@ -9,7 +9,8 @@ import pytest
 
 from shared.adapters.queues import QueueSendError, queues_for
 from shared.config.settings import settings_from
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound, Outcome
 from shared.intake.deferral import BUDGET, QUEUE_MESSAGE_LIMIT, encoded_size, room, unwrap
 from tests.integration.conftest import Queues
 from tests.unit.intake.test_deferral_size import NeverAsked, NotReady, request_of

@@ -24,8 +24,9 @@ from shared.cluster.idle_gate import IdleGate
 from shared.cluster.power import Act, Phase, PowerRecord
 from shared.cluster.power_store import PowerStore
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
 from shared.flows.idle import idle_step
+from shared.flows.inbound import Inbound, Outcome
 from shared.job.render import job_name
 from tests.conftest import wait_for
 from tests.integration.bootstrap_fixtures import *  # noqa: F403

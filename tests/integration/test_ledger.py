@@ -21,7 +21,8 @@ from shared.adapters.tables import EntityPage, Stored, TableError, Tables
 from shared.base.errors import TransientError
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound, Outcome
 from shared.flows.reconcile import KubeJobs, reconcile
 from shared.intake.request import parse_request
 from shared.job.render import JobMeta, build_job, job_name

@@ -28,7 +28,8 @@ from shared.base.times import parse_time
 from shared.capacity.admission import REFRESH_SHARE, Admission
 from shared.cluster.gate import KubeconfigGate
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound, Outcome
 from shared.ledger.records import State, view
 from shared.ledger.store import Ledger
 from shared.teams.model import key_digest

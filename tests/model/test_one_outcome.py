@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from shared.adapters.kube import AdmissionDenied, KubeTransientError, _error
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound, Outcome
 from shared.intake.deferral import wrap
 from shared.ledger.records import State
 from tests.model.request_life import body

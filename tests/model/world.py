@@ -34,7 +34,8 @@ from shared.capacity.admission import Decision
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
 from shared.flows.deadletter import deadletter
-from shared.flows.dispatch import Inbound, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound
 from shared.flows.reconcile import reconcile
 from shared.ledger.api import RequestsApi
 from shared.ledger.outcome_writer import flush

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
 from shared.flows.deadletter import deadletter
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound, Outcome
 from shared.intake.deferral import ENVELOPE, wrap
 from shared.outcomes.events import MAX_EVENT_BYTES, REQUEST_DEADLETTERED, deadlettered_id, stable_id
 from tests.conftest import make_env

@@ -10,7 +10,8 @@ import pytest
 
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound, Outcome
 from shared.intake.deferral import unwrap
 from tests.unit.flows.test_reconcile_events import validate_event
 

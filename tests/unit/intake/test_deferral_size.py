@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from shared.cluster.readiness import Readiness
 from shared.config.settings import Settings
-from shared.flows.dispatch import Inbound, Outcome, dispatch
+from shared.flows.dispatch import dispatch
+from shared.flows.inbound import Inbound, Outcome
 from shared.intake.deferral import BUDGET, QUEUE_MESSAGE_LIMIT, encoded_size, room, unwrap, wrap
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
