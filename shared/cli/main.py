@@ -22,7 +22,8 @@ from typing import Any, TextIO
 
 from shared.cli import api as cli_api
 from shared.config.settings import Settings, SettingsError
-from shared.intake.request import RequestInvalid, decode_body, parse_request
+from shared.intake.decode import decode_body
+from shared.intake.request import RequestInvalid, parse_request
 
 EXIT_INVALID = 2
 EXIT_FAILED = 1

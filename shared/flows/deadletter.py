@@ -27,8 +27,9 @@ from shared.base.times import iso
 from shared.config.settings import Settings
 from shared.flows import finish
 from shared.flows.inbound import Inbound
+from shared.intake.decode import decode_body
 from shared.intake.deferral import unwrap
-from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, decode_body, parse_request
+from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, parse_request
 from shared.ledger import tracking
 from shared.ledger.outcome_writer import Claim
 from shared.ledger.records import Record

@@ -39,8 +39,9 @@ from shared.config.settings import Settings
 from shared.flows import finish, secret_files, workload_access
 from shared.flows.answers import defer, id_reused, invalid, longest_wait, rejected, track_wait, waited_too_long
 from shared.flows.inbound import GIVEN_BACK, DispatchResult, Inbound, Outcome
+from shared.intake.decode import decode_body
 from shared.intake.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, envelope_problems, room, unwrap, wrap
-from shared.intake.request import BatchRequest, RequestInvalid, decode_body, parse_request
+from shared.intake.request import BatchRequest, RequestInvalid, parse_request
 from shared.job.render import JobMeta, build_job
 from shared.ledger import tracking
 from shared.ledger.records import Record, State

@@ -33,7 +33,8 @@ from shared.base.text import clean
 from shared.base.times import iso, parse_time
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
-from shared.intake.request import MAX_BODY_BYTES, TEAM_PATTERN, RequestInvalid, decode_body, parse_request
+from shared.intake.decode import decode_body
+from shared.intake.request import MAX_BODY_BYTES, TEAM_PATTERN, RequestInvalid, parse_request
 from shared.ledger.outcome_writer import Ending, finish, mark_sent, unsent
 from shared.ledger.records import ACTIVE, WAITING, Query, Record, State, new_record, view
 from shared.ledger.store import Ledger

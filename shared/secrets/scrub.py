@@ -12,8 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from shared.intake.decode import decode_body
 from shared.intake.deferral import ENVELOPE
-from shared.intake.request import decode_body
 
 MASK = "***"
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from shared.intake.decode import decode_body
 from shared.intake.deferral import unwrap
-from shared.intake.request import decode_body
 from shared.ledger.records import partition_key
 from tests.model.world import T0, World
 

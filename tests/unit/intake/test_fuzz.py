@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.config.settings import Settings
-from shared.intake.request import RequestInvalid, decode_body, parse_request
+from shared.intake.decode import decode_body
+from shared.intake.request import RequestInvalid, parse_request
 from shared.job.render import JobMeta, build_job
 from tests.conftest import make_env
 

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.config.settings import Settings
-from shared.intake.request import RequestInvalid, decode_body, json_schema, normalize_image, parse_request
+from shared.intake.decode import decode_body
+from shared.intake.request import RequestInvalid, json_schema, normalize_image, parse_request
 from tests.conftest import make_env
 
 GOOD = {"image": "mcr.microsoft.com/azurelinux/base/core:3.0", "command": ["sh", "-c", "echo hi"]}
