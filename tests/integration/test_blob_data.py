@@ -69,7 +69,12 @@ def runner(make_runner: Callable[..., LocalHost], data: tuple[ArmStandIn, Azurit
     arm, blob = data
 
     def build(**overrides: str) -> LocalHost:
-        env = {"VNB_RECONCILE_SCHEDULE": "0 0 0 1 1 *", "VNB_KEEP_FINISHED_SECONDS": "0", **overrides}
+        env = {
+            "VNB_RECONCILE_SCHEDULE": "0 0 0 1 1 *",
+            "VNB_FOLLOWUP_SECONDS": "0",
+            "VNB_KEEP_FINISHED_SECONDS": "0",
+            **overrides,
+        }
         host = make_runner(**arm.credential_env(), VNB_DATA_ACCOUNT_URL=blob.account_url, **env)
         host.function_keys = {"default": KEY}
         return host
@@ -123,7 +128,9 @@ def test_outputs_are_listed_in_the_event_and_sas_urls_stay_in_the_secret(
         outputs.upload_blob("out/run-1/part-1.csv", b"b" * 23)
         job = kube.job(NS, name)
         assert job is not None
-        assert {"name": "VNB_OUTPUT_PREFIX", "value": "out/run-1/"} in job["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert {"name": "VNB_OUTPUT_PREFIX", "value": "out/run-1/"} in job["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
         assert wait_for(lambda: condition(kube.job(NS, name) or {}), what="job to finish") == "Complete"
         seen.append(json.dumps([kube.jobs(NS), kube.pods(NS)]))
         assert host.fire_timer("reconcile") == "succeeded"

@@ -49,7 +49,12 @@ def runner(make_runner: Callable[..., LocalHost], registry: tuple[ArmStandIn, Ac
     arm, acr = registry
 
     def build(**overrides: str) -> LocalHost:
-        env = {"VNB_RECONCILE_SCHEDULE": NEVER, "VNB_KEEP_FINISHED_SECONDS": "0", **overrides}
+        env = {
+            "VNB_RECONCILE_SCHEDULE": NEVER,
+            "VNB_FOLLOWUP_SECONDS": "0",
+            "VNB_KEEP_FINISHED_SECONDS": "0",
+            **overrides,
+        }
         return make_runner(**arm.credential_env(), VNB_ACR_REGISTRIES=acr.server, **env)
 
     return build
