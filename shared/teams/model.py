@@ -36,7 +36,7 @@ from shared.intake.request import PRIORITIES, TEAM_PATTERN, BatchRequest, normal
 
 VERSION: Final = 1
 _TEAM = re.compile(TEAM_PATTERN)
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _MEMBER_KINDS: Final = ("principals", "applications", "groups", "functionKeys")
 _TEAM_FIELDS: Final = (
     "name",
