@@ -18,7 +18,8 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 @bp.queue_output(arg_name="events", queue_name=EVENTS_QUEUE, connection=CONNECTION)
 def deadletter(msg: func.QueueMessage, events: func.Out[typing.List[str]]) -> None:  # noqa: UP006
     """One ``request.deadlettered`` event per poison-queue message, written by the host on success
-    (none when the ledger says the request already ended otherwise: one outcome per request).
+    (none when the ledger says the request already ended otherwise: one outcome per request; none
+    yet when the ledger is down: the body is parked in the poison queue and tries again later).
 
     Why a list of one: the host parses a ``str`` output that looks like JSON and rewrites a JSON
     object with ``JObject.ToString()`` (indented) before queueing it, while each element of a
@@ -29,6 +30,6 @@ def deadletter(msg: func.QueueMessage, events: func.Out[typing.List[str]]) -> No
     every function of the app from loading (azure-functions-runtime 1.3.0).
     """
     rt = runtime()
-    event = deadletter_event(inbound(msg), settings=rt.settings, now=utcnow(), ledger=rt.ledger)
-    if event is not None:  # None: the ledger says the request already ended otherwise (one outcome)
+    event = deadletter_event(inbound(msg), settings=rt.settings, now=utcnow(), ledger=rt.ledger, park=rt.park)
+    if event is not None:  # None: the request already ended otherwise, or the body was parked
         events.set([event])

@@ -7,22 +7,39 @@ What the poison copy can tell. The host moves a message it gave up on by sending
 nothing else of the original. So the event identifies the *request* (its key, read from the
 body) and never the copy, and says nothing about how often dispatch was tried.
 
-Why this must never fail. A queue whose name ends in ``-poison`` has no poison queue of its
-own (``Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/QueueListenerFactory.cs``
+Why this must not fail, and the one case where it does. A queue whose name ends in
+``-poison`` has no poison queue of its own
+(``Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/QueueListenerFactory.cs``
 ``CreatePoisonQueueReference``); a failed invocation leaves the message invisible until its
-lease lapses (``QueueProcessor.CompleteProcessingMessageAsync`` does not release it), and past
-``maxDequeueCount`` ``BeginProcessingMessageAsync`` skips it without deleting it: no function
-sees it again and no event is ever sent. So any body at all — empty, binary, not JSON, JSON
-of the wrong shape, over 64 KiB — still yields exactly one event here.
+lease lapses (``Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/
+QueueProcessor.cs`` ``CompleteProcessingMessageAsync``: no ``ReleaseMessageAsync`` without a
+poison queue), and once its dequeue count exceeds ``maxDequeueCount``
+``BeginProcessingMessageAsync`` skips it without deleting it (``HandlePoisonMessageAsync`` does
+nothing without a poison queue): no function sees it again and no event is ever sent. So any
+body at all — empty, binary, not JSON, JSON of the wrong shape, over 64 KiB — yields an event
+here, and what the body cannot tell never raises.
+
+Never an outcome the ledger does not hold. A poisoned request may still have other deliveries
+in flight (a producer's duplicates, a client's retried POST): if this function sent
+``request.deadlettered`` without recording it, one of them could later create the Job and a
+second outcome would follow. So when the claim cannot be made (Table storage down) nothing is
+sent: the body is *parked*, sent again to the poison queue as a new message (``PARK_SECONDS``
+invisible, a fresh dequeue count) and this invocation completes; the copy tries again later,
+for as long as the outage lasts. Only when the park itself fails does the invocation raise, so
+the host tries the same message again after its lease (at most ``maxDequeueCount`` times in
+all). A crash after the park and before the host deletes this message leaves two copies: both
+claim the same event id (``events.deadlettered_id``), so the later one repeats, never adds, an
+outcome.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.base.errors import VnbError
+from shared.base.errors import TransientError
 from shared.base.times import iso
 from shared.config.settings import Settings
 from shared.flows import finish
@@ -31,7 +48,7 @@ from shared.intake.decode import decode_body
 from shared.intake.deferral import unwrap
 from shared.intake.request import BatchRequest, RequestInvalid, as_correlation_id, as_key, parse_request
 from shared.ledger import tracking
-from shared.ledger.outcome_writer import Claim
+from shared.ledger.outcome_writer import Claim, Verdict
 from shared.ledger.records import Record
 from shared.ledger.store import Ledger
 from shared.outcomes import events
@@ -43,6 +60,12 @@ DETAIL = (
     "maxDequeueCount times (host.json). The exceptions are in the function logs (Application "
     "Insights): search them for the request key, or around poisonedAt when there is none."
 )
+PARK_SECONDS = 60
+"""How long a parked body (its claim could not be made: Table storage down) stays invisible in the
+poison queue before the next try: one invocation a minute per parked request during an outage."""
+
+Park = Callable[[bytes, int], object]
+"""Send a body to the poison queue again, invisible for the given seconds (raises TransientError)."""
 
 
 @dataclass(frozen=True)
@@ -79,48 +102,68 @@ def identify(body: bytes) -> Identity:
     )
 
 
-def deadletter(message: Inbound, *, settings: Settings, now: datetime, ledger: Ledger | None = None) -> str | None:
+def deadletter(
+    message: Inbound, *, settings: Settings, now: datetime, ledger: Ledger | None = None, park: Park | None = None
+) -> str | None:
     """The ``request.deadlettered`` event (CloudEvents JSON text) for one poison-queue message,
-    or None when the ledger says its request already ended otherwise (one outcome per request:
-    a poisoned duplicate of a request that ran, was cancelled or rejected sends nothing).
+    or None: when the ledger says its request already ended otherwise (one outcome per request:
+    a poisoned duplicate of a request that ran, was cancelled or rejected sends nothing), or when
+    the claim could not be made and the body was parked (module docstring).
 
-    ``message.inserted_at`` is when the host wrote the poison copy (``poisonedAt``);
-    ``message.message_id`` and ``message.dequeue_count`` belong to the copy and are not used.
-    The event id is ``events.deadlettered_id``: the same for every copy of one request, so a
-    copy after a crash between the claim and the send sends it again (a REPEAT claim).
+    ``message.inserted_at`` is when the host wrote the poison copy (``poisonedAt``; for a parked
+    copy, when it was parked); ``message.message_id`` and ``message.dequeue_count`` belong to
+    the copy and are not used. The event id is ``events.deadlettered_id``: the same for every
+    copy of one request, so a copy after a crash between the claim and the send sends it again
+    (a REPEAT claim). A body reusing the id of another request the ledger holds (a FOREIGN
+    claim) gets an event about the body only: ``requestKey`` null, its id from the body.
+
+    Raises :class:`TransientError` when the ledger is down and ``park`` failed too (or is None):
+    the host tries the message again after its lease.
     """
     who = identify(message.body)
-    event = events.request_deadlettered(
-        source=settings.event_source,
-        body=message.body,
-        now=now,
-        reason="MaxDequeueCountExceeded",
-        detail=DETAIL,
-        queue=settings.poison_queue,
-        key=who.key,
-        correlation_id=who.correlation_id,
-        message_id=who.message_id,
-        enqueued_at=_utc_or_none(who.first_seen),
-        poisoned_at=message.inserted_at,
-    )
+    key = who.key
     # ledger: ends a waiting request; a submitted one is the reconciler's
-    event_id = events.deadlettered_id(key=who.key, body=message.body)
     if ledger is not None and who.key:
-        claim = _record(ledger, who, message.body, settings, now, event_id)
-        if claim is not None and not claim.send:
+        try:
+            claim = _record(ledger, who, message.body, settings, now, events.deadlettered_id(key=who.key, body=b""))
+        except TransientError as e:
+            # Sending now would be an outcome the ledger does not hold while other deliveries of
+            # the key may still run (module docstring): park the body, or let the host retry.
+            if park is None:
+                raise
+            park(message.body, PARK_SECONDS)
+            log.warning(
+                "key %s: the ledger is unavailable (%s); the poisoned body is parked for %ds", key, e, PARK_SECONDS
+            )
+            return None
+        if not claim.send:
             # The request ended otherwise. Its own event may still be owed: a cancel's not known
             # sent, or one claimed by a delivery of this very body that crashed before the host
             # wrote it (``shared.flows.finish.replay``: the same id again). Else nothing.
             again = _owed(claim.record, message, who, settings, now)
             log.warning("a poisoned copy of key %s: the request already ended otherwise", who.key)
             return again
+        if claim.verdict is Verdict.FOREIGN:
+            key = None  # the key is another request's: this event is about the body alone
     log.error(
         "a request was poisoned: key %s, %d-byte body, poison copy %s",
         who.key or "unknown",
         len(message.body),
         message.message_id,
     )
-    return event
+    return events.request_deadlettered(
+        source=settings.event_source,
+        body=message.body,
+        now=now,
+        reason="MaxDequeueCountExceeded",
+        detail=DETAIL,
+        queue=settings.poison_queue,
+        key=key,
+        correlation_id=who.correlation_id,
+        message_id=who.message_id,
+        enqueued_at=_utc_or_none(who.first_seen),
+        poisoned_at=message.inserted_at,
+    )
 
 
 def _owed(record: Record | None, message: Inbound, who: Identity, settings: Settings, now: datetime) -> str | None:
@@ -140,35 +183,24 @@ def _owed(record: Record | None, message: Inbound, who: Identity, settings: Sett
     return again[0] if again else None
 
 
-def _record(
-    ledger: Ledger, who: Identity, body: bytes, settings: Settings, now: datetime, event_id: str
-) -> Claim | None:
+def _record(ledger: Ledger, who: Identity, body: bytes, settings: Settings, now: datetime, event_id: str) -> Claim:
     """Claim ``dead-lettered`` (``claim.send`` False: the request already has another outcome, or
-    a Job the reconciler reports). Best effort: this function must never fail (module
-    docstring), so a ledger outage is logged, None returned, and the event goes out unrecorded."""
+    a Job the reconciler reports). Raises TransientError when the ledger is unavailable."""
     assert who.key is not None
     request = _request(body, settings)
-    try:
-        claim = tracking.deadlettered(
-            ledger,
-            key=who.key,
-            reason="MaxDequeueCountExceeded",
-            detail="MaxDequeueCountExceeded",
-            correlation_id=who.correlation_id,
-            message_id=who.message_id,
-            now=now,
-            event_id=event_id,
-            claimed_by="poison",
-            owns=tracking.same_request(request) if request else tracking.same_message(who.message_id),
-            request=request,
-        )
-    except VnbError as e:
-        log.warning("key %s: recording dead-lettered in the ledger failed: %s", who.key, e)
-        return None
-    except Exception:  # never fail this function: see the module docstring
-        log.exception("key %s: recording dead-lettered in the ledger failed", who.key)
-        return None
-    return claim
+    return tracking.deadlettered(
+        ledger,
+        key=who.key,
+        reason="MaxDequeueCountExceeded",
+        detail="MaxDequeueCountExceeded",
+        correlation_id=who.correlation_id,
+        message_id=who.message_id,
+        now=now,
+        event_id=event_id,
+        claimed_by="poison",
+        owns=tracking.same_request(request) if request else tracking.same_message(who.message_id),
+        request=request,
+    )
 
 
 def _request(body: bytes, settings: Settings) -> BatchRequest | None:

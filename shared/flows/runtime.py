@@ -51,6 +51,12 @@ class Runtime:
     def requeue(self, text: str, delay: int) -> None:
         self.queues.send(self.settings.requests_queue, text, visibility_timeout=delay)
 
+    def park(self, body: bytes, delay: int) -> None:
+        """Send a poisoned body to the poison queue again (``shared.flows.deadletter``). The host
+        handed it over as the UTF-8 of the message's text (a queue message is XML text, so it is
+        valid UTF-8); ``replace`` only keeps a malformed body from raising here."""
+        self.queues.send(self.settings.poison_queue, body.decode("utf-8", "replace"), visibility_timeout=delay)
+
 
 def check_settings(environ: Mapping[str, str] | None = None) -> Settings | None:
     """Validate the app settings; called once when the worker indexes the app (``function_app.py``).

@@ -2,18 +2,16 @@
 
 Found on 2026-12-07 by a 30-minute run of the fully merged main (teams, follow-up passes, issue
 17's access checks): an RBAC refusal, duplicated posts of one key, then Table faults end request
-k0 with both ``job.succeeded`` and ``request.deadlettered``. Not fixed yet (issue 20 stays open):
-the test is an expected failure until the fix lands, and must then pass.
+k0 with both ``job.succeeded`` and ``request.deadlettered``: the deadletter function, unable to
+claim in the ledger, sent its event unrecorded, and a duplicate later created the Job. Fixed by
+parking the body in the poison queue until the claim can be made (``shared.flows.deadletter``).
 """
 
 from __future__ import annotations
 
-import pytest
-
 from tests.model.request_life import RequestLife
 
 
-@pytest.mark.xfail(reason="two terminal events for one key after rbac refusal + table faults (open, issue 20)", strict=True)
 def test_rbac_refusal_then_table_faults_end_a_request_once() -> None:
     state = RequestLife()
     steps = [
