@@ -108,15 +108,8 @@ def rejected(
         errors=tuple(errors),
         data={"reason": reason},
     )
-    return finish(
-        ledger,
-        key,
-        ending,
-        now,
-        owns=owns,
-        create=lambda: _new(
-            key, State.REJECTED, now, request, reason=reason, correlation_id=correlation_id, message_id=message_id
-        ),
+    return _claim(
+        ledger, key, ending, now, owns=owns, request=request, correlation_id=correlation_id, message_id=message_id
     )
 
 
@@ -143,41 +136,38 @@ def deadlettered(
         reason=detail,
         data={"reason": reason},
     )
-    return finish(
-        ledger,
-        key,
-        ending,
-        now,
-        owns=owns,
-        create=lambda: _new(
-            key, State.DEADLETTERED, now, request, reason=detail, correlation_id=correlation_id, message_id=message_id
-        ),
+    return _claim(
+        ledger, key, ending, now, owns=owns, request=request, correlation_id=correlation_id, message_id=message_id
     )
 
 
-def _new(
+def _claim(
+    ledger: Ledger,
     key: str,
-    state: State,
+    ending: Ending,
     now: datetime,
-    request: BatchRequest | None,
     *,
-    reason: str,
+    owns: Callable[[Record], bool],
+    request: BatchRequest | None,
     correlation_id: str | None,
     message_id: str | None,
-) -> Record:
-    if request is None:
-        return new_record(key, state, now, reason=reason, correlation_id=correlation_id, message_id=message_id)
-    return new_record(
-        key,
-        state,
-        now,
-        reason=reason,
-        content_hash=request.content_hash(),
-        image=request.image,
-        labels=request.labels,
-        correlation_id=request.correlationId,
-        message_id=message_id,
-    )
+) -> Claim:
+    """Claim ``ending`` for a message's request (the finish shape ``rejected`` and
+    ``deadlettered`` share): an unknown key is recorded in ``ending.state`` with what the message
+    says, its request's content when it is a valid one."""
+
+    def create() -> Record:
+        content: dict[str, Any] = {"correlation_id": correlation_id}
+        if request is not None:
+            content = {
+                "content_hash": request.content_hash(),
+                "image": request.image,
+                "labels": request.labels,
+                "correlation_id": request.correlationId,
+            }
+        return new_record(key, ending.state, now, reason=ending.reason, message_id=message_id, **content)
+
+    return finish(ledger, key, ending, now, owns=owns, create=create)
 
 
 def same_request(request: BatchRequest) -> Callable[[Record], bool]:
