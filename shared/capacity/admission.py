@@ -297,7 +297,7 @@ class Admission:
 
     @staticmethod
     def _list(source: CapacitySource, selector: str) -> list[dict[str, Any]]:
-        return _listed(source, selector)
+        return listed(source, selector)
 
     def _remember(self, job: dict[str, Any]) -> None:
         name = str((job.get("metadata") or {}).get("name") or "")
@@ -377,7 +377,7 @@ class Admission:
         )
 
 
-def _listed(source: CapacitySource, selector: str) -> list[dict[str, Any]]:
+def listed(source: CapacitySource, selector: str) -> list[dict[str, Any]]:
     jobs: list[dict[str, Any]] = []
     token: str | None = None
     while True:
