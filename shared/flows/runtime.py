@@ -89,6 +89,9 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings | None:
         return None
     settings = settings_from(env)
     check_teams(settings)
+    from shared.schedules.enqueue import check_schedules  # croniter: imported at indexing anyway
+
+    check_schedules(settings)
     return settings
 
 
