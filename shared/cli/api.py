@@ -1,5 +1,5 @@
 """CLI commands on the HTTP API (docs/openapi.yaml): ``status``, ``ls``, ``cancel`` and
-``submit --wait``. Wired into ``python -m shared.cli``; ``top`` (shared/cli/top.py) builds on this client.
+``submit --wait``. Wired into ``python -m shared.cli``.
 
 Where the API is: ``--api-url`` or ``VNB_API_URL`` (``http://127.0.0.1:7071`` for the local
 host, ``https://<app>.azurewebsites.net`` in Azure); credentials: ``--function-key`` /
@@ -78,7 +78,6 @@ class ApiClient:
         return self.call("GET", "/api/requests", query=query)[1]
 
     def summary(self, query: Mapping[str, str]) -> dict[str, Any]:
-        """``GET /api/summary``: capacity and per-team figures (docs/openapi.yaml ``Summary``)."""
         return self.call("GET", "/api/summary", query=query)[1]
 
 
@@ -151,8 +150,7 @@ def format_detail(record: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def report_problem(e: ApiError, stream: TextIO) -> int:
-    """Print an API problem (title, detail, field errors) and return the exit code it means."""
+def _problem(e: ApiError, stream: TextIO) -> int:
     print(f"error {e.status}: {e.body.get('title', '')}: {e.body.get('detail', '')}", file=stream)
     for error in e.body.get("errors") or []:
         print(f"  {error.get('field')}: {error.get('message')}", file=stream)
@@ -170,7 +168,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         record = client_from(args).status(args.id)
     except ApiError as e:
-        return report_problem(e, sys.stderr)
+        return _problem(e, sys.stderr)
     print(json.dumps(record, indent=2) if args.json else format_detail(record))
     return 0
 
@@ -203,7 +201,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 break
             query["pageToken"] = token
     except ApiError as e:
-        return report_problem(e, sys.stderr)
+        return _problem(e, sys.stderr)
     if args.summary:
         print(json.dumps(counts, indent=2) if args.json else format_summary(counts))
     elif not args.json and shown == 0:
@@ -236,7 +234,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     try:
         record = client_from(args).cancel(args.id)
     except ApiError as e:
-        return report_problem(e, sys.stderr)
+        return _problem(e, sys.stderr)
     print(json.dumps(record, indent=2) if args.json else f"{record['id']}: cancelled ({record.get('reason') or ''})")
     return 0
 
@@ -255,7 +253,7 @@ def submit_and_wait(
         try:
             record, where = client.submit(body)
         except ApiError as e:
-            return report_problem(e, sys.stderr)
+            return _problem(e, sys.stderr)
         keys.append(str(record["id"]))
         if not args.json:
             print(f"accepted {record['id']} → {where}", file=stream)
@@ -270,7 +268,7 @@ def submit_and_wait(
             try:
                 record = client.status(key)
             except ApiError as e:
-                return report_problem(e, sys.stderr)
+                return _problem(e, sys.stderr)
             state = str(record.get("state"))
             if last.get(key) != state:
                 last[key] = state

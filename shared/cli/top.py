@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from shared.cli.api import ApiClient, ApiError, add_api_options, client_from, report_problem
+# _problem: the API commands' own error line and exit code, so top exits like status and ls.
+from shared.cli.api import ApiClient, ApiError, _problem, add_api_options, client_from
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -305,7 +306,7 @@ def cmd_top(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     try:
         frame = fetch(client, now=datetime.now(UTC), waits=args.waits)
     except ApiError as e:
-        return report_problem(e, sys.stderr)
+        return _problem(e, sys.stderr)
     except OSError as e:
         print(f"error: cannot reach {source}: {e}", file=sys.stderr)
         return 1
