@@ -154,14 +154,14 @@ def usage(in_use: object, budget: object) -> str:
 
 
 def team_share(resource: Mapping[str, Any] | None) -> str:
-    """A team's use against its share: ``12 of 50 +20`` (share, then what it may borrow), or the
-    figure in use alone when there is no teams file."""
+    """A team's use against its share: ``12 of 50 +20`` (share, then what it may borrow; ``+∞``
+    without a borrowing limit: up to the whole budget), or the figure in use alone when there is
+    no teams file (docs/operations.md "Sharing between teams")."""
     resource = resource or {}
     text = number(resource.get("inUse"))
     if resource.get("share") is not None:
-        text += f" of {number(resource['share'])}"
-        if resource.get("borrowLimit") is not None:
-            text += f" +{number(resource['borrowLimit'])}"
+        borrow = resource.get("borrowLimit")
+        text += f" of {number(resource['share'])} +{'∞' if borrow is None else number(borrow)}"
     return text
 
 

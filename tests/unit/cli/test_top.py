@@ -78,7 +78,7 @@ def test_figures() -> None:
     assert top.usage(3, None) == "3"
     assert top.usage(3, 0) == "3"
     assert top.team_share({"inUse": 12.0, "share": 50.0, "borrowLimit": 20.0}) == "12 of 50 +20"
-    assert top.team_share({"inUse": 12.0, "share": 50.0, "borrowLimit": None}) == "12 of 50"
+    assert top.team_share({"inUse": 12.0, "share": 50.0, "borrowLimit": None}) == "12 of 50 +∞"  # up to the budget
     assert top.team_share({"inUse": 2, "share": None, "borrowLimit": None}) == "2"  # no teams file
     assert top.money({"amount": 1234.5, "currency": "USD"}) == "1,234.50 USD"
     assert top.money(None) == "-"
@@ -147,8 +147,8 @@ def test_a_frame_shows_what_the_status_page_shows() -> None:
     assert [c.strip() for c in rows["billing"].split("│")[2:-1]] == [
         "1",
         "7",
-        "28 of 50",
-        "14 of 50",
+        "28 of 50 +∞",
+        "14 of 50 +∞",
         "2 ok, 1 cancelled, 2 deadlettered",
         "10.50 USD",
     ]
