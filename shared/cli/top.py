@@ -306,6 +306,11 @@ def cmd_top(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     try:
         frame = fetch(client, now=datetime.now(UTC), waits=args.waits)
     except ApiError as e:
+        if e.status == 404 and not e.body.get("type"):
+            # The host's own 404 (no route), not a problem document of the app: an older app.
+            print(
+                f"error: {source} serves no GET /api/summary: deploy a version of the app that has it", file=sys.stderr
+            )
         return _problem(e, sys.stderr)
     except OSError as e:
         print(f"error: cannot reach {source}: {e}", file=sys.stderr)

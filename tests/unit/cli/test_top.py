@@ -5,7 +5,9 @@ tests/integration/test_cli_top.py)."""
 from __future__ import annotations
 
 import argparse
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -199,3 +201,25 @@ def test_an_unreachable_api_is_one_line_and_exit_1(capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert err.startswith("error: cannot reach http://127.0.0.1:9")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_app_without_the_summary_route_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """A host answers an unknown route with a bare 404 (no problem document): an older app."""
+
+    class NoRoute(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), NoRoute) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code = cli_main(["top", "--once", "--api-url", url])
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert code == 3
+    assert f"error: {url} serves no GET /api/summary: deploy a version of the app that has it" in err
