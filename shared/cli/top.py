@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 # _problem: the API commands' own error line and exit code, so top exits like status and ls.
+from shared.base.times import iso, parse_time
 from shared.cli.api import ApiClient, ApiError, _problem, add_api_options, client_from
 
 if TYPE_CHECKING:
@@ -60,27 +61,12 @@ def start_of_day(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_at(text: object) -> datetime | None:
-    """An RFC 3339 time from the API (``Z`` or an offset), or None."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def longest_waits(records: Iterable[Mapping[str, Any]], *, at: datetime, limit: int) -> tuple[Wait, ...]:
     """The ``limit`` requests that have waited longest, oldest first; the wait runs from
     ``receivedAt`` to ``at`` (the summary's time, so the server's clock, not this machine's)."""
     waits = []
     for record in records:
-        received = parse_at(record.get("receivedAt"))
+        received = parse_time(record.get("receivedAt"))
         if received is None:
             continue
         place = record.get("queue") or {}
@@ -100,9 +86,9 @@ def longest_waits(records: Iterable[Mapping[str, Any]], *, at: datetime, limit: 
 
 def fetch(client: ApiClient, *, now: datetime, waits: int) -> Frame:
     """One frame from the API. Raises ApiError (the API refused) or OSError (unreachable)."""
-    since = rfc3339(start_of_day(now))
+    since = iso(start_of_day(now))
     summary = client.summary({"since": since})
-    at = parse_at(summary.get("at")) or now
+    at = parse_time(summary.get("at")) or now
     records: list[Mapping[str, Any]] = []
     more = False
     if waits > 0:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from shared.base.times import iso
 from shared.cli import top
 from shared.cli.main import main as cli_main
 
@@ -94,10 +95,10 @@ def test_totals_over_the_teams() -> None:
 
 
 def test_today_starts_at_midnight_utc() -> None:
-    assert top.rfc3339(top.start_of_day(datetime(2026, 12, 7, 23, 59, tzinfo=UTC))) == "2026-12-07T00:00:00Z"
+    assert iso(top.start_of_day(datetime(2026, 12, 7, 23, 59, tzinfo=UTC))) == "2026-12-07T00:00:00Z"
     # 00:30 in UTC+02:00 is still the 6th in UTC.
     east = datetime.fromisoformat("2026-12-07T00:30:00+02:00")
-    assert top.rfc3339(top.start_of_day(east)) == "2026-12-06T00:00:00Z"
+    assert iso(top.start_of_day(east)) == "2026-12-06T00:00:00Z"
 
 
 def test_longest_waits_are_the_oldest_received_measured_on_the_server_clock() -> None:
