@@ -5,6 +5,14 @@ tests/integration/test_cli_top.py)."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +24,7 @@ from rich.console import Console
 from shared.base.times import iso
 from shared.cli import top
 from shared.cli.main import main as cli_main
+from tests.conftest import REPO
 
 AT = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 SUMMARY: dict[str, Any] = {
@@ -224,3 +233,61 @@ def test_an_app_without_the_summary_route_is_named(capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert code == 3
     assert f"error: {url} serves no GET /api/summary: deploy a version of the app that has it" in err
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""Terminal control sequences (colours, cursor moves) between the characters a user reads."""
+
+
+class CountingApi(BaseHTTPRequestHandler):
+    """A loopback API whose n-th summary says ``running`` = n (and lists nothing waiting)."""
+
+    summaries = 0
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/api/summary"):
+            type(self).summaries += 1
+            team = {**SUMMARY["teams"][0], "running": type(self).summaries}
+            body = json.dumps({**SUMMARY, "teams": [team]}).encode()
+        else:
+            body = json.dumps({"items": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_the_live_view_refreshes_until_ctrl_c() -> None:
+    """On a terminal (a pty) each refresh redraws the frame with new figures; Ctrl-C ends it, 0."""
+    with ThreadingHTTPServer(("127.0.0.1", 0), CountingApi) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        main_fd, child_fd = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "top", "--interval", "0.2", "--api-url", url],
+            stdout=child_fd,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "160", "TERM": "xterm"},
+        )
+        os.close(child_fd)
+        seen = ""
+        try:
+            while "running 3" not in seen:
+                ready, _, _ = select.select([main_fd], [], [], 30)
+                assert ready, f"no third frame: {seen[-2000:]!r}"
+                seen = ANSI.sub("", seen + os.read(main_fd, 65536).decode(errors="replace"))
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(main_fd)
+            server.shutdown()
+    assert "running 1" in seen
+    assert "running 2" in seen
+    assert "(every 0.2 s, Ctrl-C to quit)" in seen
