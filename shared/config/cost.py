@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from pydantic import field_validator
 
@@ -24,6 +25,10 @@ class Prices:
     vcpu_second: Decimal
     gb_second: Decimal
     currency: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The prices as events and reports show them: ``{"currency", "vcpuSecond", "gbSecond"}`` (decimal strings)."""
+        return {"currency": self.currency, "vcpuSecond": str(self.vcpu_second), "gbSecond": str(self.gb_second)}
 
 
 class CostSettings(SettingsGroup):
