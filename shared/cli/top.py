@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-# _problem: the API commands' own error line and exit code, so top exits like status and ls.
+# _problem: the API commands' error line and exit code; _of: cli summary's share notation.
 from shared.base.times import iso, parse_time
-from shared.cli.api import ApiClient, ApiError, _problem, add_api_options, client_from
+from shared.cli.api import ApiClient, ApiError, _of, _problem, add_api_options, client_from
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -140,15 +140,11 @@ def usage(in_use: object, budget: object) -> str:
 
 
 def team_share(resource: Mapping[str, Any] | None) -> str:
-    """A team's use against its share: ``12 of 50 +20`` (share, then what it may borrow; ``+∞``
-    without a borrowing limit: up to the whole budget), or the figure in use alone when there is
-    no teams file (docs/operations.md "Sharing between teams")."""
+    """A team's use against its share, as ``cli summary`` writes it: ``12/50+20`` (in use, share,
+    then what it may borrow; ``+∞`` without a borrowing limit: up to the whole budget), or the
+    figure in use alone when there is no teams file (docs/operations.md "Sharing between teams")."""
     resource = resource or {}
-    text = number(resource.get("inUse"))
-    if resource.get("share") is not None:
-        borrow = resource.get("borrowLimit")
-        text += f" of {number(resource['share'])} +{'∞' if borrow is None else number(borrow)}"
-    return text
+    return _of(resource.get("inUse"), resource.get("share"), resource.get("borrowLimit"), "g")
 
 
 def money(cost: Mapping[str, Any] | None) -> str:
@@ -208,7 +204,6 @@ def render(frame: Frame, *, source: str, interval: float | None = None, error: s
         f" ({', '.join(f'{r} {n}' for r, n in reasons.items())})" if reasons else "",
         ("   cost today ", "dim"),
         (money(total_cost(teams)), "bold"),
-        (f" (since {frame.since})", "dim"),
     )
 
     gauges = Table.grid(padding=(0, 2))
@@ -225,12 +220,17 @@ def render(frame: Frame, *, source: str, interval: float | None = None, error: s
         )
         gauges.add_row(label, bar, usage(in_use, budget))
 
-    table = Table(title="teams", title_justify="left", expand=False)
+    table = Table(
+        title="teams",
+        title_justify="left",
+        caption="cores, groups: in use/share+may borrow (+∞: up to the budget); finished and cost: today (UTC)",
+        caption_justify="left",
+    )
     table.add_column("team")
-    for column in ("running", "waiting", "cores (of share +borrow)", "groups (of share +borrow)"):
+    for column in ("running", "waiting", "cores", "groups"):
         table.add_column(column, justify="right")
-    table.add_column("finished today")
-    table.add_column("cost today", justify="right")
+    table.add_column("finished")
+    table.add_column("cost", justify="right")
     for team in sorted(teams, key=lambda t: str(t.get("team") or "")):
         table.add_row(
             str(team.get("team") or "(no team)"),

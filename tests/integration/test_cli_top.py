@@ -68,7 +68,7 @@ def test_top_once_shows_what_runs_what_waits_and_why(
     assert "running 1   waiting 1 (waiting-for-capacity 1)   cost today" in out
     assert "1 / 1 (100%)" in out  # container groups: the whole budget is in use
     running, waiting, cores, groups = cells(out, "team-a")[:4]
-    assert (running, waiting, cores, groups) == ("1", "1", "1 of 50 +∞", "1 of 50 +∞")
+    assert (running, waiting, cores, groups) == ("1", "1", "1/50+∞", "1/50+∞")
     assert cells(out, "team-b")[:2] == ["0", "0"]
     team, reason, _, place = cells(out, "top-wait")[:4]
     assert (team, reason, place) == ("team-a", "capacity", "1")

@@ -89,8 +89,8 @@ def test_figures() -> None:
     assert top.usage(40.0, 100.0) == "40 / 100 (40%)"
     assert top.usage(3, None) == "3"
     assert top.usage(3, 0) == "3"
-    assert top.team_share({"inUse": 12.0, "share": 50.0, "borrowLimit": 20.0}) == "12 of 50 +20"
-    assert top.team_share({"inUse": 12.0, "share": 50.0, "borrowLimit": None}) == "12 of 50 +∞"  # up to the budget
+    assert top.team_share({"inUse": 12.0, "share": 50.0, "borrowLimit": 20.0}) == "12/50+20"
+    assert top.team_share({"inUse": 12.0, "share": 50.0, "borrowLimit": None}) == "12/50+∞"  # up to the budget
     assert top.team_share({"inUse": 2, "share": None, "borrowLimit": None}) == "2"  # no teams file
     assert top.money({"amount": 1234.5, "currency": "USD"}) == "1,234.50 USD"
     assert top.money(None) == "-"
@@ -144,23 +144,24 @@ def test_a_frame_shows_what_the_status_page_shows() -> None:
     assert "at 2026-12-07T02:00:00.000Z" in text
     assert "running 4" in text
     assert "waiting 12 (waiting-for-capacity 9, waiting-for-cluster 3)" in text
-    assert "cost today 11.73 USD (since 2026-12-07T00:00:00Z)" in text
+    assert "cost today 11.73 USD" in text
+    assert "finished and cost: today (UTC)" in text
     assert "40 / 100 (40%)" in text  # cores
     assert "20 / 100 (20%)" in text  # container groups
     rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 5}
     assert [c.strip() for c in rows["ml"].split("│")[2:-1]] == [
         "3",
         "5",
-        "12 of 50 +20",
-        "6 of 50 +20",
+        "12/50+20",
+        "6/50+20",
         "10 ok, 1 failed",
         "1.23 USD",
     ]
     assert [c.strip() for c in rows["billing"].split("│")[2:-1]] == [
         "1",
         "7",
-        "28 of 50 +∞",
-        "14 of 50 +∞",
+        "28/50+∞",
+        "14/50+∞",
         "2 ok, 1 cancelled, 2 deadlettered",
         "10.50 USD",
     ]
