@@ -282,11 +282,18 @@ def _as_json(frame: Frame) -> str:
     return json.dumps({"summary": frame.summary, "since": frame.since, "longestWaits": waits}, indent=2)
 
 
-def cmd_top(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+def cmd_top(args: argparse.Namespace) -> int:
+    """Ctrl-C ends it with 0 at any moment (also while the first frame is read)."""
+    try:
+        return _top(args, sys.stdout)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _top(args: argparse.Namespace, stream: TextIO) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    stream = out or sys.stdout
     client = client_from(args)
     source = client.base_url
     try:
@@ -309,19 +316,16 @@ def cmd_top(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         return 0
     console = Console(file=stream)
     with Live(render(frame, source=source, interval=args.interval), console=console, auto_refresh=False) as live:
-        try:
-            while True:
-                time.sleep(args.interval)
-                error = None
-                try:
-                    frame = fetch(client, now=datetime.now(UTC), waits=args.waits)
-                except ApiError as e:
-                    error = f"HTTP {e.status} {e.body.get('title', '')}"
-                except OSError as e:
-                    error = str(e)
-                live.update(render(frame, source=source, interval=args.interval, error=error), refresh=True)
-        except KeyboardInterrupt:
-            return 0
+        while True:
+            time.sleep(args.interval)
+            error = None
+            try:
+                frame = fetch(client, now=datetime.now(UTC), waits=args.waits)
+            except ApiError as e:
+                error = f"HTTP {e.status} {e.body.get('title', '')}"
+            except OSError as e:
+                error = str(e)
+            live.update(render(frame, source=source, interval=args.interval, error=error), refresh=True)
 
 
 def _positive(text: str) -> float:
