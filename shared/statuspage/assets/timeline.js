@@ -25,6 +25,7 @@ function waiting(item) {
 }
 
 function outcome(item) {
+  if (!item.terminal) return step("outcome", null);
   const o = item.outcome || {};
   const details = [];
   if (o.reason || item.reason) details.push(el("p", { text: "Reason: " + (o.reason || item.reason) }));
@@ -39,7 +40,7 @@ function outcome(item) {
   const tail = o.logTail || item.logTail;
   details.push(tail ? el("pre", { class: "log", tabindex: "0", "aria-label": "Log tail", text: tail })
     : el("p", { class: "note", text: "Log tail: in the request's terminal event (the ledger keeps no workload output)." }));
-  return step(item.terminal ? item.state : "outcome", item.terminal ? (o.finishedAt || item.updatedAt) : null, ...details);
+  return step(item.state, o.finishedAt || item.updatedAt, ...details);
 }
 
 export function renderTimeline(container, item) {
@@ -60,5 +61,5 @@ export function renderTimeline(container, item) {
     step("submitted", times.submitted),
     step("running", times.running || (item.outcome || {}).startedAt),
     outcome(item));
-  container.replaceChildren(facts, trace, steps);
+  container.replaceChildren(...[facts, trace, steps].filter(Boolean));
 }

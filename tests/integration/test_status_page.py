@@ -1,0 +1,265 @@
+"""The status page end to end: headless Chromium (Debian's ``chromium``, driven by Playwright)
+against the local host running the app on the real worker runtime, Azurite and the Kubernetes
+stand-in, with requests in every kind of state (``devtools/statuspage_scene.py``).
+
+What a user would notice: the page needs a key and says how to pass one; it lists requests by
+state and team and filters them; an id opens that request's timeline (a waiting request shows
+its position); the back button restores the previous view; the keyboard alone reaches the
+filters and a request; it refreshes itself; it fits a narrow screen; the browser reports no
+Content-Security-Policy violation (no inline script, nothing from another origin).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from devtools.azurite import Azurite
+from devtools.host import LocalHost
+from devtools.standins.kube.apiserver import KubeStandIn
+from devtools.statuspage_scene import KEYS, Scene, scene_settings
+from tests.conftest import BASE_ENV, REPO, wait_for
+from tests.integration.conftest import FAST_HOST
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = os.environ.get("VNB_CHROMIUM", "/usr/bin/chromium")
+# Playwright's own browser downloads are never used (no `playwright install`): Debian's chromium,
+# which scripts/setup installs, with what a test browser needs and nothing that calls home.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+IDS = {"nightly-report", "etl-load", "train-model", "render-frames", "render-more"}
+
+if not Path(CHROMIUM).exists():  # scripts/setup installs it; CI runs scripts/setup first
+    pytest.skip(f"{CHROMIUM} is missing: run scripts/setup (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (requirements-dev.txt) is not installed")
+
+
+@pytest.fixture(scope="module")
+def host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHost]:
+    """One host for the module, populated once (the scene takes seconds to reach its states)."""
+    workdir = tmp_path_factory.mktemp("status-page")
+    prefix = "s" + uuid.uuid4().hex[:8]
+    with KubeStandIn(pod_start_seconds=0.02) as kube:
+        env = {
+            **BASE_ENV,
+            "AzureWebJobsStorage": azurite.connection_string,
+            "VNB_REQUESTS_QUEUE": f"{prefix}-requests",
+            "VNB_EVENTS_QUEUE": f"{prefix}-events",
+            "VNB_FOLLOWUP_QUEUE": f"{prefix}-followup",
+            "VNB_LEDGER_TABLE": f"{prefix}ledger",
+            "VNB_KUBECONFIG": str(kube.write_kubeconfig(workdir / "kubeconfig")),
+            "VNB_RECONCILE_SCHEDULE": "*/1 * * * * *",
+            **scene_settings(workdir),
+        }
+        with LocalHost(REPO, settings=env, host_json=FAST_HOST, state_dir=workdir / "host") as started:
+            started.function_keys.update(KEYS)
+            Scene(started.http_url).populate()
+            yield started
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    # launch() starts Chromium on a fresh temporary user-data-dir of its own, removed at close.
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A tab in a new browser context (no storage shared with other tests) that records the
+    browser's console errors."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    tab.errors = []
+
+    def console(message: Any) -> None:
+        # Chrome logs every 4xx a fetch gets; the page asks for GET /api/summary and does without
+        # it on an app that does not serve it (404). Anything else (a CSP refusal is logged as
+        # "Refused to …") is an error of the page.
+        if message.type == "error" and not message.location.get("url", "").endswith("/api/summary"):
+            tab.errors.append(message.text)
+
+    tab.on("console", console)
+    tab.on("pageerror", lambda e: tab.errors.append(str(e)))
+    yield tab
+    context.close()
+
+
+def open_page(page: Any, host: LocalHost, who: str = "ops", view: str = "") -> Any:
+    response = page.goto(f"{host.http_url}/api/status?code={KEYS[who]}{view}")
+    assert response.status == 200
+    page.wait_for_selector("#requests tbody a[data-key]")
+    return response
+
+
+def until(page: Any, expression: str, timeout: float = 20.0) -> None:
+    """Wait for a JS expression to hold. (Playwright's wait_for_function evaluates its string
+    with eval, which the page's CSP refuses, as it should; page.evaluate runs over CDP.)"""
+    wait_for(lambda: page.evaluate(expression), what=expression, timeout=timeout)
+
+
+def listed(page: Any) -> set[str]:
+    return set(page.locator("#requests tbody a[data-key]").all_inner_texts())
+
+
+def test_without_a_key_the_host_refuses_the_page(host: LocalHost, page: Any) -> None:
+    assert requests.get(f"{host.http_url}/api/status", timeout=30).status_code == 401
+    for url in (f"{host.http_url}/api/status", f"{host.http_url}/api/status?code=not-a-key"):
+        with page.expect_response(lambda r: "/api/status" in r.url) as answer:
+            # Chromium shows its own error page for an empty 401 (net::ERR_HTTP_RESPONSE_CODE_FAILURE).
+            with pytest.raises(sync_api.Error, match="ERR_HTTP_RESPONSE_CODE_FAILURE"):
+                page.goto(url)
+        assert answer.value.status == 401
+
+
+def test_with_a_key_it_shows_requests_capacity_cost_and_outcomes(host: LocalHost, page: Any) -> None:
+    response = open_page(page, host)
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    # The key left the address bar (history, screenshots) and lives in this tab's sessionStorage.
+    assert "code=" not in page.url
+    until(page, "document.querySelectorAll('#requests tbody a[data-key]').length >= 5")
+    assert listed(page) == IDS
+    counts = page.locator("#state-counts").inner_text()
+    for state in ("succeeded", "failed", "running", "waiting-for-capacity"):
+        assert state in counts
+    row = page.locator("#requests tbody tr", has=page.locator('a[data-key="render-more"]'))
+    assert re.search(r"#1 of 1", row.inner_text())
+    assert "team-b" in row.inner_text()
+    # The cost chart has a bar per team that paid, named in its legend.
+    assert page.locator("#cost svg.chart rect").count() >= 2
+    assert set(page.locator("#cost .legend li").all_inner_texts()) >= {" team-a", " team-b"} or {
+        t.strip() for t in page.locator("#cost .legend li").all_inner_texts()} == {"team-a", "team-b"}
+    assert "etl-load" in page.locator("#events").inner_text()
+    assert "nightly-report" in page.locator("#events").inner_text()
+    assert page.locator("#capacity").inner_text().strip()
+    assert page.errors == []  # no CSP violation, no script error
+
+
+def test_filters_by_state_and_team(host: LocalHost, page: Any) -> None:
+    open_page(page, host)
+    page.get_by_label("State", exact=True).select_option("running")
+    page.get_by_role("button", name="Apply filters").click()
+    until(page, "location.hash === '#state=running'")
+    until(page, "document.querySelectorAll('#requests tbody a[data-key]').length === 2")
+    assert listed(page) == {"train-model", "render-frames"}
+    page.get_by_label("State", exact=True).select_option("")
+    page.get_by_label("Team", exact=True).select_option("team-b")
+    page.get_by_role("button", name="Apply filters").click()
+    until(page, "location.hash === '#team=team-b'")
+    until(page, "document.querySelectorAll('#requests tbody a[data-key]').length === 3")
+    assert listed(page) == {"etl-load", "render-frames", "render-more"}
+
+
+def test_a_team_member_sees_only_its_team(host: LocalHost, page: Any) -> None:
+    open_page(page, host, who="team-a")
+    until(page, "document.querySelectorAll('#requests tbody a[data-key]').length === 2")
+    assert listed(page) == {"nightly-report", "train-model"}
+
+
+def test_search_by_id_opens_the_timeline_of_a_waiting_request_with_its_position(host: LocalHost, page: Any) -> None:
+    open_page(page, host)
+    page.get_by_label("Request id").fill("render-more")
+    page.get_by_role("button", name="Open").click()
+    detail = page.locator("#detail")
+    detail.get_by_text("Position 1 of 1 waiting").wait_for()
+    text = detail.inner_text()
+    assert "waiting-for-capacity" in text
+    assert "Why: waiting for capacity" in text
+    assert "May start" in text
+    until(page, "document.activeElement.id === 'detail-heading'")
+
+
+def test_a_finished_requests_timeline_shows_its_outcome_and_cost(host: LocalHost, page: Any) -> None:
+    open_page(page, host, view="#id=etl-load")
+    detail = page.locator("#detail")
+    detail.get_by_text("Reason: BackoffLimitExceeded").wait_for()
+    text = detail.inner_text()
+    assert re.search(r"Cost: \d+\.\d+ USD", text)
+    for step in ("received", "submitted", "running", "failed"):
+        assert step in text
+    # An unknown id is said so, not a blank panel.
+    page.get_by_label("Request id").fill("no-such-request")
+    page.get_by_role("button", name="Open").click()
+    page.get_by_text('No request "no-such-request"').wait_for()
+
+
+def test_the_back_button_restores_the_previous_view(host: LocalHost, page: Any) -> None:
+    open_page(page, host)
+    page.get_by_label("State", exact=True).select_option("running")
+    page.get_by_role("button", name="Apply filters").click()
+    until(page, "document.querySelectorAll('#requests tbody a[data-key]').length === 2")
+    page.locator('#requests a[data-key="train-model"]').click()
+    page.locator("#detail").get_by_text("Request train-model").wait_for()
+    page.go_back()
+    until(page, "document.getElementById('detail').hidden")
+    assert page.get_by_label("State", exact=True).input_value() == "running"
+    assert listed(page) == {"train-model", "render-frames"}
+    page.go_back()
+    until(page, "document.querySelectorAll('#requests tbody a[data-key]').length === 5")
+    assert page.get_by_label("State", exact=True).input_value() == ""
+
+
+def test_the_keyboard_alone_reaches_the_filters_and_opens_a_request(host: LocalHost, page: Any) -> None:
+    open_page(page, host)
+    page.locator("body").focus()
+
+    def tab_to(selector: str, limit: int = 40) -> None:
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if page.evaluate(f"document.activeElement === document.querySelector({selector!r})"):
+                return
+        raise AssertionError(f"Tab never reached {selector}")
+
+    tab_to("#f-state")
+    page.keyboard.press("ArrowDown")  # "received" … any state but "all"
+    while page.get_by_label("State", exact=True).input_value() != "running":
+        page.keyboard.press("ArrowDown")
+    tab_to("#filters button[type=submit]")
+    page.keyboard.press("Enter")
+    until(page, "document.querySelectorAll('#requests tbody a[data-key]').length === 2")
+    tab_to('#requests a[data-key="render-frames"]')
+    page.keyboard.press("Enter")
+    page.locator("#detail").get_by_text("Request render-frames").wait_for()
+    until(page, "document.activeElement.id === 'detail-heading'")
+
+
+def test_it_refreshes_itself_without_reloading(host: LocalHost, page: Any) -> None:
+    open_page(page, host)
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+    Scene(host.http_url).submit("team-a", {"id": "late-arrival", "command": ["sh", "-c", "sleep 1"]})
+    page.locator('#requests a[data-key="late-arrival"]').wait_for(timeout=30_000)
+    assert navigations == []
+
+
+def test_it_fits_a_narrow_screen(host: LocalHost, page: Any) -> None:
+    page.set_viewport_size({"width": 360, "height": 740})
+    open_page(page, host)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert page.get_by_label("Request id").is_visible()
+
+
+def test_a_key_revoked_while_the_page_is_open_is_explained(host: LocalHost, page: Any) -> None:
+    open_page(page, host)
+    revoked = host.function_keys.pop("ops")  # the host reads its keys on every request
+    try:
+        problem = page.locator("#problem")
+        problem.wait_for(state="visible", timeout=30_000)
+        text = problem.inner_text()
+        assert "401" in text
+        assert "?code=<function key>" in text
+        assert revoked not in page.content()
+    finally:
+        host.function_keys["ops"] = revoked
