@@ -143,7 +143,13 @@ def test_with_a_key_it_shows_requests_capacity_cost_and_outcomes(host: LocalHost
         t.strip() for t in page.locator("#cost .legend li").all_inner_texts()} == {"team-a", "team-b"}
     assert "etl-load" in page.locator("#events").inner_text()
     assert "nightly-report" in page.locator("#events").inner_text()
-    assert page.locator("#capacity").inner_text().strip()
+    # Gauges against the budget (GET /api/summary): 2 of 2 container groups, and a row per team.
+    capacity = page.locator("#capacity")
+    capacity.get_by_text("2 of 2").first.wait_for()
+    assert page.get_by_label("Container groups in use").get_attribute("value") == "2"
+    assert page.get_by_label("team-a: cores").count() == 1
+    assert page.get_by_label("team-b: cores").count() == 1
+    assert "1 waiting" in capacity.inner_text()
     assert page.errors == []  # no CSP violation, no script error
 
 

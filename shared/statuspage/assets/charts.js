@@ -46,19 +46,25 @@ export function renderCapacity(container, summary, items) {
   if (teams.length) {
     const rows = teams.map((t) => {
       const share = t.cores.share;
-      const limit = share === null || share === undefined ? null : share + (t.cores.borrowLimit || 0);
+      const hasShare = share !== null && share !== undefined;
+      // borrowLimit null: it may borrow up to the whole budget.
+      const limit = hasShare && t.cores.borrowLimit !== null && t.cores.borrowLimit !== undefined
+        ? Math.min(share + t.cores.borrowLimit, c.cores.budget) : c.cores.budget;
       const name = t.team || "(no team)";
+      const f = t.finished || {};
+      const finished = [["succeeded", f.succeeded], ["failed", f.failed], ["cancelled", f.cancelled],
+        ["rejected", f.rejected], ["dead-lettered", f.deadlettered]].filter(([, n]) => n).map(([k, n]) => `${n} ${k}`);
       return el("tr", {},
         el("th", { scope: "row", text: name }),
         el("td", { class: "num", text: String(t.running) }),
         el("td", { class: "num", text: String(t.waiting) }),
-        el("td", {}, gauge(`${name}: cores`, t.cores.inUse, limit || c.cores.budget,
-          share === null || share === undefined ? "" : `share ${fmt(share)}`)),
+        el("td", {}, gauge(`${name}: cores`, t.cores.inUse, limit, hasShare ? `share ${fmt(share)}` : "")),
+        el("td", { text: finished.join(", ") || "—" }),
         el("td", { class: "num", text: money(t.cost) }));
     });
     parts.push(el("div", { class: "scroll" }, el("table", {},
-      el("caption", { text: "Each team against its share (cores; the gauge ends at share + borrowing limit)" }),
-      el("thead", {}, el("tr", {}, ["Team", "Running", "Waiting", "Cores", "Cost (24 h)"].map((h) => el("th", { scope: "col", text: h })))),
+      el("caption", { text: "Each team against its share (cores; the gauge ends where its borrowing stops)" }),
+      el("thead", {}, el("tr", {}, ["Team", "Running", "Waiting", "Cores", "Finished (24 h)", "Cost (24 h)"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, rows))));
   }
   container.replaceChildren(...parts);
