@@ -73,7 +73,7 @@ def page(path: str) -> Answer:
 def asset(name: str, *, if_none_match: str | None = None) -> Answer:
     """One asset, 304 when ``if_none_match`` holds its ETag, 404 (plain text) for any other name."""
     if not _NAME.fullmatch(name) or name not in names():
-        return Answer(404, b"no such asset\n", "text/plain", _security())
+        return Answer(404, b"", "text/plain", _security())  # empty, like the host's own 404
     body, etag = _read(name)
     headers = {**_security(), "Cache-Control": "no-cache", "ETag": etag}
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
