@@ -20,6 +20,8 @@ from devtools.host import LocalHost
 from devtools.standins.kube.apiserver import KubeStandIn
 from devtools.statuspage_scene import KEYS, Scene, scene_settings
 
+# Playwright's own browser downloads are never used (no `playwright install`): Debian's chromium,
+# which scripts/setup installs, with what a headless test browser needs and nothing that calls home.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 

@@ -26,16 +26,13 @@ from devtools.azurite import Azurite
 from devtools.host import LocalHost
 from devtools.standins.kube.apiserver import KubeStandIn
 from devtools.statuspage_scene import KEYS, Scene, scene_settings
+from devtools.statuspage_shot import CHROMIUM_ARGS
 from tests.conftest import BASE_ENV, REPO, wait_for
 from tests.integration.conftest import FAST_HOST
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM = os.environ.get("VNB_CHROMIUM", "/usr/bin/chromium")
-# Playwright's own browser downloads are never used (no `playwright install`): Debian's chromium,
-# which scripts/setup installs, with what a test browser needs and nothing that calls home.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 IDS = {"nightly-report", "etl-load", "train-model", "render-frames", "render-more"}
 
 if not Path(CHROMIUM).exists():
