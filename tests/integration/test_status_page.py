@@ -296,3 +296,39 @@ def test_the_routes_answer_as_docs_openapi_yaml_says(host: LocalHost) -> None:
     missing = requests.get(f"{host.http_url}/api/status/assets/index.html", timeout=30)
     documented(missing, "/api/status/assets/{name}")
     assert missing.status_code == 404
+
+
+# WCAG 2.x contrast ratio of every visible text against the background it is drawn on (the
+# first opaque background up the tree): at least 4.5:1, or 3:1 for large text (1.4.3).
+CONTRAST = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el.checkVisibility()) continue;
+    const style = getComputedStyle(el);
+    const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const large = size >= 24 || (bold && size >= 18.66);
+    if (ratio < (large ? 3 : 4.5)) low.push(`${node.textContent.trim().slice(0, 30)}: ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""
+
+
+def test_every_text_meets_wcag_aa_contrast(host: LocalHost, page: Any) -> None:
+    open_page(page, host, view="#id=render-more")
+    page.locator("#detail").get_by_text("Position 1 of 1 waiting").wait_for()
+    page.locator("#cost details summary").click()  # the numbers table too
+    assert page.evaluate(CONTRAST) == []
