@@ -10,8 +10,10 @@ the waiting request's timeline, and writes a PNG (default ``docs/img/status.png`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from devtools.azurite import Azurite
@@ -47,14 +49,9 @@ def shoot(url: str, out: Path, *, chromium: str, width: int, height: int) -> lis
     return errors
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "img" / "status.png")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--width", type=int, default=1100)
-    parser.add_argument("--height", type=int, default=800)
-    parser.add_argument("--serve", action="store_true", help="keep serving the page after the screenshot")
-    args = parser.parse_args(argv)
+@contextlib.contextmanager
+def running_scene() -> Iterator[str]:
+    """Azurite, the stand-in and the local host with the scene's requests; the host's URL."""
     with tempfile.TemporaryDirectory(prefix="vnb-status-") as tmp, Azurite(REPO) as azurite, \
             KubeStandIn(pod_start_seconds=0.5) as kube:
         work = Path(tmp)
@@ -63,19 +60,29 @@ def main(argv: list[str] | None = None) -> int:
         with LocalHost(REPO, settings=settings, host_json=REPO / "host.json", state_dir=work / "timers") as host:
             host.function_keys.update(KEYS)
             Scene(host.http_url).populate()
-            url = f"{host.http_url}/api/status?code={KEYS['ops']}"
-            errors = shoot(url, args.out, chromium=args.chromium, width=args.width, height=args.height)
-            print(f"wrote {args.out}")
-            for error in errors:
-                print(f"browser console error: {error}")
-            if args.serve:
-                print(f"status page: {url}  (Ctrl-C to stop)")
-                try:
-                    while True:
-                        time.sleep(1)
-                except KeyboardInterrupt:
-                    pass
-            return 1 if errors else 0
+            yield host.http_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "img" / "status.png")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--width", type=int, default=1100)
+    parser.add_argument("--height", type=int, default=800)
+    parser.add_argument("--serve", action="store_true", help="keep serving the page after the screenshot")
+    args = parser.parse_args(argv)
+    with running_scene() as base:
+        url = f"{base}/api/status?code={KEYS['ops']}"
+        errors = shoot(url, args.out, chromium=args.chromium, width=args.width, height=args.height)
+        print(f"wrote {args.out}")
+        for error in errors:
+            print(f"browser console error: {error}")
+        if args.serve:
+            print(f"status page: {url}  (Ctrl-C to stop)")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(1)
+        return 1 if errors else 0
 
 
 if __name__ == "__main__":

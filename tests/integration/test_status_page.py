@@ -332,3 +332,19 @@ def test_every_text_meets_wcag_aa_contrast(host: LocalHost, page: Any) -> None:
     page.locator("#detail").get_by_text("Position 1 of 1 waiting").wait_for()
     page.locator("#cost details summary").click()  # the numbers table too
     assert page.evaluate(CONTRAST) == []
+
+
+def test_a_hidden_tab_asks_nothing_and_refreshes_again_when_shown(host: LocalHost, page: Any) -> None:
+    open_page(page, host)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/requests" in r.url else None)
+    # What the browser does when the tab goes to the background: document.hidden turns true and
+    # visibilitychange fires (headless Chromium has no other tab to switch to).
+    page.evaluate("""() => { Object.defineProperty(document, "hidden", {value: true, configurable: true});
+                             document.dispatchEvent(new Event("visibilitychange")); }""")
+    asked.clear()
+    page.wait_for_timeout(12_000)  # more than two refresh periods (5 s)
+    assert asked == []
+    page.evaluate("""() => { Object.defineProperty(document, "hidden", {value: false, configurable: true});
+                             document.dispatchEvent(new Event("visibilitychange")); }""")
+    wait_for(lambda: asked, what="refreshes again once the tab is shown", timeout=20)
