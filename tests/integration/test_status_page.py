@@ -87,10 +87,11 @@ def page(browser: Any) -> Iterator[Any]:
     tab.errors = []
 
     def console(message: Any) -> None:
-        # Chrome logs every 4xx a fetch gets; the page asks for GET /api/summary and does without
-        # it on an app that does not serve it (404). Anything else (a CSP refusal is logged as
-        # "Refused to …") is an error of the page.
-        if message.type == "error" and not message.location.get("url", "").endswith("/api/summary"):
+        # Chrome logs every 4xx a fetch gets: the API's answers the page handles (an unknown or
+        # invalid id, an app without GET /api/summary) are not errors of the page. Anything else
+        # is: a missing asset, a script error, a CSP refusal ("Refused to …").
+        url = message.location.get("url", "")
+        if message.type == "error" and not re.search(r"/api/(requests/[^/]+|summary)$", url):
             tab.errors.append(message.text)
 
     tab.on("console", console)
@@ -348,3 +349,13 @@ def test_a_hidden_tab_asks_nothing_and_refreshes_again_when_shown(host: LocalHos
     page.evaluate("""() => { Object.defineProperty(document, "hidden", {value: false, configurable: true});
                              document.dispatchEvent(new Event("visibilitychange")); }""")
     wait_for(lambda: asked, what="refreshes again once the tab is shown", timeout=20)
+
+
+def test_markup_in_the_address_is_shown_as_text(host: LocalHost, page: Any) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    open_page(page, host, view="#id=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    page.get_by_text('No request "<img src=x onerror=alert(1)>"').wait_for()
+    assert page.locator("#detail img").count() == 0
+    assert dialogs == []
+    assert page.errors == []
