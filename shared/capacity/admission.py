@@ -268,6 +268,16 @@ class Admission:
             shares=self.shares,
         )
 
+    def usage(self, source: CapacitySource, now: datetime) -> tuple[Usage, Budget]:
+        """What the app holds now (listing only when the cached view is stale) and the budget
+        (the telemetry gauges, ``shared.flows.gauges``). Raises what the list calls raise."""
+        budget_ = self.budget()
+        with self._lock:
+            if self._stale(budget_):
+                self._refresh(source, now)
+                budget_ = self.budget()
+            return self._usage(), budget_
+
     def created(self, ticket: int) -> None:
         """The admitted Job was created: the next list sees it, so its charge ends then."""
         with self._lock:

@@ -24,7 +24,6 @@ from functools import lru_cache
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     ValidationError,
@@ -34,6 +33,7 @@ from pydantic import (
 )
 
 from shared.base.quantity import aci_cpu, aci_memory, parse_cpu, parse_memory
+from shared.config.telemetry import TelemetrySettings
 
 ACI_MAX_CPU = Decimal(4)
 """vCPU per container group ACI offers in most regions (ACI "resource availability" doc;
@@ -107,7 +107,7 @@ def _field(alias: str, default: Any = ..., doc: str = "") -> Any:
     return Field(default, alias=alias, description=doc)
 
 
-class Settings(BaseModel):
+class Settings(TelemetrySettings):
     """All app settings. ``description`` is the documentation shown in the README table."""
 
     # allow_inf_nan=False: "nan", "inf" (and "1e999", which float() reads as inf) are refused for
