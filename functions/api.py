@@ -10,7 +10,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.flows.runtime import runtime
-from shared.ledger.api import ApiResponse
+from shared.ledger.responses import ApiResponse
 from shared.teams.identity import caller_of
 from shared.teams.model import Caller
 
