@@ -37,10 +37,10 @@ _last: dict[str, float] = {}
 _lock = threading.Lock()
 
 
-def _due(what: str, clock: Callable[[], float] = time.monotonic) -> bool:
+def _due(what: str, every: float) -> bool:
     with _lock:
-        moment = clock()
-        if moment - _last.get(what, float("-inf")) < SAMPLE_EVERY_SECONDS:
+        moment = time.monotonic()
+        if moment - _last.get(what, float("-inf")) < every:
             return False
         _last[what] = moment
         return True
@@ -66,9 +66,17 @@ def capacity(view: Admission, source: CapacitySource, now: datetime) -> None:
         signals.gauge(spec, [({}, value)])
 
 
-def queues_and_ledger(settings: Settings, *, count: Callable[[str], int], ledger: Ledger | None, now: datetime) -> None:
-    """``vnb.queue.poison.depth`` and ``vnb.requests.waiting`` / ``vnb.requests.oldest_wait``."""
-    if not signals.enabled() or not _due("queues"):
+def queues_and_ledger(
+    settings: Settings,
+    *,
+    count: Callable[[str], int],
+    ledger: Ledger | None,
+    now: datetime,
+    every: float = SAMPLE_EVERY_SECONDS,
+) -> None:
+    """``vnb.queue.poison.depth`` and ``vnb.requests.waiting`` / ``vnb.requests.oldest_wait``
+    (at most once per ``every`` seconds in a process)."""
+    if not signals.enabled() or not _due("queues", every):
         return
     try:
         depth = count(settings.poison_queue)

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from shared.telemetry import names
 from shared.telemetry.names import Instrument, Kind
-from shared.telemetry.tracecontext import parse, tracestate
+from shared.telemetry.tracecontext import parse
+from shared.telemetry.tracecontext import tracestate as valid_tracestate
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -190,12 +191,12 @@ def span(
     ctx = None
     if parse(parent) is not None:
         carrier = {"traceparent": str(parent)}
-        kept = tracestate(parent_state)
+        kept = valid_tracestate(parent_state)
         if kept:
             carrier["tracestate"] = kept
         ctx = state.propagator.extract(carrier)
         here = trace.get_current_span().get_span_context()
-        if here.is_valid and here.trace_id != trace.get_current_span(ctx).get_span_context().trace_id:
+        if here.is_valid and here.span_id != trace.get_current_span(ctx).get_span_context().span_id:
             links.append(trace.Link(here))
     kind = trace.SpanKind.CONSUMER if consumer else trace.SpanKind.INTERNAL
     started = state.tracer.start_span(
@@ -219,6 +220,35 @@ def span(
     finally:
         otel_context.detach(token)
         started.end(end_time=_nanos(end) if end else None)
+
+
+@contextmanager
+def invocation(traceparent: str | None, tracestate: str | None = None) -> Iterator[None]:
+    """The Functions host's context of this invocation (``context.trace_context``), current while
+    the block runs, so the spans inside are its children (first hop) or link to it (later hops).
+
+    The host sends it in every ``InvocationRequest`` (azure-functions-host
+    ``ScriptInvocationContextExtensions.ToRpcInvocationRequest``: ``TraceContext`` from
+    ``WorkerFunctionInvoker``'s ``Traceparent = Activity.Current?.Id``). The worker attaches it
+    itself only on its event loop: azure-functions-runtime 1.3.0 ``handle_event.invocation_request``
+    calls ``otel.configure_opentelemetry`` there, then runs a sync function through
+    ``loop.run_in_executor(run_sync_func)``, which copies no context variables to the thread pool,
+    so the app's sync functions would not see it. Hence this, with the value the function is given."""
+    state = _on
+    if state is None or parse(traceparent) is None:
+        yield
+        return
+    from opentelemetry import context as otel_context
+
+    carrier = {"traceparent": str(traceparent)}
+    kept = valid_tracestate(tracestate)
+    if kept:
+        carrier["tracestate"] = kept
+    token = otel_context.attach(state.propagator.extract(carrier))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def _nanos(moment: datetime) -> int:
