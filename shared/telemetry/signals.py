@@ -136,11 +136,22 @@ def gauge(spec: Instrument, points: Iterable[tuple[Attributes, float]]) -> None:
 class Span:
     """A started span, or the stand-in of one while telemetry is off (``traceparent`` None)."""
 
-    def __init__(self, otel: OtelSpan | None = None, traceparent: str | None = None, state: str | None = None):
+    def __init__(self, otel: OtelSpan | None = None):
         self._otel = otel
-        self.traceparent = traceparent
-        """This span's context as a ``traceparent`` (what later hops name as their parent)."""
-        self.tracestate = state
+
+    @property
+    def traceparent(self) -> str | None:
+        """This span's context as a version-00 ``traceparent`` (what later hops name as their parent)."""
+        if self._otel is None:
+            return None
+        ctx = self._otel.get_span_context()
+        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+    @property
+    def tracestate(self) -> str | None:
+        if self._otel is None:
+            return None
+        return self._otel.get_span_context().trace_state.to_header() or None
 
     @property
     def trace_id(self) -> str | None:
@@ -207,9 +218,7 @@ def span(
         links=links,
         start_time=_nanos(start) if start else None,
     )
-    carrier_out: dict[str, str] = {}
-    state.propagator.inject(carrier_out, context=trace.set_span_in_context(started))
-    handle = Span(started, carrier_out.get("traceparent"), carrier_out.get("tracestate"))
+    handle = Span(started)
     token = otel_context.attach(trace.set_span_in_context(started))
     try:
         yield handle
