@@ -1,33 +1,34 @@
-"""The telemetry settings (issue 21), the first per-capability base model of ``Settings``.
-
-``shared.config.settings.Settings`` inherits this model (pydantic merges base fields and
-validators), the way its module docstring says the settings split along capabilities.
-"""
+"""Settings of the app's telemetry (issue 21): where metrics and traces go, and the link to a
+request's trace."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import field_validator
+
+from shared.config.fields import SettingsGroup, setting
 
 TelemetryMode = Literal["off", "console", "otlp", "azuremonitor"]
 
 
-class TelemetrySettings(BaseModel):
-    telemetry: TelemetryMode | None = Field(
+class TelemetrySettings(SettingsGroup):
+    """VNB_TELEMETRY and VNB_TRACE_URL."""
+
+    telemetry: TelemetryMode | None = setting(
+        "VNB_TELEMETRY",
         None,
-        alias="VNB_TELEMETRY",
-        description=(
+        (
             "Where metrics and traces go: `off`, `console` (stdout), `otlp` (the OTLP/HTTP endpoint in the "
             "standard `OTEL_EXPORTER_OTLP_ENDPOINT`), `azuremonitor` (Application Insights, with "
             "`APPLICATIONINSIGHTS_CONNECTION_STRING`). Unset: `azuremonitor` when that connection string is "
             'set, else `off`. docs/operations.md "Telemetry".'
         ),
     )
-    trace_url: str | None = Field(
+    trace_url: str | None = setting(
+        "VNB_TRACE_URL",
         None,
-        alias="VNB_TRACE_URL",
-        description=(
+        (
             "A link to a request's trace, with `{traceId}` where its trace id goes (e.g. an Application "
             "Insights transaction search URL): GET /api/requests/{id} shows it as `traceUrl`."
         ),

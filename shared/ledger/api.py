@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from shared.adapters.kube import Cluster
@@ -34,21 +34,12 @@ from shared.cost.pricing import job_cost
 from shared.intake import trace
 from shared.intake.decode import decode_body
 from shared.intake.request import MAX_BODY_BYTES, TEAM_PATTERN, RequestInvalid, parse_request
+from shared.ledger import params as query
 from shared.ledger.outcome_writer import Ending, finish, mark_sent, unsent
 from shared.ledger.records import ACTIVE, WAITING, Query, Record, State, new_record, view
-from shared.ledger.responses import (
-    ApiResponse,
-    all_params,
-    bad_id,
-    invalid_request,
-    join_errors,
-    location,
-    not_found,
-    one_param,
-    problem,
-    unavailable,
-)
+from shared.ledger.responses import ApiResponse, bad_id, invalid, location, not_found, problem, unavailable
 from shared.ledger.store import Ledger
+from shared.ledger.summary import DEFAULT_WINDOW_HOURS, HeldNow, scan_filter, summarize
 from shared.outcomes import events
 from shared.teams.files import teams_for
 from shared.teams.model import Caller, Teams, team_errors
@@ -59,12 +50,7 @@ log = logging.getLogger("vnode_batch.api")
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 LIST_PARAMS: Final = frozenset({"state", "label", "since", "pageToken", "limit", "team"})
-HOST_PARAMS: Final = frozenset({"code"})
-"""Query parameters the Functions host reads and still passes on: ``code`` is where a caller may
-put the function key (azure-functions-host ``AuthenticationLevelHandler``), and the host hands
-the whole query to the worker (``GrpcMessageConversionExtensions.ToRpcHttp``)."""
-
-
+SUMMARY_PARAMS: Final = frozenset({"since"})
 SendEvent = Callable[[str], object]
 Enqueue = Callable[[str], object]
 ClusterNow = Callable[[], Cluster | None]
@@ -83,6 +69,7 @@ class RequestsApi:
         cluster: ClusterNow,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         teams: Teams | None = None,
+        holdings: HeldNow | None = None,
     ) -> None:
         self.settings = settings
         self.teams = teams if teams is not None else teams_for(settings)
@@ -91,6 +78,9 @@ class RequestsApi:
         self.send_event = send_event
         self.cluster = cluster
         self.now = now
+        self.holdings = holdings or (lambda: None)
+        """What the app's pods hold now (``shared.flows.runtime`` reads the cluster); without it
+        the summary shows nothing in use."""
 
     def _view(self, record: Record) -> dict[str, Any]:
         """A record as the API shows it, with ``traceUrl`` when VNB_TRACE_URL is set."""
@@ -132,10 +122,10 @@ class RequestsApi:
         if named is None:
             if len(mine) > 1:
                 error = FieldError("team", "you belong to several teams: name one of " + ", ".join(mine))
-                return None, invalid_request([error])
+                return None, invalid([error])
             return mine[0], None
         if named not in mine:
-            return None, invalid_request([FieldError("team", "not one of your teams: " + ", ".join(mine))])
+            return None, invalid([FieldError("team", "not one of your teams: " + ", ".join(mine))])
         return str(named), None
 
     def submit(self, body: bytes, *, content_type: str | None = None, caller: Caller | None = None) -> ApiResponse:
@@ -154,7 +144,7 @@ class RequestsApi:
             )
         data, errors = decode_body(body)
         if data is None:
-            return invalid_request(errors)
+            return invalid(errors)
         data, producer = trace.split(data)  # the body's own traceparent, as on the queue
         team, refused = self._team_for(caller, data)
         if refused is not None:
@@ -164,10 +154,10 @@ class RequestsApi:
         try:
             request = parse_request(data, settings=self.settings)
         except RequestInvalid as e:
-            return invalid_request(e.errors)
+            return invalid(e.errors)
         not_allowed = team_errors(self.teams, request)
         if not_allowed:
-            return invalid_request(not_allowed)
+            return invalid(not_allowed)
         key = request.id or str(uuid.uuid4())
         now = self.now()
         # The request's trace starts here (a child of the host's HTTP request span, or of the body's
@@ -234,21 +224,16 @@ class RequestsApi:
     # --- GET /api/requests ------------------------------------------------------------------
 
     def list(self, params: Mapping[str, str | Sequence[str]], *, caller: Caller | None = None) -> ApiResponse:
-        errors: list[FieldError] = []
-        unknown = sorted(set(params) - LIST_PARAMS - HOST_PARAMS)
-        errors += [
-            FieldError(name, "unknown query parameter (known: " + ", ".join(sorted(LIST_PARAMS)) + ")")
-            for name in unknown
-        ]
+        errors = query.unknown(params, LIST_PARAMS)
         state = None
-        raw_state = one_param(params, "state")
+        raw_state = query.one(params, "state")
         if raw_state:
             try:
                 state = State(raw_state)
             except ValueError:
                 errors.append(FieldError("state", "one of " + ", ".join(s.value for s in State)))
         labels: list[tuple[str, str]] = []
-        for raw in all_params(params, "label"):
+        for raw in query.every(params, "label"):
             for part in (p for p in raw.split(",") if p):
                 name, sep, value = part.partition("=")
                 if not sep or kube_names.label_key(name) or kube_names.label_value(value):
@@ -257,27 +242,20 @@ class RequestsApi:
                     )
                 else:
                     labels.append((name, value))
-        since = None
-        raw_since = one_param(params, "since")
-        if raw_since:
-            since = parse_time(raw_since)
-            if since is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})", raw_since, re.ASCII):
-                errors.append(FieldError("since", "an RFC 3339 time with offset, e.g. 2026-11-27T00:00:00Z"))
-            else:
-                since = _utc_within_range(since)
+        since = query.since(params, errors)
         limit = DEFAULT_LIMIT
-        raw_limit = one_param(params, "limit")
+        raw_limit = query.one(params, "limit")
         if raw_limit:
             if re.fullmatch(r"[0-9]{1,3}", raw_limit) and 1 <= int(raw_limit) <= MAX_LIMIT:
                 limit = int(raw_limit)
             else:
                 errors.append(FieldError("limit", f"a whole number from 1 to {MAX_LIMIT}"))
-        token = one_param(params, "pageToken") or None
-        wanted = one_param(params, "team")
+        token = query.one(params, "pageToken") or None
+        wanted = query.one(params, "team")
         if wanted and not re.fullmatch(TEAM_PATTERN, wanted):
             errors.append(FieldError("team", "a team name: 1-32 lowercase letters, digits and -"))
         if errors:
-            return problem(400, "invalid-query", "Invalid query parameters", join_errors(errors), errors=errors)
+            return problem(400, "invalid-query", "Invalid query parameters", query.join(errors), errors=errors)
         teams = None
         if caller is not None and self.teams.enabled and not self.teams.is_operator(caller):
             teams = self.teams.of(caller)
@@ -289,10 +267,39 @@ class RequestsApi:
             )
         except ValueError as e:
             error = FieldError("pageToken", str(e))
-            return problem(400, "invalid-query", "Invalid query parameters", join_errors([error]), errors=[error])
+            return problem(400, "invalid-query", "Invalid query parameters", query.join([error]), errors=[error])
         body: dict[str, Any] = {"items": [self._view(r) for r in records]}
         if nxt:
             body["nextPageToken"] = nxt
+        return ApiResponse(200, body)
+
+    # --- GET /api/summary ---------------------------------------------------------------------
+
+    def summary(self, params: Mapping[str, str | Sequence[str]], *, caller: Caller | None = None) -> ApiResponse:
+        """Per team the caller may see: running, waiting, cores/groups in use vs share and borrowing
+        limit, and what finished (and cost) since ``?since=`` (default: the last 24 h);
+        ``shared.ledger.summary`` says where each number comes from. 400 for an unknown parameter
+        or a ``since`` that is not RFC 3339; 503 when the ledger or the cluster does not answer."""
+        errors = query.unknown(params, SUMMARY_PARAMS)
+        since = query.since(params, errors)
+        if errors:
+            return problem(400, "invalid-query", "Invalid query parameters", query.join(errors), errors=errors)
+        now = self.now()
+        since = since or now - timedelta(hours=DEFAULT_WINDOW_HOURS)
+        visible = None
+        if caller is not None and self.teams.enabled and not self.teams.is_operator(caller):
+            visible = self.teams.of(caller)
+        text, values = scan_filter(since)
+        body = summarize(
+            self.ledger.scan(text, values),
+            holdings=self.holdings(),
+            teams=self.teams,
+            visible=visible,
+            budget=(self.settings.capacity_cores, self.settings.capacity_container_groups),
+            since=since,
+            now=now,
+            currency=self.settings.price_currency,
+        )
         return ApiResponse(200, body)
 
     # --- DELETE /api/requests/{id} ---------------------------------------------------------
@@ -438,13 +445,3 @@ def ran(
 def _job_uid(job: Mapping[str, Any] | None) -> str | None:
     uid = ((job or {}).get("metadata") or {}).get("uid")
     return str(uid) if uid else None
-
-
-def _utc_within_range(moment: datetime) -> datetime:
-    """``moment`` in UTC; an RFC 3339 time whose UTC falls outside years 1-9999 (e.g.
-    ``0001-01-01T00:00:00+01:00``) is clamped to the first or last representable instant, which
-    selects the same records (everything, or nothing), instead of overflowing into an HTTP 500."""
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        return datetime.min.replace(tzinfo=UTC) if moment.year == 1 else datetime.max.replace(tzinfo=UTC)

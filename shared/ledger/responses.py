@@ -1,8 +1,5 @@
-"""The HTTP API's answers (pure): RFC 9457 problem details, request ids, query parameters.
-
-Split from ``shared.ledger.api`` (the operations) so that module stays readable; every error the
-API returns is built here, with a stable ``type`` URI under :data:`PROBLEM_BASE`.
-"""
+"""The HTTP API's answers as values (pure): :class:`ApiResponse`, RFC 9457 problem details with a
+stable ``type`` URI, and the request-id check every ``/api/requests/{id}`` route makes first."""
 
 from __future__ import annotations
 
@@ -15,6 +12,7 @@ from urllib.parse import quote
 
 from shared.base.errors import FieldError, bounded
 from shared.base.text import clean
+from shared.ledger import params as query
 
 PROBLEM_BASE: Final = "https://vnode-batch.dev/problems"
 PROBLEM_JSON: Final = "application/problem+json"
@@ -81,8 +79,8 @@ def _is_message_id(key: str) -> bool:
     return _MESSAGE_ID.fullmatch(key) is not None
 
 
-def invalid_request(errors: Sequence[FieldError]) -> ApiResponse:
-    return problem(400, "invalid-request", "Invalid request", join_errors(errors), errors=errors)
+def invalid(errors: Sequence[FieldError]) -> ApiResponse:
+    return problem(400, "invalid-request", "Invalid request", query.join(errors), errors=errors)
 
 
 def not_found(key: str) -> ApiResponse:
@@ -91,23 +89,3 @@ def not_found(key: str) -> ApiResponse:
 
 def unavailable(detail: str) -> ApiResponse:
     return problem(503, "unavailable", "Try again", detail, headers={"Retry-After": "5"})
-
-
-def join_errors(errors: Sequence[FieldError]) -> str:
-    return "; ".join(f"{e.field}: {e.message}" for e in errors)[:2000]
-
-
-def one_param(params: Mapping[str, str | Sequence[str]], name: str) -> str:
-    value = params.get(name)
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return value[-1] if value else ""
-
-
-def all_params(params: Mapping[str, str | Sequence[str]], name: str) -> list[str]:
-    value = params.get(name)
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
