@@ -52,20 +52,19 @@ def split(data: dict[str, Any]) -> tuple[dict[str, Any], Trace]:
 
 
 def schema_properties() -> dict[str, Any]:
-    """The two fields as JSON Schema properties (docs/schemas/request.v1.json)."""
+    """The two fields as JSON Schema properties (docs/schemas/request.v1.json). They constrain
+    nothing: any value is accepted, and one that is not a valid W3C value is ignored."""
     return {
         "traceparent": {
-            "type": "string",
-            "maxLength": TRACEPARENT_MAX,
             "title": "Traceparent",
-            "description": "Optional W3C Trace Context `traceparent` of the producer: the request's spans join "
-            "that trace. An invalid value is ignored (a new trace starts), never a reason to refuse the request.",
+            "description": "Optional W3C Trace Context `traceparent` of the producer (a string of at most "
+            f"{TRACEPARENT_MAX} characters): the request's spans join that trace. Any other value is ignored "
+            "(a new trace starts), never a reason to refuse the request.",
             "examples": ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
         },
         "tracestate": {
-            "type": "string",
-            "maxLength": TRACESTATE_MAX,
             "title": "Tracestate",
-            "description": "Optional W3C Trace Context `tracestate`, passed on with `traceparent`.",
+            "description": "Optional W3C Trace Context `tracestate`, passed on with a valid `traceparent` when it "
+            f"is printable ASCII of at most {TRACESTATE_MAX} characters; ignored otherwise.",
         },
     }
