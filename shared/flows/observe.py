@@ -9,6 +9,7 @@ run span is drawn from the Job's own times (``status.startTime`` to its end), en
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +18,21 @@ from shared.job.read import annotations_of, job_name_of, metadata_of
 from shared.outcomes.outcome import Outcome
 from shared.telemetry import names, signals
 
+log = logging.getLogger("vnode_batch.telemetry")
+
 
 def reported(job: dict[str, Any], result: Outcome, cost: dict[str, Any], *, sent_at: datetime) -> None:
-    """Record a Job whose outcome event was just sent (no-op with telemetry off)."""
+    """Record a Job whose outcome event was just sent (no-op with telemetry off). Never raises:
+    the event is out, and a telemetry failure must not keep the Job unreported."""
     if not signals.enabled():
         return
+    try:
+        _reported(job, result, cost, sent_at)
+    except Exception:
+        log.exception("telemetry for Job %s failed; its outcome was reported", job_name_of(job))
+
+
+def _reported(job: dict[str, Any], result: Outcome, cost: dict[str, Any], sent_at: datetime) -> None:
     ann = annotations_of(job)
     team = str((metadata_of(job).get("labels") or {}).get(LABEL_TEAM) or "")
     parent = ann.get(ANN_TRACEPARENT)
