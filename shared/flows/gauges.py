@@ -18,7 +18,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
-from shared.base.errors import VnbError
 from shared.base.times import parse_time
 from shared.capacity.admission import Admission, CapacitySource
 from shared.config.settings import Settings
@@ -52,7 +51,7 @@ def capacity(view: Admission, source: CapacitySource, now: datetime) -> None:
         return
     try:
         usage, budget = view.usage(source, now)
-    except VnbError as e:
+    except Exception as e:  # a sample is never worth failing the pass
         log.info("capacity gauges not sampled: %s", e)
         return
     for spec, value in (
@@ -81,7 +80,7 @@ def queues_and_ledger(
     try:
         depth = count(settings.poison_queue)
         signals.gauge(names.POISON_DEPTH, [({names.DESTINATION: settings.poison_queue}, depth)])
-    except VnbError as e:
+    except Exception as e:
         log.info("poison queue depth not sampled: %s", e)
     if ledger is None:
         return
@@ -102,7 +101,7 @@ def queues_and_ledger(
                         oldest[team] = max(oldest.get(team, 0.0), (now - since).total_seconds())
                 if not token:
                     break
-    except VnbError as e:
+    except Exception as e:
         log.info("waiting requests not sampled: %s", e)
         return
     # Both reasons are always reported (0 when none wait), so a chart drops to zero, not to a gap.
