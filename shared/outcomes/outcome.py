@@ -34,6 +34,7 @@ from shared.base.times import iso, parse_time
 from shared.job.read import (
     annotations_of,
     container_states,
+    finished_pods,
     is_success,
     job_name_of,
     metadata_of,
@@ -182,7 +183,7 @@ def _ran(pod: Obj) -> bool:
 def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: datetime) -> Outcome:
     """The outcome of a finished Job (terminal condition) or of one the app judged (verdict)."""
     status = status_of(job)
-    attempts = {"succeeded": int(status.get("succeeded") or 0), "failed": int(status.get("failed") or 0)}
+    attempts = finished_pods(job)
     indexes = _indexes(job)
     started = _started_at(job, pods)
     if verdict is not None:

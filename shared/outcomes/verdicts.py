@@ -14,6 +14,7 @@ from shared.base.times import iso, parse_time
 from shared.job.read import (
     annotations_of,
     container_states,
+    finished_pods,
     is_deleting,
     metadata_of,
     pod_index,
@@ -116,11 +117,7 @@ def _never_had_pods(job: Obj) -> bool:
     counted (``succeeded``/``failed``) or waiting to be counted (``uncountedTerminatedPods``,
     job_controller.go trackJobStatusAndRemoveFinalizers)."""
     status = status_of(job)
-    uncounted = status.get("uncountedTerminatedPods") or {}
-    counts = ("active", "terminating", "succeeded", "failed")
-    return not any(int(status.get(k) or 0) for k in counts) and not any(
-        uncounted.get(k) for k in ("succeeded", "failed")
-    )
+    return not any(int(status.get(k) or 0) for k in ("active", "terminating")) and not any(finished_pods(job).values())
 
 
 NODE_DOWN: Final = "VirtualNodeDown"

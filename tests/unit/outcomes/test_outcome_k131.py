@@ -47,6 +47,15 @@ def test_failure_target_is_final_and_dates_the_end() -> None:
     assert data["finishedAt"] == ts(120)  # the FailureTarget's time, not "now"
 
 
+def test_attempts_count_the_pods_still_uncounted() -> None:
+    # Between the Job controller's two status updates a finished pod is listed by uid in
+    # uncountedTerminatedPods, not yet in succeeded/failed: the event counts it all the same.
+    cond = ("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    job = make_job(conditions=[cond], status={"failed": 1, "uncountedTerminatedPods": {"failed": ["u-2"]}})
+    data = judge(job, [make_pod("p-1", "Failed", exit_code=3), make_pod("p-2", "Failed", exit_code=3)])
+    assert data["attempts"] == {"succeeded": 0, "failed": 2}
+
+
 def test_success_criteria_met_is_a_success_before_complete() -> None:
     job = make_job(conditions=[("SuccessCriteriaMet", "CompletionsReached", "Reached expected number")])
     data = judge(job, [make_pod("p-1", "Succeeded", exit_code=0)])
