@@ -243,3 +243,23 @@ def test_a_job_whose_failed_pod_is_gone_but_uncounted_is_not_judged_pending() ->
 def _older_than(job: dict[str, Any], seconds: float) -> bool:
     created = datetime.fromisoformat(job["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
     return (datetime.now(UTC) - created).total_seconds() > seconds
+
+
+def test_jobs_evicted_by_an_outage_are_node_down_even_when_reported_after_it(kube: KubeStandIn) -> None:
+    """No pass ran while the evicted pods were stranded (a follow-up chain's pass every few
+    seconds, or the timer's every 30, can fall after virtual-kubelet is back and has removed
+    them): the reason is still VirtualNodeDown, as when reported during the outage."""
+    app = App(kube)
+    names = {app.submit(f"late-{i}", command=["sh", "-c", f"echo job {i}; sleep 100000"]) for i in range(5)}
+    wait_for(lambda: all(running(kube, n) for n in names), what="5 Jobs to run")
+    kube.virtual_node_down()
+    wait_for(lambda: all("FailureTarget" in conditions(kube, n) for n in names), what="the evictions' FailureTarget")
+    kube.virtual_node_up()
+    wait_for(lambda: all("Failed" in conditions(kube, n) for n in names), what="virtual-kubelet to remove the pods")
+    assert not pods_of(kube, names)
+    sink = Sink()
+    app.reconcile(sink)
+    app.reconcile(sink)
+    assert sorted(d["jobName"] for d in sink.events) == sorted(names), "one event per request"
+    assert {d["reason"] for d in sink.events} == {"VirtualNodeDown"}
+    assert all("BackoffLimitExceeded" in d["message"] for d in sink.events)

@@ -125,3 +125,22 @@ def test_outcome_raises_without_condition_or_verdict() -> None:
     except ValueError:
         return
     raise AssertionError("a running Job has no outcome")
+
+
+def test_failures_of_pods_evicted_and_already_removed_are_node_down_too() -> None:
+    # Reported after virtual-kubelet came back and deleted the evicted pod: nothing is stranded
+    # any more, but the failure that decided the Job is a pod deleted while running, now gone.
+    cond = ("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    data = judge(make_job(conditions=[cond], status={"failed": 1}), [])
+    assert data["reason"] == NODE_DOWN
+    assert "deleted before they finished" in data["message"]
+    assert "BackoffLimitExceeded" in data["message"]
+
+
+def test_a_failure_of_the_pods_own_or_a_deadline_keeps_the_kubernetes_reason() -> None:
+    cond = ("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    own = judge(make_job(conditions=[cond], status={"failed": 1}), [make_pod("p-1", "Failed", exit_code=3)])
+    assert own["reason"] == "BackoffLimitExceeded"
+    # A deadline kill: the controller deletes the running pod after deciding; it is gone too.
+    deadline = ("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline")
+    assert judge(make_job(conditions=[deadline], status={"failed": 1}), [])["reason"] == "DeadlineExceeded"
