@@ -10,7 +10,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.flows.runtime import runtime
-from shared.ledger.api import ApiResponse
+from shared.ledger.responses import ApiResponse
 from shared.teams.identity import caller_of
 from shared.teams.model import Caller
 
@@ -66,3 +66,12 @@ def cancel_request(req: func.HttpRequest) -> func.HttpResponse:
     key = req.route_params.get("id", "")
     caller = _caller(req, api.settings.easy_auth)
     return _reply(api.handle(lambda: api.cancel(key, caller=caller)))
+
+
+@bp.function_name("get_summary")
+@bp.route(route="summary", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def get_summary(req: func.HttpRequest) -> func.HttpResponse:
+    api = runtime().api()
+    params = dict(req.params)
+    caller = _caller(req, api.settings.easy_auth)
+    return _reply(api.handle(lambda: api.summary(params, caller=caller)))

@@ -202,6 +202,9 @@ class Admission:
                 return Decision(True, ticket=self._next)
             self._queue.wait(key, team, priority, first_seen, held_of(demand), self._clock())
             queue = self._forecast(key, demand, usage, budget_, now)
+            # What the reconciler's global ranking needs of it (``shared.flows.ranking``).
+            queue["wants"] = {"cores": float(demand.cores), "groups": demand.groups}
+            queue["priority"] = priority
             if len(self._waiting) >= _WAITING_LIMIT:
                 self._waiting.pop(min(self._waiting, key=lambda k: self._waiting[k]))
             self._waiting[key] = first_seen
@@ -219,20 +222,28 @@ class Admission:
                 delay = math.ceil(window_wait) + defer_delay(first_seen, waiting, longest=2) - 1
             return Decision(False, reason=f"waiting for capacity: {reason}", delay=max(1, delay), queue=queue)
 
+    def outlook(self, source: CapacitySource, now: datetime) -> tuple[list[eta.Ending], Held, int]:
+        """For estimates made elsewhere (``shared.flows.ranking``): when the running Jobs are
+        expected to end, what is free now, and how many finished Jobs' durations were observed.
+        Lists the cluster when this process's view is stale (as :meth:`admit` does)."""
+        budget_ = self.budget()
+        with self._lock:
+            if self._stale(budget_):
+                self._refresh(source, now)
+                budget_ = self.budget()
+            usage = self._usage()
+            return list(self._view.endings), _free(budget_, usage), len(self._durations)
+
     def _forecast(self, key: str, demand: Demand, usage: Usage, budget_: Budget, now: datetime) -> dict[str, Any]:
         clock = self._clock()
         place = self._queue.position(key, clock)
         out: dict[str, Any] = {}
         if place is not None:
             out = {"position": place[0], "waiting": place[1], "teamPosition": place[2], "teamWaiting": place[3]}
-        free = Held(
-            max(Decimal(0), Decimal(budget_.scaled(budget_.cores)) - usage.cores),
-            max(0, budget_.scaled(budget_.groups) - usage.groups),
-        )
         out.update(
             eta.estimate(
                 self._view.endings,
-                free=free,
+                free=_free(budget_, usage),
                 ahead=self._queue.ahead(key, clock),
                 demand=held_of(demand),
                 now=now,
@@ -297,7 +308,7 @@ class Admission:
 
     @staticmethod
     def _list(source: CapacitySource, selector: str) -> list[dict[str, Any]]:
-        return _listed(source, selector)
+        return listed(source, selector)
 
     def _remember(self, job: dict[str, Any]) -> None:
         name = str((job.get("metadata") or {}).get("name") or "")
@@ -377,7 +388,15 @@ class Admission:
         )
 
 
-def _listed(source: CapacitySource, selector: str) -> list[dict[str, Any]]:
+def _free(budget_: Budget, usage: Usage) -> Held:
+    """What the (scaled) budget leaves free of cores and container groups."""
+    return Held(
+        max(Decimal(0), Decimal(budget_.scaled(budget_.cores)) - usage.cores),
+        max(0, budget_.scaled(budget_.groups) - usage.groups),
+    )
+
+
+def listed(source: CapacitySource, selector: str) -> list[dict[str, Any]]:
     jobs: list[dict[str, Any]] = []
     token: str | None = None
     while True:

@@ -46,14 +46,20 @@ def held_by_team(
     jobs: Iterable[dict[str, Any]], pods: Iterable[dict[str, Any]], *, now: datetime, windows: tuple[int, int]
 ) -> dict[str, Held]:
     """Cores and container groups each team's Jobs hold (``usage_of`` over its own Jobs and pods)."""
-    jobs_of: dict[str, list[dict[str, Any]]] = {}
-    pods_of: dict[str, list[dict[str, Any]]] = {}
+    return {t: h for t, h in held_by_label(jobs, pods, now=now, windows=windows).items() if t is not None}
+
+
+def held_by_label(
+    jobs: Iterable[dict[str, Any]], pods: Iterable[dict[str, Any]], *, now: datetime, windows: tuple[int, int]
+) -> dict[str | None, Held]:
+    """As :func:`held_by_team`, with what Jobs and pods of no team label hold under None."""
+    jobs_of: dict[str | None, list[dict[str, Any]]] = {}
+    pods_of: dict[str | None, list[dict[str, Any]]] = {}
     for into, objs in ((jobs_of, jobs), (pods_of, pods)):
         for obj in objs:
             team = ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_TEAM)
-            if team:
-                into.setdefault(str(team), []).append(obj)
-    out: dict[str, Held] = {}
+            into.setdefault(str(team) if team else None, []).append(obj)
+    out: dict[str | None, Held] = {}
     for team in set(jobs_of) | set(pods_of):
         u = usage_of(jobs_of.get(team, []), pods_of.get(team, []), now=now, windows=windows)
         out[team] = Held(u.cores, u.groups)

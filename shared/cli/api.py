@@ -77,6 +77,9 @@ class ApiClient:
     def list(self, query: Mapping[str, str]) -> dict[str, Any]:
         return self.call("GET", "/api/requests", query=query)[1]
 
+    def summary(self, query: Mapping[str, str]) -> dict[str, Any]:
+        return self.call("GET", "/api/summary", query=query)[1]
+
 
 def _json(raw: bytes) -> dict[str, Any]:
     try:
@@ -171,6 +174,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    if args.summary:
+        return cmd_summary(args)
     query: dict[str, str] = {}
     if args.state:
         query["state"] = args.state
@@ -183,15 +188,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
     query["limit"] = str(args.limit)
     client = client_from(args)
     shown = 0
-    counts: dict[str, dict[str, int]] = {}
     try:
         while True:
             page = client.list(query)
             for record in page.get("items") or []:
-                if args.summary:
-                    tally(counts, record)
-                else:
-                    print(json.dumps(record) if args.json else format_record(record))
+                print(json.dumps(record) if args.json else format_record(record))
                 shown += 1
             token = page.get("nextPageToken")
             if not token or not args.all:
@@ -199,31 +200,58 @@ def cmd_ls(args: argparse.Namespace) -> int:
             query["pageToken"] = token
     except ApiError as e:
         return _problem(e, sys.stderr)
-    if args.summary:
-        print(json.dumps(counts, indent=2) if args.json else format_summary(counts))
-    elif not args.json and shown == 0:
+    if not args.json and shown == 0:
         print("no requests match", file=sys.stderr)
     return 0
 
 
-def tally(counts: dict[str, dict[str, int]], record: Mapping[str, Any]) -> None:
-    """Count one record in its team's row: running (submitted/running), waiting, finished."""
-    state = str(record.get("state") or "")
-    column = (
-        "running"
-        if state in ("submitted", "running")
-        else "waiting"
-        if state in ("received", "waiting-for-cluster", "waiting-for-capacity")
-        else "finished"
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Per team (GET /api/summary): running, waiting, cores/groups in use vs share and borrowing
+    limit, and what finished since ``--since`` (default: the last 24 h)."""
+    query = {"since": args.since} if args.since else {}
+    try:
+        body = client_from(args).summary(query)
+    except ApiError as e:
+        return _problem(e, sys.stderr)
+    if args.team:
+        body = {**body, "teams": [t for t in body.get("teams") or [] if t.get("team") == args.team]}
+    print(json.dumps(body, indent=2) if args.json else format_summary(body))
+    return 0
+
+
+def _of(used: Any, share: Any, limit: Any, number: str) -> str:
+    text = format(used or 0, number)
+    if share is not None:
+        text += "/" + format(share, number)
+        text += f"+{format(limit, number)}" if limit is not None else "+∞"
+    return text
+
+
+def format_summary(body: Mapping[str, Any]) -> str:
+    """A table: one row per team, then the whole app's capacity. ``cores`` reads as
+    ``in use/share+borrowing limit`` (``+∞``: no limit but the budget; no share: no teams file)."""
+    head = f"{'team':<20}{'running':>8}{'waiting':>8}  {'cores':<16}{'groups':<12}{'done':>6}{'failed':>7}  cost"
+    lines = [head]
+    for t in body.get("teams") or []:
+        cores, groups, done = t.get("cores") or {}, t.get("groups") or {}, t.get("finished") or {}
+        failed = sum(int(done.get(k) or 0) for k in ("failed", "deadlettered", "rejected"))
+        cost = t.get("cost") or {}
+        lines.append(
+            f"{t.get('team') or '-':<20}{t.get('running', 0):>8}{t.get('waiting', 0):>8}  "
+            f"{_of(cores.get('inUse'), cores.get('share'), cores.get('borrowLimit'), 'g'):<16}"
+            f"{_of(groups.get('inUse'), groups.get('share'), groups.get('borrowLimit'), 'd'):<12}"
+            f"{int(done.get('succeeded') or 0):>6}{failed:>7}  {cost.get('amount', 0):.2f} {cost.get('currency', '')}"
+        )
+        why = t.get("waitingByReason") or {}
+        if why:
+            lines.append(" " * 20 + "waiting: " + ", ".join(f"{k} {v}" for k, v in sorted(why.items())))
+    cap = body.get("capacity") or {}
+    cores, groups = cap.get("cores") or {}, cap.get("groups") or {}
+    lines.append(
+        f"capacity: {format(cores.get('inUse', 0), 'g')}/{format(cores.get('budget', 0), 'g')} cores, "
+        f"{groups.get('inUse', 0)}/{groups.get('budget', 0)} container groups in use, "
+        f"{cap.get('waiting', 0)} waiting (at {body.get('at', '?')})"
     )
-    row = counts.setdefault(str(record.get("team") or "-"), {"running": 0, "waiting": 0, "finished": 0})
-    row[column] += 1
-
-
-def format_summary(counts: Mapping[str, Mapping[str, int]]) -> str:
-    lines = [f"{'team':<24}{'running':>9}{'waiting':>9}{'finished':>10}"]
-    for team, row in sorted(counts.items()):
-        lines.append(f"{team:<24}{row['running']:>9}{row['waiting']:>9}{row['finished']:>10}")
     return "\n".join(lines)
 
 
@@ -310,9 +338,15 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=50, help="rows per page (1-200)")
     p.add_argument("--all", action="store_true", help="follow nextPageToken to the end")
     p.add_argument("--team", help="only this team's requests (one of yours; operators: any)")
-    p.add_argument("--summary", action="store_true", help="per team: running, waiting, finished (use with --all)")
+    p.add_argument("--summary", action="store_true", help="the per-team summary instead (as `summary`)")
     add_api_options(p)
     p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("summary", help="per team: running, waiting, cores/groups in use vs share, finished (HTTP API)")
+    p.add_argument("--since", help="finished and cost since (RFC 3339; default: the last 24 h)")
+    p.add_argument("--team", help="only this team's row")
+    add_api_options(p)
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("cancel", help="cancel a waiting or running request (HTTP API)")
     p.add_argument("id")

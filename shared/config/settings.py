@@ -6,80 +6,46 @@ malformed setting at once, each by its name, so a deployment is fixed in one pas
 The README's settings table and local.settings.sample.json are checked against this class
 by tests.
 
-Longer than our ~500-line rule, knowingly: one pydantic model whose cross-field check and
-one-pass error report (every bad setting named at once) need every field in one class. The way to
-split it is per-capability base models (pydantic merges fields and validators from base classes:
-capacity, cluster, workload access, teams) that ``Settings`` inherits; not done yet because the
-settings table test, the sample file and six issues' fields moved through this file in one session.
+The fields live in one group per capability (``storage``, ``cluster``, ``workload``, ``timers``,
+``cost``, ``capacity`` beside this module), each with its own validators; ``Settings`` inherits
+them all (pydantic merges fields and validators from base classes) and keeps what spans groups:
+the range checks shared by many fields, the cross-field checks, and the one-pass error report.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
+from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
+
+from shared.base.quantity import aci_cpu, aci_memory
+from shared.config.capacity import CapacitySettings
+from shared.config.cluster import (
+    DNS_LABEL,
+    MIN_JOB_NAME,
+    SYSTEM_NAMESPACE_PREFIXES,
+    SYSTEM_NAMESPACES,
+    ClusterSettings,
 )
+from shared.config.cost import CostSettings, Prices
+from shared.config.storage import STORAGE_CONNECTION, StorageSettings
+from shared.config.timers import TimerSettings
+from shared.config.workload import ACI_MAX_CPU, ACI_MAX_MEMORY, WorkloadSettings
 
-from shared.base.quantity import aci_cpu, aci_memory, parse_cpu, parse_memory
+__all__ = [
+    "MIN_JOB_NAME",
+    "STORAGE_CONNECTION",
+    "Prices",
+    "Settings",
+    "SettingsError",
+    "markdown_table",
+    "settings_from",
+]
 
-ACI_MAX_CPU = Decimal(4)
-"""vCPU per container group ACI offers in most regions (ACI "resource availability" doc;
-../shared/reference/virtual-node.md): more fails, usually on capacity."""
-ACI_MAX_MEMORY = 16 * 10**9
-"""Bytes per container group ACI offers in most regions: 16 GB *decimal*. 16Gi is 17.18 GB
-and 15Gi 16.1 GB as the virtual node converts them (azure-aci ``getContainers``): both fail."""
-SYSTEM_NAMESPACES: Final = frozenset(
-    {
-        "default",
-        "kube-system",
-        "kube-public",
-        "kube-node-lease",
-        "gatekeeper-system",  # Azure Policy add-on
-        "calico-system",  # Calico network policy
-        "tigera-operator",
-        "tigera-system",
-        "aks-command",  # az aks command invoke
-        "app-routing-system",  # application routing add-on
-        "aks-istio-system",  # Istio service mesh add-on
-        "azure-arc",
-        "flux-system",  # GitOps extension
-        "dapr-system",
-        "keda",
-    }
-)
-"""Namespaces of Kubernetes itself, AKS and its add-ons: never the app's (it adopts its namespace
-through an AKS managed namespace, ``adoptionPolicy: Always``, and writes Jobs there)."""
-SYSTEM_NAMESPACE_PREFIXES: Final = ("kube-", "aks-", "openshift-")
-
-_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-MIN_JOB_NAME = 14
-"""The shortest Job name the app makes: ``vnb-`` + a 10-character hash of the key (shared.job.render)."""
-
-STORAGE_CONNECTION = "AzureWebJobsStorage"
-"""The connection name every queue binding uses (a setting *prefix* with identity connections)."""
-
-DEFAULT_PRICE_VCPU_SECOND = Decimal("0.00001125")
-"""ACI Linux, East US, pay-as-you-go: 0.0405 per vCPU-hour / 3600 (README "Cost" gives the source)."""
-DEFAULT_PRICE_GB_SECOND = Decimal("0.0000012361")
-"""ACI Linux, East US, pay-as-you-go: 0.00445 per GB-hour / 3600, rounded to 10 decimals."""
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_QUEUE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
-_MAX_QUEUE_NAME = 63
-_POISON_SUFFIX = "-poison"
-_NCRONTAB_FIELDS = 6
 _SETTING_NAME = re.compile(r"\b(?:VNB_[A-Z_]+|AzureWebJobsStorage(?:__[A-Za-z]+)?)\b")
 _STAND_INS: dict[str, object] = {
     # valid values for the required settings, used only to run the cross-field checks on the others
@@ -103,563 +69,12 @@ class SettingsError(ValueError):
         )
 
 
-def _field(alias: str, default: Any = ..., doc: str = "") -> Any:
-    return Field(default, alias=alias, description=doc)
-
-
-class Settings(BaseModel):
+# The bases' order sets the fields' order (pydantic collects them from the last base first):
+# storage, cluster, workload, timers, cost, capacity, as the README's table lists them.
+class Settings(CapacitySettings, CostSettings, TimerSettings, WorkloadSettings, ClusterSettings, StorageSettings):
     """All app settings. ``description`` is the documentation shown in the README table."""
 
-    # allow_inf_nan=False: "nan", "inf" (and "1e999", which float() reads as inf) are refused for
-    # every float setting, named, instead of failing later as a bare ValueError (e.g. a socket timeout)
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", allow_inf_nan=False)
-
-    # --- storage and queues -------------------------------------------------------------
-    storage_connection: str | None = _field(
-        "AzureWebJobsStorage",
-        None,
-        "Storage connection for the queues. Locally `UseDevelopmentStorage=true` or an Azurite "
-        "connection string; in Azure leave it unset and use the identity form "
-        "`AzureWebJobsStorage__queueServiceUri` (+ `__credential`, `__clientId`).",
-    )
-    storage_queue_uri: str | None = _field(
-        "AzureWebJobsStorage__queueServiceUri",
-        None,
-        "Queue service URI for an identity-based connection (no keys), e.g. "
-        "`https://<account>.queue.core.windows.net`.",
-    )
-    storage_table_uri: str | None = _field(
-        "AzureWebJobsStorage__tableServiceUri",
-        None,
-        "Table service URI of the request ledger for an identity-based connection, e.g. "
-        "`https://<account>.table.core.windows.net` (required with `__queueServiceUri`).",
-    )
-    storage_client_id: str | None = _field(
-        "AzureWebJobsStorage__clientId",
-        None,
-        "Client id of the user-assigned managed identity used for the queues.",
-    )
-    requests_queue: str = _field(
-        "VNB_REQUESTS_QUEUE",
-        ...,
-        "Queue the dispatch function reads requests from (bound as `%VNB_REQUESTS_QUEUE%`); "
-        "poisoned messages go to `<name>-poison`, so at most 56 characters and not ending in `-poison`.",
-    )
-    events_queue: str = _field(
-        "VNB_EVENTS_QUEUE",
-        ...,
-        "Queue that receives one CloudEvent per request outcome (bound as `%VNB_EVENTS_QUEUE%`).",
-    )
-    followup_queue: str = _field(
-        "VNB_FOLLOWUP_QUEUE",
-        ...,
-        "Queue of the follow-up reconcile passes (bound as `%VNB_FOLLOWUP_QUEUE%`): while Jobs are in "
-        "flight, each pass queues the next one, so outcomes are reported within seconds; nothing is queued when idle.",
-    )
-    event_source: str = _field("VNB_EVENT_SOURCE", "/vnode-batch", "CloudEvents `source` attribute of every event.")
-
-    # --- cluster access ------------------------------------------------------------------
-    cluster_mode: Literal["aks", "kubeconfig"] = _field(
-        "VNB_CLUSTER_MODE",
-        "aks",
-        "`aks`: the app finds or bootstraps the AKS cluster through ARM with its managed "
-        "identity. `kubeconfig`: bring your own cluster, reached with `VNB_KUBECONFIG`; ARM is never called.",
-    )
-    kubeconfig: str | None = _field("VNB_KUBECONFIG", None, "Path of the kubeconfig file (kubeconfig mode only).")
-    kube_context: str | None = _field(
-        "VNB_KUBE_CONTEXT", None, "Context to use from the kubeconfig (default: its current-context)."
-    )
-    namespace: str = _field(
-        "VNB_NAMESPACE",
-        "vnode-batch",
-        "Namespace the Jobs are created in, the app's own: a namespace of Kubernetes, AKS or an add-on "
-        "(`default`, `kube-*`, `aks-*`, `gatekeeper-system`, `calico-system`, `tigera-operator`, ...) is "
-        "refused. On the virtual node every pod becomes the ACI container "
-        "group `<namespace>-<pod name>` (≤ 63 characters, no `--`), so a long namespace leaves less "
-        "room for Job names; startup fails if none is left for VNB_MAX_COMPLETIONS.",
-    )
-    kube_timeout_seconds: float = _field(
-        "VNB_KUBE_TIMEOUT_SECONDS",
-        10.0,
-        "Timeout of one Kubernetes API call; a timeout is a transient failure (the message is retried).",
-    )
-
-    # --- request admission ---------------------------------------------------------------
-    allowed_registries: tuple[str, ...] = _field(
-        "VNB_ALLOWED_REGISTRIES",
-        ("mcr.microsoft.com",),
-        "Comma-separated registry hosts or host/path prefixes an image must come from "
-        "(`docker.io` covers Docker Hub short names like `busybox`). `*` allows any.",
-    )
-    key_vault_url: str | None = _field(
-        "VNB_KEY_VAULT_URL",
-        None,
-        "Key Vault (RBAC mode) that a request's `secrets` are read from with the app's managed identity "
-        "(role Key Vault Secrets User on this vault), e.g. `https://contoso-batch.vault.azure.net/`. "
-        "Unset: requests with `secrets` are rejected.",
-    )
-    key_vault_secrets: tuple[str, ...] = _field(
-        "VNB_KEY_VAULT_SECRETS",
-        (),
-        "Comma-separated Key Vault secret names a request may ask for in `secrets`; empty allows any "
-        "secret of VNB_KEY_VAULT_URL the app's identity can read.",
-    )
-    acr_registries: tuple[str, ...] = _field(
-        "VNB_ACR_REGISTRIES",
-        (),
-        "Comma-separated login servers of Azure Container Registries the app pulls private images from "
-        "with its managed identity (role AcrPull on each), e.g. `contoso.azurecr.io`. Images from them "
-        "are allowed like VNB_ALLOWED_REGISTRIES; the app keeps a pull Secret per registry in its namespace "
-        "(an ACR refresh token, renewed long before its 3 hours run out).",
-    )
-    data_account_url: str | None = _field(
-        "VNB_DATA_ACCOUNT_URL",
-        None,
-        "Blob endpoint of the data account a request's `input`/`output` live in, e.g. "
-        "`https://contosodata.blob.core.windows.net`. The app mints user delegation SAS URLs with its managed "
-        "identity (roles Storage Blob Delegator and Storage Blob Data Contributor on this account). Unset: "
-        "requests with `input` or `output` are rejected.",
-    )
-    data_containers: tuple[str, ...] = _field(
-        "VNB_DATA_CONTAINERS",
-        (),
-        "Comma-separated containers of VNB_DATA_ACCOUNT_URL a request may name in `input`/`output`; empty "
-        "allows any. A SAS covers its whole container (blob SAS has no prefix scope without a hierarchical "
-        "namespace), so give each trust boundary its own container.",
-    )
-    default_cpu: Decimal = _field(
-        "VNB_DEFAULT_CPU", Decimal(1), "vCPU for a request without `cpu` (ACI's own default is 1)."
-    )
-    default_memory: int = _field(
-        "VNB_DEFAULT_MEMORY",
-        parse_memory("1.5G"),
-        "Memory for a request without `memory`, as a Kubernetes quantity (ACI's default is 1.5 GB). "
-        "Rounded up to 100 MB (decimal) like a request's.",
-    )
-    max_cpu: Decimal = _field(
-        "VNB_MAX_CPU",
-        Decimal(4),
-        "Largest `cpu` a request may ask for, at most 4 (ACI's per-container-group maximum in most regions). "
-        "Compared with the CPU after rounding up to 10m.",
-    )
-    max_memory: int = _field(
-        "VNB_MAX_MEMORY",
-        ACI_MAX_MEMORY,
-        "Largest `memory` a request may ask for, at most `16G` (16 GB decimal, ACI's per-container-group "
-        "maximum in most regions; `16Gi` is 17.2 GB and is refused). Compared with the memory after rounding "
-        "up to 100 MB.",
-    )
-    max_completions: int = _field(
-        "VNB_MAX_COMPLETIONS",
-        100,
-        "Largest `completions` of an array request (ACI's default quota is 100 container groups per region).",
-    )
-    max_parallelism: int = _field("VNB_MAX_PARALLELISM", 20, "Largest `parallelism` of an array request.")
-    default_timeout_seconds: int = _field(
-        "VNB_DEFAULT_TIMEOUT_SECONDS",
-        3600,
-        "`activeDeadlineSeconds` of a Job whose request has no `timeoutSeconds`.",
-    )
-    max_timeout_seconds: int = _field(
-        "VNB_MAX_TIMEOUT_SECONDS", 86400, "Largest `timeoutSeconds` a request may ask for."
-    )
-    job_ttl_seconds: int = _field(
-        "VNB_JOB_TTL_SECONDS",
-        86400,
-        "`ttlSecondsAfterFinished` backstop: Kubernetes deletes a finished Job after this even if "
-        "the reconciler never reported it. Keep it far above the reconcile interval.",
-    )
-
-    # --- reconcile (completion events) ---------------------------------------------------
-    reconcile_schedule: str = _field(
-        "VNB_RECONCILE_SCHEDULE",
-        ...,
-        "NCRONTAB (six fields, seconds first, UTC) of the reconcile timer that reports finished Jobs.",
-    )
-    pending_timeout_seconds: int = _field(
-        "VNB_PENDING_TIMEOUT_SECONDS",
-        900,
-        "A Job whose pod stays Pending on the virtual node longer than this (ACI capacity, quota, "
-        "image pull) is failed with a `job.failed` event and deleted.",
-    )
-    keep_finished_seconds: int = _field(
-        "VNB_KEEP_FINISHED_SECONDS",
-        0,
-        "How long a reported Job object is kept (its pods are deleted at once, freeing ACI container "
-        "groups), e.g. to inspect it with kubectl. 0 deletes it at once: the request ledger remembers "
-        "finished keys, so a late redelivery of the message creates nothing either way.",
-    )
-    log_tail_lines: int = _field("VNB_LOG_TAIL_LINES", 50, "Lines of pod log carried in completion events.")
-    log_tail_bytes: int = _field("VNB_LOG_TAIL_BYTES", 4096, "Bytes of pod log carried in completion events (per pod).")
-    followup_seconds: int = _field(
-        "VNB_FOLLOWUP_SECONDS",
-        2,
-        "Visibility delay of the next follow-up reconcile pass while Jobs are in flight (0: none, the "
-        "reconcile timer alone reports outcomes). With host.json's 2 s maxPollingInterval, passes run "
-        "about every 3 s.",
-    )
-    reconcile_page_size: int = _field(
-        "VNB_RECONCILE_PAGE_SIZE", 200, "Jobs per list page when the reconciler scans (limit/continue)."
-    )
-
-    # --- request ledger (Table storage) ----------------------------------------------------
-    ledger_table: str = _field(
-        "VNB_LEDGER_TABLE",
-        "vnbrequests",
-        "Table of the request ledger (one entity per request key: state, timestamps, Job name, outcome).",
-    )
-    ledger_retention_seconds: int = _field(
-        "VNB_LEDGER_RETENTION_SECONDS",
-        7 * 86400,
-        "Ledger entities not updated for this long are purged by the reconcile timer. It is also the "
-        "idempotency window for finished requests: keep it above the longest redelivery delay.",
-    )
-
-    # --- schedules -----------------------------------------------------------------------
-    schedules_file: str = _field(
-        "VNB_SCHEDULES_FILE",
-        "schedules.json",
-        "Periodic batch definitions (relative to the app root).",
-    )
-    teams_file: str = _field(
-        "VNB_TEAMS_FILE",
-        "",
-        'Teams sharing this app (relative to the app root; docs/operations.md, "Sharing between teams"): '
-        "members, capacity shares, priorities and allowlists. Empty: no tenancy, every caller sees every "
-        "request and capacity goes first come, first served.",
-    )
-    easy_auth: bool = _field(
-        "VNB_EASY_AUTH",
-        False,
-        "App Service authentication runs in front of the API (infra sets it): the caller's Entra identity "
-        "(X-MS-CLIENT-PRINCIPAL) decides its teams. Off: only function keys do (the headers could be forged).",
-    )
-    schedules_timer: str = _field(
-        "VNB_SCHEDULES_TIMER",
-        ...,
-        "NCRONTAB of the timer that enqueues due periodic batches; at most once a minute (one seconds value), "
-        "else the host turns off the schedule monitor that catch-up needs.",
-    )
-
-    # --- bootstrap (aks mode) ------------------------------------------------------------
-    subscription_id: str | None = _field("VNB_SUBSCRIPTION_ID", None, "Subscription of the cluster (aks mode).")
-    resource_group: str | None = _field(
-        "VNB_RESOURCE_GROUP",
-        None,
-        "Resource group of the cluster, created by infra/; the app's identity has rights only there (aks mode).",
-    )
-    cluster_name: str = _field("VNB_CLUSTER_NAME", "vnode-batch-aks", "AKS cluster name.")
-    location: str | None = _field(
-        "VNB_LOCATION", None, "Region of the cluster and network (default: the resource group's)."
-    )
-    vnet_name: str = _field("VNB_VNET_NAME", "vnetAks", "Virtual network name.")
-    vnet_cidr: str = _field("VNB_VNET_CIDR", "10.0.0.0/8", "Virtual network address space.")
-    cluster_subnet_name: str = _field("VNB_CLUSTER_SUBNET_NAME", "AksSubnet", "Subnet of the AKS nodes (Azure CNI).")
-    cluster_subnet_cidr: str = _field(
-        "VNB_CLUSTER_SUBNET_CIDR", "10.240.0.0/16", "Address prefix of the cluster subnet."
-    )
-    vnode_subnet_name: str = _field(
-        "VNB_VNODE_SUBNET_NAME", "vNodeSubnet", "Subnet of the virtual node (delegated to ACI)."
-    )
-    vnode_subnet_cidr: str = _field(
-        "VNB_VNODE_SUBNET_CIDR", "10.241.0.0/16", "Address prefix of the virtual-node subnet."
-    )
-    service_cidr: str = _field("VNB_SERVICE_CIDR", "10.0.0.0/16", "Kubernetes service CIDR (must overlap no subnet).")
-    dns_service_ip: str = _field(
-        "VNB_DNS_SERVICE_IP", "10.0.0.10", "Cluster DNS service IP (inside the service CIDR, not its first address)."
-    )
-    node_count: int = _field("VNB_NODE_COUNT", 1, "System node pool size.")
-    node_vm_size: str = _field("VNB_NODE_VM_SIZE", "Standard_D2s_v5", "System node VM size.")
-    kubernetes_version: str | None = _field(
-        "VNB_KUBERNETES_VERSION", None, "Kubernetes version (default: AKS's default)."
-    )
-    app_principal_id: str | None = _field(
-        "VNB_APP_PRINCIPAL_ID",
-        None,
-        "Object id of the app's managed identity; bootstrap grants it AKS RBAC Writer on the namespace (aks mode).",
-    )
-    arm_endpoint: str = _field("VNB_ARM_ENDPOINT", "https://management.azure.com", "Azure Resource Manager endpoint.")
-    bootstrap_defer_seconds: int = _field(
-        "VNB_BOOTSTRAP_DEFER_SECONDS",
-        30,
-        "While the cluster is not ready, a request is re-enqueued with this visibility delay.",
-    )
-    bootstrap_max_wait_seconds: int = _field(
-        "VNB_BOOTSTRAP_MAX_WAIT_SECONDS",
-        3600,
-        "A request waiting longer than this for the cluster ends in a `request.deadlettered` event.",
-    )
-    permission_grace_seconds: int = _field(
-        "VNB_PERMISSION_GRACE_SECONDS",
-        900,
-        "A bootstrap step refused for a missing role keeps requests waiting this long before they are "
-        "dead-lettered: new role assignments can take up to ~10 minutes to apply.",
-    )
-    ready_cache_seconds: float = _field(
-        "VNB_READY_CACHE_SECONDS",
-        60.0,
-        "How long a process trusts a 'cluster ready' answer before asking ARM/Kubernetes again.",
-    )
-
-    # --- cost and idle stop ---------------------------------------------------------------
-    price_vcpu_second: Decimal = _field(
-        "VNB_PRICE_VCPU_SECOND",
-        DEFAULT_PRICE_VCPU_SECOND,
-        "Price of one vCPU-second of an ACI Linux container group, in `VNB_PRICE_CURRENCY`, for the `cost` "
-        'of job events and `cli cost`. Default: the pay-as-you-go list price of East US (README "Cost").',
-    )
-    price_gb_second: Decimal = _field(
-        "VNB_PRICE_GB_SECOND",
-        DEFAULT_PRICE_GB_SECOND,
-        "Price of one GB-second (decimal GB) of ACI Linux memory, in `VNB_PRICE_CURRENCY`. Default: East US list price.",
-    )
-    price_currency: str = _field("VNB_PRICE_CURRENCY", "USD", "ISO 4217 code of the prices (three capital letters).")
-    idle_stop_minutes: int | None = _field(
-        "VNB_IDLE_STOP_MINUTES",
-        None,
-        "aks mode: stop the AKS cluster (ARM managedClusters stop) after this many minutes with no Job, no waiting "
-        "request and no schedule due within `VNB_CLUSTER_START_SECONDS`; the next request starts it again. "
-        'Unset = never stop (docs/operations.md "Idle stop").',
-    )
-    cluster_start_seconds: int = _field(
-        "VNB_CLUSTER_START_SECONDS",
-        600,
-        "How long a stopped cluster takes to start and show its virtual node Ready (an estimate): no idle stop "
-        "happens when a schedule is due sooner than this.",
-    )
-
-    # --- capacity (ACI quotas) ----------------------------------------------------------
-    # Defaults are ACI's default quotas per subscription and region (Microsoft docs, "Resource
-    # availability & quota limits for ACI", learn.microsoft.com/azure/container-instances/
-    # container-instances-resource-and-quota-limits). See docs/operations.md "Capacity".
-    capacity_container_groups: int = _field(
-        "VNB_CAPACITY_CONTAINER_GROUPS",
-        100,
-        "Container groups (one per running or pending pod) the app may hold at once: your ACI quota in this "
-        "region, minus what else in the subscription uses it. A request that does not fit waits on the queue.",
-    )
-    capacity_cores: int = _field(
-        "VNB_CAPACITY_CORES",
-        100,
-        "vCPU the app's pods may hold at once (after ACI's rounding): your ACI standard-cores quota in this "
-        "region, minus what else in the subscription uses it.",
-    )
-    capacity_creates_per_5min: int = _field(
-        "VNB_CAPACITY_CREATES_PER_5MIN",
-        100,
-        "Container-group creates the app may make in any 5 minutes: your ACI quota in this region, minus what "
-        "else in the subscription creates.",
-    )
-    capacity_creates_per_hour: int = _field(
-        "VNB_CAPACITY_CREATES_PER_HOUR",
-        300,
-        "Container-group creates the app may make in any hour: your ACI quota in this region, minus what else "
-        "in the subscription creates.",
-    )
-    capacity_window_seconds: tuple[int, int] = _field(
-        "VNB_CAPACITY_WINDOW_SECONDS",
-        (300, 3600),
-        "Lengths of ACI's two create-rate windows in seconds, short,long (ACI: 5 minutes and an hour). "
-        "Change only if ACI changes them (or to compress time in a benchmark).",
-    )
-    capacity_max_wait_seconds: int = _field(
-        "VNB_CAPACITY_MAX_WAIT_SECONDS",
-        86400,
-        "A request waiting longer than this for capacity ends in a `request.deadlettered` event, reason "
-        "`CapacityTimeout`.",
-    )
-    capacity_max_attempts: int = _field(
-        "VNB_CAPACITY_MAX_ATTEMPTS",
-        5,
-        "Times a request whose pod ACI refused for quota, capacity or throttling goes back to the queue; the "
-        "next refusal ends it in `job.failed`, reason `CapacityExhausted`.",
-    )
-    capacity_defer_seconds: int = _field(
-        "VNB_CAPACITY_DEFER_SECONDS",
-        20,
-        "Longest visibility delay of a request waiting for capacity; the oldest waiting requests come back "
-        "sooner (down to a quarter of it), so they get freed capacity first.",
-    )
-    capacity_cache_seconds: float = _field(
-        "VNB_CAPACITY_CACHE_SECONDS",
-        5.0,
-        "How long a process trusts its view of the capacity in use (two Kubernetes list calls) before listing "
-        "again; its own creates are added meanwhile.",
-    )
-
-    # --- validators ----------------------------------------------------------------------
-    @field_validator("allowed_registries", mode="before")
-    @classmethod
-    def _split_registries(cls, value: object) -> object:
-        if isinstance(value, str):
-            items = tuple(part.strip().rstrip("/").lower() for part in value.split(",") if part.strip())
-            if not items:
-                raise ValueError("list at least one registry, e.g. `mcr.microsoft.com`, or `*`")
-            return items
-        return value
-
-    @field_validator("acr_registries", mode="before")
-    @classmethod
-    def _split_servers(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip().rstrip("/").lower() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("key_vault_secrets", "data_containers", mode="before")
-    @classmethod
-    def _split_names(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("data_account_url")
-    @classmethod
-    def _data_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if not value.startswith("https://"):
-            raise ValueError(
-                "must be the account's https:// blob endpoint, e.g. `https://contosodata.blob.core.windows.net`"
-            )
-        return value.rstrip("/")
-
-    @field_validator("key_vault_url")
-    @classmethod
-    def _vault_url(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        if not value.startswith("https://"):
-            raise ValueError("must be the vault's https:// URL, e.g. `https://contoso-batch.vault.azure.net/`")
-        return value.rstrip("/") + "/"
-
-    @field_validator("default_cpu", "max_cpu", mode="before")
-    @classmethod
-    def _cpu(cls, value: object) -> object:
-        if isinstance(value, str):
-            return parse_cpu(value)
-        return value
-
-    @field_validator("default_memory", "max_memory", mode="before")
-    @classmethod
-    def _memory(cls, value: object) -> object:
-        if isinstance(value, str):
-            return parse_memory(value)
-        return value
-
-    @field_validator("ledger_table")
-    @classmethod
-    def _table_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", value) or value.lower() == "tables":
-            raise ValueError("a table name is 3-63 letters and digits, starting with a letter (not `tables`)")
-        return value
-
-    @field_validator("ledger_retention_seconds")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value < 3600:
-            raise ValueError("must be at least 3600 (an hour): it bounds the redelivery idempotency window")
-        return value
-
-    @field_validator("capacity_window_seconds", mode="before")
-    @classmethod
-    def _windows(cls, value: object) -> object:
-        if isinstance(value, str):
-            parts = [p.strip() for p in value.split(",")]
-            if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-                raise ValueError("expected two whole numbers of seconds, short,long, e.g. `300,3600`")
-            short, long = int(parts[0]), int(parts[1])
-            if short > long:
-                raise ValueError("the short window must not be longer than the long one")
-            return (short, long)
-        return value
-
-    @field_validator("requests_queue", "events_queue", "followup_queue")
-    @classmethod
-    def _queue_name(cls, value: str) -> str:
-        if not _QUEUE_NAME.fullmatch(value):
-            raise ValueError(
-                "a queue name is 3-63 lowercase letters, digits and single hyphens, "
-                "starting and ending with a letter or digit"
-            )
-        return value
-
-    @field_validator("requests_queue")
-    @classmethod
-    def _has_a_poison_queue(cls, value: str) -> str:
-        # The host gives a trigger queue a poison queue only if the name does not end in
-        # "-poison" and "<name>-poison" is itself a valid (<= 63 characters) queue name
-        # (azure-sdk-for-net Microsoft.Azure.WebJobs.Extensions.Storage.Queues/src/Listeners/
-        # QueueListenerFactory.cs CreatePoisonQueueReference). Without one, a request that keeps
-        # failing is never moved, never dead-lettered: it stays in the queue, skipped, until its TTL.
-        if value.endswith(_POISON_SUFFIX) or len(value) + len(_POISON_SUFFIX) > _MAX_QUEUE_NAME:
-            raise ValueError(
-                f"must be at most {_MAX_QUEUE_NAME - len(_POISON_SUFFIX)} characters and not end in "
-                f"'{_POISON_SUFFIX}': the host moves failing requests to '<name>{_POISON_SUFFIX}', "
-                "and gives no poison queue otherwise"
-            )
-        return value
-
-    @field_validator("reconcile_schedule", "schedules_timer")
-    @classmethod
-    def _ncrontab(cls, value: str) -> str:
-        from croniter import croniter
-
-        fields = value.split()
-        if len(fields) == _NCRONTAB_FIELDS:
-            if croniter.is_valid(value, second_at_beginning=True):
-                return value
-        elif re.fullmatch(r"\d{1,2}:\d{2}:\d{2}", value):
-            return value  # the host also takes a TimeSpan (App Service plans)
-        raise ValueError("expected an NCRONTAB expression with six fields, seconds first, e.g. `*/15 * * * * *`")
-
-    @field_validator("schedules_timer")
-    @classmethod
-    def _once_a_minute_at_most(cls, value: str) -> str:
-        """Catch-up after downtime needs the host's schedule monitor (ScheduleStatus.Last,
-        IsPastDue), which the host silently turns off for a schedule with more than one
-        occurrence in the next minute, or a TimeSpan under a minute
-        (azure-webjobs-sdk-extensions ``src/WebJobs.Extensions/Extensions/Timers/Scheduling/
-        TimerSchedule.cs`` Create: ``attribute.UseMonitor = false``). The host tests the
-        minute after start only; one seconds value is what keeps every minute to one fire.
-        """
-        from croniter import croniter
-
-        span = re.fullmatch(r"(\d{1,2}):(\d{2}):(\d{2})", value)
-        if span:
-            hours, minutes, seconds = (int(g) for g in span.groups())
-            if hours * 3600 + minutes * 60 + seconds < 60:
-                raise ValueError(
-                    "fires more than once a minute: the host then turns its schedule monitor off and "
-                    "missed periodic batches are never caught up; use a period of at least 00:01:00"
-                )
-            return value
-        seconds_field = croniter(value, second_at_beginning=True).expanded[-1]
-        if seconds_field == ["*"] or len(set(seconds_field)) > 1:
-            raise ValueError(
-                "fires more than once a minute (its seconds field has several values): the host then turns "
-                "its schedule monitor off and missed periodic batches are never caught up; "
-                "use one seconds value, e.g. `0 * * * * *`"
-            )
-        return value
-
-    @field_validator("vnet_cidr", "cluster_subnet_cidr", "vnode_subnet_cidr", "service_cidr")
-    @classmethod
-    def _cidr(cls, value: str) -> str:
-        try:
-            ipaddress.IPv4Network(value, strict=True)
-        except ValueError as e:
-            raise ValueError(f"not an IPv4 CIDR with host bits zero ({e})") from e
-        return value
-
-    @field_validator("dns_service_ip")
-    @classmethod
-    def _ip(cls, value: str) -> str:
-        try:
-            ipaddress.IPv4Address(value)
-        except ValueError as e:
-            raise ValueError(f"not an IPv4 address ({e})") from e
-        return value
-
+    # --- checks shared by fields of several groups -------------------------------------------
     @field_validator(
         "kube_timeout_seconds",
         "ready_cache_seconds",
@@ -703,37 +118,6 @@ class Settings(BaseModel):
     def _non_negative(cls, value: int) -> int:
         if value < 0:
             raise ValueError("must be 0 or more")
-        return value
-
-    @field_validator("price_vcpu_second", "price_gb_second", mode="before")
-    @classmethod
-    def _price_text(cls, value: object) -> object:
-        if isinstance(value, str):
-            try:
-                return Decimal(value.strip())
-            except ArithmeticError:
-                raise ValueError(f"not a number: {value!r} (e.g. `0.00001125`)") from None
-        return value
-
-    @field_validator("price_vcpu_second", "price_gb_second")
-    @classmethod
-    def _price(cls, value: Decimal) -> Decimal:
-        if not value.is_finite() or value < 0:
-            raise ValueError("must be a number of 0 or more (a price per second, e.g. `0.00001125`)")
-        return value
-
-    @field_validator("price_currency")
-    @classmethod
-    def _currency(cls, value: str) -> str:
-        if not _CURRENCY.fullmatch(value):
-            raise ValueError("an ISO 4217 currency code: three capital letters, e.g. `USD`, `EUR`")
-        return value
-
-    @field_validator("idle_stop_minutes", "cluster_start_seconds")
-    @classmethod
-    def _positive_optional(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise ValueError("must be a whole number of at least 1")
         return value
 
     @model_validator(mode="after")
@@ -800,7 +184,7 @@ class Settings(BaseModel):
 
     def _namespace_problems(self) -> list[str]:
         ns = self.namespace
-        if not _DNS_LABEL.fullmatch(ns):
+        if not DNS_LABEL.fullmatch(ns):
             return [
                 "VNB_NAMESPACE: a namespace is 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
             ]
@@ -864,20 +248,6 @@ class Settings(BaseModel):
             problems += [p for p in _problems(e) if p not in problems and p[0] not in failed]
         raise SettingsError(problems)
 
-    @property
-    def poison_queue(self) -> str:
-        return f"{self.requests_queue}{_POISON_SUFFIX}"
-
-    @property
-    def allows_any_registry(self) -> bool:
-        return "*" in self.allowed_registries
-
-    @property
-    def prices(self) -> Prices:
-        """The ACI prices the cost of a Job is computed with (``shared.cost.pricing``)."""
-
-        return Prices(vcpu_second=self.price_vcpu_second, gb_second=self.price_gb_second, currency=self.price_currency)
-
 
 def _problems(error: ValidationError) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
@@ -937,15 +307,3 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     print(markdown_table())
-
-
-@dataclass(frozen=True)
-class Prices:
-    """List prices: currency units per vCPU-second and per GB-second (decimal GB)."""
-
-    vcpu_second: Decimal
-    gb_second: Decimal
-    currency: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"currency": self.currency, "vcpuSecond": str(self.vcpu_second), "gbSecond": str(self.gb_second)}

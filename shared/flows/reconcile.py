@@ -66,13 +66,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from shared.adapters.kube import KubePermanentError
+from shared.adapters.kube import Cluster, KubePermanentError
 from shared.base.errors import VnbError
-from shared.capacity.admission import admission_for
+from shared.capacity.admission import Admission, admission_for
 from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
 from shared.flows import secret_files, workload_access
 from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, KubeJobs
+from shared.flows.ranking import rank_waiting
 from shared.flows.reconcile_pass import (
     SECRET_LEFTOVER_SECONDS,
     SWEEP_EVERY_MIN_SECONDS,
@@ -93,6 +94,9 @@ DEFAULT_WORKERS = 8
 """Jobs settled concurrently within a page: each costs ~3 API calls and one queue send, so a
 real API server's round trips, not CPU, bound a pass."""
 LIST_RESTARTS = 3
+RANK_EVERY_SECONDS = 15.0
+"""Follow-up passes come every few seconds while Jobs run; the waiting requests' places
+(``shared.flows.ranking``) are computed at most this often, and on every timer run."""
 """A pass lists again from the start after a 410 Expired continue token at most this often."""
 
 
@@ -140,9 +144,24 @@ def run(
             _flush(ledger, send_event, report.swept_at)
         # Per-request Secrets of a dispatch that died between the Secret and its Job (issue 17).
         secret_files.sweep(cluster, now=report.swept_at, min_age_seconds=SECRET_LEFTOVER_SECONDS)
+    if ledger is not None and report.aborted is None:
+        with _sweep_lock:
+            last = _last_rank.get(key)
+            due = last is None or (moment - last).total_seconds() >= RANK_EVERY_SECONDS
+            if due:
+                _last_rank[key] = moment
+        if due:
+            _rank(ledger, view, cluster, moment)
     if settings.acr_registries:  # pull Secrets renewed long before their tokens end (issue 17)
         workload_access.renew_pull_secrets(cluster, settings, moment)
     return report
+
+
+def _rank(ledger: Ledger, view: Admission, cluster: Cluster, moment: datetime) -> None:
+    try:
+        rank_waiting(ledger, view, cluster, now=moment)
+    except VnbError as e:
+        log.warning("placing the waiting requests failed (the next pass retries): %s", e)
 
 
 def _purge(ledger: Ledger, settings: Settings, moment: datetime) -> None:
@@ -166,6 +185,7 @@ def _flush(ledger: Ledger, send_event: SendEvent, moment: datetime) -> None:
 
 
 _last_sweep: dict[str, datetime] = {}
+_last_rank: dict[str, datetime] = {}
 _leftover_pods: dict[str, set[str]] = {}
 """Per cluster: pods of reported Jobs a pass could not delete (their container groups hold quota)."""
 _sweep_lock = threading.Lock()

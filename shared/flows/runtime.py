@@ -21,6 +21,7 @@ from shared.teams.files import check_teams
 
 if TYPE_CHECKING:
     from shared.ledger.api import RequestsApi
+    from shared.ledger.summary import Holdings
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,24 @@ class Runtime:
             enqueue=lambda text: self.queues.send(settings.requests_queue, text),
             send_event=self.queues.send_event,
             cluster=lambda: cluster_for(settings),
+            holdings=lambda: holdings_now(settings),
         )
 
     def requeue(self, text: str, delay: int) -> None:
         self.queues.send(self.settings.requests_queue, text, visibility_timeout=delay)
+
+
+def holdings_now(settings: Settings) -> Holdings | None:
+    """What the app's pods hold now (GET /api/summary), or None when no cluster is ready."""
+    from shared.capacity.holdings import holdings_of
+    from shared.cluster.gate import cluster_for
+    from shared.ledger.summary import Holdings
+
+    cluster = cluster_for(settings)
+    if cluster is None:
+        return None
+    total, by_team = holdings_of(cluster, now=datetime.now(UTC), windows=settings.capacity_window_seconds)
+    return Holdings(total, by_team)
 
 
 def check_settings(environ: Mapping[str, str] | None = None) -> Settings | None:
@@ -74,6 +89,9 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings | None:
         return None
     settings = settings_from(env)
     check_teams(settings)
+    from shared.schedules.enqueue import check_schedules  # croniter: imported at indexing anyway
+
+    check_schedules(settings)
     return settings
 
 

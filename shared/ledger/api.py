@@ -20,102 +20,34 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import quote
 
 from shared.adapters.kube import Cluster
 from shared.base import kube_names
 from shared.base.conventions import CONTROLLER_UID
-from shared.base.errors import FieldError, VnbError, bounded
-from shared.base.text import clean
+from shared.base.errors import FieldError, VnbError
 from shared.base.times import iso, parse_time
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
 from shared.intake.decode import decode_body
 from shared.intake.request import MAX_BODY_BYTES, TEAM_PATTERN, RequestInvalid, parse_request
+from shared.ledger import params as query
 from shared.ledger.outcome_writer import Ending, finish, mark_sent, unsent
 from shared.ledger.records import ACTIVE, WAITING, Query, Record, State, new_record, view
+from shared.ledger.responses import ApiResponse, bad_id, invalid, location, not_found, problem, unavailable
 from shared.ledger.store import Ledger
+from shared.ledger.summary import DEFAULT_WINDOW_HOURS, HeldNow, scan_filter, summarize
 from shared.outcomes import events
 from shared.teams.files import teams_for
 from shared.teams.model import Caller, Teams, team_errors
 
 log = logging.getLogger("vnode_batch.api")
 
-PROBLEM_BASE: Final = "https://vnode-batch.dev/problems"
-PROBLEM_JSON: Final = "application/problem+json"
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 LIST_PARAMS: Final = frozenset({"state", "label", "since", "pageToken", "limit", "team"})
-HOST_PARAMS: Final = frozenset({"code"})
-"""Query parameters the Functions host reads and still passes on: ``code`` is where a caller may
-put the function key (azure-functions-host ``AuthenticationLevelHandler``), and the host hands
-the whole query to the worker (``GrpcMessageConversionExtensions.ToRpcHttp``)."""
-_MESSAGE_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._:@+-]{0,126}[A-Za-z0-9])?")  # fullmatch: `$` passes a final "\n"
-
-
-@dataclass(frozen=True)
-class ApiResponse:
-    status: int
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-
-    def text(self) -> str:
-        return "" if self.body is None else json.dumps(self.body, separators=(",", ":"), ensure_ascii=False)
-
-
-def problem(
-    status: int,
-    kind: str,
-    title: str,
-    detail: str,
-    *,
-    errors: Sequence[FieldError] = (),
-    instance: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> ApiResponse:
-    """An RFC 9457 problem details response; ``errors`` as in ``request.rejected`` events."""
-    body: dict[str, Any] = {
-        "type": f"{PROBLEM_BASE}/{kind}",
-        "title": title,
-        "status": status,
-        "detail": clean(detail, 4000),
-    }
-    if instance:
-        body["instance"] = instance
-    if errors:  # echoed input: valid UTF-8 and bounded, like a rejection event's
-        body["errors"] = [e.as_dict() for e in bounded(errors)]
-    body.update(extra)
-    return ApiResponse(status, body, dict(headers or {}), PROBLEM_JSON)
-
-
-def location(key: str) -> str:
-    return f"/api/requests/{quote(key, safe='')}"
-
-
-def bad_id(key: str) -> ApiResponse | None:
-    if _ID.fullmatch(key) or _is_message_id(key):
-        return None
-    return problem(
-        400,
-        "invalid-id",
-        "Invalid request id",
-        "a request id is 1-128 letters, digits and . _ : @ + -, starting and ending with a letter or digit",
-        errors=[FieldError("id", "not a request id")],
-    )
-
-
-def _is_message_id(key: str) -> bool:
-    # The canonical GUID form Queue storage gives message ids; not uuid.UUID(), which also takes
-    # braces, "urn:uuid:" and (through int()) surrounding whitespace such as a final "\n".
-    return _MESSAGE_ID.fullmatch(key) is not None
-
-
+SUMMARY_PARAMS: Final = frozenset({"since"})
 SendEvent = Callable[[str], object]
 Enqueue = Callable[[str], object]
 ClusterNow = Callable[[], Cluster | None]
@@ -134,6 +66,7 @@ class RequestsApi:
         cluster: ClusterNow,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         teams: Teams | None = None,
+        holdings: HeldNow | None = None,
     ) -> None:
         self.settings = settings
         self.teams = teams if teams is not None else teams_for(settings)
@@ -142,6 +75,9 @@ class RequestsApi:
         self.send_event = send_event
         self.cluster = cluster
         self.now = now
+        self.holdings = holdings or (lambda: None)
+        """What the app's pods hold now (``shared.flows.runtime`` reads the cluster); without it
+        the summary shows nothing in use."""
 
     # --- POST /api/requests ----------------------------------------------------------------
 
@@ -152,7 +88,7 @@ class RequestsApi:
         except VnbError as e:
             # The cause (URLs, a principal id in an authorization error) goes to the log only.
             log.warning("API call failed: %s", e)
-            return _unavailable("a backing service is not available now; retry")
+            return unavailable("a backing service is not available now; retry")
 
     # --- tenancy (issue 22) -------------------------------------------------------------------
 
@@ -179,10 +115,10 @@ class RequestsApi:
         if named is None:
             if len(mine) > 1:
                 error = FieldError("team", "you belong to several teams: name one of " + ", ".join(mine))
-                return None, _invalid([error])
+                return None, invalid([error])
             return mine[0], None
         if named not in mine:
-            return None, _invalid([FieldError("team", "not one of your teams: " + ", ".join(mine))])
+            return None, invalid([FieldError("team", "not one of your teams: " + ", ".join(mine))])
         return str(named), None
 
     def submit(self, body: bytes, *, content_type: str | None = None, caller: Caller | None = None) -> ApiResponse:
@@ -201,7 +137,7 @@ class RequestsApi:
             )
         data, errors = decode_body(body)
         if data is None:
-            return _invalid(errors)
+            return invalid(errors)
         team, refused = self._team_for(caller, data)
         if refused is not None:
             return refused
@@ -210,10 +146,10 @@ class RequestsApi:
         try:
             request = parse_request(data, settings=self.settings)
         except RequestInvalid as e:
-            return _invalid(e.errors)
+            return invalid(e.errors)
         not_allowed = team_errors(self.teams, request)
         if not_allowed:
-            return _invalid(not_allowed)
+            return invalid(not_allowed)
         key = request.id or str(uuid.uuid4())
         now = self.now()
         record, inserted = self.ledger.create(
@@ -262,27 +198,22 @@ class RequestsApi:
             return invalid
         record = self.ledger.get(key)
         if record is None or not self._sees(caller, record):  # 404, not 403: another team's id is not disclosed
-            return _not_found(key)
+            return not_found(key)
         return ApiResponse(200, view(record))
 
     # --- GET /api/requests ------------------------------------------------------------------
 
     def list(self, params: Mapping[str, str | Sequence[str]], *, caller: Caller | None = None) -> ApiResponse:
-        errors: list[FieldError] = []
-        unknown = sorted(set(params) - LIST_PARAMS - HOST_PARAMS)
-        errors += [
-            FieldError(name, "unknown query parameter (known: " + ", ".join(sorted(LIST_PARAMS)) + ")")
-            for name in unknown
-        ]
+        errors = query.unknown(params, LIST_PARAMS)
         state = None
-        raw_state = _one(params, "state")
+        raw_state = query.one(params, "state")
         if raw_state:
             try:
                 state = State(raw_state)
             except ValueError:
                 errors.append(FieldError("state", "one of " + ", ".join(s.value for s in State)))
         labels: list[tuple[str, str]] = []
-        for raw in _all(params, "label"):
+        for raw in query.every(params, "label"):
             for part in (p for p in raw.split(",") if p):
                 name, sep, value = part.partition("=")
                 if not sep or kube_names.label_key(name) or kube_names.label_value(value):
@@ -291,27 +222,20 @@ class RequestsApi:
                     )
                 else:
                     labels.append((name, value))
-        since = None
-        raw_since = _one(params, "since")
-        if raw_since:
-            since = parse_time(raw_since)
-            if since is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})", raw_since, re.ASCII):
-                errors.append(FieldError("since", "an RFC 3339 time with offset, e.g. 2026-11-27T00:00:00Z"))
-            else:
-                since = _utc_within_range(since)
+        since = query.since(params, errors)
         limit = DEFAULT_LIMIT
-        raw_limit = _one(params, "limit")
+        raw_limit = query.one(params, "limit")
         if raw_limit:
             if re.fullmatch(r"[0-9]{1,3}", raw_limit) and 1 <= int(raw_limit) <= MAX_LIMIT:
                 limit = int(raw_limit)
             else:
                 errors.append(FieldError("limit", f"a whole number from 1 to {MAX_LIMIT}"))
-        token = _one(params, "pageToken") or None
-        wanted = _one(params, "team")
+        token = query.one(params, "pageToken") or None
+        wanted = query.one(params, "team")
         if wanted and not re.fullmatch(TEAM_PATTERN, wanted):
             errors.append(FieldError("team", "a team name: 1-32 lowercase letters, digits and -"))
         if errors:
-            return problem(400, "invalid-query", "Invalid query parameters", _join(errors), errors=errors)
+            return problem(400, "invalid-query", "Invalid query parameters", query.join(errors), errors=errors)
         teams = None
         if caller is not None and self.teams.enabled and not self.teams.is_operator(caller):
             teams = self.teams.of(caller)
@@ -323,10 +247,39 @@ class RequestsApi:
             )
         except ValueError as e:
             error = FieldError("pageToken", str(e))
-            return problem(400, "invalid-query", "Invalid query parameters", _join([error]), errors=[error])
+            return problem(400, "invalid-query", "Invalid query parameters", query.join([error]), errors=[error])
         body: dict[str, Any] = {"items": [view(r) for r in records]}
         if nxt:
             body["nextPageToken"] = nxt
+        return ApiResponse(200, body)
+
+    # --- GET /api/summary ---------------------------------------------------------------------
+
+    def summary(self, params: Mapping[str, str | Sequence[str]], *, caller: Caller | None = None) -> ApiResponse:
+        """Per team the caller may see: running, waiting, cores/groups in use vs share and borrowing
+        limit, and what finished (and cost) since ``?since=`` (default: the last 24 h);
+        ``shared.ledger.summary`` says where each number comes from. 400 for an unknown parameter
+        or a ``since`` that is not RFC 3339; 503 when the ledger or the cluster does not answer."""
+        errors = query.unknown(params, SUMMARY_PARAMS)
+        since = query.since(params, errors)
+        if errors:
+            return problem(400, "invalid-query", "Invalid query parameters", query.join(errors), errors=errors)
+        now = self.now()
+        since = since or now - timedelta(hours=DEFAULT_WINDOW_HOURS)
+        visible = None
+        if caller is not None and self.teams.enabled and not self.teams.is_operator(caller):
+            visible = self.teams.of(caller)
+        text, values = scan_filter(since)
+        body = summarize(
+            self.ledger.scan(text, values),
+            holdings=self.holdings(),
+            teams=self.teams,
+            visible=visible,
+            budget=(self.settings.capacity_cores, self.settings.capacity_container_groups),
+            since=since,
+            now=now,
+            currency=self.settings.price_currency,
+        )
         return ApiResponse(200, body)
 
     # --- DELETE /api/requests/{id} ---------------------------------------------------------
@@ -349,7 +302,7 @@ class RequestsApi:
         for _ in range(3):
             record = self.ledger.get(key)
             if record is None or not self._sees(caller, record):  # another team's: 404, nothing done
-                return _not_found(key)
+                return not_found(key)
             if record.state == State.CANCELLED:  # a repeat: finish what the first DELETE started
                 return self._complete_cancel(record)
             if record.terminal:
@@ -396,12 +349,12 @@ class RequestsApi:
             try:
                 cluster = self.cluster()
                 if cluster is None:
-                    return _unavailable("the cluster is not reachable now")
+                    return unavailable("the cluster is not reachable now")
                 job = cluster.get_job(record.job_name)
                 pods = cluster.list_pods(label_selector=f"{CONTROLLER_UID}={_job_uid(job)}") if job is not None else []
             except VnbError as e:
                 log.warning("cancel %s: reading Job %s failed: %s", record.key, record.job_name, e)
-                return _unavailable("the cluster did not answer now; repeat the DELETE")
+                return unavailable("the cluster did not answer now; repeat the DELETE")
             data = ran(job, record, namespace=self.settings.namespace, state=was, now=now)
             data["cost"] = job_cost(pods, prices=self.settings.prices, until=now)
             text = events.job_cancelled(
@@ -440,11 +393,11 @@ class RequestsApi:
             try:
                 cluster = self.cluster()
                 if cluster is None:
-                    return _unavailable("the cluster is not reachable now; repeat the DELETE")
+                    return unavailable("the cluster is not reachable now; repeat the DELETE")
                 cluster.delete_job(record.job_name, propagation="Background")
             except VnbError as e:
                 log.warning("cancel %s: deleting Job %s failed: %s", record.key, record.job_name, e)
-                return _unavailable("the cluster did not take the cancellation now; repeat the DELETE")
+                return unavailable("the cluster did not take the cancellation now; repeat the DELETE")
         self.send_event(text)
         return ApiResponse(200, view(mark_sent(self.ledger, record)))
 
@@ -472,45 +425,3 @@ def ran(
 def _job_uid(job: Mapping[str, Any] | None) -> str | None:
     uid = ((job or {}).get("metadata") or {}).get("uid")
     return str(uid) if uid else None
-
-
-def _utc_within_range(moment: datetime) -> datetime:
-    """``moment`` in UTC; an RFC 3339 time whose UTC falls outside years 1-9999 (e.g.
-    ``0001-01-01T00:00:00+01:00``) is clamped to the first or last representable instant, which
-    selects the same records (everything, or nothing), instead of overflowing into an HTTP 500."""
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        return datetime.min.replace(tzinfo=UTC) if moment.year == 1 else datetime.max.replace(tzinfo=UTC)
-
-
-def _invalid(errors: Sequence[FieldError]) -> ApiResponse:
-    return problem(400, "invalid-request", "Invalid request", _join(errors), errors=errors)
-
-
-def _not_found(key: str) -> ApiResponse:
-    return problem(404, "not-found", "Unknown request", f"no request with id {key!r}", instance=location(key))
-
-
-def _unavailable(detail: str) -> ApiResponse:
-    return problem(503, "unavailable", "Try again", detail, headers={"Retry-After": "5"})
-
-
-def _join(errors: Sequence[FieldError]) -> str:
-    return "; ".join(f"{e.field}: {e.message}" for e in errors)[:2000]
-
-
-def _one(params: Mapping[str, str | Sequence[str]], name: str) -> str:
-    value = params.get(name)
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return value[-1] if value else ""
-
-
-def _all(params: Mapping[str, str | Sequence[str]], name: str) -> list[str]:
-    value = params.get(name)
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)

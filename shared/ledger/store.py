@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -175,6 +175,16 @@ class Ledger:
         page = self.store.query(text, parameters=params, page_size=limit, continuation=continuation)
         records = [from_entity(s.entity, etag=s.etag) for s in page.items]
         return records, encode_page_token(page.continuation) if page.continuation else None
+
+    def scan(self, text: str, params: Mapping[str, Any], *, page_size: int = 1000) -> Iterator[Record]:
+        """Every record matching the OData filter ``text``, page by page (one query per page)."""
+        token: Mapping[str, Any] | None = None
+        while True:
+            page = self.store.query(text, parameters=params, page_size=page_size, continuation=token)
+            yield from (from_entity(s.entity, etag=s.etag) for s in page.items)
+            token = page.continuation
+            if not token:
+                return
 
     def pending(self, before: datetime, *, limit: int = 100) -> tuple[Record, ...]:
         """Records whose claimed event is kept, not known sent, since before ``before``

@@ -64,11 +64,15 @@ def waiting(
     capacity: bool = False,
     queue: Mapping[str, Any] | None = None,
 ) -> None:
-    """``queue``: its position and estimated start, written when it changed enough to matter
-    (``shared.ledger.records.queue_changed``)."""
+    """``queue``: its position and estimated start among the requests this dispatcher instance
+    knows, written when it changed enough to matter (``shared.ledger.records.queue_changed``) and
+    only until the reconciler has placed it among all waiting requests (``rankedAt``:
+    ``shared.flows.ranking``), whose place is then the one kept."""
     target = State.WAITING_FOR_CAPACITY if capacity else State.WAITING_FOR_CLUSTER
     record = ledger.move(key, target, now, reason=reason, attempts=attempts)
-    if queue and record is not None and record.state == target and queue_changed(record.queue, queue, now=now):
+    if not queue or record is None or record.state != target or "rankedAt" in (record.queue or {}):
+        return
+    if queue_changed(record.queue, queue, now=now):
         ledger.note_queue(record, queue)
 
 

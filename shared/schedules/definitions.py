@@ -27,6 +27,13 @@ spacing in elapsed time. Kubernetes CronJob runs both occurrences even for fixed
 (kubernetes/kubernetes#121594, "CronJob will be run twice, when switching to wintertime"),
 which is why fixed times follow cron here. Slot ids are UTC, so every slot's id is unique.
 
+With a teams file (VNB_TEAMS_FILE), an enabled schedule's request must name a team that may use
+its priority, secrets, registry and data (``shared.teams.model.team_errors``, the dispatcher's
+own check): otherwise the schedule is refused when the file is read, and the problem names it
+(``schedules[0] (nightly).request.team: required: …``), as the teams file's own errors name their
+entry. A disabled schedule is not checked against the teams: it never becomes a request, and
+enabling it is an edit of the file, which is then read and checked again.
+
 A cron that can never fire (``0 0 31 2 *``: no February 31st; any day-of-month the listed
 months lack) is refused when the file is read: croniter accepts its syntax and then finds no
 date (CroniterBadDateError after its 50-year search, croniter ``croniter.py`` _calc).
@@ -46,6 +53,7 @@ from croniter import CroniterBadDateError, croniter
 
 from shared.config.settings import Settings
 from shared.intake.request import RequestInvalid, parse_request
+from shared.teams.model import Teams, team_errors
 
 VERSION: Final = 1
 NAME_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
@@ -131,43 +139,46 @@ class ScheduleRow:
 # --- the definitions file -------------------------------------------------------------------
 
 
-def loads(text: str, *, settings: Settings, source: str = "schedules.json") -> tuple[Schedule, ...]:
+def loads(
+    text: str, *, settings: Settings, source: str = "schedules.json", teams: Teams | None = None
+) -> tuple[Schedule, ...]:
     """Parse and validate a definitions file's text; raise SchedulesError naming every problem."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SchedulesError(source, [f"not JSON: {e.msg} at line {e.lineno} column {e.colno}"]) from None
-    return parse(data, settings=settings, source=source)
+    return parse(_decoded(text, source), settings=settings, source=source, teams=teams)
 
 
 def loads_each(
-    text: str, *, settings: Settings, source: str = "schedules.json"
+    text: str, *, settings: Settings, source: str = "schedules.json", teams: Teams | None = None
 ) -> tuple[tuple[Schedule, ...], list[str]]:
     """Like :func:`loads`, but the valid schedules and the others' problems (:func:`parse_each`)."""
+    return parse_each(_decoded(text, source), settings=settings, source=source, teams=teams)
+
+
+def _decoded(text: str, source: str) -> Any:
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise SchedulesError(source, [f"not JSON: {e.msg} at line {e.lineno} column {e.colno}"]) from None
-    return parse_each(data, settings=settings, source=source)
 
 
-def parse(data: Any, *, settings: Settings, source: str = "schedules.json") -> tuple[Schedule, ...]:
+def parse(
+    data: Any, *, settings: Settings, source: str = "schedules.json", teams: Teams | None = None
+) -> tuple[Schedule, ...]:
     """Validate decoded definitions (``{"version": 1, "schedules": [...]}``); raise
     SchedulesError naming every problem."""
-    schedules, problems = parse_each(data, settings=settings, source=source)
+    schedules, problems = parse_each(data, settings=settings, source=source, teams=teams)
     if problems:
         raise SchedulesError(source, problems)
     return schedules
 
 
 def parse_each(
-    data: Any, *, settings: Settings, source: str = "schedules.json"
+    data: Any, *, settings: Settings, source: str = "schedules.json", teams: Teams | None = None
 ) -> tuple[tuple[Schedule, ...], list[str]]:
     """The valid schedules and the problems of the others, one schedule at a time: what the
     timer runs, so that one bad schedule does not stop the rest. A file whose structure is
     wrong (not an object, unknown top-level fields, another ``version``, no ``schedules``
     list) raises SchedulesError with every problem: nothing in it can be trusted. A name
-    used twice keeps its first schedule."""
+    used twice keeps its first schedule. ``teams``: the teams file's (module docstring)."""
     if not isinstance(data, dict):
         raise SchedulesError(source, ['expected an object like {"version": 1, "schedules": [...]}'])
     problems: list[str] = []
@@ -183,7 +194,7 @@ def parse_each(
     out: list[Schedule] = []
     seen: dict[str, int] = {}
     for position, item in enumerate(items):
-        schedule, errors = _one(item, position, settings)
+        schedule, errors = _one(item, position, settings, teams or Teams())
         problems += errors
         if schedule is not None:
             if schedule.name in seen:
@@ -198,7 +209,7 @@ def parse_each(
     return tuple(out), problems
 
 
-def _one(item: Any, position: int, settings: Settings) -> tuple[Schedule | None, list[str]]:
+def _one(item: Any, position: int, settings: Settings, teams: Teams) -> tuple[Schedule | None, list[str]]:
     if not isinstance(item, dict):
         return None, [f"schedules[{position}]: expected an object"]
     name = item.get("name")
@@ -239,9 +250,12 @@ def _one(item: Any, position: int, settings: Settings) -> tuple[Schedule | None,
         if "id" in request:
             problems.append(f"{where}.request.id: leave it out; each slot's id is '<name>-<slot time UTC>'")
         try:
-            parse_request({k: v for k, v in request.items() if k != "id"}, settings=settings)
+            parsed = parse_request({k: v for k, v in request.items() if k != "id"}, settings=settings)
         except RequestInvalid as e:
             problems += [f"{where}.request.{err.field}: {err.message}" for err in e.errors]
+        else:
+            if enabled is not False:  # a disabled one is checked when an edit enables it
+                problems += [f"{where}.request.{err.field}: {err.message}" for err in team_errors(teams, parsed)]
     if problems:
         return None, problems
     assert isinstance(name, str)

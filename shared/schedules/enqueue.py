@@ -25,6 +25,8 @@ from pathlib import Path
 from shared.config.settings import Settings
 from shared.schedules.definitions import DueSlot, Schedule, ScheduleRow, SchedulesError, loads_each
 from shared.schedules.slots import describe, due_slots
+from shared.teams.files import teams_for
+from shared.teams.model import Teams
 
 log = logging.getLogger("vnode_batch.schedule")
 
@@ -34,7 +36,7 @@ APP_ROOT = Path(__file__).resolve().parents[2]
 Send = Callable[[str, str], object]
 """Send ``text`` to ``queue`` (``Queues.send``); raise if it was not sent."""
 
-_cache: dict[tuple[str, int, int, Settings], tuple[tuple[Schedule, ...], tuple[str, ...]]] = {}
+_cache: dict[tuple[str, int, int, Settings, Teams], tuple[tuple[Schedule, ...], tuple[str, ...]]] = {}
 _lock = threading.Lock()
 
 
@@ -44,8 +46,10 @@ def definitions_path(settings: Settings) -> Path:
 
 
 def load_each(settings: Settings) -> tuple[tuple[Schedule, ...], tuple[str, ...]]:
-    """The valid schedules and the problems of the invalid ones, parsed once per file version
-    (size + mtime). Raises SchedulesError when the file is missing or unusable as a whole."""
+    """The valid schedules and the problems of the invalid ones, parsed once per version of the
+    file and of the teams file (an edited teams file may refuse a schedule, or let one run).
+    Raises SchedulesError when the file is missing or unusable as a whole, TeamsInvalid when
+    the teams file is (startup refuses that already: ``shared.teams.files.check_teams``)."""
     path = definitions_path(settings)
     try:
         stat = path.stat()
@@ -56,17 +60,31 @@ def load_each(settings: Settings) -> tuple[tuple[Schedule, ...], tuple[str, ...]
                 f"cannot read the file: {e.strerror}; create it (see schedules.json in the repository) or fix the setting"
             ],
         ) from e
-    key = (str(path), stat.st_mtime_ns, stat.st_size, settings)
+    teams = teams_for(settings)
+    key = (str(path), stat.st_mtime_ns, stat.st_size, settings, teams)
     with _lock:
         cached = _cache.get(key)
     if cached is not None:
         return cached
-    schedules, problems = loads_each(path.read_text(encoding="utf-8"), settings=settings, source=str(path))
+    schedules, problems = loads_each(path.read_text(encoding="utf-8"), settings=settings, source=str(path), teams=teams)
     entry = (schedules, tuple(problems))
     with _lock:
         _cache.clear()  # one file version at a time: an edited file replaces the old entry
         _cache[key] = entry
     return entry
+
+
+def check_schedules(settings: Settings) -> list[str]:
+    """At startup: read the definitions and log an error naming each refused schedule (the
+    others run: one bad schedule never stops the rest, nor the app). The problems, for tests."""
+    try:
+        _, problems = load_each(settings)
+    except SchedulesError as e:
+        log.error("no schedule will run until %s is fixed: %s", settings.schedules_file, e)
+        return list(e.problems)
+    for problem in problems:
+        log.error("schedule refused, fix %s: %s", settings.schedules_file, problem)
+    return list(problems)
 
 
 def load_schedules(settings: Settings) -> tuple[Schedule, ...]:

@@ -99,6 +99,7 @@ def test_every_function_has_a_unique_name_and_known_trigger(functions: dict[str,
         ("list_requests", "GET", "requests"),
         ("get_request", "GET", "requests/{id}"),
         ("cancel_request", "DELETE", "requests/{id}"),
+        ("get_summary", "GET", "summary"),
     ],
 )
 def test_api_routes_need_a_function_key(functions: dict[str, Any], name: str, method: str, route: str) -> None:

@@ -1,8 +1,8 @@
-"""What `cli status` and `cli ls --summary` show of teams and waiting requests."""
+"""What `cli status` and `cli summary` show of teams and waiting requests."""
 
 from __future__ import annotations
 
-from shared.cli.api import format_detail, format_record, format_summary, tally
+from shared.cli.api import format_detail, format_record, format_summary
 
 
 def test_status_shows_the_team_the_place_and_the_estimated_start() -> None:
@@ -28,9 +28,35 @@ def test_status_shows_the_team_the_place_and_the_estimated_start() -> None:
     assert "place=3/40" in format_record(record)
 
 
-def test_the_summary_counts_each_team_by_running_waiting_and_finished() -> None:
-    counts: dict[str, dict[str, int]] = {}
-    for team, state in [("a", "running"), ("a", "waiting-for-capacity"), ("b", "succeeded"), ("a", "submitted")]:
-        tally(counts, {"team": team, "state": state})
-    assert counts == {"a": {"running": 2, "waiting": 1, "finished": 0}, "b": {"running": 0, "waiting": 0, "finished": 1}}
-    assert format_summary(counts).splitlines()[1].split() == ["a", "2", "1", "0"]
+def test_the_summary_shows_each_team_against_its_share_and_the_whole_capacity() -> None:
+    body = {
+        "at": "2026-12-07T02:00:00.000Z",
+        "capacity": {"cores": {"inUse": 40.0, "budget": 100.0}, "groups": {"inUse": 20, "budget": 100}, "waiting": 12},
+        "teams": [
+            {
+                "team": "a",
+                "running": 3,
+                "waiting": 5,
+                "waitingByReason": {"waiting-for-capacity": 5},
+                "cores": {"inUse": 12.5, "share": 50.0, "borrowLimit": 20.0},
+                "groups": {"inUse": 6, "share": 50, "borrowLimit": None},
+                "finished": {"succeeded": 10, "failed": 1, "cancelled": 0, "rejected": 2, "deadlettered": 0},
+                "cost": {"amount": 1.234, "currency": "USD"},
+            },
+            {
+                "team": None,
+                "running": 1,
+                "waiting": 0,
+                "waitingByReason": {},
+                "cores": {"inUse": 1.0, "share": None, "borrowLimit": None},
+                "groups": {"inUse": 1, "share": None, "borrowLimit": None},
+                "finished": {"succeeded": 0, "failed": 0, "cancelled": 0, "rejected": 0, "deadlettered": 0},
+                "cost": {"amount": 0.0, "currency": "USD"},
+            },
+        ],
+    }
+    lines = format_summary(body).splitlines()
+    assert lines[1].split() == ["a", "3", "5", "12.5/50+20", "6/50+∞", "10", "3", "1.23", "USD"]
+    assert lines[2].split() == ["waiting:", "waiting-for-capacity", "5"]
+    assert lines[3].split()[:5] == ["-", "1", "0", "1", "1"]
+    assert lines[-1].startswith("capacity: 40/100 cores, 20/100 container groups in use, 12 waiting")

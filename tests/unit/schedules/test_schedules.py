@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from shared.config.settings import Settings
 from shared.intake.request import parse_request
 from shared.schedules.definitions import Schedule, SchedulesError, loads, parse
-from shared.schedules.enqueue import describe_schedules, enqueue_due, load_schedules
+from shared.schedules.enqueue import check_schedules, describe_schedules, enqueue_due, load_each, load_schedules
 from shared.schedules.slots import describe, due_slots, latest_slot, request_id, slots_between, timer_window
 from tests.conftest import REPO
 
@@ -339,3 +339,76 @@ def test_a_missing_file_names_the_setting(tmp_path: Path, make_settings: Callabl
     s = make_settings(VNB_SCHEDULES_FILE=str(tmp_path / "nope.json"))
     with pytest.raises(SchedulesError, match="VNB_SCHEDULES_FILE"):
         load_schedules(s)
+
+
+# --- schedules and the teams file (issue 22) -------------------------------------------------
+
+
+def teams_json(tmp_path: Path) -> Path:
+    path = tmp_path / "teams.json"
+    team = {
+        "name": "ml",
+        "nominal": {"cores": 10, "containerGroups": 10},
+        "registries": ["mcr.microsoft.com"],
+        "secrets": ["ml-db"],
+    }
+    path.write_text(json.dumps({"version": 1, "teams": [team]}))
+    return path
+
+
+def test_with_a_teams_file_each_schedule_must_name_a_team_that_may_use_what_it_asks_for(
+    tmp_path: Path, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path,
+        [
+            {"name": "no-team", "cron": "0 1 * * *", "request": {"image": IMAGE}},
+            {"name": "unknown", "cron": "0 1 * * *", "request": {"image": IMAGE, "team": "web"}},
+            {"name": "urgent", "cron": "0 1 * * *", "request": {"image": IMAGE, "team": "ml", "priority": "urgent"}},
+            {
+                "name": "registry",
+                "cron": "0 1 * * *",
+                "request": {"image": "docker.io/library/busybox:1", "team": "ml"},
+            },
+            {
+                "name": "secret",
+                "cron": "0 1 * * *",
+                "request": {"image": IMAGE, "team": "ml", "secrets": {"X": "other"}},
+            },
+            {"name": "fine", "cron": "0 1 * * *", "request": {"image": IMAGE, "team": "ml", "secrets": {"X": "ml-db"}}},
+            {"name": "off", "cron": "0 1 * * *", "request": {"image": IMAGE}, "enabled": False},
+        ],
+    )
+    s = make_settings(
+        VNB_SCHEDULES_FILE=str(path),
+        VNB_TEAMS_FILE=str(teams_json(tmp_path)),
+        VNB_KEY_VAULT_URL="https://kv-test.vault.azure.net/",
+        VNB_KEY_VAULT_SECRETS="ml-db,other",
+    )
+    with caplog.at_level("ERROR", logger="vnode_batch.schedule"):
+        problems = check_schedules(s)
+    assert [p.split(":", 1)[0] for p in problems] == [
+        "schedules[0] (no-team).request.team",
+        "schedules[1] (unknown).request.team",
+        "schedules[2] (urgent).request.priority",
+        "schedules[3] (registry).request.image",
+        "schedules[4] (secret).request.secrets",
+    ]
+    assert "required: this app is shared by teams" in problems[0]
+    assert "may not use Key Vault secret(s) other" in problems[4]
+    assert len([r for r in caplog.records if "schedule refused" in r.getMessage()]) == 5
+    # The others still run (and the disabled one is checked when an edit enables it).
+    assert [x.name for x in enqueue_schedules(s)] == ["fine", "off"]
+    with pytest.raises(SchedulesError, match=r"schedules\[0\] \(no-team\)\.request\.team"):
+        load_schedules(s)
+
+
+def test_without_a_teams_file_a_schedule_needs_no_team(tmp_path: Path, make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(
+        VNB_SCHEDULES_FILE=str(write(tmp_path, [{"name": "a", "cron": "0 1 * * *", "request": {"image": IMAGE}}]))
+    )
+    assert check_schedules(s) == []
+
+
+def enqueue_schedules(s: Settings) -> tuple[Schedule, ...]:
+    return load_each(s)[0]
