@@ -7,28 +7,20 @@ test_kube_standin.py; a user sees these in ``kubectl get job -o yaml`` / ``kubec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from devtools.standins.kube.apiserver import KubeStandIn
 from tests.conftest import wait_for
-from tests.standins.test_kube_standin import NS, Clients, assert_schema_valid, conditions, finished, job_manifest
+from tests.standins.test_kube_standin import (  # the same stand-in and clients as there
+    NS,
+    Clients,
+    assert_schema_valid,
+    conditions,
+    finished,
+    job_manifest,
+)
 
 TRACKING = "batch.kubernetes.io/job-tracking"
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeStandIn]:
-    with KubeStandIn(time_scale=0.01, tick_seconds=0.01) as server:
-        yield server
-        assert server.controller_errors == []
-
-
-@pytest.fixture
-def k8s(kube: KubeStandIn) -> Clients:
-    return Clients(kube)
 
 
 def pods_of(kube: KubeStandIn, name: str) -> list[dict[str, Any]]:
