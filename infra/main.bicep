@@ -289,6 +289,9 @@ var appSettings = {
   VNB_TEAMS_FILE: teamsFile
   // Easy Auth (authsettingsV2 in app/api.bicep) runs in front of the API: its principal headers can be trusted.
   VNB_EASY_AUTH: 'true'
+  // Metrics and traces to Application Insights through the Azure Monitor OpenTelemetry distro
+  // (shared/adapters/telemetry.py; docs/operations.md "Telemetry").
+  VNB_TELEMETRY: 'azuremonitor'
 }
 
 module api 'app/api.bicep' = {
