@@ -1,5 +1,6 @@
-"""The metric names and attributes the app emits (issue 21's shared contract between the telemetry
-code and the alerts/workbook): instrument name → the attributes its data points may carry.
+"""The metric names and attributes the app emits, from its own registry (``shared.telemetry.names``,
+issue 21's contract between the telemetry code and the alerts/workbook): instrument name → the
+attributes its data points may carry.
 
 The alert rules and the workbook query Application Insights ``customMetrics`` by these exact names
 (``name``) and attribute keys (``customDimensions["…"]``); a query naming anything else would watch
@@ -10,31 +11,10 @@ from __future__ import annotations
 
 import re
 
-TEAM = "vnb.team"
-REASON = "vnb.reason"
-OUTCOME = "vnb.outcome"
+from shared.telemetry import names
 
-METRICS: dict[str, frozenset[str]] = {
-    "vnb.requests.received": frozenset({"vnb.source", TEAM}),
-    "vnb.requests.finished": frozenset({OUTCOME, REASON, TEAM}),
-    "vnb.requests.waiting": frozenset({REASON, TEAM}),
-    "vnb.requests.oldest_wait": frozenset({TEAM}),
-    "vnb.request.create.duration": frozenset(),
-    "vnb.request.report.duration": frozenset(),
-    "vnb.job.duration": frozenset({OUTCOME, TEAM}),
-    "vnb.capacity.cores.used": frozenset(),
-    "vnb.capacity.cores.limit": frozenset(),
-    "vnb.capacity.groups.used": frozenset(),
-    "vnb.capacity.groups.limit": frozenset(),
-    "vnb.capacity.creates.used": frozenset(),
-    "vnb.capacity.creates.limit": frozenset(),
-    "vnb.aci.refusals": frozenset({REASON}),
-    "vnb.capacity.requeues": frozenset(),
-    "vnb.cost": frozenset({TEAM}),
-    "vnb.queue.poison.depth": frozenset({"messaging.destination.name"}),
-    "vnb.reconcile.passes": frozenset(),
-    "vnb.credentials.refresh.failures": frozenset({"vnb.credential"}),
-}
+METRICS: dict[str, frozenset[str]] = {instrument.name: frozenset(instrument.attributes) for instrument in names.ALL}
+
 
 _EQUALS = re.compile(r'\bname\s*==\s*"([^"]*)"')
 _IN = re.compile(r"\bname\s+in\s*\(([^)]*)\)")
