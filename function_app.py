@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import api, deadletter, dispatch, followup, reconcile, schedules
+from functions import api, deadletter, dispatch, followup, reconcile, schedules, status
 from shared.flows.runtime import check_settings
 
 # A bad app setting fails indexing, naming every bad setting: no function starts, so no request
@@ -15,3 +15,4 @@ app.register_functions(reconcile.bp)
 app.register_functions(followup.bp)
 app.register_functions(schedules.bp)
 app.register_functions(api.bp)
+app.register_functions(status.bp)

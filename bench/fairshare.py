@@ -38,6 +38,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import random
 import statistics
 import sys
@@ -51,6 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import IMAGE, REPO, TimedKubeStandIn, app_settings, quiet_logs
 from bench.capacity import ACI_START_SECONDS, HOST, scaled_overrides
+from bench.floors import Item, greedy, lower_bound
 
 QUOTA_CORES = 100
 SHARES = {"a": 50, "b": 30, "c": 20}
@@ -141,7 +143,9 @@ def sample(kube: TimedKubeStandIn, samples: Samples, t: float) -> None:
     samples.held.append(held)
 
 
-def run(mode: str, requests: list[Request], urgent: Request, *, scale: float, floor: float, step: float) -> str:
+def run(
+    mode: str, requests: list[Request], urgent: Request, *, scale: float, floor: float, urgent_at: float, step: float
+) -> str:
     from devtools.azurite import Azurite
     from devtools.host import LocalHost
     from devtools.standins.virtual_node.provider import AciSettings
@@ -196,7 +200,7 @@ def run(mode: str, requests: list[Request], urgent: Request, *, scale: float, fl
             deadline = time.monotonic() + max(900.0, 6 * floor * scale)
             total = len(requests) + 1
             while len(outcome) < total and time.monotonic() < deadline:
-                if not urgent_sent and sim() >= floor / 4:
+                if not urgent_sent and sim() >= urgent_at:
                     sent[urgent.key] = sim()
                     requests_q.send_message(json.dumps(urgent.body))
                     urgent_sent = True
@@ -219,7 +223,37 @@ def run(mode: str, requests: list[Request], urgent: Request, *, scale: float, fl
             thread.join(5)
             runner.stop()
         refused = dict(kube.aci.counters.creates_refused)
-    return report(mode, requests, urgent, sent, outcome, samples, refused, makespan=last_event, floor=floor, step=step)
+    return report(
+        mode,
+        requests,
+        urgent,
+        sent,
+        outcome,
+        samples,
+        refused,
+        makespan=last_event,
+        floor=floor,
+        step=step,
+        references=references_of(requests, urgent, urgent_at),
+    )
+
+
+def items_of(requests: list[Request], urgent: Request, urgent_at: float) -> list[Item]:
+    """The workload as the floors see it: each request holds its cores through ACI's start and its
+    run; all are sent at once but the urgent one (``bench.floors``)."""
+    out = [Item(r.cpu, ACI_START_SECONDS + r.seconds) for r in requests]
+    return [*out, Item(urgent.cpu, ACI_START_SECONDS + urgent.seconds, urgent_at)]
+
+
+def references_of(requests: list[Request], urgent: Request, urgent_at: float) -> dict[str, float]:
+    """Makespans of two ideal instant dispatchers on the same quota (``bench.floors.greedy``)."""
+    items = items_of(requests, urgent, urgent_at)
+    return {
+        "an ideal instant first-come-first-served dispatcher": greedy(items, quota=QUOTA_CORES),
+        "an ideal clairvoyant longest-first dispatcher": greedy(
+            sorted(items, key=lambda i: -i.cores * i.seconds), quota=QUOTA_CORES
+        ),
+    }
 
 
 def report(
@@ -234,21 +268,25 @@ def report(
     makespan: float,
     floor: float,
     step: float,
+    references: dict[str, float] | None = None,
 ) -> str:
+    references = references or {}
     everyone = [*requests, urgent]
     by_team = {t: [r for r in everyone if r.team == t] for t in SHARES}
     lines = [f"[{mode}]"]
     phases: dict[str, dict[str, float]] = {"all three wait": {}, "c idle, a and b wait": {}}
-    busy = used = 0.0
+    busy = used = idle_fits = 0.0
     for t, held in zip(samples.times, samples.held, strict=True):
-        waiting = {
-            team
-            for team, rs in by_team.items()
-            if any(r.key in sent and sent[r.key] <= t and samples.started.get(r.key, float("inf")) > t for r in rs)
-        }
+        queued = [
+            r for r in everyone if r.key in sent and sent[r.key] <= t and samples.started.get(r.key, float("inf")) > t
+        ]
+        waiting = {r.team for r in queued}
         if waiting:
             busy += QUOTA_CORES * step
             used += sum(held.values()) * step
+            free = QUOTA_CORES - sum(held.values())
+            if any(r.cpu <= free for r in queued):  # idle although a waiting request would fit
+                idle_fits += free * step
         phase = (
             "all three wait" if waiting == set(SHARES) else "c idle, a and b wait" if waiting == {"a", "b"} else None
         )
@@ -267,7 +305,13 @@ def report(
             f"{team} {100 * s / total:.1f} % (target {targets[team]:g} %)" for team, s in sorted(seconds.items())
         )
         lines.append(f"  share of core-seconds while {phase} ({total / QUOTA_CORES:,.0f} s at full quota): {parts}")
-    lines.append(f"  quota utilisation while any team waits: {100 * used / busy:.1f} %" if busy else "  nobody waited")
+    if busy:
+        lines.append(
+            f"  quota utilisation while any team waits: {100 * used / busy:.1f} %; idle while a waiting request "
+            f"would fit: {100 * idle_fits / busy:.1f} %, idle while none fits: {100 * (busy - used - idle_fits) / busy:.1f} %"
+        )
+    else:
+        lines.append("  nobody waited")
     waits = [samples.started[r.key] - sent[r.key] for r in requests if r.key in samples.started]
     urgent_wait = samples.started.get(urgent.key, float("nan")) - sent.get(urgent.key, float("nan"))
     median = statistics.median(waits) if waits else float("nan")
@@ -285,6 +329,8 @@ def report(
     capacity_failures = sum(n for k, n in kinds.items() if "Capacity" in k or "ProviderFailed" in k)
     lines.append(f"  outcomes: {kinds}; capacity failures {capacity_failures}; ACI refused creates {refused or 0}")
     lines.append(f"  makespan {makespan:,.0f} s simulated = {makespan / floor:.3f} × the quota-bound floor")
+    for name, ideal in references.items():
+        lines.append(f"    = {makespan / ideal:.3f} × {name} ({ideal:,.0f} s)")
     return "\n".join(lines)
 
 
@@ -302,13 +348,17 @@ def main(argv: list[str] | None = None) -> int:
         requests, urgent = plan(args.per_team, args.seed, teams_on=mode == "fairshare")
         everyone = [*requests, urgent]
         core_seconds = sum(r.cpu * r.seconds for r in everyone)
-        floor = core_seconds / QUOTA_CORES
+        urgent_at = core_seconds / QUOTA_CORES / 4  # a quarter into the run
+        floor, by_cores, by_longest = lower_bound(items_of(requests, urgent, urgent_at), quota=QUOTA_CORES)
         counts = {t: sum(1 for r in everyone if r.team == t) for t in SHARES}
         print(
-            f"fairshare: {len(everyone)} requests {counts}, {core_seconds:,.0f} core-seconds; quota-bound floor "
-            f"{floor:,.0f} s simulated; time scale {args.scale}"
+            f"fairshare: {len(everyone)} requests {counts}, {core_seconds:,.0f} core-seconds of runs; quota-bound "
+            f"floor {floor:,.0f} s simulated (core-seconds held, ACI's {ACI_START_SECONDS:g} s start included, "
+            f"÷ {QUOTA_CORES} cores: {by_cores:,.0f} s; longest request from its arrival: {by_longest:,.0f} s); "
+            f"time scale {args.scale}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
-        print(run(mode, requests, urgent, scale=args.scale, floor=floor, step=args.sample))
+        print(run(mode, requests, urgent, scale=args.scale, floor=floor, urgent_at=urgent_at, step=args.sample))
+        print(f"  load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 

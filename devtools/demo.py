@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         help="(for tests) write the values this run must never print — the planted Key Vault secret, "
         "the registry's refresh tokens, the SAS signatures — to this JSON file",
     )
+    parser.add_argument(
+        "--serve", action="store_true", help="after the requests, keep the app (and its status page) up until Ctrl-C"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     # The kubeconfig, the timers' state and every temporary file of this process and of the
@@ -119,7 +122,9 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                 q.create_queue()
         with runner:
             console.print(f"  functions        {', '.join(sorted(f.name for f in runner.functions))}")
-            console.print(f"  HTTP API         {runner.http_url}/api/requests  (x-functions-key required)\n")
+            console.print(f"  HTTP API         {runner.http_url}/api/requests  (x-functions-key required)")
+            # This run's made-up local key, so the page opens as is (docs/operations.md "Status page").
+            console.print(f"  status page      {runner.http_url}/api/status?code={runner.function_keys['default']}\n")
             encoding = message_encoding(REPO / "host.json")
             for body in requests:
                 requests_q.send_message(encode_for_trigger(json.dumps(body), encoding))
@@ -152,6 +157,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
                 gone_by = time.monotonic() + 10
                 while kube.jobs(settings["VNB_NAMESPACE"]) and time.monotonic() < gone_by:
                     time.sleep(0.5)
+            if args.serve:
+                _serve(console, f"{runner.http_url}/api/status?code={runner.function_keys['default']}")
         left = len(kube.jobs(settings["VNB_NAMESPACE"]))
         private_ok = False
         if terminal >= len(requests):
@@ -171,6 +178,14 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         return 0
     console.print(f"[bold red]timed out[/]: {terminal} of {len(requests)} requests have a terminal event")
     return 1
+
+
+def _serve(console: Console, url: str) -> None:
+    """Keep the host up (its timers and HTTP functions run) until Ctrl-C."""
+    console.print(f"\n[bold]status page[/]  {url}  (Ctrl-C to go on)")
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(1)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from functions.bindings import traced
 from shared.flows.runtime import runtime
 from shared.ledger.responses import ApiResponse
 from shared.teams.identity import caller_of
@@ -34,11 +35,14 @@ def _reply(response: ApiResponse) -> func.HttpResponse:
 
 @bp.function_name("submit_request")
 @bp.route(route="requests", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-def submit_request(req: func.HttpRequest) -> func.HttpResponse:
+def submit_request(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """``context``: the host's trace context (its HTTP request span), the parent of the request's
+    receive span (``shared.telemetry.signals.invocation``)."""
     api = runtime().api()
     body, content_type = req.get_body(), req.headers.get("content-type")
     caller = _caller(req, api.settings.easy_auth)
-    return _reply(api.handle(lambda: api.submit(body, content_type=content_type, caller=caller)))
+    with traced(context):
+        return _reply(api.handle(lambda: api.submit(body, content_type=content_type, caller=caller)))
 
 
 @bp.function_name("list_requests")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 import azure.functions as func
 
 from shared.config.settings import STORAGE_CONNECTION
 from shared.flows.inbound import Inbound
+from shared.telemetry import signals
 
 CONNECTION = STORAGE_CONNECTION
 REQUESTS_QUEUE = "%VNB_REQUESTS_QUEUE%"
@@ -27,3 +29,10 @@ def inbound(msg: func.QueueMessage) -> Inbound:
         dequeue_count=msg.dequeue_count or 1,
         inserted_at=inserted,
     )
+
+
+def traced(context: func.Context) -> AbstractContextManager[None]:
+    """The host's trace context of this invocation, current while the function runs (no-op with
+    VNB_TELEMETRY off): ``shared.telemetry.signals.invocation`` says why the app attaches it."""
+    trace = context.trace_context
+    return signals.invocation(trace.trace_parent, trace.trace_state)

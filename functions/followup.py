@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.bindings import CONNECTION, FOLLOWUP_QUEUE
+from functions.bindings import CONNECTION, FOLLOWUP_QUEUE, traced
 from shared.flows.followup import chains_for, follow_up
 from shared.flows.runtime import runtime, utcnow
 
@@ -13,7 +13,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 @bp.function_name("reconcile_followup")
 @bp.queue_trigger(arg_name="msg", queue_name=FOLLOWUP_QUEUE, connection=CONNECTION)
-def reconcile_followup(msg: func.QueueMessage) -> None:
+def reconcile_followup(msg: func.QueueMessage, context: func.Context) -> None:
     """The same pass as the reconcile timer's, without its idle-policy step, then the chain's next
     message or its end (``shared.flows.followup``: one pass at a time). Events go out with the
     queue client, before each Job is marked, as on the timer. A failure frees the lease and
@@ -23,9 +23,10 @@ def reconcile_followup(msg: func.QueueMessage) -> None:
     from shared.flows.idle import reconcile_pass  # as the timer: the idle gate's types, not on dispatch's path
 
     rt = runtime()
-    follow_up(
-        msg.get_body().decode("utf-8", "replace"),
-        chains=chains_for(rt.settings, rt.queues),
-        run_pass=lambda: reconcile_pass(rt, policy=False),
-        now=utcnow,
-    )
+    with traced(context):
+        follow_up(
+            msg.get_body().decode("utf-8", "replace"),
+            chains=chains_for(rt.settings, rt.queues),
+            run_pass=lambda: reconcile_pass(rt, policy=False),
+            now=utcnow,
+        )

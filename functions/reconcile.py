@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.bindings import RECONCILE_SCHEDULE
+from functions.bindings import RECONCILE_SCHEDULE, traced
 from shared.flows.followup import chains_for, timer_pass
 from shared.flows.runtime import runtime, utcnow
 
@@ -13,7 +13,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 @bp.function_name("reconcile")
 @bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, run_on_startup=False, use_monitor=True)
-def reconcile(timer: func.TimerRequest) -> None:
+def reconcile(timer: func.TimerRequest, context: func.Context) -> None:
     """Events are sent with the queue client, not an output binding: each must be out *before*
     its Job is marked reported, inside this invocation. A pass cut short by a transient error
     is logged and resumed by the next timer run (the host does not retry a failed timer run).
@@ -26,4 +26,5 @@ def reconcile(timer: func.TimerRequest) -> None:
     from shared.flows.idle import reconcile_pass  # the idle policy (aks mode): not on the queue path
 
     rt = runtime()
-    timer_pass(chains_for(rt.settings, rt.queues), lambda: reconcile_pass(rt), utcnow)
+    with traced(context):
+        timer_pass(chains_for(rt.settings, rt.queues), lambda: reconcile_pass(rt), utcnow)

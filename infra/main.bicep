@@ -120,6 +120,21 @@ param apiAllowedPrincipals array = []
 @description('Easy Auth authorization policy: object ids of groups whose members may call the API (allowedPrincipals.groups).')
 param apiAllowedGroups array = []
 
+@description('Address that receives alert mails (docs/operations.md "Alerts"); empty: no mail.')
+param alertEmail string = ''
+
+@secure()
+@description('HTTPS webhook called with the common alert schema when an alert fires; empty: none.')
+param alertWebhookUrl string = ''
+
+@minValue(5)
+@description('Alert when a request has waited longer than this many minutes for the cluster or ACI capacity.')
+param waitingAlertMinutes int = 60
+
+@minValue(5)
+@description('Alert when no reconcile pass was counted for this many minutes (the timer runs every 30 s).')
+param reconcileSilenceMinutes int = 15
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -187,6 +202,31 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
+// Alert rules and the operators' workbook over the app's OpenTelemetry metrics (docs/operations.md "Alerts").
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    alertWebhookUrl: alertWebhookUrl
+    waitingAlertMinutes: waitingAlertMinutes
+    reconcileSilenceMinutes: reconcileSilenceMinutes
+  }
+}
+
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+  }
+}
+
 module registryPull 'app/acr-pull.bicep' = if (!empty(registryName)) {
   name: 'registry-pull'
   scope: resourceGroup(!empty(registryResourceGroupName) ? registryResourceGroupName : rg.name)
@@ -249,6 +289,9 @@ var appSettings = {
   VNB_TEAMS_FILE: teamsFile
   // Easy Auth (authsettingsV2 in app/api.bicep) runs in front of the API: its principal headers can be trusted.
   VNB_EASY_AUTH: 'true'
+  // Metrics and traces to Application Insights through the Azure Monitor OpenTelemetry distro
+  // (shared/adapters/telemetry.py; docs/operations.md "Telemetry").
+  VNB_TELEMETRY: 'azuremonitor'
 }
 
 module api 'app/api.bicep' = {

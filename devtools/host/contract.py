@@ -31,6 +31,8 @@ class Invocation:
     ok: bool
     error: str | None
     response: Any = None
+    traceparent: str = ""
+    """The W3C trace context the host sent with it (``InvocationRequest.trace_context``)."""
 
 
 class Host(Protocol):

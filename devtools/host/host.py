@@ -288,8 +288,15 @@ class LocalHost:
         ``ParameterHelper.ProcessOutputParameters``); a failed write fails the invocation.
         """
         invocation_id = str(uuid.uuid4())
+        # The host's Activity of this invocation, as a W3C traceparent: azure-functions-host
+        # WorkerFunctionInvoker sets ``Traceparent = Activity.Current?.Id`` (W3C ids, .NET's default
+        # format) and ScriptInvocationContextExtensions.ToRpcInvocationRequest sends it as
+        # ``TraceContext``. A queue or timer trigger starts a new trace (a Storage queue message
+        # carries no trace context to the host); an HTTP caller's traceparent is not modelled.
+        traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
         request = protos.InvocationRequest(invocation_id=invocation_id, function_id=spec.function_id,
-                                           input_data=input_data, trigger_metadata=trigger_metadata)
+                                           input_data=input_data, trigger_metadata=trigger_metadata,
+                                           trace_context=protos.RpcTraceContext(trace_parent=traceparent))
         with self._lock:
             self._active += 1
             s = self._stats[spec.name]
@@ -320,7 +327,7 @@ class LocalHost:
             self._stats[spec.name] = dataclasses.replace(s, successes=s.successes + ok, failures=s.failures + (not ok))
             self._idle.notify_all()
         self._report(spec.name, "succeeded" if ok else "failed", duration)
-        return Invocation(spec.name, ok, error, response)
+        return Invocation(spec.name, ok, error, response, traceparent)
 
     def _write_outputs(self, spec: FunctionSpec, output_data: Iterable[Any]) -> None:
         by_name = {o.param: o for o in spec.outputs}

@@ -79,6 +79,10 @@ var hostSettings = {
   // batchSize (host.json) keep a batch in flight (azure-functions-runtime utils/threadpool.py
   // _get_max_workers; default min(32, vCPUs + 4) = 6 on a 2-vCPU instance). docs/performance.md.
   PYTHON_THREADPOOL_THREAD_COUNT: '16'
+  // With host.json "telemetryMode": "OpenTelemetry": the worker takes part in the host's
+  // OpenTelemetry traces ("Use OpenTelemetry with Azure Functions", Python: this setting and
+  // configure_azure_monitor() in the app; azure-functions-runtime handle_event reads it at init).
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

@@ -95,6 +95,9 @@ ANN_OUTPUT: Final = f"{RESERVED_LABEL_DOMAIN}/output"
 reconciler into ``job.succeeded``/``job.failed`` (a location, never a SAS)."""
 ANN_VERDICT: Final = f"{RESERVED_LABEL_DOMAIN}/verdict"
 """JSON ``{"reason", "message", "at"}``: a failure the reconciler decided (stuck or lost)."""
+ANN_TRACEPARENT: Final = f"{RESERVED_LABEL_DOMAIN}/traceparent"
+"""The W3C ``traceparent`` of the request's trace (issue 21): the reconciler's run and report spans
+name it as their parent, so the request's whole life is one trace (``shared.telemetry.signals``)."""
 ANN_REPORTED_AT: Final = f"{RESERVED_LABEL_DOMAIN}/reported-at"
 """When the completion event was sent; a kept Job is deleted VNB_KEEP_FINISHED_SECONDS later."""
 

@@ -183,11 +183,8 @@ class Admission:
         list shows that Job) or say why not and how long to wait.
 
         Raises what the list calls raise (a transient Kubernetes error: the host retries)."""
-        budget_ = self.budget()
         with self._lock:
-            if self._stale(budget_):
-                self._refresh(source, now)
-                budget_ = self.budget()
+            budget_ = self._listed_budget(source, now)
             usage = self._usage()
             reason = budget_.exhausted(usage, demand)
             fair = self.shares and team in self.shares
@@ -226,13 +223,17 @@ class Admission:
         """For estimates made elsewhere (``shared.flows.ranking``): when the running Jobs are
         expected to end, what is free now, and how many finished Jobs' durations were observed.
         Lists the cluster when this process's view is stale (as :meth:`admit` does)."""
-        budget_ = self.budget()
         with self._lock:
-            if self._stale(budget_):
-                self._refresh(source, now)
-                budget_ = self.budget()
-            usage = self._usage()
-            return list(self._view.endings), _free(budget_, usage), len(self._durations)
+            budget_ = self._listed_budget(source, now)
+            return list(self._view.endings), _free(budget_, self._usage()), len(self._durations)
+
+    def _listed_budget(self, source: CapacitySource, now: datetime) -> Budget:
+        """The budget, after listing the cluster again if the view is stale (under the lock)."""
+        budget_ = self.budget()
+        if self._stale(budget_):
+            self._refresh(source, now)
+            budget_ = self.budget()
+        return budget_
 
     def _forecast(self, key: str, demand: Demand, usage: Usage, budget_: Budget, now: datetime) -> dict[str, Any]:
         clock = self._clock()
@@ -278,6 +279,16 @@ class Admission:
             waiting={} if urgent else self._queue.by_team(now, exclude=key),
             shares=self.shares,
         )
+
+    def usage(self, source: CapacitySource, now: datetime) -> tuple[Usage, Budget]:
+        """What the app holds now (listing only when the cached view is stale) and the budget
+        (the telemetry gauges, ``shared.flows.gauges``). Raises what the list calls raise."""
+        budget_ = self.budget()
+        with self._lock:
+            if self._stale(budget_):
+                self._refresh(source, now)
+                budget_ = self.budget()
+            return self._usage(), budget_
 
     def created(self, ticket: int) -> None:
         """The admitted Job was created: the next list sees it, so its charge ends then."""

@@ -25,14 +25,17 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from shared.adapters.kube import Conflict
-from shared.base.conventions import ANN_ENQUEUED_AT, ANN_KEY, ANN_MESSAGE_ID
+from shared.base.conventions import ANN_ENQUEUED_AT, ANN_KEY, ANN_MESSAGE_ID, ANN_TRACEPARENT
 from shared.base.times import parse_time
 from shared.capacity import model as capacity
 from shared.config.settings import Settings
+from shared.intake import trace
 from shared.intake.deferral import wrap
 from shared.job.read import job_name_of
 from shared.outcomes.outcome import CAPACITY_EXHAUSTED
+from shared.outcomes.provider_failure import classify
 from shared.outcomes.verdicts import MAX_MESSAGE_CHARS, Verdict
+from shared.telemetry import names, signals
 
 log = logging.getLogger("vnode_batch.reconcile")
 
@@ -68,6 +71,7 @@ def give_back(
     name = job_name_of(job)
     if on_refusal is not None:
         on_refusal(refusal, parse_time(meta.get("creationTimestamp")))
+    signals.add(names.ACI_REFUSALS, 1, {names.REASON: classify(refusal).code or "unknown"})
     attempt = capacity.attempt_of(job) + 1
     request = capacity.request_of(job)
     limit = settings.capacity_max_attempts
@@ -91,6 +95,7 @@ def give_back(
         count=attempt,
         reason=reason,
         capacity_attempts=attempt,
+        trace=trace.of(ann.get(ANN_TRACEPARENT)),
     )
     if capacity.ANN_REQUEUED not in ann:
         try:
@@ -104,6 +109,7 @@ def give_back(
     if before_requeue is not None:
         before_requeue(key, attempt, reason)
     requeue(text, settings.capacity_defer_seconds)
+    signals.add(names.REQUEUES)
     log.warning(
         "Job %s: ACI refused its pods for capacity (attempt %d of %d): request %s back on the queue: %s",
         name,

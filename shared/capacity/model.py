@@ -26,7 +26,7 @@ from typing import Any, Final
 from shared.base.conventions import ANN_CAPACITY_ATTEMPT, ANN_REQUEST, ANN_REQUEUED, CONTAINER, CONTROLLER_UID
 from shared.base.quantity import parse_cpu
 from shared.base.times import parse_time
-from shared.job.read import is_success, metadata_of, pod_index, status_of, terminal_condition
+from shared.job.read import finished_pods, is_success, metadata_of, pod_index, status_of, terminal_condition
 from shared.outcomes.provider_failure import classify
 from shared.secrets.scrub import env_restored, without_env_values
 
@@ -259,7 +259,7 @@ def job_creates(job: Obj) -> tuple[datetime, int] | None:
     if created is None:
         return None
     spec = job.get("spec") or {}
-    return created, int(spec.get("completions") or 1) + int(status_of(job).get("failed") or 0)
+    return created, int(spec.get("completions") or 1) + finished_pods(job)["failed"]
 
 
 def usage_of(
@@ -313,7 +313,7 @@ def usage_of(
         cores += sum((pod_cores(p) for p in held), Decimal(0))
         if not _finished(job) and not metadata_of(job).get("deletionTimestamp"):
             completions = int(spec.get("completions") or 1)
-            succeeded = int(status_of(job).get("succeeded") or 0)
+            succeeded = finished_pods(job)["succeeded"]
             expected = min(int(spec.get("parallelism") or 1), max(0, completions - succeeded))
             running = sum(1 for p in held if status_of(p).get("phase") in ("Pending", "Running", None))
             missing = max(0, expected - running)
@@ -321,7 +321,7 @@ def usage_of(
             cores += missing * per_pod
         created = _created_at(job)
         if created is not None and created > long_from:
-            n = int(spec.get("completions") or 1) + int(status_of(job).get("failed") or 0)
+            n = int(spec.get("completions") or 1) + finished_pods(job)["failed"]
             long += n
             times.extend([created] * n)
             short += n if created > short_from else len(_created_since(mine, short_from))
@@ -411,7 +411,7 @@ def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
     refused = [(p, why) for p in pods if (why := capacity_refusal(p)) is not None]
     if not refused:
         return None
-    if not any(ran(p) for p in pods) and not int(status_of(job).get("succeeded") or 0):
+    if not any(ran(p) for p in pods) and not finished_pods(job)["succeeded"]:
         return refused[-1][1]
     if not _failed(job):
         return None
@@ -449,8 +449,9 @@ def _index_set(text: str) -> set[int | None]:
 
 
 def may_need_retry(job: Obj) -> bool:
-    """Whether the reconciler must look at this running Job's pods: one of them failed."""
-    return int(status_of(job).get("failed") or 0) > 0
+    """Whether the reconciler must look at this running Job's pods: one of them failed (counted,
+    or still listed in ``uncountedTerminatedPods``)."""
+    return finished_pods(job)["failed"] > 0
 
 
 # --- fairness among waiting requests -----------------------------------------------------

@@ -397,9 +397,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from shared.cli import cluster as cli_cluster
     from shared.cli import cost as cli_cost
+    from shared.cli import top as cli_top
 
     cli_cluster.register(sub, _aks_settings)
     cli_cost.register(sub, _settings)
+    cli_top.register(sub)
 
     args = parser.parse_args(argv)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shared.intake.request import json_schema
+from shared.intake.schema import json_schema
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ The README's settings table and local.settings.sample.json are checked against t
 by tests.
 
 The fields live in one group per capability (``storage``, ``cluster``, ``workload``, ``timers``,
-``cost``, ``capacity`` beside this module), each with its own validators; ``Settings`` inherits
+``cost``, ``capacity``, ``telemetry`` beside this module), each with its own validators; ``Settings`` inherits
 them all (pydantic merges fields and validators from base classes) and keeps what spans groups:
 the range checks shared by many fields, the cross-field checks, and the one-pass error report.
 """
@@ -33,6 +33,7 @@ from shared.config.cluster import (
 )
 from shared.config.cost import CostSettings, Prices
 from shared.config.storage import STORAGE_CONNECTION, StorageSettings
+from shared.config.telemetry import TelemetrySettings
 from shared.config.timers import TimerSettings
 from shared.config.workload import ACI_MAX_CPU, ACI_MAX_MEMORY, WorkloadSettings
 
@@ -70,8 +71,16 @@ class SettingsError(ValueError):
 
 
 # The bases' order sets the fields' order (pydantic collects them from the last base first):
-# storage, cluster, workload, timers, cost, capacity, as the README's table lists them.
-class Settings(CapacitySettings, CostSettings, TimerSettings, WorkloadSettings, ClusterSettings, StorageSettings):
+# storage, cluster, workload, timers, cost, capacity, telemetry, as the README's table lists them.
+class Settings(
+    TelemetrySettings,
+    CapacitySettings,
+    CostSettings,
+    TimerSettings,
+    WorkloadSettings,
+    ClusterSettings,
+    StorageSettings,
+):
     """All app settings. ``description`` is the documentation shown in the README table."""
 
     # --- checks shared by fields of several groups -------------------------------------------

@@ -101,7 +101,13 @@ def defer(
         )
     count = (deferral.count if deferral else 0) + 1
     text = wrap(
-        data, key=meta.key, message_id=meta.message_id, first_seen=first_seen, count=count, reason=readiness.reason
+        data,
+        key=meta.key,
+        message_id=meta.message_id,
+        first_seen=first_seen,
+        count=count,
+        reason=readiness.reason,
+        trace=meta.trace,
     )
     requeue(text, settings.bootstrap_defer_seconds)
     log.info(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from shared.config.settings import Settings
 from shared.flows import finish, secret_files, workload_access
 from shared.flows.answers import defer, id_reused, invalid, longest_wait, rejected, track_wait, waited_too_long
 from shared.flows.inbound import GIVEN_BACK, DispatchResult, Inbound, Outcome
+from shared.intake import trace
 from shared.intake.decode import decode_body
 from shared.intake.deferral import QUEUE_MESSAGE_LIMIT, Deferral, encoded_size, envelope_problems, room, unwrap, wrap
 from shared.intake.request import BatchRequest, RequestInvalid, parse_request
@@ -48,6 +50,7 @@ from shared.ledger.records import Record, State
 from shared.ledger.store import Ledger
 from shared.teams.files import teams_for
 from shared.teams.model import team_errors
+from shared.telemetry import logs, names, signals
 
 log = logging.getLogger("vnode_batch.dispatch")
 
@@ -67,11 +70,64 @@ def dispatch(
 ) -> DispatchResult:
     """Handle one request message (see the module docstring for the outcomes).
 
-    ``admission``: the capacity view to use (default: this process's for the cluster)."""
+    ``admission``: the capacity view to use (default: this process's for the cluster).
+
+    Telemetry (issue 21): the first delivery of a request is the span ``vnb.request.receive``
+    (a child of the producer's ``traceparent`` if it gave a valid one, else of the invocation's
+    context); a deferred request's later deliveries are ``vnb.request.wait`` (from its deferral to
+    now) and ``vnb.request.dispatch``, children of the request's trace carried in the envelope,
+    linked to their own invocation (``shared.telemetry.signals``)."""
     data, errors = decode_body(message.body)
     if data is None:
         return invalid(message, settings, None, None, errors, now(), ledger)
     data, deferral = unwrap(data)
+    data, producer = trace.split(data)
+    carried = deferral.trace if deferral is not None and deferral.trace.traceparent else None
+    if carried is not None and deferral is not None and message.inserted_at is not None:
+        attributes: signals.Attributes = {
+            names.REASON: deferral.reason,
+            names.DEFERRALS: deferral.count,
+            names.REQUEST_KEY: deferral.key,
+        }
+        with signals.span(
+            names.SPAN_WAIT,
+            parent=carried.traceparent,
+            parent_state=carried.tracestate,
+            start=message.inserted_at,
+            attributes=attributes,
+        ):
+            pass  # the wait is over: this span only records it
+    parent = carried or producer
+    with (
+        logs.scope(),
+        signals.span(
+            names.SPAN_DISPATCH if carried else names.SPAN_RECEIVE,
+            parent=parent.traceparent,
+            parent_state=parent.tracestate,
+            attributes={names.DESTINATION: settings.requests_queue, "messaging.message.id": message.message_id},
+            consumer=True,
+        ) as span,
+    ):
+        # The request's trace: the one it carries, else this span's (it is the first hop), else
+        # the producer's (telemetry off: the ledger still names the producer's trace).
+        here = trace.of(span.traceparent, span.tracestate) if span.traceparent else producer
+        result = _dispatch(message, data, deferral, carried or here, settings, gate, requeue, now, ledger, admission)
+        span.set({names.REQUEST_KEY: result.key or "", "vnb.dispatch.outcome": result.outcome.value})
+        return result
+
+
+def _dispatch(
+    message: Inbound,
+    data: dict[str, Any],
+    deferral: Deferral | None,
+    carried: trace.Trace,
+    settings: Settings,
+    gate: ClusterGate,
+    requeue: Requeue,
+    now: Callable[[], datetime],
+    ledger: Ledger | None,
+    admission: Admission | None,
+) -> DispatchResult:
     if deferral is not None:  # a forged or damaged envelope: its key and times are not to be trusted
         bad = envelope_problems(
             deferral,
@@ -91,7 +147,14 @@ def dispatch(
         return invalid(message, settings, data, deferral, e.errors, now(), ledger)
     key = request.id or key_default
     enqueued_at = deferral.first_seen if deferral else message.inserted_at
-    meta = JobMeta(key=key, message_id=deferral.message_id if deferral else message.message_id, enqueued_at=enqueued_at)
+    meta = JobMeta(
+        key=key,
+        message_id=deferral.message_id if deferral else message.message_id,
+        enqueued_at=enqueued_at,
+        traceparent=carried.traceparent,
+        tracestate=carried.tracestate,
+    )
+    logs.mark(key, meta.traceparent)
     owner = finish.owner_of_request(request, key=key, message_id=meta.message_id)
     spare = room(data, key=meta.key, message_id=meta.message_id, encoding="none")  # adapters/queues.py: plain text
     if spare < 0:
@@ -152,8 +215,18 @@ def dispatch(
     known: Record | None = None
     if ledger is not None:  # ledger: record first; a finished or cancelled key never runs again
         known = tracking.received(
-            ledger, key=key, request=request, message_id=meta.message_id, now=now(), source="queue"
+            ledger,
+            key=key,
+            request=request,
+            message_id=meta.message_id,
+            now=now(),
+            source="queue",
+            traceparent=meta.traceparent,
         )
+        if known.trace_parent and known.trace_parent != meta.traceparent:
+            # The ledger names the request's trace (a delivery before this one started it): join it.
+            meta = replace(meta, traceparent=known.trace_parent, tracestate=None)
+            logs.mark(key, meta.traceparent)
         early = _ledger_says(message, settings, request, meta, known, now(), capacity_retry=attempt > 0)
         if early is not None:
             return early
@@ -212,6 +285,8 @@ def dispatch(
         raise
     if result.outcome is Outcome.CREATED:
         view.created(decision.ticket)
+        if meta.enqueued_at is not None:
+            signals.record(names.CREATE_DURATION, (now() - meta.enqueued_at).total_seconds())
     else:
         view.refund(decision.ticket)
     if result.outcome is Outcome.DEFERRED:  # the previous attempt's Job is still being deleted
@@ -322,6 +397,7 @@ def _wait_for_capacity(
         count=count,
         reason=reason,
         capacity_attempts=attempts,
+        trace=meta.trace,
     )
     requeue(text, delay)
     log.info("%s: key %s deferred %d s (deferral %d)", reason, meta.key, delay, count)
@@ -342,7 +418,8 @@ def _create(
 ) -> DispatchResult:
     name = manifest["metadata"]["name"]
     try:
-        cluster.create_job(manifest)
+        with signals.span(names.SPAN_CREATE, attributes={names.JOB_NAME: name, names.REQUEST_KEY: meta.key}):
+            cluster.create_job(manifest)
     except AlreadyExists:
         existing = cluster.get_job(name)
         if existing is None:  # deleted between our create and get: let the host retry

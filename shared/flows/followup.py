@@ -38,6 +38,7 @@ import functools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,8 @@ may start: the queue listener's back-off (≤ maxPollingInterval, 2 s) plus a sl
 PASS_HOLD_SECONDS = 300
 """A pass's claim on the lease lapses after this: host.json's functionTimeout (5 minutes), which
 no invocation outlives (the reconcile pass itself stops starting pages after 240 s)."""
+RELEASE_ATTEMPTS = 3
+"""Writes tried to release the lease after a pass (a second apart: a storage restart's gap)."""
 MESSAGE_TTL_SECONDS = 300
 """A follow-up message not handled within this is of no use (its lease has long expired)."""
 DISPATCH_MEMO_SECONDS = 1.0
@@ -107,7 +110,17 @@ class Chains:
         """Hold the lease for one pass (``Running`` for ``PASS_HOLD_SECONDS``); None if it moved first."""
         generation = generation if generation is not None else (lease.generation if lease else 0)
         until = moment + timedelta(seconds=PASS_HOLD_SECONDS)
-        etag = self._write(lease, self._entity(generation, until, running=True))
+        try:
+            etag = self._write(lease, self._entity(generation, until, running=True))
+        except VnbError:
+            # The write may have been applied and only its answer lost (storage restarting):
+            # the lease would then say Running for PASS_HOLD_SECONDS with nobody to release it,
+            # and no pass would run meanwhile (seen in bench/soak.py: 5 minutes without a report
+            # after its Azurite restart). Read it back: if it is this claim, it is held.
+            found = self.read()
+            if found is not None and found.running and (found.generation, found.until) == (generation, until):
+                return found
+            raise
         return None if etag is None else Lease(generation, until, etag, running=True)
 
     def after_pass(self, held: Lease, report: ReconcileReport, moment: datetime) -> int | None:
@@ -118,8 +131,17 @@ class Chains:
         return None
 
     def release(self, held: Lease, moment: datetime) -> None:
-        """Free the lease (``Until`` = now), unless it moved meanwhile."""
-        self._write(held, self._entity(held.generation, moment))
+        """Free the lease (``Until`` = now), unless it moved meanwhile. A write that fails is
+        tried again, RELEASE_ATTEMPTS times a second apart: a lease left Running holds every pass
+        off for PASS_HOLD_SECONDS (a retry of a write that was applied finds the ETag moved)."""
+        for attempt in range(1, RELEASE_ATTEMPTS + 1):
+            try:
+                self._write(held, self._entity(held.generation, moment))
+                return
+            except VnbError:
+                if attempt == RELEASE_ATTEMPTS:
+                    raise
+                time.sleep(1.0)
 
     def run(self, held: Lease, run_pass: Callable[[], ReconcileReport], now: Callable[[], datetime]) -> ReconcileReport:
         """``run_pass`` under ``held``; a pass that raises frees the lease first, so the host's retry

@@ -23,6 +23,7 @@ from shared.cluster.idle_gate import CAS_ATTEMPTS, IdleGate, utcnow
 from shared.cluster.power import Act, Observation, Phase, PowerRecord, Step, decide
 from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
+from shared.flows import gauges
 from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs, run
 from shared.flows.reconcile_pass import ReconcileReport, SendEvent
 
@@ -70,6 +71,7 @@ def reconcile_timer(
 
 def reconcile_pass(rt: Runtime, *, policy: bool = True) -> ReconcileReport:
     """:func:`reconcile_timer` with this process's settings, clients and ledger (the functions' call)."""
+    gauges.queues_and_ledger(rt.settings, count=rt.queues.approximate_count, ledger=rt.ledger, now=utcnow())
     return reconcile_timer(
         settings=rt.settings,
         gate=rt.gate,

@@ -71,7 +71,7 @@ from shared.base.errors import VnbError
 from shared.capacity.admission import Admission, admission_for
 from shared.cluster.readiness import ClusterGate, Requeue
 from shared.config.settings import Settings
-from shared.flows import secret_files, workload_access
+from shared.flows import gauges, secret_files, workload_access
 from shared.flows.jobstore import SELECT_REPORTED, SELECT_UNREPORTED, JobStore, KubeJobs
 from shared.flows.ranking import rank_waiting
 from shared.flows.reconcile_pass import (
@@ -84,6 +84,7 @@ from shared.flows.reconcile_pass import (
 )
 from shared.ledger.outcome_writer import flush
 from shared.ledger.store import Ledger
+from shared.telemetry import names, signals
 
 log = logging.getLogger("vnode_batch.reconcile")
 
@@ -112,6 +113,7 @@ def run(
     """One timer run: find the cluster, then :func:`reconcile` it.
 
     ``requeue`` (send to the requests queue with a delay) enables capacity retries."""
+    signals.add(names.RECONCILE_PASSES)  # every pass, ready or not: the "timer not running" alert counts these
     readiness = gate.check()
     if readiness.cluster is None:
         report = ReconcileReport(aborted=f"cluster not ready: {readiness.reason}")
@@ -152,6 +154,7 @@ def run(
                 _last_rank[key] = moment
         if due:
             _rank(ledger, view, cluster, moment)
+    gauges.capacity(view, cluster, moment)  # issue 21: capacity in use against the budget
     if settings.acr_registries:  # pull Secrets renewed long before their tokens end (issue 17)
         workload_access.renew_pull_secrets(cluster, settings, moment)
     return report

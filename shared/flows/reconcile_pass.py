@@ -27,7 +27,7 @@ from shared.capacity.give_back import REQUEUED, RUNNING, give_back
 from shared.cluster.readiness import Requeue
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
-from shared.flows import secret_files, workload_access
+from shared.flows import observe, secret_files, workload_access
 from shared.flows.jobstore import SELECT_REPORTED, JobStore
 from shared.flows.logtails import read_log_tails
 from shared.job.read import is_deleting, job_name_of, job_uid, terminal_condition
@@ -260,6 +260,7 @@ class ReconcilePass:
                 self._ended_otherwise(job, claim.record, moment)
                 return
         self.send_event(text)
+        observe.reported(job, result, cost, sent_at=self.now())  # issue 21: run/report spans, metrics
         with self._lock:
             self.report.event_ids.append(event_id)
         try:

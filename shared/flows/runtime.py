@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from shared.adapters import telemetry
 from shared.adapters.queues import Queues, queues_for
 from shared.cluster.gate import gate_for
 from shared.cluster.readiness import ClusterGate
@@ -103,6 +104,7 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings | None:
 
 def runtime() -> Runtime:
     settings = settings_from(os.environ)
+    telemetry.configure(settings)  # once per process; VNB_TELEMETRY=off imports nothing
     return Runtime(settings=settings, queues=queues_for(settings), gate=gate_for(settings))
 
 

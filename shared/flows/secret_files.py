@@ -19,12 +19,13 @@ from typing import Any, Protocol
 from shared.adapters.keyvault import VaultReader, VaultSecretForbidden, VaultSecretMissing, reader_for
 from shared.adapters.kube import AlreadyExists, Cluster
 from shared.base.conventions import LABEL_SECRET_ROLE, MANAGED_BY, MANAGER, SECRET_ROLE_FILES
-from shared.base.errors import FieldError
+from shared.base.errors import FieldError, VnbError
 from shared.base.times import parse_time
 from shared.config.settings import Settings
 from shared.intake.request import BatchRequest
 from shared.outcomes.outcome import LogTail
 from shared.secrets.files import owner_reference, redact, secret_manifest, secret_name, secret_of, values_of
+from shared.telemetry import names, signals
 
 log = logging.getLogger("vnode_batch.secrets")
 
@@ -46,7 +47,11 @@ def read_values(
         try:
             values[file] = reader.read(name)
         except (VaultSecretMissing, VaultSecretForbidden) as e:
+            signals.add(names.CREDENTIAL_FAILURES, 1, {names.CREDENTIAL: "keyvault", names.REASON: type(e).__name__})
             errors.append(FieldError(f"secrets.{file}", str(e)))
+        except VnbError as e:  # throttling, network: the host retries; counted all the same
+            signals.add(names.CREDENTIAL_FAILURES, 1, {names.CREDENTIAL: "keyvault", names.REASON: type(e).__name__})
+            raise
     return errors or values
 
 

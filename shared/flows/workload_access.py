@@ -25,6 +25,7 @@ from shared.flows import secret_files
 from shared.intake.request import BatchRequest
 from shared.secrets import pull
 from shared.secrets.files import INPUT_URL, OUTPUT_URL
+from shared.telemetry import names, signals
 
 log = logging.getLogger("vnode_batch.access")
 
@@ -96,7 +97,11 @@ def ensure_pull_secret(
     name = pull.secret_name(server)
     if pull.fresh(cluster.get_secret(name), now):
         return False
-    token = tokens.refresh_token(server)
+    try:
+        token = tokens.refresh_token(server)
+    except VnbError as e:  # refused or out of reach: the "credential refresh failing" alert counts these
+        signals.add(names.CREDENTIAL_FAILURES, 1, {names.CREDENTIAL: "acr", names.REASON: type(e).__name__})
+        raise
     body = pull.pull_secret(server, token.value, pull.token_end(token.value, now), namespace=settings.namespace)
     try:
         cluster.create_secret(body)

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+from shared.intake import trace as tracing
 from shared.intake.request import as_key
+from shared.telemetry.tracecontext import TRACESTATE_MAX
 
 ENVELOPE = "vnodeBatchDeferred"
 QUEUE_MESSAGE_LIMIT: Final = 64 * 1024
@@ -41,6 +43,9 @@ REASON_MAX: Final = 200
 """Characters of the not-ready reason kept in the envelope (the event carries the full one)."""
 _WORST_COUNT: Final = 10**10 - 1
 _WORST_FIRST_SEEN: Final = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+_WORST_TRACE: Final = tracing.Trace("00-" + "f" * 32 + "-" + "f" * 16 + "-01", '"' * TRACESTATE_MAX)
+"""The largest trace context an envelope can carry: a tracestate of characters JSON escapes."""
 
 CLOCK_SKEW: Final = timedelta(minutes=5)
 """Slack between the Storage service's insertion times and this process's clock."""
@@ -58,6 +63,8 @@ class Deferral:
     capacity_attempts: int = 0
     """Times ACI refused this request's pods for quota, capacity or throttling (the reconciler
     gave it back to the queue); 0 for a request that only waited."""
+    trace: tracing.Trace = tracing.NONE
+    """The request's trace context (issue 21): a forged or damaged one is dropped, not refused."""
 
 
 def encoded_size(text: str, encoding: Encoding = "none") -> int:
@@ -82,6 +89,7 @@ def wrap(
     count: int,
     reason: str,
     capacity_attempts: int = 0,
+    trace: tracing.Trace = tracing.NONE,
 ) -> str:
     meta: dict[str, Any] = {
         "key": key,
@@ -92,6 +100,10 @@ def wrap(
     }
     if capacity_attempts:
         meta["capacityAttempts"] = capacity_attempts
+    if trace.traceparent:
+        meta["traceparent"] = trace.traceparent
+        if trace.tracestate:
+            meta["tracestate"] = trace.tracestate
     return json.dumps({ENVELOPE: meta, "request": request}, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -107,6 +119,7 @@ def room(request: dict[str, Any], *, key: str, message_id: str, encoding: Encodi
         count=_WORST_COUNT,
         reason="x" * 10_000,
         capacity_attempts=_WORST_COUNT,
+        trace=_WORST_TRACE,
     )
     return BUDGET - encoded_size(worst, encoding)
 
@@ -125,6 +138,7 @@ def unwrap(data: dict[str, Any]) -> tuple[dict[str, Any], Deferral | None]:
             count=int(meta["count"]),
             reason=str(meta.get("reason", "")),
             capacity_attempts=int(meta.get("capacityAttempts", 0)),
+            trace=tracing.of(meta.get("traceparent"), meta.get("tracestate")),
         )
     except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(1e400)
         return data, None  # not ours after all: schema validation will say what is wrong

@@ -493,11 +493,3 @@ _PATTERN_HELP = {
 }
 
 _FIELDS = tuple(f.alias or name for name, f in BatchRequest.model_fields.items())
-
-
-def json_schema() -> dict[str, Any]:
-    """The published JSON Schema of a request (docs/schemas/request.v1.json)."""
-    schema = BatchRequest.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://vnode-batch.dev/schemas/request.v1.json"
-    return schema

@@ -81,3 +81,15 @@ def pod_index(pod: Obj) -> int | None:
 
 def container_states(pod: Obj) -> list[Obj]:
     return [cs for cs in status_of(pod).get("containerStatuses") or [] if isinstance(cs, Mapping)]
+
+
+def finished_pods(job: Obj) -> dict[str, int]:
+    """Pods of the Job that ended, ``{"succeeded": n, "failed": n}``: the counters plus the pods
+    listed in ``status.uncountedTerminatedPods``. The Job controller records a finished pod's uid
+    there first, removes its ``batch.kubernetes.io/job-tracking`` finalizer, and only then moves
+    it to ``succeeded``/``failed`` in a second status update; it counts both itself
+    (kubernetes pkg/controller/job/job_controller.go ``syncJob``,
+    ``flushUncountedAndRemoveFinalizers``)."""
+    status = status_of(job)
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    return {k: int(status.get(k) or 0) + len(uncounted.get(k) or []) for k in ("succeeded", "failed")}

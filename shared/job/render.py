@@ -24,6 +24,7 @@ from shared.base.conventions import (
     ANN_REQUEST_HASH,
     ANN_RESOURCES,
     ANN_SCHEMA,
+    ANN_TRACEPARENT,
     CONTAINER,
     FINALIZER_REPORT,
     LABEL_KEY_HASH,
@@ -37,6 +38,7 @@ from shared.base.conventions import (
 from shared.base.quantity import aci_cpu, aci_memory, format_cpu, format_memory_decimal, parse_cpu, parse_memory
 from shared.config.settings import Settings
 from shared.intake.request import BatchRequest
+from shared.intake.trace import NONE, Trace
 from shared.secrets.files import mount
 from shared.secrets.pull import registry_of
 from shared.secrets.pull import secret_name as pull_secret_name
@@ -66,6 +68,14 @@ class JobMeta:
     key: str
     message_id: str
     enqueued_at: datetime | None
+    traceparent: str | None = None
+    """The request's trace (``ANN_TRACEPARENT``), when it has one."""
+    tracestate: str | None = None
+    """Its W3C ``tracestate``, carried through deferrals (not onto the Job)."""
+
+    @property
+    def trace(self) -> Trace:
+        return Trace(self.traceparent, self.tracestate) if self.traceparent else NONE
 
 
 def key_hash(key: str) -> str:
@@ -189,6 +199,8 @@ def build_job(request: BatchRequest, meta: JobMeta, *, settings: Settings) -> di
         annotations[ANN_CORRELATION_ID] = request.correlationId
     if meta.enqueued_at:
         annotations[ANN_ENQUEUED_AT] = meta.enqueued_at.isoformat().replace("+00:00", "Z")
+    if meta.traceparent:
+        annotations[ANN_TRACEPARENT] = meta.traceparent
 
     pairs = [*(request.env or {}).items(), ("VNB_REQUEST_KEY", meta.key)]
     if request.correlationId:

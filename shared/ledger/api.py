@@ -20,6 +20,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -30,6 +31,7 @@ from shared.base.errors import FieldError, VnbError
 from shared.base.times import iso, parse_time
 from shared.config.settings import Settings
 from shared.cost.pricing import job_cost
+from shared.intake import trace
 from shared.intake.decode import decode_body
 from shared.intake.request import MAX_BODY_BYTES, TEAM_PATTERN, RequestInvalid, parse_request
 from shared.ledger import params as query
@@ -41,6 +43,7 @@ from shared.ledger.summary import DEFAULT_WINDOW_HOURS, HeldNow, scan_filter, su
 from shared.outcomes import events
 from shared.teams.files import teams_for
 from shared.teams.model import Caller, Teams, team_errors
+from shared.telemetry import names, signals
 
 log = logging.getLogger("vnode_batch.api")
 
@@ -78,6 +81,10 @@ class RequestsApi:
         self.holdings = holdings or (lambda: None)
         """What the app's pods hold now (``shared.flows.runtime`` reads the cluster); without it
         the summary shows nothing in use."""
+
+    def _view(self, record: Record) -> dict[str, Any]:
+        """A record as the API shows it, with ``traceUrl`` when VNB_TRACE_URL is set."""
+        return view(record, trace_link=self.settings.trace_link)
 
     # --- POST /api/requests ----------------------------------------------------------------
 
@@ -138,6 +145,7 @@ class RequestsApi:
         data, errors = decode_body(body)
         if data is None:
             return invalid(errors)
+        data, producer = trace.split(data)  # the body's own traceparent, as on the queue
         team, refused = self._team_for(caller, data)
         if refused is not None:
             return refused
@@ -152,7 +160,12 @@ class RequestsApi:
             return invalid(not_allowed)
         key = request.id or str(uuid.uuid4())
         now = self.now()
-        record, inserted = self.ledger.create(
+        # The request's trace starts here (a child of the host's HTTP request span, or of the body's
+        # traceparent); dispatch joins it through the ledger record and the enqueued traceparent.
+        with signals.span(names.SPAN_RECEIVE, parent=producer.traceparent, parent_state=producer.tracestate) as span:
+            span.set({names.REQUEST_KEY: key, names.SOURCE: "api"})
+        started = trace.of(span.traceparent, span.tracestate) if span.traceparent else producer
+        first = replace(
             new_record(
                 key,
                 State.RECEIVED,
@@ -164,8 +177,12 @@ class RequestsApi:
                 source="api",
                 team=request.team,
                 principal=caller.name if caller is not None and caller.name else None,
-            )
+            ),
+            trace_parent=started.traceparent,
         )
+        record, inserted = self.ledger.create(first)
+        if inserted:
+            signals.add(names.RECEIVED, 1, {names.SOURCE: "api", names.TEAM: request.team or ""})
         if not self._sees(caller, record):  # another team's id: say nothing about it
             return problem(
                 409,
@@ -186,9 +203,12 @@ class RequestsApi:
         if inserted or record.state == State.RECEIVED:
             # A record still "received" may be a retry after a crash before the enqueue:
             # enqueue again (dispatch turns a duplicate into a no-op).
-            self.enqueue(json.dumps({**data, "id": key}, separators=(",", ":"), ensure_ascii=False))
+            carried = trace.of(record.trace_parent) if record.trace_parent else started
+            fields = {"traceparent": carried.traceparent, "tracestate": carried.tracestate}
+            message = {**data, "id": key, **{k: v for k, v in fields.items() if v}}
+            self.enqueue(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
         headers = {"Location": location(key)}
-        return ApiResponse(202, view(record), headers)
+        return ApiResponse(202, self._view(record), headers)
 
     # --- GET /api/requests/{id} ------------------------------------------------------------
 
@@ -199,7 +219,7 @@ class RequestsApi:
         record = self.ledger.get(key)
         if record is None or not self._sees(caller, record):  # 404, not 403: another team's id is not disclosed
             return not_found(key)
-        return ApiResponse(200, view(record))
+        return ApiResponse(200, self._view(record))
 
     # --- GET /api/requests ------------------------------------------------------------------
 
@@ -248,7 +268,7 @@ class RequestsApi:
         except ValueError as e:
             error = FieldError("pageToken", str(e))
             return problem(400, "invalid-query", "Invalid query parameters", query.join([error]), errors=[error])
-        body: dict[str, Any] = {"items": [view(r) for r in records]}
+        body: dict[str, Any] = {"items": [self._view(r) for r in records]}
         if nxt:
             body["nextPageToken"] = nxt
         return ApiResponse(200, body)
@@ -388,7 +408,7 @@ class RequestsApi:
         cut short before that (crash, 503) completes it with the same event id."""
         text = unsent(record)
         if text is None:
-            return ApiResponse(200, view(record))
+            return ApiResponse(200, self._view(record))
         if record.job_name and json.loads(text).get("type") == events.JOB_CANCELLED:
             try:
                 cluster = self.cluster()
@@ -399,7 +419,7 @@ class RequestsApi:
                 log.warning("cancel %s: deleting Job %s failed: %s", record.key, record.job_name, e)
                 return unavailable("the cluster did not take the cancellation now; repeat the DELETE")
         self.send_event(text)
-        return ApiResponse(200, view(mark_sent(self.ledger, record)))
+        return ApiResponse(200, self._view(mark_sent(self.ledger, record)))
 
 
 def ran(

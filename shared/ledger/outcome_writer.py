@@ -33,6 +33,7 @@ from typing import Any
 from shared.base.errors import FieldError, PermanentError, TransientError, VnbError, bounded
 from shared.ledger.records import Record, State, advance, summary
 from shared.ledger.store import CAS_ATTEMPTS, Ledger
+from shared.telemetry import names, signals
 
 log = logging.getLogger("vnode_batch.ledger")
 
@@ -110,12 +111,29 @@ def finish(
     the caller just read it (with its ETag), to save one read; a stale one costs a 412 and a read.
     """
     try:
-        return _finish(ledger, key, ending, now, create=create, owns=owns, known=known)
+        claim = _finish(ledger, key, ending, now, create=create, owns=owns, known=known)
     except PermanentError as e:
         log.error(
             "ledger: key %r: the table refused the %s record (%s); its event goes out unrecorded", key, ending.state, e
         )
+        _count(ending, None)
         return Claim(Verdict.UNRECORDED)
+    if claim.verdict is Verdict.WON:  # a request ends once, so it is counted once: here
+        _count(ending, claim.record)
+    return claim
+
+
+def _count(ending: Ending, record: Record | None) -> None:
+    """``vnb.requests.finished``: ``vnb.outcome`` is the state without its hyphen (``deadlettered``)."""
+    signals.add(
+        names.FINISHED,
+        1,
+        {
+            names.OUTCOME: ending.state.value.replace("-", ""),
+            names.REASON: ending.reason or "",
+            names.TEAM: (record.team if record is not None else None) or "",
+        },
+    )
 
 
 def _finish(

@@ -30,7 +30,7 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -38,6 +38,7 @@ from typing import Any, Final
 from shared.base.errors import FieldError, bounded
 from shared.base.text import clean
 from shared.base.times import parse_time
+from shared.telemetry.tracecontext import parse
 
 ROW_KEY: Final = "request"
 MAX_REASON_CHARS: Final = 1024
@@ -137,6 +138,8 @@ class Record:
     queue: dict[str, Any] | None = None
     """While waiting for capacity: its position among the waiting requests and its estimated
     start (``shared.capacity.eta``); cleared when it leaves ``waiting-for-capacity``."""
+    trace_parent: str | None = None
+    """The W3C ``traceparent`` of the request's trace (issue 21); the API shows its trace id."""
 
     @property
     def terminal(self) -> bool:
@@ -318,6 +321,7 @@ def to_entity(record: Record) -> dict[str, Any]:
         "outcome": json.dumps(record.outcome, separators=(",", ":"), sort_keys=True) if record.outcome else None,
         "queue": json.dumps(record.queue, separators=(",", ":"), sort_keys=True) if record.queue else None,
         "pendingEvent": record.pending_event,
+        "traceParent": record.trace_parent,
     }
     entity.update({k: v for k, v in optional.items() if v is not None})
     if record.pending_event:  # what ``Ledger.unsent`` selects on: claimed events not yet known sent
@@ -351,6 +355,7 @@ def from_entity(entity: Mapping[str, Any], *, etag: str | None = None) -> Record
         team=_opt(entity.get("team")),
         principal=_opt(entity.get("principal")),
         queue=json.loads(entity["queue"]) if entity.get("queue") else None,
+        trace_parent=_opt(entity.get("traceParent")),
     )
 
 
@@ -437,8 +442,10 @@ def decode_page_token(text: str) -> dict[str, Any]:
     return value
 
 
-def view(record: Record) -> dict[str, Any]:
-    """The API's JSON representation of a record (docs/openapi.yaml ``Request``)."""
+def view(record: Record, *, trace_link: Callable[[str | None], str | None] | None = None) -> dict[str, Any]:
+    """The API's JSON representation of a record (docs/openapi.yaml ``Request``); ``trace_link``:
+    a trace id → the link to its trace (VNB_TRACE_URL), shown as ``traceUrl``."""
+    trace_id = trace_id_of(record)
     out: dict[str, Any] = {
         "id": record.key,
         "state": record.state.value,
@@ -460,6 +467,14 @@ def view(record: Record) -> dict[str, Any]:
         "team": record.team,
         "submittedBy": record.principal,
         "queue": record.queue,
+        "traceId": trace_id,
+        "traceUrl": trace_link(trace_id) if trace_link is not None else None,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out
+
+
+def trace_id_of(record: Record) -> str | None:
+    """The trace id of the request's trace (32 hex digits), if it has one."""
+    parsed = parse(record.trace_parent)
+    return parsed.trace_id if parsed else None

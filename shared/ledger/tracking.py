@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -31,13 +32,24 @@ from shared.ledger.outcome_writer import Claim, Ending, Verdict, anyone, finish
 from shared.ledger.records import Record, State, new_record, queue_changed
 from shared.ledger.store import Ledger
 from shared.outcomes import events
+from shared.telemetry import names, signals
 
 
 def received(
-    ledger: Ledger, *, key: str, request: BatchRequest, message_id: str | None, now: datetime, source: str
+    ledger: Ledger,
+    *,
+    key: str,
+    request: BatchRequest,
+    message_id: str | None,
+    now: datetime,
+    source: str,
+    traceparent: str | None = None,
 ) -> Record:
-    """Record a valid request (insert-if-absent); return what the ledger holds for the key."""
-    record, _ = ledger.create(
+    """Record a valid request (insert-if-absent); return what the ledger holds for the key.
+
+    ``traceparent``: the request's trace (kept only by the first record of the key: a later
+    delivery joins the trace the ledger names). Counts ``vnb.requests.received`` once per key."""
+    first = replace(
         new_record(
             key,
             State.RECEIVED,
@@ -49,8 +61,12 @@ def received(
             message_id=message_id,
             source=source,
             team=request.team,
-        )
+        ),
+        trace_parent=traceparent,
     )
+    record, inserted = ledger.create(first)
+    if inserted:
+        signals.add(names.RECEIVED, 1, {names.SOURCE: source, names.TEAM: request.team or ""})
     return record
 
 

@@ -34,6 +34,7 @@ from shared.base.times import iso, parse_time
 from shared.job.read import (
     annotations_of,
     container_states,
+    finished_pods,
     is_success,
     job_name_of,
     metadata_of,
@@ -42,7 +43,16 @@ from shared.job.read import (
     terminal_condition,
 )
 from shared.outcomes.provider_failure import ProviderFailure, classify
-from shared.outcomes.verdicts import MAX_MESSAGE_CHARS, NODE_DOWN, Verdict, sort_key, stranded_message, stranded_pods
+from shared.outcomes.verdicts import (
+    MAX_MESSAGE_CHARS,
+    NODE_DOWN,
+    Verdict,
+    sort_key,
+    stranded_message,
+    stranded_pods,
+    vanished_failures,
+    vanished_message,
+)
 
 Obj = Mapping[str, Any]
 
@@ -182,7 +192,7 @@ def _ran(pod: Obj) -> bool:
 def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: datetime) -> Outcome:
     """The outcome of a finished Job (terminal condition) or of one the app judged (verdict)."""
     status = status_of(job)
-    attempts = {"succeeded": int(status.get("succeeded") or 0), "failed": int(status.get("failed") or 0)}
+    attempts = finished_pods(job)
     indexes = _indexes(job)
     started = _started_at(job, pods)
     if verdict is not None:
@@ -248,9 +258,12 @@ def outcome(job: Obj, pods: Sequence[Obj], *, verdict: Verdict | None, now: date
             message = f"{message}; {where}: {pod_reason}"
     if indexes and indexes.get("failed"):
         message = f"{message}; failed indexes: {indexes['failed']}"
-    stranded = stranded_pods(pods)
-    if stranded:
-        reason, message = NODE_DOWN, f"{stranded_message(stranded)}; Kubernetes says {reason}: {message}"
+    # The virtual node failed the Job, whether its evicted pods are still stranded (virtual-kubelet
+    # down) or already removed (it came back before this report): one reason either way.
+    stranded, vanished = stranded_pods(pods), vanished_failures(job, pods)
+    if stranded or vanished:
+        said = stranded_message(stranded) if stranded else vanished_message(vanished)
+        reason, message = NODE_DOWN, f"{said}; Kubernetes says {reason}: {message}"
     return Outcome(
         succeeded=False,
         reason=reason,

@@ -14,6 +14,7 @@ from shared.base.times import iso, parse_time
 from shared.job.read import (
     annotations_of,
     container_states,
+    finished_pods,
     is_deleting,
     metadata_of,
     pod_index,
@@ -116,11 +117,7 @@ def _never_had_pods(job: Obj) -> bool:
     counted (``succeeded``/``failed``) or waiting to be counted (``uncountedTerminatedPods``,
     job_controller.go trackJobStatusAndRemoveFinalizers)."""
     status = status_of(job)
-    uncounted = status.get("uncountedTerminatedPods") or {}
-    counts = ("active", "terminating", "succeeded", "failed")
-    return not any(int(status.get(k) or 0) for k in counts) and not any(
-        uncounted.get(k) for k in ("succeeded", "failed")
-    )
+    return not any(int(status.get(k) or 0) for k in ("active", "terminating")) and not any(finished_pods(job).values())
 
 
 NODE_DOWN: Final = "VirtualNodeDown"
@@ -146,6 +143,44 @@ def stranded_pods(pods: Sequence[Obj]) -> list[Obj]:
                 out.append(pod)
                 break
     return out
+
+
+_COUNTED_FAILURES: Final = frozenset({"BackoffLimitExceeded", "FailedIndexes"})
+"""Failure reasons the Job controller derives from the pods it counted failed before deciding
+(job_controller.go ``syncJob``); after the decision it deletes the active pods itself."""
+
+
+def vanished_failures(job: Obj, pods: Sequence[Obj]) -> int:
+    """How many of the failures that made a Job fail were pods deleted before they finished
+    (``isPodFailed``: a deletionTimestamp without Succeeded counts as a failure) and now gone.
+
+    A pod that fails by itself stays, in phase Failed, until the app deletes it after the
+    report; a pod deleted while running is gone once its node confirmed. Before a
+    BackoffLimitExceeded / FailedIndexes decision the controller deletes no pod, so such a gap
+    means something else deleted running pods: on the virtual node, the taint manager evicting
+    them after virtual-kubelet stopped reporting (and virtual-kubelet removing them once back),
+    or PodGC when the node was removed — or a person. 0 for other reasons (a deadline, where the
+    controller deletes the pods after deciding)."""
+    cond = next((c for c in status_of(job).get("conditions") or [] if c.get("type") == "FailureTarget"), None)
+    cond = cond or next((c for c in status_of(job).get("conditions") or [] if c.get("type") == "Failed"), None)
+    if cond is None or cond.get("reason") not in _COUNTED_FAILURES:
+        return 0
+    seen = sum(
+        1
+        for p in pods
+        if status_of(p).get("phase") == "Failed"
+        or (metadata_of(p).get("deletionTimestamp") and status_of(p).get("phase") != "Succeeded")
+    )
+    return max(0, finished_pods(job)["failed"] - seen)
+
+
+def vanished_message(count: int) -> str:
+    return (
+        f"{count} pod(s) of this Job were deleted before they finished and are gone (none failed by itself): on "
+        "the virtual node the taint manager evicts running pods once virtual-kubelet has stopped reporting for the "
+        "300 s NoExecute toleration, and virtual-kubelet deletes them and their container groups when it is back "
+        "(or the node was removed, or someone deleted them); the work's own end is unknown"
+    )
 
 
 def stranded_message(stranded: Sequence[Obj]) -> str:

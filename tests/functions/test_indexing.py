@@ -100,6 +100,7 @@ def test_every_function_has_a_unique_name_and_known_trigger(functions: dict[str,
         ("get_request", "GET", "requests/{id}"),
         ("cancel_request", "DELETE", "requests/{id}"),
         ("get_summary", "GET", "summary"),
+        ("status_page", "GET", "status"),
     ],
 )
 def test_api_routes_need_a_function_key(functions: dict[str, Any], name: str, method: str, route: str) -> None:
@@ -113,6 +114,12 @@ def test_api_routes_need_a_function_key(functions: dict[str, Any], name: str, me
         "route": route,
     }
     assert b["$return"] == {"direction": "OUT", "type": "http", "name": "$return"}
+
+
+def test_the_status_pages_assets_are_anonymous_and_read_only(functions: dict[str, Any]) -> None:
+    # Public code without data: a module script cannot send the key (functions/status.py).
+    b = bindings(functions["status_asset"])
+    assert (b["req"]["authLevel"], b["req"]["methods"], b["req"]["route"]) == ("ANONYMOUS", ["GET"], "status/assets/{name}")
 
 
 def test_importing_the_app_does_not_load_management_sdks() -> None:

@@ -98,3 +98,11 @@ def open_door(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="admin-only", auth_level=func.AuthLevel.ADMIN)
 def admin_only(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("admin")
+
+
+@app.route(route="bytes/{kind}", auth_level=func.AuthLevel.ANONYMOUS)
+def raw_bytes(req: func.HttpRequest) -> func.HttpResponse:
+    # Not UTF-8, with a NUL: the body must reach the caller byte for byte.
+    types = {"png": "image/png", "css": "text/css"}
+    return func.HttpResponse(b"\x89PNG\r\n\x1a\n\x00\xff\xfe", mimetype=types[req.route_params["kind"]],
+                             headers={"cache-control": "no-cache", "etag": '"v1"'})

@@ -29,6 +29,18 @@ def test_route_parameters_query_body_and_response_reach_through_the_runtime(host
     assert r.json() == {"name": "ada", "method": "POST", "query": {"x": "1"}, "body": "payload", "agent": "probe"}
 
 
+@pytest.mark.parametrize(("kind", "content_type"), [("png", "image/png"), ("css", "text/css; charset=utf-8")])
+def test_a_bytes_body_and_its_content_type_and_headers_pass_through(host: LocalHost, kind: str, content_type: str) -> None:
+    # The status page's assets depend on it: the worker sends the body as bytes and the
+    # Content-Type it made from mimetype/charset (azure.functions HttpResponseConverter) as a header.
+    r = requests.get(f"{host.http_url}/api/bytes/{kind}", timeout=30)
+    assert r.status_code == 200
+    assert r.content == b"\x89PNG\r\n\x1a\n\x00\xff\xfe"
+    assert r.headers["content-type"] == content_type
+    assert (r.headers["cache-control"], r.headers["etag"]) == ("no-cache", '"v1"')
+    assert r.headers["content-length"] == str(len(r.content))
+
+
 def test_a_repeated_query_parameter_arrives_joined_with_commas(host: LocalHost) -> None:
     r = requests.get(f"{host.http_url}/api/hello/ada?tag=a&tag=b&one=1", headers={"x-functions-key": FUNCTION_KEY})
     assert r.json()["query"] == {"tag": "a,b", "one": "1"}

@@ -16,6 +16,7 @@ HOST_SETTINGS: dict[str, str] = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "host: where telemetry goes (no secret: local auth is off)",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "host: Entra ID ingestion with the identity",
     "PYTHON_THREADPOOL_THREAD_COUNT": "azure-functions-runtime: worker threads for sync functions (= host.json batchSize)",
+    "PYTHON_ENABLE_OPENTELEMETRY": "azure-functions-runtime: OpenTelemetry support (host.json telemetryMode OpenTelemetry)",
 }
 
 # Realistic stand-ins for values only known at deploy time, so Settings can validate the rest.

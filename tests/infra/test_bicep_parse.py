@@ -10,12 +10,14 @@ from tests.infra.bicep_model import INFRA, MAIN, REPO, all_resources, bicep_file
 
 EXPECTED = {
     "main.bicep",
+    "app/alerts.bicep",
     "app/api.bicep",
     "app/cluster-rbac.bicep",
     "app/identity.bicep",
     "app/monitoring.bicep",
     "app/rbac.bicep",
     "app/storage.bicep",
+    "app/workbook.bicep",
 }
 
 

@@ -6,9 +6,11 @@ Each test gets its own queue names, so one Azurite serves the whole session.
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 from devtools.azurite import Azurite
 from devtools.host import LocalHost
 from devtools.standins.kube.apiserver import KubeStandIn
+from shared.config.settings import Settings
+from shared.flows.inbound import Inbound, Outcome
 from tests.conftest import BASE_ENV, REPO
 
 # The shipped host.json, with the waits shortened so retries and polling take milliseconds.
@@ -82,8 +86,12 @@ def make_runner(app_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..
     runners: list[LocalHost] = []
 
     def build(host: dict[str, Any] | None = None, **overrides: str) -> LocalHost:
-        runner = LocalHost(REPO, settings={**app_env, **overrides}, host_json=host or FAST_HOST,
-                           state_dir=tmp_path / f"host-state-{len(runners)}")
+        runner = LocalHost(
+            REPO,
+            settings={**app_env, **overrides},
+            host_json=host or FAST_HOST,
+            state_dir=tmp_path / f"host-state-{len(runners)}",
+        )
         runners.append(runner)
         return runner
 
@@ -127,3 +135,42 @@ def drain(q: QueueClient) -> list[str]:
 @pytest.fixture
 def queues(azurite: Azurite, app_env: dict[str, str]) -> Queues:
     return Queues(azurite.queue_service(), app_env)
+
+
+def race(
+    messages: Iterable[Inbound], *, settings: Settings, gate: Any, instances: int = 2, **dispatch_kw: Any
+) -> list[tuple[Inbound, Outcome]]:
+    """Dispatch ``messages`` from ``instances`` threads racing on one stream, each with its own
+    ``Admission`` (what one dispatcher instance knows); deferred messages are not re-queued.
+    Returns (message, outcome) in the order they were handled."""
+    from shared.capacity.admission import Admission
+    from shared.flows.dispatch import dispatch
+
+    stream = collections.deque(messages)
+    handled: list[tuple[Inbound, Outcome]] = []
+    lock = threading.Lock()
+
+    def instance() -> None:
+        admission = Admission(settings)
+        while True:
+            with lock:
+                if not stream:
+                    return
+                message = stream.popleft()
+            result = dispatch(
+                message,
+                settings=settings,
+                gate=gate,
+                requeue=lambda text, delay: None,
+                admission=admission,
+                **dispatch_kw,
+            )
+            with lock:
+                handled.append((message, result.outcome))
+
+    threads = [threading.Thread(target=instance) for _ in range(instances)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return handled

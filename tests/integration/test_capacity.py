@@ -7,10 +7,8 @@ of requests reach them.
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +21,7 @@ from devtools.standins.virtual_node.provider import AciSettings
 from devtools.standins.virtual_node.quotas import QuotaSettings
 from shared.adapters.tables import Tables
 from shared.capacity import model as capacity
-from shared.capacity.admission import REFRESH_SHARE, Admission
+from shared.capacity.admission import REFRESH_SHARE
 from shared.cluster.gate import KubeconfigGate
 from shared.config.settings import Settings
 from shared.flows.dispatch import dispatch
@@ -33,7 +31,7 @@ from shared.ledger import tracking
 from shared.ledger.records import State
 from shared.ledger.store import Ledger
 from tests.conftest import wait_for
-from tests.integration.conftest import Queues
+from tests.integration.conftest import Queues, race
 
 pytestmark = pytest.mark.integration
 
@@ -184,35 +182,10 @@ def test_two_dispatchers_racing_stay_within_the_budget_plus_the_documented_slack
         {**app_env, "VNB_CAPACITY_CONTAINER_GROUPS": str(budget), "VNB_CAPACITY_CACHE_SECONDS": "60"}
     )
     gate = KubeconfigGate(settings)
-    stream = collections.deque(
+    messages = [
         Inbound(message_id=f"m-{i}", body=json.dumps(request(f"race-{i}", seconds=600)).encode()) for i in range(60)
-    )
-    results: list[Outcome] = []
-    lock = threading.Lock()
-
-    def instance() -> None:
-        admission = Admission(settings)
-        while True:
-            with lock:
-                if not stream:
-                    return
-                message = stream.popleft()
-            result = dispatch(
-                message,
-                settings=settings,
-                gate=gate,
-                requeue=lambda text, delay: None,
-                now=lambda: datetime.now(UTC),
-                admission=admission,
-            )
-            with lock:
-                results.append(result.outcome)
-
-    threads = [threading.Thread(target=instance) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    ]
+    results = [outcome for _, outcome in race(messages, settings=settings, gate=gate)]
     slack = max(1, round(budget * REFRESH_SHARE))
     created = results.count(Outcome.CREATED)
     assert budget <= created <= budget + slack

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ def test_the_demo_finishes_and_leaves_no_temporary_files(tmp_path: Path) -> None
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "done: 4 requests, 4 terminal events" in out.stdout
+    # The status page's URL, with this run's key, is printed for the user to open.
+    assert re.search(r"status page +http://127\.0\.0\.1:\d+/api/status\?code=\S+", out.stdout)
     assert sorted(p.name for p in scratch.iterdir()) == []  # a vnb-demo-* directory per run used to stay
     # Issue 17: a private image, a secret file and an output blob the container wrote with its SAS.
     assert "job.succeeded         key=score-1" in out.stdout

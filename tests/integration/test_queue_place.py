@@ -6,7 +6,6 @@ reconciler's pass places every ``waiting-for-capacity`` record of the ledger amo
 from __future__ import annotations
 
 import collections
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from shared.flows.dispatch import dispatch
 from shared.flows.inbound import Inbound, Outcome
 from shared.ledger.records import Query, State
 from shared.ledger.store import Ledger
+from tests.integration.conftest import race
 from tests.integration.test_teams import NS, settings_with, sleeper, team
 
 pytestmark = pytest.mark.integration
@@ -52,37 +52,14 @@ def test_two_racing_dispatchers_keep_shares_and_every_waiting_request_gets_its_g
         for i in range(8)
         for t in "ab"
     }
-    stream = collections.deque(Inbound(message_id=key, body=body) for key, body in bodies.items())
-    created = collections.Counter[str]()
-    deferred: set[str] = set()
-    lock = threading.Lock()
-
-    def instance() -> None:
-        admission = Admission(settings)
-        while True:
-            with lock:
-                if not stream:
-                    return
-                message = stream.popleft()
-            result = dispatch(
-                message,
-                settings=settings,
-                gate=gate,
-                requeue=lambda text, delay: None,
-                admission=admission,
-                ledger=ledger,
-            )
-            with lock:
-                if result.outcome == Outcome.CREATED:
-                    created["team-" + message.message_id[0]] += 1
-                else:
-                    deferred.add(message.message_id)
-
-    threads = [threading.Thread(target=instance) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    handled = race(
+        [Inbound(message_id=key, body=body) for key, body in bodies.items()],
+        settings=settings,
+        gate=gate,
+        ledger=ledger,
+    )
+    created = collections.Counter("team-" + m.message_id[0] for m, outcome in handled if outcome == Outcome.CREATED)
+    deferred = {m.message_id for m, outcome in handled if outcome != Outcome.CREATED}
     # Shares kept: neither team may borrow, so each holds its nominal 3 (plus the documented slack).
     slack = max(1, round(budget * REFRESH_SHARE))
     assert 3 <= created["team-a"] <= 3 + slack

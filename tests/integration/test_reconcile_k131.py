@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from devtools.host import exported_settings
 from devtools.standins.kube.apiserver import KubeStandIn
 from devtools.standins.virtual_node.provider import AciSettings
 from shared.adapters.kube import Cluster, from_kubeconfig_dict
+from shared.base.conventions import ANN_VERDICT
 from shared.config.settings import Settings
 from shared.flows.reconcile import KubeJobs, reconcile
 from shared.flows.reconcile_pass import ReconcileReport
@@ -96,6 +98,10 @@ def running(kube: KubeStandIn, name: str) -> bool:
     return any(p["status"].get("phase") == "Running" for p in pods_of(kube, {name}))
 
 
+def started(kube: KubeStandIn, name: str) -> bool:
+    return any(p["status"].get("phase") in ("Running", "Succeeded") for p in pods_of(kube, {name}))
+
+
 def test_failure_target_with_pods_stuck_terminating_is_reported_exactly_once(kube: KubeStandIn) -> None:
     app = App(kube)
     name = app.submit("stuck-1", command=["sh", "-c", "echo working; sleep 100000"], timeoutSeconds=60)
@@ -119,10 +125,13 @@ def test_failure_target_with_pods_stuck_terminating_is_reported_exactly_once(kub
 def test_a_virtual_node_outage_reports_every_request_once_and_leaves_no_pod(kube: KubeStandIn) -> None:
     app = App(kube)
     names = {
-        app.submit(f"outage-{i}", command=["sh", "-c", f"echo job {i}; sleep {200 + 100 * (i % 10)}"], timeoutSeconds=3600)
+        app.submit(
+            f"outage-{i}", command=["sh", "-c", f"echo job {i}; sleep {200 + 100 * (i % 10)}"], timeoutSeconds=3600
+        )
         for i in range(50)
     }
-    wait_for(lambda: all(running(kube, n) for n in names), what="50 Jobs to run", timeout=30)
+    # Started, not all running: on a loaded machine the 200 s sleepers may end before the last starts.
+    wait_for(lambda: all(started(kube, n) for n in names), what="50 Jobs to start", timeout=30)
     sink = Sink()
     kube.virtual_node_down()
     # 10 simulated minutes of outage, the reconciler running throughout (its own clock is real).
@@ -189,3 +198,73 @@ def test_a_continue_token_expiring_mid_listing_loses_no_job(kube: KubeStandIn) -
     assert sorted(sink.by_job()) == sorted(names)
     assert all(len(v) == 1 for v in sink.by_job().values())
     assert json.dumps(kube.jobs(NS)) == "[]"
+
+
+def test_a_job_whose_failed_pod_is_gone_but_uncounted_is_not_judged_pending() -> None:
+    """Between removing a finished pod's tracking finalizer (a deleted pod is then gone) and the
+    status update that moves it to ``failed``, the Job shows no pod, no counter, no condition —
+    only the pod's uid in ``uncountedTerminatedPods`` (job_controller.go
+    ``flushUncountedAndRemoveFinalizers``). Read as "no pod was ever created", it would be
+    condemned PendingTimeout while Kubernetes retries it."""
+    with KubeStandIn(time_scale=0.2, pod_retry_backoff_seconds=10, aci=AciSettings(start_seconds=2.0)) as slow:
+        app = App(slow)
+        name = app.submit("gap-1", command=["sh", "-c", "echo first; sleep 5; exit 1"], retries=1)
+        wait_for(lambda: running(slow, name), what="the pod to run")
+        slow.pause_job_controller()  # the pod fails and is deleted before the controller counts it
+        [pod] = pods_of(slow, {name})
+        wait_for(lambda: pods_of(slow, {name})[0]["status"]["phase"] == "Failed", what="the pod to fail")
+        app.cluster.delete_pod(pod["metadata"]["name"])  # `kubectl delete pod` (or PodGC): held by the finalizer
+        slow.fail_job_status_updates(10_000)  # the update moving the pod to `failed` fails, retried
+        slow.pause_job_controller(False)
+
+        def in_the_gap() -> dict[str, Any] | None:
+            job = slow.job(NS, name) or {}
+            gone = not pods_of(slow, {name})
+            return job if gone and job.get("status", {}).get("uncountedTerminatedPods", {}).get("failed") else None
+
+        wait_for(in_the_gap, what="the pod gone and still uncounted (before the 10 s retry back-off)")
+        slow.pause_job_controller()  # keep the gap while the app looks
+        try:
+            job = slow.job(NS, name)
+            assert job is not None
+            assert not pods_of(slow, {name})
+            assert job["status"]["uncountedTerminatedPods"] == {"failed": [pod["metadata"]["uid"]]}
+            assert not {"active", "failed", "succeeded"} & set(job["status"]), "no counter shows the pod"
+            assert job["status"]["terminating"] == 0
+            assert not job["status"].get("conditions")
+            sink = Sink()
+            wait_for(lambda: app.reconcile(sink) and _older_than(job, 2), what="the Job to be past the 1 s timeout")
+            assert sink.events == [], "an uncounted pod existed: not PendingTimeout"
+            assert ANN_VERDICT not in (slow.job(NS, name) or {})["metadata"].get("annotations", {})
+        finally:
+            slow.pause_job_controller(False)
+            slow.fail_job_status_updates(0)
+        wait_for(lambda: (slow.job(NS, name) or {}).get("status", {}).get("failed") == 1, what="the count")
+        wait_for(lambda: pods_of(slow, {name}), what="the retry Kubernetes makes (backoffLimit 1)")
+        app.reconcile(sink)
+        assert sink.events == []
+
+
+def _older_than(job: dict[str, Any], seconds: float) -> bool:
+    created = datetime.fromisoformat(job["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    return (datetime.now(UTC) - created).total_seconds() > seconds
+
+
+def test_jobs_evicted_by_an_outage_are_node_down_even_when_reported_after_it(kube: KubeStandIn) -> None:
+    """No pass ran while the evicted pods were stranded (a follow-up chain's pass every few
+    seconds, or the timer's every 30, can fall after virtual-kubelet is back and has removed
+    them): the reason is still VirtualNodeDown, as when reported during the outage."""
+    app = App(kube)
+    names = {app.submit(f"late-{i}", command=["sh", "-c", f"echo job {i}; sleep 100000"]) for i in range(5)}
+    wait_for(lambda: all(running(kube, n) for n in names), what="5 Jobs to run")
+    kube.virtual_node_down()
+    wait_for(lambda: all("FailureTarget" in conditions(kube, n) for n in names), what="the evictions' FailureTarget")
+    kube.virtual_node_up()
+    wait_for(lambda: all("Failed" in conditions(kube, n) for n in names), what="virtual-kubelet to remove the pods")
+    assert not pods_of(kube, names)
+    sink = Sink()
+    app.reconcile(sink)
+    app.reconcile(sink)
+    assert sorted(d["jobName"] for d in sink.events) == sorted(names), "one event per request"
+    assert {d["reason"] for d in sink.events} == {"VirtualNodeDown"}
+    assert all("BackoffLimitExceeded" in d["message"] for d in sink.events)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import collections
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from shared.ledger.records import State, view
 from shared.ledger.store import Ledger
 from shared.teams.model import key_digest
 from tests.conftest import wait_for
-from tests.integration.conftest import Queues
+from tests.integration.conftest import Queues, race
 
 pytestmark = pytest.mark.integration
 
@@ -172,32 +171,13 @@ def test_two_racing_dispatchers_keep_each_team_within_its_share(
         VNB_CAPACITY_CACHE_SECONDS="60",
     )
     gate = KubeconfigGate(settings)
-    stream = collections.deque(
-        [Inbound(message_id=f"a-{i}", body=sleeper(f"race-a-{i}", "team-a")) for i in range(30)]
-        + [Inbound(message_id=f"b-{i}", body=sleeper(f"race-b-{i}", "team-b")) for i in range(30)]
+    messages = [Inbound(message_id=f"a-{i}", body=sleeper(f"race-a-{i}", "team-a")) for i in range(30)]
+    messages += [Inbound(message_id=f"b-{i}", body=sleeper(f"race-b-{i}", "team-b")) for i in range(30)]
+    created = collections.Counter(
+        "team-" + m.message_id[0]
+        for m, outcome in race(messages, settings=settings, gate=gate)
+        if outcome == Outcome.CREATED
     )
-    created: dict[str, int] = {"team-a": 0, "team-b": 0}
-    lock = threading.Lock()
-
-    def instance() -> None:
-        admission = Admission(settings)
-        while True:
-            with lock:
-                if not stream:
-                    return
-                message = stream.popleft()
-            result = dispatch(
-                message, settings=settings, gate=gate, requeue=lambda text, delay: None, admission=admission
-            )
-            if result.outcome == Outcome.CREATED:
-                with lock:
-                    created["team-" + message.message_id[0]] += 1
-
-    threads = [threading.Thread(target=instance) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
     slack = max(1, round(budget * REFRESH_SHARE))
     assert 10 <= created["team-a"] <= 10 + slack
     assert 10 - slack <= created["team-b"] <= 10 + slack

@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import kubernetes
@@ -121,19 +121,6 @@ class Clients:
         data = resp.read()
         ctype = resp.getheader("Content-Type") or ""
         return resp.status, json.loads(data) if "json" in ctype else data.decode()
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeStandIn]:
-    # time_scale 0.01: "sleep 100" in a script lasts one real second
-    with KubeStandIn(time_scale=0.01, tick_seconds=0.01) as server:
-        yield server
-        assert server.controller_errors == []
-
-
-@pytest.fixture
-def k8s(kube: KubeStandIn) -> Clients:
-    return Clients(kube)
 
 
 # --------------------------------------------------------------------------- scheduling on the virtual node

@@ -35,9 +35,10 @@ def k8s(kube: KubeStandIn) -> Clients:
 
 @pytest.fixture
 def acr(kube: KubeStandIn) -> Iterator[tuple[ArmStandIn, AcrStandIn]]:
-    with ArmStandIn() as arm, AcrStandIn(
-        validate_token=arm.validate_token, tenant=arm.tenant_id, pullers={arm.app_principal_id}
-    ) as registry:
+    with (
+        ArmStandIn() as arm,
+        AcrStandIn(validate_token=arm.validate_token, tenant=arm.tenant_id, pullers={arm.app_principal_id}) as registry,
+    ):
         with kube.cluster.lock:
             kube.aci.registries[registry.server] = registry.check_pull
         yield arm, registry
@@ -46,9 +47,7 @@ def acr(kube: KubeStandIn) -> Iterator[tuple[ArmStandIn, AcrStandIn]]:
 def _exchange(arm: ArmStandIn, acr: AcrStandIn, **form: str) -> requests.Response:
     token = arm.issue_token(arm.app_principal_id, "https://containerregistry.azure.net")
     body = {"grant_type": "access_token", "service": acr.server, "tenant": arm.tenant_id, "access_token": token, **form}
-    return requests.post(
-        f"https://{acr.server}/oauth2/exchange", data=body, timeout=5, verify=str(shared_ca().ca_path)
-    )
+    return requests.post(f"https://{acr.server}/oauth2/exchange", data=body, timeout=5, verify=str(shared_ca().ca_path))
 
 
 def _private_job(name: str, acr: AcrStandIn, secret: str | None) -> dict[str, Any]:

@@ -6,7 +6,9 @@ import fnmatch
 
 from tests.conftest import REPO
 
-NEEDED = ["function_app.py", "host.json", "requirements.txt", "schedules.json", "functions/dispatch.py", "shared/config/settings.py"]
+NEEDED = ["function_app.py", "host.json", "requirements.txt", "schedules.json", "functions/dispatch.py", "shared/config/settings.py",
+          # the status page's files are read at run time, not imported
+          "shared/statuspage/assets/index.html", "shared/statuspage/assets/app.js", "shared/statuspage/assets/style.css"]
 LEFT_OUT = [".venv/bin/python", "node_modules/azurite/package.json", "tests/conftest.py", "devtools/runner.py", "devtools/host/host.py", "local.settings.json"]
 
 

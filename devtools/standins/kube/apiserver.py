@@ -238,10 +238,22 @@ class KubeStandIn(RequestHandlers, FaultInjection, RequestMetrics):
         self.cluster.virtual_node_up()
 
     def pause_job_controller(self, paused: bool = True) -> None:
-        """Hold the Job controller's syncs (a kube-controller-manager restart or leader change; the
-        window between a pod's removal and the next batched sync, made as long as a test needs)."""
+        """Hold the Job controller's syncs: kube-controller-manager restarting or changing leader
+        (its controllers run only while it holds the leader lease: ``--leader-elect``, lease 15 s,
+        renew deadline 10 s, retry 2 s — cmd/kube-controller-manager ``leaderElectAndRun``), so
+        the window a batched sync (``syncJobBatchPeriod``, 1 s) opens lasts as long as a test
+        needs. Syncs missed meanwhile run when it is released."""
         with self.cluster.lock:
             self.cluster.job_controller_paused = paused
+
+    def fail_job_status_updates(self, times: int = 1) -> None:
+        """The Job controller's next ``times`` status updates that move pods out of
+        ``uncountedTerminatedPods`` fail (409 Conflict: another client wrote the Job since the
+        controller's first update of the sync). The pods' finalizers are already removed, so the
+        Job shows them uncounted, not in ``succeeded``/``failed``, until a retry after the rate
+        limiter's back-off succeeds (``controllers/job.py`` ``_track_and_remove_finalizers``)."""
+        with self.cluster.lock:
+            self.cluster.job_status_update_faults = times
 
     def expire_continue_tokens(self) -> None:
         """etcd compaction now: outstanding continue tokens answer 410 Expired."""

@@ -93,6 +93,8 @@ class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollect
         self._pod_ips: dict[tuple[str, str], str] = {}  # pod bound to the virtual node → its IP
         self._vk_deferred: list[tuple[str, tuple[str, ...]]] = []
         self.job_controller_paused = False
+        self._batched: dict[tuple[str, str], float] = {}
+        self.job_status_update_faults = 0
         self._list_snapshots: dict[int, tuple[float, list[tuple[str, Obj]]]] = {}
         self._snapshot_seq = itertools.count(1)
         for ns in namespaces:
@@ -158,6 +160,10 @@ class Cluster(Registry, SecretRegistry, JobController, Scheduler, GarbageCollect
                 _, _, kind, key = heapq.heappop(self._timers)
                 self._fire(kind, key)
             self._collect_orphans()
+            for key, due in list(self._batched.items()):
+                if due <= now:
+                    del self._batched[key]
+                    self._dirty[key] = None
             dirty = list(self._dirty)
             self._dirty.clear()
         for i in range(0, len(dirty), batch):

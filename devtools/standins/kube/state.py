@@ -22,6 +22,17 @@ CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 JOB_NAME = "batch.kubernetes.io/job-name"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
+JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+"""The Job controller puts it on every pod it creates and removes it once the pod's end is
+recorded in ``uncountedTerminatedPods`` (``batch.JobTrackingFinalizer``; job_controller.go
+``manageJob`` → ``appendJobCompletionFinalizerIfNotFound``, ``trackJobStatusAndRemoveFinalizers``)."""
+SYNC_JOB_BATCH_PERIOD = 1.0
+"""``syncJobBatchPeriod`` (job_controller.go: ``time.Second``): pod events and Job status updates
+enqueue the Job with this delay (``enqueueSyncJobBatched``), so one sync sees them together.
+Simulated seconds here (times ``time_scale``)."""
+JOB_API_BACKOFF = (1.0, 60.0)
+"""A sync that failed is retried after ``DefaultJobApiBackOff`` 1 s doubling to ``MaxJobApiBackOff``
+1 min (job_controller.go; ``workqueue.NewTypedItemExponentialFailureRateLimiter``). Simulated s."""
 
 
 @dataclass
@@ -40,6 +51,12 @@ class JobState:
     deadline_hit: bool = False
     finished_mono: float | None = None
     terminating: int = 0  # status.terminating as the last sync wrote it
+    # status.uncountedTerminatedPods: pod uids whose end is counted in ``succeeded``/``failed``
+    # above (the controller's jobCtx) but not yet in the published counters, because the status
+    # update that moves them (after the pods' finalizers are removed) has not happened.
+    uncounted_succeeded: list[str] = field(default_factory=list)
+    uncounted_failed: list[str] = field(default_factory=list)
+    sync_failures: int = 0  # consecutive failed syncs: the rate limiter's exponent
 
 
 def _is_terminal(pod: Obj) -> bool:
@@ -82,6 +99,8 @@ class ClusterState:
     _pod_ips: dict[tuple[str, str], str]  # pod bound to the virtual node → its IP until created
     _vk_deferred: list[tuple[str, tuple[str, ...]]]  # provider events held while it is down
     job_controller_paused: bool  # kube-controller-manager's Job controller not syncing (test knob)
+    _batched: dict[tuple[str, str], float]  # Job → monotonic time its batched sync is due
+    job_status_update_faults: int  # status updates moving uncounted pods that fail (test knob)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -108,7 +127,19 @@ class ClusterState:
         self._job_dirty_for(pod)
 
     def _mark_dirty(self, ns: str, name: str) -> None:
+        """Sync the Job on the next tick (``enqueueSyncJobImmediately``: Job created, spec changed,
+        deleted; a deadline or back-off timer that fired)."""
         self._dirty[(ns, name)] = None
+
+    def _mark_dirty_batched(self, ns: str, name: str, delay: float = SYNC_JOB_BATCH_PERIOD) -> None:
+        """Sync the Job ``delay`` simulated seconds from now, or earlier if it is already due then:
+        pod events and the controller's own status updates (``enqueueSyncJobBatched``; the
+        delaying workqueue keeps the earliest time of a key already waiting, client-go
+        ``util/workqueue/delaying_queue.go`` ``insert``)."""
+        due = time.monotonic() + delay * self.time_scale
+        key = (ns, name)
+        if key not in self._batched or due < self._batched[key]:
+            self._batched[key] = due
 
     def _new_meta(self, name: str, ns: str | None, meta_in: Obj) -> Obj:
         md: Obj = {"name": name}
@@ -144,7 +175,7 @@ class ClusterState:
     def _job_dirty_for(self, pod: Obj) -> None:
         jname = (pod["metadata"].get("labels") or {}).get(JOB_NAME)
         if jname and self._owner_uid(pod):
-            self._mark_dirty(pod["metadata"]["namespace"], jname)
+            self._mark_dirty_batched(pod["metadata"]["namespace"], jname)
 
     @staticmethod
     def _finished(job: Obj) -> bool:

@@ -19,6 +19,7 @@ from shared.capacity.model import (
     capacity_retry,
     defer_delay,
     mark_attempt,
+    may_need_retry,
     request_of,
     usage_of,
 )
@@ -167,6 +168,21 @@ def test_a_job_whose_work_started_is_not_retried_for_capacity() -> None:
     refused = pod("a", "Failed", reason="ProviderFailed", message=QUOTA_MESSAGE)
     assert capacity_retry(job("a", failed=1), [refused, pod("a", "Running", age=3)]) is None
     assert capacity_retry(job("a", failed=1, succeeded=1), [refused]) is None
+
+
+def test_a_refused_pod_still_uncounted_is_looked_at_too() -> None:
+    # The Job controller lists a finished pod in uncountedTerminatedPods before it counts it in
+    # `failed` (job_controller.go flushUncountedAndRemoveFinalizers): that pod failed all the same.
+    uncounted = job("a", uncountedTerminatedPods={"failed": ["a-Failed-5"]})
+    assert may_need_retry(uncounted)
+    assert not may_need_retry(job("a", active=1))
+    assert (
+        capacity_retry(
+            job("a", uncountedTerminatedPods={"succeeded": ["x"]}),
+            [pod("a", "Failed", reason="ProviderFailed", message=QUOTA_MESSAGE)],
+        )
+        is None
+    )
 
 
 def test_the_request_and_its_attempt_travel_on_the_job() -> None:

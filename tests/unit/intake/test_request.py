@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from shared.config.settings import Settings
 from shared.intake.decode import decode_body
-from shared.intake.request import RequestInvalid, json_schema, normalize_image, parse_request
+from shared.intake.request import RequestInvalid, normalize_image, parse_request
+from shared.intake.schema import json_schema
 from tests.conftest import make_env
 
 GOOD = {"image": "mcr.microsoft.com/azurelinux/base/core:3.0", "command": ["sh", "-c", "echo hi"]}

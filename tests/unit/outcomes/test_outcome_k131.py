@@ -47,6 +47,15 @@ def test_failure_target_is_final_and_dates_the_end() -> None:
     assert data["finishedAt"] == ts(120)  # the FailureTarget's time, not "now"
 
 
+def test_attempts_count_the_pods_still_uncounted() -> None:
+    # Between the Job controller's two status updates a finished pod is listed by uid in
+    # uncountedTerminatedPods, not yet in succeeded/failed: the event counts it all the same.
+    cond = ("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    job = make_job(conditions=[cond], status={"failed": 1, "uncountedTerminatedPods": {"failed": ["u-2"]}})
+    data = judge(job, [make_pod("p-1", "Failed", exit_code=3), make_pod("p-2", "Failed", exit_code=3)])
+    assert data["attempts"] == {"succeeded": 0, "failed": 2}
+
+
 def test_success_criteria_met_is_a_success_before_complete() -> None:
     job = make_job(conditions=[("SuccessCriteriaMet", "CompletionsReached", "Reached expected number")])
     data = judge(job, [make_pod("p-1", "Succeeded", exit_code=0)])
@@ -116,3 +125,22 @@ def test_outcome_raises_without_condition_or_verdict() -> None:
     except ValueError:
         return
     raise AssertionError("a running Job has no outcome")
+
+
+def test_failures_of_pods_evicted_and_already_removed_are_node_down_too() -> None:
+    # Reported after virtual-kubelet came back and deleted the evicted pod: nothing is stranded
+    # any more, but the failure that decided the Job is a pod deleted while running, now gone.
+    cond = ("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    data = judge(make_job(conditions=[cond], status={"failed": 1}), [])
+    assert data["reason"] == NODE_DOWN
+    assert "deleted before they finished" in data["message"]
+    assert "BackoffLimitExceeded" in data["message"]
+
+
+def test_a_failure_of_the_pods_own_or_a_deadline_keeps_the_kubernetes_reason() -> None:
+    cond = ("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    own = judge(make_job(conditions=[cond], status={"failed": 1}), [make_pod("p-1", "Failed", exit_code=3)])
+    assert own["reason"] == "BackoffLimitExceeded"
+    # A deadline kill: the controller deletes the running pod after deciding; it is gone too.
+    deadline = ("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline")
+    assert judge(make_job(conditions=[deadline], status={"failed": 1}), [])["reason"] == "DeadlineExceeded"

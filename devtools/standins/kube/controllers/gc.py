@@ -12,6 +12,7 @@ from devtools.standins.kube.nodes import VIRTUAL_NODE
 from devtools.standins.kube.objects import Obj
 from devtools.standins.kube.state import (
     JOB_NAME,
+    JOB_TRACKING_FINALIZER,
     ClusterState,
     _is_terminal,
 )
@@ -29,7 +30,7 @@ class GarbageCollector(ClusterState):
             for ns in self.pods.namespaces():
                 for name, pod in list(self.pods.by_ns[ns].items()):
                     if (pod.get("spec") or {}).get("nodeName") == VIRTUAL_NODE:
-                        self._remove_pod(ns, name, count_failure=True)
+                        self._delete_now(ns, name, count_failure=True)
 
     def _mark_for_deletion(self, job: Obj, finalizer: str) -> None:
         md = job["metadata"]
@@ -74,7 +75,7 @@ class GarbageCollector(ClusterState):
             st.counted.add(pod["metadata"]["uid"])
             self._count_failure(st, pod, time.monotonic())
         if job_name:
-            self._mark_dirty(ns, job_name)
+            self._mark_dirty_batched(ns, job_name)  # a pod event: enqueueSyncJobBatched
 
     def _terminate_pod(self, ns: str, name: str, *, grace: int | None, count_failure: bool) -> Obj | None:
         """A graceful pod DELETE (what the Job controller, the garbage collector, the taint manager
@@ -96,7 +97,9 @@ class GarbageCollector(ClusterState):
             out = copy.deepcopy(pod)
             out["metadata"]["deletionTimestamp"] = now_rfc3339()
             out["metadata"]["deletionGracePeriodSeconds"] = 0
-            self._remove_pod(ns, name, count_failure=count_failure)
+            kept = self._delete_now(ns, name, count_failure=count_failure)
+            if kept is not None:
+                return copy.deepcopy(kept)
             out["metadata"]["resourceVersion"] = str(self._rv)
             return out
         md["deletionTimestamp"] = now_rfc3339()
@@ -119,7 +122,52 @@ class GarbageCollector(ClusterState):
     def _kubelet_delete(self, key: tuple[str, ...]) -> None:
         pod = self.pods.get(key[0], key[1])
         if pod is not None and pod["metadata"]["uid"] == key[2]:
-            self._remove_pod(key[0], key[1], count_failure=False)
+            self._delete_now(key[0], key[1], count_failure=False)
+
+    def _delete_now(self, ns: str, name: str, *, count_failure: bool) -> Obj | None:
+        """A DELETE with grace 0: the node's confirmation (kubelet, virtual-kubelet once the
+        container group is gone), PodGC, or the API server's own for a pod that is not running.
+        The object goes at once unless finalizers hold it: then it stays, with
+        ``deletionTimestamp`` and ``deletionGracePeriodSeconds: 0``, until the last finalizer is
+        removed (apiserver ``pkg/registry/generic/registry/store.go`` ``Delete`` →
+        ``updateForGracefulDeletionAndFinalizers``; removal in ``Update`` when
+        ``ShouldDeleteDuringUpdate``). Returns the pod if it stays."""
+        pod = self.pods.get(ns, name)
+        if pod is None:
+            return None
+        md = pod["metadata"]
+        if not md.get("finalizers"):
+            self._remove_pod(ns, name, count_failure=count_failure)
+            return None
+        if not md.get("deletionTimestamp") or md.get("deletionGracePeriodSeconds") != 0:
+            md["deletionTimestamp"] = md.get("deletionTimestamp") or now_rfc3339()
+            md["deletionGracePeriodSeconds"] = 0
+            self._touch(pod)
+        if (pod.get("spec") or {}).get("nodeName") == VIRTUAL_NODE:
+            self.aci.delete(ns, name)  # virtual-kubelet confirms only after deleting the group
+        owner = self._owner_uid(pod)
+        st = self._states.get(owner) if owner else None
+        if count_failure and st is not None and not _is_terminal(pod) and md["uid"] not in st.counted:
+            st.counted.add(md["uid"])
+            self._count_failure(st, pod, time.monotonic())
+        self._job_dirty_for(pod)
+        return pod
+
+    def _remove_finalizer(self, pod: Obj, finalizer: str = JOB_TRACKING_FINALIZER) -> None:
+        """A PATCH that removes one finalizer (the Job controller's
+        ``removeTrackingFinalizerPatch``). A pod whose deletion was confirmed (grace 0) and holds
+        no other finalizer goes now (registry ``store.go`` ``ShouldDeleteDuringUpdate``)."""
+        md = pod["metadata"]
+        fins = [f for f in md.get("finalizers") or [] if f != finalizer]
+        if fins == list(md.get("finalizers") or []):
+            return
+        if fins:
+            md["finalizers"] = fins
+        else:
+            md.pop("finalizers", None)
+        self._touch(pod)
+        if not fins and md.get("deletionTimestamp") and md.get("deletionGracePeriodSeconds") == 0:
+            self._remove_pod(md["namespace"], md["name"], count_failure=False)
 
     def _collect_orphans(self) -> None:
         # Background deletes: the owner is gone, the garbage collector deletes its pods (a normal,
@@ -127,6 +175,12 @@ class GarbageCollector(ClusterState):
         for uid, ns in list(self._gc_owners.items()):
             del self._gc_owners[uid]
             for pname in sorted(self._pods_by_owner.pop(uid, set())):
+                pod = self.pods.get(ns, pname)
+                if pod is not None:
+                    # The Job is gone: the Job controller's orphan worker removes the tracking
+                    # finalizer (job_controller.go deleteJob → cleanupPodFinalizers,
+                    # syncOrphanPod).
+                    self._remove_finalizer(pod)
                 self._terminate_pod(ns, pname, grace=None, count_failure=False)
 
     def _schedule_ttl(self, job: Obj) -> None:

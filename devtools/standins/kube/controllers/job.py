@@ -11,6 +11,8 @@ from devtools.standins.kube.objects import Obj, generate_name, index_ranges
 from devtools.standins.kube.state import (
     COMPLETION_INDEX,
     INDEX_FAILURE_COUNT,
+    JOB_API_BACKOFF,
+    JOB_TRACKING_FINALIZER,
     ClusterState,
     JobState,
     _is_terminal,
@@ -80,6 +82,11 @@ class JobController(ClusterState):
         st = self._states.setdefault(uid, JobState(uid=uid))
         owned = self._pods_by_owner.setdefault(uid, set())
         if md.get("deletionTimestamp"):
+            # A Job being deleted: every pod's tracking finalizer may go (canRemoveFinalizer).
+            for pname in sorted(owned):
+                pod = self.pods.get(ns, pname)
+                if pod is not None:
+                    self._remove_finalizer(pod)
             fins = list(md.get("finalizers") or [])
             if "foregroundDeletion" in fins:
                 # The garbage collector deletes the dependents and removes the finalizer only once
@@ -151,15 +158,6 @@ class JobController(ClusterState):
                 self._terminate_pod(ns, pod["metadata"]["name"], grace=None, count_failure="FailureTarget" in types)
             terminating += len(active)
             active = []
-            if terminating == 0:
-                if "FailureTarget" in types:
-                    target = next(c for c in conds if c["type"] == "FailureTarget")
-                    conds.append(self._condition("Failed", target["reason"], target["message"]))
-                else:
-                    met = next(c for c in conds if c["type"] == "SuccessCriteriaMet")
-                    conds.append(self._condition("Complete", met["reason"], met["message"]))
-                    status["completionTime"] = now_rfc3339()
-                st.finished_mono = now
         else:
             failure: tuple[str, str] | None = None
             success = False
@@ -195,7 +193,6 @@ class JobController(ClusterState):
                     self._terminate_pod(ns, pod["metadata"]["name"], grace=None, count_failure=True)
                 terminating += len(active)
                 active = []
-                self._mark_dirty(ns, name)  # Failed follows once no pod is terminating
             elif success:
                 conds.append(
                     self._condition(
@@ -206,15 +203,80 @@ class JobController(ClusterState):
                     self._terminate_pod(ns, pod["metadata"]["name"], grace=None, count_failure=False)
                 terminating += len(active)
                 active = []
-                self._mark_dirty(ns, name)
             else:
                 active += self._create_pods(job, st, active, now)
+        types = {c["type"] for c in conds}
+        finishing = "FailureTarget" in types or "SuccessCriteriaMet" in types
+        flushed = self._track_and_remove_finalizers(ns, name, st, pods, finishing=finishing)
+        if finishing and flushed and terminating == 0 and not (st.uncounted_succeeded or st.uncounted_failed):
+            # enactJobFinished: the terminal condition once no pod is uncounted or terminating.
+            if "FailureTarget" in types:
+                target = next(c for c in conds if c["type"] == "FailureTarget")
+                conds.append(self._condition("Failed", target["reason"], target["message"]))
+            else:
+                met = next(c for c in conds if c["type"] == "SuccessCriteriaMet")
+                conds.append(self._condition("Complete", met["reason"], met["message"]))
+                status["completionTime"] = now_rfc3339()
+            st.finished_mono = now
         st.terminating = terminating
         self._write_status(job, st, active, indexed, per_index)
         if status != before:
             self._touch(job)
+            if not self._finished(job):
+                self._mark_dirty_batched(ns, name)  # updateJob: a status update, same generation
         if self._finished(job):
             self._schedule_ttl(job)
+
+    def _clean_uncounted(self, st: JobState, pods: list[Obj]) -> None:
+        """``cleanUncountedPodsWithoutFinalizers``: a uid whose pod no longer has the tracking
+        finalizer (or is gone) leaves ``uncountedTerminatedPods``; the published counters, which
+        are the controller's counts minus the uncounted, move by as much."""
+        held = {p["metadata"]["uid"] for p in pods if JOB_TRACKING_FINALIZER in (p["metadata"].get("finalizers") or [])}
+        st.uncounted_succeeded = [u for u in st.uncounted_succeeded if u in held]
+        st.uncounted_failed = [u for u in st.uncounted_failed if u in held]
+
+    def _track_and_remove_finalizers(
+        self, ns: str, name: str, st: JobState, pods: list[Obj], *, finishing: bool
+    ) -> bool:
+        """``trackJobStatusAndRemoveFinalizers`` → ``flushUncountedAndRemoveFinalizers``: each
+        finished pod (Succeeded; failed: phase Failed or deleted before it succeeded,
+        ``isPodFailed``; every pod once the Job is finishing, ``canRemoveFinalizer``) that still has
+        the tracking finalizer is first recorded by uid in ``uncountedTerminatedPods`` (a status
+        update), then its finalizer is removed (a pod PATCH), then a second status update moves it
+        from the list to ``succeeded``/``failed``. Returns False if that second update failed
+        (``job_status_update_faults``): the uids stay in the list, the counters do not move, and the
+        Job is synced again after the rate limiter's back-off (``DefaultJobApiBackOff`` 1 s doubling
+        to ``MaxJobApiBackOff`` 1 min, ``processNextWorkItem`` → ``AddRateLimited``)."""
+        removed: list[Obj] = []
+        for pod in pods:
+            md = pod["metadata"]
+            if JOB_TRACKING_FINALIZER not in (md.get("finalizers") or []):
+                continue
+            phase = pod["status"].get("phase")
+            failed = phase == "Failed" or (bool(md.get("deletionTimestamp")) and phase != "Succeeded")
+            if not (finishing or failed or phase == "Succeeded"):
+                continue
+            uid = md["uid"]
+            if phase == "Succeeded":
+                if uid not in st.uncounted_succeeded:
+                    st.uncounted_succeeded.append(uid)
+            elif uid in st.counted and uid not in st.uncounted_failed:
+                st.uncounted_failed.append(uid)
+            removed.append(pod)
+        for pod in removed:
+            self._remove_finalizer(pod)
+        still = [p for p in pods if self.pods.get(ns, p["metadata"]["name"]) is p]
+        before = (list(st.uncounted_succeeded), list(st.uncounted_failed))
+        self._clean_uncounted(st, still)
+        if before != (st.uncounted_succeeded, st.uncounted_failed) and self.job_status_update_faults > 0:
+            st.uncounted_succeeded, st.uncounted_failed = before
+            self.job_status_update_faults -= 1
+            delay = min(JOB_API_BACKOFF[0] * 2**st.sync_failures, JOB_API_BACKOFF[1])
+            st.sync_failures += 1
+            self._timer(delay * self.time_scale, "wake", ns, name)
+            return False
+        st.sync_failures = 0
+        return True
 
     def _write_status(self, job: Obj, st: JobState, active: list[Obj], indexed: bool, per_index: int | None) -> None:
         status = job["status"]
@@ -226,15 +288,21 @@ class JobController(ClusterState):
                 new[k] = status[k]
         if active:
             new["active"] = len(active)
-        if st.succeeded:
-            new["succeeded"] = st.succeeded
-        if st.failed:
-            new["failed"] = st.failed
+        # The published counters leave out the uncounted pods (cleanUncountedPodsWithoutFinalizers).
+        if st.succeeded - len(st.uncounted_succeeded) > 0:
+            new["succeeded"] = st.succeeded - len(st.uncounted_succeeded)
+        if st.failed - len(st.uncounted_failed) > 0:
+            new["failed"] = st.failed - len(st.uncounted_failed)
         if indexed and st.completed:
             new["completedIndexes"] = index_ranges(st.completed)
         if per_index is not None:
             new["failedIndexes"] = index_ranges(st.failed_indexes)
-        new["uncountedTerminatedPods"] = {}
+        uncounted: Obj = {}
+        if st.uncounted_succeeded:
+            uncounted["succeeded"] = list(st.uncounted_succeeded)
+        if st.uncounted_failed:
+            uncounted["failed"] = list(st.uncounted_failed)
+        new["uncountedTerminatedPods"] = uncounted
         new["terminating"] = st.terminating  # JobPodReplacementPolicy (beta, on by default in 1.29+)
         new["ready"] = sum(1 for p in active if _pod_ready(p))
         status.clear()
@@ -309,6 +377,8 @@ class JobController(ClusterState):
             "resourceVersion": self.next_rv(),
             "creationTimestamp": now_rfc3339(),
             "labels": labels,
+            # manageJob: appendJobCompletionFinalizerIfNotFound on the template of every pod it creates.
+            "finalizers": [*(tmeta.get("finalizers") or []), JOB_TRACKING_FINALIZER],
         }
         if annotations:
             md["annotations"] = annotations

@@ -161,7 +161,7 @@ class NodeLifecycle(ClusterState):
         if self._vk_down:
             self._vk_deferred.append(("vk-delete", key))
             return
-        self._remove_pod(key[0], key[1], count_failure=False)
+        self._delete_now(key[0], key[1], count_failure=False)
 
     def _node_dial_error(self, ns: str, name: str, container: str) -> ApiError:
         """What the API server answers for a log read when the node's kubelet does not answer."""
