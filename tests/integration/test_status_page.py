@@ -45,6 +45,11 @@ if not Path(CHROMIUM).exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (requirements-dev.txt) is not installed")
 
 
+TRACE_URL = "https://traces.example.test/trace/{traceId}"
+"""VNB_TRACE_URL of the module's host: a request's page links to its trace with it."""
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 @pytest.fixture(scope="module")
 def host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHost]:
     """One host for the module, populated once (the scene takes seconds to reach its states)."""
@@ -60,6 +65,7 @@ def host(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "VNB_LEDGER_TABLE": f"{prefix}ledger",
             "VNB_KUBECONFIG": str(kube.write_kubeconfig(workdir / "kubeconfig")),
             "VNB_RECONCILE_SCHEDULE": "*/1 * * * * *",
+            "VNB_TRACE_URL": TRACE_URL,
             **scene_settings(workdir),
         }
         with LocalHost(REPO, settings=env, host_json=FAST_HOST, state_dir=workdir / "host") as started:
@@ -144,7 +150,8 @@ def test_with_a_key_it_shows_requests_capacity_cost_and_outcomes(host: LocalHost
     # The cost chart has a bar per team that paid, named in its legend.
     assert page.locator("#cost svg.chart rect").count() >= 2
     assert set(page.locator("#cost .legend li").all_inner_texts()) >= {" team-a", " team-b"} or {
-        t.strip() for t in page.locator("#cost .legend li").all_inner_texts()} == {"team-a", "team-b"}
+        t.strip() for t in page.locator("#cost .legend li").all_inner_texts()
+    } == {"team-a", "team-b"}
     assert "etl-load" in page.locator("#events").inner_text()
     assert "nightly-report" in page.locator("#events").inner_text()
     # Gauges against the budget (GET /api/summary): 2 of 2 container groups, and a row per team.
@@ -290,8 +297,9 @@ def test_the_routes_answer_as_docs_openapi_yaml_says(host: LocalHost) -> None:
         r = requests.get(f"{host.http_url}/api/status/assets/{name}", timeout=30)  # no key: anonymous
         documented(r, "/api/status/assets/{name}")
         assert r.status_code == 200
-        again = requests.get(f"{host.http_url}/api/status/assets/{name}", headers={"if-none-match": r.headers["etag"]},
-                             timeout=30)
+        again = requests.get(
+            f"{host.http_url}/api/status/assets/{name}", headers={"if-none-match": r.headers["etag"]}, timeout=30
+        )
         documented(again, "/api/status/assets/{name}")
         assert (again.status_code, again.content) == (304, b"")
     missing = requests.get(f"{host.http_url}/api/status/assets/index.html", timeout=30)
@@ -361,3 +369,17 @@ def test_markup_in_the_address_is_shown_as_text(host: LocalHost, page: Any) -> N
     assert page.locator("#detail img").count() == 0
     assert dialogs == []
     assert page.errors == []
+
+
+def test_a_request_with_a_trace_links_to_it(host: LocalHost, page: Any) -> None:
+    # The producer's own W3C traceparent is the request's trace (shared.telemetry.tracecontext); the
+    # page shows its id and links to it through VNB_TRACE_URL.
+    Scene(host.http_url).submit(
+        "team-a", {"id": "traced", "command": ["sh", "-c", "sleep 1"], "traceparent": TRACEPARENT}
+    )
+    open_page(page, host, view="#id=traced")
+    link = page.locator("#detail").get_by_role("link", name="Open its trace")
+    link.wait_for()
+    assert link.get_attribute("href") == "https://traces.example.test/trace/4bf92f3577b34da6a3ce929d0e0e4736"
+    assert link.get_attribute("rel") == "noopener noreferrer"
+    assert "4bf92f3577b34da6a3ce929d0e0e4736" in page.locator("#detail").inner_text()
