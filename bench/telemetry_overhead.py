@@ -87,7 +87,10 @@ def _setup() -> tuple[Callable[[bytes, str], Any], Callable[[], None]]:
     def one(body: bytes, message_id: str) -> Any:
         inbound = Inbound(message_id, body, inserted_at=now())
         return dispatch(
-            inbound, settings=settings, gate=gate, requeue=lambda t, d: None,
+            inbound,
+            settings=settings,
+            gate=gate,
+            requeue=lambda t, d: None,
             now=now,
             ledger=holder["ledger"],
             admission=holder["admission"],
@@ -109,22 +112,23 @@ def _enable(mode: str) -> Callable[[], None]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        SimpleSpanProcessor,
-        SpanExporter,
-        SpanExportResult,
-    )
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
     class Dropping(SpanExporter):
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    tracer_provider = TracerProvider()
-    reader = InMemoryMetricReader()
-    processor = SimpleSpanProcessor(Dropping()) if mode == "simple" else BatchSpanProcessor(Dropping())
-    tracer_provider.add_span_processor(processor)
-    signals.enable(MeterProvider(metric_readers=[reader]), tracer_provider)
+    if mode == "batch":  # exactly what shared.adapters.telemetry runs for console/otlp
+        from shared.adapters.telemetry import providers
+
+        reader = InMemoryMetricReader()
+        meter_provider, tracer_provider = providers([reader], Dropping())
+        signals.enable(meter_provider, tracer_provider)
+    else:  # the SDK's defaults (exemplars sampled inside spans) and export in the request's thread
+        tracer_provider = TracerProvider()
+        reader = InMemoryMetricReader()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(Dropping()))
+        signals.enable(MeterProvider(metric_readers=[reader]), tracer_provider)
 
     def off() -> None:
         reader.collect()

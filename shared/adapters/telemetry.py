@@ -35,13 +35,21 @@ from shared.config.settings import Settings
 from shared.telemetry import logs, signals
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("vnode_batch.telemetry")
 
 SERVICE_NAME = "vnode-batch"
 EXPORT_INTERVAL_MS = 60_000
 """How often metrics are exported (the SDK's default, OTEL_METRIC_EXPORT_INTERVAL, too)."""
+
+EXEMPLAR_FILTER = "OTEL_METRICS_EXEMPLAR_FILTER"
 
 _lock = threading.Lock()
 _done = threading.Event()
@@ -84,6 +92,14 @@ def _configure(mode: str, env: Mapping[str, str]) -> None:
         if env.get("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "").lower() not in ("true", "1"):
             from azure.monitor.opentelemetry import configure_azure_monitor
 
+            # The distro builds its own MeterProvider, which reads the exemplar filter from the
+            # standard variable (opentelemetry-sdk ``MeterProvider.__init__``:
+            # OTEL_METRICS_EXEMPLAR_FILTER, default trace_based). Off unless an operator sets it:
+            # the Azure Monitor exporter sends no exemplars (azure-monitor-opentelemetry-exporter
+            # ``export/metrics/_exporter.py`` converts data points only), so sampling them only
+            # costs each request CPU (docs/performance.md, "Telemetry overhead").
+            os.environ.setdefault(EXEMPLAR_FILTER, "always_off")
+
             options: dict[str, object] = {"resource": _resource()}
             if "Authorization=AAD" in env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", ""):
                 from azure.identity import ManagedIdentityCredential
@@ -93,10 +109,7 @@ def _configure(mode: str, env: Mapping[str, str]) -> None:
             configure_azure_monitor(**{k: v for k, v in options.items() if v is not None})
         signals.enable(metrics.get_meter_provider(), trace.get_tracer_provider())
         return
-    from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
     metric_exporter: MetricExporter
     span_exporter: SpanExporter
@@ -110,16 +123,35 @@ def _configure(mode: str, env: Mapping[str, str]) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         metric_exporter, span_exporter = OTLPMetricExporter(), OTLPSpanExporter()
-    resource = _resource()
-    meter_provider = MeterProvider(
-        resource=resource,
-        metric_readers=[PeriodicExportingMetricReader(metric_exporter, export_interval_millis=EXPORT_INTERVAL_MS)],
+    meter_provider, tracer_provider = providers(
+        [PeriodicExportingMetricReader(metric_exporter, export_interval_millis=EXPORT_INTERVAL_MS)], span_exporter
     )
-    tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     metrics.set_meter_provider(meter_provider)
     trace.set_tracer_provider(tracer_provider)
     signals.enable(meter_provider, tracer_provider)
+
+
+def providers(
+    metric_readers: Sequence[MetricReader], span_exporter: SpanExporter
+) -> tuple[MeterProvider, TracerProvider]:
+    """The SDK's providers as ``console``/``otlp`` run them (bench/telemetry_overhead.py measures
+    these very ones): the service's resource, one ``BatchSpanProcessor`` (spans are exported on
+    its own thread, never in the request's), and no exemplars. An exemplar is a sampled
+    measurement with the current span's ids (opentelemetry.io/docs/specs/otel/metrics/sdk/#exemplar);
+    with the SDK's default filter (trace_based) every counter and histogram point recorded inside
+    a span offers one to a reservoir, the largest share of a metric point's CPU on the dispatch
+    path, while a request's trace is already found by its key and trace id (log records, ledger,
+    status page). OTEL_METRICS_EXEMPLAR_FILTER, when set, still wins."""
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = _resource()
+    exemplars = None if os.environ.get(EXEMPLAR_FILTER) else AlwaysOffExemplarFilter()
+    meter_provider = MeterProvider(resource=resource, metric_readers=metric_readers, exemplar_filter=exemplars)
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    return meter_provider, tracer_provider
 
 
 def _resource() -> Resource:

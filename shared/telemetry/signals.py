@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.telemetry import names
 from shared.telemetry.names import Instrument, Kind
-from shared.telemetry.tracecontext import parse
+from shared.telemetry.tracecontext import TraceParent, parse
 from shared.telemetry.tracecontext import tracestate as valid_tracestate
 
 if TYPE_CHECKING:
@@ -52,9 +52,55 @@ class _On:
     meter: Any
     tracer: Any
     propagator: Any
+    api: _Api
     instruments: dict[str, Any] = field(default_factory=dict)
     points: dict[str, dict[tuple[tuple[str, Any], ...], float]] = field(default_factory=dict)
+    totals: dict[str, dict[frozenset[tuple[str, Any]], float]] = field(default_factory=dict)
+    """Each counter's running total per attribute set (reported by its callback)."""
+    pending: list[tuple[str, float, Attributes | None]] = field(default_factory=list)
+    """Histogram values recorded since the last collection: (instrument, value, attributes)."""
     lock: Lock = field(default_factory=Lock)
+
+
+@dataclass(frozen=True)
+class _Api:
+    """The OpenTelemetry API names a span needs, looked up once at :func:`enable` rather than
+    imported on every call (an ``import`` inside a function costs a lookup each time, and the
+    dispatch path starts two spans per request: docs/performance.md, "Telemetry overhead")."""
+
+    attach: Any
+    detach: Any
+    empty: Any
+    current_span: Any
+    in_context: Any
+    remote: Any
+    span_context: Any
+    flags: Any
+    link: Any
+    consumer: Any
+    internal: Any
+    status: Any
+    error: Any
+
+    @classmethod
+    def load(cls) -> _Api:
+        from opentelemetry import context, trace
+
+        return cls(
+            attach=context.attach,
+            detach=context.detach,
+            empty=context.Context,
+            current_span=trace.get_current_span,
+            in_context=trace.set_span_in_context,
+            remote=trace.NonRecordingSpan,
+            span_context=trace.SpanContext,
+            flags=trace.TraceFlags,
+            link=trace.Link,
+            consumer=trace.SpanKind.CONSUMER,
+            internal=trace.SpanKind.INTERNAL,
+            status=trace.Status,
+            error=trace.StatusCode.ERROR,
+        )
 
 
 _on: _On | None = None
@@ -69,6 +115,7 @@ def enable(meter_provider: MeterProvider, tracer_provider: TracerProvider) -> No
         meter=meter_provider.get_meter(SCOPE),
         tracer=tracer_provider.get_tracer(SCOPE),
         propagator=TraceContextTextMapPropagator(),
+        api=_Api.load(),
     )
     for spec in names.ALL:
         state.instruments[spec.name] = _create(state, spec)
@@ -85,20 +132,55 @@ def enabled() -> bool:
     return _on is not None
 
 
+PENDING_MAX = 10_000
+"""Histogram values kept for the next collection at most; more are handed to the SDK at once
+(a reader that never collects must not make the process grow)."""
+
+
 def _create(state: _On, spec: Instrument) -> Any:
+    """The SDK instrument of ``spec``.
+
+    Counters are observable counters over :attr:`_On.totals`, and histogram values wait in
+    :attr:`_On.pending` until the next collection: a request then adds to a dict under a lock
+    instead of running the SDK's measurement path (context lookup, exemplar filter, view
+    matching, attribute hashing, aggregation under its own lock) inside the request. That path
+    is ~10 µs in a loop but 30–70 µs between the dispatch's other work (cold caches), which was
+    a third of telemetry's cost per request (docs/performance.md, "Telemetry overhead").
+    What is exported is the same: an observable counter reports the running total of each
+    attribute set and the SDK turns it into a monotonic sum, cumulative or delta as the
+    exporter asks (opentelemetry.io/docs/specs/otel/metrics/api/#asynchronous-counter; sdk
+    ``_internal/_view_instrument_match.py``); the observable instruments' callbacks run at the
+    start of each collection, before the synchronous instruments' storage is read
+    (opentelemetry-sdk ``SynchronousMeasurementConsumer.collect``), so histogram values drained
+    there are in that very collection."""
     meter = state.meter
-    if spec.kind is Kind.COUNTER:
-        return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
-    if spec.kind is Kind.HISTOGRAM:
-        return meter.create_histogram(spec.name, unit=spec.unit, description=spec.description)
     from opentelemetry.metrics import CallbackOptions, Observation
 
+    if spec.kind is Kind.HISTOGRAM:
+        return meter.create_histogram(spec.name, unit=spec.unit, description=spec.description)
+    table = state.totals.setdefault(spec.name, {}) if spec.kind is Kind.COUNTER else None
+
     def observe(options: CallbackOptions) -> Iterable[Observation]:
+        _drain(state)
         with state.lock:
+            if table is not None:
+                return [Observation(value, dict(attrs)) for attrs, value in table.items()]
             points = list(state.points.get(spec.name, {}).items())
         return [Observation(value, dict(attrs)) for attrs, value in points]
 
+    if table is not None:
+        return meter.create_observable_counter(
+            spec.name, callbacks=[observe], unit=spec.unit, description=spec.description
+        )
     return meter.create_observable_gauge(spec.name, callbacks=[observe], unit=spec.unit, description=spec.description)
+
+
+def _drain(state: _On) -> None:
+    """Hand the waiting histogram values to the SDK's instruments."""
+    with state.lock:
+        waiting, state.pending = state.pending, []
+    for name, value, attributes in waiting:
+        state.instruments[name].record(value, attributes=attributes)
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -109,7 +191,10 @@ def add(spec: Instrument, value: float = 1, attributes: Attributes | None = None
     state = _on
     if state is None or value < 0:
         return
-    state.instruments[spec.name].add(value, attributes=dict(attributes or {}))
+    key = frozenset(attributes.items()) if attributes else frozenset()
+    with state.lock:
+        table = state.totals[spec.name]
+        table[key] = table.get(key, 0) + value
 
 
 def record(spec: Instrument, value: float, attributes: Attributes | None = None) -> None:
@@ -117,7 +202,11 @@ def record(spec: Instrument, value: float, attributes: Attributes | None = None)
     state = _on
     if state is None or value < 0:
         return
-    state.instruments[spec.name].record(value, attributes=dict(attributes or {}))
+    with state.lock:
+        state.pending.append((spec.name, value, attributes))
+        full = len(state.pending) >= PENDING_MAX
+    if full:
+        _drain(state)
 
 
 def gauge(spec: Instrument, points: Iterable[tuple[Attributes, float]]) -> None:
@@ -136,16 +225,23 @@ def gauge(spec: Instrument, points: Iterable[tuple[Attributes, float]]) -> None:
 class Span:
     """A started span, or the stand-in of one while telemetry is off (``traceparent`` None)."""
 
-    def __init__(self, otel: OtelSpan | None = None):
+    def __init__(self, otel: OtelSpan | None = None, api: _Api | None = None):
         self._otel = otel
+        self._api = api
+        self._traceparent: str | None = None
 
     @property
     def traceparent(self) -> str | None:
-        """This span's context as a version-00 ``traceparent`` (what later hops name as their parent)."""
+        """This span's context as a version-00 ``traceparent`` (what later hops name as their parent).
+
+        Formatted once per span: the dispatch path reads it for the ledger, the Job's annotation
+        and the log records."""
         if self._otel is None:
             return None
-        ctx = self._otel.get_span_context()
-        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+        if self._traceparent is None:
+            ctx = self._otel.get_span_context()
+            self._traceparent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+        return self._traceparent
 
     @property
     def tracestate(self) -> str | None:
@@ -160,16 +256,31 @@ class Span:
 
     def set(self, attributes: Attributes) -> None:
         if self._otel is not None:
-            self._otel.set_attributes(dict(attributes))
+            self._otel.set_attributes(attributes)
 
     def error(self, description: str) -> None:
-        if self._otel is not None:
-            from opentelemetry.trace import Status, StatusCode
-
-            self._otel.set_status(Status(StatusCode.ERROR, description))
+        if self._otel is not None and self._api is not None:
+            self._otel.set_status(self._api.status(self._api.error, description))
 
 
 _OFF = Span()
+
+
+def _context_of(state: _On, parent: TraceParent, parent_state: str | None) -> Any:
+    """The context whose current span is the remote ``parent``: what
+    ``TraceContextTextMapPropagator.extract`` returns for it (opentelemetry-python
+    ``opentelemetry/trace/propagation/tracecontext.py``: a ``NonRecordingSpan`` of a remote
+    ``SpanContext`` set in a new, empty ``Context``). ``parent`` is already parsed and checked
+    (:func:`shared.telemetry.tracecontext.parse`, the same rules), so the propagator's second
+    parse is skipped unless a ``tracestate`` needs its parser."""
+    kept = valid_tracestate(parent_state)
+    if kept:
+        return state.propagator.extract({"traceparent": parent.header(), "tracestate": kept})
+    api = state.api
+    remote = api.span_context(
+        int(parent.trace_id, 16), int(parent.span_id, 16), is_remote=True, trace_flags=api.flags(int(parent.flags, 16))
+    )
+    return api.in_context(api.remote(remote), api.empty())
 
 
 @contextmanager
@@ -195,39 +306,33 @@ def span(
     if state is None:
         yield _OFF
         return
-    from opentelemetry import context as otel_context
-    from opentelemetry import trace
-
+    api = state.api
     links = []
     ctx = None
-    if parse(parent) is not None:
-        carrier = {"traceparent": str(parent)}
-        kept = valid_tracestate(parent_state)
-        if kept:
-            carrier["tracestate"] = kept
-        ctx = state.propagator.extract(carrier)
-        here = trace.get_current_span().get_span_context()
-        if here.is_valid and here.span_id != trace.get_current_span(ctx).get_span_context().span_id:
-            links.append(trace.Link(here))
-    kind = trace.SpanKind.CONSUMER if consumer else trace.SpanKind.INTERNAL
+    parsed = parse(parent)
+    if parsed is not None:
+        ctx = _context_of(state, parsed, parent_state)
+        here = api.current_span().get_span_context()
+        if here.is_valid and here.span_id != api.current_span(ctx).get_span_context().span_id:
+            links.append(api.link(here))
     started = state.tracer.start_span(
         name,
         context=ctx,
-        kind=kind,
-        attributes=dict(attributes or {}),
+        kind=api.consumer if consumer else api.internal,
+        attributes=attributes,
         links=links,
         start_time=_nanos(start) if start else None,
     )
-    handle = Span(started)
-    token = otel_context.attach(trace.set_span_in_context(started))
+    handle = Span(started, api)
+    token = api.attach(api.in_context(started))
     try:
         yield handle
     except BaseException as e:
         started.record_exception(e)
-        started.set_status(trace.Status(trace.StatusCode.ERROR, type(e).__name__))
+        started.set_status(api.status(api.error, type(e).__name__))
         raise
     finally:
-        otel_context.detach(token)
+        api.detach(token)
         started.end(end_time=_nanos(end) if end else None)
 
 
@@ -244,20 +349,15 @@ def invocation(traceparent: str | None, tracestate: str | None = None) -> Iterat
     ``loop.run_in_executor(run_sync_func)``, which copies no context variables to the thread pool,
     so the app's sync functions would not see it. Hence this, with the value the function is given."""
     state = _on
-    if state is None or parse(traceparent) is None:
+    parsed = parse(traceparent) if state is not None else None
+    if state is None or parsed is None:
         yield
         return
-    from opentelemetry import context as otel_context
-
-    carrier = {"traceparent": str(traceparent)}
-    kept = valid_tracestate(tracestate)
-    if kept:
-        carrier["tracestate"] = kept
-    token = otel_context.attach(state.propagator.extract(carrier))
+    token = state.api.attach(_context_of(state, parsed, tracestate))
     try:
         yield
     finally:
-        otel_context.detach(token)
+        state.api.detach(token)
 
 
 def _nanos(moment: datetime) -> int:

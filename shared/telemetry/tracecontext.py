@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 TRACEPARENT_MAX: Final = 256
@@ -44,6 +45,14 @@ def parse(value: object) -> TraceParent | None:
     """A valid ``traceparent`` → its parts; anything else → None (see the module docstring)."""
     if not isinstance(value, str) or len(value) > TRACEPARENT_MAX:
         return None
+    return _parse(value)
+
+
+@lru_cache(maxsize=256)
+def _parse(value: str) -> TraceParent | None:
+    # Memoized: one dispatch reads its request's traceparent four times or more (the span's
+    # parent, the request's trace, the log records', the ledger's), always the same text, and
+    # TraceParent is immutable. 256 texts of at most 256 characters: a few hundred KiB at most.
     match = _TRACEPARENT.fullmatch(value.strip())
     if match is None:
         return None
