@@ -51,6 +51,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._harness import REPO, app_settings, machine, quiet_logs
 from bench.dispatch_throughput import request_body
 
+ROOMY = dict.fromkeys(
+    (
+        "VNB_CAPACITY_CONTAINER_GROUPS",
+        "VNB_CAPACITY_CORES",
+        "VNB_CAPACITY_CREATES_PER_5MIN",
+        "VNB_CAPACITY_CREATES_PER_HOUR",
+    ),
+    "1000000",
+)
+"""A capacity budget no run reaches: admission always admits (what is measured is dispatch)."""
+
+
+def _dispatcher(settings: Any, gate: Any, holder: dict[str, Any]) -> Callable[[bytes, str], Any]:
+    """One request through the dispatch service, with the ledger and admission in ``holder``."""
+    from shared.flows.dispatch import dispatch
+    from shared.flows.inbound import Inbound
+
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+
+    def one(body: bytes, message_id: str) -> Any:
+        inbound = Inbound(message_id, body, inserted_at=now())
+        return dispatch(
+            inbound,
+            settings=settings,
+            gate=gate,
+            requeue=lambda t, d: None,
+            now=now,
+            ledger=holder["ledger"],
+            admission=holder["admission"],
+        )
+
+    return one
+
 
 def _setup() -> tuple[Callable[[bytes, str], Any], Callable[[], None]]:
     """A dispatch call over no I/O, and a reset of the ledger between phases."""
@@ -58,8 +91,6 @@ def _setup() -> tuple[Callable[[bytes, str], Any], Callable[[], None]]:
     from shared.capacity.admission import Admission
     from shared.cluster.readiness import Readiness
     from shared.config.settings import Settings
-    from shared.flows.dispatch import dispatch
-    from shared.flows.inbound import Inbound
     from shared.ledger.store import Ledger
     from tests.model.world import MemTable
 
@@ -84,29 +115,14 @@ def _setup() -> tuple[Callable[[bytes, str], Any], Callable[[], None]]:
             return Readiness(cluster=self.cluster)
 
     env = app_settings("UseDevelopmentStorage=true", Path("/nonexistent"), prefix="tel")
-    env["VNB_CAPACITY_CONTAINER_GROUPS"] = "1000000"
-    env["VNB_CAPACITY_CORES"] = "1000000"
-    env["VNB_CAPACITY_CREATES_PER_5MIN"] = "1000000"
-    env["VNB_CAPACITY_CREATES_PER_HOUR"] = "1000000"
+    env.update(ROOMY)
     # Lists every time (they return nothing: no I/O): with a long cache, admission's charges for
     # Jobs no list ever shows would pile up and make each request slower than the one before.
     env["VNB_CAPACITY_CACHE_SECONDS"] = "0.000001"
     settings = Settings.from_env(env)
     gate = Gate()
     holder: dict[str, Any] = {"ledger": Ledger(MemTable()), "admission": Admission(settings)}
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
-
-    def one(body: bytes, message_id: str) -> Any:
-        inbound = Inbound(message_id, body, inserted_at=now())
-        return dispatch(
-            inbound,
-            settings=settings,
-            gate=gate,
-            requeue=lambda t, d: None,
-            now=now,
-            ledger=holder["ledger"],
-            admission=holder["admission"],
-        )
+    one = _dispatcher(settings, gate, holder)
 
     def reset() -> None:
         holder["ledger"] = Ledger(MemTable())
@@ -126,15 +142,10 @@ def _setup_real(connection: str, kubeconfig: Path) -> tuple[Callable[[bytes, str
     from shared.capacity.admission import Admission
     from shared.cluster.readiness import Readiness
     from shared.config.settings import Settings
-    from shared.flows.dispatch import dispatch
-    from shared.flows.inbound import Inbound
     from shared.ledger.store import Ledger
 
     env = app_settings(connection, kubeconfig, prefix="telreal", VNB_KEEP_FINISHED_SECONDS="0")
-    env["VNB_CAPACITY_CONTAINER_GROUPS"] = "1000000"
-    env["VNB_CAPACITY_CORES"] = "1000000"
-    env["VNB_CAPACITY_CREATES_PER_5MIN"] = "1000000"
-    env["VNB_CAPACITY_CREATES_PER_HOUR"] = "1000000"
+    env.update(ROOMY)
     settings = Settings.from_env(env)
     cluster = Cluster(from_kubeconfig_file(str(kubeconfig), context=None, timeout=10), settings.namespace)
 
@@ -142,21 +153,8 @@ def _setup_real(connection: str, kubeconfig: Path) -> tuple[Callable[[bytes, str
         def check(self) -> Readiness:
             return Readiness(cluster=cluster)
 
-    ledger = Ledger(Tables(settings))
-    holder: dict[str, Any] = {"admission": Admission(settings)}
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
-
-    def one(body: bytes, message_id: str) -> Any:
-        inbound = Inbound(message_id, body, inserted_at=now())
-        return dispatch(
-            inbound,
-            settings=settings,
-            gate=Gate(),
-            requeue=lambda t, d: None,
-            now=now,
-            ledger=ledger,
-            admission=holder["admission"],
-        )
+    holder: dict[str, Any] = {"ledger": Ledger(Tables(settings)), "admission": Admission(settings)}
+    one = _dispatcher(settings, Gate(), holder)
 
     def reset() -> None:
         # The Jobs of the block before are deleted (outside the measured time), so admission's

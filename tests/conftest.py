@@ -33,6 +33,19 @@ def wait_for[T](probe: Callable[[], T | None], *, what: str = "condition", timeo
         time.sleep(0.02)
 
 
+def metric_points(reader: Any) -> dict[str, list[Any]]:
+    """One collection of an OpenTelemetry ``InMemoryMetricReader`` (as one export would see it):
+    metric name → its data points."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    found: dict[str, list[Any]] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                found.setdefault(metric.name, []).extend(metric.data.data_points)
+    return found
+
+
 BASE_ENV: dict[str, str] = {
     "AzureWebJobsStorage": "UseDevelopmentStorage=true",
     "VNB_REQUESTS_QUEUE": "vnb-requests",

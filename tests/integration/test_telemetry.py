@@ -41,7 +41,7 @@ from shared.flows.reconcile import run
 from shared.ledger.records import State, view
 from shared.ledger.store import Ledger
 from shared.telemetry import names, signals
-from tests.conftest import wait_for
+from tests.conftest import metric_points, wait_for
 from tests.integration.conftest import Queues
 
 pytestmark = pytest.mark.integration
@@ -86,17 +86,6 @@ def as_invocation(span_id: str, call: Callable[[], Any]) -> Any:
     thread.join(60)
     assert out, "the invocation did not finish"
     return out[0]
-
-
-def metric_points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    found: dict[str, list[Any]] = {}
-    for resource in data.resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                found.setdefault(metric.name, []).extend(metric.data.data_points)
-    return found
 
 
 def total(points: list[Any], **attributes: str) -> float:

@@ -17,24 +17,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.telemetry import names, signals
+from tests.conftest import metric_points
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def collect(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
-    """One collection (as one export would see it): metric name → its points."""
-    data = reader.get_metrics_data()
-    assert data is not None
-    found: dict[str, list[Any]] = {}
-    for resource in data.resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                found.setdefault(metric.name, []).extend(metric.data.data_points)
-    return found
-
-
 def points(reader: InMemoryMetricReader, name: str) -> list[Any]:
-    return collect(reader).get(name, [])
+    return metric_points(reader).get(name, [])
 
 
 def enable(temporality: AggregationTemporality = AggregationTemporality.CUMULATIVE) -> InMemoryMetricReader:
@@ -82,11 +71,11 @@ def test_with_delta_temporality_each_collection_reports_what_was_added_since_the
     reader = enable(AggregationTemporality.DELTA)  # what the Azure Monitor exporter asks for
     signals.add(names.RECEIVED, 5, {names.SOURCE: "queue", names.TEAM: ""})
     signals.record(names.CREATE_DURATION, 1.5)
-    first = collect(reader)
+    first = metric_points(reader)
     assert [p.value for p in first[names.RECEIVED.name]] == [5]
     assert [p.count for p in first[names.CREATE_DURATION.name]] == [1]
     signals.add(names.RECEIVED, 2, {names.SOURCE: "queue", names.TEAM: ""})
-    second = collect(reader)
+    second = metric_points(reader)
     assert [p.value for p in second[names.RECEIVED.name]] == [2]
     assert sum(p.count for p in second.get(names.CREATE_DURATION.name, [])) == 0
 
