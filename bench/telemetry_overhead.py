@@ -22,7 +22,11 @@ Modes:
 * batch — the providers ``shared.adapters.telemetry.providers`` builds for ``console``/``otlp``
   (``BatchSpanProcessor``, exemplars off), with an exporter that drops what it gets (an
   ``InMemorySpanExporter`` keeps every span, and the growing heap makes the garbage collector's
-  passes, not telemetry, the cost measured).
+  passes, not telemetry, the cost measured);
+* distro (real path only) — batch plus what the Azure Monitor distro (``VNB_TELEMETRY=azuremonitor``)
+  turns on by default inside a dispatch: Azure SDK spans and the requests and urllib3
+  instrumentations, 5 more spans per request here (2 table calls, each an SDK and an HTTP span,
+  and the Kubernetes POST); the exporter is still one that drops what it gets.
 
 CPU is the process's (``time.process_time``: every thread, so the batch processor's export thread
 counts too), per request, after a warm-up. The target (issue 21): at most 10 % more CPU per
@@ -174,6 +178,8 @@ def _enable(mode: str) -> Callable[[], None]:
 
     if mode == "off":
         return lambda: None
+    if mode == "distro":
+        return _enable_distro()
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -198,6 +204,54 @@ def _enable(mode: str) -> Callable[[], None]:
     def off() -> None:
         reader.collect()
         tracer_provider.shutdown()
+        signals.disable()
+
+    return off
+
+
+_GLOBAL: list[Any] = []
+
+
+def _enable_distro() -> Callable[[], None]:
+    """batch, plus what the Azure Monitor distro turns on by default that runs inside a dispatch
+    (azure-monitor-opentelemetry ``_configure.py``: ``settings.tracing_implementation =
+    OpenTelemetrySpan`` for the Azure SDKs, and every ``opentelemetry_instrumentor`` entry point
+    of its supported libraries: here requests, which azure-core's transport uses, and urllib3,
+    which the kubernetes client uses). Their spans go to the global providers, which can be set
+    once per process: one pair, kept across blocks; only the instrumentation is switched."""
+    from azure.core.settings import settings as azure_settings
+    from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
+    from opentelemetry import metrics, trace
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from shared.adapters.telemetry import providers
+    from shared.telemetry import signals
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    if not _GLOBAL:
+        reader = InMemoryMetricReader()
+        meter_provider, tracer_provider = providers([reader], Dropping())
+        metrics.set_meter_provider(meter_provider)
+        trace.set_tracer_provider(tracer_provider)
+        _GLOBAL.extend([reader, meter_provider, tracer_provider])
+    reader, meter_provider, tracer_provider = _GLOBAL
+    signals.enable(meter_provider, tracer_provider)
+    azure_settings.tracing_implementation = OpenTelemetrySpan
+    instrumentors = [RequestsInstrumentor(), URLLib3Instrumentor()]
+    for instrumentor in instrumentors:
+        instrumentor.instrument()
+
+    def off() -> None:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+        azure_settings.tracing_implementation.unset_value()
+        reader.collect()
         signals.disable()
 
     return off
@@ -303,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             kubeconfig = kube.write_kubeconfig(Path(tmp) / "kubeconfig")
             one, reset = _setup_real(azurite.connection_string, kubeconfig)
-            modes = ("off", "batch")
+            modes = ("off", "batch", "distro")
             measure("off", args.real_block, one, reset, "realwarm")  # the clients' pools, Azurite's table
             cpu, ratios, n = alternate(modes, args.real_requests, args.real_block, one, reset, "real")
             report(
