@@ -90,3 +90,28 @@ def test_a_repeated_give_back_never_leaves_a_third_job_running() -> None:
     _drain(world)
     assert not world.cluster.jobs
     assert _outcomes(world) == ["io.vnodebatch.job.succeeded"]
+
+
+def test_a_repeat_whose_request_ends_before_its_create_takes_its_job_back() -> None:
+    """The repeat read the ledger as ``submitted`` (the second Job's), so the check after its
+    create moves ``submitted`` to ``submitted``: a no-op that must still see the stored record
+    (finished meanwhile), not the one the repeat read before (``Ledger.move``)."""
+    world = World()
+    name = _refused_job(world)
+    world.enqueue_lost = 1
+    world.reconcile()
+    world.reconcile()  # sent back twice
+    first, repeat = world.queue
+    world.deliver(first)
+
+    def second_job_finishes() -> None:
+        world.cluster.progress(name, "succeed")
+        world.reconcile()
+
+    world.admission.on_admit = second_job_finishes
+    world.deliver(repeat)  # creates a third Job: the request ended between its ledger read and its create
+    assert world.cluster.live() == [], f"a Job of the finished request is left to run: {world.cluster.live()}"
+    _jobs_explained(world)
+    _drain(world)
+    assert not world.cluster.jobs
+    assert _outcomes(world) == ["io.vnodebatch.job.succeeded"]
