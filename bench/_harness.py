@@ -38,7 +38,10 @@ class TimedKubeStandIn(KubeStandIn):
     a duplicate Job, except once more per capacity retry (``capacity_requeues``) and per Job
     deleted before it was reported and not for capacity (``taken_back``): dispatch deleting the
     Job it created for a request that finished meanwhile (shared/flows/dispatch.py, "The first
-    Job finished and was deleted between our ledger read and our create"), which ends in no outcome. A subclass, not a patch: the stand-in is a devtool, read-only here.
+    Job finished and was deleted between our ledger read and our create", or its redelivery:
+    ``shared.flows.take_back``), which ends in no outcome. A Job the reconciler marks reported
+    before deleting it is not taken back: it ran. A subclass, not a patch: the stand-in is a
+    devtool, read-only here.
     """
 
     def __init__(self, **kw: Any) -> None:

@@ -45,7 +45,10 @@ at-least-once: the same event id seen twice counts once and is reported as a raw
 created (201) twice, except once more per capacity retry of its request (the app condemns a Job
 with the ``vnode-batch.io/capacity-requeued`` annotation before it gives the request back) and
 once more per Job dispatch took back (a duplicate message whose request finished between its
-ledger read and its create: dispatch deletes that Job unreported, and it has no outcome). At the end no message may be left in the requests or poison queue (the
+ledger read and its create: dispatch deletes that Job unreported, right after the create or, if
+the create's answer was lost, when the message comes back; it has no outcome). A Job removed only
+by the reconciler once finished (a stray Job: ``shared.flows.take_back``) ran the request again
+and counts as a duplicated Job. At the end no message may be left in the requests or poison queue (the
 events queue is drained by this script, as a consumer would).
 
 Exit status 0 only with no lost request, no duplicate outcome, no duplicate Job, no unexpected

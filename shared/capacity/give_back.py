@@ -12,8 +12,11 @@ throttling and nothing else failed. In order:
    next capacity attempt and its original key, message id and first-seen time;
 3. delete the Job (Background), then mark it reported (its finalizer goes, so it goes).
 
-No event is sent: the request is not finished. A failure after 2 leaves the Job unreported; the
-next pass sends the request again (a duplicate message, which completes as a duplicate). Out of
+No event is sent: the request is not finished. A failure after 1 and before 3 leaves the Job
+condemned, unreported and not being deleted: the next pass sends the request again (a duplicate
+message of the same attempt; dispatch completes it as a duplicate, or takes back the Job it
+creates if the request finished meanwhile). A failure in 3 (the delete done, its answer lost)
+leaves it being deleted: the next pass only marks it, the request went back already. Out of
 attempts (VNB_CAPACITY_MAX_ATTEMPTS), the result is the ``CapacityExhausted`` verdict instead.
 """
 
@@ -31,7 +34,7 @@ from shared.capacity import model as capacity
 from shared.config.settings import Settings
 from shared.intake import trace
 from shared.intake.deferral import wrap
-from shared.job.read import job_name_of
+from shared.job.read import is_deleting, job_name_of
 from shared.outcomes.outcome import CAPACITY_EXHAUSTED
 from shared.outcomes.provider_failure import classify
 from shared.outcomes.verdicts import MAX_MESSAGE_CHARS, Verdict
@@ -69,6 +72,16 @@ def give_back(
     Raises what the Kubernetes and queue calls raise (transient: the next pass retries)."""
     meta = job.get("metadata") or {}
     name = job_name_of(job)
+    if capacity.ANN_REQUEUED in (meta.get("annotations") or {}) and is_deleting(job):
+        # Condemned and being deleted: this give-back's delete (step 3) ran, and it runs only
+        # after the send, so an earlier pass sent the request back already and failed after it
+        # (the delete's answer lost, or the mark). Sending again would put a second message of
+        # this attempt on the queue; a message that comes after its request finished can
+        # create a third Job (issue k1). Only the mark is left. (Another deleter in between —
+        # a cancel is never given back, an operator's kubectl delete of a condemned Job right
+        # between its condemnation and its send — is not told apart.)
+        mark(job, moment)
+        return REQUEUED
     if on_refusal is not None:
         on_refusal(refusal, parse_time(meta.get("creationTimestamp")))
     signals.add(names.ACI_REFUSALS, 1, {names.REASON: classify(refusal).code or "unknown"})

@@ -37,7 +37,7 @@ from shared.capacity import model as capacity
 from shared.capacity.admission import Admission, admission_for, whole_budget
 from shared.cluster.readiness import ClusterGate, Readiness, Requeue
 from shared.config.settings import Settings
-from shared.flows import finish, secret_files, workload_access
+from shared.flows import finish, secret_files, take_back, workload_access
 from shared.flows.answers import defer, id_reused, invalid, longest_wait, rejected, track_wait, waited_too_long
 from shared.flows.inbound import GIVEN_BACK, DispatchResult, Inbound, Outcome
 from shared.intake import trace
@@ -229,6 +229,8 @@ def _dispatch(
             logs.mark(key, meta.traceparent)
         early = _ledger_says(message, settings, request, meta, known, now(), capacity_retry=attempt > 0)
         if early is not None:
+            if known.terminal and message.dequeue_count > 1:
+                take_back.leftover(gate, manifest["metadata"]["name"], known)
             return early
 
     readiness = gate.check()
@@ -304,10 +306,10 @@ def _dispatch(
         if record is not None and record.terminal and result.outcome == Outcome.CREATED:
             # The first Job finished and was deleted between our ledger read and our create:
             # this one is a second run of a finished request. Delete it; the reconciler sends no
-            # event for it (its uid is not the one the ledger recorded).
-            cluster.delete_job(result.job_name, propagation="Background")
-            log.warning(
-                "key %s finished (%s) while a duplicate created Job %s; deleted it", key, record.state, result.job_name
+            # event for it (its uid is not the one the ledger recorded). Should this fail (or the
+            # create's answer be lost), the redelivery takes it back (``shared.flows.take_back.leftover``).
+            take_back.created_after_end(
+                cluster, result.job_name, key, f"finished ({record.state}) while a duplicate created it"
             )
             return DispatchResult(
                 Outcome.DUPLICATE, key=key, job_name=result.job_name, detail=f"already {record.state}"

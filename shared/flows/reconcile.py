@@ -43,8 +43,10 @@ next attempt's message must find it waiting), its request (carried on the Job) g
 the requests queue as a deferral with the next capacity attempt, then the Job is deleted and
 marked, with no event; ``on_refusal`` shrinks this process's capacity budget. After
 VNB_CAPACITY_MAX_ATTEMPTS refusals the Job is judged failed, reason ``CapacityExhausted``. A
-crash after the requeue requeues again next pass: the second message finds the new Job (same
-content, same attempt) and completes as a duplicate; a message of a later attempt that meets
+crash after the requeue and before the delete requeues again next pass: the second message finds
+the new Job (same content, same attempt) and completes as a duplicate, or, if that Job finished
+meanwhile, its dispatch takes back the Job it creates (``shared.flows.take_back``); once the
+delete ran (its answer lost), the next pass only marks. A message of a later attempt that meets
 the condemned Job waits until it is gone.
 
 Failures: an error on one Job is logged and the pass goes on with the others; a transient

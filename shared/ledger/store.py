@@ -120,11 +120,14 @@ class Ledger:
         stored record; when the key is unknown, insert ``create()`` if given, else return None.
 
         ``known``: the record as the caller just read or wrote it (with its ETag): the first
-        attempt starts from it instead of reading again; a stale one only costs a 412 and a read.
+        attempt starts from it instead of reading again; a stale one only costs a 412 and a read,
+        or, when the move is a no-op from it, one read (the record returned is the stored one:
+        dispatch's check after its create relies on it to see a request that ended meanwhile).
         ``requeued``: a capacity give-back (``shared.ledger.records.allowed``).
         """
         for _ in range(CAS_ATTEMPTS):
-            current = known if known is not None and known.etag is not None and known.key == key else self.get(key)
+            given = known is not None and known.etag is not None and known.key == key
+            current = known if given else self.get(key)
             known = None
             if current is None:
                 if create is None:
@@ -145,6 +148,10 @@ class Ledger:
                 requeued=requeued,
             )
             if nxt is None:
+                if given:
+                    # A no-op from what the caller read is no answer: the stored record may have
+                    # moved on since (a capacity retry read "submitted", the request then ended).
+                    continue
                 return current
             assert current.etag is not None
             try:

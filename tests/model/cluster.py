@@ -3,6 +3,7 @@ over dicts, and what the workload does (split from ``tests.model.world``)."""
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 from collections.abc import Callable, Mapping
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.kube import AdmissionDenied, AlreadyExists, Conflict, KubePermanentError, KubeTransientError, Page
-from shared.base.conventions import ANN_KEY, ANN_REPORTED_AT, CONTROLLER_UID, LABEL_STATE
+from shared.base.conventions import ANN_KEY, ANN_REPORTED_AT, ANN_REQUEUED, CONTROLLER_UID, LABEL_STATE
 
 if TYPE_CHECKING:
     from tests.model.world import World
@@ -47,6 +48,16 @@ class Cluster:
         self.on_create: Callable[[str], object] | None = None
         self.on_log: Callable[[], object] | None = None
         self.fail_next = 0
+        self.lose_next: collections.Counter[str] = collections.Counter()
+        """Calls (``create``, ``delete``, ``annotate``, ``mark``) whose next answer is lost after
+        the call took effect (the soak's faults "after": a create applied, its answer a 500)."""
+        self.creates: collections.Counter[str] = collections.Counter()
+        """Jobs created per request key (a Job per request, once more per give-back or take-back)."""
+        self.condemned: collections.Counter[str] = collections.Counter()
+        """Jobs condemned per request key (a capacity give-back: ``shared.capacity.give_back``)."""
+        self.taken_back: collections.Counter[str] = collections.Counter()
+        """Jobs deleted per request key while unreported, not condemned and not deleting: dispatch
+        taking back a Job it created for a request that finished meanwhile (or a cancel)."""
         self._uids = itertools.count(1)
         self._rv = itertools.count(100)
 
@@ -54,6 +65,12 @@ class Cluster:
         if self.fail_next > 0:
             self.fail_next -= 1
             raise KubeTransientError(f"injected: {what} failed (503)", status=503)
+
+    def _answer_lost(self, what: str) -> None:
+        """After the call took effect: its answer is lost (a 500 from the client's side)."""
+        if self.lose_next[what] > 0:
+            self.lose_next[what] -= 1
+            raise KubeTransientError(f"injected: {what} took effect, its answer was lost (500)", status=500)
 
     # dispatch / API
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -78,9 +95,11 @@ class Cluster:
         job["status"] = {}
         self.jobs[name] = job
         self.created_at[uid] = self.world.step
+        self.creates[job["metadata"]["annotations"][ANN_KEY]] += 1
         if self.on_create is not None:
             hook, self.on_create = self.on_create, None
             hook(job["metadata"]["annotations"][ANN_KEY])
+        self._answer_lost("create")
         return copy.deepcopy(job)
 
     def get_job(self, name: str) -> dict[str, Any] | None:
@@ -92,11 +111,16 @@ class Cluster:
         job = self.jobs.get(name)
         if job is None:
             return False
+        meta = job["metadata"]
+        unreported = meta["labels"].get(LABEL_STATE) != "reported" and not meta.get("deletionTimestamp")
+        if unreported and ANN_REQUEUED not in meta["annotations"]:
+            self.taken_back[meta["annotations"][ANN_KEY]] += 1
         if job["metadata"].get("finalizers"):
             job["metadata"].setdefault("deletionTimestamp", _ts(self.world.now()))
             job["metadata"]["resourceVersion"] = str(next(self._rv))
         else:
             self._gone(name)
+        self._answer_lost("delete")
         return True
 
     def _gone(self, name: str) -> None:
@@ -140,6 +164,9 @@ class Cluster:
         job = self._cas(name, resource_version)
         job["metadata"].setdefault("annotations", {}).update(annotations)
         job["metadata"]["resourceVersion"] = str(next(self._rv))
+        if ANN_REQUEUED in annotations:
+            self.condemned[job["metadata"]["annotations"][ANN_KEY]] += 1
+        self._answer_lost("annotate")
         return copy.deepcopy(job)
 
     def mark_reported(
@@ -152,6 +179,7 @@ class Cluster:
         job["metadata"]["resourceVersion"] = str(next(self._rv))
         if job["metadata"].get("deletionTimestamp") and not finalizers:
             self._gone(name)
+        self._answer_lost("mark")
         return copy.deepcopy(job)
 
     def delete_pod(self, name: str) -> bool:

@@ -5,7 +5,8 @@ Any interleaving of: producers sending requests (duplicates, invalid ones, ones 
 capacity budget, ones reusing another request's id), API submits and cancels, deliveries and
 redeliveries (after a crash between a service's ledger write and its event, or two copies of one
 delivery at once), poisoned messages, reconcile passes, Jobs starting, succeeding, failing or
-refused by ACI for capacity (a give-back), a DELETE landing while the reconciler reads logs or
+refused by ACI for capacity (a give-back), a Job finishing between dispatch's ledger read and
+its create, a DELETE landing while the reconciler reads logs or
 while dispatch creates the Job, Table and queue faults, cluster readiness and capacity changing,
 time passing beyond the waits.
 
@@ -16,7 +17,9 @@ Checked after every step (``invariants``) and once everything is drained (``tear
 * the ledger agrees: an event about a request is sent only after the ledger holds that very
   outcome (state and event id), and once drained every record is terminal with its event sent;
 * never a Job after a terminal state: no live Job was created after its request ended;
-* a message reusing another request's id never changes that request's record.
+* a message reusing another request's id never changes that request's record;
+* one Job per request: no more Jobs created for a request than one, plus one per give-back and
+  per Job taken back unreported (``one_job_per_request``, the soak's count).
 
 ``bench/stateful.py`` runs it for minutes; ``tests/model/test_request_life.py`` runs it bounded.
 """
@@ -124,6 +127,26 @@ class RequestLife(RuleBasedStateMachine):
         if before is not None:
             assert self._victim(message) == before, "a message reusing an id changed the other request's record"
 
+    @precondition(lambda self: self.world.queue and self.world.cluster.unfinished())
+    @rule(i=st.integers(0, 50), j=st.integers(0, 20))
+    def deliver_while_a_job_finishes(self, i: int, j: int) -> None:
+        """A delivery during which a Job succeeds and a reconcile pass reports it (and deletes it:
+        VNB_KEEP_FINISHED_SECONDS=0) between dispatch's ledger read and its create."""
+        world = self.world
+        live = world.cluster.unfinished()
+        name = live[j % len(live)]
+
+        def finish() -> None:
+            if name in world.cluster.unfinished():
+                world.cluster.progress(name, "succeed")
+                world.reconcile()
+
+        world.admission.on_admit = finish
+        try:
+            self.deliver(i, crash=False, twice=False)
+        finally:
+            world.admission.on_admit = None
+
     def _victim(self, message: Message) -> Any:
         if message.id not in self.foreign:
             return None
@@ -166,6 +189,11 @@ class RequestLife(RuleBasedStateMachine):
                 "ready",
                 "capacity",
                 "cancel_on_create",
+                "lose:create",
+                "lose:delete",
+                "lose:annotate",
+                "lose:mark",
+                "enqueue_lost",
             ]
         ),
         n=st.integers(1, 3),
@@ -174,14 +202,17 @@ class RequestLife(RuleBasedStateMachine):
         """Table faults (transient), Kubernetes faults, an events-queue send that fails or a
         process that dies right after sending, a requests-queue send that fails, creates refused
         (422, a webhook's 403, a missing role's 403) or accepted again, the cluster readiness or
-        the capacity flipping, a DELETE landing while dispatch creates the Job."""
+        the capacity flipping, a DELETE landing while dispatch creates the Job, a Kubernetes call
+        or a requeue that takes effect with its answer lost."""
         world = self.world
         if kind == "table":
             world.table.fail_next = n
         elif kind == "cluster":
             world.cluster.fail_next = min(n, 2)
-        elif kind in ("send_fails", "crash_after_send", "enqueue_fails"):
+        elif kind in ("send_fails", "crash_after_send", "enqueue_fails", "enqueue_lost"):
             setattr(world, kind, 1)
+        elif kind.startswith("lose:"):
+            world.cluster.lose_next[kind.removeprefix("lose:")] = 1
         elif kind.startswith("refuse:"):
             world.cluster.refuse = kind.removeprefix("refuse:") or None
         elif kind == "ready":
@@ -235,6 +266,17 @@ class RequestLife(RuleBasedStateMachine):
                 assert created <= ended[key], f"Job {name} created at step {created}, after {key} ended at {ended[key]}"
 
     @invariant()
+    def one_job_per_request(self) -> None:
+        """Jobs created per request: one, once more per give-back (the reconciler condemned the
+        Job for capacity) and per Job taken back unreported (dispatch, or a cancel)."""
+        cluster = self.world.cluster
+        for key, n in cluster.creates.items():
+            allowed = 1 + cluster.condemned[key] + cluster.taken_back[key]
+            assert n <= allowed, (
+                f"{key}: {n} Jobs created, {cluster.condemned[key]} give-back(s), {cluster.taken_back[key]} taken back"
+            )
+
+    @invariant()
     def count_steps(self) -> None:
         self.world.step += 1
 
@@ -243,7 +285,8 @@ class RequestLife(RuleBasedStateMachine):
         to the end; then every request is terminal with exactly its one event sent."""
         world = self.world
         world.table.fail_next = world.cluster.fail_next = 0
-        world.send_fails = world.crash_after_send = world.enqueue_fails = 0
+        world.send_fails = world.crash_after_send = world.enqueue_fails = world.enqueue_lost = 0
+        world.cluster.lose_next.clear()
         world.cluster.refuse, world.cluster.on_create, world.cluster.on_log = None, None, None
         world.ready, world.admission.open = True, True
         for _ in range(60):
@@ -257,7 +300,7 @@ class RequestLife(RuleBasedStateMachine):
                 world.deliver(world.queue[0])
             for name in world.cluster.unfinished():
                 world.cluster.progress(name, "succeed")
-            world.reconcile()
+            world.reconcile(sweep=True)
             world.clock += timedelta(seconds=30)
             if not world.queue and not world.cluster.jobs and not world.ledger.pending(world.clock):
                 break

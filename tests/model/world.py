@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -96,6 +97,8 @@ class Admission:
 
     def __init__(self) -> None:
         self.open = True
+        self.on_admit: Callable[[], object] | None = None
+        """Another actor that runs once, between dispatch's ledger read and its create."""
         self._tickets = itertools.count(1)
 
     def admit(
@@ -110,6 +113,9 @@ class Admission:
         team: str = "",
         priority: str = "normal",
     ) -> Decision:
+        if self.on_admit is not None:
+            hook, self.on_admit = self.on_admit, None
+            hook()
         if self.open:
             return Decision(True, ticket=next(self._tickets))
         return Decision(False, reason="waiting for capacity: cores", delay=5)
@@ -138,6 +144,8 @@ class World:
         self.send_fails = 0
         self.crash_after_send = 0
         self.enqueue_fails = 0
+        self.enqueue_lost = 0
+        """The app's next queue sends that take effect with their answer lost (a requeue sent twice)."""
         self.stranded: list[Message] = []
         """Poison-queue messages the host skips for good (failed maxDequeueCount times)."""
         self._ids = itertools.count(1)
@@ -169,6 +177,9 @@ class World:
             self.enqueue_fails -= 1
             raise TransientError("injected: queue send failed (503)", status=503)
         self.queue.append(Message(self.message_id(), body, inserted_at=self.clock, poison=poison))
+        if self.enqueue_lost > 0:
+            self.enqueue_lost -= 1
+            raise TransientError("injected: queue send took effect, its answer was lost (500)", status=500)
 
     def enqueue(self, text: str) -> None:
         self._queue_send(text.encode())
@@ -247,16 +258,17 @@ class World:
             self.sent.append(Sent(json.loads(text), "binding", self.step))
         return "done"
 
-    def reconcile(self) -> Any:
+    def reconcile(self, *, sweep: bool = False) -> Any:
         """One timer run: a reconcile pass, then (as ``reconcile.run`` does at each sweep) the
-        kept events a DELETE cut short left unsent."""
+        kept events a DELETE cut short left unsent. ``sweep``: also delete reported Jobs (the
+        app's sweep, at most once a minute: a Job marked reported whose delete never came)."""
         report = reconcile(
             settings=self.settings,
             jobs=self.cluster,  # type: ignore[arg-type]
             send_event=self.send_event,
             now=self.now,
             workers=1,
-            sweep=False,
+            sweep=sweep,
             ledger=self.ledger,
             requeue=self.requeue,
         )
