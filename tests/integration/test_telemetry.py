@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -145,6 +146,14 @@ def test_a_request_that_waits_for_capacity_runs_and_is_reported_is_one_trace_and
 
     # The blocker ends and is reported; the waiter's requeued message comes back and runs.
     wait_for(lambda: reconcile_pass() and any("blocker" in e for e in sent), what="the blocker reported", timeout=30)
+    # Its container group is freed once virtual-kubelet has deleted its pod (the stand-in's pods
+    # stay Terminating until then, and the job-tracking finalizer comes off a batch period later):
+    # the waiter's message comes back after that, as its deferral's visibility delay would make it.
+    wait_for(lambda: not kube.pods(NS), what="the blocker's pod gone", timeout=30)
+    # The dispatcher trusts its capacity view for VNB_CAPACITY_CACHE_SECONDS (0.1 s here): the last
+    # reconcile pass listed the pod still Terminating, so a redelivery within that period would
+    # rightly wait again (shared.capacity.admission). Its deferral delay is far longer in the app.
+    time.sleep(2 * settings.capacity_cache_seconds)
     (envelope,) = requeued
     again = Inbound(
         message_id="m-waiter-2", body=envelope.encode(), inserted_at=datetime.now(UTC) - timedelta(seconds=1)
