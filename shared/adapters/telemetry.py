@@ -50,6 +50,7 @@ EXPORT_INTERVAL_MS = 60_000
 """How often metrics are exported (the SDK's default, OTEL_METRIC_EXPORT_INTERVAL, too)."""
 
 EXEMPLAR_FILTER = "OTEL_METRICS_EXEMPLAR_FILTER"
+DISABLED_INSTRUMENTATIONS = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 
 _lock = threading.Lock()
 _done = threading.Event()
@@ -99,6 +100,13 @@ def _configure(mode: str, env: Mapping[str, str]) -> None:
             # ``export/metrics/_exporter.py`` converts data points only), so sampling them only
             # costs each request CPU (docs/performance.md, "Telemetry overhead").
             os.environ.setdefault(EXEMPLAR_FILTER, "always_off")
+            # The distro also turns on Azure SDK tracing and the requests/urllib3 instrumentations
+            # (azure-monitor-opentelemetry ``_configure.py``): 5 more spans per dispatch, +15 % CPU
+            # per request against +2.6 % without them (docs/performance.md, "Telemetry overhead").
+            # The app's own spans already time the Kubernetes create and the report; an operator
+            # who wants Application Insights' dependency records sets the variable (the distro
+            # reads it: ``_utils/configurations.py``), e.g. to an empty value.
+            os.environ.setdefault(DISABLED_INSTRUMENTATIONS, "azure_sdk,requests,urllib3,urllib")
 
             options: dict[str, object] = {"resource": _resource()}
             if "Authorization=AAD" in env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", ""):
