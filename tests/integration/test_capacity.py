@@ -84,7 +84,10 @@ def test_at_quota_the_next_request_is_deferred_not_created(
 
     with make_runner(VNB_CAPACITY_CONTAINER_GROUPS="2", VNB_CAPACITY_DEFER_SECONDS="2"):
         wait_for(lambda: "waiting for capacity: 2/2 container groups in use" in caplog.text, what="a capacity deferral")
-        assert len(kube.jobs(NS)) == 2  # the third waits on the queue, no Job, no container group
+        # The third waits on the queue, no Job, no container group. The two admitted ones may still
+        # be mid-create when the deferral is logged (another worker thread), so "at most 2" here;
+        # the ACI stand-in's peak below proves no third group ever existed.
+        assert len(kube.jobs(NS)) <= 2
         wait_for(lambda: len(waiting()) == 1, what="the ledger showing the third request waiting for capacity")
         (deferred,) = waiting()
         record = ledger.get(deferred)
