@@ -157,6 +157,21 @@ def _dispatch(
     logs.mark(key, meta.traceparent)
     owner = finish.owner_of_request(request, key=key, message_id=meta.message_id)
     spare = room(data, key=meta.key, message_id=meta.message_id, encoding="none")  # adapters/queues.py: plain text
+
+    def refuse(error: FieldError, reason: str = "InvalidRequest") -> DispatchResult:
+        """A valid request the app can never run: one ``request.rejected`` for its own key."""
+        return rejected(
+            message,
+            settings,
+            [error],
+            now(),
+            key=meta.key,
+            correlation_id=request.correlationId,
+            reason=reason,
+            ledger=ledger,
+            owner=owner,
+        )
+
     if spare < 0:
         # Refused whether or not the cluster is ready now, so the answer does not depend on
         # timing: a request that could not wait must not be accepted only on lucky days.
@@ -167,16 +182,7 @@ def _dispatch(
             f"while it waits for the cluster, so at most {size + spare} bytes here "
             f"(a queue message carries {QUEUE_MESSAGE_LIMIT} bytes); shorten env, args or labels",
         )
-        return rejected(
-            message,
-            settings,
-            [error],
-            now(),
-            key=meta.key,
-            correlation_id=request.correlationId,
-            ledger=ledger,
-            owner=owner,
-        )
+        return refuse(error)
     manifest = build_job(request, meta, settings=settings)
     # --- capacity (issue 11): carry the request and its attempt on the Job; refuse what never fits
     attempt = deferral.capacity_attempts if deferral else 0
@@ -186,17 +192,7 @@ def _dispatch(
     if too_big:
         # Like the size rule above: refused whether or not the cluster is ready now.
         error = FieldError("parallelism" if demand.groups > 1 else "cpu", f"the Job {too_big}; it could never run")
-        return rejected(
-            message,
-            settings,
-            [error],
-            now(),
-            key=meta.key,
-            correlation_id=request.correlationId,
-            reason="ExceedsCapacity",
-            ledger=ledger,
-            owner=owner,
-        )
+        return refuse(error, "ExceedsCapacity")
     # Teams (issue 22): a queue producer names the team; the teams file says what it may use.
     not_allowed = team_errors(teams_for(settings), request)
     if not_allowed:
