@@ -104,6 +104,11 @@ ANN_REPORTED_AT: Final = f"{RESERVED_LABEL_DOMAIN}/reported-at"
 # --- set by Kubernetes (read only) ---------------------------------------------------------------
 CONTROLLER_UID: Final = "batch.kubernetes.io/controller-uid"
 COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
+JOB_TRACKING_FINALIZER: Final = "batch.kubernetes.io/job-tracking"
+"""The Job controller puts it on every pod it creates and removes it only after the pod's end is
+in ``status.uncountedTerminatedPods`` (kubernetes pkg/controller/job/job_controller.go
+``trackJobStatusAndRemoveFinalizers``): a finished pod that still has it and is not listed there is
+not in the Job's status yet."""
 
 # --- fixed names -------------------------------------------------------------------------------
 CONTAINER: Final = "main"

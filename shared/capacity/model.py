@@ -26,7 +26,15 @@ from typing import Any, Final
 from shared.base.conventions import ANN_CAPACITY_ATTEMPT, ANN_REQUEST, ANN_REQUEUED, CONTAINER, CONTROLLER_UID
 from shared.base.quantity import parse_cpu
 from shared.base.times import parse_time
-from shared.job.read import finished_pods, is_success, metadata_of, pod_index, status_of, terminal_condition
+from shared.job.read import (
+    finished_pods,
+    index_set,
+    is_success,
+    metadata_of,
+    pod_index,
+    status_of,
+    terminal_condition,
+)
 from shared.outcomes.provider_failure import classify
 from shared.secrets.scrub import env_restored, without_env_values
 
@@ -278,7 +286,9 @@ def usage_of(
     * groups/cores: every pod of the app that exists, whatever its phase, except ProviderFailed
       ones — a container group lives until its pod is deleted (azure-aci ``DeletePod`` deletes
       it; a stopped group still counts against the quota, the docs are silent on cores, so it is
-      counted too) — plus, for a Job still starting, the pods the Job controller has yet to create;
+      counted too) — plus, for a Job still starting, the pods the Job controller has yet to create
+      (its completions less the pods that succeeded, at most its parallelism, less those running;
+      a pod that ended but is not in the Job's status yet counts as ended, :func:`finished_pods`);
     * creates in each window: for a Job created inside it, one per completion plus its failed
       pods (each retry is a new container group); for an older Job, its pods created inside it.
       Pods already deleted of an older Job are not seen: the windows can be undercounted for
@@ -311,9 +321,10 @@ def usage_of(
         held = [p for p in mine if not provider_failed(p)]
         groups += len(held)
         cores += sum((pod_cores(p) for p in held), Decimal(0))
+        ended = finished_pods(job, mine)  # a pod that ended is never also one still to come
         if not _finished(job) and not metadata_of(job).get("deletionTimestamp"):
             completions = int(spec.get("completions") or 1)
-            succeeded = finished_pods(job)["succeeded"]
+            succeeded = ended["succeeded"]
             expected = min(int(spec.get("parallelism") or 1), max(0, completions - succeeded))
             running = sum(1 for p in held if status_of(p).get("phase") in ("Pending", "Running", None))
             missing = max(0, expected - running)
@@ -321,7 +332,7 @@ def usage_of(
             cores += missing * per_pod
         created = _created_at(job)
         if created is not None and created > long_from:
-            n = int(spec.get("completions") or 1) + finished_pods(job)["failed"]
+            n = int(spec.get("completions") or 1) + ended["failed"]
             long += n
             times.extend([created] * n)
             short += n if created > short_from else len(_created_since(mine, short_from))
@@ -421,7 +432,7 @@ def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
         last: dict[int | None, Obj] = {}
         for p in sorted(failed, key=lambda p: str(metadata_of(p).get("creationTimestamp") or "")):
             last[pod_index(p)] = p
-        indexes = _index_set(str(status_of(job).get("failedIndexes") or ""))
+        indexes: set[int | None] = set(index_set(str(status_of(job).get("failedIndexes") or "")))
         if not indexes or any(i not in last or capacity_refusal(last[i]) is None for i in indexes):
             return None
     elif any(capacity_refusal(p) is None for p in failed):
@@ -432,20 +443,6 @@ def capacity_retry(job: Obj, pods: Sequence[Obj]) -> str | None:
 def _failed(job: Obj) -> bool:
     cond = terminal_condition(job)
     return cond is not None and not is_success(cond)
-
-
-def _index_set(text: str) -> set[int | None]:
-    """Kubernetes' index list ("1,3-5") as a set."""
-    out: set[int | None] = set()
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        try:
-            out.update(range(int(lo), int(hi or lo) + 1))
-        except ValueError:
-            continue
-    return out
 
 
 def may_need_retry(job: Obj) -> bool:

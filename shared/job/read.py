@@ -3,10 +3,10 @@ metadata, annotations, status, conditions, the completion index."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shared.base.conventions import COMPLETION_INDEX
+from shared.base.conventions import COMPLETION_INDEX, JOB_TRACKING_FINALIZER
 
 Obj = Mapping[str, Any]
 
@@ -83,13 +83,62 @@ def container_states(pod: Obj) -> list[Obj]:
     return [cs for cs in status_of(pod).get("containerStatuses") or [] if isinstance(cs, Mapping)]
 
 
-def finished_pods(job: Obj) -> dict[str, int]:
-    """Pods of the Job that ended, ``{"succeeded": n, "failed": n}``: the counters plus the pods
-    listed in ``status.uncountedTerminatedPods``. The Job controller records a finished pod's uid
-    there first, removes its ``batch.kubernetes.io/job-tracking`` finalizer, and only then moves
-    it to ``succeeded``/``failed`` in a second status update; it counts both itself
-    (kubernetes pkg/controller/job/job_controller.go ``syncJob``,
-    ``flushUncountedAndRemoveFinalizers``)."""
+def index_set(text: str) -> set[int]:
+    """Kubernetes' index list (``"1,3-5"``, as in ``status.completedIndexes``/``failedIndexes``) as a
+    set; unreadable parts are skipped."""
+    out: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            out.update(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            continue
+    return out
+
+
+_FINISHED_KIND = {"Succeeded": "succeeded", "Failed": "failed"}
+
+
+def finished_pods(job: Obj, pods: Iterable[Obj] = ()) -> dict[str, int]:
+    """Pods of the Job that ended, ``{"succeeded": n, "failed": n}``, counted once each.
+
+    The counters plus the pods listed in ``status.uncountedTerminatedPods``, plus — given the Job's
+    ``pods`` — those that ended but are in neither yet. The Job controller (kubernetes
+    pkg/controller/job/job_controller.go) works in this order: ``syncJob`` counts, besides the
+    counters and the uncounted uids, every finished pod that still has the
+    ``batch.kubernetes.io/job-tracking`` finalizer and is not uncounted (``getNewFinishedPods`` →
+    ``getValidPodsWithFilter``); ``trackJobStatusAndRemoveFinalizers`` then lists such pods' uids in
+    ``uncountedTerminatedPods`` (for an Indexed Job a success goes straight into
+    ``completedIndexes``/``succeeded`` instead), ``flushUncountedAndRemoveFinalizers`` writes that
+    status, only then removes the finalizers, and ``cleanUncountedPodsWithoutFinalizers`` moves the
+    uids without a finalizer into ``succeeded``/``failed``. So a finished pod with the finalizer and
+    not uncounted (nor, Indexed, in ``completedIndexes``) is in no status field: for up to one sync
+    (``syncJobBatchPeriod``, 1 s, or longer when the status update fails) after it ended. A pod
+    without the finalizer is already in the counters or still uncounted, never in neither."""
     status = status_of(job)
     uncounted = status.get("uncountedTerminatedPods") or {}
-    return {k: int(status.get(k) or 0) + len(uncounted.get(k) or []) for k in ("succeeded", "failed")}
+    out = {k: int(status.get(k) or 0) + len(uncounted.get(k) or []) for k in ("succeeded", "failed")}
+    listed = {k: {str(uid) for uid in uncounted.get(k) or []} for k in out}
+    spec = job.get("spec") or {}
+    indexed = spec.get("completionMode") == "Indexed"
+    completions = int(spec.get("completions") or 1)
+    done = index_set(str(status.get("completedIndexes") or ""))
+    for pod in pods:
+        kind = _FINISHED_KIND.get(str(status_of(pod).get("phase")))
+        meta = metadata_of(pod)
+        if kind is None or JOB_TRACKING_FINALIZER not in (meta.get("finalizers") or []):
+            continue
+        if str(meta.get("uid") or "") in listed[kind]:
+            continue
+        if indexed:
+            # Indexed: a pod outside 0..completions-1 is never counted; a success counts its index
+            # once (``calculateSucceededIndexes``), so a second pod of a done index adds nothing.
+            index = pod_index(pod)
+            if index is None or not 0 <= index < completions or (kind == "succeeded" and index in done):
+                continue
+            if kind == "succeeded":
+                done.add(index)
+        out[kind] += 1
+    return out
