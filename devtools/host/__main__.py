@@ -85,7 +85,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m devtools.host") -
         if host.http is not None:
             print(f"HTTP functions on {host.http.url}/api/ ; function key (x-functions-key or ?code=): "
                   f"{host.function_keys['default']}", flush=True)
-        stop.wait()
+        # Never an untimed stop.wait(): a Ctrl-C or kill "may be delivered to any one of the threads
+        # that does not currently have the signal blocked" (signal(7)), and CPython runs on_signal
+        # only when the main thread next runs bytecode ("Signals and threads",
+        # docs.python.org/3/library/signal.html); a main thread parked in an untimed lock wait
+        # is woken only by a signal that lands on it, so one landing on a listener thread was lost
+        # (tests/host/test_cli.py sends one there). A timed wait returns to the interpreter.
+        while not stop.wait(0.25):
+            pass
         log.info("Stopping (waiting up to %gs for running invocations)...", args.stop_timeout)
         try:
             host.stop(timeout=args.stop_timeout)

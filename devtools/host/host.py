@@ -175,7 +175,7 @@ class LocalHost:
         for timer in self._timers.values():
             timer.thread = threading.Thread(target=timer.run, name=timer.thread.name, daemon=True)
             timer.thread.start()
-        renewer = threading.Thread(target=renew_leases, args=(self, self._leases, self._lock), daemon=True)
+        renewer = threading.Thread(target=renew_leases, args=(self, self._leases, self._idle), daemon=True)
         renewer.start()
         self._threads.append(renewer)
         if any(isinstance(f.trigger, HttpTrigger) for f in self.functions):
@@ -186,31 +186,50 @@ class LocalHost:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Graceful stop: no new polls or timer runs, wait for in-flight work, stop the worker."""
+        """Graceful stop: no new polls or timer runs, wait for in-flight work, stop the worker.
+
+        Every wait is bounded by ``timeout`` (seconds) in all; what each step took is logged at
+        DEBUG (``python -m devtools.host -v``)."""
         deadline = time.monotonic() + timeout
+        steps: list[str] = []
+        begun = mark = time.monotonic()
+
+        def step(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            steps.append(f"{name} {now - mark:.3f}s")
+            mark = now
+
         self.stopping.set()
         if self.http is not None:
             self.http.stop()
             self.http = None
+        step("http")
         for listener in self._listeners:
             listener.wake.set()
         for listener in self._listeners:
             listener.thread.join(max(0.0, deadline - time.monotonic()))
+        step("queue listeners")
         for timer in self._timers.values():
             if timer.thread.is_alive():
                 timer.thread.join(max(0.0, deadline - time.monotonic()))
+        step("timers")
         with self._idle:
             while self._busy_locked() and time.monotonic() < deadline:
                 self._idle.wait(0.1)
+        step("running invocations")
         for listener in self._listeners:
             listener.pool.shutdown(wait=False, cancel_futures=True)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        step("lease renewer")
         self._listeners.clear()
         self._threads.clear()
         self.worker.stop()
+        step("worker process")
         self.worker.functions = {}
         self.started = False
+        log.debug("Stopped in %.3fs: %s", time.monotonic() - begun, ", ".join(steps))
 
     def __enter__(self) -> LocalHost:
         return self.start()

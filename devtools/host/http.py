@@ -129,7 +129,10 @@ class HttpFrontEnd:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+        # shutdown() returns once serve_forever next looks at its flag: every poll_interval
+        # (socketserver's default, 0.5 s, was half of every stop).
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                       name="http", daemon=True)
 
     def start(self) -> HttpFrontEnd:
         self.thread.start()

@@ -36,7 +36,7 @@ import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueMessage
@@ -269,13 +269,23 @@ class QueueListener:
                 log.debug("Message %s: pop receipt did not match (someone else owns it)", lease.id)
 
 
-def renew_leases(host: QueueHost, leases: set[Lease], lock: Any) -> None:
-    """Keep in-flight messages invisible: renew each lease at half its life, like the host."""
+def renew_leases(host: QueueHost, leases: set[Lease], changed: threading.Condition) -> None:
+    """Keep in-flight messages invisible: renew each lease at half its life, like the host.
+
+    ``changed`` guards ``leases`` and is notified when one is released (:meth:`release_hold`).
+    Ends as soon as the host is stopping and no lease is held.
+    """
     half = host.lease_seconds / 2
     interval = min(1.0, half / 2)
     while not (host.stopping.is_set() and not leases):
-        time.sleep(interval)
-        with lock:
+        if host.stopping.is_set():
+            # Stopping while invocations still hold leases: renew them until the last one is
+            # released, then end at once (not up to ``interval`` later, which every stop paid).
+            with changed:
+                changed.wait_for(lambda: not leases, interval)
+        else:
+            host.stopping.wait(interval)
+        with changed:
             due = [lease for lease in leases if time.monotonic() - lease.renewed_at >= half]
         for lease in due:
             with lease.lock:

@@ -53,6 +53,19 @@ def test_failure_is_released_retried_and_moved_to_poison_as_a_new_message(
     assert host.stats["work"].poisoned == 1
 
 
+def test_a_stop_lets_a_running_invocation_finish_and_settle_its_message(
+        make_host: Callable[..., LocalHost], queue: Q, names: dict[str, str], probe_file: Path) -> None:
+    work = names["WORK_QUEUE"]
+    host = make_host().start()
+    queue(work).send_message(json.dumps({"id": "slow", "outputs": ["done"], "sleep": 1}))
+    wait_for(lambda: probe(probe_file, "work"), what="the invocation to start")
+    host.stop(timeout=30)  # while it runs and holds the message's lease
+    assert [c["id"] for c in probe(probe_file, "work-done")] == ["slow"]
+    assert raw_messages(queue(f"{work}-out")) == ["done"]
+    # Deleted, not left invisible under a lease until it lapses (then run a second time).
+    assert queue(work).get_queue_properties().approximate_message_count == 0
+
+
 def _dequeue_times(client: QueueClient, times: int) -> None:
     for _ in range(times):
         [m] = client.receive_messages(max_messages=1, visibility_timeout=30)
