@@ -164,6 +164,7 @@ def scaled_overrides(scale: float) -> dict[str, str]:
         "VNB_CAPACITY_WINDOW_SECONDS": f"{max(1, round(300 * scale))},{max(1, round(3600 * scale))}",
         "VNB_CAPACITY_CACHE_SECONDS": "0.5",
         "VNB_CAPACITY_DEFER_SECONDS": "1",
+        "VNB_CAPACITY_SLEEP_SECONDS": str(max(1, round(120 * scale))),
         # Reported Jobs stay as long as the hour window (scaled): their creates are counted in it.
         "VNB_KEEP_FINISHED_SECONDS": str(max(2, round(3600 * scale * 1.1))),
         "VNB_PENDING_TIMEOUT_SECONDS": str(max(60, round(900 * scale))),

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.base.errors import TransientError
+from shared.base.handles import MessageHandle
 from shared.config.settings import Settings
 
 if TYPE_CHECKING:  # the SDK (with aiohttp) is imported on first use, not at cold start (issue 16)
@@ -100,6 +101,15 @@ class Queues:
         """Send one message; return its id. Failures are transient (the caller retries).
 
         ``time_to_live`` (seconds; default the service's 7 days): a message nobody needs after that long."""
+        return self.send_for_handle(
+            queue, text, visibility_timeout=visibility_timeout, time_to_live=time_to_live
+        ).message_id
+
+    def send_for_handle(
+        self, queue: str, text: str, *, visibility_timeout: int | None = None, time_to_live: int | None = None
+    ) -> MessageHandle:
+        """As :meth:`send`, returning the message's id and pop receipt (Put Message answers both),
+        with which :meth:`wake` can make it visible before ``visibility_timeout`` ends."""
         from azure.core.exceptions import AzureError, HttpResponseError
 
         def put() -> Any:
@@ -117,7 +127,28 @@ class Queues:
                 raise QueueSendError(f"sending to queue {queue!r} failed: {e.message}", status=e.status_code) from e
         except AzureError as e:
             raise QueueSendError(f"sending to queue {queue!r} failed: {e}") from e
-        return str(message.id)
+        return MessageHandle(str(message.id), str(message.pop_receipt or ""))
+
+    def wake(self, queue: str, handle: MessageHandle) -> bool:
+        """Make an invisible message visible now (Update Message with ``visibilitytimeout=0``).
+
+        False when the handle no longer holds: the message was received or updated since (its pop
+        receipt changed: 400 ``PopReceiptMismatch``) or deleted (404 ``MessageNotFound``)
+        (learn.microsoft.com/rest/api/storageservices/update-message). Raises
+        :class:`QueueSendError` for anything else (the caller may try again later)."""
+        from azure.core.exceptions import AzureError, HttpResponseError
+
+        try:
+            self.client(queue).update_message(handle.message_id, handle.pop_receipt, visibility_timeout=0)
+        except HttpResponseError as e:
+            if e.status_code in (400, 404):
+                return False
+            raise QueueSendError(
+                f"waking a message of queue {queue!r} failed: {e.message}", status=e.status_code
+            ) from e
+        except AzureError as e:
+            raise QueueSendError(f"waking a message of queue {queue!r} failed: {e}") from e
+        return True
 
     def send_event(self, text: str) -> str:
         return self.send(self._settings.events_queue, text)

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from shared.adapters.kube import Page
 from shared.base.conventions import LABEL_STATE, MANAGED_BY, MANAGER, STATE_UNREPORTED
-from shared.capacity import eta, fairshare
+from shared.capacity import eta, fairshare, wake
 from shared.capacity.fairshare import Held
 from shared.capacity.model import Budget, Demand, Usage, brief, capacity_refusal, defer_delay, job_creates, usage_of
 from shared.capacity.teamview import URGENT, Shares, WaitingQueue, held_by_team, held_of, rank, shares_of, total
@@ -111,7 +111,8 @@ class Admission:
         self._settings = settings
         self.shares: Shares = shares if shares is not None else shares_of(teams_for(settings))
         self._queue = WaitingQueue(
-            ttl=3.0 * settings.capacity_defer_seconds + 2.0 * settings.capacity_cache_seconds + 1
+            ttl=3.0 * settings.capacity_defer_seconds + 2.0 * settings.capacity_cache_seconds + 1,
+            slack=2.0 * settings.capacity_cache_seconds + 1,
         )
         self._clock = clock
         self._lock = threading.Lock()
@@ -178,9 +179,14 @@ class Admission:
         job: str = "",
         team: str = "",
         priority: str = "normal",
+        wakeable: bool = False,
     ) -> Decision:
         """Admit ``demand`` of the Job named ``job`` (charging it to this process's view until a
         list shows that Job) or say why not and how long to wait.
+
+        ``wakeable``: the request's message can be woken by the reconciler when capacity frees
+        (its handle goes to the ledger, ``shared.flows.wake``), so a wait for container groups or
+        cores sleeps up to VNB_CAPACITY_SLEEP_SECONDS instead of VNB_CAPACITY_DEFER_SECONDS.
 
         Raises what the list calls raise (a transient Kubernetes error: the host retries)."""
         with self._lock:
@@ -207,17 +213,22 @@ class Admission:
             self._waiting[key] = first_seen
             waiting = list(self._waiting.values())
             window_wait = budget_.wait(usage, demand, now=now)
+            longest = self._settings.capacity_defer_seconds
+            if wakeable and not window_wait:
+                longest = max(longest, self._settings.capacity_sleep_seconds)
             if fair:  # the team's own order (priority, then age) sets how soon it asks again
-                delay = self._queue.delay(key, longest=self._settings.capacity_defer_seconds)
+                delay = self._queue.delay(key, longest=longest)
                 if window_wait:
                     delay += math.ceil(window_wait)
             elif window_wait is None:  # groups or cores: Jobs must finish first, ask again soon
-                delay = defer_delay(first_seen, waiting, longest=self._settings.capacity_defer_seconds)
+                delay = defer_delay(first_seen, waiting, longest=longest)
             else:
                 # A create window frees at a known time: come back then (the oldest first),
                 # not every few seconds until then.
                 delay = math.ceil(window_wait) + defer_delay(first_seen, waiting, longest=2) - 1
-            return Decision(False, reason=f"waiting for capacity: {reason}", delay=max(1, delay), queue=queue)
+            delay = max(1, delay)
+            self._queue.expect(key, back_in=delay)
+            return Decision(False, reason=f"waiting for capacity: {reason}", delay=delay, queue=queue)
 
     def outlook(self, source: CapacitySource, now: datetime) -> tuple[list[eta.Ending], Held, int]:
         """For estimates made elsewhere (``shared.flows.ranking``): when the running Jobs are
@@ -259,11 +270,8 @@ class Admission:
         ahead = self._queue.ahead_in_team(key, team, priority, now)
         if ahead:
             return f"team {team} has {ahead} waiting request(s) of higher priority"
-        held = dict(self._view.teams)
-        for charge in self._charges.values():
-            if charge.team:
-                held[charge.team] = held.get(charge.team, Held()).plus(held_of(charge.demand))
-        whole = Held(Decimal(budget_.scaled(budget_.cores)), budget_.scaled(budget_.groups))
+        held = self._held_now()
+        whole = _whole(budget_)
         used = Held(usage.cores, usage.groups)
         urgent = priority == URGENT
         if not urgent:  # urgent requests go first, whatever their team's level
@@ -279,6 +287,32 @@ class Admission:
             waiting={} if urgent else self._queue.by_team(now, exclude=key),
             shares=self.shares,
         )
+
+    def _held_now(self) -> dict[str, Held]:
+        """By team: what its Jobs held at the last list, plus this process's admissions since."""
+        held = dict(self._view.teams)
+        for charge in self._charges.values():
+            if charge.team:
+                held[charge.team] = held.get(charge.team, Held()).plus(held_of(charge.demand))
+        return held
+
+    def standing(self, source: CapacitySource, now: datetime) -> wake.Standing:
+        """What the app holds now against the budget, overall and by team, and the creates the
+        tighter window has left (``shared.flows.wake``). Lists the cluster when the view is stale;
+        raises what the list calls raise."""
+        with self._lock:
+            budget_ = self._listed_budget(source, now)
+            usage = self._usage()
+            creates = min(
+                budget_.scaled(budget_.creates_short) - usage.creates_short,
+                budget_.scaled(budget_.creates_long) - usage.creates_long,
+            )
+            return wake.Standing(Held(usage.cores, usage.groups), _whole(budget_), max(0, creates), self._held_now())
+
+    def relist(self) -> None:
+        """Trust the current view no longer (the caller just freed capacity: the next call lists)."""
+        with self._lock:
+            self._view.listed_at = None
 
     def usage(self, source: CapacitySource, now: datetime) -> tuple[Usage, Budget]:
         """What the app holds now (listing only when the cached view is stale) and the budget
@@ -397,6 +431,11 @@ class Admission:
             u.creates_short,
             u.creates_long,
         )
+
+
+def _whole(budget_: Budget) -> Held:
+    """The (scaled) budget's cores and container groups."""
+    return Held(Decimal(budget_.scaled(budget_.cores)), budget_.scaled(budget_.groups))
 
 
 def _free(budget_: Budget, usage: Usage) -> Held:

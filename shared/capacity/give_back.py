@@ -61,7 +61,7 @@ def give_back(
     *,
     settings: Settings,
     jobs: _Jobs,
-    requeue: Callable[[str, int], None],
+    requeue: Callable[[str, int], object],
     on_refusal: Callable[[str, datetime | None], object] | None,
     mark: Callable[[dict[str, Any], datetime], None],
     before_requeue: Callable[[str, int, str], None] | None = None,

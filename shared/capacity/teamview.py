@@ -1,8 +1,9 @@
 """What fair-share admission needs to know per team: entitlements, holdings, waiting requests.
 
 ``WaitingQueue`` is this process's memory of requests that waited for capacity recently (each
-asks again within VNB_CAPACITY_DEFER_SECONDS, so an entry not seen for a few of those is gone:
-admitted elsewhere, cancelled or dead-lettered). With several dispatcher instances each one
+asks again by the delay it was given — VNB_CAPACITY_DEFER_SECONDS, or VNB_CAPACITY_SLEEP_SECONDS
+when the reconciler can wake it — so an entry not seen past that, plus slack, is gone: admitted
+elsewhere, cancelled or dead-lettered). With several dispatcher instances each one
 sees the requests its own queue receives bring back — a sample of every team's waiting requests
 that is refreshed at each deferral — so no storage call is made for it.
 """
@@ -77,37 +78,50 @@ class _Entry:
     first_seen: datetime
     held: Held
     seen: float
+    back_in: float = 0.0
+    """Seconds after ``seen`` it was put back for (its visibility delay)."""
 
 
 class WaitingQueue:
     """Requests of teams that waited for capacity in this process (see the module docstring)."""
 
-    def __init__(self, ttl: float = 10.0) -> None:
-        self.base_ttl = ttl
+    def __init__(self, ttl: float = 10.0, *, slack: float = 5.0) -> None:
         self.ttl = ttl
+        self.slack = slack
         self._entries: dict[str, _Entry] = {}
         self._pruned = 0.0
-        self._cycle = 0.0
-        """Moving average of how long a waiting request takes to ask again (queue backlog
-        included): an entry is forgotten after three of those, never sooner than ``ttl``."""
+        self._late = 0.0
+        """Moving average of how much later than expected a waiting request asks again (the
+        queue's backlog): an entry is kept three of those past when it was expected."""
 
     def wait(self, key: str, team: str, priority: str, first_seen: datetime, held: Held, now: float) -> None:
         seen = self._entries.get(key)
         if seen is not None:
-            self._cycle = 0.9 * self._cycle + 0.1 * (now - seen.seen) if self._cycle else now - seen.seen
-            self.ttl = max(self.base_ttl, 3 * self._cycle)
+            late = max(0.0, now - seen.seen - seen.back_in)
+            self._late = 0.9 * self._late + 0.1 * late if self._late else late
         if now - self._pruned >= self.ttl:
-            self._entries = {k: e for k, e in self._entries.items() if now - e.seen < self.ttl}
+            self._entries = {k: e for k, e in self._entries.items() if now < self._until(e)}
             self._pruned = now
         if len(self._entries) >= _LIMIT and key not in self._entries:
             self._entries.pop(min(self._entries, key=lambda k: self._entries[k].seen))
         self._entries[key] = _Entry(team, rank(priority), first_seen, held, now)
 
+    def expect(self, key: str, *, back_in: float) -> None:
+        """The request was put back for ``back_in`` seconds: remember it at least until then (plus
+        slack and the queue's backlog), however long that is — a request that sleeps until woken
+        (VNB_CAPACITY_SLEEP_SECONDS) still waits, and its team's share is still owed."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.back_in = back_in
+
     def admitted(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    def _until(self, entry: _Entry) -> float:
+        return entry.seen + max(self.ttl, entry.back_in + self.slack + 3 * self._late)
+
     def _fresh(self, now: float) -> Iterable[tuple[str, _Entry]]:
-        return ((k, e) for k, e in self._entries.items() if now - e.seen < self.ttl)
+        return ((k, e) for k, e in self._entries.items() if now < self._until(e))
 
     def ahead_in_team(self, key: str, team: str, priority: str, now: float) -> int:
         """Waiting requests of ``team`` with a higher priority than ``priority``."""

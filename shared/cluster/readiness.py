@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""What the cluster gate answers (is the cluster ready?) and how a request is put back to wait."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shared.adapters.kube import Cluster
+from shared.base.handles import MessageHandle
 
 
 @dataclass(frozen=True)
@@ -22,4 +23,6 @@ class ClusterGate(Protocol):
     def check(self) -> Readiness: ...
 
 
-Requeue = Callable[[str, int], None]
+Requeue = Callable[[str, int], MessageHandle | None]
+"""Send ``text`` to the requests queue, invisible for ``delay`` seconds; the new message's handle
+(None when the sender cannot tell it), which lets the reconciler wake it early (``shared.flows.wake``)."""

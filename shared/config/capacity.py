@@ -61,6 +61,13 @@ class CapacitySettings(SettingsGroup):
         "Longest visibility delay of a request waiting for capacity; the oldest waiting requests come back "
         "sooner (down to a quarter of it), so they get freed capacity first.",
     )
+    capacity_sleep_seconds: int = setting(
+        "VNB_CAPACITY_SLEEP_SECONDS",
+        120,
+        "Longest visibility delay of a request waiting for container groups or cores whose message the "
+        "reconciler can wake (its handle is in the request ledger): the reconciler makes it visible as soon as "
+        "capacity it may take frees, so this only bounds how long a missed wake-up costs.",
+    )
     capacity_cache_seconds: float = setting(
         "VNB_CAPACITY_CACHE_SECONDS",
         5.0,

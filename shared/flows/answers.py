@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.base.errors import FieldError, bounded
+from shared.base.handles import MessageHandle
 from shared.base.text import clean
 from shared.cluster.readiness import Readiness, Requeue
 from shared.config.settings import Settings
@@ -45,9 +46,11 @@ def track_wait(
     *,
     capacity_wait: bool,
     queue: dict[str, Any] | None = None,
+    wake: MessageHandle | None = None,
 ) -> None:
     """ledger: ``waiting-for-cluster``/``waiting-for-capacity`` after a re-enqueue (``queue``: its
-    position and estimated start), or ``dead-lettered`` after the wait ran out."""
+    position and estimated start; ``wake``: the new message's handle), or ``dead-lettered`` after
+    the wait ran out."""
     if ledger is None:
         return
     if result.outcome == Outcome.DEFERRED:
@@ -60,6 +63,7 @@ def track_wait(
             now=now,
             capacity=capacity_wait,
             queue=queue,
+            wake=wake,
         )
     elif result.outcome == Outcome.DEADLETTERED:  # claimed before the event goes out; a loser sends none
         [text] = result.events

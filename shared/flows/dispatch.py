@@ -33,6 +33,7 @@ from typing import Any
 from shared.adapters.kube import AdmissionDenied, AlreadyExists, Cluster, KubePermanentError
 from shared.base.conventions import ANN_REQUEST_HASH
 from shared.base.errors import FieldError, PermanentError, TransientError
+from shared.base.handles import MessageHandle
 from shared.capacity import model as capacity
 from shared.capacity.admission import Admission, admission_for, whole_budget
 from shared.cluster.readiness import ClusterGate, Readiness, Requeue
@@ -245,13 +246,23 @@ def _dispatch(
         job=manifest["metadata"]["name"],
         team=request.team or "",
         priority=request.priority or "normal",
+        wakeable=ledger is not None,
     )
     if not decision.admitted:
-        result = _wait_for_capacity(
+        result, handle = _wait_for_capacity(
             message, settings, request, data, meta, deferral, decision.reason, decision.delay, requeue, now()
         )
         track_wait(
-            ledger, message.message_id, result, request, meta, deferral, now(), capacity_wait=True, queue=decision.queue
+            ledger,
+            message.message_id,
+            result,
+            request,
+            meta,
+            deferral,
+            now(),
+            capacity_wait=True,
+            queue=decision.queue,
+            wake=handle,
         )
         return result
     try:
@@ -288,7 +299,9 @@ def _dispatch(
     else:
         view.refund(decision.ticket)
     if result.outcome is Outcome.DEFERRED:  # the previous attempt's Job is still being deleted
-        result = _wait_for_capacity(message, settings, request, data, meta, deferral, result.detail, 1, requeue, now())
+        result, _ = _wait_for_capacity(
+            message, settings, request, data, meta, deferral, result.detail, 1, requeue, now()
+        )
         track_wait(ledger, message.message_id, result, request, meta, deferral, now(), capacity_wait=True)
         return result
     track = result.outcome in (Outcome.CREATED, Outcome.DUPLICATE) and result.detail != GIVEN_BACK
@@ -375,16 +388,18 @@ def _wait_for_capacity(
     delay: int,
     requeue: Requeue,
     now: datetime,
-) -> DispatchResult:
-    """Re-enqueue a request that does not fit yet; dead-letter it (CapacityTimeout) after
+) -> tuple[DispatchResult, MessageHandle | None]:
+    """Re-enqueue a request that does not fit yet (with the new message's handle, which the
+    reconciler uses to wake it: ``shared.flows.wake``); dead-letter it (CapacityTimeout) after
     VNB_CAPACITY_MAX_WAIT_SECONDS."""
     first_seen = meta.enqueued_at or now
     waited = (now - first_seen).total_seconds()
     if waited >= settings.capacity_max_wait_seconds:
         detail = f"no capacity for {int(waited)} s (VNB_CAPACITY_MAX_WAIT_SECONDS): {reason}"
-        return waited_too_long(
+        ended = waited_too_long(
             message, settings, request, meta, first_seen, now, reason="CapacityTimeout", detail=detail
         )
+        return ended, None
     count = (deferral.count if deferral else 0) + 1
     attempts = deferral.capacity_attempts if deferral else 0
     text = wrap(
@@ -397,9 +412,9 @@ def _wait_for_capacity(
         capacity_attempts=attempts,
         trace=meta.trace,
     )
-    requeue(text, delay)
+    handle = requeue(text, delay)
     log.info("%s: key %s deferred %d s (deferral %d)", reason, meta.key, delay, count)
-    return DispatchResult(Outcome.DEFERRED, key=meta.key, detail=reason)
+    return DispatchResult(Outcome.DEFERRED, key=meta.key, detail=reason), handle
 
 
 def _create(

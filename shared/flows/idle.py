@@ -26,6 +26,7 @@ from shared.config.settings import Settings
 from shared.flows import gauges
 from shared.flows.reconcile import SELECT_UNREPORTED, KubeJobs, run
 from shared.flows.reconcile_pass import ReconcileReport, SendEvent
+from shared.flows.wake import Waker
 
 if TYPE_CHECKING:
     from shared.flows.runtime import Runtime
@@ -50,20 +51,25 @@ def reconcile_timer(
     now: Callable[[], datetime] = utcnow,
     ledger: Ledger | None = None,
     requeue: Requeue | None = None,
+    wake: Waker | None = None,
     policy: bool = True,
 ) -> ReconcileReport:
     """The reconcile timer: the usual pass, then (idle stop on) one step of the policy.
-    ``requeue``: capacity retries (``shared.flows.reconcile.run``). ``policy=False``: no policy
+    ``requeue``: capacity retries; ``wake``: wake-ups of waiting requests (``shared.flows.reconcile.run``). ``policy=False``: no policy
     step (the follow-up passes, ``shared.flows.followup``, run only while Jobs are in flight,
     when the policy has nothing to decide; the timer keeps taking its steps)."""
     if not isinstance(gate, IdleGate):
-        return run(settings=settings, gate=gate, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
+        return run(
+            settings=settings, gate=gate, send_event=send_event, now=now, ledger=ledger, requeue=requeue, wake=wake
+        )
     record, _ = gate.store.read()
     if record is not None and record.phase in (Phase.STOPPING, Phase.STOPPED):
         report = ReconcileReport(aborted=f"cluster {record.phase} by the idle policy since {record.since.isoformat()}")
         log.info("reconcile skipped: %s", report.aborted)
         return report
-    report = run(settings=settings, gate=gate.inner, send_event=send_event, now=now, ledger=ledger, requeue=requeue)
+    report = run(
+        settings=settings, gate=gate.inner, send_event=send_event, now=now, ledger=ledger, requeue=requeue, wake=wake
+    )
     if report.aborted is None and policy:
         idle_step(settings=settings, gate=gate, waiting=waiting, now=now)
     return report
@@ -80,6 +86,7 @@ def reconcile_pass(rt: Runtime, *, policy: bool = True) -> ReconcileReport:
         now=utcnow,
         ledger=rt.ledger,
         requeue=rt.requeue,
+        wake=rt.wake,
         policy=policy,
     )
 

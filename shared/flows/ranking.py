@@ -30,13 +30,14 @@ from typing import Any
 from shared.base.times import parse_time
 from shared.capacity.admission import Admission, CapacitySource
 from shared.capacity.ranking import Waiter, places, wants_of
-from shared.ledger.records import Query, State, iso, query_filter, queue_changed
+from shared.ledger.records import WAKE, Query, State, iso, query_filter, queue_changed
 from shared.ledger.store import Ledger
 
 log = logging.getLogger("vnode_batch.ranking")
 
-KEPT: tuple[str, ...] = ("wants", "priority")
-"""What the dispatcher wrote that the ranking keeps (and needs on its next pass)."""
+KEPT: tuple[str, ...] = ("wants", "priority", WAKE)
+"""What the dispatcher wrote that the ranking keeps (and needs on its next pass; ``wake``: the
+message's handle, ``shared.flows.wake``)."""
 
 
 def rank_waiting(ledger: Ledger, admission: Admission, source: CapacitySource, *, now: datetime) -> int:

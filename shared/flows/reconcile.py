@@ -84,6 +84,7 @@ from shared.flows.reconcile_pass import (
     ReconcileReport,
     SendEvent,
 )
+from shared.flows.wake import Waker, Wakes, wakes_for
 from shared.ledger.outcome_writer import flush
 from shared.ledger.store import Ledger
 from shared.telemetry import names, signals
@@ -111,10 +112,13 @@ def run(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ledger: Ledger | None = None,
     requeue: Requeue | None = None,
+    wake: Waker | None = None,
 ) -> ReconcileReport:
     """One timer run: find the cluster, then :func:`reconcile` it.
 
-    ``requeue`` (send to the requests queue with a delay) enables capacity retries."""
+    ``requeue`` (send to the requests queue with a delay) enables capacity retries; ``wake``
+    (make a waiting request's message visible) lets the pass wake the requests that fit in the
+    capacity it freed (``shared.flows.wake``)."""
     signals.add(names.RECONCILE_PASSES)  # every pass, ready or not: the "timer not running" alert counts these
     readiness = gate.check()
     if readiness.cluster is None:
@@ -156,6 +160,10 @@ def run(
                 _last_rank[key] = moment
         if due:
             _rank(ledger, view, cluster, moment)
+        if wake is not None:
+            if report.reported or report.requeued:  # their pods were deleted: capacity freed
+                view.relist()
+            _wake(ledger, wakes_for(settings, key), view, cluster, wake, moment)
     gauges.capacity(view, cluster, moment)  # issue 21: capacity in use against the budget
     if settings.acr_registries:  # pull Secrets renewed long before their tokens end (issue 17)
         workload_access.renew_pull_secrets(cluster, settings, moment)
@@ -167,6 +175,13 @@ def _rank(ledger: Ledger, view: Admission, cluster: Cluster, moment: datetime) -
         rank_waiting(ledger, view, cluster, now=moment)
     except VnbError as e:
         log.warning("placing the waiting requests failed (the next pass retries): %s", e)
+
+
+def _wake(ledger: Ledger, wakes: Wakes, view: Admission, cluster: Cluster, wake: Waker, moment: datetime) -> None:
+    try:
+        wakes.step(ledger, view, cluster, wake, now=moment)
+    except VnbError as e:
+        log.warning("waking the waiting requests failed (the next pass retries): %s", e)
 
 
 def _purge(ledger: Ledger, settings: Settings, moment: datetime) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from shared.adapters import telemetry
 from shared.adapters.queues import Queues, queues_for
+from shared.base.handles import MessageHandle
 from shared.cluster.gate import gate_for
 from shared.cluster.readiness import ClusterGate
 from shared.config.settings import STORAGE_CONNECTION, Settings, settings_from
@@ -51,8 +52,13 @@ class Runtime:
             holdings=lambda: holdings_now(settings),
         )
 
-    def requeue(self, text: str, delay: int) -> None:
-        self.queues.send(self.settings.requests_queue, text, visibility_timeout=delay)
+    def requeue(self, text: str, delay: int) -> MessageHandle:
+        """Put a request back on the requests queue, invisible for ``delay`` s; its handle (``shared.flows.wake``)."""
+        return self.queues.send_for_handle(self.settings.requests_queue, text, visibility_timeout=delay)
+
+    def wake(self, handle: MessageHandle) -> bool:
+        """Make a waiting request's message visible now (``Queues.wake``)."""
+        return self.queues.wake(self.settings.requests_queue, handle)
 
     def park(self, body: bytes, delay: int) -> None:
         """Send a poisoned body to the poison queue again (``shared.flows.deadletter``). The host

@@ -442,6 +442,12 @@ def decode_page_token(text: str) -> dict[str, Any]:
     return value
 
 
+WAKE: Final = "wake"
+"""``queue.wake``: the handle of the message carrying a waiting request (``shared.base.handles``),
+for the reconciler's wake-ups; never shown by the API (a pop receipt lets its holder change the
+message)."""
+
+
 def view(record: Record, *, trace_link: Callable[[str | None], str | None] | None = None) -> dict[str, Any]:
     """The API's JSON representation of a record (docs/openapi.yaml ``Request``); ``trace_link``:
     a trace id → the link to its trace (VNB_TRACE_URL), shown as ``traceUrl``."""
@@ -466,7 +472,7 @@ def view(record: Record, *, trace_link: Callable[[str | None], str | None] | Non
         "source": record.source,
         "team": record.team,
         "submittedBy": record.principal,
-        "queue": record.queue,
+        "queue": {k: v for k, v in record.queue.items() if k != WAKE} if record.queue else None,
         "traceId": trace_id,
         "traceUrl": trace_link(trace_id) if trace_link is not None else None,
     }

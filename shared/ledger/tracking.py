@@ -27,9 +27,10 @@ from typing import Any
 
 from shared.base.conventions import ANN_CORRELATION_ID, ANN_KEY, ANN_MESSAGE_ID, ANN_REQUEST_HASH
 from shared.base.errors import FieldError
+from shared.base.handles import MessageHandle
 from shared.intake.request import BatchRequest
 from shared.ledger.outcome_writer import Claim, Ending, Verdict, anyone, finish
-from shared.ledger.records import Record, State, new_record, queue_changed
+from shared.ledger.records import WAKE, Record, State, new_record, queue_changed
 from shared.ledger.store import Ledger
 from shared.outcomes import events
 from shared.telemetry import names, signals
@@ -79,17 +80,27 @@ def waiting(
     now: datetime,
     capacity: bool = False,
     queue: Mapping[str, Any] | None = None,
+    wake: MessageHandle | None = None,
 ) -> None:
     """``queue``: its position and estimated start among the requests this dispatcher instance
     knows, written when it changed enough to matter (``shared.ledger.records.queue_changed``) and
     only until the reconciler has placed it among all waiting requests (``rankedAt``:
-    ``shared.flows.ranking``), whose place is then the one kept."""
+    ``shared.flows.ranking``), whose place is then the one kept. ``wake``: the handle of the
+    message now carrying the request, kept as ``queue.wake`` so that the reconciler can wake it
+    when capacity frees (``shared.flows.wake``); one conditional write per deferral, together
+    with the place when both changed."""
     target = State.WAITING_FOR_CAPACITY if capacity else State.WAITING_FOR_CLUSTER
     record = ledger.move(key, target, now, reason=reason, attempts=attempts)
-    if not queue or record is None or record.state != target or "rankedAt" in (record.queue or {}):
+    if record is None or record.state != target:
         return
-    if queue_changed(record.queue, queue, now=now):
-        ledger.note_queue(record, queue)
+    kept = dict(record.queue or {})
+    after = dict(kept)
+    if queue and "rankedAt" not in kept and queue_changed(record.queue, queue, now=now):
+        after = {**dict(queue), **({WAKE: kept[WAKE]} if WAKE in kept else {})}
+    if wake is not None and capacity:
+        after[WAKE] = wake.as_dict()
+    if after != kept:
+        ledger.note_queue(record, after)
 
 
 def requeued(ledger: Ledger, *, key: str, reason: str, attempt: int, now: datetime) -> None:
