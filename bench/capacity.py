@@ -165,6 +165,9 @@ def scaled_overrides(scale: float) -> dict[str, str]:
         "VNB_CAPACITY_CACHE_SECONDS": "0.5",
         "VNB_CAPACITY_DEFER_SECONDS": "1",
         "VNB_CAPACITY_SLEEP_SECONDS": str(max(1, round(120 * scale))),
+        # Follow-up passes as often as a whole-second setting allows (shipped: 2 s real; 1 s wall is
+        # already 20-100 simulated seconds here, so freed capacity waits longer than in Azure).
+        "VNB_FOLLOWUP_SECONDS": "1",
         # Reported Jobs stay as long as the hour window (scaled): their creates are counted in it.
         "VNB_KEEP_FINISHED_SECONDS": str(max(2, round(3600 * scale * 1.1))),
         "VNB_PENDING_TIMEOUT_SECONDS": str(max(60, round(900 * scale))),
