@@ -112,6 +112,7 @@ class Admission:
         job: str = "",
         team: str = "",
         priority: str = "normal",
+        wakeable: bool = False,
     ) -> Decision:
         if self.on_admit is not None:
             hook, self.on_admit = self.on_admit, None
