@@ -162,15 +162,17 @@ class Ledger:
             return _with_etag(nxt, etag)
         raise TransientError(f"ledger: key {key!r} kept changing while moving it to {target}")
 
-    def note_queue(self, record: Record, queue: Mapping[str, Any]) -> None:
+    def note_queue(self, record: Record, queue: Mapping[str, Any]) -> bool:
         """Keep a waiting request's position and estimated start (one conditional write; skipped
-        when the record changed meanwhile — the next deferral writes a fresher one)."""
+        when the record changed meanwhile — the next deferral writes a fresher one). False only
+        when that ETag no longer held (412): a caller whose write must land reads and tries again."""
         if record.state != State.WAITING_FOR_CAPACITY or record.etag is None:
-            return
+            return True
         try:
             self.store.replace(to_entity(replace(record, queue=dict(queue))), etag=record.etag)
         except EntityChanged:
-            return
+            return False
+        return True
 
     def list(self, query: Query, *, limit: int, page_token: str | None = None) -> tuple[list[Record], str | None]:
         """One page of records matching ``query`` and the token of the next page (None: last).

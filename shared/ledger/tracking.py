@@ -31,7 +31,7 @@ from shared.base.handles import MessageHandle
 from shared.intake.request import BatchRequest
 from shared.ledger.outcome_writer import Claim, Ending, Verdict, anyone, finish
 from shared.ledger.records import WAKE, Record, State, new_record, queue_changed
-from shared.ledger.store import Ledger
+from shared.ledger.store import CAS_ATTEMPTS, Ledger
 from shared.outcomes import events
 from shared.telemetry import names, signals
 
@@ -88,19 +88,27 @@ def waiting(
     ``shared.flows.ranking``), whose place is then the one kept. ``wake``: the handle of the
     message now carrying the request, kept as ``queue.wake`` so that the reconciler can wake it
     when capacity frees (``shared.flows.wake``); one conditional write per deferral, together
-    with the place when both changed."""
+    with the place when both changed (read again and retried when the record changed meanwhile,
+    so that the handle is never lost to the reconciler's ranking write)."""
     target = State.WAITING_FOR_CAPACITY if capacity else State.WAITING_FOR_CLUSTER
     record = ledger.move(key, target, now, reason=reason, attempts=attempts)
-    if record is None or record.state != target:
-        return
-    kept = dict(record.queue or {})
-    after = dict(kept)
-    if queue and "rankedAt" not in kept and queue_changed(record.queue, queue, now=now):
-        after = {**dict(queue), **({WAKE: kept[WAKE]} if WAKE in kept else {})}
-    if wake is not None and capacity:
-        after[WAKE] = wake.as_dict()
-    if after != kept:
-        ledger.note_queue(record, after)
+    handle = wake.as_dict() if wake is not None and capacity else None
+    for _ in range(CAS_ATTEMPTS):
+        if record is None or record.state != target:
+            return
+        kept = dict(record.queue or {})
+        after = dict(kept)
+        if queue and "rankedAt" not in kept and queue_changed(record.queue, queue, now=now):
+            after = {**dict(queue), **({WAKE: kept[WAKE]} if WAKE in kept else {})}
+        if handle is not None:
+            after[WAKE] = handle
+        if after == kept or ledger.note_queue(record, after) or handle is None:
+            return
+        # The record changed since it was read (the reconciler's ranking writes places with its
+        # ETag): a lost place is rewritten by the next pass, but a lost handle leaves the spent one
+        # in the ledger and the request asleep for VNB_CAPACITY_SLEEP_SECONDS, nothing able to
+        # wake it. Read again and keep the new handle.
+        record = ledger.get(key)
 
 
 def requeued(ledger: Ledger, *, key: str, reason: str, attempt: int, now: datetime) -> None:
