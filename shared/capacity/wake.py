@@ -25,7 +25,7 @@ Create windows are a third budget: each pick uses at least one create per contai
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -76,9 +76,15 @@ class Standing:
         return self.used.cores < self.whole.cores and self.used.groups < self.whole.groups and self.creates > 0
 
 
-def choose(sleepers: Iterable[Sleeper], standing: Standing, shares: Shares) -> list[Sleeper]:
+def choose(
+    sleepers: Iterable[Sleeper], standing: Standing, shares: Shares, *, unwakeable: Sequence[Sleeper] = ()
+) -> list[Sleeper]:
     """The requests to wake, in the order admission would take them (module docstring).
 
+    ``unwakeable``: the other waiting requests (no handle, or backing off after a wake): never
+    picked, but with teams they still wait as admission sees them — an urgent one holds normal
+    ones back, and a team below its share is owed its share (``fairshare.refusal``) — so a
+    request admission would refuse for them is not woken.
     ``standing`` is charged with every pick (the caller's copy is changed)."""
     order = sorted(sleepers, key=lambda s: (-rank(s.priority), s.since, s.key))
     if not shares:
@@ -86,7 +92,7 @@ def choose(sleepers: Iterable[Sleeper], standing: Standing, shares: Shares) -> l
     picked: list[Sleeper] = []
     left = list(order)
     while left and standing.free():
-        pick = _next_fair(left, standing, shares)
+        pick = _next_fair(left, standing, shares, unwakeable)
         if pick is None:
             break
         standing.take(pick)
@@ -106,18 +112,21 @@ def _first_fit(order: list[Sleeper], standing: Standing) -> list[Sleeper]:
     return picked
 
 
-def _next_fair(left: list[Sleeper], standing: Standing, shares: Shares) -> Sleeper | None:
+def _next_fair(
+    left: list[Sleeper], standing: Standing, shares: Shares, unwakeable: Sequence[Sleeper]
+) -> Sleeper | None:
     urgent = [s for s in left if s.priority == URGENT]
     for s in urgent:  # before any team's level, never past a borrowing limit (rule 1)
         if standing.fits(s) and _within_limit(s, standing, shares):
             return s
-    blocked_by_urgent = total(s.wants for s in urgent)
+    blocked_by_urgent = total(s.wants for s in [*urgent, *unwakeable] if s.priority == URGENT)
     weights = sum((share.weight for share in shares.values()), Decimal(0))
     by_team: dict[str | None, list[Sleeper]] = {}
     waiting: dict[str, Held] = {}  # a team's own entry is not read by ``fairshare.refusal``
-    for s in left:
+    for s in [*left, *unwakeable]:
         if s.team:
             waiting[s.team] = waiting.get(s.team, Held()).plus(s.wants)
+    for s in left:
         if s.priority != URGENT:
             by_team.setdefault(s.team if s.team in shares else None, []).append(s)
 

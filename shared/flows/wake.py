@@ -79,7 +79,8 @@ class Wakes:
         with self._lock:
             standing = admission.standing(source, now)
             clock = self._clock()
-            for w in self._pending(clock):
+            pending = self._pending(clock)
+            for w in pending.values():
                 standing.used = standing.used.plus(w.wants)
                 standing.creates -= w.wants.groups
                 if w.team:
@@ -89,16 +90,21 @@ class Wakes:
             records = _waiting(ledger)
             self._forget(records, clock)
             sleepers: list[Sleeper] = []
+            unwakeable: list[Sleeper] = []  # still waiting as admission sees them (fair share, urgent)
             handles: dict[str, MessageHandle] = {}
             for r in records:
                 handle = MessageHandle.of((r.queue or {}).get(WAKE))
                 sleeper = _sleeper(r)
-                if handle is None or not sleeper.wants.groups or not self._may_wake(r.key, handle, clock):
+                if not sleeper.wants.groups:
+                    continue
+                if handle is None or not self._may_wake(r.key, handle, clock):
+                    if r.key not in pending:  # a pending wake is charged as held already
+                        unwakeable.append(sleeper)
                     continue
                 handles[r.key] = handle
                 sleepers.append(sleeper)
             woken = 0
-            for pick in choose(sleepers, standing, admission.shares):
+            for pick in choose(sleepers, standing, admission.shares, unwakeable=unwakeable):
                 handle = handles[pick.key]
                 try:
                     ok = wake(handle)
@@ -113,10 +119,10 @@ class Wakes:
                 log.info("woke %d waiting request(s) for the capacity that freed", woken)
             return woken
 
-    def _pending(self, clock: float) -> list[_Woken]:
-        """Woken requests whose message may not be back yet (charged as if admitted)."""
+    def _pending(self, clock: float) -> dict[str, _Woken]:
+        """Woken requests whose message may not be back yet (charged as if admitted), by key."""
         defer = self._settings.capacity_defer_seconds
-        return [w for w in self._woken.values() if w.visible and clock - w.at < defer]
+        return {k: w for k, w in self._woken.items() if w.visible and clock - w.at < defer}
 
     def _forget(self, records: list[Record], clock: float) -> None:
         """Drop what no longer waits, and what was woken longer ago than any back-off."""

@@ -114,3 +114,25 @@ def test_the_picks_together_fit_the_budget_and_each_would_be_admitted_in_turn(
             )
             assert why is None, why
         replay.take(s)
+
+
+def test_a_team_below_its_share_that_cannot_be_woken_still_holds_a_borrower_back() -> None:
+    """c (below its share) waits, but its message cannot be woken now (no handle, or backing off
+    after a wake); a dispatcher that knows c waits refuses a's request for fairness, so waking a's
+    would only put it back (and one that does not know c would give c's share away)."""
+    held = {"a": h(60), "c": h(10)}  # a borrows, c is at half its share
+    woken = choose(
+        [sleeper("a-1", 2, team="a")], standing(98, held=held), SHARES, unwakeable=[sleeper("c-1", 2, team="c")]
+    )
+    assert keys(woken) == []
+    assert refusal("a", h(2), used=h(98), budget=BUDGET, held=held, waiting={"c": h(2)}, shares=SHARES) is not None
+    # With room for both, a's request is woken: c's two are left free for c.
+    assert keys(
+        choose([sleeper("a-1", 2, team="a")], standing(96, held=held), SHARES, unwakeable=[sleeper("c-1", 2, team="c")])
+    ) == ["a-1"]
+
+
+def test_an_urgent_request_that_cannot_be_woken_still_holds_normal_ones_back() -> None:
+    held = {"a": h(10), "c": h(10)}
+    urgent = sleeper("c-urgent", 2, team="c", priority="urgent")
+    assert keys(choose([sleeper("a-1", 2, team="a")], standing(98, held=held), SHARES, unwakeable=[urgent])) == []
