@@ -123,9 +123,11 @@ def _next_fair(
     weights = sum((share.weight for share in shares.values()), Decimal(0))
     by_team: dict[str | None, list[Sleeper]] = {}
     waiting: dict[str, Held] = {}  # a team's own entry is not read by ``fairshare.refusal``
+    highest: dict[str, int] = {}  # by team: the highest priority waiting, urgent included
     for s in [*left, *unwakeable]:
         if s.team:
             waiting[s.team] = waiting.get(s.team, Held()).plus(s.wants)
+            highest[s.team] = max(highest.get(s.team, 0), rank(s.priority))
     for s in left:
         if s.priority != URGENT:
             by_team.setdefault(s.team if s.team in shares else None, []).append(s)
@@ -138,6 +140,8 @@ def _next_fair(
     for team in sorted(by_team, key=lambda t: (level(t), t or "")):
         mine = by_team[team]
         top = -rank(mine[0].priority)
+        if team is not None and -top < highest.get(team, 0):
+            continue  # rule 2: one of its own of a higher priority waits (admission's ``ahead_in_team``)
         for s in [s for s in mine if -rank(s.priority) == top][:LOOK]:  # rule 2: its own order
             if not standing.fits(s) or not standing.used.plus(s.wants).plus(blocked_by_urgent).fits(standing.whole):
                 continue

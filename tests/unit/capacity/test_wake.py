@@ -136,3 +136,18 @@ def test_an_urgent_request_that_cannot_be_woken_still_holds_normal_ones_back() -
     held = {"a": h(10), "c": h(10)}
     urgent = sleeper("c-urgent", 2, team="c", priority="urgent")
     assert keys(choose([sleeper("a-1", 2, team="a")], standing(98, held=held), SHARES, unwakeable=[urgent])) == []
+
+
+def test_a_request_is_not_woken_while_one_of_its_team_of_higher_priority_waits() -> None:
+    """Admission refuses a team's request while one of its own of a higher priority waits (rule 2,
+    ``WaitingQueue.ahead_in_team``), whether that one can be woken now or not, urgent or not."""
+    held = {"a": h(10)}
+    normal = sleeper("a-normal", 1, team="a")
+    high = sleeper("a-high", 1, team="a", priority="high")
+    assert keys(choose([normal], standing(90, held=held), SHARES, unwakeable=[high])) == []
+    # a's urgent request fits the budget but not a's borrowing limit (a holds 99 of its 50 + 50):
+    # its normal one, which would fit both, waits too.
+    big = sleeper("a-urgent", 2, team="a", priority="urgent")
+    roomy = Standing(h(98, 98), Held(Decimal(200), 200), 300, {"a": h(99)})
+    assert keys(choose([normal, big], roomy, SHARES)) == []
+    assert keys(choose([normal], standing(90, held=held), SHARES)) == ["a-normal"]
