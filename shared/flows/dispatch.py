@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -412,6 +413,9 @@ def _wait_for_capacity(
         capacity_attempts=attempts,
         trace=meta.trace,
     )
+    # Back when the longest wait ends, not a whole sleep (VNB_CAPACITY_SLEEP_SECONDS) or create
+    # window later: CapacityTimeout is due then.
+    delay = max(1, min(delay, math.ceil(settings.capacity_max_wait_seconds - waited)))
     handle = requeue(text, delay)
     log.info("%s: key %s deferred %d s (deferral %d)", reason, meta.key, delay, count)
     return DispatchResult(Outcome.DEFERRED, key=meta.key, detail=reason), handle
