@@ -218,6 +218,7 @@ def run(
                         last_event = sim()
                 if not got:
                     time.sleep(0.05)
+            deferrals = deferrals_of(settings)
         finally:
             stop.set()
             thread.join(5)
@@ -235,7 +236,20 @@ def run(
         floor=floor,
         step=step,
         references=references_of(requests, urgent, urgent_at),
+        deferrals=deferrals,
     )
+
+
+def deferrals_of(settings: dict[str, str]) -> list[int]:
+    """How many times each request was put back to wait (the ledger's ``attempts``: each one a
+    dispatch — queue receive, send, delete — and a ledger read, plus a write of its handle)."""
+    from shared.adapters.tables import Tables
+    from shared.config.settings import Settings
+    from shared.ledger.records import ROW_KEY
+    from shared.ledger.store import Ledger
+
+    ledger = Ledger(Tables(Settings.from_env(settings)))
+    return [r.attempts for r in ledger.scan("RowKey eq @row", {"row": ROW_KEY})]
 
 
 def items_of(requests: list[Request], urgent: Request, urgent_at: float) -> list[Item]:
@@ -269,6 +283,7 @@ def report(
     floor: float,
     step: float,
     references: dict[str, float] | None = None,
+    deferrals: list[int] | None = None,
 ) -> str:
     references = references or {}
     everyone = [*requests, urgent]
@@ -328,6 +343,11 @@ def report(
         kinds[kind] = kinds.get(kind, 0) + 1
     capacity_failures = sum(n for k, n in kinds.items() if "Capacity" in k or "ProviderFailed" in k)
     lines.append(f"  outcomes: {kinds}; capacity failures {capacity_failures}; ACI refused creates {refused or 0}")
+    if deferrals:
+        lines.append(
+            f"  times a request was put back to wait: mean {statistics.mean(deferrals):.1f}, median "
+            f"{statistics.median(deferrals):g}, max {max(deferrals)} ({sum(deferrals):,} in all, {len(deferrals)} requests)"
+        )
     lines.append(f"  makespan {makespan:,.0f} s simulated = {makespan / floor:.3f} × the quota-bound floor")
     for name, ideal in references.items():
         lines.append(f"    = {makespan / ideal:.3f} × {name} ({ideal:,.0f} s)")

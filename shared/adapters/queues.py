@@ -141,10 +141,14 @@ class Queues:
         try:
             self.client(queue).update_message(handle.message_id, handle.pop_receipt, visibility_timeout=0)
         except HttpResponseError as e:
-            if e.status_code in (400, 404):
+            raw = getattr(e, "error_code", None)  # the SDK's StorageErrorCode (a str enum) or a str
+            code = str(getattr(raw, "value", raw) or "")
+            if e.status_code == 404 or (e.status_code == 400 and code == "PopReceiptMismatch"):
                 return False
+            # Status and error code only: an authentication failure's body can echo the signed
+            # string, pop receipt included.
             raise QueueSendError(
-                f"waking a message of queue {queue!r} failed: {e.message}", status=e.status_code
+                f"waking a message of queue {queue!r} failed: {e.status_code} {code or 'error'}", status=e.status_code
             ) from e
         except AzureError as e:
             raise QueueSendError(f"waking a message of queue {queue!r} failed: {e}") from e

@@ -16,8 +16,8 @@ its own view as always, and the queue's pop receipts make a handle wake its mess
 (a stale one answers 400/404). A wake that fails leaves the message to its own delay.
 
 Not waking the same request over and over: a woken request counts as holding what it wants until
-its message is back (its record's handle changes, or it leaves ``waiting-for-capacity``) or for
-VNB_CAPACITY_DEFER_SECONDS; one that was woken and put back again is woken again only after a
+its message is back (its record's handle changes, or it leaves ``waiting-for-capacity``), for at
+most VNB_CAPACITY_DEFER_SECONDS; one that was woken and put back again is woken again only after a
 back-off (VNB_CAPACITY_DEFER_SECONDS doubling per try, up to VNB_CAPACITY_SLEEP_SECONDS), so an
 instance whose admission disagrees (its own sample of who waits) cannot make it spin.
 
@@ -78,8 +78,12 @@ class Wakes:
         pass tries again); a failed wake of one message is logged and skipped."""
         with self._lock:
             standing = admission.standing(source, now)
+            if not standing.free():
+                return 0
             clock = self._clock()
-            pending = self._pending(clock)
+            records = _waiting(ledger)
+            self._forget(records, clock)
+            pending = self._pending(records, clock)
             for w in pending.values():
                 standing.used = standing.used.plus(w.wants)
                 standing.creates -= w.wants.groups
@@ -87,8 +91,6 @@ class Wakes:
                     standing.held[w.team] = standing.held.get(w.team, Held()).plus(w.wants)
             if not standing.free():
                 return 0
-            records = _waiting(ledger)
-            self._forget(records, clock)
             sleepers: list[Sleeper] = []
             unwakeable: list[Sleeper] = []  # still waiting as admission sees them (fair share, urgent)
             handles: dict[str, MessageHandle] = {}
@@ -119,10 +121,16 @@ class Wakes:
                 log.info("woke %d waiting request(s) for the capacity that freed", woken)
             return woken
 
-    def _pending(self, clock: float) -> dict[str, _Woken]:
-        """Woken requests whose message may not be back yet (charged as if admitted), by key."""
+    def _pending(self, records: list[Record], clock: float) -> dict[str, _Woken]:
+        """Woken requests whose message is not back yet (charged as if admitted), by key: still
+        waiting with the handle that woke them, for at most VNB_CAPACITY_DEFER_SECONDS. One that
+        was admitted left ``waiting-for-capacity`` (its Job is counted by the capacity view), one
+        put back again has a new handle: neither is charged twice."""
         defer = self._settings.capacity_defer_seconds
-        return {k: w for k, w in self._woken.items() if w.visible and clock - w.at < defer}
+        receipts = {r.key: h.pop_receipt for r in records if (h := MessageHandle.of((r.queue or {}).get(WAKE)))}
+        return {
+            k: w for k, w in self._woken.items() if w.visible and clock - w.at < defer and receipts.get(k) == w.receipt
+        }
 
     def _forget(self, records: list[Record], clock: float) -> None:
         """Drop what no longer waits, and what was woken longer ago than any back-off."""

@@ -114,3 +114,22 @@ def test_teams_wake_the_team_below_its_share_first(
     # a-0 ended first (8 s): its group went to b, below its share, though a-2 had waited longer.
     assert b0.times[State.SUBMITTED.value] < a2.times[State.SUBMITTED.value]
     assert (a2.attempts, b0.attempts) == (1, 1)
+
+
+def test_a_handle_wakes_its_message_once_and_a_stale_one_is_told_apart(app_env: dict[str, str]) -> None:
+    """Queues.wake against Azurite's Update Message: a fresh handle makes the message visible now;
+    once the message was received (new pop receipt) or deleted, the old handle answers False."""
+    from shared.adapters.queues import Queues as QueueAdapter
+    from shared.config.settings import Settings
+
+    adapter = QueueAdapter(Settings.from_env(app_env))
+    queue = app_env["VNB_REQUESTS_QUEUE"]
+    adapter.ensure(queue)
+    handle = adapter.send_for_handle(queue, "asleep", visibility_timeout=3600)
+    assert list(adapter.receive(queue, visibility_timeout=5)) == []  # invisible for an hour
+    assert adapter.wake(queue, handle) is True
+    (got,) = list(adapter.receive(queue, visibility_timeout=5))
+    assert got.body == "asleep"
+    assert adapter.wake(queue, handle) is False  # received since: its receipt is spent
+    adapter.delete(queue, got)
+    assert adapter.wake(queue, MessageHandle(got.id, got.pop_receipt)) is False  # deleted
