@@ -22,8 +22,11 @@ Two modes:
 
 Measured from the stand-in, sampled every ``--sample`` simulated seconds: cores each team's
 container groups hold; a team *waits* while it has a request sent whose first pod holds no
-group yet. Printed: each team's share of the core-seconds while all three teams wait, and
-while only ``a`` and ``b`` wait (``c`` idle: their split of what ``c`` leaves, targets 62.5/37.5
+group yet, and is *backlogged* while what it holds plus what it waits for reaches its target
+share (only then is it owed that share: a team with one small request left is not deprived of
+its 50 cores). Printed: each team's share of the core-seconds while all three teams are
+backlogged, and
+while only ``a`` and ``b`` wait and are backlogged (``c`` idle: their split of what ``c`` leaves, targets 62.5/37.5
 by weight), the quota's
 utilisation while any team waits, the urgent request's wait against the median wait, ACI's
 capacity refusals and capacity failures, and the makespan against the quota-bound floor
@@ -59,6 +62,8 @@ SHARES = {"a": 50, "b": 30, "c": 20}
 BORROW = 40
 """Each team may hold its share + 40: ``c`` idle leaves 20 to split, a burst takes at most 90."""
 KEY_ANNOTATION = "vnode-batch.io/key"
+IDLE_C_TARGETS = {"a": 62.5, "b": 37.5}
+"""With ``c`` idle, ``a`` and ``b`` split its 20 cores by weight (5:3): 62.5 and 37.5 cores."""
 
 
 @dataclass
@@ -218,7 +223,6 @@ def run(
                         last_event = sim()
                 if not got:
                     time.sleep(0.05)
-            deferrals = deferrals_of(settings)
         finally:
             stop.set()
             thread.join(5)
@@ -236,20 +240,7 @@ def run(
         floor=floor,
         step=step,
         references=references_of(requests, urgent, urgent_at),
-        deferrals=deferrals,
     )
-
-
-def deferrals_of(settings: dict[str, str]) -> list[int]:
-    """How many times each request was put back to wait (the ledger's ``attempts``: each one a
-    dispatch — queue receive, send, delete — and a ledger read, plus a write of its handle)."""
-    from shared.adapters.tables import Tables
-    from shared.config.settings import Settings
-    from shared.ledger.records import ROW_KEY
-    from shared.ledger.store import Ledger
-
-    ledger = Ledger(Tables(Settings.from_env(settings)))
-    return [r.attempts for r in ledger.scan("RowKey eq @row", {"row": ROW_KEY})]
 
 
 def items_of(requests: list[Request], urgent: Request, urgent_at: float) -> list[Item]:
@@ -270,6 +261,11 @@ def references_of(requests: list[Request], urgent: Request, urgent_at: float) ->
     }
 
 
+def backlogged(targets: dict[str, float], held: dict[str, float], wanted: dict[str, float]) -> bool:
+    """Each team of ``targets`` holds plus waits for at least its target cores (it can use its share)."""
+    return all(held[team] + wanted[team] >= share for team, share in targets.items())
+
+
 def report(
     mode: str,
     requests: list[Request],
@@ -283,7 +279,6 @@ def report(
     floor: float,
     step: float,
     references: dict[str, float] | None = None,
-    deferrals: list[int] | None = None,
 ) -> str:
     references = references or {}
     everyone = [*requests, urgent]
@@ -296,14 +291,21 @@ def report(
             r for r in everyone if r.key in sent and sent[r.key] <= t and samples.started.get(r.key, float("inf")) > t
         ]
         waiting = {r.team for r in queued}
+        wanted = {team: sum(r.cpu for r in queued if r.team == team) for team in SHARES}
         if waiting:
             busy += QUOTA_CORES * step
             used += sum(held.values()) * step
             free = QUOTA_CORES - sum(held.values())
             if any(r.cpu <= free for r in queued):  # idle although a waiting request would fit
                 idle_fits += free * step
+        # A share is owed to a team only while it can use it: what it holds plus what it waits for
+        # reaches its target (a team with one request left waiting is not deprived of 60 cores).
         phase = (
-            "all three wait" if waiting == set(SHARES) else "c idle, a and b wait" if waiting == {"a", "b"} else None
+            "all three wait"
+            if waiting == set(SHARES) and backlogged({t: float(v) for t, v in SHARES.items()}, held, wanted)
+            else "c idle, a and b wait"
+            if waiting == {"a", "b"} and backlogged(IDLE_C_TARGETS, held, wanted)
+            else None
         )
         if phase:
             for team, cores in held.items():
@@ -315,7 +317,7 @@ def report(
             lines.append(f"  {phase}: never")
             continue
         # c idle: what a and b hold of what c leaves, by weight 62.5/37.5
-        targets = SHARES if phase == "all three wait" else {"a": 62.5, "b": 37.5}
+        targets = SHARES if phase == "all three wait" else IDLE_C_TARGETS
         parts = ", ".join(
             f"{team} {100 * s / total:.1f} % (target {targets[team]:g} %)" for team, s in sorted(seconds.items())
         )
@@ -343,11 +345,6 @@ def report(
         kinds[kind] = kinds.get(kind, 0) + 1
     capacity_failures = sum(n for k, n in kinds.items() if "Capacity" in k or "ProviderFailed" in k)
     lines.append(f"  outcomes: {kinds}; capacity failures {capacity_failures}; ACI refused creates {refused or 0}")
-    if deferrals:
-        lines.append(
-            f"  times a request was put back to wait: mean {statistics.mean(deferrals):.1f}, median "
-            f"{statistics.median(deferrals):g}, max {max(deferrals)} ({sum(deferrals):,} in all, {len(deferrals)} requests)"
-        )
     lines.append(f"  makespan {makespan:,.0f} s simulated = {makespan / floor:.3f} × the quota-bound floor")
     for name, ideal in references.items():
         lines.append(f"    = {makespan / ideal:.3f} × {name} ({ideal:,.0f} s)")
