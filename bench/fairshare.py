@@ -32,7 +32,7 @@ utilisation while any team waits, the urgent request's wait against the median w
 capacity refusals and capacity failures, and the makespan against the quota-bound floor
 (core-seconds ÷ 100 cores).
 
-Usage: .venv/bin/python bench/fairshare.py [--per-team 120] [--seed 1] [--scale 0.05] [--mode fcfs]
+Usage: .venv/bin/python bench/fairshare.py [--per-team 400] [--seed 1] [--scale 0.05] [--mode fcfs]
 """
 
 from __future__ import annotations
@@ -353,7 +353,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--per-team", type=int, default=120)
+    parser.add_argument("--per-team", type=int, default=400, help="requests of a and of b (c sends a quarter)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scale", type=float, default=0.05, help="wall seconds per simulated second")
     parser.add_argument("--sample", type=float, default=10.0, help="simulated seconds between samples")
