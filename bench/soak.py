@@ -335,6 +335,10 @@ def run_soak(
             VNB_CAPACITY_CREATES_PER_5MIN="100000",
             VNB_CAPACITY_CREATES_PER_HOUR="100000",
             VNB_CAPACITY_DEFER_SECONDS="1",
+            # A waiting request sleeps until woken, or at most this long: short, so that a copy
+            # whose request ended meanwhile (a duplicate; the ledger keeps the last copy's handle
+            # only) is back and dropped before the run counts what is left in the queues.
+            VNB_CAPACITY_SLEEP_SECONDS="2",
             VNB_CAPACITY_CACHE_SECONDS="1",
             VNB_CAPACITY_MAX_ATTEMPTS="50",
         )
