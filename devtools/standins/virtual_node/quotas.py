@@ -57,6 +57,8 @@ class QuotaCounters:
     peak_groups: int = 0
     peak_cores: float = 0.0
     creates_accepted: int = 0
+    create_times: list[float] = field(default_factory=list)
+    """Simulated second of every accepted create (where a benchmark lost create slots)."""
     creates_refused: collections.Counter[str] = field(default_factory=collections.Counter)
     deletes: int = 0
 
@@ -161,6 +163,7 @@ class QuotaLedger:
         self._creates.append(now)
         self._groups[cg_name] = _Group(cores)
         c.creates_accepted += 1
+        c.create_times.append(now)
         c.groups_in_use += 1
         c.cores_in_use += cores
         c.peak_groups = max(c.peak_groups, c.groups_in_use)
