@@ -60,3 +60,56 @@ def greedy(items: Iterable[Item], *, quota: float) -> float:
         while running and running[0][0] <= now + 1e-9:
             free += heapq.heappop(running)[1]
     return end
+
+
+@dataclass(frozen=True)
+class Burst:
+    """One request of a burst: ``pods`` container groups of ``cores`` each, started together and
+    held ``seconds`` (ACI's start included); each group is one create."""
+
+    pods: int
+    cores: float
+    seconds: float
+
+
+def greedy_windowed(
+    burst: Sequence[Burst], *, cores: float, groups: int, windows: Sequence[tuple[float, int]]
+) -> float:
+    """Makespan of an ideal instant first-fit dispatcher, in the given order, under the cores and
+    container-groups quotas *and* ACI's sliding create windows (``windows``: (seconds, creates
+    allowed in any span that long), e.g. ((300, 100), (3600, 300))). A request starts the moment
+    its groups, cores and creates all fit; the next moment to look is the next end or the next
+    create leaving a window. The yardstick for create-rate-bound bursts: a window slides, so an
+    hour can only repeat the spread of the hour before it, which a floor packing each hour's
+    creates into its first minutes ignores."""
+    waiting = list(burst)
+    running: list[tuple[float, float, int]] = []  # (ends at, cores, groups)
+    created: list[float] = []
+    free_cores, free_groups, now, end = cores, groups, 0.0, 0.0
+    while waiting or running:
+        counts = [sum(1 for c in created if c > now - span) for span, _ in windows]
+        kept = []
+        for item in waiting:
+            fits = item.pods * item.cores <= free_cores + 1e-9 and item.pods <= free_groups
+            if fits and all(n + item.pods <= limit for n, (_, limit) in zip(counts, windows, strict=True)):
+                free_cores -= item.pods * item.cores
+                free_groups -= item.pods
+                heapq.heappush(running, (now + item.seconds, item.pods * item.cores, item.pods))
+                created.extend([now] * item.pods)
+                counts = [n + item.pods for n in counts]
+                end = max(end, now + item.seconds)
+            else:
+                kept.append(item)
+        waiting = kept
+        frees = [c + span for span, _ in windows for c in created if c + span > now]
+        nxt = min([running[0][0] if running else float("inf"), *(frees if waiting else [])])
+        if nxt == float("inf"):
+            raise ValueError("a request needs more than the quotas allow")
+        now = nxt
+        while running and running[0][0] <= now + 1e-9:
+            _, c, g = heapq.heappop(running)
+            free_cores += c
+            free_groups += g
+        horizon = now - max(span for span, _ in windows)
+        created = [c for c in created if c > horizon]
+    return end

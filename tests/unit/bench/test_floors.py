@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.floors import Item, greedy, lower_bound
+from bench.floors import Burst, Item, greedy, greedy_windowed, lower_bound
 
 
 def test_the_lower_bound_is_the_larger_of_work_over_quota_and_the_longest_item() -> None:
@@ -21,3 +21,13 @@ def test_the_ideal_dispatcher_fills_freed_cores_with_what_fits_and_pays_for_the_
     assert greedy([Item(1, 300), Item(3, 10), Item(4, 100), Item(1, 5)], quota=4) == 400
     # An item arriving later starts at its arrival, not before.
     assert greedy([Item(1, 10, arrival=100)], quota=4) == 110
+
+
+def test_the_windowed_dispatcher_waits_for_a_create_to_leave_the_sliding_window() -> None:
+    # Two creates in any 10 s: the third and fourth requests start when the first two creates
+    # leave the window (t=10), although cores are free all along.
+    burst = [Burst(1, 1, 4), Burst(1, 1, 4), Burst(1, 1, 4), Burst(1, 1, 4)]
+    assert greedy_windowed(burst[:2], cores=10, groups=10, windows=((10, 2),)) == 4
+    assert greedy_windowed(burst, cores=10, groups=10, windows=((10, 2),)) == 14
+    # Cores bind too: an array of 3 one-core pods waits for cores, then counts 3 creates.
+    assert greedy_windowed([Burst(1, 2, 20), Burst(3, 1, 5)], cores=3, groups=10, windows=((100, 10),)) == 25
