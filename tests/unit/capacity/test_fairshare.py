@@ -48,15 +48,31 @@ def test_a_borrower_waits_while_a_team_below_its_share_waits() -> None:
 
 
 def test_idle_capacity_is_borrowed_when_nobody_lower_waits() -> None:
-    held = {"a": h(50), "b": h(30)}  # c idle: both at their nominal share, 20 cores free
-    # a borrowing 4 reaches level 1.08; b needs 2.4 cores to get there, which is reserved: fits
-    assert refusal("a", h(4), used=h(80), budget=BUDGET, held=held, waiting={"b": h(10)}, shares=SHARES) is None
+    held = {"a": h(50), "b": h(29)}  # c idle: a at its nominal share, b one core below, 21 free
+    # a borrowing 4 reaches level 1.08; b needs 3.4 cores to get there, which is reserved: fits
+    assert refusal("a", h(4), used=h(79), budget=BUDGET, held=held, waiting={"b": h(10)}, shares=SHARES) is None
     # with 5 cores free the reservation does not leave room: b goes first
     why = refusal("a", h(4), used=h(95), budget=BUDGET, held=held, waiting={"b": h(10)}, shares=SHARES)
     assert why is not None
     assert "team(s) b" in why
     # nobody else waits: a borrows
     assert refusal("a", h(4), used=h(95), budget=BUDGET, held=held, waiting={}, shares=SHARES) is None
+
+
+def test_two_teams_at_the_same_level_never_hold_each_other_back() -> None:
+    # Both at their nominal share (level 1), one core free, each with a 1-core request waiting.
+    # Reserving for "every team below the level I would reach" refused both (each would pass the
+    # other): the core idled until another Job ended. The order (level, then name) lets one go.
+    held = {"a": h(50), "b": h(30), "c": h(19)}
+
+    def why(team: str, waiting: dict[str, Held]) -> str | None:
+        return refusal(team, h(1), used=h(99), budget=BUDGET, held=held, waiting=waiting, shares=SHARES)
+
+    assert why("a", {"a": h(1), "b": h(1)}) is None
+    assert why("b", {"a": h(1), "b": h(1)}) is not None
+    # and a team below both still goes first: c (0.95) is ahead of a and b
+    assert why("a", {"a": h(1), "b": h(1), "c": h(1)}) is not None
+    assert why("c", {"a": h(1), "b": h(1), "c": h(1)}) is None
 
 
 def test_the_borrowing_limit_holds_even_with_room() -> None:

@@ -151,3 +151,13 @@ def test_a_request_is_not_woken_while_one_of_its_team_of_higher_priority_waits()
     roomy = Standing(h(98, 98), Held(Decimal(200), 200), 300, {"a": h(99)})
     assert keys(choose([normal, big], roomy, SHARES)) == []
     assert keys(choose([normal], standing(90, held=held), SHARES)) == ["a-normal"]
+
+
+def test_a_team_whose_oldest_requests_are_all_too_large_still_takes_a_younger_one_that_fits() -> None:
+    # Team a is furthest below its share; its twenty oldest ask for 4 cores and only 1 is free.
+    # Admission takes a younger 1-core request of the same priority, so waking must find it too
+    # (it looked at the first 16 only, and the core idled until another Job ended).
+    held = {"a": h(40), "b": h(30), "c": h(20)}
+    sleepers = [sleeper(f"a-big-{i:02d}", 4, team="a", age=i) for i in range(20)]
+    sleepers += [sleeper("a-small", 1, team="a", age=30), sleeper("b-small", 1, team="b", age=0)]
+    assert keys(choose(sleepers, standing(99, held=held), SHARES)) == ["a-small"]
