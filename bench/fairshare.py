@@ -105,13 +105,13 @@ def _request(rng: random.Random, key: str, team: str, *, teams_on: bool, urgent:
     return Request(key, team, body, cpu, seconds, urgent)
 
 
-def teams_file(path: Path) -> Path:
+def teams_file(path: Path, borrow: int = BORROW) -> Path:
     teams = [
         {
             "name": name,
             "members": {"functionKeys": [hashlib.sha256(f"bench-key-{name}".encode()).hexdigest()]},
             "nominal": {"cores": share, "containerGroups": share},
-            "borrowingLimit": {"cores": BORROW, "containerGroups": BORROW},
+            "borrowingLimit": {"cores": borrow, "containerGroups": borrow},
             "weight": share // 10,
             "priorities": ["normal", "urgent"],
             "registries": ["mcr.microsoft.com"],
@@ -149,7 +149,15 @@ def sample(kube: TimedKubeStandIn, samples: Samples, t: float) -> None:
 
 
 def run(
-    mode: str, requests: list[Request], urgent: Request, *, scale: float, floor: float, urgent_at: float, step: float
+    mode: str,
+    requests: list[Request],
+    urgent: Request,
+    *,
+    scale: float,
+    floor: float,
+    urgent_at: float,
+    step: float,
+    borrow: int = BORROW,
 ) -> str:
     from devtools.azurite import Azurite
     from devtools.host import LocalHost
@@ -161,7 +169,7 @@ def run(
         "VNB_CAPACITY_MAX_WAIT_SECONDS": str(max(600, round(4 * floor * scale))),
     }
     if mode == "fairshare":
-        overrides["VNB_TEAMS_FILE"] = str(teams_file(workdir / "teams.json"))
+        overrides["VNB_TEAMS_FILE"] = str(teams_file(workdir / "teams.json", borrow))
     sent: dict[str, float] = {}
     outcome: dict[str, str] = {}
     samples = Samples()
@@ -240,7 +248,13 @@ def run(
         floor=floor,
         step=step,
         references=references_of(requests, urgent, urgent_at),
+        caps=caps_of(borrow) if mode == "fairshare" else None,
     )
+
+
+def caps_of(borrow: float) -> dict[str, float]:
+    """The most each team may hold under the bench's teams file."""
+    return {team: float(min(QUOTA_CORES, share + borrow)) for team, share in SHARES.items()}
 
 
 def items_of(requests: list[Request], urgent: Request, urgent_at: float) -> list[Item]:
@@ -279,13 +293,18 @@ def report(
     floor: float,
     step: float,
     references: dict[str, float] | None = None,
+    caps: dict[str, float] | None = None,
 ) -> str:
+    """``caps``: by team, the most it may hold (nominal share + borrowing limit; None: no teams
+    file, no limit). Quota a waiting team may not take because of its own limit is idle by the
+    teams file, not by admission: it is reported apart, and utilisation is also given of what the
+    waiting teams may use."""
     references = references or {}
     everyone = [*requests, urgent]
     by_team = {t: [r for r in everyone if r.team == t] for t in SHARES}
     lines = [f"[{mode}]"]
     phases: dict[str, dict[str, float]] = {"all three wait": {}, "c idle, a and b wait": {}}
-    busy = used = idle_fits = 0.0
+    busy = used = idle_fits = beyond = 0.0
     for t, held in zip(samples.times, samples.held, strict=True):
         queued = [
             r for r in everyone if r.key in sent and sent[r.key] <= t and samples.started.get(r.key, float("inf")) > t
@@ -296,8 +315,13 @@ def report(
             busy += QUOTA_CORES * step
             used += sum(held.values()) * step
             free = QUOTA_CORES - sum(held.values())
-            if any(r.cpu <= free for r in queued):  # idle although a waiting request would fit
-                idle_fits += free * step
+            usable = QUOTA_CORES
+            if caps is not None:  # what the teams may hold: their limits if they wait, else what they hold
+                usable = min(usable, sum(max(h, caps[tm]) if tm in waiting else h for tm, h in held.items()))
+            beyond += (QUOTA_CORES - usable) * step
+            room = free - (QUOTA_CORES - usable)
+            if any(r.cpu <= room and held[r.team] + r.cpu <= (caps or {}).get(r.team, QUOTA_CORES) for r in queued):
+                idle_fits += room * step  # idle although a waiting request would fit, within its limit
         # A share is owed to a team only while it can use it: what it holds plus what it waits for
         # reaches its target (a team with one request left waiting is not deprived of 60 cores).
         phase = (
@@ -325,8 +349,14 @@ def report(
     if busy:
         lines.append(
             f"  quota utilisation while any team waits: {100 * used / busy:.1f} %; idle while a waiting request "
-            f"would fit: {100 * idle_fits / busy:.1f} %, idle while none fits: {100 * (busy - used - idle_fits) / busy:.1f} %"
+            f"would fit: {100 * idle_fits / busy:.1f} %, beyond the waiting teams' borrowing limits: "
+            f"{100 * beyond / busy:.1f} %, idle while none fits: {100 * (busy - used - idle_fits - beyond) / busy:.1f} %"
         )
+        if beyond:
+            lines.append(
+                f"  utilisation of what the waiting teams may hold (the quota less what their limits keep them "
+                f"from): {100 * used / (busy - beyond):.1f} %"
+            )
     else:
         lines.append("  nobody waited")
     waits = [samples.started[r.key] - sent[r.key] for r in requests if r.key in samples.started]
@@ -358,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=0.05, help="wall seconds per simulated second")
     parser.add_argument("--sample", type=float, default=10.0, help="simulated seconds between samples")
     parser.add_argument("--mode", choices=("fairshare", "fcfs"), action="append")
+    parser.add_argument(
+        "--borrow", type=int, default=BORROW, help="each team's borrowing limit, cores and groups (60+: none binds)"
+    )
     args = parser.parse_args(argv)
     quiet_logs()
     logging.getLogger("vnode_batch").setLevel(logging.ERROR)
@@ -374,7 +407,18 @@ def main(argv: list[str] | None = None) -> int:
             f"÷ {QUOTA_CORES} cores: {by_cores:,.0f} s; longest request from its arrival: {by_longest:,.0f} s); "
             f"time scale {args.scale}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
-        print(run(mode, requests, urgent, scale=args.scale, floor=floor, urgent_at=urgent_at, step=args.sample))
+        print(
+            run(
+                mode,
+                requests,
+                urgent,
+                scale=args.scale,
+                floor=floor,
+                urgent_at=urgent_at,
+                step=args.sample,
+                borrow=args.borrow,
+            )
+        )
         print(f"  load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
