@@ -280,6 +280,68 @@ def backlogged(targets: dict[str, float], held: dict[str, float], wanted: dict[s
     return all(held[team] + wanted[team] >= share for team, share in targets.items())
 
 
+@dataclass
+class Measures:
+    """What ``report`` prints, as numbers: core-seconds by phase and team, and the quota's use
+    while any team waits (core-seconds: ``busy`` the quota's, ``used`` held, ``idle_fits`` idle
+    while a waiting request would fit within its team's limit, ``beyond`` what the waiting teams'
+    borrowing limits keep them from)."""
+
+    phases: dict[str, dict[str, float]]
+    busy: float = 0.0
+    used: float = 0.0
+    idle_fits: float = 0.0
+    beyond: float = 0.0
+
+    def shares(self, phase: str) -> dict[str, float]:
+        """Each team's percentage of the phase's core-seconds (``c`` left out while it is idle)."""
+        seconds = {t: s for t, s in self.phases[phase].items() if phase == ALL_WAIT or t != "c"}
+        whole = sum(seconds.values())
+        return {t: 100 * s / whole for t, s in seconds.items()} if whole else {}
+
+
+ALL_WAIT = "all three wait"
+C_IDLE = "c idle, a and b wait"
+
+
+def measure(
+    everyone: list[Request], sent: dict[str, float], samples: Samples, *, step: float, caps: dict[str, float] | None
+) -> Measures:
+    """Shares while the teams are backlogged and the quota's use while any team waits (module
+    docstring); ``caps`` as in :func:`report`."""
+    out = Measures({ALL_WAIT: {}, C_IDLE: {}})
+    for t, held in zip(samples.times, samples.held, strict=True):
+        queued = [
+            r for r in everyone if r.key in sent and sent[r.key] <= t and samples.started.get(r.key, float("inf")) > t
+        ]
+        waiting = {r.team for r in queued}
+        wanted = {team: sum(r.cpu for r in queued if r.team == team) for team in SHARES}
+        if waiting:
+            out.busy += QUOTA_CORES * step
+            out.used += sum(held.values()) * step
+            free = QUOTA_CORES - sum(held.values())
+            usable = QUOTA_CORES
+            if caps is not None:  # what the teams may hold: their limits if they wait, else what they hold
+                usable = min(usable, sum(max(h, caps[tm]) if tm in waiting else h for tm, h in held.items()))
+            out.beyond += (QUOTA_CORES - usable) * step
+            room = free - (QUOTA_CORES - usable)
+            if any(r.cpu <= room and held[r.team] + r.cpu <= (caps or {}).get(r.team, QUOTA_CORES) for r in queued):
+                out.idle_fits += room * step  # idle although a waiting request would fit, within its limit
+        # A share is owed to a team only while it can use it: what it holds plus what it waits for
+        # reaches its target (a team with one request left waiting is not deprived of 60 cores).
+        phase = (
+            ALL_WAIT
+            if waiting == set(SHARES) and backlogged({t: float(v) for t, v in SHARES.items()}, held, wanted)
+            else C_IDLE
+            if waiting == {"a", "b"} and backlogged(IDLE_C_TARGETS, held, wanted)
+            else None
+        )
+        if phase:
+            for team, cores in held.items():
+                out.phases[phase][team] = out.phases[phase].get(team, 0.0) + cores * step
+    return out
+
+
 def report(
     mode: str,
     requests: list[Request],
@@ -303,49 +365,18 @@ def report(
     everyone = [*requests, urgent]
     by_team = {t: [r for r in everyone if r.team == t] for t in SHARES}
     lines = [f"[{mode}]"]
-    phases: dict[str, dict[str, float]] = {"all three wait": {}, "c idle, a and b wait": {}}
-    busy = used = idle_fits = beyond = 0.0
-    for t, held in zip(samples.times, samples.held, strict=True):
-        queued = [
-            r for r in everyone if r.key in sent and sent[r.key] <= t and samples.started.get(r.key, float("inf")) > t
-        ]
-        waiting = {r.team for r in queued}
-        wanted = {team: sum(r.cpu for r in queued if r.team == team) for team in SHARES}
-        if waiting:
-            busy += QUOTA_CORES * step
-            used += sum(held.values()) * step
-            free = QUOTA_CORES - sum(held.values())
-            usable = QUOTA_CORES
-            if caps is not None:  # what the teams may hold: their limits if they wait, else what they hold
-                usable = min(usable, sum(max(h, caps[tm]) if tm in waiting else h for tm, h in held.items()))
-            beyond += (QUOTA_CORES - usable) * step
-            room = free - (QUOTA_CORES - usable)
-            if any(r.cpu <= room and held[r.team] + r.cpu <= (caps or {}).get(r.team, QUOTA_CORES) for r in queued):
-                idle_fits += room * step  # idle although a waiting request would fit, within its limit
-        # A share is owed to a team only while it can use it: what it holds plus what it waits for
-        # reaches its target (a team with one request left waiting is not deprived of 60 cores).
-        phase = (
-            "all three wait"
-            if waiting == set(SHARES) and backlogged({t: float(v) for t, v in SHARES.items()}, held, wanted)
-            else "c idle, a and b wait"
-            if waiting == {"a", "b"} and backlogged(IDLE_C_TARGETS, held, wanted)
-            else None
-        )
-        if phase:
-            for team, cores in held.items():
-                phases[phase][team] = phases[phase].get(team, 0.0) + cores * step
-    for phase, by_phase in phases.items():
-        seconds = by_phase if phase == "all three wait" else {t: s for t, s in by_phase.items() if t != "c"}
-        total = sum(seconds.values())
-        if not total:
+    m = measure(everyone, sent, samples, step=step, caps=caps)
+    for phase in (ALL_WAIT, C_IDLE):
+        shares = m.shares(phase)
+        if not shares:
             lines.append(f"  {phase}: never")
             continue
         # c idle: what a and b hold of what c leaves, by weight 62.5/37.5
-        targets = SHARES if phase == "all three wait" else IDLE_C_TARGETS
-        parts = ", ".join(
-            f"{team} {100 * s / total:.1f} % (target {targets[team]:g} %)" for team, s in sorted(seconds.items())
-        )
+        targets = SHARES if phase == ALL_WAIT else IDLE_C_TARGETS
+        parts = ", ".join(f"{team} {pct:.1f} % (target {targets[team]:g} %)" for team, pct in sorted(shares.items()))
+        total = sum(s for t, s in m.phases[phase].items() if phase == ALL_WAIT or t != "c")
         lines.append(f"  share of core-seconds while {phase} ({total / QUOTA_CORES:,.0f} s at full quota): {parts}")
+    busy, used, idle_fits, beyond = m.busy, m.used, m.idle_fits, m.beyond
     if busy:
         lines.append(
             f"  quota utilisation while any team waits: {100 * used / busy:.1f} %; idle while a waiting request "
