@@ -10,10 +10,11 @@ from pydantic import field_validator
 from shared.config.fields import SettingsGroup, setting
 
 TelemetryMode = Literal["off", "console", "otlp", "azuremonitor"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 class TelemetrySettings(SettingsGroup):
-    """VNB_TELEMETRY and VNB_TRACE_URL."""
+    """VNB_TELEMETRY, VNB_TRACE_URL and VNB_AZURE_SDK_LOG_LEVEL."""
 
     telemetry: TelemetryMode | None = setting(
         "VNB_TELEMETRY",
@@ -33,6 +34,22 @@ class TelemetrySettings(SettingsGroup):
             "Insights transaction search URL): GET /api/requests/{id} shows it as `traceUrl`."
         ),
     )
+
+    azure_sdk_log_level: LogLevel = setting(
+        "VNB_AZURE_SDK_LOG_LEVEL",
+        "WARNING",
+        (
+            "Level of the Azure SDK's own loggers (`azure.*`). azure-core logs every HTTP request and "
+            "response, headers included, at INFO, and the Python worker forwards every INFO record to the "
+            "host (and Application Insights): two per storage call. `INFO` shows them again, to "
+            'debug SDK calls. docs/operations.md "Telemetry".'
+        ),
+    )
+
+    @field_validator("azure_sdk_log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        return str(value).strip().upper() if isinstance(value, str) else value
 
     @field_validator("trace_url")
     @classmethod

@@ -6,6 +6,7 @@ and cached, so the hot path neither re-parses settings nor rebuilds clients.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -96,11 +97,21 @@ def check_settings(environ: Mapping[str, str] | None = None) -> Settings | None:
     (``utils/tracing.serialize_exception``), so the host loads no function, no trigger listens and
     queued requests stay on the queue untouched until the setting is fixed. The parsed settings are
     cached (``settings_from``), so invocations do not parse them again.
+
+    Also sets the Azure SDK's loggers (``azure``) to VNB_AZURE_SDK_LOG_LEVEL: azure-core's
+    ``HttpLoggingPolicy`` logs each request and response with its headers at INFO unless its
+    logger is not enabled for it (``azure/core/pipeline/policies/_universal.py``
+    ``HttpLoggingPolicy.on_request``: ``if not logger.isEnabledFor(log_level): return``), and the
+    Python worker sets the root logger to INFO and forwards every record to the host as an
+    ``RpcLog`` (azure-functions-python-worker ``workers/proxy_worker/dispatcher.py``:
+    ``Dispatcher.dispatch_forever``, ``AsyncLoggingHandler.emit`` → ``on_logging``): the host's
+    ``logging.logLevel`` filters only after the worker has formatted and sent them.
     """
     env = os.environ if environ is None else environ
     if not any(name == STORAGE_CONNECTION or name.startswith(f"{STORAGE_CONNECTION}__") for name in env):
         return None
     settings = settings_from(env)
+    logging.getLogger("azure").setLevel(settings.azure_sdk_log_level)
     check_teams(settings)
     from shared.schedules.enqueue import check_schedules  # croniter: imported at indexing anyway
 

@@ -1,6 +1,8 @@
-"""VNB_TELEMETRY and VNB_TRACE_URL: a bad value stops startup naming the setting."""
+"""VNB_TELEMETRY, VNB_TRACE_URL and VNB_AZURE_SDK_LOG_LEVEL: a bad value stops startup naming the setting."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
@@ -35,3 +37,28 @@ def test_the_default_mode_follows_the_application_insights_connection_string() -
     assert mode_of(settings, {"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}) == "azuremonitor"
     explicit = Settings.from_env(make_env(VNB_TELEMETRY="console"))
     assert mode_of(explicit, {"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"}) == "console"
+
+
+@pytest.mark.parametrize(("value", "level"), [(None, logging.WARNING), ("info", logging.INFO)])
+def test_the_azure_sdk_logs_every_request_only_when_asked(value: str | None, level: int) -> None:
+    # azure-core logs each request and response with its headers at INFO, and the Python worker
+    # forwards every INFO record to the host: by default the app keeps the SDK's loggers at WARNING.
+    from shared.flows.runtime import check_settings
+
+    sdk = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    saved = logging.getLogger("azure").level
+    try:
+        env = make_env(AzureWebJobsStorage="UseDevelopmentStorage=true")
+        if value is not None:
+            env["VNB_AZURE_SDK_LOG_LEVEL"] = value
+        check_settings(env)
+        assert logging.getLogger("azure").level == level
+        assert sdk.isEnabledFor(logging.INFO) is (level == logging.INFO)
+    finally:
+        logging.getLogger("azure").setLevel(saved)
+
+
+def test_a_bad_sdk_log_level_is_named() -> None:
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env(make_env(VNB_AZURE_SDK_LOG_LEVEL="chatty"))
+    assert "VNB_AZURE_SDK_LOG_LEVEL" in {name for name, _ in e.value.problems}
