@@ -24,8 +24,10 @@ resource it uses is at level 1 already (it can only borrow).
 2. no request of ``t`` with a higher priority is waiting (its own requests: priority, then age);
 3. it still fits after reserving, for every *waiting* team ``u`` ahead of ``t`` — lower in the
    order (level now, then name) — what ``u`` needs to reach the level ``t`` would reach with
-   this Job (capped by what ``u`` is known to wait for):
-   ``used + D + Σ_u min(waiting_u, need_u(level_t + D)) ≤ budget`` on both resources.
+   this Job (capped by what ``u`` is known to wait for and by what its own borrowing limit
+   still lets it take — a team at its limit is owed nothing):
+   ``used + D + Σ_u min(waiting_u, need_u(level_t + D), limit_u − held_u) ≤ budget`` on both
+   resources.
 
 So a freed core goes to the waiting team furthest below its share; an idle team's share is
 borrowed by the others in proportion to their weights (water-filling: each borrower's level
@@ -145,7 +147,14 @@ def refusal(
         if (level(have, theirs, budget=budget, weights=weights), other) >= (mine_now, team):
             continue  # not ahead of this team in the order (level, then name): it goes after
         owed = need(have, theirs, mine_level, budget=budget, weights=weights)
-        reserved = reserved.plus(Held(min(owed.cores, wants.cores), min(owed.groups, wants.groups)))
+        owed = Held(min(owed.cores, wants.cores), min(owed.groups, wants.groups))
+        if theirs.borrow is not None:  # never more than its own limit still lets it take (rule 1)
+            room = theirs.nominal.plus(theirs.borrow)
+            room = Held(room.cores - have.cores, room.groups - have.groups)
+            if room.cores <= 0 or room.groups <= 0:
+                continue  # at its limit: it can take no Job, so nothing is owed to it
+            owed = Held(min(owed.cores, room.cores), min(owed.groups, room.groups))
+        reserved = reserved.plus(owed)
         lower.append(other)
     if lower and not used.plus(demand).plus(reserved).fits(budget):
         return (
