@@ -25,6 +25,7 @@ Create windows are a third budget: each pick uses at least one create per contai
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +33,7 @@ from decimal import Decimal
 
 from shared.capacity import fairshare
 from shared.capacity.fairshare import Held
-from shared.capacity.teamview import URGENT, Shares, rank, total
+from shared.capacity.teamview import URGENT, Shares, rank
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,14 @@ def choose(
     if not shares:
         return _first_fit(order, standing)
     picked: list[Sleeper] = []
-    left = list(order)
-    while left and standing.free():
-        pick = _next_fair(left, standing, shares, unwakeable)
+    pool = _Pool(order, unwakeable, shares)
+    while standing.free():
+        pick = _next_fair(pool, standing, shares)
         if pick is None:
             break
         standing.take(pick)
         picked.append(pick)
-        left.remove(pick)
+        pool.remove(pick)
     return picked
 
 
@@ -107,44 +108,80 @@ def _first_fit(order: list[Sleeper], standing: Standing) -> list[Sleeper]:
     return picked
 
 
-def _next_fair(
-    left: list[Sleeper], standing: Standing, shares: Shares, unwakeable: Sequence[Sleeper]
-) -> Sleeper | None:
-    urgent = [s for s in left if s.priority == URGENT]
-    for s in urgent:  # before any team's level, never past a borrowing limit (rule 1)
+class _Pool:
+    """The requests still to pick from, with what every pick reads kept up to date as picks
+    leave (one pass over the sleepers per ``choose``, not one per pick)."""
+
+    def __init__(self, order: list[Sleeper], unwakeable: Sequence[Sleeper], shares: Shares) -> None:
+        self.shares = shares
+        self.urgent = [s for s in order if s.priority == URGENT]
+        self.by_team: dict[str | None, list[Sleeper]] = {}
+        for s in order:
+            if s.priority != URGENT:
+                self.by_team.setdefault(self._key(s), []).append(s)
+        self.waiting: dict[str, Held] = {}  # a team's own entry is not read by ``fairshare.refusal``
+        self.ranks: dict[str, Counter[int]] = {}  # by team: how many wait at each priority, urgent included
+        self.blocked_by_urgent = Held()
+        for s in [*order, *unwakeable]:
+            if s.team:
+                self.waiting[s.team] = self.waiting.get(s.team, Held()).plus(s.wants)
+                self.ranks.setdefault(s.team, Counter())[rank(s.priority)] += 1
+            if s.priority == URGENT:
+                self.blocked_by_urgent = self.blocked_by_urgent.plus(s.wants)
+
+    def _key(self, s: Sleeper) -> str | None:
+        return s.team if s.team in self.shares else None  # no team (or an unknown one): budget only
+
+    def highest(self, team: str) -> int:
+        """The highest priority of ``team`` still waiting (urgent included)."""
+        return max((r for r, n in self.ranks.get(team, Counter()).items() if n > 0), default=0)
+
+    def remove(self, s: Sleeper) -> None:
+        if s.priority == URGENT:
+            self.urgent.remove(s)
+            self.blocked_by_urgent = Held(
+                self.blocked_by_urgent.cores - s.wants.cores, self.blocked_by_urgent.groups - s.wants.groups
+            )
+        else:
+            self.by_team[self._key(s)].remove(s)
+        if s.team:
+            had = self.waiting[s.team]
+            self.waiting[s.team] = Held(had.cores - s.wants.cores, had.groups - s.wants.groups)
+            self.ranks[s.team][rank(s.priority)] -= 1
+
+
+def _next_fair(pool: _Pool, standing: Standing, shares: Shares) -> Sleeper | None:
+    for s in pool.urgent:  # before any team's level, never past a borrowing limit (rule 1)
         if standing.fits(s) and _within_limit(s, standing, shares):
             return s
-    blocked_by_urgent = total(s.wants for s in [*urgent, *unwakeable] if s.priority == URGENT)
     weights = sum((share.weight for share in shares.values()), Decimal(0))
-    by_team: dict[str | None, list[Sleeper]] = {}
-    waiting: dict[str, Held] = {}  # a team's own entry is not read by ``fairshare.refusal``
-    highest: dict[str, int] = {}  # by team: the highest priority waiting, urgent included
-    for s in [*left, *unwakeable]:
-        if s.team:
-            waiting[s.team] = waiting.get(s.team, Held()).plus(s.wants)
-            highest[s.team] = max(highest.get(s.team, 0), rank(s.priority))
-    for s in left:
-        if s.priority != URGENT:
-            by_team.setdefault(s.team if s.team in shares else None, []).append(s)
 
     def level(team: str | None) -> Decimal:
         if team is None:  # no team: admission checks the budget only
             return Decimal(-1)
         return fairshare.level(standing.held.get(team, Held()), shares[team], budget=standing.whole, weights=weights)
 
-    for team in sorted(by_team, key=lambda t: (level(t), t or "")):
-        mine = by_team[team]
+    for team in sorted((t for t, mine in pool.by_team.items() if mine), key=lambda t: (level(t), t or "")):
+        mine = pool.by_team[team]
         top = -rank(mine[0].priority)
-        if team is not None and -top < highest.get(team, 0):
+        if team is not None and -top < pool.highest(team):
             continue  # rule 2: one of its own of a higher priority waits (admission's ``ahead_in_team``)
         # Rule 2: its own order; every request of its top priority is tried, oldest first — a
         # younger, smaller one may fit where the older ones do not, and admission takes either.
         # (Trying only the first 16 left a team whose oldest were all large idle behind them:
         # bench/ideal_fair.py, 0.2 % of the quota idle while a request would fit → 0.1 %.)
-        for s in [s for s in mine if -rank(s.priority) == top]:
-            if not standing.fits(s) or not standing.used.plus(s.wants).plus(blocked_by_urgent).fits(standing.whole):
+        tried: set[Held] = set()  # the answer depends on the team and the demand only
+        for s in mine:
+            if -rank(s.priority) != top:
+                break  # ordered by priority first: the rest are lower
+            if s.wants in tried:
                 continue
-            if team is None or _fair(s, waiting, standing, shares):
+            tried.add(s.wants)
+            if not standing.fits(s) or not standing.used.plus(s.wants).plus(pool.blocked_by_urgent).fits(
+                standing.whole
+            ):
+                continue
+            if team is None or _fair(s, pool.waiting, standing, shares):
                 return s
     return None
 
