@@ -101,7 +101,7 @@ class _PipeLogHandler(logging.Handler):
         self.conn, self.send_lock = conn, lock
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("azure_functions") and record.levelno < logging.WARNING:
+        if record.name.startswith(("azure.functions", "azure_functions")) and record.levelno < logging.WARNING:
             return  # the runtime's per-invocation chatter (the app sets the SDK's own level:
             # VNB_AZURE_SDK_LOG_LEVEL, shared.flows.runtime.check_settings)
         try:

@@ -41,8 +41,9 @@ class TelemetrySettings(SettingsGroup):
         (
             "Level of the Azure SDK's own loggers (`azure.*`). azure-core logs every HTTP request and "
             "response, headers included, at INFO, and the Python worker forwards every INFO record to the "
-            "host (and Application Insights): two per storage call. `INFO` shows them again, to "
-            'debug SDK calls. docs/operations.md "Telemetry".'
+            "host (and Application Insights): two per storage call. The Functions runtime's own `azure.functions` "
+            "INFO lines (indexing, one per invocation) are under it too. `INFO` shows them again, to debug "
+            'SDK calls. docs/operations.md "Telemetry".'
         ),
     )
 
