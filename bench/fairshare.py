@@ -105,7 +105,8 @@ def _request(rng: random.Random, key: str, team: str, *, teams_on: bool, urgent:
     return Request(key, team, body, cpu, seconds, urgent)
 
 
-def teams_file(path: Path, borrow: int = BORROW) -> Path:
+def teams_doc(borrow: int = BORROW) -> dict[str, Any]:
+    """The bench's teams file (VNB_TEAMS_FILE's format), each team may borrow ``borrow``."""
     teams = [
         {
             "name": name,
@@ -118,7 +119,11 @@ def teams_file(path: Path, borrow: int = BORROW) -> Path:
         }
         for name, share in SHARES.items()
     ]
-    path.write_text(json.dumps({"version": 1, "teams": teams}, indent=2))
+    return {"version": 1, "teams": teams}
+
+
+def teams_file(path: Path, borrow: int = BORROW) -> Path:
+    path.write_text(json.dumps(teams_doc(borrow), indent=2))
     return path
 
 

@@ -34,17 +34,20 @@ from bench.fairshare import (
     plan,
     references_of,
     report,
+    teams_doc,
 )
 from bench.floors import lower_bound
 from shared.capacity.fairshare import Held, Share
+from shared.capacity.teamview import shares_of, total
 from shared.capacity.wake import Sleeper, Standing, choose
+from shared.teams.model import parse
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def shares(borrow: int = BORROW) -> dict[str, Share]:
-    """The bench's teams file as ``fairshare`` reads it (nominal = share on cores and groups)."""
-    return {t: Share(Held(Decimal(s), s), Held(Decimal(borrow), borrow), Decimal(s // 10)) for t, s in SHARES.items()}
+    """The real run's shares: its teams file, read by the app's own parser."""
+    return shares_of(parse(teams_doc(borrow)))
 
 
 def simulate(
@@ -67,7 +70,7 @@ def simulate(
         for _, key in running:
             r = by_key[key]
             held[r.team] = held.get(r.team, Held()).plus(Held(Decimal(str(r.cpu)), 1))
-        used = Held(sum((h.cores for h in held.values()), Decimal(0)), sum(h.groups for h in held.values()))
+        used = total(held.values())
         standing = Standing(used, Held(Decimal(QUOTA_CORES), QUOTA_CORES), 10**9, held if teams_on else {})
         sleepers = [
             Sleeper(

@@ -70,6 +70,9 @@ class Held:
     def plus(self, other: Held) -> Held:
         return Held(self.cores + other.cores, self.groups + other.groups)
 
+    def minus(self, other: Held) -> Held:
+        return Held(self.cores - other.cores, self.groups - other.groups)
+
     def fits(self, budget: Held) -> bool:
         return self.cores <= budget.cores and self.groups <= budget.groups
 
@@ -82,6 +85,11 @@ class Share:
     borrow: Held | None = None
     """Borrowing limit beyond the nominal share; None: up to the budget."""
     weight: Decimal = Decimal(1)
+
+    @property
+    def limit(self) -> Held | None:
+        """The most the team may hold (nominal share + borrowing limit); None: up to the budget."""
+        return None if self.borrow is None else self.nominal.plus(self.borrow)
 
 
 def level(held: Held, share: Share, *, budget: Held, weights: Decimal) -> Decimal:
@@ -128,8 +136,8 @@ def refusal(
         return None
     mine = held.get(team, Held())
     after = mine.plus(demand)
-    if share.borrow is not None and not after.fits(share.nominal.plus(share.borrow)):
-        cap = share.nominal.plus(share.borrow)
+    cap = share.limit
+    if cap is not None and not after.fits(cap):
         return (
             f"team {team} holds {_num(mine.cores)} cores, {mine.groups} container groups; "
             f"its nominal share plus borrowing limit is {_num(cap.cores)} cores, {cap.groups} groups"
@@ -148,9 +156,8 @@ def refusal(
             continue  # not ahead of this team in the order (level, then name): it goes after
         owed = need(have, theirs, mine_level, budget=budget, weights=weights)
         owed = Held(min(owed.cores, wants.cores), min(owed.groups, wants.groups))
-        if theirs.borrow is not None:  # never more than its own limit still lets it take (rule 1)
-            room = theirs.nominal.plus(theirs.borrow)
-            room = Held(room.cores - have.cores, room.groups - have.groups)
+        if theirs.limit is not None:  # never more than its own limit still lets it take (rule 1)
+            room = theirs.limit.minus(have)
             if room.cores <= 0 or room.groups <= 0:
                 continue  # at its limit: it can take no Job, so nothing is owed to it
             owed = Held(min(owed.cores, room.cores), min(owed.groups, room.groups))

@@ -139,14 +139,11 @@ class _Pool:
     def remove(self, s: Sleeper) -> None:
         if s.priority == URGENT:
             self.urgent.remove(s)
-            self.blocked_by_urgent = Held(
-                self.blocked_by_urgent.cores - s.wants.cores, self.blocked_by_urgent.groups - s.wants.groups
-            )
+            self.blocked_by_urgent = self.blocked_by_urgent.minus(s.wants)
         else:
             self.by_team[self._key(s)].remove(s)
         if s.team:
-            had = self.waiting[s.team]
-            self.waiting[s.team] = Held(had.cores - s.wants.cores, had.groups - s.wants.groups)
+            self.waiting[s.team] = self.waiting[s.team].minus(s.wants)
             self.ranks[s.team][rank(s.priority)] -= 1
 
 
@@ -188,9 +185,9 @@ def _next_fair(pool: _Pool, standing: Standing, shares: Shares) -> Sleeper | Non
 
 def _within_limit(s: Sleeper, standing: Standing, shares: Shares) -> bool:
     share = shares.get(s.team or "")
-    if share is None or share.borrow is None:
+    if share is None or share.limit is None:
         return True
-    return standing.held.get(s.team or "", Held()).plus(s.wants).fits(share.nominal.plus(share.borrow))
+    return standing.held.get(s.team or "", Held()).plus(s.wants).fits(share.limit)
 
 
 def _fair(s: Sleeper, waiting: Mapping[str, Held], standing: Standing, shares: Shares) -> bool:
