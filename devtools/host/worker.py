@@ -102,8 +102,11 @@ class _PipeLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(("azure.functions", "azure_functions")) and record.levelno < logging.WARNING:
-            return  # the runtime's per-invocation chatter (the app sets the SDK's own level:
-            # VNB_AZURE_SDK_LOG_LEVEL, shared.flows.runtime.check_settings)
+            # The runtime's per-invocation chatter. Not a platform rule: the proxy forwards these
+            # too (proxy_worker dispatcher.py ``on_logging``) and the host's ``logging.logLevel``
+            # decides; the local host drops them to keep its console readable. The SDK's own
+            # records are the app's to level (VNB_AZURE_SDK_LOG_LEVEL, ``check_settings``).
+            return
         try:
             message = record.getMessage()
             if record.exc_info:
